@@ -1,0 +1,105 @@
+#include "state.h"
+#include "embedded.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int luaopen_cjson(lua_State *L);
+int luaopen_cjson_safe(lua_State *L);
+
+const char *sg_tostring_error(lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  if (lua_type(L, idx) == LUA_TSTRING) {
+    lua_pushvalue(L, idx);
+  } else if (luaL_callmeta(L, idx, "__tostring") && lua_type(L, -1) == LUA_TSTRING) {
+    /* the string produced by __tostring is on the stack */
+  } else {
+    if (lua_gettop(L) > idx && !lua_isstring(L, -1)) lua_pop(L, 1);
+    lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, idx));
+  }
+  return lua_tostring(L, -1);
+}
+
+int sg_msghandler(lua_State *L) {
+  const char *msg = sg_tostring_error(L, 1);
+  luaL_traceback(L, L, msg, 1);
+  return 1;
+}
+
+static int load_embedded(lua_State *L, const struct sg_embedded *m) {
+  if (luaL_loadbuffer(L, m->source, m->size, m->chunkname) != LUA_OK)
+    return lua_error(L);
+  lua_pushstring(L, m->chunkname + 1);
+  return 2;
+}
+
+/* package.searchers entry: development tree first (SGRUN_DEV_ROOT), then the embedded copy. */
+static int search_sgrun(lua_State *L) {
+  const char *name = luaL_checkstring(L, 1);
+  const char *root = getenv("SGRUN_DEV_ROOT");
+  if (root && *root) {
+    static const char *const dirs[] = {"stdlib", "sim"};
+    luaL_Buffer rel;
+    luaL_buffinit(L, &rel);
+    luaL_addgsub(&rel, name, ".", "/");
+    luaL_pushresult(&rel);
+    const char *relpath = lua_tostring(L, -1);
+    for (size_t i = 0; i < sizeof dirs / sizeof *dirs; i++) {
+      static const char *const forms[] = {"%s/%s/%s.lua", "%s/%s/%s/init.lua"};
+      for (size_t j = 0; j < 2; j++) {
+        const char *path = lua_pushfstring(L, forms[j], root, dirs[i], relpath);
+        FILE *f = fopen(path, "r");
+        if (f) {
+          fclose(f);
+          if (luaL_loadfile(L, path) != LUA_OK) return lua_error(L);
+          lua_pushstring(L, path);
+          return 2;
+        }
+        lua_pop(L, 1);
+      }
+    }
+    lua_pop(L, 1);
+  }
+  for (const struct sg_embedded *m = sg_embedded_modules; m->module; m++)
+    if (strcmp(m->module, name) == 0) return load_embedded(L, m);
+  lua_pushfstring(L, "no embedded sgrun module '%s'", name);
+  return 1;
+}
+
+static int open_state(lua_State *L) {
+  luaL_openlibs(L);
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+  lua_pushcfunction(L, luaopen_cjson);
+  lua_setfield(L, -2, "cjson");
+  lua_pushcfunction(L, luaopen_cjson_safe);
+  lua_setfield(L, -2, "cjson.safe");
+  for (const struct sg_binding *b = sg_bindings; b->module; b++) {
+    lua_pushcfunction(L, b->open);
+    lua_setfield(L, -2, b->module);
+  }
+  lua_pop(L, 1);
+
+  /* insert our searcher right after the preload searcher */
+  lua_getglobal(L, "package");
+  lua_getfield(L, -1, "searchers");
+  lua_Integer n = (lua_Integer)luaL_len(L, -1);
+  for (lua_Integer i = n; i >= 2; i--) {
+    lua_rawgeti(L, -1, i);
+    lua_rawseti(L, -2, i + 1);
+  }
+  lua_pushcfunction(L, search_sgrun);
+  lua_rawseti(L, -2, 2);
+  lua_pop(L, 2);
+  return 0;
+}
+
+lua_State *sg_state_new(void) {
+  lua_State *L = luaL_newstate();
+  if (!L) return NULL;
+  lua_pushcfunction(L, open_state);
+  if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
+    lua_close(L);
+    return NULL;
+  }
+  return L;
+}

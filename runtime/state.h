@@ -1,0 +1,26 @@
+#ifndef SG_STATE_H
+#define SG_STATE_H
+#include <lua.h>
+#include <lauxlib.h>
+#include <lualib.h>
+
+/* A C module preloaded into every state as "_sg.NAME" (list generated from bindings/). */
+struct sg_binding {
+  const char *module;
+  lua_CFunction open;
+};
+extern const struct sg_binding sg_bindings[];
+
+/* A fresh Lua state: standard libraries, "cjson", every "_sg.*" binding preloaded, and a searcher
+ * that finds the embedded stdlib/ and sim/ modules (or, when SGRUN_DEV_ROOT names a source tree,
+ * the files there first, so Lua edits need no rebuild). Returns NULL when out of memory. */
+lua_State *sg_state_new(void);
+
+/* Message handler for lua_pcall: turns the error at the top into "message\ntraceback". */
+int sg_msghandler(lua_State *L);
+
+/* The printable form of the value at idx: strings as-is, __tostring when present, else a
+ * description of its type. Pushes the result and returns it. */
+const char *sg_tostring_error(lua_State *L, int idx);
+
+#endif
