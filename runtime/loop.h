@@ -1,0 +1,44 @@
+#ifndef SG_LOOP_H
+#define SG_LOOP_H
+/* The event loop: epoll for file descriptors, a min-heap of one-shot timers, and a self-pipe that
+ * turns signals into loop events. It knows nothing of Lua or curl. */
+
+enum { SG_READ = 1, SG_WRITE = 2 };
+
+typedef struct sg_loop sg_loop;
+typedef struct sg_timer sg_timer;
+typedef void (*sg_fd_fn)(void *ud, int fd, int events);
+typedef void (*sg_timer_fn)(void *ud);
+
+sg_loop *sg_loop_new(void);
+void sg_loop_free(sg_loop *loop);
+
+/* The process-wide loop the runtime uses (created on first use). */
+sg_loop *sg_loop_default(void);
+
+/* Seconds on the monotonic clock. */
+double sg_now(void);
+
+/* Watch fd for events (SG_READ|SG_WRITE); events == 0 stops watching. Returns 0 or -errno. */
+int sg_loop_watch(sg_loop *loop, int fd, int events, sg_fd_fn fn, void *ud);
+
+/* A one-shot timer after delay seconds (0 runs on the next iteration). Returned handle is valid
+ * until it fires or is stopped. */
+sg_timer *sg_timer_start(sg_loop *loop, double delay, sg_timer_fn fn, void *ud);
+void sg_timer_stop(sg_loop *loop, sg_timer *t);
+
+/* Number of timers and watched fds: zero means nothing can ever wake the loop. */
+int sg_loop_pending(const sg_loop *loop);
+
+/* Waits at most max_wait seconds (negative: until something happens) and dispatches what is due.
+ * Returns the number of callbacks run. */
+int sg_loop_run_once(sg_loop *loop, double max_wait);
+
+/* SIGINT/SIGTERM handling: the handler only records the signal and writes the self-pipe, so a
+ * blocked loop wakes up; in_handler (may be NULL) also runs inside the handler, so it must be
+ * async-signal-safe. sg_loop_take_signal returns and clears the last one (0 if none). */
+void sg_loop_catch_signals(sg_loop *loop, void (*in_handler)(int sig));
+int sg_loop_take_signal(void);
+int sg_loop_peek_signal(void);
+
+#endif

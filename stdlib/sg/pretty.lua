@@ -1,0 +1,89 @@
+-- sg.pretty: readable, bounded printing of Lua values (sorted keys, cycles marked, long lists
+-- and deep nesting elided).
+local M = {}
+
+local defaults = { depth = 6, items = 40, indent = "  " }
+
+local function is_identifier(s)
+  return type(s) == "string" and s:match("^[%a_][%w_]*$") ~= nil
+end
+
+local function key_order(a, b)
+  local ta, tb = type(a), type(b)
+  if ta ~= tb then return ta < tb end
+  if ta == "number" or ta == "string" then return a < b end
+  return tostring(a) < tostring(b)
+end
+
+local function scalar(v)
+  if type(v) == "string" then return string.format("%q", v) end
+  return tostring(v)
+end
+
+local function format(v, opts, level, seen, out)
+  if type(v) ~= "table" then
+    out[#out + 1] = scalar(v)
+    return
+  end
+  local mt = getmetatable(v)
+  if mt and mt.__tostring then
+    out[#out + 1] = tostring(v)
+    return
+  end
+  if seen[v] then
+    out[#out + 1] = "<cycle>"
+    return
+  end
+  if level >= opts.depth then
+    out[#out + 1] = "{...}"
+    return
+  end
+  if next(v) == nil then
+    out[#out + 1] = "{}"
+    return
+  end
+  seen[v] = true
+  local pad = opts.indent:rep(level + 1)
+  out[#out + 1] = "{\n"
+  local n = #v
+  local shown = 0
+  for i = 1, n do
+    if shown >= opts.items then
+      out[#out + 1] = pad .. string.format("... (%d more)\n", n - shown)
+      break
+    end
+    out[#out + 1] = pad
+    format(v[i], opts, level + 1, seen, out)
+    out[#out + 1] = ",\n"
+    shown = shown + 1
+  end
+  local keys = {}
+  for k in pairs(v) do
+    if not (math.type(k) == "integer" and k >= 1 and k <= n) then keys[#keys + 1] = k end
+  end
+  table.sort(keys, key_order)
+  for i, k in ipairs(keys) do
+    if i > opts.items then
+      out[#out + 1] = pad .. string.format("... (%d more keys)\n", #keys - opts.items)
+      break
+    end
+    out[#out + 1] = pad .. (is_identifier(k) and k or ("[" .. scalar(k) .. "]")) .. " = "
+    format(v[k], opts, level + 1, seen, out)
+    out[#out + 1] = ",\n"
+  end
+  seen[v] = nil
+  out[#out + 1] = opts.indent:rep(level) .. "}"
+end
+
+---Formats a value as readable text.
+---@param value any
+---@param opts? {depth?: integer, items?: integer, indent?: string}
+---@return string
+function M.format(value, opts)
+  opts = setmetatable(opts or {}, { __index = defaults })
+  local out = {}
+  format(value, opts, 0, {}, out)
+  return table.concat(out)
+end
+
+return M

@@ -1,0 +1,149 @@
+/* A small HTTP server for the runtime's tests and benchmarks (not the provider emulator).
+ * Prints its port on stdout, then serves until killed:
+ *   /hello            a fixed short body (benchmarks)
+ *   /delay?ms=N&id=X  answers {"id":"X"} after N ms; concurrency is counted for /stats
+ *   /stats            {"current":..,"max_concurrent":..,"total":..};  /reset zeroes them
+ *   /bytes?n=N        N bytes of 'x'
+ *   /status?code=N    an empty response with that status
+ *   /echo             the request body back; X-Method and X-Query headers say what came
+ *   /drop             closes the connection without answering
+ * usage: testserver [--port N] */
+#include <microhttpd.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static long current, max_concurrent, total;
+
+struct upload {
+  char *data;
+  size_t len;
+};
+
+static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *body, size_t len,
+                             const char *type) {
+  struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+  if (type) MHD_add_response_header(r, "Content-Type", type);
+  enum MHD_Result ret = MHD_queue_response(c, status, r);
+  MHD_destroy_response(r);
+  return ret;
+}
+
+static long arg_long(struct MHD_Connection *c, const char *name, long def) {
+  const char *v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, name);
+  return v ? strtol(v, NULL, 10) : def;
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                              const char *version, const char *data, size_t *size, void **state) {
+  (void)cls;
+  (void)version;
+  struct upload *up = *state;
+  if (!up) {
+    *state = calloc(1, sizeof *up);
+    return *state ? MHD_YES : MHD_NO;
+  }
+  if (*size) {
+    char *p = realloc(up->data, up->len + *size);
+    if (!p) return MHD_NO;
+    memcpy(p + up->len, data, *size);
+    up->data = p;
+    up->len += *size;
+    *size = 0;
+    return MHD_YES;
+  }
+  char buf[256];
+  if (strcmp(url, "/hello") == 0) return reply(c, 200, "hello\n", 6, "text/plain");
+  if (strcmp(url, "/delay") == 0) {
+    long ms = arg_long(c, "ms", 0);
+    const char *id = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "id");
+    pthread_mutex_lock(&lock);
+    if (++current > max_concurrent) max_concurrent = current;
+    total++;
+    pthread_mutex_unlock(&lock);
+    usleep((useconds_t)ms * 1000);
+    pthread_mutex_lock(&lock);
+    current--;
+    pthread_mutex_unlock(&lock);
+    int n = snprintf(buf, sizeof buf, "{\"id\":\"%.100s\"}", id ? id : "");
+    return reply(c, 200, buf, (size_t)n, "application/json");
+  }
+  if (strcmp(url, "/stats") == 0) {
+    pthread_mutex_lock(&lock);
+    int n = snprintf(buf, sizeof buf, "{\"current\":%ld,\"max_concurrent\":%ld,\"total\":%ld}", current,
+                     max_concurrent, total);
+    pthread_mutex_unlock(&lock);
+    return reply(c, 200, buf, (size_t)n, "application/json");
+  }
+  if (strcmp(url, "/reset") == 0) {
+    pthread_mutex_lock(&lock);
+    max_concurrent = total = 0;
+    pthread_mutex_unlock(&lock);
+    return reply(c, 204, "", 0, NULL);
+  }
+  if (strcmp(url, "/bytes") == 0) {
+    long n = arg_long(c, "n", 0);
+    if (n < 0 || n > 256L * 1024 * 1024) return reply(c, 400, "bad n\n", 6, "text/plain");
+    char *body = malloc((size_t)n + 1);
+    if (!body) return MHD_NO;
+    memset(body, 'x', (size_t)n);
+    struct MHD_Response *r = MHD_create_response_from_buffer((size_t)n, body, MHD_RESPMEM_MUST_FREE);
+    enum MHD_Result ret = MHD_queue_response(c, 200, r);
+    MHD_destroy_response(r);
+    return ret;
+  }
+  if (strcmp(url, "/status") == 0) return reply(c, (unsigned)arg_long(c, "code", 200), "", 0, NULL);
+  if (strcmp(url, "/echo") == 0) {
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(up->len, up->data ? up->data : "", MHD_RESPMEM_MUST_COPY);
+    MHD_add_response_header(r, "X-Method", method);
+    const char *q = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Test");
+    if (q) MHD_add_response_header(r, "X-Test-Echo", q);
+    enum MHD_Result ret = MHD_queue_response(c, 200, r);
+    MHD_destroy_response(r);
+    return ret;
+  }
+  if (strcmp(url, "/drop") == 0) return MHD_NO;
+  return reply(c, 404, "not found\n", 10, "text/plain");
+}
+
+static void completed(void *cls, struct MHD_Connection *c, void **state, enum MHD_RequestTerminationCode toe) {
+  (void)cls;
+  (void)c;
+  (void)toe;
+  struct upload *up = *state;
+  if (up) free(up->data);
+  free(up);
+  *state = NULL;
+}
+
+static volatile sig_atomic_t stop;
+static void on_signal(int sig) {
+  (void)sig;
+  stop = 1;
+}
+
+int main(int argc, char **argv) {
+  int port = 0;
+  if (argc == 3 && strcmp(argv[1], "--port") == 0) port = atoi(argv[2]);
+  struct MHD_Daemon *d = MHD_start_daemon(
+      MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL, (uint16_t)port, NULL,
+      NULL, handle, NULL, MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_CONNECTION_LIMIT, 4000u,
+      MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_CONNECTION_TIMEOUT, 60u, MHD_OPTION_END);
+  if (!d) {
+    fprintf(stderr, "testserver: cannot listen\n");
+    return 1;
+  }
+  const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+  printf("%u\n", (unsigned)info->port);
+  fflush(stdout);
+  signal(SIGTERM, on_signal);
+  signal(SIGINT, on_signal);
+  while (!stop) pause();
+  MHD_stop_daemon(d);
+  return 0;
+}
