@@ -37,6 +37,7 @@ struct request {
 static CURL *pool[POOL_MAX];
 static int pooled;
 static int dry_run;
+static int in_flight; /* transfers handed to curl and not yet released */
 
 static CURL *take_easy(void) {
   if (pooled) return pool[--pooled];
@@ -86,6 +87,10 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud) {
 }
 
 static void release(struct request *r) {
+  if (r->task) {
+    in_flight--;
+    r->task = NULL;
+  }
   if (r->easy) {
     sg_curlmux_remove(r->easy);
     give_back_easy(r->easy);
@@ -108,6 +113,8 @@ static void on_done(void *ud, CURLcode result) {
   struct request *r = ud;
   r->done = 1;
   r->result = result;
+  /* a Content-Length over the cap stops the transfer before the body arrives */
+  if (result == CURLE_FILESIZE_EXCEEDED) r->too_large = 1;
   sg_sched_wake(r->task);
 }
 
@@ -299,8 +306,9 @@ static int l_request(lua_State *L) {
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
   }
 
+  if (!sg_sched_current() || !lua_isyieldable(L)) return sg_sched_block(L, NULL, NULL, NULL, 0);
   r->task = sg_sched_current();
-  if (!r->task || !lua_isyieldable(L)) return sg_sched_block(L, NULL, NULL, NULL, 0);
+  in_flight++;
   int rc = sg_curlmux_add(e, on_done, r);
   if (rc != 0) {
     release(r);
@@ -310,6 +318,11 @@ static int l_request(lua_State *L) {
     return 3;
   }
   return sg_sched_block(L, on_cancel, r, request_k, (lua_KContext)r);
+}
+
+static int l_in_flight(lua_State *L) {
+  lua_pushinteger(L, in_flight);
+  return 1;
 }
 
 /* Turns dry-run on for the rest of the process; there is deliberately no way to turn it off. */
@@ -340,7 +353,8 @@ int luaopen__sg_http(lua_State *L) {
   lua_setfield(L, -2, "__gc");
   lua_setmetatable(L, -2);
   lua_setfield(L, LUA_REGISTRYINDEX, "sg.http.pool");
-  static const luaL_Reg fns[] = {{"request", l_request}, {"dry_run", l_dry_run}, {NULL, NULL}};
+  static const luaL_Reg fns[] = {{"request", l_request}, {"dry_run", l_dry_run},
+                                 {"in_flight", l_in_flight}, {NULL, NULL}};
   luaL_newlib(L, fns);
   return 1;
 }

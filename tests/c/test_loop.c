@@ -1,0 +1,91 @@
+/* The event loop on its own: timer order, stopping timers, fd readiness, signals. */
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "loop.h"
+
+static char order[16];
+static int norder;
+
+static void record(void *ud) { order[norder++] = *(const char *)ud; }
+
+static void test_timers_fire_in_deadline_order(void) {
+  sg_loop *loop = sg_loop_new();
+  norder = 0;
+  static const char a = 'a', b = 'b', c = 'c', d = 'd';
+  sg_timer_start(loop, 0.03, record, (void *)&c);
+  sg_timer_start(loop, 0.01, record, (void *)&a);
+  sg_timer_start(loop, 0.02, record, (void *)&b);
+  sg_timer *never = sg_timer_start(loop, 0.015, record, (void *)&d);
+  sg_timer_stop(loop, never);
+  CHECK(sg_loop_pending(loop) == 3);
+  double start = sg_now();
+  while (sg_loop_pending(loop)) sg_loop_run_once(loop, -1);
+  double took = sg_now() - start;
+  CHECK(norder == 3 && memcmp(order, "abc", 3) == 0);
+  CHECK(took >= 0.029 && took < 0.5);
+  sg_loop_free(loop);
+}
+
+static void test_zero_delay_timers_keep_start_order(void) {
+  sg_loop *loop = sg_loop_new();
+  norder = 0;
+  static const char x = 'x', y = 'y';
+  sg_timer_start(loop, 0, record, (void *)&x);
+  sg_timer_start(loop, 0, record, (void *)&y);
+  sg_loop_run_once(loop, 0);
+  CHECK(norder == 2 && order[0] == 'x' && order[1] == 'y');
+  sg_loop_free(loop);
+}
+
+static int readable_calls;
+static void on_readable(void *ud, int fd, int events) {
+  (void)ud;
+  char buf[8];
+  if (events & SG_READ) readable_calls++;
+  while (read(fd, buf, sizeof buf) > 0) {
+  }
+}
+
+static void test_fd_readiness(void) {
+  sg_loop *loop = sg_loop_new();
+  int fds[2];
+  CHECK(pipe2(fds, O_NONBLOCK) == 0);
+  CHECK(sg_loop_watch(loop, fds[0], SG_READ, on_readable, NULL) == 0);
+  CHECK(sg_loop_run_once(loop, 0.01) == 0); /* nothing to read yet: times out */
+  CHECK(write(fds[1], "x", 1) == 1);
+  sg_loop_run_once(loop, 1);
+  CHECK(readable_calls == 1);
+  CHECK(sg_loop_watch(loop, fds[0], 0, NULL, NULL) == 0);
+  CHECK(sg_loop_pending(loop) == 0);
+  CHECK(write(fds[1], "x", 1) == 1);
+  sg_loop_run_once(loop, 0.01);
+  CHECK(readable_calls == 1); /* no longer watched */
+  close(fds[0]);
+  close(fds[1]);
+  sg_loop_free(loop);
+}
+
+static void test_signal_wakes_a_blocked_loop(void) {
+  sg_loop *loop = sg_loop_new();
+  sg_loop_catch_signals(loop, NULL);
+  sg_timer_start(loop, 5, record, (void *)"z");
+  double start = sg_now();
+  raise(SIGINT);
+  sg_loop_run_once(loop, -1);
+  CHECK(sg_now() - start < 1);
+  CHECK(sg_loop_take_signal() == SIGINT);
+  CHECK(sg_loop_take_signal() == 0);
+  sg_loop_free(loop);
+}
+
+int main(void) {
+  test_timers_fire_in_deadline_order();
+  test_zero_delay_timers_keep_start_order();
+  test_fd_readiness();
+  test_signal_wakes_a_blocked_loop();
+  return check_report();
+}

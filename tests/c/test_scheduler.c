@@ -1,0 +1,81 @@
+/* The scheduler driven from C: tasks interleave on sleeps, errors keep their traceback,
+ * cancellation releases waits, and a deadlock is detected instead of hanging. */
+#include <string.h>
+
+#include "check.h"
+#include "scheduler.h"
+#include "state.h"
+
+static lua_State *L;
+
+/* Compiles code into a task and runs the loop until it ends. */
+static enum sg_task_state run(const char *code) {
+  lua_settop(L, 0);
+  if (luaL_loadstring(L, code) != LUA_OK) {
+    fprintf(stderr, "%s\n", lua_tostring(L, -1));
+    return SG_FAILED;
+  }
+  sg_task_spawn(L, 0);
+  return sg_sched_run(L, sg_task_check(L, 1));
+}
+
+static void test_tasks_interleave(void) {
+  CHECK(run("local task = require '_sg.task'\n"
+            "trace = ''\n"
+            "local a = task.spawn(function() for i = 1, 3 do trace = trace .. 'a' task.sleep(0.01) end end)\n"
+            "local b = task.spawn(function() for i = 1, 3 do trace = trace .. 'b' task.sleep(0.01) end end)\n"
+            "task.wait(a) task.wait(b)") == SG_DONE);
+  lua_getglobal(L, "trace");
+  CHECK(strcmp(lua_tostring(L, -1), "ababab") == 0);
+}
+
+static void test_results_are_kept(void) {
+  CHECK(run("return 1, nil, 'three'") == SG_DONE);
+  CHECK(sg_task_push_results(L, 1) == 3);
+  CHECK(lua_tointeger(L, -3) == 1 && lua_isnil(L, -2) && strcmp(lua_tostring(L, -1), "three") == 0);
+}
+
+static void test_failure_has_a_traceback(void) {
+  CHECK(run("local function inner() error('deep failure') end\n"
+            "require('_sg.task').sleep(0)\n"
+            "inner()") == SG_FAILED);
+  const char *tb = sg_task_push_error(L, 1);
+  CHECK(strstr(lua_tostring(L, -1), "deep failure") != NULL);
+  CHECK(tb && strstr(tb, "stack traceback") && strstr(tb, "inner"));
+}
+
+static void test_cancel_releases_sleep(void) {
+  CHECK(run("local task = require '_sg.task'\n"
+            "local t = task.spawn(function() task.sleep(10) end)\n"
+            "task.sleep(0.01)\n"
+            "task.cancel(t)\n"
+            "assert(task.status(t) == 'cancelled')") == SG_DONE);
+  /* the cancelled 10 s sleep left no timer behind */
+  CHECK(sg_loop_pending(sg_sched_loop()) == 0);
+}
+
+static void test_deadlock_is_detected(void) {
+  CHECK(run("local task = require '_sg.task'\n"
+            "local a\n"
+            "local b = task.spawn(function() task.sleep(0) task.wait(a) end)\n"
+            "a = task.spawn(function() task.wait(b) end)\n"
+            "task.wait(a)") == SG_FAILED);
+  sg_task_push_error(L, 1);
+  CHECK(strstr(lua_tostring(L, -1), "deadlock") != NULL);
+  sg_sched_shutdown(L);
+}
+
+int main(void) {
+  L = sg_state_new();
+  sg_loop *loop = sg_loop_default();
+  sg_sched_init(L, loop);
+  test_tasks_interleave();
+  test_results_are_kept();
+  test_failure_has_a_traceback();
+  test_cancel_releases_sleep();
+  test_deadlock_is_detected();
+  sg_sched_shutdown(L);
+  lua_close(L);
+  sg_loop_free(loop);
+  return check_report();
+}

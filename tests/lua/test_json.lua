@@ -1,0 +1,43 @@
+local t = require "testlib"
+local json = require("sg").json
+
+t.test("null and empty arrays survive encoding", function()
+  t.eq(json.encode({ a = json.null }), '{"a":null}')
+  t.eq(json.encode(json.array()), "[]")
+  local text = json.encode({ rules = json.array() })
+  t.eq(text, '{"rules":[]}')
+  t.eq(json.encode({ list = { json.array(), 1 } }), '{"list":[[],1]}')
+end)
+
+t.test("encoding does not modify the caller's table", function()
+  local body = { rules = json.array() }
+  json.encode(body)
+  t.ok(json.is_array(body.rules))
+  t.eq(next(body.rules), nil)
+end)
+
+t.test("a string that looks like the marker is left alone", function()
+  t.eq(json.encode({ s = "sgrun:empty_array" }), '{"s":"sgrun:empty_array"}')
+end)
+
+t.test("decode returns values and says where bad JSON is bad", function()
+  t.eq(json.decode('{"a":[1,2,3],"b":null}').a, { 1, 2, 3 })
+  t.eq(json.decode('{"b":null}').b, json.null)
+  local v, err = json.decode('{"a": [1, 2,}')
+  t.eq(v, nil)
+  t.ok(err:find("at character 13", 1, true), err)
+  t.ok(err:find("near", 1, true), err)
+  v, err = json.decode("")
+  t.eq(v, nil)
+  t.ok(err:find("invalid JSON"), err)
+end)
+
+t.test("values JSON cannot hold raise a clear error", function()
+  t.raises(function() json.encode({ f = print }) end, "sg.json.encode")
+  local cyclic = {}
+  cyclic.self = cyclic
+  t.raises(function() json.encode(cyclic) end, "contains itself")
+  t.raises(function() json.decode(nil) end, "expected a string")
+end)
+
+t.run()

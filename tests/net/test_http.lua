@@ -1,0 +1,124 @@
+-- sg.http.request over real HTTP against tests/support/testserver on 127.0.0.1 (TEST_URL).
+local t = require "testlib"
+local sg = require "sg"
+
+local base = assert(os.getenv("TEST_URL"), "run through with_testserver.sh")
+
+local function get(path, opts)
+  opts = opts or {}
+  opts.url = base .. path
+  return sg.http.request(opts)
+end
+
+t.test("200 requests held 300 ms each are all in flight together", function()
+  assert(get("/reset"))
+  local fns = {}
+  for i = 1, 200 do
+    fns[i] = function()
+      local res = assert(get("/delay?ms=300&id=" .. i, { timeout = 20 }))
+      return res
+    end
+  end
+  local started = sg.now()
+  local responses = sg.all(fns, { limit = 200 })
+  local elapsed = sg.now() - started
+  local seen = {}
+  for i, res in ipairs(responses) do
+    t.eq(res.status, 200)
+    local id = sg.json.decode(res.body).id
+    t.eq(id, tostring(i), "response " .. i .. " carries its own id")
+    seen[id] = true
+  end
+  local distinct = 0
+  for _ in pairs(seen) do distinct = distinct + 1 end
+  t.eq(distinct, 200)
+  local stats = sg.json.decode(assert(get("/stats")).body)
+  t.ok(stats.max_concurrent >= 100, "server saw at most " .. stats.max_concurrent .. " at once")
+  t.ok(elapsed < 3, "200 x 300 ms took " .. elapsed .. " s")
+end)
+
+t.test("a response carries status, lower-case headers, body and time", function()
+  local res = assert(sg.http.request { method = "POST", url = base .. "/echo", body = "payload",
+    headers = { ["X-Test"] = "yes", ["Content-Type"] = "text/plain" } })
+  t.eq(res.status, 200)
+  t.eq(res.body, "payload")
+  t.eq(res.headers["x-method"], "POST")
+  t.eq(res.headers["x-test-echo"], "yes")
+  t.ok(type(res.time) == "number" and res.time >= 0, "time is a number of seconds")
+end)
+
+t.test("HTTP errors are responses, not failures", function()
+  for _, code in ipairs({ 404, 429, 503 }) do
+    local res = assert(get("/status?code=" .. code))
+    t.eq(res.status, code)
+  end
+end)
+
+t.test("a timeout fires and says so", function()
+  local started = sg.now()
+  local res, msg, code = get("/delay?ms=2000", { timeout = 0.2 })
+  t.eq(res, nil)
+  t.eq(code, "timeout")
+  t.ok(msg:find("imed out"), msg)
+  t.ok(sg.now() - started < 1, "gave up in time")
+end)
+
+t.test("cancelling a task frees its request", function()
+  local before = sg.http.in_flight()
+  local task = sg.spawn(function() return get("/delay?ms=2000") end)
+  sg.sleep(0.05)
+  t.eq(sg.http.in_flight(), before + 1)
+  task:cancel()
+  t.eq(sg.http.in_flight(), before)
+  t.eq({ task:wait() }, { false, "cancelled" })
+  local v, msg, code = sg.timeout(0.05, get, "/delay?ms=2000")
+  t.eq({ v, code }, { nil, "timeout" }, msg)
+  t.eq(sg.http.in_flight(), before)
+end)
+
+t.test("a refused connection is reported with code 'connect'", function()
+  local res, msg, code = sg.http.request { url = "http://127.0.0.1:1/" }
+  t.eq(res, nil)
+  t.eq(code, "connect")
+  t.ok(#msg > 0)
+end)
+
+t.test("a response over the size cap is refused with code 'too_large'", function()
+  local res, msg, code = get("/bytes?n=100000", { max_size = 1000 })
+  t.eq(res, nil)
+  t.eq(code, "too_large")
+  t.ok(msg:find("1000"), msg)
+  t.eq(#assert(get("/bytes?n=100000")).body, 100000)
+end)
+
+t.test("a connection closed without an answer is code 'closed'", function()
+  local res, _, code = get("/drop")
+  t.eq(res, nil)
+  t.eq(code, "closed")
+end)
+
+t.test("misuse raises before anything is sent", function()
+  t.raises(function() sg.http.request { } end, "'url' is required")
+  t.raises(function() sg.http.request { url = base, body = {} } end, "'body' must be a string")
+  t.raises(function() sg.http.request { url = base, method = "get" } end, "upper case")
+  t.raises(function() sg.http.request { url = base, headers = { ["X"] = "a\r\nB: c" } } end,
+    "line break")
+end)
+
+t.test("blocking requests work inside pcall and coroutine.wrap", function()
+  local ok, res = pcall(get, "/hello")
+  t.eq({ ok, res.status }, { true, 200 })
+  local next_body = coroutine.wrap(function()
+    for _ = 1, 2 do coroutine.yield(assert(get("/hello")).body) end
+  end)
+  t.eq({ next_body(), next_body() }, { "hello\n", "hello\n" })
+end)
+
+t.test("errors in sg.all children that make requests reach the caller", function()
+  t.raises(function()
+    sg.all(function() return assert(get("/hello")) end,
+      function() local _, msg = get("/delay?ms=1000", { timeout = 0.05 }) error("child: " .. msg) end)
+  end, "child: ")
+end)
+
+t.run()
