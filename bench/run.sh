@@ -1,0 +1,86 @@
+#!/bin/bash
+# One command per benchmark, each a ratio taken side by side in one run on this machine:
+#   bench/run.sh fanout | throughput | startup | memory | plan | all
+# Builds sgrun (build/) first. Figures and their meaning are in bench/README.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash .ci/setup >/dev/null
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j2 >/dev/null
+sgrun=build/sgrun
+server=build/tests/testserver
+
+start_server() {
+  portfile=$(mktemp)
+  "$server" >"$portfile" &
+  server_pid=$!
+  for _ in $(seq 100); do [ -s "$portfile" ] && break; sleep 0.05; done
+  url="http://127.0.0.1:$(head -n1 "$portfile")"
+  rm -f "$portfile"
+}
+server_pid=""
+stop_server() { [ -n "$server_pid" ] || return 0; kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; }
+trap stop_server EXIT
+
+fanout() {
+  start_server
+  "$sgrun" bench/fanout.lua "$url" 1000 100 50
+  stop_server
+}
+
+throughput() {
+  local n=20000 c=100
+  start_server
+  local wrk_rps curl_rps sg_rps list
+  wrk_rps=$(wrk -t2 -c$c -d5s "$url/hello" | awk '/Requests\/sec/ {print $2}')
+  list=$(mktemp)
+  for _ in $(seq $n); do echo "url = \"$url/hello\""; echo "output = /dev/null"; done >"$list"
+  local t0 t1
+  t0=$(date +%s.%N)
+  curl -s --parallel --parallel-immediate --parallel-max $c -K "$list" 2>/dev/null
+  t1=$(date +%s.%N)
+  curl_rps=$(echo "$n / ($t1 - $t0)" | bc -l)
+  rm -f "$list"
+  sg_rps=$("$sgrun" bench/throughput.lua "$url/hello" $n $c)
+  stop_server
+  printf 'throughput (%d requests, %d in flight, keep-alive):\n' $n $c
+  printf '  wrk            %8.0f req/s\n' "$wrk_rps"
+  printf '  curl --parallel %7.0f req/s\n' "$curl_rps"
+  printf '  sgrun          %8.0f req/s  (%.2f x wrk, %.2f x curl --parallel)\n' "$sg_rps" \
+    "$(echo "$sg_rps / $wrk_rps" | bc -l)" "$(echo "$sg_rps / $curl_rps" | bc -l)"
+}
+
+startup() {
+  local runs=200 t0 t1 t2
+  t0=$(date +%s.%N)
+  for _ in $(seq $runs); do lua5.4 -e ''; done
+  t1=$(date +%s.%N)
+  for _ in $(seq $runs); do "$sgrun" -e ''; done
+  t2=$(date +%s.%N)
+  local lua_ms sg_ms
+  lua_ms=$(echo "($t1 - $t0) * 1000 / $runs" | bc -l)
+  sg_ms=$(echo "($t2 - $t1) * 1000 / $runs" | bc -l)
+  printf 'startup (mean of %d runs): lua5.4 -e "" %.2f ms, sgrun -e "" %.2f ms, ratio %.2f\n' \
+    $runs "$lua_ms" "$sg_ms" "$(echo "$sg_ms / $lua_ms" | bc -l)"
+}
+
+memory() {
+  printf 'memory: idle peak %s MB\n' "$("$sgrun" bench/memory.lua)"
+  start_server
+  printf 'memory: peak with 1000 requests in flight %s MB\n' "$("$sgrun" bench/memory.lua "$url" 1000)"
+  stop_server
+}
+
+plan() {
+  if [ -f bench/plan_bench.lua ]; then "$sgrun" bench/plan_bench.lua; else echo "plan: no benchmark yet"; fi
+}
+
+case "${1:-all}" in
+  fanout) fanout ;;
+  throughput) throughput ;;
+  startup) startup ;;
+  memory) memory ;;
+  plan) plan ;;
+  all) fanout; throughput; startup; memory; plan ;;
+  *) echo "usage: bench/run.sh fanout|throughput|startup|memory|plan|all" >&2; exit 2 ;;
+esac
