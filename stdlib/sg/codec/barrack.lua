@@ -1,0 +1,82 @@
+--- Barrack (barrack.ai) rules <-> canonical rules.
+--
+-- INFERRED SHAPE. Barrack publishes one readable API page (add instance security rule); the rest of
+-- its model is inferred from Hyperstack, which Barrack appears to wrap
+-- (reference/genesis_barrack_hostup.md §2.0). This file is the one place that guess lives:
+-- * rule body {direction, protocol, ethertype, remote_ip_prefix, port_range_min, port_range_max},
+--   the same for instance rules and firewall rules; responses add id (and status, created_at);
+-- * protocols tcp, udp and icmp only (the page text); "any" in a response is read as any;
+-- * remote_ip_prefix is required ("0.0.0.0/0" for any); ports are left out for all ports;
+-- * no description, no ICMP type/code, no remote groups, allow rules only.
+local rule = require "sg.rule"
+local codec = require "sg.codec"
+
+local M = { name = "barrack" }
+
+local DECODE_OPTS = { clear_host_bits = true, where = "barrack rule" }
+
+---@type sg.Capabilities
+M.capabilities = {
+  provider = "Barrack",
+  protocols = codec.set { "tcp", "udp", "icmp" },
+  ports = true,
+  icmp_type = false,
+  icmp_code = false,
+  cidr = true,
+  remote_group = false,
+  ipv6 = true,
+  egress = true,
+  actions = { accept = true },
+  description = false,
+  ordered = false,
+  max_rules = nil, -- unknown
+}
+
+---@param raw table a security rule / firewall rule object
+---@param _ctx sg.GroupContext? unused: Barrack rules reference nothing
+---@return sg.Rule
+function M.decode(raw, _ctx)
+  local protocol = rule.protocol(raw.protocol, "barrack rule")
+  local pmin, pmax
+  if rule.PORT_PROTOCOLS[protocol] then
+    pmin, pmax = codec.int(raw.port_range_min), codec.int(raw.port_range_max)
+  end
+  return rule.normalize({
+    direction = raw.direction,
+    protocol = protocol,
+    ethertype = raw.ethertype,
+    port_min = pmin,
+    port_max = pmax,
+    cidr = raw.remote_ip_prefix,
+  }, DECODE_OPTS)
+end
+
+---@param r sg.Rule a rule translated for Barrack
+---@return table body of add-rule (instance security rule or firewall rule)
+function M.encode(r)
+  return {
+    direction = r.direction,
+    protocol = r.protocol,
+    ethertype = r.ethertype,
+    remote_ip_prefix = r.cidr,
+    port_range_min = r.port_min,
+    port_range_max = r.port_max,
+  }
+end
+
+---@param r sg.Rule
+---@return sg.Translation
+function M.translate(r)
+  return codec.translate(M.capabilities, r)
+end
+
+---translate as multiple values: status, rule, why.
+---@param r sg.Rule
+---@return string status
+---@return sg.Rule? rule
+---@return string? why
+function M.check(r)
+  return codec.check(M.capabilities, r)
+end
+
+return M

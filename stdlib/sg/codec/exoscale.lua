@@ -1,0 +1,122 @@
+--- Exoscale (API v2) rules <-> canonical rules.
+--
+-- Rule JSON (reference/exoscale.md §3.3): flow-direction, protocol, start-port, end-port,
+-- network | security-group {id | name, visibility}, icmp {type, code} (-1 = any), description.
+-- Decisions:
+-- * protocol "all" (any protocol) is only in the newest OpenAPI (python-exoscale 2026-08-07);
+--   older specs lack it. sgrun follows the newest spec, so "any" rules encode as "all".
+-- * tcp/udp rules need ports: all ports encode as 1-65535.
+-- * A remote group encodes by id when ctx.group_ids knows it, else by name with visibility
+--   "public" for Exoscale's documented public groups; anything else raises before a request.
+local rule = require "sg.rule"
+local codec = require "sg.codec"
+
+local M = { name = "exoscale" }
+
+local DECODE_OPTS = { clear_host_bits = true, where = "exoscale rule" }
+
+local PROTOCOLS = { "tcp", "udp", "icmp", "icmpv6", "esp", "ah", "gre", "ipip", "any" }
+
+---@type sg.Capabilities
+M.capabilities = {
+  provider = "Exoscale",
+  protocols = codec.set(PROTOCOLS),
+  ports = true,
+  icmp_type = true,
+  icmp_code = true,
+  cidr = true,
+  remote_group = true,
+  ipv6 = true,
+  egress = true,
+  actions = { accept = true },
+  description = true,
+  ordered = false,
+  max_rules = nil, -- not published
+  -- public groups any organisation may reference by name (community docs, security groups)
+  public_groups = codec.set { "public-nlb-healthcheck-sources", "public-sos-endpoints",
+    "public-sks-apiservers" },
+}
+
+---@param raw table an Exoscale rule object
+---@param ctx sg.GroupContext?
+---@return sg.Rule
+function M.decode(raw, ctx)
+  local protocol = rule.protocol(raw.protocol, "exoscale rule")
+  local remote
+  local sg = raw["security-group"]
+  if not rule.absent(sg) then
+    remote = not rule.absent(sg.name) and sg.name or
+      (ctx and ctx.group_names and ctx.group_names[sg.id]) or sg.id
+  end
+  -- responses may carry placeholder ports or icmp on rules they do not apply to: read each only
+  -- where the protocol has it, and treat 0 ports as unset
+  local pmin, pmax, itype, icode
+  if rule.PORT_PROTOCOLS[protocol] then
+    pmin, pmax = codec.int(raw["start-port"]), codec.int(raw["end-port"])
+    if pmin == 0 then pmin = nil end
+    if pmax == 0 then pmax = nil end
+  end
+  local icmp = raw.icmp
+  if (protocol == "icmp" or protocol == "icmpv6") and not rule.absent(icmp) then
+    itype, icode = codec.int(icmp.type), codec.int(icmp.code)
+  end
+  return rule.normalize({
+    direction = raw["flow-direction"],
+    protocol = protocol,
+    port_min = pmin,
+    port_max = pmax,
+    cidr = raw.network,
+    remote_group = remote,
+    icmp_type = itype,
+    icmp_code = icode,
+    description = raw.description,
+  }, DECODE_OPTS)
+end
+
+---@param r sg.Rule a rule translated for Exoscale
+---@param ctx sg.GroupContext?
+---@return table body of add-rule-to-security-group
+function M.encode(r, ctx)
+  local body = {
+    ["flow-direction"] = r.direction,
+    protocol = r.protocol == "any" and "all" or r.protocol,
+    description = r.description,
+  }
+  if rule.PORT_PROTOCOLS[r.protocol] then
+    body["start-port"], body["end-port"] = r.port_min or 1, r.port_max or 65535
+  end
+  if r.protocol == "icmp" or r.protocol == "icmpv6" then
+    -- 0 is a real type (echo reply) and must be sent; -1 means any
+    body.icmp = { type = r.icmp_type or -1, code = r.icmp_code or -1 }
+  end
+  if r.remote_group then
+    local id = ctx and ctx.group_ids and ctx.group_ids[r.remote_group]
+    if id then
+      body["security-group"] = { id = id }
+    elseif M.capabilities.public_groups[r.remote_group] then
+      body["security-group"] = { name = r.remote_group, visibility = "public" }
+    else
+      error(string.format("exoscale: remote group %q has no id; pass ctx.group_ids", r.remote_group), 0)
+    end
+  else
+    body.network = r.cidr
+  end
+  return body
+end
+
+---@param r sg.Rule
+---@return sg.Translation
+function M.translate(r)
+  return codec.translate(M.capabilities, r)
+end
+
+---translate as multiple values: status, rule, why.
+---@param r sg.Rule
+---@return string status
+---@return sg.Rule? rule
+---@return string? why
+function M.check(r)
+  return codec.check(M.capabilities, r)
+end
+
+return M

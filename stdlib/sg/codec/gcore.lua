@@ -1,0 +1,132 @@
+--- Gcore Cloud (OpenStack Neutron underneath) rules <-> canonical rules.
+--
+-- Rule JSON (reference/gcore.md §3.2, §4.10): direction, ethertype, protocol, port_range_min,
+-- port_range_max, remote_ip_prefix, remote_group_id, description.
+-- Decisions:
+-- * "any protocol" is null: responses may say null, "any" or (legacy) "0"; the v2 request enum
+--   has no "any", so encode leaves protocol out (null).
+-- * ICMP: as in Neutron, port_range_min/max carry the ICMP type/code [inferred for Gcore].
+-- * IPv6 ICMP is "ipv6-icmp" on the wire and "icmpv6" in the canonical rule.
+-- * No remote means any address of the rule's ethertype (IPv4 when absent); ports 0 or null, and
+--   1-65535, all mean every port (Neutron stores a full range as null).
+local rule = require "sg.rule"
+local codec = require "sg.codec"
+
+local M = { name = "gcore" }
+
+local DECODE_OPTS = { clear_host_bits = true, where = "gcore rule" }
+
+-- SecurityGroupProtocolEnumV2 in canonical spelling, plus "any" (sent as null)
+local PROTOCOLS = { "ah", "dccp", "egp", "esp", "gre", "icmp", "igmp", "ipip", "ipv6-encap",
+  "ipv6-frag", "icmpv6", "ipv6-nonxt", "ipv6-opts", "ipv6-route", "ospf", "pgm", "rsvp", "sctp",
+  "tcp", "udp", "udplite", "vrrp", "any" }
+
+---@type sg.Capabilities
+M.capabilities = {
+  provider = "Gcore",
+  protocols = codec.set(PROTOCOLS),
+  ports = true,
+  icmp_type = true,
+  icmp_code = true,
+  cidr = true,
+  remote_group = true,
+  ipv6 = true,
+  egress = true,
+  actions = { accept = true },
+  description = true,
+  ordered = false,
+  max_rules = 250, -- inbound and outbound together (SPEC maxItems, firewall docs)
+}
+
+local function port(v)
+  v = codec.int(v)
+  if v == 0 then return nil end
+  return v
+end
+
+---@param raw table a SecurityGroupRule object
+---@param ctx sg.GroupContext?
+---@return sg.Rule
+function M.decode(raw, ctx)
+  local protocol = raw.protocol
+  if protocol == "0" or protocol == 0 then protocol = nil end -- legacy SDK spelling of "any"
+  protocol = rule.protocol(protocol, "gcore rule")
+  local pmin, pmax, itype, icode
+  if protocol == "icmp" or protocol == "icmpv6" then
+    itype, icode = codec.int(raw.port_range_min), codec.int(raw.port_range_max)
+    if itype == nil then icode = nil end -- a code alone matches nothing narrower in Neutron
+  elseif rule.PORT_PROTOCOLS[protocol] then
+    pmin, pmax = port(raw.port_range_min), port(raw.port_range_max)
+  end
+  local remote
+  local gid = raw.remote_group_id
+  if not rule.absent(gid) then
+    if not rule.absent(raw.remote_ip_prefix) then
+      error(string.format("gcore rule %s: remote_ip_prefix and remote_group_id together cannot be " ..
+        "modelled (a canonical rule has one source)", tostring(raw.id)), 0)
+    end
+    local group = ctx and ctx.group
+    remote = (ctx and ctx.group_names and ctx.group_names[gid]) or
+      (group and group.id == gid and group.name) or gid
+  end
+  return rule.normalize({
+    direction = raw.direction,
+    protocol = protocol,
+    ethertype = raw.ethertype,
+    port_min = pmin,
+    port_max = pmax,
+    cidr = raw.remote_ip_prefix,
+    remote_group = remote,
+    icmp_type = itype,
+    icmp_code = icode,
+    description = raw.description,
+  }, DECODE_OPTS)
+end
+
+---@param r sg.Rule a rule translated for Gcore
+---@param ctx sg.GroupContext?
+---@return table one CreateSecurityGroupRuleSerializerV2 (also an element of the PATCH rules list)
+function M.encode(r, ctx)
+  local body = {
+    direction = r.direction,
+    ethertype = r.ethertype,
+    description = r.description,
+  }
+  if r.protocol ~= "any" then
+    body.protocol = r.protocol == "icmpv6" and "ipv6-icmp" or r.protocol
+  end
+  if r.port_min then
+    body.port_range_min, body.port_range_max = r.port_min, r.port_max
+  elseif r.icmp_type then
+    body.port_range_min, body.port_range_max = r.icmp_type, r.icmp_code
+  end
+  if r.remote_group then
+    local group = ctx and ctx.group
+    local id = (ctx and ctx.group_ids and ctx.group_ids[r.remote_group]) or
+      (group and group.name == r.remote_group and group.id)
+    if not id then
+      error(string.format("gcore: remote group %q has no id; pass ctx.group_ids", r.remote_group), 0)
+    end
+    body.remote_group_id = id
+  else
+    body.remote_ip_prefix = r.cidr
+  end
+  return body
+end
+
+---@param r sg.Rule
+---@return sg.Translation
+function M.translate(r)
+  return codec.translate(M.capabilities, r)
+end
+
+---translate as multiple values: status, rule, why.
+---@param r sg.Rule
+---@return string status
+---@return sg.Rule? rule
+---@return string? why
+function M.check(r)
+  return codec.check(M.capabilities, r)
+end
+
+return M

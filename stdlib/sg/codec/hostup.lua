@@ -1,0 +1,203 @@
+--- HostUp (Proxmox VE underneath) VM firewall rules <-> canonical rules.
+--
+-- Rule JSON: v1 `/api/vm/{vmid}/firewall` {pos, type "in"|"out"|"group", action
+-- "ACCEPT"|"DROP"|"REJECT", proto, dport, sport, source, dest, comment, enable 0|1, ipversion};
+-- v2 reads say `enabled` (boolean) and `description` instead of enable/comment; decode takes both.
+-- Encode writes the v1 add/update body, the one the `{vm = N}` group reference uses.
+-- Decisions:
+-- * Rules are an ordered, first-match list; canonical rule sets are not. `order` gives the
+--   positions sgrun writes: drop/reject rules above accept rules, so a denial always wins.
+-- * One Proxmox rule may stand for several canonical ones: "80,443" port lists, comma-separated
+--   sources, and a rule with no source (any IPv4 and any IPv6 address; ICMP rules only the
+--   family of their protocol) [inferred from PVE].
+-- * Disabled rules (enable 0) filter nothing, so they decode to no rule.
+-- * Port ranges are "a:b"; encode sends "1:65535" for every port because the docs mark dport
+--   required, and leaves dport out for icmp and any-protocol rules, which Proxmox refuses ports on.
+-- * The remote address of an "out" rule is `dest` (Proxmox semantics) [inferred: the v1 body
+--   lists only source].
+-- * An icmp rule's ICMP type travels in dport, as Proxmox allows; there is no ICMP code.
+-- * New rules are sent with enable = 1: Proxmox creates a rule disabled when enable is absent.
+local rule = require "sg.rule"
+local codec = require "sg.codec"
+
+local M = { name = "hostup" }
+
+---@type sg.Capabilities
+M.capabilities = {
+  provider = "HostUp",
+  protocols = codec.set { "tcp", "udp", "icmp", "any" }, -- documented proto enum; no proto = any
+  ports = true,
+  icmp_type = true,
+  icmp_code = false,
+  cidr = true,
+  remote_group = false,
+  ipv6 = true,
+  egress = true,
+  actions = { accept = true, drop = true, reject = true },
+  description = true,
+  ordered = true,
+  max_rules = nil, -- per VM: GET /api/v2/vps/{id}/firewall says limits.maxRules
+}
+
+local DIRECTION = { ["in"] = "ingress", out = "egress" }
+local TYPE = { ingress = "in", egress = "out" }
+
+-- ICMP type names Proxmox accepts in place of numbers (the common ones).
+local ICMP_TYPES = {
+  ["echo-reply"] = 0, ["destination-unreachable"] = 3, redirect = 5, ["echo-request"] = 8,
+  ["router-advertisement"] = 9, ["router-solicitation"] = 10, ["time-exceeded"] = 11,
+  ["parameter-problem"] = 12, ["timestamp-request"] = 13, ["timestamp-reply"] = 14,
+}
+
+local function text(v)
+  if rule.absent(v) then return nil end
+  v = tostring(v)
+  if v:match("^%s*$") then return nil end
+  return v
+end
+
+local function fail(fmt, ...)
+  error(string.format("hostup rule: " .. fmt, ...), 0)
+end
+
+-- "22", "80,443", "1000:2000" -> {{22, 22}}, ... ; nil for every port
+local function port_ranges(dport)
+  if not dport then return { { nil, nil } } end
+  local out = {}
+  for item in dport:gmatch("[^,]+") do
+    item = item:match("^%s*(.-)%s*$")
+    local a, b = item:match("^(%d+)[:%-](%d+)$")
+    if not a then a = item:match("^%d+$") b = a end
+    if not a then
+      fail("dport %q: service names are not supported, give port numbers", dport)
+    end
+    out[#out + 1] = { tonumber(a), tonumber(b) }
+  end
+  return out
+end
+
+-- "10.0.0.0/8,192.168.1.1" -> {"10.0.0.0/8", "192.168.1.1"}; no address -> any of both families
+local function networks(addr, ipversion)
+  if not addr then
+    if ipversion == 4 then return { rule.ANY_V4 } end
+    if ipversion == 6 then return { rule.ANY_V6 } end
+    return { rule.ANY_V4, rule.ANY_V6 }
+  end
+  local out = {}
+  for item in addr:gmatch("[^,]+") do
+    item = item:match("^%s*(.-)%s*$")
+    if item:sub(1, 1) == "+" or item:find("-", 1, true) or not item:find("[%.:]") then
+      fail("address %q: ipsets, aliases and address ranges are not supported, give CIDRs", addr)
+    end
+    out[#out + 1] = item
+  end
+  return out
+end
+
+---@param raw table a Proxmox rule object as HostUp returns it
+---@param _ctx sg.GroupContext? unused: HostUp rules reference nothing sgrun models
+---@return sg.Rule[] zero (disabled rule), one or several canonical rules
+function M.decode(raw, _ctx)
+  if raw.enable == 0 or raw.enabled == false then return {} end
+  local direction = DIRECTION[raw.type]
+  if not direction then
+    if raw.type == "group" then
+      fail("pos %s references firewall group %s; group references are not modelled",
+        tostring(raw.pos), tostring(raw.action))
+    end
+    fail("type %s is not in or out", tostring(raw.type))
+  end
+  if text(raw.macro) then fail("macro %s is not supported; give proto and dport", raw.macro) end
+  if text(raw.sport) then fail("sport %s: source ports are not modelled", raw.sport) end
+  local local_side, remote_side = "dest", "source"
+  if direction == "egress" then local_side, remote_side = "source", "dest" end
+  if text(raw[local_side]) then
+    fail("%s %s: the VM-side address is not modelled", local_side, raw[local_side])
+  end
+
+  local protocol = rule.protocol(text(raw.proto) and raw.proto:lower(), "hostup rule")
+  local dport = text(raw.dport)
+  local ranges, itype = { { nil, nil } }, nil
+  if rule.PORT_PROTOCOLS[protocol] then
+    ranges = port_ranges(dport)
+  elseif dport and (protocol == "icmp" or protocol == "icmpv6") then
+    itype = tonumber(dport) or ICMP_TYPES[dport:lower()]
+    if not itype then fail("icmp type %q is not a known type name or number", dport) end
+  elseif dport then
+    fail("dport %s on protocol %s", dport, protocol)
+  end
+
+  local opts = { clear_host_bits = true, where = "hostup rule" }
+  local out = {}
+  -- an address-less rule covers both families, except ICMP, whose protocol picks the family
+  local family = codec.int(raw.ipversion) or
+    (protocol == "icmp" and 4) or (protocol == "icmpv6" and 6) or nil
+  for _, cidr in ipairs(networks(text(raw[remote_side]), family)) do
+    for _, range in ipairs(ranges) do
+      out[#out + 1] = rule.normalize({
+        direction = direction,
+        protocol = protocol,
+        action = raw.action,
+        port_min = range[1],
+        port_max = range[2],
+        cidr = cidr,
+        icmp_type = itype,
+        description = text(raw.comment) or text(raw.description),
+      }, opts)
+    end
+  end
+  return out
+end
+
+---@param r sg.Rule a rule translated for HostUp
+---@return table body of POST /api/vm/{vmid}/firewall (and PUT ?pos=)
+function M.encode(r)
+  local body = {
+    type = TYPE[r.direction],
+    action = r.action:upper(),
+    comment = r.description or "",
+    enable = 1,
+  }
+  if r.protocol ~= "any" then body.proto = r.protocol end
+  if rule.PORT_PROTOCOLS[r.protocol] then
+    local a, b = r.port_min or 1, r.port_max or 65535
+    body.dport = a == b and tostring(a) or (a .. ":" .. b)
+  elseif r.icmp_type then
+    body.dport = tostring(r.icmp_type)
+  end
+  if r.direction == "ingress" then body.source = r.cidr else body.dest = r.cidr end
+  return body
+end
+
+---@param r sg.Rule
+---@return sg.Translation
+function M.translate(r)
+  return codec.translate(M.capabilities, r)
+end
+
+---translate as multiple values: status, rule, why.
+---@param r sg.Rule
+---@return string status
+---@return sg.Rule? rule
+---@return string? why
+function M.check(r)
+  return codec.check(M.capabilities, r)
+end
+
+local RANK = { drop = 1, reject = 1, accept = 2 }
+
+---The order sgrun writes a rule set in (position 0 first): denials above allows, each part in
+---key order, so that the same set always lands in the same positions.
+---@param rules sg.Rule[] normalised rules
+---@return sg.Rule[] a new, ordered list
+function M.order(rules)
+  local out, keys = {}, {}
+  for i, r in ipairs(rules) do
+    out[i] = r
+    keys[r] = RANK[r.action] .. rule.key(r)
+  end
+  table.sort(out, function(a, b) return keys[a] < keys[b] end)
+  return out
+end
+
+return M

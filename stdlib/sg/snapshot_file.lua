@@ -1,0 +1,109 @@
+--- Snapshot files: atomic save and validating load of the "sgrun.snapshot/1" JSON format.
+--
+-- A snapshot is {format = "sgrun.snapshot/1", provider =, group = {id =, name =, description =},
+-- rules = {canonical rules}, raw = {provider rules}, taken_at = ISO 8601 time}.
+-- Saving writes a temporary file next to the target and renames it over the target, so a reader
+-- sees the old file or the new one, never half of one.
+local rule = require "sg.rule"
+local json = require "sg.json"
+
+local M = {}
+
+M.FORMAT = "sgrun.snapshot/1"
+
+---@class sg.Snapshot
+---@field format string "sgrun.snapshot/1"
+---@field provider string
+---@field group {id: any, name: string?, description: string?}
+---@field rules sg.Rule[]
+---@field raw table[]? the provider's own rules, as read
+---@field taken_at string? ISO 8601 time
+
+---Hook to make written data durable before the rename: called with the path of the closed
+---temporary file, then with its directory. Plain Lua cannot fsync, so this does nothing until
+---the runtime installs a native fsync here.
+---@type fun(path: string)
+M.fsync = function(_path) end
+
+local function fail(where, fmt, ...)
+  error(string.format("snapshot %s: " .. fmt, where, ...), 0)
+end
+
+-- Checks the shape shared by save and load; returns the rules normalised.
+local function validate(s, where)
+  if type(s) ~= "table" then fail(where, "expected a table, got %s", type(s)) end
+  if rule.absent(s.format) then fail(where, "missing field 'format' (expected %q)", M.FORMAT) end
+  if s.format ~= M.FORMAT then
+    fail(where, "unknown format %q; this sgrun reads %q", tostring(s.format), M.FORMAT)
+  end
+  if type(s.provider) ~= "string" or s.provider == "" then
+    fail(where, "missing field 'provider' (a provider name such as \"exoscale\")")
+  end
+  if type(s.group) ~= "table" then fail(where, "missing field 'group' ({id =, name =})") end
+  if rule.absent(s.group.id) and rule.absent(s.group.name) then
+    fail(where, "field 'group' has neither id nor name")
+  end
+  if type(s.rules) ~= "table" then fail(where, "missing field 'rules' (a list of rules)") end
+  if s.raw ~= nil and type(s.raw) ~= "table" then fail(where, "field 'raw' is not a list") end
+  if s.taken_at ~= nil and type(s.taken_at) ~= "string" then
+    fail(where, "field 'taken_at' is not a time string")
+  end
+  local rules = {}
+  for i = 1, #s.rules do
+    rules[i] = rule.normalize(s.rules[i], { where = string.format("snapshot %s: rules[%d]", where, i) })
+  end
+  return rules
+end
+
+---Writes a snapshot to path atomically (temporary file in the same directory, flush, fsync hook,
+---rename). Validates it first; raises with the path and the problem.
+---@param snapshot sg.Snapshot
+---@param path string
+function M.save(snapshot, path)
+  if type(path) ~= "string" or path == "" then error("snapshot: save needs a file path", 2) end
+  local rules = validate(snapshot, path)
+  local doc = {}
+  for k, v in pairs(snapshot) do doc[k] = v end
+  doc.rules = json.array(rules)
+  local raw = json.array()
+  for i, r in ipairs(snapshot.raw or {}) do raw[i] = r end
+  doc.raw = raw
+  local text = json.encode(doc) .. "\n"
+
+  local dir = path:match("^(.*)/[^/]*$") or "."
+  local tmp = string.format("%s.%d%d.tmp", path, os.time(), math.random(1000000000))
+  local f, err = io.open(tmp, "wb")
+  if not f then fail(path, "cannot write %s: %s", tmp, err) end
+  local ok, werr = f:write(text)
+  if ok then ok, werr = f:flush() end
+  f:close()
+  if ok then
+    M.fsync(tmp)
+    ok, werr = os.rename(tmp, path)
+  end
+  if not ok then
+    os.remove(tmp)
+    fail(path, "write failed: %s", tostring(werr))
+  end
+  M.fsync(dir)
+end
+
+---Reads and validates a snapshot file. Rules come back normalised; raises naming the file and
+---what is wrong (unreadable, damaged JSON with its position, missing field, unknown format).
+---@param path string
+---@return sg.Snapshot
+function M.load(path)
+  if type(path) ~= "string" or path == "" then error("snapshot: load needs a file path", 2) end
+  local f, err = io.open(path, "rb")
+  if not f then fail(path, "cannot read: %s", err) end
+  local text = f:read("a")
+  f:close()
+  if text == "" then fail(path, "the file is empty") end
+  local doc, jerr = json.decode(text)
+  if doc == nil then fail(path, "damaged file: %s", jerr) end
+  doc.rules = validate(doc, path)
+  if rule.absent(doc.raw) then doc.raw = {} end
+  return doc
+end
+
+return M
