@@ -332,9 +332,11 @@ static int l_dry_run(lua_State *L) {
   return 1;
 }
 
-static int drain_pool(lua_State *L) {
+/* Runs when the state closes, after every request's own finaliser (it was created first). */
+static int close_http(lua_State *L) {
   (void)L;
   while (pooled) curl_easy_cleanup(pool[--pooled]);
+  sg_curlmux_cleanup();
   return 0;
 }
 
@@ -346,10 +348,10 @@ int luaopen__sg_http(lua_State *L) {
     lua_setfield(L, -2, "__gc");
   }
   lua_pop(L, 1);
-  /* the pool empties when the state closes: a userdata in the registry owns it */
+  /* the pool and curl itself are released when the state closes: a userdata in the registry owns them */
   lua_newuserdatauv(L, 1, 0);
   lua_createtable(L, 0, 1);
-  lua_pushcfunction(L, drain_pool);
+  lua_pushcfunction(L, close_http);
   lua_setfield(L, -2, "__gc");
   lua_setmetatable(L, -2);
   lua_setfield(L, LUA_REGISTRYINDEX, "sg.http.pool");

@@ -5,7 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "curlmux.h"
+#include "ext.h"
 #include "repl.h"
 #include "scheduler.h"
 #include "sim_server.h"
@@ -14,6 +14,17 @@
 #define EXIT_USAGE 2
 
 static const char *progname = "sgrun";
+
+/* The emulator lives in libsgrun_net.so; these resolve its entry points. */
+static void *ext_or_exit(const char *name) {
+  char err[512];
+  void *sym = sg_ext_symbol(name, err, sizeof err);
+  if (!sym) {
+    fprintf(stderr, "%s: %s\n", progname, err);
+    exit(1);
+  }
+  return sym;
+}
 
 static void usage(FILE *out) {
   fprintf(out,
@@ -177,7 +188,10 @@ static int enable_dry_run(lua_State *L) {
 }
 
 int main(int argc, char **argv) {
-  if (argc > 1 && strcmp(argv[1], "sim") == 0) return sg_sim_main(argc - 1, argv + 1);
+  if (argc > 1 && strcmp(argv[1], "sim") == 0) {
+    int (*sim_main)(int, char **) = (int (*)(int, char **))ext_or_exit("sg_sim_main");
+    return sim_main(argc - 1, argv + 1);
+  }
 
   struct options o = {0};
   int done;
@@ -185,15 +199,20 @@ int main(int argc, char **argv) {
   if (code || done) return code;
 
   struct sg_sim *sim = NULL;
+  void (*sim_stop)(struct sg_sim *) = NULL;
   if (o.sim) {
     char err[256];
     struct sg_sim_options so = {.task_delay_ms = -1, .quiet = 1};
-    sim = sg_sim_start(&so, err, sizeof err);
+    struct sg_sim *(*sim_start)(const struct sg_sim_options *, char *, size_t) =
+        (struct sg_sim * (*)(const struct sg_sim_options *, char *, size_t)) ext_or_exit("sg_sim_start");
+    void (*sim_export_env)(struct sg_sim *) = (void (*)(struct sg_sim *))ext_or_exit("sg_sim_export_env");
+    sim_stop = (void (*)(struct sg_sim *))ext_or_exit("sg_sim_stop");
+    sim = sim_start(&so, err, sizeof err);
     if (!sim) {
       fprintf(stderr, "%s: could not start the emulator: %s\n", progname, err);
       return 1;
     }
-    sg_sim_export_env(sim);
+    sim_export_env(sim);
   }
 
   lua_State *L = sg_state_new();
@@ -220,8 +239,7 @@ int main(int argc, char **argv) {
 
   sg_sched_shutdown(L);
   lua_close(L);
-  sg_curlmux_cleanup();
   sg_loop_free(loop);
-  if (sim) sg_sim_stop(sim);
+  if (sim) sim_stop(sim);
   return code;
 }

@@ -1,5 +1,6 @@
 #include "state.h"
 #include "embedded.h"
+#include "ext.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +67,15 @@ static int search_sgrun(lua_State *L) {
   return 1;
 }
 
+/* package.preload entry of a binding that lives in libsgrun_net.so. */
+static int open_ext_binding(lua_State *L) {
+  const char *symbol = lua_tostring(L, lua_upvalueindex(1));
+  char err[512];
+  lua_CFunction open = (lua_CFunction)sg_ext_symbol(symbol, err, sizeof err);
+  if (!open) return luaL_error(L, "%s", err);
+  return open(L);
+}
+
 static int open_state(lua_State *L) {
   luaL_openlibs(L);
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
@@ -74,7 +84,12 @@ static int open_state(lua_State *L) {
   lua_pushcfunction(L, luaopen_cjson_safe);
   lua_setfield(L, -2, "cjson.safe");
   for (const struct sg_binding *b = sg_bindings; b->module; b++) {
-    lua_pushcfunction(L, b->open);
+    if (b->open) {
+      lua_pushcfunction(L, b->open);
+    } else {
+      lua_pushstring(L, b->ext_symbol);
+      lua_pushcclosure(L, open_ext_binding, 1);
+    }
     lua_setfield(L, -2, b->module);
   }
   lua_pop(L, 1);

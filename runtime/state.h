@@ -4,10 +4,12 @@
 #include <lauxlib.h>
 #include <lualib.h>
 
-/* A C module preloaded into every state as "_sg.NAME" (list generated from bindings/). */
+/* A C module preloaded into every state as "_sg.NAME" (list generated from bindings/): either
+ * linked in (open) or opened from libsgrun_net.so on first require (ext_symbol). */
 struct sg_binding {
   const char *module;
   lua_CFunction open;
+  const char *ext_symbol;
 };
 extern const struct sg_binding sg_bindings[];
 

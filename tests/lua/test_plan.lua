@@ -133,7 +133,7 @@ t.test("JSON form", function()
   t.eq(back.keep[1].protocol, "any")
 end)
 
-t.test("100,000 vs 100,000 rules in well under 0.5 s", function()
+t.test("100,000 vs 100,000 rules: the right adds, removes and keeps (timed in bench/plan_bench.lua)", function()
   local function set(offset)
     local out = {}
     for i = 1, 100000 do
@@ -144,12 +144,9 @@ t.test("100,000 vs 100,000 rules in well under 0.5 s", function()
     return out
   end
   local current, desired = set(0), set(10000)
-  local t0 = os.clock()
   local p = plan.compute { target = { provider = "exoscale", group = "big" }, current = current,
     desired = desired, codec = "exoscale" }
-  local s = os.clock() - t0
   t.eq({ #p.add, #p.remove, #p.keep }, { 10000, 10000, 90000 })
-  t.ok(s < 0.5, string.format("took %.3f s", s))
 end)
 
 t.run()
