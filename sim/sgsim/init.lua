@@ -1,0 +1,802 @@
+--[[ sgsim: the core of `sgrun sim`, the offline emulator of the five providers' firewall APIs.
+
+PROVIDER MODULE INTERFACE (every sim/sgsim/<provider>.lua follows it exactly)
+
+  return {
+    name = "exoscale", prefix = "/exoscale/v2",
+    new_state = function(ctx) return state end,
+        -- seeded demo data; plain JSON-serialisable tables (string keys or proper arrays), since
+        -- GET /_sim/state dumps it and POST /_sim/load / --state give it back (through JSON:
+        -- numbers come back as floats, and an empty table may come back in place of an array)
+    handle = function(state, req, ctx) return status, body, headers end,
+        -- body: a table (JSON-encoded by the core), a string (sent as is) or nil (empty);
+        -- headers: optional {Name = "value"}; Content-Type defaults to application/json
+    error_body = function(status, message) return body end,
+        -- the provider's own error shape; the core uses it for injected 429/5xx, 413 (body over
+        -- 1 MiB), malformed JSON (400) and its own internal errors (500)
+    env = function(base_url)
+      return { SGRUN_EXOSCALE_URL = base_url .. "/exoscale/v2", EXOSCALE_API_KEY = "...", ... }
+    end,
+    credentials_banner = "one line describing the demo credentials",
+    advance = function(state, ctx) end,   -- optional: called before every request of this
+        -- provider, to apply the effects of async work that has completed by ctx.now()
+  }
+
+  req = { method =, path = (after the prefix, raw, e.g. "/security-group/abc"),
+          wire_path = (the full path as on the wire, raw), query = (raw, "" if none),
+          args = { name = first decoded value }, args_all = { name = { every decoded value } },
+          headers = { lower-case name = value }, body = (raw string),
+          json = (decoded body or nil; when the Content-Type says JSON and the body does not
+                  parse, the core has already answered error_body(400, ...) without calling
+                  handle; any JSON value can arrive here: check it is an object),
+          now = (epoch seconds, float) }
+
+  ctx = { now = function() -> epoch seconds (float),
+          task_duration = seconds that async work takes,
+          random = function() -> [0,1), seeded (deterministic under --seed),
+          task_error_rate = 0..1 (decide a task's outcome at creation: ctx.random() < rate),
+          new_id = function(kind) -> a fresh UUID v4 string (seeded),
+          json = { encode =, decode = (returns nil, err on bad input), null = },
+          crypto = require "_sg.crypto", null = cjson.null,
+          json_array_mt =, json_object_mt = (metatables that force a table to encode as a
+                  JSON array / object) }
+
+  JSON encoding (the core's own encoder, not cjson.encode): an EMPTY table encodes as [] (most
+  empty values in these APIs are lists: rules, results, tasks); give an empty object the
+  metatable ctx.json_object_mt to get {}. cjson.null encodes as null. Keys are sorted, so output
+  is deterministic. Integral floats are written as integers (cjson decodes every number as float).
+
+  Async work is lazy: a task/operation stores created_at and its planned outcome; its status is
+  derived from ctx.now() when read, and the state mutation is applied when it completes (in
+  advance(), or when read).
+
+THE CORE
+  sgsim.new(opts) -> core; opts = { latency_ms, jitter_ms, task_duration_ms, faults (spec string),
+  seed (integer), clock (function -> epoch seconds) }. The C server (runtime/sim_server.c) calls,
+  always under its one mutex:
+    core:request{method=, uri=, headers=, body=, oversized=} -> status, body, headers, delay_s,
+        drop, seq   -- the server sleeps delay_s without the lock, then calls core:finish(seq)
+    core:finish(seq)      -- records t_end in the request log
+    core:env(base_url), core:banner(base_url), core:dump() -> JSON, core:load(json) -> ok, err
+  Control endpoints live under /_sim/ (see control() below); they bypass latency and faults.
+]]
+
+local cjson = require "cjson.safe"
+local crypto = require "_sg.crypto"
+
+local M = {}
+
+M.PROVIDERS = { "exoscale", "gcore", "genesis", "barrack", "hostup" }
+
+local LOG_LIMIT = 100000         -- request log entries kept (the oldest are dropped)
+local DEFAULT_TASK_MS = 2000     -- how long async work takes unless --task-delay says otherwise
+
+local null = cjson.null
+
+------------------------------------------------------------------------------------------------
+-- JSON encoding: empty tables are arrays, sorted keys, no cjson sparse-array surprises.
+
+local array_mt = { __jsontype = "array" }
+local object_mt = { __jsontype = "object" }
+
+local escapes = { ['"'] = '\\"', ["\\"] = "\\\\", ["\b"] = "\\b", ["\f"] = "\\f", ["\n"] = "\\n",
+  ["\r"] = "\\r", ["\t"] = "\\t" }
+
+---@param s string
+---@return string
+local function quote(s)
+  return '"' .. s:gsub('[%c"\\]', function(c)
+    return escapes[c] or string.format("\\u%04x", c:byte())
+  end) .. '"'
+end
+
+---@param t table
+---@return boolean is_array, integer n
+local function array_length(t)
+  local mt = getmetatable(t)
+  if mt == object_mt then return false, 0 end
+  local n = #t
+  if mt == array_mt then return true, n end
+  local count = 0
+  for k in pairs(t) do
+    if math.type(k) ~= "integer" or k < 1 or k > n then return false, 0 end
+    count = count + 1
+  end
+  return count == n, n
+end
+
+---@param v any
+---@param out string[]
+---@param depth integer
+local function encode_value(v, out, depth)
+  local tv = type(v)
+  if v == nil or v == null then
+    out[#out + 1] = "null"
+  elseif tv == "boolean" then
+    out[#out + 1] = v and "true" or "false"
+  elseif tv == "number" then
+    if math.type(v) == "integer" then
+      out[#out + 1] = string.format("%d", v)
+    elseif v ~= v or v == math.huge or v == -math.huge then
+      out[#out + 1] = "null"
+    elseif v == math.floor(v) and math.abs(v) < 2 ^ 53 then
+      out[#out + 1] = string.format("%d", v)
+    else
+      out[#out + 1] = string.format("%.16g", v)
+    end
+  elseif tv == "string" then
+    out[#out + 1] = quote(v)
+  elseif tv == "table" then
+    if depth > 64 then error("json: nesting too deep (a cycle?)") end
+    local is_array, n = array_length(v)
+    if is_array then
+      out[#out + 1] = "["
+      for i = 1, n do
+        if i > 1 then out[#out + 1] = "," end
+        encode_value(v[i], out, depth + 1)
+      end
+      out[#out + 1] = "]"
+    else
+      local keys = {}
+      for k in pairs(v) do keys[#keys + 1] = tostring(k) end
+      table.sort(keys)
+      out[#out + 1] = "{"
+      for i, k in ipairs(keys) do
+        if i > 1 then out[#out + 1] = "," end
+        out[#out + 1] = quote(k)
+        out[#out + 1] = ":"
+        local val = v[k]
+        if val == nil then val = v[tonumber(k)] end
+        encode_value(val, out, depth + 1)
+      end
+      out[#out + 1] = "}"
+    end
+  else
+    error("json: cannot encode a " .. tv)
+  end
+end
+
+---Encodes a Lua value as JSON (see the header comment for the rules).
+---@param v any
+---@return string
+local function json_encode(v)
+  local out = {}
+  encode_value(v, out, 0)
+  return table.concat(out)
+end
+
+---Decodes JSON; nil and a message on bad input.
+---@param s string
+---@return any|nil value, string|nil err
+local function json_decode(s)
+  if type(s) ~= "string" then return nil, "not a string" end
+  local v, err = cjson.decode(s)
+  if v == nil and err then return nil, err end
+  return v
+end
+
+M.json = { encode = json_encode, decode = json_decode, null = null, array_mt = array_mt,
+  object_mt = object_mt }
+
+------------------------------------------------------------------------------------------------
+-- Seeded randomness: splitmix64 streams, so ids, task outcomes and faults repeat under --seed.
+
+---@param seed integer
+---@return fun(): integer next
+local function splitmix(seed)
+  local s = seed
+  return function()
+    s = s + 0x9E3779B97F4A7C15
+    local z = s
+    z = (z ~ (z >> 30)) * 0xBF58476D1CE4E5B9
+    z = (z ~ (z >> 27)) * 0x94D049BB133111EB
+    return z ~ (z >> 31)
+  end
+end
+
+---@param next_int fun(): integer
+---@return fun(): number uniform in [0, 1)
+local function uniform(next_int)
+  return function() return (next_int() >> 11) * (1.0 / 9007199254740992.0) end
+end
+
+---@param next_int fun(): integer
+---@return string uuid a version 4 UUID
+local function uuid4(next_int)
+  local a, b = next_int(), next_int()
+  return string.format("%08x-%04x-4%03x-%04x-%012x", (a >> 32) & 0xffffffff, (a >> 16) & 0xffff,
+    a & 0xfff, 0x8000 | ((b >> 48) & 0x3fff), b & 0xffffffffffff)
+end
+
+---@return integer
+local function random_seed()
+  local bytes = crypto.random_bytes(8)
+  return (string.unpack("<i8", bytes)) & 0x7fffffff  -- short: it is printed in the banner
+end
+
+------------------------------------------------------------------------------------------------
+-- Knobs and the --faults spec.
+
+local KNOB_LIMITS = {
+  latency_ms = { 0, 3600000 }, jitter_ms = { 0, 3600000 }, task_duration_ms = { 0, 86400000 },
+  error_rate = { 0, 1 }, drop_rate = { 0, 1 }, task_error_rate = { 0, 1 }, rate_limit = { 0, 1e9 },
+}
+local FAULT_NAMES = { ["5xx"] = "error_rate", error = "error_rate", drop = "drop_rate",
+  task_error = "task_error_rate", rate_limit = "rate_limit", rate = "rate_limit" }
+
+---Parses "5xx=0.1,drop=0.01,task_error=0.2,rate_limit=50" into knob values.
+---@param spec string
+---@return table|nil knobs, string|nil err
+function M.parse_faults(spec)
+  local out = {}
+  if spec == nil or spec:match("^%s*$") or spec == "none" then return out end
+  for item in spec:gmatch("[^,]+") do
+    local name, value = item:match("^%s*([%w_]+)%s*=%s*([^%s]+)%s*$")
+    local knob = name and (FAULT_NAMES[name] or (KNOB_LIMITS[name] and name))
+    if not knob then
+      return nil, string.format("invalid --faults item %q (expected NAME=VALUE with NAME one of 5xx, drop, task_error, rate_limit)", item)
+    end
+    local v = tonumber(value)
+    local lim = KNOB_LIMITS[knob]
+    if not v or v < lim[1] or v > lim[2] then
+      return nil, string.format("invalid --faults value for %s: %s (expected %g..%g)", name, value, lim[1], lim[2])
+    end
+    out[knob] = v
+  end
+  return out
+end
+
+------------------------------------------------------------------------------------------------
+-- URL helpers.
+
+---@param s string
+---@return string
+local function url_decode(s)
+  s = s:gsub("+", " ")
+  return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+end
+
+---@param query string
+---@return table<string,string> first, table<string,string[]> all
+local function parse_query(query)
+  local first, all = {}, {}
+  for pair in query:gmatch("[^&]+") do
+    local k, v = pair:match("^([^=]*)=(.*)$")
+    if not k then k, v = pair, "" end
+    k, v = url_decode(k), url_decode(v)
+    if first[k] == nil then first[k] = v end
+    all[k] = all[k] or {}
+    table.insert(all[k], v)
+  end
+  return first, all
+end
+
+M.url_decode = url_decode
+M.parse_query = parse_query
+
+------------------------------------------------------------------------------------------------
+-- IP networks, shared by the provider modules (require("sgsim").parse_cidr).
+
+---@param s string
+---@return integer[]|nil bytes the 4 bytes of a dotted IPv4 address
+local function parse_ipv4(s)
+  local a, b, c, d = s:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$")
+  if not a then return nil end
+  local out = {}
+  for i, part in ipairs({ a, b, c, d }) do
+    if #part > 3 or (#part > 1 and part:sub(1, 1) == "0") then return nil end
+    local n = tonumber(part)
+    if n > 255 then return nil end
+    out[i] = n
+  end
+  return out
+end
+
+---@param s string
+---@return integer[]|nil bytes the 16 bytes of an IPv6 address (RFC 4291 text forms)
+local function parse_ipv6(s)
+  if not s:find(":", 1, true) or s:find("[^%x:%.]") then return nil end
+  local head, tail = s, nil
+  local dbl = s:find("::", 1, true)
+  if dbl then
+    head, tail = s:sub(1, dbl - 1), s:sub(dbl + 2)
+    if tail:find("::", 1, true) then return nil end
+  end
+  local function groups(part, allow_v4)
+    local out = {}
+    if part == "" then return out end
+    local items = {}
+    for g in (part .. ":"):gmatch("([^:]*):") do items[#items + 1] = g end
+    for i, g in ipairs(items) do
+      if allow_v4 and i == #items and g:find(".", 1, true) then
+        local v4 = parse_ipv4(g)
+        if not v4 then return nil end
+        out[#out + 1] = v4[1] * 256 + v4[2]
+        out[#out + 1] = v4[3] * 256 + v4[4]
+      else
+        if not g:match("^%x%x?%x?%x?$") then return nil end
+        out[#out + 1] = tonumber(g, 16)
+      end
+    end
+    return out
+  end
+  local h = groups(head, tail == nil)
+  local t = {}
+  if tail then t = groups(tail, true) end
+  if not h or not t then return nil end
+  local n = #h + #t
+  if (tail and n > 7) or (not tail and n ~= 8) then return nil end
+  local words = {}
+  for _, w in ipairs(h) do words[#words + 1] = w end
+  for _ = 1, 8 - n do words[#words + 1] = 0 end
+  for _, w in ipairs(t) do words[#words + 1] = w end
+  local bytes = {}
+  for _, w in ipairs(words) do
+    bytes[#bytes + 1] = w >> 8
+    bytes[#bytes + 1] = w & 0xff
+  end
+  return bytes
+end
+
+---Parses "10.0.0.0/8", "::/0" or (with allow_bare) a bare address, which gets /32 or /128.
+---Returns nil and a reason when it is not a network.
+---@param s any
+---@param allow_bare boolean|nil
+---@return {family: integer, prefix: integer, host_bits: boolean, address: string, cidr: string}|nil, string|nil
+function M.parse_cidr(s, allow_bare)
+  if type(s) ~= "string" then return nil, "not a string" end
+  local addr, len = s:match("^([^/]+)/(%d+)$")
+  if not addr then
+    if not allow_bare or s:find("/", 1, true) then return nil, "not in CIDR notation" end
+    addr = s
+  end
+  local bytes = parse_ipv4(addr)
+  local family = 4
+  if not bytes then
+    bytes = parse_ipv6(addr)
+    family = 6
+  end
+  if not bytes then return nil, "not an IP address: " .. addr end
+  local max = family == 4 and 32 or 128
+  local prefix = len and tonumber(len) or max
+  if (len and #len > 3) or prefix > max then return nil, "prefix length out of range" end
+  local host_bits = false
+  for i, byte in ipairs(bytes) do
+    local keep = math.max(0, math.min(8, prefix - (i - 1) * 8))
+    local mask = (0xff << (8 - keep)) & 0xff
+    if byte & ~mask & 0xff ~= 0 then host_bits = true end
+  end
+  return { family = family, prefix = prefix, host_bits = host_bits, address = addr:lower(),
+    cidr = addr:lower() .. "/" .. prefix }
+end
+
+------------------------------------------------------------------------------------------------
+-- The core object.
+
+---@class SimCore
+local Core = {}
+Core.__index = Core
+
+---@param self SimCore
+local function reseed(self)
+  local seed = self.knobs.seed
+  self.next_id = splitmix(seed ~ 0x5EED1D5)
+  self.task_random = uniform(splitmix(seed ~ 0x7A5C))
+  self.fault_random = uniform(splitmix(seed ~ 0xFA17))
+end
+
+---Refreshes the ctx fields that follow the knobs.
+---@param self SimCore
+local function sync_ctx(self)
+  self.ctx.task_duration = self.knobs.task_duration_ms / 1000
+  self.ctx.task_error_rate = self.knobs.task_error_rate
+end
+
+---@param self SimCore
+---@param name string
+local function fresh_state(self, name)
+  local mod = self.modules[name]
+  self.states[name] = mod.new_state(self.ctx)
+end
+
+---Creates the emulator core. Returns nil and a message on a bad option.
+---@param opts table
+---@return SimCore|nil core, string|nil err
+function M.new(opts)
+  opts = opts or {}
+  local knobs = { latency_ms = 0, jitter_ms = 0, task_duration_ms = DEFAULT_TASK_MS, error_rate = 0,
+    drop_rate = 0, task_error_rate = 0, rate_limit = 0 }
+  for k in pairs(KNOB_LIMITS) do
+    if opts[k] ~= nil then
+      local v, lim = tonumber(opts[k]), KNOB_LIMITS[k]
+      if not v or v < lim[1] or v > lim[2] then return nil, "invalid " .. k end
+      knobs[k] = v
+    end
+  end
+  local faults, err = M.parse_faults(opts.faults)
+  if not faults then return nil, err end
+  for k, v in pairs(faults) do knobs[k] = v end
+  knobs.seed = math.tointeger(opts.seed) or random_seed()
+
+  local self = setmetatable({ knobs = knobs, clock = opts.clock or os.time, modules = {},
+    order = {}, states = {}, log = {}, seq = 0, open = {}, buckets = {} }, Core)
+  reseed(self)
+  self.ctx = {
+    now = function() return self.clock() end,
+    random = function() return self.task_random() end,
+    new_id = function(_) return uuid4(self.next_id) end,
+    json = M.json, crypto = crypto, null = null,
+    json_array_mt = array_mt, json_object_mt = object_mt,
+  }
+  sync_ctx(self)
+  for _, name in ipairs(M.PROVIDERS) do
+    -- A provider whose module is missing is simply not served: the others still work.
+    local ok, mod = pcall(require, "sgsim." .. name)
+    if ok and type(mod) == "table" then
+      self.modules[name] = mod
+      self.order[#self.order + 1] = name
+    elseif not tostring(mod):find("module 'sgsim." .. name .. "' not found", 1, true) then
+      io.stderr:write("sgrun sim: provider ", name, " failed to load: ", tostring(mod), "\n")
+    end
+  end
+  -- Longest prefix first, so that no prefix shadows a longer one.
+  table.sort(self.order, function(a, b) return #self.modules[a].prefix > #self.modules[b].prefix end)
+  for _, name in ipairs(self.order) do fresh_state(self, name) end
+  return self
+end
+
+---Finds the provider serving a path: prefix followed by "/" or the end of the path.
+---@param path string
+---@return string|nil name, string rest
+function Core:route(path)
+  for _, name in ipairs(self.order) do
+    local prefix = self.modules[name].prefix
+    if path:sub(1, #prefix) == prefix then
+      local rest = path:sub(#prefix + 1)
+      if rest == "" or rest:sub(1, 1) == "/" then return name, rest end
+    end
+  end
+  return nil, path
+end
+
+---Appends a request log entry and returns it.
+---@return table entry
+function Core:log_request(entry)
+  self.seq = self.seq + 1
+  entry.seq = self.seq
+  self.log[#self.log + 1] = entry
+  if #self.log > LOG_LIMIT then
+    -- drop the oldest tenth at once, so trimming is rare
+    local keep = {}
+    for i = LOG_LIMIT // 10 + 1, #self.log do keep[#keep + 1] = self.log[i] end
+    self.log = keep
+  end
+  self.open[entry.seq] = entry
+  return entry
+end
+
+---Records the end of a request (after the server slept its latency).
+---@param seq integer
+function Core:finish(seq)
+  local e = self.open[seq]
+  if e then
+    e.t_end = self.clock()
+    self.open[seq] = nil
+  end
+end
+
+---Token bucket per provider: rate_limit requests per second, bursts of the same size.
+---@return number|nil retry_after seconds to wait when the request is over the limit
+function Core:rate_limited(name, now)
+  local rate = self.knobs.rate_limit
+  if not rate or rate <= 0 then return nil end
+  local b = self.buckets[name]
+  if not b then
+    b = { tokens = rate, t = now }
+    self.buckets[name] = b
+  end
+  b.tokens = math.min(rate, b.tokens + (now - b.t) * rate)
+  b.t = now
+  if b.tokens >= 1 then
+    b.tokens = b.tokens - 1
+    return nil
+  end
+  return math.max(1, math.ceil((1 - b.tokens) / rate))
+end
+
+local function encode_body(body)
+  if body == nil then return "" end
+  if type(body) == "string" then return body end
+  return json_encode(body)
+end
+
+---Merges default headers into the module's.
+local function response_headers(h, status, body)
+  local out = {}
+  for k, v in pairs(h or {}) do out[k] = tostring(v) end
+  local has_ct = false
+  for k in pairs(out) do
+    if k:lower() == "content-type" then has_ct = true end
+  end
+  if not has_ct and status ~= 204 and body ~= nil then out["Content-Type"] = "application/json" end
+  return out
+end
+
+---Calls a module function under pcall; on a Lua error answers 500 in the provider's shape.
+---@return integer status, any body, table|nil headers
+function Core:call_module(name, fn, ...)
+  local mod = self.modules[name]
+  local ok, status, body, headers = xpcall(fn, debug.traceback, ...)
+  if not ok then
+    io.stderr:write("sgrun sim: ", name, " emulator error: ", tostring(status), "\n")
+    return 500, mod.error_body(500, "internal error in the " .. name .. " emulator"), nil
+  end
+  if math.type(status) ~= "integer" and not (type(status) == "number" and status == math.floor(status)) then
+    io.stderr:write("sgrun sim: ", name, " emulator returned no status\n")
+    return 500, mod.error_body(500, "internal error in the " .. name .. " emulator"), nil
+  end
+  return math.tointeger(status), body, headers
+end
+
+---The server entry point. See the header comment.
+---@param creq {method: string, uri: string, headers: table, body: string, oversized: boolean}
+---@return integer status, string body, table headers, number delay, boolean drop, integer seq
+function Core:request(creq)
+  local now = self.clock()
+  local uri = creq.uri or "/"
+  local path, query = uri:match("^([^?]*)%??(.*)$")
+  path = path ~= "" and path or "/"
+  local method = creq.method or "GET"
+
+  if path == "/_sim" or path:sub(1, 6) == "/_sim/" then
+    local status, body = self:control(method, path, query, creq.body or "")
+    return status, encode_body(body), response_headers(nil, status, body), 0, false, 0
+  end
+
+  local name, rest = self:route(path)
+  local entry = self:log_request({ provider = name or null, method = method, path = path,
+    query = query, t_start = now, status = 0 })
+  local k = self.knobs
+  local delay = (k.latency_ms + k.jitter_ms * self.fault_random()) / 1000
+
+  local function done(status, body, headers, drop)
+    entry.status = drop and 0 or status
+    if drop then entry.dropped = true end
+    return status, encode_body(body), response_headers(headers, status, body), delay, drop or false,
+        entry.seq
+  end
+
+  if not name then
+    return done(404, { message = "no emulated provider serves " .. path,
+      providers = self:prefixes() })
+  end
+  local mod = self.modules[name]
+  if creq.oversized then
+    return done(413, mod.error_body(413, "request body too large (the emulator accepts up to 1 MiB)"))
+  end
+  local retry_after = self:rate_limited(name, now)
+  if retry_after then
+    return done(429, mod.error_body(429, "too many requests, slow down"),
+      { ["Retry-After"] = tostring(retry_after) })
+  end
+  -- A dropped connection happens either before the request takes effect or after (a lost
+  -- response): the second is what makes blind retries of non-idempotent calls dangerous.
+  local drop = k.drop_rate > 0 and self.fault_random() < k.drop_rate
+  local drop_after = drop and self.fault_random() < 0.5
+  if drop and not drop_after then
+    entry.processed = false
+    return done(0, nil, nil, true)
+  end
+  if not drop and k.error_rate > 0 and self.fault_random() < k.error_rate then
+    local status = ({ 500, 502, 503 })[1 + math.floor(self.fault_random() * 3)]
+    return done(status, mod.error_body(status, "injected server error (sgrun sim)"))
+  end
+
+  local headers = creq.headers or {}
+  local body = creq.body or ""
+  local args, args_all = parse_query(query)
+  local req = { method = method, path = rest, wire_path = path, query = query, args = args,
+    args_all = args_all, headers = headers, body = body, now = now }
+  if body ~= "" then
+    local ct = (headers["content-type"] or ""):lower()
+    local v, err = json_decode(body)
+    if v ~= nil then
+      req.json = v
+    elseif ct:find("json", 1, true) then
+      return done(400, mod.error_body(400, "malformed JSON in request body: " .. tostring(err)))
+    end
+  end
+
+  sync_ctx(self)
+  local state = self.states[name]
+  if mod.advance then
+    local ok, err = xpcall(mod.advance, debug.traceback, state, self.ctx)
+    if not ok then io.stderr:write("sgrun sim: ", name, " advance error: ", tostring(err), "\n") end
+  end
+  local status, rbody, rheaders = self:call_module(name, mod.handle, state, req, self.ctx)
+  if drop then entry.processed = true end
+  return done(status, rbody, rheaders, drop)
+end
+
+---@return table<string,string> prefixes by provider
+function Core:prefixes()
+  local out = setmetatable({}, object_mt)
+  for _, name in ipairs(self.order) do out[name] = self.modules[name].prefix end
+  return out
+end
+
+---@return table knobs a copy, JSON-ready
+function Core:knob_values()
+  local out = {}
+  for key, v in pairs(self.knobs) do out[key] = v end
+  return out
+end
+
+---Applies a table of knob changes; returns nil and a message on a bad one (nothing applied).
+---@param changes table
+---@return boolean|nil ok, string|nil err
+function Core:set_knobs(changes)
+  if type(changes) ~= "table" then return nil, "expected a JSON object of knobs" end
+  local new = {}
+  for key, v in pairs(changes) do
+    if key == "faults" then
+      if type(v) ~= "string" then return nil, "faults must be a string" end
+      local f, err = M.parse_faults(v)
+      if not f then return nil, err end
+      for fk, fv in pairs(f) do new[fk] = fv end
+    elseif key == "seed" then
+      if type(v) ~= "number" or v ~= math.floor(v) then return nil, "seed must be an integer" end
+      new.seed = math.tointeger(v)
+    elseif KNOB_LIMITS[key] then
+      local lim = KNOB_LIMITS[key]
+      if type(v) ~= "number" or v < lim[1] or v > lim[2] then
+        return nil, string.format("%s must be a number in %g..%g", key, lim[1], lim[2])
+      end
+      new[key] = v
+    else
+      return nil, "unknown knob: " .. tostring(key)
+    end
+  end
+  for key, v in pairs(new) do self.knobs[key] = v end
+  if new.seed then reseed(self) end
+  if new.rate_limit then self.buckets = {} end
+  sync_ctx(self)
+  return true
+end
+
+---@return table dump everything a later load() needs
+function Core:state_table()
+  local providers = setmetatable({}, object_mt)
+  for _, name in ipairs(self.order) do providers[name] = self.states[name] end
+  return { format = "sgrun.sim-state/1", knobs = self:knob_values(), providers = providers }
+end
+
+---@return string json
+function Core:dump()
+  return json_encode(self:state_table())
+end
+
+---Replaces the state of the providers present in a dump (a JSON string or a decoded table).
+---@param data string|table
+---@return boolean|nil ok, string|nil err
+function Core:load(data)
+  if type(data) == "string" then
+    local v, err = json_decode(data)
+    if v == nil then return nil, "not JSON: " .. tostring(err) end
+    data = v
+  end
+  if type(data) ~= "table" or type(data.providers) ~= "table" then
+    return nil, 'expected {"providers": {"<name>": state, ...}}'
+  end
+  for name, st in pairs(data.providers) do
+    if not self.modules[name] then return nil, "unknown provider: " .. tostring(name) end
+    if type(st) ~= "table" then return nil, "state of " .. name .. " must be an object" end
+  end
+  for name, st in pairs(data.providers) do self.states[name] = st end
+  return true
+end
+
+---Back to the seeded demo state (ids repeat under the same seed).
+function Core:reset()
+  reseed(self)
+  for _, name in ipairs(self.order) do fresh_state(self, name) end
+  self.buckets = {}
+end
+
+---@return table
+function Core:log_entries(since, provider)
+  local out = {}
+  for _, e in ipairs(self.log) do
+    if e.seq > since and (provider == nil or e.provider == provider) then out[#out + 1] = e end
+  end
+  return out
+end
+
+---The /_sim/ control endpoints. Answers {"error": message} on misuse.
+---@return integer status, table body
+function Core:control(method, path, query, body)
+  local function bad(status, msg) return status, { error = msg } end
+  local function decoded()
+    if body == "" then return nil, "a JSON body is required" end
+    local v, err = json_decode(body)
+    if v == nil then return nil, "malformed JSON: " .. tostring(err) end
+    return v
+  end
+  local route = path:gsub("/+$", "")
+  if route == "/_sim" then
+    if method ~= "GET" then return bad(405, "method not allowed") end
+    return 200, { providers = self:prefixes(), endpoints = { "GET/PUT /_sim/knobs", "GET /_sim/state",
+      "POST /_sim/load", "POST /_sim/reset", "GET/DELETE /_sim/log" } }
+  elseif route == "/_sim/knobs" then
+    if method == "GET" then return 200, self:knob_values() end
+    if method ~= "PUT" and method ~= "POST" and method ~= "PATCH" then return bad(405, "method not allowed") end
+    local v, err = decoded()
+    if v == nil then return bad(400, err) end
+    local ok, kerr = self:set_knobs(v)
+    if not ok then return bad(400, kerr) end
+    return 200, self:knob_values()
+  elseif route == "/_sim/state" then
+    if method ~= "GET" then return bad(405, "method not allowed") end
+    return 200, self:state_table()
+  elseif route == "/_sim/load" then
+    if method ~= "POST" and method ~= "PUT" then return bad(405, "method not allowed") end
+    local v, err = decoded()
+    if v == nil then return bad(400, err) end
+    local ok, lerr = self:load(v)
+    if not ok then return bad(400, lerr) end
+    return 200, { loaded = true }
+  elseif route == "/_sim/reset" then
+    if method ~= "POST" then return bad(405, "method not allowed") end
+    self:reset()
+    return 200, { reset = true }
+  elseif route == "/_sim/log" then
+    if method == "DELETE" then
+      local n = #self.log
+      self.log = {}
+      return 200, { cleared = n }
+    elseif method ~= "GET" then
+      return bad(405, "method not allowed")
+    end
+    local args = parse_query(query)
+    local since = tonumber(args.since or "0") or 0
+    local entries = self:log_entries(since, args.provider)
+    return 200, { count = #entries, requests = entries }
+  end
+  return bad(404, "no such control endpoint: " .. path)
+end
+
+---Environment for clients: SGRUN_SIM_URL plus every module's env(base_url).
+---@param base_url string
+---@return table<string,string>
+function Core:env(base_url)
+  local out = { SGRUN_SIM_URL = base_url }
+  for _, name in ipairs(self.order) do
+    local ok, e = pcall(self.modules[name].env, base_url)
+    if ok and type(e) == "table" then
+      for k, v in pairs(e) do out[k] = tostring(v) end
+    end
+  end
+  return out
+end
+
+---The start-up banner of `sgrun sim`.
+---@param base_url string
+---@return string
+function Core:banner(base_url)
+  local lines = { "sgrun sim listening on " .. base_url }
+  local names = {}
+  for _, name in ipairs(M.PROVIDERS) do
+    if self.modules[name] then names[#names + 1] = name end
+  end
+  for _, name in ipairs(names) do
+    local mod = self.modules[name]
+    lines[#lines + 1] = string.format("  %-9s %s%s  %s", name, base_url, mod.prefix,
+      mod.credentials_banner or "")
+  end
+  lines[#lines + 1] = "  control   " .. base_url .. "/_sim/  (knobs, state, reset, log)"
+  lines[#lines + 1] = string.format("  knobs     latency %gms, jitter %gms, task duration %gms, seed %d",
+    self.knobs.latency_ms, self.knobs.jitter_ms, self.knobs.task_duration_ms, self.knobs.seed)
+  return table.concat(lines, "\n")
+end
+
+return M

@@ -1,0 +1,227 @@
+-- The emulator core over real HTTP: routing by prefix, the /_sim/ control endpoints (knobs,
+-- state dump/load/reset, request log), latency, injected faults in each provider's own error
+-- shape (429 with Retry-After, 5xx, dropped connections, 413, malformed JSON), determinism
+-- under a seed, and concurrency shown from the server's own request log.
+local t = require "testlib"
+local http = require "_sg.http"
+local cjson = require "cjson"
+local task = require "_sg.task"
+
+local BASE = assert(os.getenv("SGRUN_SIM_URL"), "SGRUN_SIM_URL is not set (run through with_sim.sh)")
+local GCORE = assert(os.getenv("SGRUN_GCORE_URL"))
+local GCORE_AUTH = { Authorization = "APIKey " .. assert(os.getenv("GCORE_API_KEY")), ["Content-Type"] = "application/json" }
+local GLIST = GCORE .. "/cloud/v1/securitygroups/" .. os.getenv("GCORE_CLOUD_PROJECT_ID") .. "/" .. os.getenv("GCORE_CLOUD_REGION_ID")
+
+local function req(method, url, body, headers)
+  if type(body) == "table" then body = cjson.encode(body) end
+  local r, err, code = http.request { method = method, url = url, body = body,
+    headers = headers or { ["Content-Type"] = "application/json" }, timeout = 10 }
+  if not r then return nil, err, code end
+  if r.body ~= "" then r.json = cjson.decode(r.body) end
+  return r
+end
+
+local function control(method, path, body)
+  return assert(req(method, BASE .. path, body))
+end
+
+local function knobs(k)
+  local r = control("PUT", "/_sim/knobs", k)
+  t.eq(r.status, 200, r.body)
+  return r.json
+end
+
+local DEFAULTS = { latency_ms = 0, jitter_ms = 0, task_duration_ms = 200, error_rate = 0, drop_rate = 0,
+  task_error_rate = 0, rate_limit = 0 }
+
+t.test("GET /_sim/ lists the providers and their prefixes", function()
+  local r = control("GET", "/_sim/")
+  t.eq(r.status, 200)
+  t.eq(r.json.providers.exoscale, "/exoscale/v2")
+  t.eq(r.json.providers.gcore, "/gcore")
+end)
+
+t.test("knobs: GET, PUT partial changes, refuse unknown knobs and bad values", function()
+  local k = knobs(DEFAULTS)
+  t.eq(k.latency_ms, 0)
+  t.eq(control("GET", "/_sim/knobs").json.task_duration_ms, 200)
+  k = knobs({ faults = "5xx=0.25,drop=0.5" })
+  t.eq(k.error_rate, 0.25)
+  t.eq(k.drop_rate, 0.5)
+  t.eq(control("PUT", "/_sim/knobs", { bogus = 1 }).status, 400)
+  t.eq(control("PUT", "/_sim/knobs", { error_rate = 2 }).status, 400)
+  t.eq(control("PUT", "/_sim/knobs", { faults = "explode=1" }).status, 400)
+  t.eq(control("PUT", "/_sim/knobs", "{").status, 400)
+  t.eq(control("GET", "/_sim/knobs").json.error_rate, 0.25, "a refused change changes nothing")
+  knobs(DEFAULTS)
+  t.eq(control("GET", "/_sim/nothing").status, 404)
+end)
+
+t.test("unknown prefix: 404 naming the served prefixes", function()
+  local r = assert(req("GET", BASE .. "/aws/v1/things"))
+  t.eq(r.status, 404)
+  t.eq(r.json.providers.gcore, "/gcore")
+  -- a prefix must end at a path segment boundary
+  t.eq(assert(req("GET", BASE .. "/gcorex/cloud")).status, 404)
+end)
+
+t.test("request log: seq, provider, method, path, query, status, t_start, t_end", function()
+  control("DELETE", "/_sim/log")
+  local r = assert(req("GET", GLIST .. "?limit=5", nil, GCORE_AUTH))
+  t.eq(r.status, 200)
+  assert(req("GET", GLIST, nil, {}))
+  local log = control("GET", "/_sim/log").json
+  t.eq(log.count, 2)
+  local e = log.requests[1]
+  t.eq(e.provider, "gcore")
+  t.eq(e.method, "GET")
+  t.eq(e.path, "/gcore/cloud/v1/securitygroups/1/76")
+  t.eq(e.query, "limit=5")
+  t.eq(e.status, 200)
+  t.eq(log.requests[2].status, 401)
+  t.ok(e.t_end >= e.t_start and math.abs(e.t_start - os.time()) < 60)
+  t.ok(log.requests[2].seq > e.seq)
+  local since = control("GET", "/_sim/log?since=" .. math.tointeger(e.seq)).json
+  t.eq(since.count, 1)
+  t.eq(control("GET", "/_sim/log?provider=exoscale").json.count, 0)
+  t.eq(control("DELETE", "/_sim/log").json.cleared, 2)
+end)
+
+t.test("latency and jitter are added to provider responses, not to control ones", function()
+  knobs({ latency_ms = 150, jitter_ms = 50 })
+  local t0 = task.now()
+  assert(req("GET", GLIST, nil, GCORE_AUTH))
+  local took = task.now() - t0
+  t.ok(took >= 0.15 and took < 0.6, "took " .. took)
+  t0 = task.now()
+  control("GET", "/_sim/knobs")
+  t.ok(task.now() - t0 < 0.1)
+  knobs(DEFAULTS)
+end)
+
+t.test("rate limit: 429 with Retry-After in the provider's error shape", function()
+  knobs({ rate_limit = 3 })
+  local statuses, limited = {}, nil
+  for i = 1, 6 do
+    local r = assert(req("GET", GLIST, nil, GCORE_AUTH))
+    statuses[i] = r.status
+    if r.status == 429 then limited = r end
+  end
+  t.eq(statuses[1], 200)
+  t.ok(limited, "some request was limited")
+  t.ok(tonumber(limited.headers["retry-after"]) >= 1, "Retry-After in seconds")
+  t.ok(limited.json.exception_class and limited.json.message and limited.json.request_id, "Gcore's error shape")
+  local exo = assert(req("GET", os.getenv("SGRUN_EXOSCALE_URL") .. "/zone"))
+  t.eq(exo.status, 200, "buckets are per provider")
+  knobs(DEFAULTS)
+end)
+
+t.test("5xx injection uses each provider's error shape", function()
+  knobs({ error_rate = 1 })
+  local r = assert(req("GET", GLIST, nil, GCORE_AUTH))
+  t.ok(r.status >= 500 and r.status <= 503, tostring(r.status))
+  t.ok(r.json.exception_class and r.json.message)
+  r = assert(req("GET", os.getenv("SGRUN_EXOSCALE_URL") .. "/zone"))
+  t.ok(r.status >= 500)
+  t.ok(type(r.json.message) == "string" and r.json.exception_class == nil, "Exoscale's {message}")
+  knobs(DEFAULTS)
+end)
+
+t.test("dropped connections: the client sees a transport error, the log says dropped", function()
+  control("DELETE", "/_sim/log")
+  knobs({ drop_rate = 1 })
+  local r, err = req("GET", GLIST, nil, GCORE_AUTH)
+  t.eq(r, nil)
+  t.ok(err, "an error message")
+  knobs(DEFAULTS)
+  local log = control("GET", "/_sim/log").json.requests
+  t.eq(log[1].dropped, true)
+  t.eq(log[1].status, 0)
+end)
+
+t.test("malformed JSON and oversized bodies: the provider's shape, never a crash", function()
+  local r = assert(req("POST", GCORE .. "/cloud/v2/security_groups/1/76", '{"name": [', GCORE_AUTH))
+  t.eq(r.status, 400)
+  t.eq(r.json.exception_class, "ValidationError")
+  r = assert(req("POST", GCORE .. "/cloud/v2/security_groups/1/76", string.rep("x", 2 * 1024 * 1024), GCORE_AUTH))
+  t.eq(r.status, 413)
+  t.ok(r.json.exception_class and r.json.message)
+  for _, body in ipairs({ "\0\1\2", "{}}", '{"a":' .. string.rep("[", 5000), "null", "1e999", '"\\ud800"' }) do
+    r = assert(req("POST", GCORE .. "/cloud/v2/security_groups/1/76", body, GCORE_AUTH))
+    t.ok(r.status == 400, "status " .. r.status .. " for " .. body:sub(1, 20))
+  end
+  t.eq(assert(req("GET", GLIST, nil, GCORE_AUTH)).status, 200, "still serving")
+end)
+
+t.test("state: dump, load and reset", function()
+  control("POST", "/_sim/reset")
+  local dump = control("GET", "/_sim/state").json
+  t.eq(dump.format, "sgrun.sim-state/1")
+  t.ok(dump.providers.exoscale and dump.providers.gcore)
+  local before = assert(req("GET", GLIST .. "?limit=100", nil, GCORE_AUTH)).json.count
+  local r = assert(req("POST", GCORE .. "/cloud/v1/securitygroups/1/76/" ..
+    assert(req("GET", GLIST .. "?name=web", nil, GCORE_AUTH)).json.results[1].id .. "/copy", { name = "extra" }, GCORE_AUTH))
+  t.eq(r.status, 200)
+  t.eq(assert(req("GET", GLIST .. "?limit=100", nil, GCORE_AUTH)).json.count, before + 1)
+  t.eq(control("POST", "/_sim/load", { providers = { gcore = dump.providers.gcore } }).status, 200)
+  t.eq(assert(req("GET", GLIST .. "?limit=100", nil, GCORE_AUTH)).json.count, before, "the dump came back")
+  -- the loaded state still works for mutations (numbers came back through JSON as floats)
+  local web = assert(req("GET", GLIST .. "?name=web", nil, GCORE_AUTH)).json.results[1]
+  r = assert(req("POST", GCORE .. "/cloud/v2/security_groups/1/76/" .. web.id .. "/rules",
+    { direction = "ingress", protocol = "tcp", port_range_min = 22, port_range_max = 22,
+      remote_ip_prefix = "0.0.0.0/0" }, GCORE_AUTH))
+  t.eq(r.status, 409, "duplicate detection works on loaded state")
+  t.eq(control("POST", "/_sim/load", { providers = { nope = {} } }).status, 400)
+  t.eq(control("POST", "/_sim/load", { something = 1 }).status, 400)
+  t.eq(control("POST", "/_sim/reset").status, 200)
+end)
+
+t.test("a seed makes ids repeat after a reset", function()
+  knobs({ seed = 1234 })
+  control("POST", "/_sim/reset")
+  local a = control("GET", "/_sim/state").json.providers.gcore.group_order
+  control("POST", "/_sim/reset")
+  local b = control("GET", "/_sim/state").json.providers.gcore.group_order
+  t.eq(a, b)
+  knobs({ seed = 99 })
+  control("POST", "/_sim/reset")
+  local c = control("GET", "/_sim/state").json.providers.gcore.group_order
+  t.ok(c[1] ~= a[1])
+end)
+
+t.test("concurrency: 500 concurrent requests with 200 ms latency take about one latency", function()
+  knobs({ latency_ms = 200 })
+  control("DELETE", "/_sim/log")
+  local n, ok = 500, 0
+  local t0 = task.now()
+  local tasks = {}
+  for i = 1, n do
+    tasks[i] = task.spawn(function()
+      local r = req("GET", BASE .. "/exoscale/v2/zone")
+      if r and r.status == 200 then ok = ok + 1 end
+    end)
+  end
+  for _, tk in ipairs(tasks) do task.wait(tk) end
+  local wall = task.now() - t0
+  knobs(DEFAULTS)
+  t.eq(ok, n)
+  t.ok(wall < 1.5, string.format("%d requests took %.2f s", n, wall))
+  -- the server's own view: how many requests were in flight at once
+  local log = control("GET", "/_sim/log").json.requests
+  t.eq(#log, n)
+  local events = {}
+  for _, e in ipairs(log) do
+    events[#events + 1] = { e.t_start, 1 }
+    events[#events + 1] = { e.t_end, -1 }
+  end
+  table.sort(events, function(x, y) if x[1] ~= y[1] then return x[1] < y[1] end return x[2] < y[2] end)
+  local cur, max = 0, 0
+  for _, ev in ipairs(events) do
+    cur = cur + ev[2]
+    if cur > max then max = cur end
+  end
+  print(string.format("concurrency: %d requests in %.3f s, at most %d in flight at the server", n, wall, max))
+  t.ok(max >= 100, "max overlap " .. max)
+end)
+
+t.run()
