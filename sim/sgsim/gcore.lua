@@ -272,7 +272,7 @@ local function validate_rule(st, body, prefix, errs, self_id)
   end
   if not absent(body.protocol) then
     if type(body.protocol) ~= "string" or not PROTOCOLS_V2[body.protocol] then
-      bad("protocol", "Input should be one of the SecurityGroupProtocolEnumV2 values (ah, dccp, egp, esp, gre, icmp, igmp, ipencap, ipip, ipv6-encap, ipv6-frag, ipv6-icmp, ipv6-nonxt, ipv6-opts, ipv6-route, ospf, pgm, rsvp, sctp, tcp, udp, udplite, vrrp); use null for all protocols")
+      bad("protocol", "Input should be one of the SecurityGroupProtocolEnumV2 values (ah, dccp, egp, esp, gre, icmp, igmp, ipencap, ipip, ipv6-encap, ipv6-frag, ipv6-icmp, ipv6-nonxt, ipv6-opts, ipv6-route, ospf, pgm, rsvp, sctp, tcp, udp, udplite, vrrp); use null for all protocols") -- luacheck: ignore 631 (the vendor's message, verbatim)
     else
       r.protocol = body.protocol
     end
