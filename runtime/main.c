@@ -1,21 +1,79 @@
-/* sgrun's command line: lua-compatible options, each chunk run as a task on the event loop. */
+/* sgrun's command line: lua-compatible options, each chunk run as a task on the event loop,
+ * once or on a schedule. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ext.h"
+#include "log.h"
 #include "repl.h"
+#include "schedule.h"
 #include "scheduler.h"
 #include "sim_server.h"
 #include "state.h"
 
 #define EXIT_USAGE 2
+#define EXIT_LOCKED 75 /* EX_TEMPFAIL: another process is running this playbook */
 
 static const char *progname = "sgrun";
 
-/* The emulator lives in libsgrun_net.so; these resolve its entry points. */
+struct options {
+  int script;      /* index of the script in argv, 0 if none */
+  int interactive; /* -i */
+  int has_exec;    /* some -e or -l */
+  int sim;
+  int dry_run;
+  int json;
+  int no_lock;
+  const char *profile;
+  const char *log_format;
+  double every;      /* seconds, 0 when not scheduled this way */
+  const char *cron;  /* expression, NULL when not scheduled this way */
+  struct sg_cron cron_spec;
+};
+
+static void usage(FILE *out) {
+  fprintf(out,
+          "usage: %s [options] [script [args]]\n"
+          "       %s sim [--help]       run the emulator of the five providers' APIs\n"
+          "Runs a Lua 5.4 playbook with the sgrun library (require \"sg\").\n"
+          "Options:\n"
+          "  -e CODE            run CODE\n"
+          "  -l NAME            require library NAME into global NAME (-l g=NAME: into g)\n"
+          "  -i                 enter the interactive REPL after running the script\n"
+          "  -v, --version      print the version\n"
+          "  -                  run standard input\n"
+          "  --                 stop handling options\n"
+          "  --sim              start the emulator in-process and point every provider at it\n"
+          "  --dry-run          send no request other than reads (GET, HEAD, OPTIONS)\n"
+          "  --json             ask playbooks for machine-readable output (sg.options.json)\n"
+          "  --profile NAME     the credentials profile sg.connect uses by default\n"
+          "  --every DURATION   run the script now and then every DURATION (30s, 5m, 1h30m)\n"
+          "  --cron \"EXPR\"      run the script at the times of a 5-field cron expression\n"
+          "  --log-format FMT   run logs on stderr as 'text' (default) or 'json' (one object a line)\n"
+          "  --no-lock          do not take the playbook's lock (see below)\n"
+          "  -h, --help         print this help\n"
+          "With no script: the REPL on a terminal, else standard input is run.\n"
+          "A script run takes a lock (a file in $SGRUN_LOCK_DIR, $XDG_RUNTIME_DIR or /tmp), so two\n"
+          "sgrun processes never run the same playbook at once; a run that finds it taken is\n"
+          "skipped (exit 75). On a schedule, a run still going when the next is due makes that\n"
+          "one skipped; SIGTERM lets the current run finish, then exits.\n"
+          "Exit codes: 0 success, 1 error, 2 usage, 75 skipped (locked), 130 interrupted;\n"
+          "playbooks may use others (os.exit).\n"
+          "Environment: SGRUN_DEV_ROOT=DIR loads stdlib/ and sim/ Lua modules from a source tree.\n",
+          progname, progname);
+}
+
+static int usage_error(const char *what, const char *arg) {
+  fprintf(stderr, "%s: %s%s%s\nTry '%s --help' for the options.\n", progname, what,
+          arg ? " " : "", arg ? arg : "", progname);
+  return EXIT_USAGE;
+}
+
+/* The emulator lives in libsgrun_net.so; this resolves its entry points. */
 static void *ext_or_exit(const char *name) {
   char err[512];
   void *sym = sg_ext_symbol(name, err, sizeof err);
@@ -26,43 +84,7 @@ static void *ext_or_exit(const char *name) {
   return sym;
 }
 
-static void usage(FILE *out) {
-  fprintf(out,
-          "usage: %s [options] [script [args]]\n"
-          "       %s sim [--help]       run the emulator of the five providers' APIs\n"
-          "Runs a Lua 5.4 playbook with the sgrun library (require \"sg\").\n"
-          "Options:\n"
-          "  -e CODE            run CODE\n"
-          "  -l NAME            require library NAME into global NAME\n"
-          "  -i                 enter the interactive REPL after running the script\n"
-          "  -v, --version      print the version\n"
-          "  -                  run standard input\n"
-          "  --                 stop handling options\n"
-          "  --sim              start the emulator in-process and point every provider at it\n"
-          "  --dry-run          send no request other than reads (GET, HEAD, OPTIONS)\n"
-          "  -h, --help         print this help\n"
-          "With no script: the REPL on a terminal, else standard input is run.\n"
-          "Exit codes: 0 success, 1 error, 2 usage, 130 interrupted; playbooks may use others.\n"
-          "Environment: SGRUN_DEV_ROOT=DIR loads stdlib/ and sim/ Lua modules from a source\n"
-          "tree instead of the copies built in.\n",
-          progname, progname);
-}
-
-static int usage_error(const char *what, const char *arg) {
-  fprintf(stderr, "%s: %s%s%s\nTry '%s --help' for the options.\n", progname, what,
-          arg ? " " : "", arg ? arg : "", progname);
-  return EXIT_USAGE;
-}
-
-struct options {
-  int script;      /* index of the script in argv, 0 if none */
-  int interactive; /* -i */
-  int has_exec;    /* some -e or -l */
-  int sim;
-  int dry_run;
-};
-
-/* Returns 0 or an exit code for a usage error / an early exit (help, version). */
+/* Returns 0 or an exit code; *done is set when there is nothing left to do (help, version). */
 static int parse_args(int argc, char **argv, struct options *o, int *done) {
   int i;
   *done = 0;
@@ -74,28 +96,57 @@ static int parse_args(int argc, char **argv, struct options *o, int *done) {
       i++;
       break;
     }
+    const char *value = i + 1 < argc ? argv[i + 1] : NULL;
+    int takes_value = 1;
     if (strcmp(a, "-e") == 0 || strcmp(a, "-l") == 0) {
-      if (++i >= argc) return usage_error(a[1] == 'e' ? "'-e' needs code to run" : "'-l' needs a library name", NULL);
+      if (!value) return usage_error(a[1] == 'e' ? "'-e' needs code to run" : "'-l' needs a library name", NULL);
       o->has_exec = 1;
-    } else if (strcmp(a, "-i") == 0) {
-      o->interactive = 1;
-    } else if (strcmp(a, "-v") == 0 || strcmp(a, "--version") == 0) {
-      printf("sgrun %s (%s)\n", SGRUN_VERSION, LUA_RELEASE);
-      *done = 1;
-      return 0;
-    } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-      usage(stdout);
-      *done = 1;
-      return 0;
-    } else if (strcmp(a, "--sim") == 0) {
-      o->sim = 1;
-    } else if (strcmp(a, "--dry-run") == 0) {
-      o->dry_run = 1;
+    } else if (strcmp(a, "--profile") == 0) {
+      if (!value) return usage_error("'--profile' needs a profile name", NULL);
+      o->profile = value;
+    } else if (strcmp(a, "--log-format") == 0) {
+      if (!value || (strcmp(value, "text") && strcmp(value, "json")))
+        return usage_error("'--log-format' takes 'text' or 'json'", NULL);
+      o->log_format = value;
+    } else if (strcmp(a, "--every") == 0) {
+      o->every = value ? sg_parse_duration(value) : -1;
+      if (o->every <= 0)
+        return usage_error("'--every' needs a duration such as 30s, 5m or 1h30m, not", value ? value : "nothing");
+    } else if (strcmp(a, "--cron") == 0) {
+      char err[300];
+      if (!value) return usage_error("'--cron' needs an expression such as \"*/15 * * * *\"", NULL);
+      if (sg_cron_parse(value, &o->cron_spec, err, sizeof err) != 0) return usage_error(err, NULL);
+      o->cron = value;
     } else {
-      return usage_error("unknown option", a);
+      takes_value = 0;
+      if (strcmp(a, "-i") == 0) {
+        o->interactive = 1;
+      } else if (strcmp(a, "-v") == 0 || strcmp(a, "--version") == 0) {
+        printf("sgrun %s (%s)\n", SGRUN_VERSION, LUA_RELEASE);
+        *done = 1;
+        return 0;
+      } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+        usage(stdout);
+        *done = 1;
+        return 0;
+      } else if (strcmp(a, "--sim") == 0) {
+        o->sim = 1;
+      } else if (strcmp(a, "--dry-run") == 0) {
+        o->dry_run = 1;
+      } else if (strcmp(a, "--json") == 0) {
+        o->json = 1;
+      } else if (strcmp(a, "--no-lock") == 0) {
+        o->no_lock = 1;
+      } else {
+        return usage_error("unknown option", a);
+      }
     }
+    i += takes_value;
   }
   o->script = i < argc ? i : 0;
+  if ((o->every > 0 || o->cron) && (!o->script || strcmp(argv[o->script], "-") == 0))
+    return usage_error("'--every' and '--cron' need a script file to run", NULL);
+  if (o->every > 0 && o->cron) return usage_error("use '--every' or '--cron', not both", NULL);
   return 0;
 }
 
@@ -109,6 +160,31 @@ static void create_arg_table(lua_State *L, int argc, char **argv, int script) {
   lua_setglobal(L, "arg");
 }
 
+/* What the command line asked of playbooks: require "sg.options". */
+static void register_options(lua_State *L, const struct options *o) {
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  lua_createtable(L, 0, 5);
+  lua_pushboolean(L, o->dry_run);
+  lua_setfield(L, -2, "dry_run");
+  lua_pushboolean(L, o->json);
+  lua_setfield(L, -2, "json");
+  lua_pushboolean(L, o->sim);
+  lua_setfield(L, -2, "sim");
+  if (o->profile) {
+    lua_pushstring(L, o->profile);
+    lua_setfield(L, -2, "profile");
+  }
+  lua_pushstring(L, sg_log_format() == SG_LOG_JSON ? "json" : "text");
+  lua_setfield(L, -2, "log_format");
+  lua_setfield(L, -2, "sg.options");
+  lua_pop(L, 1);
+}
+
+static void report_error(const char *message) {
+  if (sg_log_format() == SG_LOG_JSON) sg_log("error", "error", message, NULL);
+  else fprintf(stderr, "%s: %s\n", progname, message);
+}
+
 /* Runs the function below its nargs arguments as a task to the end. Returns the exit code. */
 static int run_task(lua_State *L, int nargs) {
   sg_task_spawn(L, nargs);
@@ -116,13 +192,13 @@ static int run_task(lua_State *L, int nargs) {
   int code = 0;
   if (state == SG_FAILED) {
     const char *tb = sg_task_push_error(L, -1);
-    fprintf(stderr, "%s: %s\n", progname, tb ? tb : sg_tostring_error(L, -1));
-    fflush(stderr);
+    report_error(tb ? tb : sg_tostring_error(L, -1));
     code = 1;
   }
-  if (sg_loop_peek_signal()) {
-    int sig = sg_loop_take_signal();
-    fprintf(stderr, "%s: interrupted by signal %d\n", progname, sig);
+  int sig = sg_loop_peek_signal();
+  if (sig == SIGINT || (sig && state == SG_CANCELLED)) {
+    sg_loop_take_signal();
+    report_error(sig == SIGINT ? "interrupted" : "terminated");
     code = 128 + sig;
   }
   lua_settop(L, 0);
@@ -130,7 +206,7 @@ static int run_task(lua_State *L, int nargs) {
 }
 
 static int report_load_error(lua_State *L) {
-  fprintf(stderr, "%s: %s\n", progname, lua_tostring(L, -1));
+  report_error(lua_tostring(L, -1));
   lua_pop(L, 1);
   return 1;
 }
@@ -141,7 +217,6 @@ static int run_chunk(lua_State *L, const char *code, const char *name) {
 }
 
 static int run_require(lua_State *L, const char *spec) {
-  /* -l mod: mod = require "mod"; -l g=mod: g = require "mod" (as in lua 5.4.8) */
   const char *eq = strchr(spec, '=');
   const char *mod = eq ? eq + 1 : spec;
   lua_pushfstring(L, "%s = require(...)", eq ? lua_pushlstring(L, spec, (size_t)(eq - spec)) : mod);
@@ -156,7 +231,7 @@ static int run_require(lua_State *L, const char *spec) {
 
 static int run_script(lua_State *L, int argc, char **argv, int script) {
   const char *fname = strcmp(argv[script], "-") == 0 ? NULL : argv[script];
-  if (fname && strcmp(argv[script - 1], "--") == 0 && strcmp(fname, "-") == 0) fname = "-";
+  if (!fname && strcmp(argv[script - 1], "--") == 0) fname = "-";
   if (luaL_loadfile(L, fname) != LUA_OK) return report_load_error(L);
   int n = argc - script - 1;
   luaL_checkstack(L, n, "too many arguments to the script");
@@ -164,13 +239,16 @@ static int run_script(lua_State *L, int argc, char **argv, int script) {
   return run_task(L, n);
 }
 
-/* The lines given with -e and -l, in order. */
+/* The chunks given with -e and -l, in order. */
 static int run_exec_args(lua_State *L, char **argv, int stop) {
   for (int i = 1; i < stop; i++) {
     int code = 0;
     if (strcmp(argv[i], "--") == 0) break;
     if (strcmp(argv[i], "-e") == 0) code = run_chunk(L, argv[++i], "=(command line)");
     else if (strcmp(argv[i], "-l") == 0) code = run_require(L, argv[++i]);
+    else if (strcmp(argv[i], "--profile") == 0 || strcmp(argv[i], "--log-format") == 0 ||
+             strcmp(argv[i], "--every") == 0 || strcmp(argv[i], "--cron") == 0)
+      i++;
     if (code) return code;
   }
   return 0;
@@ -183,7 +261,123 @@ static int enable_dry_run(lua_State *L) {
   lua_getfield(L, -1, "dry_run");
   lua_pushboolean(L, 1);
   lua_call(L, 1, 0);
-  lua_pop(L, 1);
+  return 0;
+}
+
+/* One run in a fresh Lua state: -e/-l chunks, the script, then the REPL or stdin as asked. */
+static int run_once(int argc, char **argv, const struct options *o) {
+  lua_State *L = sg_state_new();
+  if (!L) {
+    report_error("cannot create the Lua state: out of memory");
+    return 1;
+  }
+  sg_loop *loop = sg_loop_default();
+  sg_sched_init(L, loop);
+  register_options(L, o);
+  int code = 0;
+  if (o->dry_run) {
+    lua_pushcfunction(L, enable_dry_run);
+    if (lua_pcall(L, 0, 0, 0) != LUA_OK) code = report_load_error(L);
+  }
+  create_arg_table(L, argc, argv, o->script);
+
+  if (!code) code = run_exec_args(L, argv, o->script ? o->script : argc);
+  if (!code && o->script) code = run_script(L, argc, argv, o->script);
+  if (!code && (o->interactive || (!o->script && !o->has_exec && isatty(STDIN_FILENO)))) {
+    code = sg_repl_run(L);
+  } else if (!code && !o->script && !o->has_exec) {
+    if (luaL_loadfile(L, NULL) != LUA_OK) code = report_load_error(L);
+    else code = run_task(L, 0);
+  }
+  sg_sched_shutdown(L);
+  lua_close(L);
+  return code;
+}
+
+static int locks_playbook(int argc, char **argv, const struct options *o) {
+  (void)argc;
+  return o->script && strcmp(argv[o->script], "-") != 0 && !o->no_lock;
+}
+
+/* A run under the playbook's lock; EXIT_LOCKED when another process holds it. */
+static int run_locked(int argc, char **argv, const struct options *o) {
+  if (!locks_playbook(argc, argv, o)) return run_once(argc, argv, o);
+  char holder[600];
+  long stale = 0;
+  int fd = sg_lock_playbook(argv[o->script], holder, sizeof holder, &stale);
+  if (fd == -2) {
+    report_error(holder);
+    return 1;
+  }
+  if (fd == -1) {
+    sg_log("warn", "run_skipped", "another sgrun process is running this playbook", "holder", holder, NULL);
+    return EXIT_LOCKED;
+  }
+  if (stale) {
+    char pid[32];
+    snprintf(pid, sizeof pid, "%ld", stale);
+    sg_log("warn", "lock_taken_over", "the previous holder of the lock ended without releasing it", "pid", pid, NULL);
+  }
+  int code = run_once(argc, argv, o);
+  sg_unlock_playbook(fd);
+  return code;
+}
+
+/* Waits until the wall-clock time `when`; returns the signal that cut the wait short, or 0. */
+static int wait_until(time_t when) {
+  sg_loop *loop = sg_loop_default();
+  for (;;) {
+    int sig = sg_loop_peek_signal();
+    if (sig) return sig;
+    double left = difftime(when, time(NULL));
+    if (left <= 0) return 0;
+    sg_loop_run_once(loop, left);
+  }
+}
+
+static time_t next_due(const struct options *o, time_t previous) {
+  return o->cron ? sg_cron_next(&o->cron_spec, previous) : previous + (time_t)o->every;
+}
+
+/* --every / --cron: fresh run after fresh run until SIGINT or SIGTERM. */
+static int run_schedule(int argc, char **argv, const struct options *o) {
+  sg_loop_catch_signals(sg_loop_default(), NULL);
+  sg_sched_set_graceful_term(1);
+  char every[32];
+  snprintf(every, sizeof every, "%gs", o->every);
+  sg_log("info", "schedule_started", NULL, o->cron ? "cron" : "every", o->cron ? o->cron : every, NULL);
+  time_t due = o->cron ? sg_cron_next(&o->cron_spec, time(NULL)) : time(NULL);
+  for (unsigned long run = 1;; run++) {
+    int sig = wait_until(due);
+    if (sig) break;
+    char run_id[48], took[32], exit_code[16];
+    snprintf(run_id, sizeof run_id, "%ld-%lu", (long)getpid(), run);
+    sg_log_set_run(run_id);
+    sg_log("info", "run_started", NULL, NULL);
+    double started = sg_now();
+    int code = run_locked(argc, argv, o);
+    snprintf(took, sizeof took, "%.3f", sg_now() - started);
+    snprintf(exit_code, sizeof exit_code, "%d", code);
+    sg_log(code == 0 ? "info" : "error", "run_finished", NULL, "status",
+           code == 0 ? "ok" : code == EXIT_LOCKED ? "skipped" : "error", "exit_code", exit_code,
+           "seconds", took, NULL);
+    sg_log_set_run(NULL);
+    if (sg_loop_peek_signal()) break;
+    time_t now = time(NULL);
+    for (due = next_due(o, due); due <= now; due = next_due(o, due)) {
+      char when[32];
+      struct tm tm;
+      localtime_r(&due, &tm);
+      strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+      sg_log("warn", "run_skipped", "the previous run was still going when this one was due", "due", when, NULL);
+    }
+    if (due < 0) {
+      report_error("the cron expression matches no time in the next five years");
+      return 1;
+    }
+  }
+  int sig = sg_loop_take_signal();
+  sg_log("info", "schedule_stopped", sig == SIGTERM ? "SIGTERM" : "SIGINT", NULL);
   return 0;
 }
 
@@ -197,12 +391,15 @@ int main(int argc, char **argv) {
   int done;
   int code = parse_args(argc, argv, &o, &done);
   if (code || done) return code;
+  const char *playbook = o.script ? argv[o.script] : "";
+  sg_log_configure(o.log_format && strcmp(o.log_format, "json") == 0 ? SG_LOG_JSON : SG_LOG_TEXT,
+                   strcmp(playbook, "-") == 0 ? "(stdin)" : playbook);
 
   struct sg_sim *sim = NULL;
   void (*sim_stop)(struct sg_sim *) = NULL;
   if (o.sim) {
     char err[256];
-    struct sg_sim_options so = {.task_delay_ms = -1, .quiet = 1};
+    struct sg_sim_options so = {.task_delay_ms = 300, .quiet = 1};
     struct sg_sim *(*sim_start)(const struct sg_sim_options *, char *, size_t) =
         (struct sg_sim * (*)(const struct sg_sim_options *, char *, size_t)) ext_or_exit("sg_sim_start");
     void (*sim_export_env)(struct sg_sim *) = (void (*)(struct sg_sim *))ext_or_exit("sg_sim_export_env");
@@ -215,31 +412,10 @@ int main(int argc, char **argv) {
     sim_export_env(sim);
   }
 
-  lua_State *L = sg_state_new();
-  if (!L) {
-    fprintf(stderr, "%s: cannot create the Lua state: out of memory\n", progname);
-    return 1;
-  }
-  sg_loop *loop = sg_loop_default();
-  sg_sched_init(L, loop);
-  if (o.dry_run) {
-    lua_pushcfunction(L, enable_dry_run);
-    if (lua_pcall(L, 0, 0, 0) != LUA_OK) code = report_load_error(L);
-  }
-  create_arg_table(L, argc, argv, o.script);
+  if (o.every > 0 || o.cron) code = run_schedule(argc, argv, &o);
+  else code = run_locked(argc, argv, &o);
 
-  if (!code) code = run_exec_args(L, argv, o.script ? o.script : argc);
-  if (!code && o.script) code = run_script(L, argc, argv, o.script);
-  if (!code && (o.interactive || (!o.script && !o.has_exec && isatty(STDIN_FILENO))))
-    code = sg_repl_run(L);
-  else if (!code && !o.script && !o.has_exec) {
-    if (luaL_loadfile(L, NULL) != LUA_OK) code = report_load_error(L);
-    else code = run_task(L, 0);
-  }
-
-  sg_sched_shutdown(L);
-  lua_close(L);
-  sg_loop_free(loop);
+  sg_loop_free(sg_loop_default());
   if (sim) sim_stop(sim);
   return code;
 }

@@ -1,6 +1,7 @@
 #include "scheduler.h"
 
 #include <lauxlib.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +46,7 @@ static struct {
   sg_task *current;
   sg_task *live;
   unsigned long next_id;
+  int graceful_term;
 } sched;
 
 static char sentinel; /* the value a blocked task yields; only its address matters */
@@ -247,21 +249,29 @@ static void on_interrupt(lua_State *L, lua_Debug *ar) {
 /* Runs in the signal handler: lua_sethook is safe there (lua.c does the same), and it stops
  * Lua code that computes without ever waiting. */
 static void arm_interrupt_hook(int sig) {
-  (void)sig;
+  if (sig == SIGTERM && sched.graceful_term) return;
   int mask = LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT;
   if (sched.current) lua_sethook(sched.current->co, on_interrupt, mask, 1);
 }
 
+void sg_sched_set_graceful_term(int on) { sched.graceful_term = on; }
+
+/* A signal that must stop the running task now. */
+static int stop_requested(void) {
+  int sig = sg_loop_peek_signal();
+  return sig && !(sig == SIGTERM && sched.graceful_term);
+}
+
 enum sg_task_state sg_sched_run(lua_State *L, sg_task *root) {
   while (root->state < SG_DONE) {
-    while (sched.ready_head && !sg_loop_peek_signal()) {
+    while (sched.ready_head && !stop_requested()) {
       sg_task *t = sched.ready_head;
       sched.ready_head = t->next_ready;
       if (!sched.ready_head) sched.ready_tail = NULL;
       resume(L, t);
     }
     if (root->state >= SG_DONE) break;
-    if (sg_loop_peek_signal()) {
+    if (stop_requested()) {
       sg_task_cancel(L, root);
       return SG_CANCELLED;
     }

@@ -57,6 +57,10 @@ int sg_task_wait_lua(lua_State *L);
 /* Sleep from Lua: sleep(seconds). */
 int sg_sched_sleep_lua(lua_State *L);
 
+/* When on (scheduled runs), SIGTERM does not cancel the running task: the run finishes and the
+ * caller sees the signal afterwards. SIGINT always cancels. */
+void sg_sched_set_graceful_term(int on);
+
 /* Cancels every live task (used before the state closes). */
 void sg_sched_shutdown(lua_State *L);
 

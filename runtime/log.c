@@ -1,0 +1,99 @@
+#include "log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#define MAX_FIELDS 16
+
+static struct {
+  enum sg_log_format format;
+  char playbook[512];
+  char run_id[64];
+} cfg;
+
+void sg_log_configure(enum sg_log_format format, const char *playbook) {
+  cfg.format = format;
+  snprintf(cfg.playbook, sizeof cfg.playbook, "%s", playbook ? playbook : "");
+}
+
+enum sg_log_format sg_log_format(void) { return cfg.format; }
+
+void sg_log_set_run(const char *run_id) { snprintf(cfg.run_id, sizeof cfg.run_id, "%s", run_id ? run_id : ""); }
+
+static void json_string(FILE *out, const char *s) {
+  fputc('"', out);
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    switch (*p) {
+    case '"': fputs("\\\"", out); break;
+    case '\\': fputs("\\\\", out); break;
+    case '\n': fputs("\\n", out); break;
+    case '\r': fputs("\\r", out); break;
+    case '\t': fputs("\\t", out); break;
+    default:
+      if (*p < 0x20) fprintf(out, "\\u%04x", *p);
+      else fputc(*p, out);
+    }
+  }
+  fputc('"', out);
+}
+
+void sg_log_write(const char *level, const char *event, const char *message, int nfields,
+                  const char *const *fields) {
+  char when[40];
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  struct tm tm;
+  gmtime_r(&ts.tv_sec, &tm);
+  size_t n = strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+  snprintf(when + n, sizeof when - n, ".%03ldZ", ts.tv_nsec / 1000000);
+  FILE *out = stderr;
+  flockfile(out);
+  if (cfg.format == SG_LOG_JSON) {
+    fputs("{\"time\":", out);
+    json_string(out, when);
+    fputs(",\"level\":", out);
+    json_string(out, level);
+    fputs(",\"playbook\":", out);
+    json_string(out, cfg.playbook);
+    fputs(",\"run_id\":", out);
+    json_string(out, cfg.run_id);
+    fputs(",\"event\":", out);
+    json_string(out, event);
+    if (message) {
+      fputs(",\"message\":", out);
+      json_string(out, message);
+    }
+    fputs(",\"fields\":{", out);
+    for (int i = 0; i < nfields; i++) {
+      if (i) fputc(',', out);
+      json_string(out, fields[2 * i]);
+      fputc(':', out);
+      json_string(out, fields[2 * i + 1]);
+    }
+    fputs("}}\n", out);
+  } else {
+    fprintf(out, "%s %-5s %s", when, level, event);
+    if (message) fprintf(out, ": %s", message);
+    for (int i = 0; i < nfields; i++) fprintf(out, " %s=%s", fields[2 * i], fields[2 * i + 1]);
+    if (cfg.run_id[0]) fprintf(out, " [run %s]", cfg.run_id);
+    fputc('\n', out);
+  }
+  funlockfile(out);
+  fflush(out);
+}
+
+void sg_log(const char *level, const char *event, const char *message, ...) {
+  const char *fields[2 * MAX_FIELDS];
+  int n = 0;
+  va_list ap;
+  va_start(ap, message);
+  for (const char *name; n < MAX_FIELDS && (name = va_arg(ap, const char *));) {
+    fields[2 * n] = name;
+    fields[2 * n + 1] = va_arg(ap, const char *);
+    n++;
+  }
+  va_end(ap);
+  sg_log_write(level, event, message, n, fields);
+}

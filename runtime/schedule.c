@@ -1,0 +1,231 @@
+#include "schedule.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+double sg_parse_duration(const char *s) {
+  if (!s || !*s) return -1;
+  char *end;
+  double plain = strtod(s, &end);
+  if (*end == 0) return plain > 0 ? plain : -1;
+  double total = 0;
+  const char *p = s;
+  while (*p) {
+    double v = strtod(p, &end);
+    if (end == p || v < 0) return -1;
+    double unit;
+    switch (*end) {
+    case 's': unit = 1; break;
+    case 'm': unit = 60; break;
+    case 'h': unit = 3600; break;
+    case 'd': unit = 86400; break;
+    default: return -1;
+    }
+    total += v * unit;
+    p = end + 1;
+  }
+  return total > 0 ? total : -1;
+}
+
+static const char *const month_names[] = {"jan", "feb", "mar", "apr", "may", "jun",
+                                          "jul", "aug", "sep", "oct", "nov", "dec"};
+static const char *const day_names[] = {"sun", "mon", "tue", "wed", "thu", "fri", "sat"};
+
+/* A number or (for months and days) a three-letter name. */
+static int field_value(const char **p, const char *const *names, int nnames, int base) {
+  if (isdigit((unsigned char)**p)) {
+    char *end;
+    long v = strtol(*p, &end, 10);
+    *p = end;
+    return v > INT_MAX ? -1 : (int)v;
+  }
+  for (int i = 0; names && i < nnames; i++) {
+    if (strncasecmp(*p, names[i], 3) == 0) {
+      *p += 3;
+      return i + base;
+    }
+  }
+  return -1;
+}
+
+/* One field: comma-separated items of "*", "N", "N-M", each optionally "/STEP". */
+static int parse_field(const char *text, int lo, int hi, const char *const *names, int nnames,
+                       int base, unsigned long long *bits, int *any) {
+  *bits = 0;
+  *any = strcmp(text, "*") == 0;
+  const char *p = text;
+  for (;;) {
+    int from, to, step = 1;
+    if (*p == '*') {
+      from = lo;
+      to = hi;
+      p++;
+    } else {
+      from = field_value(&p, names, nnames, base);
+      to = from;
+      if (*p == '-') {
+        p++;
+        to = field_value(&p, names, nnames, base);
+      }
+    }
+    if (*p == '/') {
+      p++;
+      char *end;
+      step = (int)strtol(p, &end, 10);
+      if (end == p || step <= 0) return -1;
+      p = end;
+      if (from == to) to = hi; /* "5/15" means from 5 to the end */
+    }
+    if (from < lo || to > hi || from > to) return -1;
+    for (int v = from; v <= to; v += step) *bits |= 1ULL << v;
+    if (*p == 0) return 0;
+    if (*p != ',') return -1;
+    p++;
+  }
+}
+
+int sg_cron_parse(const char *expr, struct sg_cron *out, char *err, size_t errlen) {
+  char copy[256];
+  snprintf(copy, sizeof copy, "%s", expr);
+  char *fields[6];
+  int n = 0;
+  for (char *tok = strtok(copy, " \t"); tok; tok = strtok(NULL, " \t")) {
+    if (n == 5) {
+      n++;
+      break;
+    }
+    fields[n++] = tok;
+  }
+  if (n != 5) {
+    snprintf(err, errlen, "cron expression '%s' must have 5 fields: minute hour day-of-month month "
+             "day-of-week (e.g. '*/15 * * * *')", expr);
+    return -1;
+  }
+  static const char *const what[] = {"minute (0-59)", "hour (0-23)", "day of month (1-31)",
+                                     "month (1-12 or jan-dec)", "day of week (0-7 or sun-sat)"};
+  unsigned long long bits[5];
+  int any[5];
+  const int lo[] = {0, 0, 1, 1, 0}, hi[] = {59, 23, 31, 12, 7};
+  for (int i = 0; i < 5; i++) {
+    const char *const *names = i == 3 ? month_names : i == 4 ? day_names : NULL;
+    int nnames = i == 3 ? 12 : i == 4 ? 7 : 0;
+    if (parse_field(fields[i], lo[i], hi[i], names, nnames, i == 3 ? 1 : 0, &bits[i], &any[i]) != 0) {
+      snprintf(err, errlen, "cron expression '%s': field %d '%s' is not a valid %s", expr, i + 1,
+               fields[i], what[i]);
+      return -1;
+    }
+  }
+  out->minute = bits[0];
+  out->hour = (unsigned)bits[1];
+  out->dom = (unsigned)bits[2];
+  out->month = (unsigned)bits[3];
+  out->dow = (unsigned)(bits[4] | (bits[4] >> 7 & 1)); /* 7 is Sunday too */
+  out->dom_any = any[2];
+  out->dow_any = any[4];
+  return 0;
+}
+
+static int day_matches(const struct sg_cron *c, const struct tm *tm) {
+  int dom = (c->dom >> tm->tm_mday) & 1, dow = (c->dow >> tm->tm_wday) & 1;
+  /* cron's rule: when both day fields are restricted, either may match */
+  if (!c->dom_any && !c->dow_any) return dom || dow;
+  return dom && dow;
+}
+
+time_t sg_cron_next(const struct sg_cron *c, time_t after) {
+  struct tm tm;
+  time_t t = after - after % 60 + 60;
+  localtime_r(&t, &tm);
+  tm.tm_sec = 0;
+  int last_year = tm.tm_year + 5;
+  while (tm.tm_year <= last_year) {
+    if (!((c->month >> (tm.tm_mon + 1)) & 1)) {
+      tm.tm_mon++;
+      tm.tm_mday = 1;
+      tm.tm_hour = 0;
+      tm.tm_min = 0;
+    } else if (!day_matches(c, &tm)) {
+      tm.tm_mday++;
+      tm.tm_hour = 0;
+      tm.tm_min = 0;
+    } else if (!((c->hour >> tm.tm_hour) & 1)) {
+      tm.tm_hour++;
+      tm.tm_min = 0;
+    } else if (!((c->minute >> tm.tm_min) & 1)) {
+      tm.tm_min++;
+    } else {
+      return mktime(&tm);
+    }
+    tm.tm_isdst = -1;
+    t = mktime(&tm); /* normalises overflowing fields */
+    localtime_r(&t, &tm);
+  }
+  return -1;
+}
+
+/* The lock file's path: SGRUN_LOCK_DIR, else $XDG_RUNTIME_DIR, else /tmp; named after a hash of
+ * the playbook's real path, so every way of naming the file shares one lock. */
+static void lock_path(const char *playbook, char *out, size_t outlen) {
+  char real[PATH_MAX];
+  if (!realpath(playbook, real)) snprintf(real, sizeof real, "%s", playbook);
+  unsigned long long h = 1469598103934665603ULL; /* FNV-1a */
+  for (const unsigned char *p = (const unsigned char *)real; *p; p++) h = (h ^ *p) * 1099511628211ULL;
+  const char *dir = getenv("SGRUN_LOCK_DIR");
+  if (!dir || !*dir) dir = getenv("XDG_RUNTIME_DIR");
+  if (!dir || !*dir) dir = "/tmp";
+  const char *base = strrchr(real, '/');
+  snprintf(out, outlen, "%s/sgrun-%s-%016llx.lock", dir, base ? base + 1 : real, h);
+}
+
+int sg_lock_playbook(const char *playbook, char *holder, size_t holderlen, long *stale_pid) {
+  char path[PATH_MAX + 64];
+  lock_path(playbook, path, sizeof path);
+  *stale_pid = 0;
+  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    snprintf(holder, holderlen, "cannot open the lock file %s: %s (set SGRUN_LOCK_DIR to a "
+             "writable directory)", path, strerror(errno));
+    return -2;
+  }
+  char previous[128] = "";
+  ssize_t n = pread(fd, previous, sizeof previous - 1, 0);
+  if (n > 0) previous[n] = 0;
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    long pid = 0;
+    long long since = 0;
+    sscanf(previous, "%ld %lld", &pid, &since);
+    time_t t = (time_t)since;
+    struct tm tm;
+    char when[32] = "?";
+    if (localtime_r(&t, &tm)) strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &tm);
+    snprintf(holder, holderlen, "pid %ld since %s (lock %s)", pid, when, path);
+    close(fd);
+    return -1;
+  }
+  long pid = 0;
+  if (sscanf(previous, "%ld", &pid) == 1 && pid != (long)getpid()) *stale_pid = pid;
+  char mine[64];
+  int len = snprintf(mine, sizeof mine, "%ld %lld\n", (long)getpid(), (long long)time(NULL));
+  if (ftruncate(fd, 0) != 0 || pwrite(fd, mine, (size_t)len, 0) != len) {
+    snprintf(holder, holderlen, "cannot write the lock file %s: %s", path, strerror(errno));
+    close(fd);
+    return -2;
+  }
+  return fd;
+}
+
+void sg_unlock_playbook(int fd) {
+  if (fd < 0) return;
+  if (ftruncate(fd, 0) != 0) {
+    /* the lock is released with the descriptor either way; the next owner just sees a stale pid */
+  }
+  close(fd);
+}

@@ -1,0 +1,79 @@
+/* Durations, cron expressions and the playbook lock. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "schedule.h"
+
+static time_t local(int y, int mon, int d, int h, int min) {
+  struct tm tm = {.tm_year = y - 1900, .tm_mon = mon - 1, .tm_mday = d, .tm_hour = h, .tm_min = min, .tm_isdst = -1};
+  return mktime(&tm);
+}
+
+static void test_durations(void) {
+  CHECK(sg_parse_duration("30s") == 30);
+  CHECK(sg_parse_duration("5m") == 300);
+  CHECK(sg_parse_duration("1h30m") == 5400);
+  CHECK(sg_parse_duration("2d") == 172800);
+  CHECK(sg_parse_duration("1.5") == 1.5);
+  CHECK(sg_parse_duration("") < 0);
+  CHECK(sg_parse_duration("5x") < 0);
+  CHECK(sg_parse_duration("-5s") < 0);
+  CHECK(sg_parse_duration("0") < 0);
+}
+
+static void test_cron(void) {
+  struct sg_cron c;
+  char err[300];
+  CHECK(sg_cron_parse("*/15 * * * *", &c, err, sizeof err) == 0);
+  CHECK(sg_cron_next(&c, local(2026, 11, 22, 10, 7)) == local(2026, 11, 22, 10, 15));
+  CHECK(sg_cron_next(&c, local(2026, 11, 22, 10, 45)) == local(2026, 11, 22, 11, 0));
+  CHECK(sg_cron_parse("30 2 * * mon-fri", &c, err, sizeof err) == 0);
+  /* 2026-11-22 is a Sunday: next weekday 02:30 is Monday the 23rd */
+  CHECK(sg_cron_next(&c, local(2026, 11, 22, 3, 0)) == local(2026, 11, 23, 2, 30));
+  CHECK(sg_cron_parse("0 0 1 jan *", &c, err, sizeof err) == 0);
+  CHECK(sg_cron_next(&c, local(2026, 11, 22, 3, 0)) == local(2027, 1, 1, 0, 0));
+  CHECK(sg_cron_parse("0 12 13 * 5", &c, err, sizeof err) == 0); /* the 13th or any Friday */
+  CHECK(sg_cron_next(&c, local(2026, 11, 22, 0, 0)) == local(2026, 11, 27, 12, 0));
+  CHECK(sg_cron_parse("0 0 * * 7", &c, err, sizeof err) == 0); /* 7 is Sunday */
+  CHECK(sg_cron_next(&c, local(2026, 11, 22, 1, 0)) == local(2026, 11, 29, 0, 0));
+  CHECK(sg_cron_parse("1,2,3-5/2 * * * *", &c, err, sizeof err) == 0);
+  CHECK(c.minute == ((1ULL << 1) | (1ULL << 2) | (1ULL << 3) | (1ULL << 5)));
+  CHECK(sg_cron_parse("* * *", &c, err, sizeof err) == -1 && strstr(err, "5 fields"));
+  CHECK(sg_cron_parse("61 * * * *", &c, err, sizeof err) == -1 && strstr(err, "minute"));
+  CHECK(sg_cron_parse("* * * foo *", &c, err, sizeof err) == -1 && strstr(err, "month"));
+  CHECK(sg_cron_parse("* * 31 2 *", &c, err, sizeof err) == 0);
+  CHECK(sg_cron_next(&c, local(2026, 1, 1, 0, 0)) == -1); /* February never has a 31st */
+}
+
+static void test_lock(void) {
+  char dir[] = "/tmp/sgrun-lock-test-XXXXXX";
+  CHECK(mkdtemp(dir) != NULL);
+  setenv("SGRUN_LOCK_DIR", dir, 1);
+  char holder[600];
+  long stale = 0;
+  int fd = sg_lock_playbook("some/playbook.lua", holder, sizeof holder, &stale);
+  CHECK(fd >= 0 && stale == 0);
+  /* a second open file description conflicts, as a second process would */
+  CHECK(sg_lock_playbook("some/playbook.lua", holder, sizeof holder, &stale) == -1);
+  CHECK(strstr(holder, "pid ") != NULL);
+  CHECK(sg_lock_playbook("other.lua", holder, sizeof holder, &stale) >= 0);
+  sg_unlock_playbook(fd);
+  fd = sg_lock_playbook("some/playbook.lua", holder, sizeof holder, &stale);
+  CHECK(fd >= 0 && stale == 0); /* released cleanly: nothing stale */
+  close(fd);                    /* as if the process died: the file still names it */
+  fd = sg_lock_playbook("some/playbook.lua", holder, sizeof holder, &stale);
+  CHECK(fd >= 0);
+  sg_unlock_playbook(fd);
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  CHECK(system(cmd) == 0);
+}
+
+int main(void) {
+  test_durations();
+  test_cron();
+  test_lock();
+  return check_report();
+}

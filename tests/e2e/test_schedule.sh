@@ -1,0 +1,122 @@
+#!/bin/bash
+# Scheduled runs: repeated runs, overruns skipped, the lock across processes (checked from the
+# emulator's request log), SIGTERM finishing the current run, JSON logs that parse line by line.
+set -u
+sgrun=$1
+tmp=$(mktemp -d)
+export SGRUN_LOCK_DIR=$tmp
+sim_pid=""
+trap '[ -n "$sim_pid" ] && kill $sim_pid 2>/dev/null; rm -rf "$tmp"' EXIT
+passed=0 failed=0
+check() {
+  local name=$1
+  shift
+  if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL $name" >&2; fi
+}
+count() { grep -c "\"event\":\"$1\"" "$2"; }
+
+# every line must be one JSON object with the documented fields
+cat >"$tmp/parse.lua" <<'LUA'
+local json = require("sg").json
+local n = 0
+for line in io.lines(arg[1]) do
+  local v = assert(json.decode(line), "not JSON: " .. line)
+  for _, k in ipairs({ "time", "level", "playbook", "run_id", "event", "fields" }) do
+    assert(v[k] ~= nil, "missing " .. k .. " in " .. line)
+  end
+  n = n + 1
+end
+assert(n > 0, "no log lines")
+LUA
+
+printf 'print("tick")\n' >"$tmp/tick.lua"
+"$sgrun" --every 1s --log-format json "$tmp/tick.lua" >"$tmp/out" 2>"$tmp/log" &
+pid=$!
+sleep 3.5
+kill -TERM $pid
+wait $pid
+check "SIGTERM ends a schedule with exit 0" [ $? = 0 ]
+runs=$(count run_finished "$tmp/log")
+check "a 1-second schedule ran several times ($runs)" [ "$runs" -ge 3 ]
+check "each run printed" [ "$(grep -c tick "$tmp/out")" = "$runs" ]
+check "JSON logs parse line by line" "$sgrun" "$tmp/parse.lua" "$tmp/log"
+check "the stop is logged" grep -q '"event":"schedule_stopped"' "$tmp/log"
+
+printf 'require("sg").sleep(2.2)\n' >"$tmp/slow.lua"
+"$sgrun" --every 1s --log-format json "$tmp/slow.lua" 2>"$tmp/log" &
+pid=$!
+sleep 3
+kill -TERM $pid
+wait $pid
+check "SIGTERM during a run exits 0" [ $? = 0 ]
+check "an overrunning run makes the next ones skipped" grep -q '"event":"run_skipped"' "$tmp/log"
+check "SIGTERM let the running run finish" [ "$(count run_finished "$tmp/log")" -ge 1 ]
+check "no run was cut short" bash -c "! grep -q '\"status\":\"error\"' '$tmp/log'"
+
+printf 'error("scheduled failure")\n' >"$tmp/fails.lua"
+"$sgrun" --every 1s --log-format json "$tmp/fails.lua" 2>"$tmp/log" &
+pid=$!
+sleep 1.5
+kill -TERM $pid
+wait $pid
+check "errors are logged and the schedule goes on" [ "$(count run_finished "$tmp/log")" -ge 2 ]
+check "the error is a JSON log line" grep -q '"event":"error","message":"[^"]*scheduled failure' "$tmp/log"
+
+# Two processes, one playbook: the emulator's log must never show two runs overlapping.
+"$sgrun" sim --port 0 --ready-file "$tmp/url" --quiet >/dev/null &
+sim_pid=$!
+for _ in $(seq 100); do [ -s "$tmp/url" ] && break; sleep 0.05; done
+url=$(cat "$tmp/url")
+cat >"$tmp/marked.lua" <<LUA
+local sg = require "sg"
+local id = tostring(math.random(1, 1e9))
+sg.http.request { url = "$url/hostup/api/vm/10000/firewall?mark=start-" .. id }
+sg.sleep(0.4)
+sg.http.request { url = "$url/hostup/api/vm/10000/firewall?mark=end-" .. id }
+LUA
+"$sgrun" --every 1s "$tmp/marked.lua" 2>"$tmp/log1" &
+a=$!
+"$sgrun" --every 1s "$tmp/marked.lua" 2>"$tmp/log2" &
+b=$!
+sleep 3.2
+kill -TERM $a $b
+wait $a $b
+"$sgrun" -e "
+local sg, json = require 'sg', require('sg').json
+local log = json.decode(assert(sg.http.request { url = '$url/_sim/log' }).body)
+local entries = log.requests
+local open, runs = nil, 0
+for _, e in ipairs(entries) do
+  local kind = (e.query or ''):match('mark=(%a+)%-')
+  if kind == 'start' then assert(not open, 'two runs overlapped') open = true runs = runs + 1
+  elseif kind == 'end' then assert(open, 'an end without a start') open = nil end
+end
+assert(runs >= 3, 'only ' .. runs .. ' runs')
+" 2>"$tmp/err"
+check "two processes with the same lock never overlap" [ $? = 0 ]
+[ -s "$tmp/err" ] && cat "$tmp/err" >&2
+check "the loser logs the skip" grep -q 'another sgrun process is running this playbook' "$tmp/log1" "$tmp/log2"
+
+# A single run finding the lock taken exits 75; a lock left by a dead process is taken over.
+printf 'require("sg").sleep(1)\n' >"$tmp/hold.lua"
+"$sgrun" "$tmp/hold.lua" &
+holder=$!
+sleep 0.3
+"$sgrun" "$tmp/hold.lua" 2>"$tmp/err"
+check "a run that finds the lock taken exits 75" [ $? = 75 ]
+check "and names the holder" grep -q "pid $holder" "$tmp/err"
+wait $holder
+lock=$(ls "$tmp"/sgrun-hold.lua-*.lock)
+echo "999999 1700000000" >"$lock"
+"$sgrun" "$tmp/hold.lua" 2>"$tmp/err"
+check "a stale lock is taken over" [ $? = 0 ]
+check "and that is logged" grep -q "lock_taken_over" "$tmp/err"
+
+"$sgrun" --every 0 "$tmp/tick.lua" 2>/dev/null
+check "a bad duration is a usage error" [ $? = 2 ]
+"$sgrun" --cron "* * *" "$tmp/tick.lua" 2>"$tmp/err"
+check "a bad cron expression is a usage error" [ $? = 2 ]
+check "that explains the fields" grep -q "5 fields" "$tmp/err"
+
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
