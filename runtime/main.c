@@ -163,7 +163,9 @@ static void create_arg_table(lua_State *L, int argc, char **argv, int script) {
 /* What the command line asked of playbooks: require "sg.options". */
 static void register_options(lua_State *L, const struct options *o) {
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
-  lua_createtable(L, 0, 5);
+  lua_createtable(L, 0, 6);
+  lua_pushliteral(L, SGRUN_VERSION);
+  lua_setfield(L, -2, "version");
   lua_pushboolean(L, o->dry_run);
   lua_setfield(L, -2, "dry_run");
   lua_pushboolean(L, o->json);

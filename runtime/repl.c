@@ -1,9 +1,12 @@
 #include "repl.h"
 
 #include <lauxlib.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <readline/history.h>
 #include <readline/readline.h>
@@ -13,6 +16,133 @@
 
 #define PROMPT "sg> "
 #define PROMPT_MORE "sg>> "
+#define HISTORY_LINES 1000
+
+enum read_result { READ_LINE, READ_EOF, READ_INTERRUPTED };
+
+static lua_State *repl_L;
+static char *history_file;
+static char *got_line;
+static int got_done;
+
+/* Calls sg.repl.NAME with one string argument under pcall; leaves its result on the stack
+ * (nil on error). The REPL's helpers are Lua: completion, banner, history filter. */
+static void call_repl_helper(lua_State *L, const char *name, const char *arg) {
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "sg.repl");
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+    lua_pop(L, 1);
+    lua_pushnil(L);
+    return;
+  }
+  lua_getfield(L, -1, name);
+  lua_remove(L, -2);
+  if (arg) lua_pushstring(L, arg);
+  if (lua_pcall(L, arg ? 1 : 0, 1, 0) != LUA_OK) {
+    lua_pop(L, 1);
+    lua_pushnil(L);
+  }
+}
+
+/* readline's completion: the candidates come from sg.repl.complete(word). */
+static char **complete(const char *text, int start, int end) {
+  (void)start;
+  (void)end;
+  rl_attempted_completion_over = 1; /* never fall back to file names */
+  rl_completion_append_character = '\0'; /* readline resets it before every completion */
+  lua_State *L = repl_L;
+  call_repl_helper(L, "complete", text);
+  if (!lua_istable(L, -1)) {
+    lua_pop(L, 1);
+    return NULL;
+  }
+  size_t n = (size_t)luaL_len(L, -1);
+  if (n == 0) {
+    lua_pop(L, 1);
+    return NULL;
+  }
+  /* readline's layout: [0] the common prefix, then the candidates, then NULL */
+  char **matches = malloc((n + 2) * sizeof *matches);
+  if (!matches) {
+    lua_pop(L, 1);
+    return NULL;
+  }
+  size_t common = SIZE_MAX;
+  for (size_t i = 1; i <= n; i++) {
+    lua_rawgeti(L, -1, (lua_Integer)i);
+    matches[i] = strdup(lua_tostring(L, -1) ? lua_tostring(L, -1) : "");
+    lua_pop(L, 1);
+    size_t k = 0;
+    while (matches[1][k] && matches[1][k] == matches[i][k]) k++;
+    if (k < common) common = k;
+  }
+  matches[n + 1] = NULL;
+  matches[0] = strndup(matches[1], common);
+  lua_pop(L, 1);
+  return matches;
+}
+
+static void on_line(char *line) {
+  got_line = line;
+  got_done = 1;
+  rl_callback_handler_remove();
+}
+
+static void on_stdin(void *ud, int fd, int events) {
+  (void)ud;
+  (void)fd;
+  (void)events;
+  rl_callback_read_char();
+}
+
+/* Reads one line through readline's callback interface, so that the event loop (and with it
+ * Ctrl-C, as a signal-pipe event) keeps running while the prompt waits. */
+static enum read_result read_line(const char *prompt, char **line) {
+  sg_loop *loop = sg_sched_loop();
+  got_line = NULL;
+  got_done = 0;
+  rl_callback_handler_install(prompt, on_line);
+  if (sg_loop_watch(loop, STDIN_FILENO, SG_READ, on_stdin, NULL) != 0) {
+    /* stdin cannot be polled (a regular file): read it the plain way */
+    rl_callback_handler_remove();
+    *line = readline(prompt);
+    return *line ? READ_LINE : READ_EOF;
+  }
+  enum read_result result = READ_LINE;
+  while (!got_done) {
+    sg_loop_run_once(loop, -1);
+    int sig = sg_loop_take_signal();
+    if (sig == SIGINT) {
+      /* like a shell: drop what was typed and show a fresh prompt */
+      rl_free_line_state();
+      rl_callback_sigcleanup();
+      rl_callback_handler_remove();
+      fputs("^C\n", stdout);
+      result = READ_INTERRUPTED;
+      break;
+    }
+    if (sig == SIGTERM) {
+      rl_callback_handler_remove();
+      result = READ_EOF;
+      break;
+    }
+  }
+  sg_loop_watch(loop, STDIN_FILENO, 0, NULL, NULL);
+  if (result == READ_LINE && !got_line) result = READ_EOF;
+  *line = got_line;
+  return result;
+}
+
+/* Lines that look like they carry a credential are not kept in the history file. */
+static void remember(lua_State *L, const char *line) {
+  if (!*line) return;
+  call_repl_helper(L, "should_remember", line);
+  int keep = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  if (!keep) return;
+  add_history(line);
+  if (history_file) append_history(1, history_file);
+}
 
 /* lua.c's test: a syntax error at <eof> means the chunk is incomplete, so read another line. */
 static int incomplete(lua_State *L, int status) {
@@ -38,72 +168,117 @@ static int try_expression(lua_State *L, const char *line) {
   return status;
 }
 
-/* Reads a whole chunk (several lines when incomplete) and leaves it compiled on the stack.
- * Returns -1 at end of input. */
-static int read_chunk(lua_State *L) {
-  char *line = readline(PROMPT);
-  if (!line) return -1;
-  if (*line) add_history(line);
+/* Reads a whole chunk (more lines while it is incomplete) and leaves it compiled on the stack,
+ * or a syntax error message. */
+static enum read_result read_chunk(lua_State *L, int *status) {
+  char *line;
+  enum read_result r = read_line(PROMPT, &line);
+  if (r != READ_LINE) return r;
+  remember(L, line);
   if (try_expression(L, line) == LUA_OK) {
     free(line);
-    return LUA_OK;
+    *status = LUA_OK;
+    return READ_LINE;
   }
-  luaL_Buffer b;
   lua_pushstring(L, line);
   free(line);
   for (;;) {
     const char *code = lua_tostring(L, -1);
-    int status = luaL_loadbuffer(L, code, strlen(code), "=stdin");
-    if (!incomplete(L, status)) {
+    *status = luaL_loadbuffer(L, code, strlen(code), "=stdin");
+    if (!incomplete(L, *status)) {
       lua_remove(L, -2);
-      return status;
+      return READ_LINE;
     }
-    char *more = readline(PROMPT_MORE);
-    if (!more) return status;
-    if (*more) add_history(more);
-    luaL_buffinit(L, &b);
-    luaL_addvalue(&b);
-    luaL_addchar(&b, '\n');
-    luaL_addstring(&b, more);
-    free(more);
-    luaL_pushresult(&b);
+    r = read_line(PROMPT_MORE, &line);
+    if (r != READ_LINE) {
+      lua_pop(L, 1);
+      return r;
+    }
+    remember(L, line);
+    lua_pushliteral(L, "\n");
+    lua_pushstring(L, line);
+    free(line);
+    lua_concat(L, 3);
   }
 }
 
-/* The chunk runs as a task that prints what it returns with sg.pretty. */
-static int run_line(lua_State *L) {
+/* The chunk runs as a task that prints what it returns (sg.repl.run_and_print). */
+static void run_chunk(lua_State *L) {
   lua_getglobal(L, "require");
   lua_pushliteral(L, "sg.repl");
-  lua_call(L, 1, 1);
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+    fprintf(stderr, "%s\n", lua_tostring(L, -1));
+    lua_settop(L, 0);
+    return;
+  }
   lua_getfield(L, -1, "run_and_print");
   lua_remove(L, -2);
   lua_insert(L, -2);
   sg_task_spawn(L, 1);
   enum sg_task_state state = sg_sched_run(L, sg_task_check(L, -1));
+  int sig = sg_loop_take_signal();
   if (state == SG_FAILED) {
     const char *tb = sg_task_push_error(L, -1);
     fprintf(stderr, "%s\n", tb ? tb : sg_tostring_error(L, -1));
-  } else if (state == SG_CANCELLED && sg_loop_take_signal()) {
-    fprintf(stderr, "cancelled\n");
+  } else if (state == SG_CANCELLED && sig) {
+    fputs("cancelled\n", stderr);
   }
   lua_settop(L, 0);
-  return 0;
+}
+
+/* $SGRUN_HISTORY, else $XDG_STATE_HOME/sgrun/history, else ~/.local/state/sgrun/history. */
+static char *history_path(void) {
+  const char *env = getenv("SGRUN_HISTORY");
+  if (env) return *env ? strdup(env) : NULL;
+  char dir[4096];
+  const char *state = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
+  if (state && *state) snprintf(dir, sizeof dir, "%s/sgrun", state);
+  else if (home && *home) snprintf(dir, sizeof dir, "%s/.local/state/sgrun", home);
+  else return NULL;
+  for (char *p = dir + 1; *p; p++) {
+    if (*p != '/') continue;
+    *p = 0;
+    mkdir(dir, 0700);
+    *p = '/';
+  }
+  mkdir(dir, 0700);
+  size_t len = strlen(dir) + sizeof "/history";
+  char *path = malloc(len);
+  if (path) snprintf(path, len, "%s/history", dir);
+  return path;
 }
 
 int sg_repl_run(lua_State *L) {
-  printf("sgrun %s (%s); Ctrl-D exits, Ctrl-C cancels the running call\n", SGRUN_VERSION,
-         LUA_RELEASE);
+  repl_L = L;
+  rl_catch_signals = 0; /* SIGINT is the event loop's: see read_line */
+  rl_readline_name = "sgrun";
+  rl_basic_word_break_characters = " \t\n\"\\'><=;+-*/%^~#{}()[],";
+  rl_attempted_completion_function = complete;
+  history_file = history_path();
+  if (history_file) {
+    /* append_history needs the file to exist; it is private like a shell's */
+    if (read_history(history_file) != 0) write_history(history_file);
+    chmod(history_file, 0600);
+    history_truncate_file(history_file, HISTORY_LINES);
+  }
+  call_repl_helper(L, "start", NULL);
+  if (lua_isstring(L, -1)) puts(lua_tostring(L, -1));
+  lua_settop(L, 0);
   for (;;) {
-    sg_loop_take_signal();
-    int status = read_chunk(L);
-    if (status == -1) break;
+    int status = LUA_OK;
+    enum read_result r = read_chunk(L, &status);
+    if (r == READ_EOF) break;
+    if (r == READ_INTERRUPTED) continue;
     if (status != LUA_OK) {
       fprintf(stderr, "%s\n", lua_tostring(L, -1));
       lua_settop(L, 0);
       continue;
     }
-    run_line(L);
+    run_chunk(L);
   }
   putchar('\n');
+  free(history_file);
+  history_file = NULL;
+  clear_history();
   return 0;
 }

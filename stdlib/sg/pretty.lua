@@ -1,5 +1,5 @@
 -- sg.pretty: readable, bounded printing of Lua values (sorted keys, cycles marked, long lists
--- and deep nesting elided).
+-- and deep nesting elided, string values under credential-like names redacted).
 local M = {}
 
 local defaults = { depth = 6, items = 40, indent = "  " }
@@ -13,6 +13,14 @@ local function key_order(a, b)
   if ta ~= tb then return ta < tb end
   if ta == "number" or ta == "string" then return a < b end
   return tostring(a) < tostring(b)
+end
+
+-- Values under names like these are never shown, wherever they sit in a table.
+local function is_secret_key(k)
+  if type(k) ~= "string" then return false end
+  local lower = k:lower()
+  return lower:find("secret", 1, true) or lower:find("password", 1, true) or lower:find("token", 1, true)
+    or lower:find("api_?key") or lower:find("authorization", 1, true) or lower == "key"
 end
 
 local function scalar(v)
@@ -68,7 +76,11 @@ local function format(v, opts, level, seen, out)
       break
     end
     out[#out + 1] = pad .. (is_identifier(k) and k or ("[" .. scalar(k) .. "]")) .. " = "
-    format(v[k], opts, level + 1, seen, out)
+    if is_secret_key(k) and type(v[k]) == "string" then
+      out[#out + 1] = '"<redacted>"'
+    else
+      format(v[k], opts, level + 1, seen, out)
+    end
     out[#out + 1] = ",\n"
   end
   seen[v] = nil

@@ -1,0 +1,101 @@
+#!/bin/bash
+# The REPL through a real pseudo-terminal (tmux): completion, multi-line input, pretty printing,
+# Ctrl-C during a slow emulator call, history across sessions, no secret in the transcript.
+set -u
+sgrun=$1
+command -v tmux >/dev/null || { echo "tmux is missing: run .ci/setup" >&2; exit 1; }
+tmp=$(mktemp -d)
+session="sgrun-repl-$$"
+export TERM=${TERM:-xterm}
+[ "$TERM" = dumb ] && export TERM=xterm
+sim_pid=""
+cleanup() {
+  tmux kill-session -t "$session" 2>/dev/null
+  [ -n "$sim_pid" ] && kill $sim_pid 2>/dev/null
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+passed=0 failed=0
+check() {
+  local name=$1
+  shift
+  if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL $name" >&2; screen >&2; fi
+}
+screen() { tmux capture-pane -p -t "$session" -S -200; }
+# waits (up to 10 s) until the screen shows a pattern
+shows() {
+  for _ in $(seq 100); do
+    screen | grep -q -- "$1" && return 0
+    sleep 0.1
+  done
+  return 1
+}
+type_line() { tmux send-keys -t "$session" -l "$1"; tmux send-keys -t "$session" Enter; }
+
+"$sgrun" sim --port 0 --ready-file "$tmp/url" --latency 4000 --quiet >/dev/null &
+sim_pid=$!
+for _ in $(seq 100); do [ -s "$tmp/url" ] && break; sleep 0.05; done
+url=$(cat "$tmp/url")
+
+start() {
+  tmux new-session -d -s "$session" -x 160 -y 50 \
+    "env SGRUN_HISTORY=$tmp/history HOME=$tmp $sgrun; sleep 30"
+  shows 'sg> '
+}
+
+start
+check "the banner says how to get help" shows 'help()'
+
+tmux send-keys -t "$session" -l 'sg.ht'
+tmux send-keys -t "$session" Tab
+check "tab completes a field" shows 'sg> sg.http'
+tmux send-keys -t "$session" -l '.req'
+tmux send-keys -t "$session" Tab
+check "and a function inside it" shows 'sg> sg.http.request'
+tmux send-keys -t "$session" C-u
+type_line 'local t = {"x"}; obj = setmetatable({}, {__index = {ping = function() end}})'
+tmux send-keys -t "$session" -l 'obj:pi'
+tmux send-keys -t "$session" Tab
+check "tab completes methods" shows 'sg> obj:ping'
+tmux send-keys -t "$session" C-u
+
+type_line 'function double(x)'
+check "an incomplete chunk asks for more" shows 'sg>>'
+type_line '  return x * 2'
+type_line 'end'
+type_line 'double(21)'
+check "multi-line input runs as one chunk" shows '^42'
+
+type_line '{zeta = 1, alpha = {1, 2}, mid = "m"}'
+check "tables print with sorted keys" bash -c "tmux capture-pane -p -t $session | tr -d '\n ' | grep -q 'alpha={1,2,},mid=\"m\",zeta=1,'"
+
+type_line 'creds = {api_key = "SUPERSECRET-1", name = "demo"}'
+type_line 'creds'
+check "a table is printed" shows 'name = "demo"'
+check "credential values are redacted (only the typed line shows it)" \
+  [ "$(tmux capture-pane -p -t "$session" -S -200 | grep -c SUPERSECRET)" = 1 ]
+
+type_line "res, err = sg.http.request{url = '$url/hostup/api/vm/10000/firewall'}"
+sleep 0.7
+tmux send-keys -t "$session" C-c
+check "Ctrl-C cancels the slow call" shows 'cancelled$'
+type_line '1 + 1'
+check "the session still works after Ctrl-C" shows '^2$'
+tmux send-keys -t "$session" -l 'half typed line'
+tmux send-keys -t "$session" C-c
+type_line '"after clear"'
+check "Ctrl-C at the prompt clears the line" shows '^"after clear"'
+
+type_line '"remember me"'
+tmux send-keys -t "$session" C-d
+sleep 0.5
+tmux kill-session -t "$session" 2>/dev/null
+start
+tmux send-keys -t "$session" Up
+check "history persists across sessions" shows 'sg> "remember me"'
+tmux send-keys -t "$session" C-u
+check "a line with a credential is not in the history file" bash -c "! grep -q SUPERSECRET $tmp/history"
+check "other lines are" grep -q 'double(21)' "$tmp/history"
+
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
