@@ -17,6 +17,8 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "provider.h"
+
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
@@ -321,8 +323,125 @@ static int l_sign(lua_State *L) {
   return 3;
 }
 
+/* The Exoscale API v2 security-group endpoints as data (reference/exoscale.md §3-§5) and the auth
+ * hook that signs every attempt. Every mutation answers an operation {id, state, reason, message,
+ * reference}; conn:wait polls get_operation until it leaves "pending". add_rule_to_security_group's
+ * reference.id is the GROUP (§4.1), so the new rule is found by re-reading the group (match_read). */
+#define SGP "/security-group/{id}"
+
+static const struct sg_endpoint endpoints[] = {
+    {.name = "list_zones", .method = "GET", .path = "/zone", .flags = SG_EP_READ,
+     .doc = "List zones and their API endpoints"},
+    {.name = "list_security_groups", .method = "GET", .path = "/security-group", .flags = SG_EP_READ,
+     .doc = "List security groups (query visibility = private|public)"},
+    {.name = "get_security_group", .method = "GET", .path = SGP, .flags = SG_EP_READ,
+     .doc = "Get a security group with its rules and external sources"},
+    {.name = "create_security_group", .method = "POST", .path = "/security-group",
+     .flags = SG_EP_BODY | SG_EP_CREATE, .async = "operation",
+     .match_read = "list_security_groups", .match_items = "security-groups",
+     .doc = "Create a security group {name, description} (async: operation)"},
+    {.name = "delete_security_group", .method = "DELETE", .path = SGP, .async = "operation",
+     .doc = "Delete a security group (async: operation)"},
+    {.name = "add_rule_to_security_group", .method = "POST", .path = SGP "/rules",
+     .flags = SG_EP_BODY | SG_EP_CREATE, .async = "operation", .match_read = "get_security_group",
+     .match_items = "rules", .doc = "Add a rule (async: operation; wait also returns the new rule)"},
+    {.name = "delete_rule_from_security_group", .method = "DELETE", .path = SGP "/rules/{rule_id}",
+     .async = "operation", .doc = "Delete a rule (async: operation)"},
+    {.name = "add_external_source_to_security_group", .method = "PUT", .path = SGP ":add-source",
+     .flags = SG_EP_BODY, .async = "operation", .body_key = "cidr",
+     .doc = "Add an external source CIDR (async: operation)"},
+    {.name = "remove_external_source_from_security_group", .method = "PUT",
+     .path = SGP ":remove-source", .flags = SG_EP_BODY, .async = "operation", .body_key = "cidr",
+     .doc = "Remove an external source CIDR (async: operation)"},
+    {.name = "attach_instance_to_security_group", .method = "PUT", .path = SGP ":attach",
+     .flags = SG_EP_BODY, .async = "operation", .body_key = "instance.id",
+     .doc = "Attach an instance (id or {instance = {id = ...}}) (async: operation)"},
+    {.name = "detach_instance_from_security_group", .method = "PUT", .path = SGP ":detach",
+     .flags = SG_EP_BODY, .async = "operation", .body_key = "instance.id",
+     .doc = "Detach an instance (async: operation)"},
+    {.name = "get_operation", .method = "GET", .path = "/operation/{id}", .flags = SG_EP_READ,
+     .doc = "Get an async operation"},
+    {.name = "list_instances", .method = "GET", .path = "/instance", .flags = SG_EP_READ,
+     .doc = "List the instances of the zone"},
+    {.name = "get_instance", .method = "GET", .path = "/instance/{id}", .flags = SG_EP_READ,
+     .doc = "Get an instance"},
+    {0}};
+
+static const struct sg_credential credentials[] = {
+    {"key", "EXOSCALE_API_KEY", 0, 1},
+    {"secret", "EXOSCALE_API_SECRET", 1, 1},
+    {0}};
+
+/* Security groups are org-global but only zone endpoints exist (§3.1): ch-gva-2 by convention. */
+static const struct sg_kv defaults[] = {{"zone", "ch-gva-2"}, {0, 0}};
+static const char *const redact[] = {"authorization", NULL};
+
+/* §5.1: {"message"} classically, RFC 9457 fields on newer services, {"error"} on 429. */
+static const struct sg_kv errors[] = {
+    {"code", "code,type"}, {"message", "message,detail,title,error"}, {"request_id", "request_id"},
+    {"request_id_header", "x-request-id"}, {0, 0}};
+
+/* §4: pending -> success | failure | timeout; reference.id names the resource. */
+static const struct sg_kv async[] = {
+    {"operation.id", "id"}, {"operation.get", "get_operation"}, {"operation.state", "state"},
+    {"operation.pending", "pending"}, {"operation.success", "success"},
+    {"operation.failure", "failure,timeout"}, {"operation.reason", "reason,message"},
+    {"operation.result", "reference"}, {0, 0}};
+
+/* auth(request, credentials): signs method, wire path, raw query and body bytes exactly as they
+ * will be sent. Called again on every retry, so an attempt never carries a stale expiry. */
+static int auth(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  const char *url = sg_provider_field(L, 1, "url");
+  const char *method = sg_provider_field(L, 1, "method");
+  if (!url || !method) return luaL_error(L, "exoscale auth: request needs method and url");
+  /* path = from the first "/" after "scheme://host" up to "?" (the signer wants it without) */
+  const char *p = strstr(url, "://");
+  p = p ? strchr(p + 3, '/') : NULL;
+  if (!p) p = "/";
+  const char *q = strchr(p, '?');
+  size_t plen = q ? (size_t)(q - p) : strlen(p);
+
+  lua_pushcfunction(L, l_sign);
+  lua_createtable(L, 0, 6);
+  lua_pushstring(L, method);
+  lua_setfield(L, -2, "method");
+  lua_pushlstring(L, p, plen);
+  lua_setfield(L, -2, "path");
+  if (q) {
+    lua_pushstring(L, q + 1);
+    lua_setfield(L, -2, "query");
+  }
+  lua_getfield(L, 1, "body");
+  lua_setfield(L, -2, "body");
+  lua_getfield(L, 2, "key");
+  lua_setfield(L, -2, "key");
+  lua_getfield(L, 2, "secret");
+  lua_setfield(L, -2, "secret");
+  lua_call(L, 1, 1);
+  sg_provider_set_header(L, 1, "Authorization", lua_tostring(L, -1));
+  return 0;
+}
+
+static const struct sg_provider exoscale = {
+    .name = "exoscale",
+    .base_url_env = "SGRUN_EXOSCALE_URL",
+    .default_base_url = "https://api-{zone}.exoscale.com/v2",
+    .defaults = defaults,
+    .credentials = credentials,
+    .endpoints = endpoints,
+    .auth = auth,
+    .redact = redact,
+    .errors = errors,
+    .async = async,
+};
+
+
+/* The provider description (see provider.h) plus sign{...}, the signer callable from Lua. */
 int luaopen__sg_exoscale(lua_State *L) {
-  static const luaL_Reg fns[] = {{"sign", l_sign}, {NULL, NULL}};
-  luaL_newlib(L, fns);
+  sg_provider_push(L, &exoscale);
+  lua_pushcfunction(L, l_sign);
+  lua_setfield(L, -2, "sign");
   return 1;
 }

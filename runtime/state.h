@@ -13,6 +13,10 @@ struct sg_binding {
 };
 extern const struct sg_binding sg_bindings[];
 
+/* The bindings that describe a cloud provider ("exoscale", ...; NULL-terminated): their
+ * "_sg.NAME" module returns a provider description (bindings/provider.h). */
+extern const char *const sg_provider_modules[];
+
 /* A fresh Lua state: standard libraries, "cjson", every "_sg.*" binding preloaded, and a searcher
  * that finds the embedded stdlib/ and sim/ modules (or, when SGRUN_DEV_ROOT names a source tree,
  * the files there first, so Lua edits need no rebuild). Returns NULL when out of memory. */

@@ -15,4 +15,14 @@ local sg = {
   now = task.now,
 }
 
+-- Provider connections (sg.connect, loaded on first use to keep start-up small) and the
+-- Exoscale signer, callable for testing/debugging.
+---@param provider string
+---@param opts? table
+---@return sg.Connection
+function sg.connect(provider, opts)
+  return require("sg.connect").connect(provider, opts)
+end
+sg.crypto.exoscale_sign = require("_sg.exoscale").sign
+
 return sg

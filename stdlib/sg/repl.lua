@@ -124,8 +124,10 @@ end
 function M.start()
   _G.sg = require "sg"
   _G.help = M.help
-  return string.format("sgrun %s (%s). help() for help, Ctrl-D to leave.",
-    require("sg.options").version or "", _VERSION)
+  local ok, accounts = pcall(require("sg.connect").accounts)
+  local found = ok and #accounts > 0 and table.concat(accounts, ", ") or "none configured"
+  return string.format("sgrun %s (%s). Accounts: %s.\nhelp() for help, Ctrl-D to leave.",
+    require("sg.options").version or "", _VERSION, found)
 end
 
 return M

@@ -39,12 +39,18 @@ url=$(cat "$tmp/url")
 
 start() {
   tmux new-session -d -s "$session" -x 160 -y 50 \
-    "env SGRUN_HISTORY=$tmp/history HOME=$tmp $sgrun; sleep 30"
+    "env SGRUN_HISTORY=$tmp/history HOME=$tmp EXOSCALE_API_KEY=EXOdemo EXOSCALE_API_SECRET=SECRETSAUCE123 $sgrun; sleep 30"
   shows 'sg> '
 }
 
 start
 check "the banner says how to get help" shows 'help()'
+check "the banner names the configured accounts" shows 'exoscale (environment)'
+type_line 'conn = sg.connect("exoscale")'
+type_line 'conn'
+check "a connection prints without its credentials" shows 'sg.connect("exoscale") ->'
+type_line 'help(conn)'
+check "help(conn) lists the methods" shows 'add_rule_to_security_group'
 
 tmux send-keys -t "$session" -l 'sg.ht'
 tmux send-keys -t "$session" Tab
@@ -86,6 +92,7 @@ tmux send-keys -t "$session" C-c
 type_line '"after clear"'
 check "Ctrl-C at the prompt clears the line" shows '^"after clear"'
 
+check "the secret never appeared on screen" bash -c "! tmux capture-pane -p -t $session -S -500 | grep -q SECRETSAUCE"
 type_line '"remember me"'
 tmux send-keys -t "$session" C-d
 sleep 0.5

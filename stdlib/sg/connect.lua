@@ -1,0 +1,646 @@
+-- sg.connect: connection objects for every provider, built from the provider's description in
+-- its C binding (bindings/<provider>.c: endpoint table, credentials, auth hook, error fields,
+-- paging, async kinds). One method per endpoint; nothing here knows a provider by name.
+--
+--   local gc = sg.connect("gcore", { project_id = 1, region_id = 76 })
+--   local r = gc:create_security_group_rule(group_id, { direction = "ingress", ... })
+--   gc:wait(r)
+--
+-- Credentials: opts, then the vendor's environment variables, then the profile file
+-- (SGRUN_PROFILES or ~/.config/sgrun/profiles; [profile.provider] sections of key = value;
+-- refused when group/other can read it). Base URL: opts.base_url, SGRUN_<PROVIDER>_URL, the
+-- documented default. Credentials are kept outside the connection table, so printing a
+-- connection (the REPL does) shows none of them.
+local http = require "_sg.http"
+local providers = require "_sg.provider"
+local json = require "sg.json"
+local errors = require "sg.errors"
+local retry = require "sg.retry"
+local trace = require "sg.trace"
+local wait = require "sg.wait"
+local task = require "sg.task"
+
+local M = {}
+
+---@class sg.Connection
+---@field provider string
+---@field base_url string
+
+-- Per connection, out of sight: {def, creds, secrets, scope, policy, timeout, transport}.
+local private = setmetatable({}, { __mode = "k" })
+-- What produced a response, for conn:wait: {ep, args, body}.
+local origin = setmetatable({}, { __mode = "k" })
+
+local DEFAULT_TIMEOUT = 30 -- seconds per HTTP attempt
+
+-- The endpoint of a connection's provider, by method name.
+local function p_endpoint(conn, name)
+  local ep = private[conn].def.endpoint[name]
+  if not ep then error("no endpoint " .. tostring(name), 2) end
+  return ep
+end
+
+---------------------------------------------------------------------------------------------
+-- The profile file.
+
+---@return string|nil path
+local function profile_path()
+  local p = os.getenv("SGRUN_PROFILES")
+  if p and p ~= "" then return p end
+  local home = os.getenv("HOME")
+  if home and home ~= "" then return home .. "/.config/sgrun/profiles" end
+end
+
+---Reads [profile.provider] from the profile file: a table of key = value, or nil when the
+---file or the section does not exist. Raises when the file is readable by others.
+---@param profile string
+---@param provider string
+---@return table|nil values, string|nil path
+function M.read_profile(profile, provider)
+  local path = profile_path()
+  if not path then return nil end
+  local f = io.open(path, "r")
+  if not f then return nil, path end
+  local mode = providers.file_mode(path)
+  if mode and mode & 0x3F ~= 0 then -- 0077: any group or other permission
+    f:close()
+    error(string.format("sg.connect: refusing to read %s: it holds credentials and others can read it " ..
+      "(mode %o); run: chmod 600 %s", path, mode, path), 0)
+  end
+  local want = profile .. "." .. provider
+  local section, values, lineno = nil, nil, 0
+  for line in f:lines() do
+    lineno = lineno + 1
+    line = line:match("^%s*(.-)%s*$")
+    if line ~= "" and not line:match("^[#;]") then
+      local name = line:match("^%[%s*(.-)%s*%]$")
+      if name then
+        section = name
+        if section == want then values = values or {} end
+      else
+        local k, v = line:match("^([%w_%.%-]+)%s*=%s*(.-)$")
+        if not k then
+          f:close()
+          error(string.format("sg.connect: %s line %d: expected 'key = value' or '[profile.provider]'",
+            path, lineno), 0)
+        end
+        if section == want then
+          v = v:match('^"(.*)"$') or v:match("^'(.*)'$") or v
+          values[k] = v
+        end
+      end
+    end
+  end
+  f:close()
+  return values, path
+end
+
+---------------------------------------------------------------------------------------------
+-- Credentials and base URL.
+
+local function resolve_credentials(def, opts)
+  local creds, secrets, missing = {}, {}, {}
+  local profile_values, profile_file, profile_read = nil, nil, false
+  local options = package.loaded["sg.options"]
+  local profile = opts.profile or (options and options.profile) or "default"
+  for _, c in ipairs(def.credentials) do
+    local v = opts[c.name]
+    if v == nil then v = os.getenv(c.env) end
+    if v == "" then v = nil end
+    if v == nil then
+      if not profile_read then
+        profile_values, profile_file = M.read_profile(profile, def.name)
+        profile_read = true
+      end
+      v = profile_values and (profile_values[c.name] or profile_values[c.env])
+    end
+    if v ~= nil then
+      if type(v) ~= "string" and type(v) ~= "number" then
+        error(string.format("sg.connect('%s'): %s must be a string or a number, not a %s",
+          def.name, c.name, type(v)), 0)
+      end
+      creds[c.name] = tostring(v)
+      if c.secret then secrets[#secrets + 1] = tostring(v) end
+    elseif c.required then
+      missing[#missing + 1] = c
+    end
+  end
+  if #missing > 0 then
+    local c = missing[1]
+    error(string.format("sg.connect('%s'): no %s: pass {%s = ...}, set the environment variable %s, " ..
+      "or add '%s = ...' under [%s.%s] in %s", def.name, c.name, c.name, c.env, c.name, profile,
+      def.name, profile_file or profile_path() or "~/.config/sgrun/profiles"), 0)
+  end
+  return creds, secrets
+end
+
+local function base_url(def, opts)
+  local url = opts.base_url or os.getenv(def.base_url_env)
+  if url == nil or url == "" then
+    url = def.default_base_url:gsub("{([%w_]+)}", function(name)
+      local v = opts[name] or def.defaults[name]
+      if v == nil then
+        error(string.format("sg.connect('%s'): %s is required to build the API URL", def.name, name), 0)
+      end
+      return tostring(v)
+    end)
+  end
+  if type(url) ~= "string" or not url:match("^https?://[^/]") then
+    error(string.format("sg.connect('%s'): base URL %q is not an http(s) URL (check opts.base_url or %s)",
+      def.name, tostring(url), def.base_url_env), 0)
+  end
+  return (url:gsub("/+$", ""))
+end
+
+---------------------------------------------------------------------------------------------
+-- Requests.
+
+local function urlencode(s)
+  return (tostring(s):gsub("[^%w%-%._~]", function(c) return string.format("%%%02X", c:byte()) end))
+end
+
+---Encodes a query table; list values repeat the name. Keys sorted for stable URLs.
+local function encode_query(q)
+  local keys = {}
+  for k in pairs(q) do keys[#keys + 1] = tostring(k) end
+  table.sort(keys)
+  local parts = {}
+  for _, k in ipairs(keys) do
+    local v = q[k]
+    if type(v) == "table" then
+      for _, item in ipairs(v) do parts[#parts + 1] = urlencode(k) .. "=" .. urlencode(item) end
+    elseif type(v) == "boolean" then
+      parts[#parts + 1] = urlencode(k) .. "=" .. (v and "true" or "false")
+    elseif v ~= nil then
+      parts[#parts + 1] = urlencode(k) .. "=" .. urlencode(v)
+    end
+  end
+  return table.concat(parts, "&")
+end
+
+-- Fills {params} of the path template: scope values from the connection, the others from
+-- positional arguments in order. Returns the path and how many arguments it used. (Error level
+-- 5: this callback, gsub, fill_path, invoke, then the caller of the method.)
+local function fill_path(p, ep, args)
+  local used = 0
+  local path = ep.path:gsub("{([%w_]+)}", function(name)
+    if p.scope[name] ~= nil then return urlencode(p.scope[name]) end
+    used = used + 1
+    local v = args[used]
+    -- ids decoded from JSON arrive as floats (1.0): integral ones are fine
+    if type(v) == "number" then v = math.tointeger(v) or v end
+    if type(v) ~= "string" and math.type(v) ~= "integer" then
+      error(string.format("%s:%s: argument %d (%s) must be a string or an integer, got %s",
+        p.def.name, ep.name, used, name, v == nil and "nothing" or type(v)), 5)
+    end
+    if v == "" then
+      error(string.format("%s:%s: argument %d (%s) must not be empty", p.def.name, ep.name, used, name), 5)
+    end
+    return urlencode(v)
+  end)
+  return path, used
+end
+
+-- A bare value for an endpoint with body_key becomes {key = value} (dots nest).
+local function wrap_body(ep, body)
+  -- an empty table counts as a (empty) list: "detach from every instance", not "no fields"
+  if ep.body_key and (type(body) ~= "table" or next(body) == nil or body[1] ~= nil or json.is_array(body)) then
+    local out = {}
+    local t = out
+    local keys = {}
+    for k in ep.body_key:gmatch("[^.]+") do keys[#keys + 1] = k end
+    for i = 1, #keys - 1 do
+      t[keys[i]] = {}
+      t = t[keys[i]]
+    end
+    t[keys[#keys]] = type(body) == "table" and json.array(body) or body
+    return out
+  end
+  return body
+end
+
+local function transport_error(p, ep, err, code, attempts)
+  local hint = ({
+    timeout = "the server did not answer in time; retry later or raise {timeout = ...}",
+    connect = "could not connect; check the base URL and the network",
+    resolve = "could not resolve the host; check the base URL",
+    tls = "TLS failed; check the system CA certificates (or the CA file given)",
+    dry_run = "--dry-run: only reads are sent",
+    too_large = "raise the limit with sg.connect(..., {max_size = bytes}) if this is expected",
+  })[code or ""]
+  return errors.new({ provider = p.def.name, op = ep.name, code = code or "transport",
+    message = tostring(err) .. (attempts and attempts > 1 and (" (after " .. attempts .. " attempts)") or "")
+        .. (hint and ("; " .. hint) or ""),
+    retryable = code == "timeout" or code == "connect" or code == "closed" }, p.secrets)
+end
+
+-- cjson writes "/" as "\/"; the vendors' examples (and signatures over them) use "/". Only a
+-- backslash that escapes "/" is dropped: escape pairs are consumed left to right.
+local function encode_json(v)
+  return (json.encode(v):gsub("\\(.)", function(c) return c == "/" and "/" or "\\" .. c end))
+end
+
+-- One HTTP exchange, signed for this attempt, traced when SGRUN_DEBUG=http.
+---@async
+local function send_once(p, ep, url, body_text, attempt)
+  local headers = { Accept = "application/json", ["User-Agent"] = "sgrun" }
+  if body_text then headers["Content-Type"] = "application/json" end
+  local req = { method = ep.method, url = url, headers = headers, body = body_text,
+    timeout = p.timeout, max_size = p.max_size }
+  if p.def.auth then p.def.auth(req, p.creds) end
+  local resp, err, code = p.transport(req)
+  trace.log(p.def.name, ep.name, req, resp, err,
+    { redact = p.def.redact, secrets = p.secrets, attempt = attempt })
+  return resp, err, code
+end
+
+-- Does `have` (an item the server lists) carry every scalar field `want` (a request body) sets?
+-- Lists are not compared (their order and shape differ between requests and responses);
+-- null/"" in the request match an absent field.
+local function matches(want, have)
+  if want == nil then return true end
+  if want == json.null or want == "" then
+    return have == nil or have == json.null or have == ""
+  end
+  if type(want) == "table" then
+    if want[1] ~= nil or json.is_array(want) then return true end
+    if type(have) ~= "table" then return false end
+    for k, v in pairs(want) do
+      if not matches(v, have[k]) then return false end
+    end
+    return true
+  end
+  if type(want) == "number" or type(have) == "number" then return tonumber(want) == tonumber(have) end
+  return want == have
+end
+
+local invoke
+
+-- Re-reads what a create would have made (ep.match_read with this call's path arguments) and
+-- returns the first item equal to the request body. Used before re-sending a create whose
+-- earlier attempt may have landed, and by conn:wait to find a created item.
+-- With `ids` (what an async result says was created), the item is found by id instead.
+---@async
+local function find_created(conn, ep, args, body, path_args, ids)
+  if not ep.match_read or type(body) ~= "table" then return nil end
+  local resp = invoke(conn, p_endpoint(conn, ep.match_read), table.unpack(args, 1, path_args))
+  local items = errors.dig(resp, ep.match_items)
+  if type(items) ~= "table" then return nil end
+  local want = body
+  if ep.match_skip then
+    want = {}
+    for k, v in pairs(body) do want[k] = v end
+    for k in ep.match_skip:gmatch("[^,]+") do want[k] = nil end
+  end
+  for _, item in ipairs(items) do
+    if ids then
+      if ids[tostring(item.id)] then return item end
+    elseif matches(want, item) then
+      return item
+    end
+  end
+end
+
+-- What a recovered create returns: the matched item, in the place where the async kind would
+-- look for it, so that conn:wait on it works like on the real response.
+local function recovered_response(ep, item)
+  local r = { recovered = true, item = item }
+  if ep.async == "operation" then
+    r.state = "success"
+  elseif ep.async == "tasks" then
+    r.tasks = json.array()
+  end
+  local at = (ep.poll_arg and ep.poll_arg:match("^@(.+)$")) or ep.poll_id
+  if at then
+    local parent = at:match("^(.*)%.[^.]+$")
+    if parent and not parent:find(".", 1, true) then r[parent] = item end
+  end
+  return r
+end
+
+local function decode_body(p, ep, resp)
+  if resp.body == nil or resp.body == "" or resp.status == 204 then return {} end
+  local v, err = json.decode(resp.body)
+  if v == nil then
+    error(errors.new({ provider = p.def.name, op = ep.name, status = resp.status, code = "bad_response",
+      message = "the response is not JSON (" .. tostring(err) .. "); is the base URL right?" }, p.secrets), 0)
+  end
+  return v
+end
+
+-- Sends one request through the retry policy and returns the decoded body (or raises).
+---@async
+local function request(conn, ep, url, body, path_args, args)
+  local p = private[conn]
+  local body_text = body ~= nil and encode_json(body) or nil
+  local outcome = retry.run(p.policy, function(attempt)
+    return send_once(p, ep, url, body_text, attempt)
+  end, {
+    idempotent = not ep.create,
+    reconcile = ep.match_read and function()
+      local item = find_created(conn, ep, args, body, path_args)
+      return item ~= nil, item
+    end or nil,
+  })
+  if outcome.recovered then return recovered_response(ep, outcome.value) end
+  local resp = outcome.resp
+  if resp and resp.status >= 200 and resp.status < 300 then return decode_body(p, ep, resp) end
+  if outcome.unsafe then
+    -- keep what the server said, and say why there was no retry
+    local e = resp and errors.from_response(p.def, ep.name, resp, p.secrets)
+        or transport_error(p, ep, outcome.err, outcome.code, outcome.attempts)
+    e.message = e.message .. "; this call is not idempotent and may have been applied, so it was not " ..
+        "re-sent: read the current state before trying again"
+    e.maybe_applied, e.retryable = true, false
+    error(e, 0)
+  end
+  if not resp then error(transport_error(p, ep, outcome.err, outcome.code, outcome.attempts), 0) end
+  local e = errors.from_response(p.def, ep.name, resp, p.secrets)
+  -- A re-sent create refused as a duplicate: the lost first attempt landed after all, but its
+  -- async work had not surfaced yet when we re-read. Look again for a while.
+  if outcome.maybe_delivered and ep.match_read and resp.status >= 400 and resp.status < 500 then
+    local deadline, pause = task.now() + p.policy.cap * 2, 0.1
+    while task.now() < deadline do
+      local ok, item = pcall(find_created, conn, ep, args, body, path_args)
+      if ok and item ~= nil then return recovered_response(ep, item) end
+      task.sleep(pause)
+      pause = math.min(pause * 1.5, 2)
+    end
+  end
+  error(e, 0)
+end
+
+local function has_any(q, a, b)
+  return type(q) == "table" and (q[a] ~= nil or (b and q[b] ~= nil))
+end
+
+-- Auto-paging: every page of a list, concatenated under the endpoint's items key; the rest of
+-- the first page's envelope is kept (count / total_count stay what the server said).
+---@async
+local function all_pages(conn, ep, url_base, query, path_args, args)
+  local pg = private[conn].def.paging
+  local size = private[conn].page_size or tonumber(pg.size) or 100
+  local items, first, n = json.array(), nil, 0
+  local page = 1
+  while true do
+    local q = {}
+    for k, v in pairs(query or {}) do q[k] = v end
+    q[pg.limit] = size
+    if pg.style == "offset" then q[pg.offset] = n else q[pg.page] = page end
+    local resp = request(conn, ep, url_base .. "?" .. encode_query(q), nil, path_args, args)
+    first = first or resp
+    local got = type(resp) == "table" and resp[ep.items]
+    if type(got) ~= "table" then
+      error(errors.new({ provider = private[conn].def.name, op = ep.name, code = "bad_response",
+        message = "list response has no '" .. ep.items .. "' list" }, private[conn].secrets), 0)
+    end
+    for _, item in ipairs(got) do items[#items + 1] = item end
+    n = n + #got
+    local total = tonumber(errors.dig(resp, pg.total))
+    if #got == 0 or #got < size or (total and n >= total) then break end
+    page = page + 1
+  end
+  first[ep.items] = items
+  return first
+end
+
+---Calls an endpoint: path arguments, then the body (when it takes one), then a query table.
+---@async
+invoke = function(conn, ep, ...)
+  local p = private[conn]
+  if not p then error("call a connection method with ':' (conn:" .. ep.name .. "(...))", 2) end
+  local n = select("#", ...)
+  local args = { ... }
+  local path, used = fill_path(p, ep, args)
+  local i = used + 1
+  local body
+  if ep.body then
+    body = args[i]
+    if body == nil then
+      error(string.format("%s:%s: argument %d must be the request body (a table%s)", p.def.name, ep.name,
+        i, ep.body_key and (" or the " .. ep.body_key .. " value") or ""), 2)
+    end
+    body = wrap_body(ep, body)
+    if type(body) ~= "table" then
+      error(string.format("%s:%s: the request body must be a table, got %s", p.def.name, ep.name,
+        type(body)), 2)
+    end
+    i = i + 1
+  end
+  local query = args[i]
+  if query ~= nil and type(query) ~= "table" then
+    error(string.format("%s:%s: argument %d must be a query table, got %s", p.def.name, ep.name, i,
+      type(query)), 2)
+  end
+  if n > i then
+    error(string.format("%s:%s: too many arguments (%d); expected %d path argument(s)%s%s", p.def.name,
+      ep.name, n, used, ep.body and ", a body" or "", ", an optional query table"), 2)
+  end
+  local url = p.base_url .. path
+  local result
+  local pg = p.def.paging
+  if ep.items and pg.style and not has_any(query, pg.limit, pg.style == "offset" and pg.offset or pg.page) then
+    result = all_pages(conn, ep, url, query, used, args)
+  else
+    if query and next(query) then
+      url = url .. (url:find("?", 1, true) and "&" or "?") .. encode_query(query)
+    end
+    result = request(conn, ep, url, body, used, args)
+  end
+  if type(result) == "table" then origin[result] = { ep = ep, args = args, body = body, nargs = used } end
+  return result
+end
+
+---------------------------------------------------------------------------------------------
+-- Connection objects.
+
+local classes = {}
+
+local function class_for(def)
+  if classes[def.name] then return classes[def.name] end
+  local methods = {}
+  for _, ep in ipairs(def.endpoints) do
+    methods[ep.name] = function(self, ...) return invoke(self, ep, ...) end
+  end
+  ---Waits for the async work a method started (see sg.wait). Returns the final state.
+  ---@async
+  function methods.wait(self, x, opts)
+    return wait.wait(M.internals(self), x, opts)
+  end
+  local cls = { __index = methods, __name = "sg.Connection" }
+  cls.__tostring = function(self) return string.format("sg.connect(%q) -> %s", self.provider, self.base_url) end
+  -- help(conn) in the REPL: every method with its one-line description
+  cls.__help = function(self)
+    local lines = { tostring(self) .. ": methods" }
+    for _, ep in ipairs(def.endpoints) do
+      lines[#lines + 1] = string.format("  %-44s %s", ep.name, ep.doc or "")
+    end
+    lines[#lines + 1] = string.format("  %-44s %s", "wait", "wait for the async work a method started")
+    return table.concat(lines, "\n")
+  end
+  classes[def.name] = cls
+  return cls
+end
+
+---Hooks for sg.wait: everything it needs from a connection, without exposing credentials.
+---@param conn sg.Connection
+function M.internals(conn)
+  local p = private[conn]
+  if not p then error("not a connection", 2) end
+  return {
+    def = p.def,
+    secrets = p.secrets,
+    origin = function(x) return origin[x] end,
+    call = function(name, ...) return invoke(conn, p_endpoint(conn, name), ...) end,
+    find_created = function(o, ids) return find_created(conn, o.ep, o.args, o.body, o.nargs, ids) end,
+  }
+end
+
+---The accounts configured on this machine, names only: "gcore (environment)",
+---"exoscale (profile default)". Secrets are never read into the result.
+---@return string[]
+function M.accounts()
+  local found = {}
+  for _, name in ipairs(providers.names) do
+    local def = M.describe(name)
+    local complete = true
+    for _, c in ipairs(def.credentials) do
+      if c.required and (os.getenv(c.env) or "") == "" then complete = false end
+    end
+    if complete then found[#found + 1] = name .. " (environment)" end
+  end
+  local path = profile_path()
+  local f = path and io.open(path, "r")
+  if f then
+    for line in f:lines() do
+      local profile, provider = line:match("^%s*%[%s*([^%]]-)%.([%w_]+)%s*%]")
+      if profile then found[#found + 1] = string.format("%s (profile %s)", provider, profile) end
+    end
+    f:close()
+  end
+  return found
+end
+
+---The provider names sg.connect knows.
+---@return string[]
+function M.providers()
+  local out = {}
+  for i, name in ipairs(providers.names) do out[i] = name end
+  return out
+end
+
+---The provider's description (endpoint table, credentials, ...) as its binding gives it.
+---@param provider string
+---@return table
+function M.describe(provider)
+  local mod = providers.modules[provider]
+  if not mod then
+    error(string.format("unknown provider %q (known: %s)", tostring(provider),
+      table.concat(providers.names, ", ")), 2)
+  end
+  return require(mod)
+end
+
+---Opens a connection: credentials and base URL are resolved now; nothing is sent.
+---opts: credentials by name, profile, base_url, zone (Exoscale), timeout (s per attempt),
+---max_size (bytes), page_size (auto-paging lists; default the provider's maximum),
+---retry (sg.retry policy fields), transport (function(req) replacing
+---sg.http.request: tests record the wire with it).
+---@param provider string
+---@param opts table|nil
+---@return sg.Connection
+function M.connect(provider, opts)
+  if type(provider) ~= "string" then
+    error("sg.connect: provider must be a string (" .. table.concat(providers.names, ", ") .. ")", 2)
+  end
+  if opts ~= nil and type(opts) ~= "table" then error("sg.connect: opts must be a table", 2) end
+  opts = opts or {}
+  local def = M.describe(provider)
+  local creds, secrets = resolve_credentials(def, opts)
+  local scope = {}
+  for _, name in ipairs(def.scope) do scope[name] = creds[name] or opts[name] end
+  local conn = setmetatable({ provider = def.name, base_url = base_url(def, opts) }, class_for(def))
+  if opts.timeout ~= nil and (type(opts.timeout) ~= "number" or opts.timeout <= 0) then
+    error("sg.connect: timeout must be a positive number of seconds", 2)
+  end
+  if opts.page_size ~= nil and (math.type(opts.page_size) ~= "integer" or opts.page_size < 1) then
+    error("sg.connect: page_size must be a positive integer", 2)
+  end
+  private[conn] = {
+    def = def, creds = creds, secrets = secrets, scope = scope, base_url = conn.base_url,
+    policy = retry.policy(opts.retry), timeout = opts.timeout or DEFAULT_TIMEOUT,
+    max_size = opts.max_size, transport = opts.transport or http.request,
+    page_size = opts.page_size,
+  }
+  return conn
+end
+
+---The LuaLS annotation stubs (stdlib/meta/sg_providers.lua), generated from the endpoint tables:
+---  sgrun -e 'io.write(require("sg.connect").stubs())' > stdlib/meta/sg_providers.lua
+---@return string
+function M.stubs()
+  local out = {}
+  local function w(s) out[#out + 1] = s end
+  w("---@meta")
+  w("-- luacheck: ignore (stub bodies are empty by design)")
+  w("-- LuaLS annotations for the connection objects of sg.connect: one class per provider, one")
+  w("-- method per endpoint of its binding (bindings/<provider>.c). Generated from those tables;")
+  w("-- tests/lua/test_connect.lua checks that it lists every endpoint. Requiring it does nothing.")
+  w("")
+  w("---@class sg.Connection")
+  w("---@field provider string")
+  w("---@field base_url string")
+  w("local Connection = {}")
+  w("")
+  w("---Waits for the async work a method started: polls with backoff until done, failed (raises")
+  w("---an sg.Error) or the deadline passes (raises with code \"timeout\").")
+  w("---@async")
+  w("---@param x any the value an async method returned (or an operation/task id)")
+  w("---@param opts? {timeout?: number, interval?: number, max_interval?: number, factor?: number, max_errors?: integer}")
+  w("---@return any final, any created_item")
+  w("function Connection:wait(x, opts) end")
+  w("")
+  for _, name in ipairs(M.providers()) do
+    local def = M.describe(name)
+    local scope = {}
+    for _, s in ipairs(def.scope) do scope[s] = true end
+    local cls = "sg.conn." .. name
+    w("---@class " .. cls .. " : sg.Connection")
+    local var = name:gsub("^%l", string.upper) .. "Connection"
+    w("local " .. var .. " = {}")
+    w("")
+    for _, ep in ipairs(def.endpoints) do
+      w("---" .. ep.doc .. ".")
+      w("---`" .. ep.method .. " " .. ep.path .. "`" .. (ep.async and (" (async: " .. ep.async .. ")") or "")
+        .. (ep.create and " (not idempotent: never blindly re-sent)" or ""))
+      w("---@async")
+      local params = {}
+      for p in ep.path:gmatch("{([%w_]+)}") do
+        if not scope[p] then
+          params[#params + 1] = p
+          w("---@param " .. p .. " string|integer")
+        end
+      end
+      if ep.body then
+        params[#params + 1] = "body"
+        w("---@param body table" .. (ep.body_key
+          and ("|string|integer|(string|integer)[] a bare value is sent as {" .. ep.body_key .. " = value}")
+          or " the JSON request body"))
+      end
+      params[#params + 1] = "query"
+      w("---@param query? table query parameters" .. (ep.items and " (paging ones fetch a single page)" or ""))
+      w("---@return table response the decoded JSON response, envelope included")
+      w("function " .. var .. ":" .. ep.name .. "(" .. table.concat(params, ", ") .. ") end")
+      w("")
+    end
+  end
+  w("---@param provider \"exoscale\"|\"gcore\"|\"genesis\"|\"barrack\"|\"hostup\"")
+  w("---@param opts? table credentials by name, profile, base_url, zone, timeout, max_size, retry, transport")
+  w("---@return sg.Connection")
+  w("local function connect(provider, opts) end")
+  w("")
+  w("return { connect = connect }")
+  return table.concat(out, "\n") .. "\n"
+end
+
+return M

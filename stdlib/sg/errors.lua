@@ -1,0 +1,134 @@
+-- sg.errors: the error object every failed remote call raises, for every provider:
+-- {provider, op, status, code, message, request_id, retryable} with a readable __tostring, so
+-- that pcall users can branch on fields and everyone else reads one line. The message is
+-- scrubbed of every credential the connection holds before the object exists, so no secret can
+-- leak through an error, a log line or the REPL's printout.
+local json = require "sg.json"
+
+local M = {}
+
+---@class sg.Error
+---@field provider string
+---@field op string the method name (vendor operation in snake_case)
+---@field status integer|nil HTTP status; nil for transport failures
+---@field code string|nil provider error code, or the transport code (timeout, connect, ...)
+---@field message string
+---@field request_id string|nil
+---@field retryable boolean
+---@field detail table|nil extra data (a failed task, operation or item)
+---@field maybe_applied boolean|nil a non-idempotent call failed after an attempt that may have landed
+
+local Error = {}
+Error.__index = Error
+Error.__name = "sg.Error"
+
+function Error.__tostring(e)
+  local parts = { e.provider or "?", " ", e.op or "?", ": " }
+  if e.status then parts[#parts + 1] = "HTTP " .. e.status .. " " end
+  if e.code then parts[#parts + 1] = "[" .. tostring(e.code) .. "] " end
+  parts[#parts + 1] = e.message or "failed"
+  if e.request_id then parts[#parts + 1] = " (request id " .. tostring(e.request_id) .. ")" end
+  return table.concat(parts)
+end
+
+---True when v is an error object made here.
+---@param v any
+---@return boolean
+function M.is(v)
+  return getmetatable(v) == Error
+end
+
+-- Servers echo truncated tokens ("Bad permanent token: 4242_sgr"), so prefixes of a secret are
+-- scrubbed too, down to MIN_PREFIX characters (shorter ones would hit ordinary words and paths).
+-- A whole secret is scrubbed whatever its length, unless it is too short to mean anything.
+local MIN_PREFIX, MIN_SECRET = 8, 4
+
+---Replaces every secret (and any echoed prefix of one) in s.
+---@param s string
+---@param secrets string[]|nil
+---@return string
+function M.scrub(s, secrets)
+  if type(s) ~= "string" or not secrets then return s end
+  for _, secret in ipairs(secrets) do
+    if type(secret) == "string" and #secret >= MIN_SECRET then
+      for len = #secret, math.min(#secret, MIN_PREFIX), -1 do
+        local piece = secret:sub(1, len)
+        local i = s:find(piece, 1, true)
+        while i do
+          s = s:sub(1, i - 1) .. "[REDACTED]" .. s:sub(i + len)
+          i = s:find(piece, i + 10, true)
+        end
+      end
+    end
+  end
+  return s
+end
+
+---Makes an error object. fields.message is scrubbed of `secrets`.
+---@param fields table
+---@param secrets string[]|nil
+---@return sg.Error
+function M.new(fields, secrets)
+  local e = setmetatable({}, Error)
+  for k, v in pairs(fields) do e[k] = v end
+  e.message = M.scrub(tostring(e.message or "request failed"), secrets)
+  e.retryable = e.retryable and true or false
+  return e
+end
+
+-- Follows a dotted path ("pagination.count") through nested tables.
+local function dig(t, path)
+  for key in path:gmatch("[^.]+") do
+    if type(t) ~= "table" then return nil end
+    t = t[key]
+  end
+  return t
+end
+M.dig = dig
+
+-- The first candidate field ("a,b,c") holding a usable value, as a string.
+local function first(body, candidates)
+  if type(body) ~= "table" or not candidates then return nil end
+  for name in candidates:gmatch("[^,]+") do
+    local v = dig(body, name)
+    if type(v) == "string" and v ~= "" then return v end
+    if type(v) == "number" then return tostring(v) end
+    if type(v) == "table" and v ~= json.null and next(v) ~= nil then
+      local ok, text = pcall(json.encode, v)
+      if ok then return text end
+    end
+  end
+end
+
+local RETRYABLE_STATUS = { [408] = true, [429] = true, [500] = true, [502] = true, [503] = true,
+  [504] = true }
+
+---Reads a provider's error response into an error object, using the field names its binding
+---declares (def.errors: code, message, request_id as comma-separated candidates).
+---@param def table provider description
+---@param op string
+---@param resp table {status, headers, body}
+---@param secrets string[]|nil
+---@return sg.Error
+function M.from_response(def, op, resp, secrets)
+  local spec = def.errors or {}
+  local body = resp.body
+  local decoded = type(body) == "string" and body ~= "" and json.decode(body) or nil
+  local message = first(decoded, spec.message)
+  if not message then
+    -- not the documented shape: show the start of the body rather than nothing
+    message = (type(body) == "string" and body ~= "") and body:sub(1, 200)
+        or ("HTTP " .. tostring(resp.status) .. " with no body")
+  end
+  local headers = resp.headers or {}
+  return M.new({
+    provider = def.name, op = op, status = resp.status,
+    code = first(decoded, spec.code),
+    message = message,
+    request_id = first(decoded, spec.request_id)
+        or (spec.request_id_header and headers[spec.request_id_header]) or nil,
+    retryable = RETRYABLE_STATUS[resp.status] or false,
+  }, secrets)
+end
+
+return M

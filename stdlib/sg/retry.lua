@@ -1,0 +1,149 @@
+-- sg.retry: the one retry policy of every provider call: 429, 5xx (but 501) and connection
+-- failures are retried with capped exponential backoff and jitter, Retry-After (seconds or an
+-- HTTP date) is honoured up to a cap, and the number of attempts is bounded.
+--
+-- A non-idempotent call (a create) whose earlier attempt may have reached the server (a 5xx, a
+-- timeout, a connection closed after sending) is never blindly re-sent: the caller's reconcile
+-- hook re-reads and matches first, and only a confirmed absence allows the re-send. Without a
+-- hook, the call stops with an error saying it may have been applied.
+local task = require "sg.task"
+
+local M = {}
+
+---@class sg.RetryPolicy
+---@field attempts integer total attempts, first included
+---@field base number first backoff, seconds
+---@field cap number longest backoff, seconds
+---@field retry_after_cap number longest wait a Retry-After may impose, seconds
+---@field jitter boolean
+
+M.DEFAULT = { attempts = 5, base = 0.2, cap = 8, retry_after_cap = 60, jitter = true }
+
+---A policy: the defaults overridden by the given fields (unknown fields are a mistake).
+---@param opts table|nil
+---@return sg.RetryPolicy
+function M.policy(opts)
+  local p = {}
+  for k, v in pairs(M.DEFAULT) do p[k] = v end
+  for k, v in pairs(opts or {}) do
+    if M.DEFAULT[k] == nil then
+      error(string.format("retry: unknown option '%s' (known: attempts, base, cap, retry_after_cap, jitter)", k), 3)
+    end
+    if type(v) ~= type(M.DEFAULT[k]) then
+      error(string.format("retry: option '%s' must be a %s", k, type(M.DEFAULT[k])), 3)
+    end
+    p[k] = v
+  end
+  if p.attempts < 1 then error("retry: attempts must be at least 1", 3) end
+  return p
+end
+
+local MONTHS = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6, Jul = 7, Aug = 8, Sep = 9,
+  Oct = 10, Nov = 11, Dec = 12 }
+
+-- Days from 1970-01-01 to y-m-d (proleptic Gregorian): os.time() would apply the local zone.
+local function days_from_civil(y, m, d)
+  y = m <= 2 and y - 1 or y
+  local era = (y >= 0 and y or y - 399) // 400
+  local yoe = y - era * 400
+  local doy = (153 * (m + (m > 2 and -3 or 9)) + 2) // 5 + d - 1
+  local doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+  return era * 146097 + doe - 719468
+end
+
+---Seconds to wait from a Retry-After value: delta-seconds or an IMF-fixdate ("Wed, 21 Oct 2015
+---07:28:00 GMT"). nil when absent or unreadable.
+---@param value string|nil
+---@param now number|nil epoch seconds (default os.time())
+---@return number|nil
+function M.parse_retry_after(value, now)
+  if type(value) ~= "string" then return nil end
+  value = value:match("^%s*(.-)%s*$")
+  if value:match("^%d+$") then return tonumber(value) end
+  local d, mon, y, hh, mm, ss = value:match("^%a+,%s*(%d+)%s+(%a+)%s+(%d+)%s+(%d+):(%d+):(%d+)%s+GMT$")
+  if not d or not MONTHS[mon] then return nil end
+  local epoch = days_from_civil(tonumber(y), MONTHS[mon], tonumber(d)) * 86400
+      + tonumber(hh) * 3600 + tonumber(mm) * 60 + tonumber(ss)
+  return math.max(0, epoch - (now or os.time()))
+end
+
+---Backoff before attempt n+1 after attempt n failed (n >= 1).
+---@param p sg.RetryPolicy
+---@param n integer
+---@return number
+function M.backoff(p, n)
+  local d = math.min(p.cap, p.base * 2 ^ (n - 1))
+  -- "equal jitter": never less than half the step, so a burst of clients spreads out without
+  -- one of them retrying immediately
+  if p.jitter then d = d / 2 + math.random() * d / 2 end
+  return d
+end
+
+-- Transport failures: which are worth retrying, and which may have reached the server.
+local TRANSPORT = {
+  connect = { retry = true, delivered = false },
+  resolve = { retry = true, delivered = false },
+  timeout = { retry = true, delivered = true },
+  closed = { retry = true, delivered = true },
+  curl = { retry = true, delivered = true },
+}
+
+---Classifies one attempt's outcome.
+---@return boolean retry, boolean maybe_delivered, number|nil retry_after
+function M.classify(resp, code)
+  if resp then
+    local s = resp.status
+    if s == 429 then
+      return true, false, M.parse_retry_after(resp.headers and resp.headers["retry-after"])
+    end
+    if s >= 500 and s ~= 501 then
+      -- 503 may carry Retry-After too; any 5xx may have been partly applied
+      return true, true, M.parse_retry_after(resp.headers and resp.headers["retry-after"])
+    end
+    return false, false, nil
+  end
+  local t = TRANSPORT[code or ""]
+  if t then return t.retry, t.delivered, nil end
+  return false, false, nil
+end
+
+---Runs send(attempt) under the policy.
+---opts.idempotent: re-sending is harmless. Otherwise opts.reconcile() is called before any
+---re-send that follows a possibly delivered attempt; it returns found (boolean) and a value, and
+---raises when it cannot tell (then nothing is re-sent).
+---@async
+---@param p sg.RetryPolicy
+---@param send fun(attempt: integer): table|nil, string|nil, string|nil
+---@param opts {idempotent: boolean, reconcile: (fun(): boolean, any)|nil, on_retry: function|nil}
+---@return table outcome {resp=, err=, code=, attempts=, recovered=, value=, unsafe=}
+function M.run(p, send, opts)
+  local maybe_delivered = false
+  local last
+  for attempt = 1, p.attempts do
+    if attempt > 1 and maybe_delivered and not opts.idempotent then
+      if not opts.reconcile then
+        last.unsafe = true
+        return last
+      end
+      -- a re-read that fails tells nothing: not re-sending is the only safe choice then
+      local ok, found, value = pcall(opts.reconcile)
+      if not ok then
+        last.unsafe = true
+        return last
+      end
+      if found then return { recovered = true, value = value, attempts = attempt - 1 } end
+    end
+    local resp, err, code = send(attempt)
+    last = { resp = resp, err = err, code = code, attempts = attempt, maybe_delivered = maybe_delivered }
+    local retry, delivered, retry_after = M.classify(resp, code)
+    if not retry or attempt == p.attempts then return last end
+    maybe_delivered = maybe_delivered or delivered
+    last.maybe_delivered = maybe_delivered
+    local wait = retry_after and math.min(retry_after, p.retry_after_cap) or M.backoff(p, attempt)
+    if opts.on_retry then opts.on_retry(attempt, wait, resp, code) end
+    task.sleep(wait)
+  end
+  return last
+end
+
+return M

@@ -1,0 +1,328 @@
+-- sg.connect without a network: credential precedence (opts > environment > profile file),
+-- refusal of a profile file others can read, missing-credential messages, base URLs, argument
+-- misuse, the auth headers each binding adds, error objects, the trace, retry helpers and the
+-- LuaLS stubs. Requests go to a recording transport; environment cases run in a child sgrun.
+local t = require "testlib"
+local sg = require "sg"
+local connect = require "sg.connect"
+local errors = require "sg.errors"
+local trace = require "sg.trace"
+local retry = require "sg.retry"
+
+local SGRUN = arg[-1]
+local HERE = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
+local ROOT = HERE .. "/../.."
+local TMP = os.tmpname()
+os.remove(TMP)
+assert(os.execute("mkdir -p " .. TMP))
+
+local function shell_quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+-- Runs `code` in a child sgrun with exactly the given environment (plus PATH); returns its
+-- stdout+stderr and whether it succeeded.
+local function child(env, code)
+  local parts = { "env -i", "PATH=" .. shell_quote(os.getenv("PATH") or "/usr/bin:/bin"),
+    "HOME=" .. shell_quote(TMP .. "/home") }
+  local names = {}
+  for k in pairs(env) do names[#names + 1] = k end
+  table.sort(names)
+  for _, k in ipairs(names) do parts[#parts + 1] = k .. "=" .. shell_quote(env[k]) end
+  parts[#parts + 1] = shell_quote(SGRUN) .. " -e " .. shell_quote(code) .. " 2>&1"
+  local p = assert(io.popen(table.concat(parts, " ")))
+  local out = p:read("a")
+  local ok = p:close()
+  return out, ok
+end
+
+local function write_file(path, text, mode)
+  local f = assert(io.open(path, "w"))
+  f:write(text)
+  f:close()
+  assert(os.execute("chmod " .. mode .. " " .. shell_quote(path)))
+end
+
+-- A transport that records requests and answers `body` (200).
+local function recorder(body, status)
+  local log = {}
+  return log, function(req)
+    log[#log + 1] = req
+    return { status = status or 200, headers = { ["content-type"] = "application/json" },
+      body = body or "{}", time = 0 }
+  end
+end
+
+-- Prints the Authorization header Gcore would send, in a child process.
+local PRINT_AUTH = [[
+local sg = require "sg"
+local ok, err = pcall(function()
+  local c = sg.connect("gcore", { %s transport = function(req)
+    io.write(req.headers.Authorization, " ", req.url, "\n")
+    return { status = 200, headers = {}, body = '{"count":0,"results":[]}' }
+  end })
+  c:list_security_groups()
+end)
+if not ok then io.write("ERROR ", tostring(err), "\n") end
+]]
+
+local PROFILE = TMP .. "/profiles"
+
+t.test("setup: a private profile file", function()
+  write_file(PROFILE, table.concat({
+    "# sgrun profiles", "[default.gcore]", "api_key = prof-key-000000", "project_id = 7",
+    "region_id = 8", "", "[work.gcore]", 'api_key = "work-key-000000"', "project_id = 9",
+    "region_id = 10", "" }, "\n"), "600")
+end)
+
+t.test("opts beat the environment and the profile file", function()
+  local out = child({ GCORE_API_KEY = "env-key-000000", GCORE_CLOUD_PROJECT_ID = "1",
+    GCORE_CLOUD_REGION_ID = "2", SGRUN_PROFILES = PROFILE },
+    PRINT_AUTH:format('api_key = "opt-key-000000", project_id = 3, region_id = 4,'))
+  t.eq(out, "APIKey opt-key-000000 https://api.gcore.com/cloud/v1/securitygroups/3/4?limit=1000&offset=0\n")
+end)
+
+t.test("the environment beats the profile file", function()
+  local out = child({ GCORE_API_KEY = "env-key-000000", GCORE_CLOUD_PROJECT_ID = "1",
+    GCORE_CLOUD_REGION_ID = "2", SGRUN_PROFILES = PROFILE }, PRINT_AUTH:format(""))
+  t.eq(out, "APIKey env-key-000000 https://api.gcore.com/cloud/v1/securitygroups/1/2?limit=1000&offset=0\n")
+end)
+
+t.test("the profile file fills what opts and environment leave out; opts.profile selects", function()
+  local out = child({ GCORE_CLOUD_REGION_ID = "2", SGRUN_PROFILES = PROFILE }, PRINT_AUTH:format(""))
+  t.eq(out, "APIKey prof-key-000000 https://api.gcore.com/cloud/v1/securitygroups/7/2?limit=1000&offset=0\n")
+  out = child({ SGRUN_PROFILES = PROFILE }, PRINT_AUTH:format('profile = "work",'))
+  t.eq(out, "APIKey work-key-000000 https://api.gcore.com/cloud/v1/securitygroups/9/10?limit=1000&offset=0\n")
+end)
+
+t.test("the default profile path is ~/.config/sgrun/profiles", function()
+  assert(os.execute("mkdir -p " .. shell_quote(TMP .. "/home/.config/sgrun")))
+  write_file(TMP .. "/home/.config/sgrun/profiles", "[default.gcore]\napi_key=home-key-000000\nproject_id=1\nregion_id=1\n", "600")
+  local out = child({}, PRINT_AUTH:format(""))
+  t.ok(out:find("APIKey home-key-000000", 1, true), out)
+end)
+
+t.test("a profile file others can read is refused, saying chmod 600", function()
+  local open = TMP .. "/open-profiles"
+  write_file(open, "[default.gcore]\napi_key = leaked-key-000000\n", "644")
+  local out = child({ SGRUN_PROFILES = open }, PRINT_AUTH:format(""))
+  t.ok(out:find("chmod 600 " .. open, 1, true), out)
+  t.ok(not out:find("leaked-key", 1, true), "the refusal must not show the file's content")
+  write_file(open, "[default.gcore]\napi_key = leaked-key-000000\n", "640")
+  out = child({ SGRUN_PROFILES = open }, PRINT_AUTH:format(""))
+  t.ok(out:find("chmod 600", 1, true), "group-readable is refused too: " .. out)
+end)
+
+t.test("a missing credential names the environment variable and the alternatives", function()
+  local out = child({ SGRUN_PROFILES = TMP .. "/none" }, PRINT_AUTH:format(""))
+  t.ok(out:find("ERROR sg.connect('gcore'): no api_key", 1, true), out)
+  t.ok(out:find("GCORE_API_KEY", 1, true) and out:find("[default.gcore]", 1, true), out)
+  out = child({ SGRUN_PROFILES = TMP .. "/none" }, [[
+    local ok, err = pcall(require("sg").connect, "exoscale", { key = "EXOk" })
+    print(err)]])
+  t.ok(out:find("EXOSCALE_API_SECRET", 1, true), out)
+  out = child({}, [[print(select(2, pcall(require("sg").connect, "azure")))]])
+  t.ok(out:find('unknown provider "azure"', 1, true) and out:find("hostup", 1, true), out)
+end)
+
+t.test("base URL: opts.base_url, then SGRUN_<PROVIDER>_URL, then the documented default", function()
+  local code = [[
+    local sg = require "sg"
+    print(sg.connect("exoscale", { key = "k", secret = "s" }).base_url)
+    print(sg.connect("exoscale", { key = "k", secret = "s", zone = "de-fra-1" }).base_url)
+    print(sg.connect("hostup", { api_key = "k", base_url = "http://x.test/api/" }).base_url)
+    print(sg.connect("genesis", { token = "k" }).base_url)
+    print(sg.connect("barrack", { api_key = "k" }).base_url)]]
+  local out = child({ SGRUN_PROFILES = TMP .. "/none" }, code)
+  t.eq(out, table.concat({ "https://api-ch-gva-2.exoscale.com/v2", "https://api-de-fra-1.exoscale.com/v2",
+    "http://x.test/api", "https://api.genesiscloud.com/compute/v1", "https://barrack.ai/api", "" }, "\n"))
+  out = child({ SGRUN_GENESIS_URL = "http://127.0.0.1:9/genesis/compute/v1" },
+    [[print(require("sg").connect("genesis", { token = "k" }).base_url)]])
+  t.eq(out, "http://127.0.0.1:9/genesis/compute/v1\n")
+end)
+
+t.test("a connection prints no credential", function()
+  local c = sg.connect("hostup", { api_key = "very-secret-key-1234", base_url = "http://x.test/api" })
+  t.ok(not tostring(c):find("very-secret", 1, true))
+  for k, v in pairs(c) do
+    t.ok(not tostring(v):find("very-secret", 1, true), "field " .. tostring(k))
+  end
+end)
+
+t.test("each binding's auth hook adds its documented header", function()
+  local cases = {
+    { "gcore", { api_key = "4242_tok", project_id = 1, region_id = 2 }, "list_security_groups", {},
+      "Authorization", "APIKey 4242_tok" },
+    { "genesis", { token = "gtok" }, "get_security_group", { "sg1" }, "Authorization", "Bearer gtok" },
+    { "barrack", { api_key = "btok" }, "get_firewall", { 5 }, "Authorization", "Bearer btok" },
+    { "hostup", { api_key = "htok" }, "list_firewall_rules", { 10000 }, "X-API-Key", "htok" },
+  }
+  for _, c in ipairs(cases) do
+    local log, transport = recorder('{"count":0,"results":[],"security_groups":[],"total_count":0}')
+    local opts = { base_url = "http://x.test", transport = transport }
+    for k, v in pairs(c[2]) do opts[k] = v end
+    local conn = sg.connect(c[1], opts)
+    conn[c[3]](conn, table.unpack(c[4]))
+    t.eq(log[1].headers[c[5]], c[6], c[1])
+    t.eq(log[1].headers.Accept, "application/json", c[1])
+  end
+end)
+
+t.test("Exoscale requests are signed over the wire path, body and query, fresh every time", function()
+  local log, transport = recorder('{"security-groups":[]}')
+  local key, secret = "EXOxxxxxxxxxxxxxxxxxxxxxxxx", string.rep("X", 43)
+  local exo = sg.connect("exoscale", { key = key, secret = secret,
+    base_url = "https://api-ch-gva-2.exoscale.com/v2", transport = transport })
+  exo:list_security_groups({ visibility = "public" })
+  local h = log[1].headers.Authorization
+  local expires = tonumber(h:match("expires=(%d+)"))
+  t.ok(math.abs(expires - (os.time() + 600)) <= 5, "expires is now + 600 s")
+  t.eq(h, sg.crypto.exoscale_sign { method = "GET", path = "/v2/security-group", query = "visibility=public",
+    key = key, secret = secret, expires = expires })
+  t.ok(h:find("signed-query-args=visibility", 1, true))
+  -- the official vector A1 through sg.crypto.exoscale_sign
+  t.eq(sg.crypto.exoscale_sign { method = "GET", path = "/v2/zone", key = key, secret = secret,
+    expires = 3376684800 },
+    "EXO2-HMAC-SHA256 credential=EXOxxxxxxxxxxxxxxxxxxxxxxxx,expires=3376684800," ..
+    "signature=Ntbq/p0HVmA3Zg1HHY+Lq1vjFGi7HeMrrgXDS5jRNlY=")
+  exo:add_external_source_to_security_group("a02baf5a-a3e4-49a0-857b-8a08d276c1c0", "192.0.2.0/24")
+  t.eq(log[2].body, '{"cidr":"192.0.2.0/24"}')
+  t.eq(log[2].url, "https://api-ch-gva-2.exoscale.com/v2/security-group/a02baf5a-a3e4-49a0-857b-8a08d276c1c0:add-source")
+  t.eq(log[2].headers.Authorization, sg.crypto.exoscale_sign { method = "PUT",
+    path = "/v2/security-group/a02baf5a-a3e4-49a0-857b-8a08d276c1c0:add-source",
+    body = log[2].body, key = key, secret = secret,
+    expires = tonumber(log[2].headers.Authorization:match("expires=(%d+)")) })
+end)
+
+t.test("misuse raises at once, before anything is sent", function()
+  local log, transport = recorder()
+  local gc = sg.connect("gcore", { api_key = "k", project_id = 1, region_id = 2,
+    base_url = "http://x.test", transport = transport })
+  t.raises(function() gc:get_security_group() end, "argument 1 (group_id) must be a string or an integer")
+  t.raises(function() gc:get_security_group({}) end, "got table")
+  t.raises(function() gc:create_security_group_rule("g") end, "argument 2 must be the request body")
+  t.raises(function() gc:get_task("a", "b") end, "must be a query table")
+  t.raises(function() gc:get_task("a", {}, 3) end, "too many arguments")
+  t.raises(function() gc.get_task("a") end, "with ':'")
+  t.raises(function() gc:wait({}, { timeout = -1 }) end, "timeout must be a positive number")
+  t.raises(function() gc:wait({}, { deadline = 1 }) end, "unknown option 'deadline'")
+  t.raises(function() sg.connect("gcore", { api_key = "k", project_id = 1, region_id = 1,
+    retry = { tries = 3 } }) end, "unknown option 'tries'")
+  t.eq(#log, 0)
+end)
+
+t.test("bare body values are wrapped by the endpoint's body_key", function()
+  local log, transport = recorder()
+  local gen = sg.connect("genesis", { token = "k", base_url = "http://x.test", transport = transport })
+  gen:attach_security_group("inst-1", "sg-1")
+  gen:detach_security_group("inst-1", "sg-2")
+  t.eq(log[1].body, '{"security_groups":{"attach":"sg-1"}}')
+  t.eq(log[2].body, '{"security_groups":{"detach":"sg-2"}}')
+  t.eq({ log[1].method, log[1].url }, { "PATCH", "http://x.test/instances/inst-1" })
+  local brk = sg.connect("barrack", { api_key = "k", base_url = "http://x.test", transport = transport })
+  brk:attach_firewall_to_instances(3, {})
+  t.eq(log[3].body, '{"instance_ids":[]}')
+end)
+
+t.test("path and query values are percent-encoded", function()
+  local log, transport = recorder()
+  local hu = sg.connect("hostup", { api_key = "k", base_url = "http://x.test/api", transport = transport })
+  hu:delete_firewall_rule(10000, 3)
+  t.eq(log[1].url, "http://x.test/api/vm/10000/firewall?pos=3")
+  hu:list_firewall_rules("a b/c", { q = "x&y" })
+  t.eq(log[2].url, "http://x.test/api/vm/a%20b%2Fc/firewall?q=x%26y")
+end)
+
+t.test("error objects: fields, __tostring, secrets scrubbed, prefixes too", function()
+  local def = connect.describe("gcore")
+  local e = errors.from_response(def, "get_security_group", { status = 401, headers = {},
+    body = '{"exception_class":"token_not_valid","message":"Bad permanent token: 4242_sgrunsim","request_id":"r1"}' },
+    { "4242_sgrunsimgcoredemo" })
+  t.eq({ e.provider, e.op, e.status, e.code, e.request_id, e.retryable },
+    { "gcore", "get_security_group", 401, "token_not_valid", "r1", false })
+  t.eq(e.message, "Bad permanent token: [REDACTED]")
+  t.eq(tostring(e), "gcore get_security_group: HTTP 401 [token_not_valid] Bad permanent token: [REDACTED] (request id r1)")
+  t.ok(errors.is(e))
+  local e2 = errors.from_response(connect.describe("hostup"), "x", { status = 503, headers = {}, body = "<html>" })
+  t.eq({ e2.message, e2.retryable }, { "<html>", true })
+end)
+
+t.test("the trace redacts credential headers and secret values", function()
+  local text = trace.format("hostup", "add_firewall_rule",
+    { method = "POST", url = "http://x.test/api/vm/1/firewall?k=topsecret-123",
+      headers = { ["X-API-Key"] = "topsecret-123", Accept = "application/json" },
+      body = '{"comment":"topsecret-123"}' },
+    { status = 200, headers = { ["x-api-key"] = "topsecret-123" }, body = "{}", time = 0.01 }, nil,
+    { redact = connect.describe("hostup").redact, secrets = { "topsecret-123" } })
+  t.ok(not text:find("topsecret", 1, true), text)
+  t.ok(text:find("X-API-Key: [REDACTED]", 1, true), text)
+  t.ok(text:find("> POST http://x.test/api/vm/1/firewall", 1, true), text)
+end)
+
+t.test("retry helpers: Retry-After forms, capped backoff, classification", function()
+  t.eq(retry.parse_retry_after("3"), 3)
+  t.eq(retry.parse_retry_after("Wed, 21 Oct 2015 07:28:10 GMT", 1445412480), 10)
+  t.eq(retry.parse_retry_after("Wed, 21 Oct 2015 07:28:10 GMT", 1445412500), 0)
+  t.eq(retry.parse_retry_after("soon"), nil)
+  local p = retry.policy({ base = 1, cap = 4, jitter = false })
+  t.eq({ retry.backoff(p, 1), retry.backoff(p, 2), retry.backoff(p, 3), retry.backoff(p, 9) }, { 1, 2, 4, 4 })
+  t.eq({ retry.classify({ status = 429, headers = { ["retry-after"] = "2" } }) }, { true, false, 2 })
+  t.eq({ retry.classify({ status = 503, headers = {} }) }, { true, true })
+  t.eq({ retry.classify({ status = 501, headers = {} }) }, { false, false })
+  t.eq({ retry.classify(nil, "connect") }, { true, false })
+  t.eq({ retry.classify(nil, "timeout") }, { true, true })
+  t.eq({ retry.classify(nil, "dry_run") }, { false, false })
+end)
+
+t.test("a non-idempotent call is not re-sent after a possibly delivered attempt", function()
+  local n = 0
+  local hu = sg.connect("hostup", { api_key = "k", base_url = "http://x.test/api",
+    retry = { base = 0.01, jitter = false }, transport = function()
+      n = n + 1
+      return nil, "connection closed", "closed"
+    end })
+  local err = t.raises(function() hu:delete_firewall_rule(1, 0) end, "not re-sent")
+  t.eq({ err.code, err.maybe_applied, n }, { "closed", true, 1 })
+  -- a read is retried up to the attempt bound
+  n = 0
+  err = t.raises(function() hu:list_firewall_rules(1) end, "after 5 attempts")
+  t.eq({ err.code, err.retryable, n }, { "closed", true, 5 })
+end)
+
+t.test("a response that is not JSON, or too large, is a clear error", function()
+  local _, transport = recorder("<html>gateway</html>")
+  local gen = sg.connect("genesis", { token = "k", base_url = "http://x.test", transport = transport })
+  local err = t.raises(function() gen:get_security_group("a") end, "the response is not JSON")
+  t.eq({ err.code, err.status }, { "bad_response", 200 })
+  local big = sg.connect("genesis", { token = "k", base_url = "http://x.test", transport = function()
+    return nil, "response body larger than the 10 byte limit (max_size)", "too_large"
+  end })
+  err = t.raises(function() big:get_security_group("a") end, "max_size")
+  t.eq({ err.code, err.retryable }, { "too_large", false })
+  local dry = sg.connect("hostup", { api_key = "k", base_url = "http://x.test", transport = function()
+    return nil, "dry run: POST http://x.test was not sent", "dry_run"
+  end })
+  err = t.raises(function() dry:add_firewall_rule(1, {}) end, "--dry-run")
+  t.eq(err.code, "dry_run")
+end)
+
+t.test("the LuaLS stubs are current: generated from the endpoint tables", function()
+  local f = assert(io.open(ROOT .. "/stdlib/meta/sg_providers.lua"))
+  local text = f:read("a")
+  f:close()
+  t.ok(text == connect.stubs(), "stdlib/meta/sg_providers.lua is stale; regenerate: " ..
+    "sgrun -e 'io.write(require(\"sg.connect\").stubs())' > stdlib/meta/sg_providers.lua")
+  t.ok(text:match("^%-%-%-@meta"))
+  for _, name in ipairs(connect.providers()) do
+    local cls = name:gsub("^%l", string.upper) .. "Connection"
+    for _, ep in ipairs(connect.describe(name).endpoints) do
+      t.ok(text:find("function " .. cls .. ":" .. ep.name .. "(", 1, true), name .. ":" .. ep.name)
+    end
+  end
+end)
+
+t.test("cleanup", function()
+  os.execute("rm -rf " .. shell_quote(TMP))
+end)
+
+t.run()

@@ -1,0 +1,77 @@
+-- Helpers for the binding tests against `sgrun sim`: connections whose every request is
+-- recorded as it goes on the wire (method, URL, headers, body bytes) and then sent for real,
+-- plus the emulator's control API (/_sim/knobs, reset, log).
+local http = require "_sg.http"
+local json = require "sg.json"
+local sg = require "sg"
+
+local M = {}
+
+M.SIM = assert(os.getenv("SGRUN_SIM_URL"), "SGRUN_SIM_URL is not set (run under with_sim.sh)")
+
+---A transport that records each request, then sends it with sg.http.request.
+---@return table log, function transport
+function M.recorder()
+  local log = {}
+  return log, function(req)
+    local headers = {}
+    for k, v in pairs(req.headers or {}) do headers[k] = v end
+    local entry = { method = req.method, url = req.url, headers = headers, body = req.body }
+    log[#log + 1] = entry
+    local resp, err, code = http.request(req)
+    entry.status = resp and resp.status or code
+    return resp, err, code
+  end
+end
+
+---A connection to the emulated provider whose requests land in `log`.
+---@return table conn, table log
+function M.connect(provider, opts)
+  local log, transport = M.recorder()
+  local o = { transport = transport, retry = { base = 0.05, cap = 1 } }
+  for k, v in pairs(opts or {}) do o[k] = v end
+  return sg.connect(provider, o), log
+end
+
+---The path (from the host on, no query) and the decoded query of a URL.
+function M.split(url)
+  local path, query = url:match("^https?://[^/]+([^?]*)%??(.*)$")
+  local q = {}
+  for pair in query:gmatch("[^&]+") do
+    local k, v = pair:match("^([^=]*)=?(.*)$")
+    q[k] = v:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end)
+  end
+  return path, q
+end
+
+---Calls the emulator's control API; returns the decoded body.
+function M.control(method, path, body)
+  local resp, err = http.request { method = method, url = M.SIM .. path,
+    headers = { ["Content-Type"] = "application/json" }, body = body and json.encode(body), timeout = 10 }
+  assert(resp, err)
+  assert(resp.status == 200, path .. ": " .. resp.status .. " " .. resp.body)
+  return json.decode(resp.body)
+end
+
+function M.reset() return M.control("POST", "/_sim/reset") end
+function M.knobs(k) return M.control("PUT", "/_sim/knobs", k) end
+
+---The emulator's request log for one provider since `since` (seq).
+function M.sim_log(provider, since)
+  return M.control("GET", "/_sim/log?provider=" .. provider .. "&since=" .. (since or 0)).requests
+end
+
+---Emulator state of one provider (for seeded ids).
+function M.state(provider)
+  return M.control("GET", "/_sim/state").providers[provider]
+end
+
+---Checks that a recorded request's JSON body carries the given fields (compared deeply).
+function M.body_has(t, entry, fields, what)
+  local body = json.decode(entry.body or "")
+  t.ok(type(body) == "table", (what or "") .. ": body is JSON")
+  for k, v in pairs(fields) do t.eq(body[k], v, (what or "") .. " body." .. k) end
+  return body
+end
+
+return M
