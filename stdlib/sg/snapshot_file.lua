@@ -19,11 +19,10 @@ M.FORMAT = "sgrun.snapshot/1"
 ---@field raw table[]? the provider's own rules, as read
 ---@field taken_at string? ISO 8601 time
 
----Hook to make written data durable before the rename: called with the path of the closed
----temporary file, then with its directory. Plain Lua cannot fsync, so this does nothing until
----the runtime installs a native fsync here.
----@type fun(path: string)
-M.fsync = function(_path) end
+---Makes written data durable: called with the path of the closed temporary file before the
+---rename, then with its directory after it. Tests may replace it to observe the calls.
+---@type fun(path: string): boolean?, string?
+M.fsync = require("_sg.fs").fsync
 
 local function fail(where, fmt, ...)
   error(string.format("snapshot %s: " .. fmt, where, ...), 0)
@@ -77,15 +76,14 @@ function M.save(snapshot, path)
   local ok, werr = f:write(text)
   if ok then ok, werr = f:flush() end
   f:close()
-  if ok then
-    M.fsync(tmp)
-    ok, werr = os.rename(tmp, path)
-  end
+  if ok then ok, werr = M.fsync(tmp) end
+  if ok then ok, werr = os.rename(tmp, path) end
   if not ok then
     os.remove(tmp)
     fail(path, "write failed: %s", tostring(werr))
   end
-  M.fsync(dir)
+  local synced, serr = M.fsync(dir)
+  if not synced then fail(path, "written, but the directory could not be synced: %s", tostring(serr)) end
 end
 
 ---Reads and validates a snapshot file. Rules come back normalised; raises naming the file and

@@ -62,7 +62,7 @@ end)
 t.test("save replaces atomically and calls the fsync hook", function()
   local synced = {}
   local saved = snapshot_file.fsync
-  snapshot_file.fsync = function(p) synced[#synced + 1] = p end
+  snapshot_file.fsync = function(p) synced[#synced + 1] = p return saved(p) end
   snapshot_file.save(snap({}), path("web.json"))
   snapshot_file.fsync = saved
   t.eq(#synced, 2)
