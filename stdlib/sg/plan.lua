@@ -21,6 +21,7 @@ local M = {}
 ---@field remove sg.Rule[] current rules to delete
 ---@field keep sg.Rule[] current rules that stay
 ---@field findings sg.Finding[] translation losses and skipped rules
+---@field create_group string? the target group does not exist yet: apply creates it (this name)
 local Plan = {}
 Plan.__index = Plan
 
@@ -33,6 +34,7 @@ Plan.__index = Plan
 ---@field lossy ("error"|"allow")? default "error"
 ---@field created_by_us table<string, boolean>? keys of rules sgrun created (additive mode only
 ---removes these, and only when they are no longer desired)
+---@field create_group string? name of a target group that does not exist yet
 
 local function bad(fmt, ...)
   error("plan: " .. string.format(fmt, ...), 3)
@@ -163,14 +165,17 @@ function M.compute(args)
       target_text(target), #keep + #add, provider, max), 2)
   end
 
+  if args.create_group ~= nil and type(args.create_group) ~= "string" then
+    bad("create_group must be the new group's name")
+  end
   return setmetatable({ target = target, mode = mode, add = add, remove = remove, keep = keep,
-    findings = findings }, Plan)
+    findings = findings, create_group = args.create_group }, Plan)
 end
 
----True when the plan adds and removes nothing.
+---True when the plan adds, removes and creates nothing.
 ---@return boolean
 function Plan:empty()
-  return #self.add == 0 and #self.remove == 0
+  return #self.add == 0 and #self.remove == 0 and not self.create_group
 end
 
 local function sorted_rules(list)
@@ -190,6 +195,7 @@ function Plan:to_table()
   return {
     target = { provider = self.target.provider, group = self.target.group },
     mode = self.mode,
+    create_group = self.create_group,
     add = json.array(sorted_rules(self.add)),
     remove = json.array(sorted_rules(self.remove)),
     keep = json.array(sorted_rules(self.keep)),
@@ -209,6 +215,7 @@ function Plan:__tostring()
     string.format("plan %s (%s): %d to add, %d to remove, %d unchanged", target_text(self.target),
       self.mode, #self.add, #self.remove, #self.keep),
   }
+  if self.create_group then lines[#lines + 1] = "+ create group " .. self.create_group end
   local changes, keys = {}, {}
   for _, r in ipairs(self.add) do
     local line = "+ " .. rule.tostring(r)

@@ -1,0 +1,21 @@
+#!/usr/bin/env sgrun
+-- Take a snapshot of a security group and write it to a file (atomically).
+--
+-- usage: sgrun scripts/snapshot.lua PROVIDER:GROUP FILE
+--   e.g. sgrun scripts/snapshot.lua exoscale:web web.snapshot.json
+--        sgrun scripts/snapshot.lua hostup:vm=10000 vm10000.snapshot.json
+-- The file keeps the canonical rules and the provider's raw rules; drift.lua and rollout.lua
+-- read it back. Exit status: 0 written, 1 error, 2 usage.
+local sg = require "sg"
+local cli = require "sg.cli"
+
+local _, positional = cli.parse_args({ ... })
+if #positional ~= 2 then
+  io.stderr:write("usage: sgrun scripts/snapshot.lua PROVIDER:GROUP FILE\n")
+  os.exit(2)
+end
+local provider, ref = cli.parse_target(positional[1])
+local snap = sg.snapshot(cli.connect(provider), ref)
+sg.save(snap, positional[2])
+print(string.format("%s %s: %d rules written to %s", provider, snap.group.name or snap.group.id,
+  #snap.rules, positional[2]))

@@ -1,0 +1,137 @@
+-- sg.plan and sg.apply on live groups: read the target, compute what would change (nothing is
+-- sent), then carry it out through the provider's adapter, wait for the provider's async work,
+-- re-read the group and fail loudly if it is not what the plan promised.
+local codec = require "sg.codec"
+local plan_lib = require "sg.plan"
+local rule = require "sg.rule"
+local snapshot = require "sg.snapshot"
+
+local M = {}
+
+-- plan -> {conn, group (nil when it is to be created), ref}: a plan stays a plain value, and only
+-- plans made here can be applied.
+local bound = setmetatable({}, { __mode = "k" })
+
+---@class sg.PlanOptions
+---@field mode ("authoritative"|"additive")? default "authoritative"
+---@field lossy ("error"|"allow")? default "error": lossy or inexpressible rules raise
+---@field create boolean? plan the creation of a missing group (by name) instead of raising
+---@field description string? for a group that gets created
+
+local function rules_of(source)
+  if type(source) ~= "table" then
+    error("sg.plan: the desired rules must be a snapshot or a list of rules, not " .. type(source), 3)
+  end
+  return source.rules or source
+end
+
+---Plans bringing a live group to the desired rules. Reads the group; changes nothing.
+---@async
+---@param conn sg.Connection
+---@param ref any the target group
+---@param source sg.Snapshot|sg.Rule[] the desired rules
+---@param opts sg.PlanOptions?
+---@return sg.Plan
+function M.plan(conn, ref, source, opts)
+  local group, err = codec.get(conn.provider).get_group(conn, ref)
+  return M.plan_group(conn, ref, group, err, source, opts)
+end
+
+---sg.plan for a group already read (nil and err when get_group found none).
+---@param conn sg.Connection
+---@param ref any
+---@param group sg.Group?
+---@param err string?
+---@param source sg.Snapshot|sg.Rule[]
+---@param opts sg.PlanOptions?
+---@return sg.Plan
+function M.plan_group(conn, ref, group, err, source, opts)
+  opts = opts or {}
+  local desired = rules_of(source)
+  local adapter = codec.get(conn.provider)
+  if not group and not (opts.create and type(ref) == "string") then
+    error(string.format("sg.plan: %s has no group %s (%s)%s", conn.provider, snapshot.group_text(ref),
+      tostring(err), type(ref) == "string" and "; pass {create = true} to create it" or ""), 2)
+  end
+  local p = plan_lib.compute {
+    target = { provider = conn.provider, group = group and group.name or ref },
+    current = group and group.rules or {},
+    desired = desired,
+    codec = adapter,
+    mode = opts.mode,
+    lossy = opts.lossy,
+    create_group = not group and ref or nil,
+  }
+  bound[p] = { conn = conn, group = group, description = opts.description }
+  return p
+end
+
+-- Compares the group as re-read with what the plan promised; returns nil or the difference.
+local function verify(p, after)
+  local want = {}
+  for _, r in ipairs(p.keep) do want[rule.key(r)] = r end
+  for _, r in ipairs(p.add) do want[rule.key(r)] = r end
+  local have, missing, unexpected = {}, {}, {}
+  for _, r in ipairs(after.rules) do
+    local k = rule.key(r)
+    have[k] = true
+    if not want[k] and p.mode == "authoritative" then unexpected[#unexpected + 1] = rule.tostring(r) end
+  end
+  for k, r in pairs(want) do
+    if not have[k] then missing[#missing + 1] = rule.tostring(r) end
+  end
+  if p.mode == "additive" then
+    for _, r in ipairs(p.remove) do
+      if have[rule.key(r)] then unexpected[#unexpected + 1] = rule.tostring(r) end
+    end
+  end
+  if #missing == 0 and #unexpected == 0 then return nil end
+  table.sort(missing)
+  table.sort(unexpected)
+  return string.format("after applying, %s %s differs from the plan: missing [%s], unexpected [%s]",
+    p.target.provider, after.name, table.concat(missing, "; "), table.concat(unexpected, "; "))
+end
+
+---@class sg.ApplyResult
+---@field ok boolean
+---@field added integer
+---@field removed integer
+---@field created boolean? the group was created
+---@field group sg.Group? the group as re-read after applying
+---@field error any? what went wrong (an sg error object or a message)
+
+---Carries a plan out: creates the group if the plan says so, adds before removes (or the
+---provider's one full-list update), waits for the provider's async work, re-reads the group and
+---fails if it differs from the plan. Never raises for a remote failure: see result.ok/error.
+---@async
+---@param p sg.Plan a plan made by sg.plan
+---@return sg.ApplyResult
+function M.apply(p)
+  local b = bound[p]
+  if not b then error("sg.apply: this plan was not made by sg.plan, so it has no connection to apply to", 2) end
+  local result = { ok = false, added = 0, removed = 0 }
+  local ok, err = pcall(function()
+    local adapter = codec.get(b.conn.provider)
+    local group = b.group
+    if p.create_group then
+      group = adapter.create_group(b.conn, p.create_group, b.description)
+      result.created = true
+    end
+    if #p.add > 0 or #p.remove > 0 then
+      local desired = {}
+      for _, r in ipairs(p.keep) do desired[#desired + 1] = r end
+      for _, r in ipairs(p.add) do desired[#desired + 1] = r end
+      local done = adapter.apply(b.conn, group, { add = p.add, remove = p.remove, desired = desired })
+      result.added, result.removed = done.added, done.removed
+    end
+    local after = snapshot.read_group(b.conn, group.ref)
+    result.group = after
+    local difference = verify(p, after)
+    if difference then error("sg.apply: " .. difference, 0) end
+  end)
+  result.ok = ok
+  if not ok then result.error = err end
+  return result
+end
+
+return M

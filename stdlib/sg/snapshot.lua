@@ -1,0 +1,51 @@
+-- sg.snapshot: read a group into a provider-neutral snapshot; save and load snapshot files.
+local codec = require "sg.codec"
+local snapshot_file = require "sg.snapshot_file"
+
+local M = {}
+
+local function group_text(ref)
+  if type(ref) == "table" then
+    local parts = {}
+    for k, v in pairs(ref) do parts[#parts + 1] = k .. "=" .. tostring(v) end
+    table.sort(parts)
+    return "{" .. table.concat(parts, ", ") .. "}"
+  end
+  return tostring(ref)
+end
+M.group_text = group_text
+
+---Reads one group through its provider's neutral adapter; raises when there is none.
+---@async
+---@param conn sg.Connection
+---@param ref any group reference: name or id; Barrack {instance = ...}; HostUp {vm = N}
+---@return sg.Group
+function M.read_group(conn, ref)
+  local group, err = codec.get(conn.provider).get_group(conn, ref)
+  if not group then
+    error(string.format("%s has no group %s: %s", conn.provider, group_text(ref), tostring(err)), 0)
+  end
+  return group
+end
+
+---Takes a snapshot of a group: its canonical rules and the provider's raw rules.
+---@async
+---@param conn sg.Connection
+---@param ref any
+---@return sg.Snapshot
+function M.snapshot(conn, ref)
+  local group = M.read_group(conn, ref)
+  return {
+    format = snapshot_file.FORMAT,
+    provider = conn.provider,
+    group = { id = group.id, name = group.name, description = group.description },
+    rules = group.rules,
+    raw = group.raw_rules,
+    taken_at = os.date("!%Y-%m-%dT%H:%M:%SZ"),
+  }
+end
+
+M.save = snapshot_file.save
+M.load = snapshot_file.load
+
+return M
