@@ -1,7 +1,9 @@
--- sg.rollout: one rule set onto several groups on several clouds, all or nothing. Every target is
--- read (its snapshot kept) and planned first; if any cannot be planned nothing is touched. The
--- targets are then changed concurrently; if any fails, every target that was touched is put back
--- to its snapshot. The report says per target what happened and what could not be expressed.
+-- sg.rollout: one rule set onto several groups on several clouds. Every target is read (its
+-- snapshot kept) and planned first, then the targets are changed concurrently. A target that
+-- fails is put back to its snapshot, so each one ends converged or restored, never half-changed;
+-- with {atomic = true} a failure anywhere puts every touched target back, and a target that
+-- cannot be planned stops the roll-out before anything is touched. The report says per target
+-- what happened and what could not be expressed.
 local apply = require "sg.apply"
 local codec = require "sg.codec"
 local rule = require "sg.rule"
@@ -65,6 +67,7 @@ end
 
 ---@class sg.RolloutOptions: sg.PlanOptions
 ---@field dry_run boolean? plan every target and report, change nothing (default: the --dry-run flag)
+---@field atomic boolean? all or nothing across targets (default: each target on its own)
 
 -- Puts a touched target back to the rules it had before the roll-out.
 ---@async
@@ -113,8 +116,9 @@ function M.rollout(source, targets, opts)
     end
   end
   local plan_failed = false
-  for i, ok_err in ipairs(task.all(M.settle(planned))) do
-    local t = report_targets[i]
+  local outcomes = task.all(M.settle(planned))
+  for i = 1, #states do
+    local t, ok_err = report_targets[i], outcomes[i]
     if states[i].plan then
       t.plan = states[i].plan
       t.findings = states[i].plan.findings
@@ -125,15 +129,15 @@ function M.rollout(source, targets, opts)
       if type(ok_err) == "table" and ok_err.findings then t.findings = ok_err.findings end
     end
   end
-  if plan_failed or dry_run then
+  if dry_run or (plan_failed and opts.atomic) then
     for _, t in ipairs(report_targets) do
       if t.error == nil then
-        if dry_run and not plan_failed then
+        if dry_run then
           t.status = t.plan:empty() and "unchanged" or "planned"
           t.added, t.removed = #t.plan.add, #t.plan.remove
         else
-          t.status = "failed"
-          t.error = "not changed: another target could not be planned, so the roll-out stopped before touching any"
+          t.error = "not changed: another target could not be planned, so the atomic roll-out " ..
+            "stopped before touching any"
         end
       end
     end
@@ -144,6 +148,7 @@ function M.rollout(source, targets, opts)
   local applies = {}
   for i, st in ipairs(states) do
     applies[i] = function()
+      if not st.plan then return { ok = false, added = 0, removed = 0, unplanned = true } end
       if st.plan:empty() then return { ok = true, added = 0, removed = 0, unchanged = true } end
       st.touched = true
       return apply.apply(st.plan)
@@ -156,29 +161,28 @@ function M.rollout(source, targets, opts)
     t.added, t.removed = r.added, r.removed
     if r.ok then
       t.status = r.unchanged and "unchanged" or "converged"
-    else
+    elseif not r.unplanned then
       failed = true
       t.error = r.error
     end
   end
-  if not failed then return setmetatable({ ok = true, targets = report_targets }, Report) end
+  if not failed then return setmetatable({ ok = not plan_failed, targets = report_targets }, Report) end
 
-  -- 3. something failed: put every touched target back
+  -- 3. put back the targets that failed (with atomic, every touched target)
   local restores = {}
   for i, st in ipairs(states) do
     restores[i] = function()
-      if not st.touched then return nil end
+      if not st.touched or (results[i].ok and not opts.atomic) then return nil end
       return restore(st)
     end
   end
-  for i, r in ipairs(task.all(restores, { limit = #restores })) do
-    local t = report_targets[i]
-    if r == nil then
-      t.status = results[i].ok and "unchanged" or "failed"
-    elseif r.ok then
+  local restored = task.all(restores, { limit = #restores })
+  for i = 1, #states do
+    local t, r = report_targets[i], restored[i] -- nil: not touched, left as step 2 reported it
+    if r and r.ok then
       t.status = "rolled_back"
       if results[i].ok then t.error = "rolled back because another target failed" end
-    else
+    elseif r then
       t.status = "failed"
       t.error = string.format("%s; restoring the snapshot also failed: %s", error_text(t.error) or
         "rolled back because another target failed", error_text(r.error))
