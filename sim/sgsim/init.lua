@@ -387,9 +387,14 @@ end
 
 ---Refreshes the ctx fields that follow the knobs.
 ---@param self SimCore
-local function sync_ctx(self)
+---@param provider string? the provider about to handle a request: task_error_only narrows the
+---task error rate to the providers it names, so one cloud can fail while the others work
+local function sync_ctx(self, provider)
   self.ctx.task_duration = self.knobs.task_duration_ms / 1000
-  self.ctx.task_error_rate = self.knobs.task_error_rate
+  local only = self.knobs.task_error_only
+  local applies = only == nil or only == "" or provider == nil
+    or (("," .. only .. ","):find("," .. provider .. ",", 1, true) ~= nil)
+  self.ctx.task_error_rate = applies and self.knobs.task_error_rate or 0
 end
 
 ---@param self SimCore
@@ -607,7 +612,7 @@ function Core:request(creq)
     end
   end
 
-  sync_ctx(self)
+  sync_ctx(self, name)
   local state = self.states[name]
   if mod.advance then
     local ok, err = xpcall(mod.advance, debug.traceback, state, self.ctx)
@@ -647,6 +652,9 @@ function Core:set_knobs(changes)
     elseif key == "seed" then
       if type(v) ~= "number" or v ~= math.floor(v) then return nil, "seed must be an integer" end
       new.seed = math.tointeger(v)
+    elseif key == "task_error_only" then
+      if type(v) ~= "string" then return nil, "task_error_only must be a comma-separated list of providers (\"\" for all)" end
+      new.task_error_only = v
     elseif KNOB_LIMITS[key] then
       local lim = KNOB_LIMITS[key]
       if type(v) ~= "number" or v < lim[1] or v > lim[2] then
