@@ -1,0 +1,77 @@
+#!/bin/bash
+# The shipped playbooks as a user runs them: the README's main job (roll-out against the
+# embedded emulator), a dry run that sends no write (checked in the emulator's request log),
+# the drift check finding a rule added behind its back (exit 3), and the audit.
+set -u
+sgrun=$1
+root=${SGRUN_SOURCE_DIR:?}
+tmp=$(mktemp -d)
+export SGRUN_LOCK_DIR=$tmp
+sim_pid=""
+trap '[ -n "$sim_pid" ] && kill $sim_pid 2>/dev/null; rm -rf "$tmp"' EXIT
+passed=0 failed=0
+check() {
+  local name=$1
+  shift
+  if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL $name" >&2; fi
+}
+
+"$sgrun" --sim "$root/scripts/rollout.lua" >"$tmp/out" 2>"$tmp/err"
+check "the main job exits 0" [ $? = 0 ]
+check "and prints the report" grep -q "roll-out: ok" "$tmp/out"
+for p in gcore genesis barrack hostup; do
+  check "$p is in the report" grep -q "^  $p " "$tmp/out"
+done
+check "the losses are listed" grep -q "lossy" "$tmp/out"
+[ "$failed" = 0 ] || cat "$tmp/out" "$tmp/err" >&2
+
+"$sgrun" --sim --json "$root/scripts/rollout.lua" >"$tmp/out.json" 2>/dev/null
+check "--json prints the report as JSON" "$sgrun" -e "
+  local r = assert(require('sg').json.decode(io.open('$tmp/out.json'):read('a')))
+  assert(r.ok == true and #r.targets == 4)"
+
+"$sgrun" sim --port 0 --ready-file "$tmp/url" --env-file "$tmp/env" --task-delay 150 --quiet >/dev/null &
+sim_pid=$!
+for _ in $(seq 100); do [ -s "$tmp/env" ] && break; sleep 0.05; done
+set -a
+. "$tmp/env"
+set +a
+url=$(cat "$tmp/url")
+mutations() {
+  "$sgrun" -e "
+    local sg = require 'sg'
+    local log = sg.json.decode(assert(sg.http.request { url = '$url/_sim/log' }).body)
+    local n = 0
+    for _, e in ipairs(log.requests) do if e.method ~= 'GET' then n = n + 1 end end
+    print(n)"
+}
+curl -s -X DELETE "$url/_sim/log" >/dev/null
+
+"$sgrun" --dry-run "$root/scripts/rollout.lua" --allow-lossy exoscale:web gcore:web hostup:vm=10000 >"$tmp/out" 2>&1
+check "a dry run reports what it would do" grep -q "planned" "$tmp/out"
+check "a dry run sends no mutating request" [ "$(mutations)" = 0 ]
+
+"$sgrun" "$root/scripts/snapshot.lua" exoscale:web "$tmp/web.json" >/dev/null
+check "snapshot.lua writes a snapshot" [ -s "$tmp/web.json" ]
+"$sgrun" "$root/scripts/drift.lua" "$tmp/web.json" >"$tmp/out" 2>&1
+check "no drift right after the snapshot: exit 0" [ $? = 0 ]
+
+"$sgrun" -e "
+  local sg = require 'sg'
+  local exo = sg.connect('exoscale')
+  local g = assert(exo:group('web'))
+  exo:wait(exo:add_rule_to_security_group(g.id, { ['flow-direction'] = 'ingress', protocol = 'tcp',
+    ['start-port'] = 6379, ['end-port'] = 6379, network = '0.0.0.0/0' }))"
+"$sgrun" "$root/scripts/drift.lua" "$tmp/web.json" >"$tmp/out" 2>&1
+check "the drift check finds a rule added behind its back: exit 3" [ $? = 3 ]
+check "and names it" grep -q "6379" "$tmp/out"
+
+"$sgrun" "$root/scripts/audit.lua" exoscale:web >"$tmp/out" 2>&1
+check "the audit flags the exposed Redis port: exit 3" [ $? = 3 ]
+check "naming it" grep -q "6379" "$tmp/out"
+
+"$sgrun" "$root/scripts/rollout.lua" exoscale:web 2>"$tmp/err"
+check "a roll-out without targets is a usage error" [ $? = 2 ]
+
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
