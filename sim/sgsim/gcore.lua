@@ -285,16 +285,19 @@ local function validate_rule(st, body, prefix, errs, self_id)
   end
   if not absent(pmin) or not absent(pmax) then
     local p = r.protocol
-    if absent(pmin) or absent(pmax) then
+    local icmp = p and INFERRED.icmp_protocols[p]
+    -- ICMP carries type in port_range_min and code in port_range_max: a type alone means any
+    -- code (Neutron); a code without a type means nothing
+    if icmp and absent(pmin) then
+      bad("port_range_min", "an ICMP code (port_range_max) needs an ICMP type (port_range_min)")
+    elseif not icmp and (absent(pmin) or absent(pmax)) then
       bad("port_range_min", "port_range_min and port_range_max must be given together")
-    elseif is_int(pmin) and is_int(pmax) then
-      if not (p and (INFERRED.port_protocols[p] or INFERRED.icmp_protocols[p])) then
-        bad("protocol", "port ranges are only allowed for tcp, udp, udplite, sctp, dccp (icmp: type/code)")
-      elseif INFERRED.port_protocols[p] and pmin > pmax then
-        bad("port_range_max", "port_range_max must be greater than or equal to port_range_min")
-      else
-        r.port_range_min, r.port_range_max = math.tointeger(pmin), math.tointeger(pmax)
-      end
+    elseif not (p and (INFERRED.port_protocols[p] or icmp)) then
+      bad("protocol", "port ranges are only allowed for tcp, udp, udplite, sctp, dccp (icmp: type/code)")
+    elseif not icmp and pmin > pmax then
+      bad("port_range_max", "port_range_max must be greater than or equal to port_range_min")
+    else
+      r.port_range_min, r.port_range_max = math.tointeger(pmin), pmax ~= nil and math.tointeger(pmax) or nil
     end
   end
   if not absent(body.remote_ip_prefix) then

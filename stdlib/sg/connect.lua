@@ -569,7 +569,10 @@ function M.connect(provider, opts)
   local creds, secrets = resolve_credentials(def, opts)
   local scope = {}
   for _, name in ipairs(def.scope) do scope[name] = creds[name] or opts[name] end
-  local conn = setmetatable({ provider = def.name, base_url = base_url(def, opts) }, class_for(def))
+  -- region is not a credential but the neutral layer needs it where a provider's paths do not
+  -- carry one (Genesis Cloud creates groups in a region)
+  local conn = setmetatable({ provider = def.name, base_url = base_url(def, opts), region = opts.region },
+    class_for(def))
   if opts.timeout ~= nil and (type(opts.timeout) ~= "number" or opts.timeout <= 0) then
     error("sg.connect: timeout must be a positive number of seconds", 2)
   end

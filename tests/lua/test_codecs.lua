@@ -254,7 +254,7 @@ t.test("hostup: one Proxmox rule can be several canonical rules", function()
   })
   -- no source: both families; icmp: its own family only
   t.eq(#hostup.decode(raw('{"type":"in","action":"ACCEPT","proto":"tcp","dport":"22","enable":1}')), 2)
-  local icmp = hostup.decode(raw('{"type":"in","action":"ACCEPT","proto":"icmp","dport":"echo-request"}'))
+  local icmp = hostup.decode(raw('{"type":"in","action":"ACCEPT","proto":"icmp","icmp-type":"echo-request"}'))
   t.eq(#icmp, 1)
   t.eq(rule.tostring(icmp[1]), "ingress icmp type 8 from 0.0.0.0/0")
   t.eq(#hostup.decode(raw('{"type":"in","action":"ACCEPT","proto":"tcp","dport":"22","enable":0}')), 0)
@@ -278,15 +278,19 @@ t.test("hostup: what it cannot model raises, naming it", function()
 end)
 
 t.test("hostup: encode and order", function()
-  t.eq(hostup.encode(n { direction = "egress", protocol = "tcp", cidr = "10.0.0.0/8" }),
-    { type = "out", action = "ACCEPT", proto = "tcp", dport = "1:65535", dest = "10.0.0.0/8",
+  t.eq(hostup.encode(n { direction = "ingress", protocol = "tcp", cidr = "10.0.0.0/8" }),
+    { type = "in", action = "ACCEPT", proto = "tcp", dport = "1:65535", source = "10.0.0.0/8",
       comment = "", enable = 1 })
-  t.eq(hostup.encode(n { direction = "ingress", action = "reject", cidr = "::/0" }),
-    { type = "in", action = "REJECT", source = "::/0", comment = "", enable = 1 })
+  t.eq(hostup.encode(n { direction = "ingress", action = "reject", protocol = "icmp", cidr = "0.0.0.0/0" }),
+    { type = "in", action = "REJECT", proto = "icmp", dport = "", source = "0.0.0.0/0", comment = "", enable = 1 })
+  t.raises(function() hostup.encode(n { direction = "egress", protocol = "tcp" }) end, "only ingress")
+  t.eq(hostup.translate(n { direction = "egress", protocol = "tcp", port = 80 }).status, "inexpressible")
+  t.eq(hostup.translate(n { direction = "ingress", cidr = "10.0.0.0/8" }).status, "inexpressible")
   local ordered = hostup.order { n { direction = "ingress", protocol = "tcp", port = 22 },
     n { direction = "ingress", action = "drop", cidr = "198.51.100.7" } }
   t.eq(ordered[1].action, "drop")
-  t.eq(hostup.translate(n { direction = "ingress", action = "drop", cidr = "10.0.0.0/8" }).status, "exact")
+  t.eq(hostup.translate(n { direction = "ingress", action = "drop", protocol = "tcp", port = 22,
+    cidr = "10.0.0.0/8" }).status, "exact")
   t.eq(hostup.translate(n { direction = "ingress", protocol = "icmpv6", cidr = "::/0" }).status,
     "inexpressible")
 end)
@@ -312,7 +316,7 @@ t.test("rules cross providers: exoscale -> each target", function()
     gcore = { "exact", "exact", "exact", "exact" },
     genesis = { "lossy", "exact", "inexpressible", "exact" },
     barrack = { "exact", "exact", "inexpressible", "inexpressible" },
-    hostup = { "exact", "exact", "inexpressible", "exact" },
+    hostup = { "exact", "exact", "inexpressible", "inexpressible" },
   }
   for name, statuses in pairs(expect) do
     local c = codecs.get(name)

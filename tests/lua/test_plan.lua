@@ -103,8 +103,9 @@ t.test("rule limit of the target", function()
 end)
 
 t.test("tostring: stable, sorted +/- lines and findings", function()
+  local DNS = n { direction = "ingress", protocol = "udp", port = 53, cidr = "0.0.0.0/0" }
   local p = plan.compute { target = { provider = "hostup", group = { vm = 10000 } },
-    current = { RDP, EGRESS }, desired = { HTTPS, SSH, EGRESS, n { direction = "ingress", protocol = "icmpv6",
+    current = { RDP, DNS }, desired = { HTTPS, SSH, DNS, n { direction = "ingress", protocol = "icmpv6",
       cidr = "::/0" } }, codec = "hostup", lossy = "allow" }
   local want = table.concat({
     "plan hostup/vm=10000 (authoritative): 2 to add, 1 to remove, 1 unchanged",
@@ -116,8 +117,8 @@ t.test("tostring: stable, sorted +/- lines and findings", function()
   t.eq(tostring(p), want)
   -- same sets in another order print the same
   local q = plan.compute { target = { provider = "hostup", group = { vm = 10000 } },
-    current = { EGRESS, RDP }, desired = { n { direction = "ingress", protocol = "icmpv6",
-      cidr = "::/0" }, EGRESS, SSH, HTTPS }, codec = "hostup", lossy = "allow" }
+    current = { DNS, RDP }, desired = { n { direction = "ingress", protocol = "icmpv6",
+      cidr = "::/0" }, DNS, SSH, HTTPS }, codec = "hostup", lossy = "allow" }
   t.eq(tostring(q), want)
 end)
 

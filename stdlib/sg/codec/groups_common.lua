@@ -1,0 +1,269 @@
+--- What every codec's group functions (list_groups, get_group, create_group, apply) share:
+-- building an sg.Group from a provider's group and rules, finding a group by reference, the
+-- id <-> name maps that remote-group rules need, and mapping a change set back to the provider's
+-- raw rules. Nothing here knows a provider; each codec passes its own pieces in.
+local rule = require "sg.rule"
+
+local M = {}
+
+---@class sg.Group
+---@field id string|integer provider id
+---@field name string
+---@field description string?
+---@field rules sg.Rule[] canonical, normalised
+---@field raw table the provider's group object as returned
+---@field raw_rules table[] the provider's rule objects
+---@field source table<sg.Rule, table> canonical rule table -> the raw rule it came from (identity)
+---@field ref any what get_group needs to re-read exactly this group
+
+---@class sg.GroupChanges
+---@field add sg.Rule[] rules to create, already translated for the provider
+---@field remove sg.Rule[] rules to delete, tables taken from group.rules
+---@field desired sg.Rule[]? the full final rule set
+
+-- Ids arrive as strings or as numbers (cjson floats such as 5.0): compare them as text of the
+-- integer where there is one, so that 5, 5.0 and "5" are the same id.
+local function id_text(v)
+  if type(v) == "number" then return tostring(math.tointeger(v) or v) end
+  return tostring(v)
+end
+
+---Builds an sg.Group. Rules are decoded one by one (not with decode_all) so that each canonical
+---rule can point back at the raw rule it came from; a raw rule that decodes to several canonical
+---rules (HostUp) is the source of each. A rule that cannot be decoded raises, naming the group:
+---dropping it would make an authoritative apply delete it unseen.
+---@param codec sg.Codec
+---@param g {id: any, name: string, description: string?, raw: table, ref: any}
+---@param raw_rules table[]
+---@param maps {group_names: table<string, string>?, group_ids: table<string, string>?}?
+---@return sg.Group
+function M.group(codec, g, raw_rules, maps)
+  local ctx = { group = { id = g.id, name = g.name },
+    group_names = maps and maps.group_names, group_ids = maps and maps.group_ids }
+  local rules, source = {}, {}
+  for i = 1, #raw_rules do
+    local raw = raw_rules[i]
+    local ok, r = pcall(codec.decode, raw, ctx)
+    if not ok then
+      error(string.format("%s group %s (%s): rule %d cannot be read: %s", codec.name, tostring(g.name),
+        id_text(g.id), i, tostring(r)), 0)
+    end
+    if rule.is_normalized(r) then r = { r } end
+    for _, one in ipairs(r) do
+      rules[#rules + 1] = one
+      source[one] = raw
+    end
+  end
+  local description = g.description
+  if description == rule.NULL or description == "" then description = nil end
+  return { id = g.id, name = g.name, description = description, rules = rules, raw = g.raw,
+    raw_rules = raw_rules, source = source, ref = g.ref }
+end
+
+---Raises unless ref can name a group (a non-empty string or an integer): misuse fails before any
+---request is sent.
+---@param provider string
+---@param ref any
+function M.check_ref(provider, ref)
+  if (type(ref) == "string" and ref ~= "") or math.type(ref) == "integer" then return end
+  error(string.format("%s: a group reference is a name or an id (a non-empty string or an integer), not %s",
+    provider, type(ref) == "string" and "an empty string" or type(ref)), 3)
+end
+
+---Raises unless name can name a new group (a non-empty string) and description is a string or
+---nil.
+---@param provider string
+---@param name any
+---@param description any
+function M.check_name(provider, name, description)
+  if type(name) ~= "string" or name == "" then
+    error(string.format("%s: a new group needs a name (a non-empty string), not %s", provider,
+      type(name) == "string" and "an empty string" or type(name)), 3)
+  end
+  if description ~= nil and type(description) ~= "string" then
+    error(string.format("%s: a group description must be a string, not %s", provider, type(description)), 3)
+  end
+end
+
+---Finds the group a reference names among a provider's groups: by id first, then by name.
+---Returns nil and a message when there is none; raises when a name is ambiguous, listing the
+---ids (guessing would change the wrong group, and "none" would let a caller create a third one).
+---@param provider string
+---@param items table[] the provider's groups, each with `id` and `name`
+---@param ref string|integer
+---@return table|nil item
+---@return string? message
+function M.find(provider, items, ref)
+  local want = id_text(ref)
+  for _, item in ipairs(items) do
+    if id_text(item.id) == want then return item end
+  end
+  local found = {}
+  for _, item in ipairs(items) do
+    if item.name == ref then found[#found + 1] = item end
+  end
+  if #found == 1 then return found[1] end
+  if #found == 0 then
+    return nil, string.format("%s has no security group with the name or id %q (%d group(s) listed)",
+      provider, want, #items)
+  end
+  local ids = {}
+  for i, item in ipairs(found) do ids[i] = id_text(item.id) end
+  error(string.format("%s: %d security groups are named %q (ids %s); pass the id of the one you mean",
+    provider, #found, want, table.concat(ids, ", ")), 0)
+end
+
+---The id <-> name maps of a provider's groups (sg.GroupContext's group_names and group_ids).
+---A name several groups share is left out of group_ids and listed in `shared` instead, so that a
+---rule referencing it is refused rather than pointed at a guess.
+---@param items table[] the provider's groups, each with `id` and `name`
+---@return {group_names: table<string, string>, group_ids: table<string, string>} maps
+---@return table<string, string[]> shared name -> the ids that carry it
+function M.maps(items)
+  local names, ids, count = {}, {}, {}
+  for _, item in ipairs(items) do
+    local id = id_text(item.id)
+    if type(item.name) == "string" then
+      names[id] = item.name
+      count[item.name] = count[item.name] or {}
+      table.insert(count[item.name], id)
+    end
+  end
+  local shared = {}
+  for name, list in pairs(count) do
+    if #list == 1 then ids[name] = list[1] else shared[name] = list end
+  end
+  return { group_names = names, group_ids = ids }, shared
+end
+
+---Raises when an added rule references a group name that several groups carry (see maps).
+---@param provider string
+---@param add sg.Rule[]
+---@param shared table<string, string[]>
+function M.check_shared(provider, add, shared)
+  for _, r in ipairs(add) do
+    local ids = r.remote_group and shared[r.remote_group]
+    if ids then
+      error(string.format("%s: the rule %q references group %q, but %d groups carry that name (ids %s); " ..
+        "rename one of them", provider, rule.tostring(r), r.remote_group, #ids, table.concat(ids, ", ")), 0)
+    end
+  end
+end
+
+---True when some added rule references a group other than the target itself.
+---@param group sg.Group
+---@param add sg.Rule[]
+---@return boolean
+function M.references_others(group, add)
+  for _, r in ipairs(add) do
+    if r.remote_group and r.remote_group ~= group.name then return true end
+  end
+  return false
+end
+
+---Checks a change set's shape; raises on misuse before any request.
+---@param provider string
+---@param group sg.Group
+---@param changes sg.GroupChanges
+function M.check_changes(provider, group, changes)
+  if type(group) ~= "table" or group.id == nil or type(group.rules) ~= "table" then
+    error(provider .. ": apply needs a group as get_group or create_group returned it", 3)
+  end
+  if type(changes) ~= "table" or type(changes.add) ~= "table" or type(changes.remove) ~= "table" then
+    error(provider .. ": apply needs changes = {add = rules, remove = rules, desired = rules}", 3)
+  end
+  if changes.desired ~= nil and type(changes.desired) ~= "table" then
+    error(provider .. ": changes.desired must be a list of rules", 3)
+  end
+end
+
+-- A caller's rule as a normalised rule (plan hands over normalised ones; hand-made lists work too).
+local function norm(r, where)
+  if rule.is_normalized(r) then return r end
+  return rule.normalize(r, { where = where })
+end
+
+---The raw rules behind the rules to remove. A rule is matched by table identity (group.source)
+---and, when the caller built its own tables, by identity key among the group's rules not yet
+---claimed. Raises when a rule is not in the group: deleting something else would be worse.
+---@param provider string
+---@param group sg.Group
+---@param remove sg.Rule[]
+---@return table[] raws one per rule removed, in order
+---@return table<table, boolean> gone the group's canonical rules that are being removed
+function M.removals(provider, group, remove)
+  local gone, raws = {}, {}
+  local by_key
+  for i, r in ipairs(remove) do
+    local mine = group.source[r] and not gone[r] and r
+    if not mine then
+      if not by_key then
+        by_key = {}
+        for _, have in ipairs(group.rules) do
+          local k = rule.key(have)
+          by_key[k] = by_key[k] or {}
+          table.insert(by_key[k], have)
+        end
+      end
+      r = norm(r, provider .. ": remove[" .. i .. "]")
+      for _, have in ipairs(by_key[rule.key(r)] or {}) do
+        if not gone[have] then
+          mine = have
+          break
+        end
+      end
+    end
+    if not mine then
+      error(string.format("%s: remove[%d] (%s) is not a rule of group %s; re-read the group and plan again",
+        provider, i, rule.tostring(r), tostring(group.name)), 0)
+    end
+    gone[mine] = true
+    raws[i] = group.source[mine]
+  end
+  return raws, gone
+end
+
+---The final rule list of a full-list update (for providers whose raw rules decode to one
+---canonical rule each): the group's rules that stay, with the raw rule each came from so that
+---it can be sent back unchanged, then the added rules (raw nil). When changes.desired is given
+---it must be exactly that set (by identity key): a caller whose desired list disagrees with its
+---add/remove lists would otherwise delete rules it meant to keep, or keep rules it meant to drop.
+---@param provider string
+---@param group sg.Group
+---@param changes sg.GroupChanges
+---@return {rule: sg.Rule, raw: table?}[]
+function M.final_rules(provider, group, changes)
+  local _, gone = M.removals(provider, group, changes.remove)
+  local out, have = {}, {}
+  for _, r in ipairs(group.rules) do
+    if not gone[r] then
+      out[#out + 1] = { rule = r, raw = group.source[r] }
+      have[rule.key(r)] = r
+    end
+  end
+  for i, r in ipairs(changes.add) do
+    r = norm(r, provider .. ": add[" .. i .. "]")
+    out[#out + 1] = { rule = r }
+    have[rule.key(r)] = r
+  end
+  if changes.desired then
+    local want = {}
+    for i, r in ipairs(changes.desired) do
+      r = norm(r, provider .. ": desired[" .. i .. "]")
+      want[rule.key(r)] = true
+      if not have[rule.key(r)] then
+        error(string.format("%s: changes.desired has %s, which is neither kept nor added; pass add/remove " ..
+          "lists that lead to the desired rules (sg.plan makes them)", provider, rule.tostring(r)), 0)
+      end
+    end
+    for k, r in pairs(have) do
+      if not want[k] then
+        error(string.format("%s: the group would keep or gain %s, which changes.desired leaves out; pass " ..
+          "add/remove lists that lead to the desired rules (sg.plan makes them)", provider, rule.tostring(r)), 0)
+      end
+    end
+  end
+  return out
+end
+
+return M

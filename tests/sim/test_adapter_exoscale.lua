@@ -1,0 +1,220 @@
+-- The Exoscale neutral adapter (sg.codec.exoscale list_groups/get_group/create_group/apply)
+-- against `sgrun sim` over real HTTP: groups by name and id, an empty group created, adds before
+-- deletes, the group re-read holding exactly the desired rules, no mutating request for an empty
+-- change set, remote-group rules both ways, a failed operation raising, and the seeded groups
+-- carried provider -> canonical -> provider.
+local t = require "testlib"
+local w = require "sim_wire"
+local rule = require "sg.rule"
+local plan = require "sg.plan"
+local exo_codec = require "sg.codec.exoscale"
+
+local exo = w.connect("exoscale")
+
+local function keys(rules)
+  local out = {}
+  for i, r in ipairs(rules) do out[i] = rule.key(r) end
+  table.sort(out)
+  return out
+end
+
+local function rules(list)
+  local out = {}
+  for i, r in ipairs(list) do out[i] = rule.normalize(r) end
+  return out
+end
+
+-- The changes sg.plan would hand to apply for bringing group to desired.
+local function changes_for(group, desired)
+  local p = plan.compute { target = { provider = "exoscale", group = group.name }, current = group.rules,
+    desired = desired, codec = exo_codec }
+  local all = {}
+  for _, r in ipairs(p.keep) do all[#all + 1] = r end
+  for _, r in ipairs(p.add) do all[#all + 1] = r end
+  return { add = p.add, remove = p.remove, desired = all }
+end
+
+-- Emulator log entries for Exoscale after `since` that change something.
+local function mutations(since)
+  local out = {}
+  for _, e in ipairs(w.sim_log("exoscale", since)) do
+    if e.method ~= "GET" then out[#out + 1] = e end
+  end
+  return out
+end
+
+-- Runs fn with every task/operation failing, and restores the knob whatever happens.
+local function with_failing_tasks(fn)
+  w.knobs({ task_error_rate = 1 })
+  local ok, err = pcall(fn)
+  w.knobs({ task_error_rate = 0 })
+  if not ok then error(err, 0) end
+end
+
+local function last_seq()
+  local log = w.sim_log("exoscale")
+  return #log > 0 and log[#log].seq or 0
+end
+
+local web, db, created
+
+t.test("setup", function()
+  w.reset()
+  w.knobs({ task_duration_ms = 100, task_error_rate = 0 })
+end)
+
+t.test("list_groups: the seeded groups, canonical rules with their raw sources", function()
+  local groups = exo_codec.list_groups(exo)
+  local by_name = {}
+  for _, g in ipairs(groups) do by_name[g.name] = g end
+  web, db = by_name.web, by_name.db
+  t.ok(web and db, "web and db listed")
+  t.eq(#web.rules, 5)
+  t.eq(#web.raw_rules, 5)
+  t.eq(web.ref, web.id)
+  t.eq(web.description, "Demo web servers")
+  for _, r in ipairs(web.rules) do
+    t.ok(rule.is_normalized(r), "canonical")
+    local raw = web.source[r]
+    t.ok(raw and raw.id, "each rule points at its raw rule")
+    t.eq(rule.key(exo_codec.decode(raw)), rule.key(r))
+  end
+  -- db's rule references web by name
+  t.eq(db.rules[1].remote_group, "web")
+  t.eq(db.rules[1].port_min, 5432)
+end)
+
+t.test("get_group: by name and by id; a missing group is nil and a message", function()
+  local a = exo_codec.get_group(exo, "web")
+  local b = exo_codec.get_group(exo, web.id)
+  t.eq(a.id, web.id)
+  t.eq(b.name, "web")
+  t.eq(keys(a.rules), keys(web.rules))
+  local none, err = exo_codec.get_group(exo, "no-such-group")
+  t.eq(none, nil)
+  t.ok(err:find("no security group with the name or id \"no-such-group\"", 1, true), err)
+  local seq = last_seq()
+  t.raises(function() exo_codec.get_group(exo, "") end, "a group reference is a name or an id")
+  t.raises(function() exo_codec.get_group(exo, { vm = 1 }) end, "not table")
+  t.eq(#w.sim_log("exoscale", seq), 0, "misuse sends nothing")
+end)
+
+t.test("create_group: an empty group, waited for, found again by name", function()
+  created = exo_codec.create_group(exo, "adapter-exo", "made by the adapter test")
+  t.ok(created.id, "an id")
+  t.eq(created.name, "adapter-exo")
+  t.eq(created.description, "made by the adapter test")
+  t.eq(#created.rules, 0)
+  t.eq(exo_codec.get_group(exo, "adapter-exo").id, created.id)
+  t.raises(function() exo_codec.create_group(exo, "adapter-exo") end, "name is already in use")
+end)
+
+local first = rules {
+  { direction = "ingress", protocol = "tcp", port = 22, cidr = "10.0.0.0/8", description = "ssh" },
+  { direction = "ingress", protocol = "icmp", icmp_type = 8, icmp_code = 0, cidr = "0.0.0.0/0" },
+  { direction = "egress", protocol = "udp", port = 53, cidr = "::/0" },
+  { direction = "ingress", protocol = "any", cidr = "192.0.2.0/24" },
+}
+
+t.test("apply: adds, then a re-read holds exactly the desired rules", function()
+  local seq = last_seq()
+  local done = exo_codec.apply(exo, created, changes_for(created, first))
+  t.eq(done, { added = 4, removed = 0 })
+  local after = exo_codec.get_group(exo, created.id)
+  t.eq(keys(after.rules), keys(first))
+  t.eq(#mutations(seq), 4, "one POST per rule")
+  created = after
+end)
+
+local second = rules {
+  { direction = "ingress", protocol = "tcp", port = 22, cidr = "10.0.0.0/8", description = "ssh" },
+  { direction = "ingress", protocol = "tcp", port_min = 8000, port_max = 8080, cidr = "0.0.0.0/0" },
+  { direction = "egress", protocol = "udp", port = 53, cidr = "::/0" },
+}
+
+t.test("apply: adds before deletes, one operation each, the result exactly the desired set", function()
+  local seq = last_seq()
+  local done = exo_codec.apply(exo, created, changes_for(created, second))
+  t.eq(done, { added = 1, removed = 2 })
+  local after = exo_codec.get_group(exo, created.id)
+  t.eq(keys(after.rules), keys(second))
+  local m = mutations(seq)
+  t.eq(#m, 3)
+  t.eq(m[1].method, "POST", "the add comes first")
+  t.eq({ m[2].method, m[3].method }, { "DELETE", "DELETE" })
+  created = after
+end)
+
+t.test("apply: nothing to change sends no mutating request", function()
+  local seq = last_seq()
+  local c = changes_for(created, second)
+  t.eq({ #c.add, #c.remove }, { 0, 0 })
+  t.eq(exo_codec.apply(exo, created, c), { added = 0, removed = 0 })
+  t.eq(#mutations(seq), 0)
+end)
+
+t.test("apply: misuse raises before any request", function()
+  local seq = last_seq()
+  local stranger = rule.normalize { direction = "ingress", protocol = "tcp", port = 9, cidr = "0.0.0.0/0" }
+  t.raises(function() exo_codec.apply(exo, created, { add = {}, remove = { stranger } }) end,
+    "is not a rule of group adapter-exo")
+  t.raises(function() exo_codec.apply(exo, created, { add = {} }) end, "apply needs changes")
+  local unknown = rule.normalize { direction = "ingress", protocol = "tcp", port = 9, remote_group = "nobody" }
+  t.raises(function() exo_codec.apply(exo, created, { add = { unknown }, remove = {} }) end,
+    "remote group \"nobody\" has no id")
+  t.eq(#mutations(seq), 0)
+end)
+
+t.test("remote groups: rules referencing another group and the group itself round trip", function()
+  local desired = rules {
+    { direction = "ingress", protocol = "tcp", port = 5432, remote_group = "web" },
+    { direction = "ingress", protocol = "any", remote_group = "adapter-exo" },
+    { direction = "ingress", protocol = "tcp", port = 80, remote_group = "public-nlb-healthcheck-sources" },
+  }
+  exo_codec.apply(exo, created, changes_for(created, desired))
+  local after = exo_codec.get_group(exo, "adapter-exo")
+  t.eq(keys(after.rules), keys(desired))
+  local ids = {}
+  for _, raw in ipairs(after.raw_rules) do ids[raw["security-group"].name] = raw["security-group"].id end
+  t.eq(ids.web, web.id, "sent by id")
+  t.eq(ids["adapter-exo"], created.id)
+  t.ok(ids["public-nlb-healthcheck-sources"], "a public group by name")
+  -- and back to an empty group: every rule deleted
+  exo_codec.apply(exo, after, changes_for(after, {}))
+  t.eq(#exo_codec.get_group(exo, created.id).rules, 0)
+  created = exo_codec.get_group(exo, created.id)
+end)
+
+t.test("an operation ending in failure raises the error object", function()
+  local err
+  with_failing_tasks(function()
+    err = t.raises(function() exo_codec.apply(exo, created, changes_for(created, first)) end, "ended failure")
+  end)
+  t.eq({ err.provider, err.op }, { "exoscale", "wait" })
+  -- failed adds changed nothing
+  t.eq(#exo_codec.get_group(exo, created.id).rules, 0)
+end)
+
+t.test("round trip: each seeded group copied rule by rule onto a new group reads back equal", function()
+  for _, source in ipairs({ web, db }) do
+    local copy = exo_codec.create_group(exo, "copy-of-" .. source.name)
+    exo_codec.apply(exo, copy, changes_for(copy, source.rules))
+    local after = exo_codec.get_group(exo, copy.id)
+    t.eq(keys(after.rules), keys(source.rules), source.name)
+    -- field for field too, ids and the referenced group's name aside
+    local function body(raw)
+      local b = {}
+      for k, v in pairs(raw) do if k ~= "id" then b[k] = v end end
+      if b["security-group"] then b["security-group"] = b["security-group"].id end
+      return b
+    end
+    local function by_key(raws)
+      local out = {}
+      for _, raw in ipairs(raws) do out[rule.key(exo_codec.decode(raw))] = body(raw) end
+      return out
+    end
+    t.eq(by_key(after.raw_rules), by_key(source.raw_rules), source.name .. " raw rules")
+  end
+end)
+
+t.run()

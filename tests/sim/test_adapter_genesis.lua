@@ -1,0 +1,198 @@
+-- The Genesis Cloud neutral adapter (sg.codec.genesis list_groups/get_group/create_group/apply)
+-- against `sgrun sim` over real HTTP: groups by name and id, an empty group created in the right
+-- region (creating -> created), one full-list PATCH per apply, no request for an empty change
+-- set, a group ending in status error raising, a PATCH that a first re-read does not show yet,
+-- and the seeded group carried provider -> canonical -> provider.
+local t = require "testlib"
+local w = require "sim_wire"
+local rule = require "sg.rule"
+local plan = require "sg.plan"
+local json = require "sg.json"
+local gen_codec = require "sg.codec.genesis"
+
+local gen, wire = w.connect("genesis")
+
+local function keys(rules)
+  local out = {}
+  for i, r in ipairs(rules) do out[i] = rule.key(r) end
+  table.sort(out)
+  return out
+end
+
+local function rules(list)
+  local out = {}
+  for i, r in ipairs(list) do out[i] = rule.normalize(r) end
+  return out
+end
+
+local function changes_for(group, desired)
+  local p = plan.compute { target = { provider = "genesis", group = group.name }, current = group.rules,
+    desired = desired, codec = gen_codec }
+  local all = {}
+  for _, r in ipairs(p.keep) do all[#all + 1] = r end
+  for _, r in ipairs(p.add) do all[#all + 1] = r end
+  return { add = p.add, remove = p.remove, desired = all }
+end
+
+local function mutations(since)
+  local out = {}
+  for _, e in ipairs(w.sim_log("genesis", since)) do
+    if e.method ~= "GET" then out[#out + 1] = e end
+  end
+  return out
+end
+
+local function last_seq()
+  local log = w.sim_log("genesis")
+  return #log > 0 and log[#log].seq or 0
+end
+
+local demo, created
+
+t.test("setup", function()
+  w.reset()
+  w.knobs({ task_duration_ms = 100, task_error_rate = 0 })
+end)
+
+t.test("list_groups and get_group: by name and id; missing is nil and a message", function()
+  local groups = gen_codec.list_groups(gen)
+  t.eq(#groups, 1)
+  demo = groups[1]
+  t.eq(demo.name, "demo-ssh-web")
+  t.eq(demo.description, "seeded demo group")
+  t.eq(#demo.rules, 4)
+  for _, r in ipairs(demo.rules) do
+    t.eq(r.cidr, "0.0.0.0/0", "Genesis rules carry no CIDR: open to all")
+    t.eq(rule.key(gen_codec.decode(demo.source[r])), rule.key(r))
+  end
+  t.eq(gen_codec.get_group(gen, "demo-ssh-web").id, demo.id)
+  t.eq(gen_codec.get_group(gen, demo.id).name, "demo-ssh-web")
+  local none, err = gen_codec.get_group(gen, "nope")
+  t.eq(none, nil)
+  t.ok(err:find("genesis has no security group with the name or id \"nope\"", 1, true), err)
+end)
+
+t.test("create_group: empty, in the region the account's groups are in, waited until created", function()
+  local seq = last_seq()
+  created = gen_codec.create_group(gen, "adapter-gen", "made by the adapter test")
+  t.eq(created.name, "adapter-gen")
+  t.eq(created.raw.status, "created")
+  t.eq(created.raw.region, "NORD-NO-KRS-1")
+  t.eq(#created.rules, 0)
+  t.eq(#mutations(seq), 1, "one POST")
+  local post
+  for _, e in ipairs(wire) do if e.method == "POST" then post = e end end
+  local sent = json.decode(post.body)
+  t.eq({ sent.name, sent.region }, { "adapter-gen", "NORD-NO-KRS-1" })
+  t.ok(post.body:find('"rules":[]', 1, true), "rules sent as an empty list: " .. post.body)
+  t.eq(gen_codec.get_group(gen, "adapter-gen").id, created.id)
+end)
+
+t.test("create_group: conn.region wins; with groups in two regions and none set, it raises", function()
+  local other = w.connect("genesis")
+  other.region = "EUC-DE-MUC-1"
+  local g = gen_codec.create_group(other, "adapter-gen-muc")
+  t.eq(g.raw.region, "EUC-DE-MUC-1")
+  local seq = last_seq()
+  t.raises(function() gen_codec.create_group(gen, "adapter-gen-3") end,
+    "(groups exist in EUC-DE-MUC-1, NORD-NO-KRS-1); set conn.region")
+  t.eq(#mutations(seq), 0)
+  gen:wait(gen:delete_security_group(g.id))
+end)
+
+local first = rules {
+  { direction = "ingress", protocol = "tcp", port = 22 },
+  { direction = "ingress", protocol = "udp", port_min = 60000, port_max = 61000 },
+  { direction = "ingress", protocol = "icmp" },
+  { direction = "egress", protocol = "any" },
+}
+
+t.test("apply: one PATCH with the full list; the re-read holds exactly the desired rules", function()
+  local seq = last_seq()
+  t.eq(gen_codec.apply(gen, created, changes_for(created, first)), { added = 4, removed = 0 })
+  local m = mutations(seq)
+  t.eq(#m, 1)
+  t.eq(m[1].method, "PATCH")
+  local after = gen_codec.get_group(gen, created.id)
+  t.eq(keys(after.rules), keys(first))
+  created = after
+end)
+
+t.test("apply: adds and removes in one PATCH", function()
+  local second = rules {
+    { direction = "ingress", protocol = "tcp", port = 22 },
+    { direction = "egress", protocol = "any" },
+    { direction = "ingress", protocol = "tcp", port = 443 },
+  }
+  local seq = last_seq()
+  t.eq(gen_codec.apply(gen, created, changes_for(created, second)), { added = 1, removed = 2 })
+  t.eq(#mutations(seq), 1)
+  local after = gen_codec.get_group(gen, created.id)
+  t.eq(keys(after.rules), keys(second))
+  created = after
+end)
+
+t.test("apply: nothing to change sends no request; misuse raises before any", function()
+  local seq = last_seq()
+  local c = changes_for(created, created.rules)
+  t.eq({ #c.add, #c.remove }, { 0, 0 })
+  t.eq(gen_codec.apply(gen, created, c), { added = 0, removed = 0 })
+  local stranger = rule.normalize { direction = "ingress", protocol = "udp", port = 9 }
+  t.raises(function() gen_codec.apply(gen, created, { add = {}, remove = { stranger } }) end, "is not a rule of group")
+  t.raises(function() gen_codec.apply(gen, created, { add = { stranger }, remove = {}, desired = {} }) end,
+    "which changes.desired leaves out")
+  t.eq(#mutations(seq), 0)
+end)
+
+t.test("apply: removing every rule sends an empty list", function()
+  gen_codec.apply(gen, created, changes_for(created, {}))
+  created = gen_codec.get_group(gen, created.id)
+  t.eq(#created.rules, 0)
+end)
+
+t.test("a group ending in status error raises the error object", function()
+  w.knobs({ task_error_rate = 1 })
+  local ok, err = pcall(gen_codec.apply, gen, created, changes_for(created, first))
+  w.knobs({ task_error_rate = 0 })
+  t.eq(ok, false)
+  t.ok(tostring(err):find("ended in state error", 1, true), tostring(err))
+  t.eq({ err.provider, err.op, err.code }, { "genesis", "wait", "error" })
+end)
+
+t.test("apply: a re-read that still shows the old rules is waited out", function()
+  -- a stand-in connection: the first wait reads "created" with the rules from before the PATCH
+  local old = { { protocol = "tcp", direction = "ingress", port_range_min = 22, port_range_max = 22 } }
+  local sent
+  local waits = 0
+  local fake = {
+    update_security_group = function(_, id, body)
+      sent = body.rules
+      return { security_group = { id = id, status = "updating", rules = body.rules } }
+    end,
+    wait = function()
+      waits = waits + 1
+      return { security_group = { status = "created", rules = waits == 1 and old or sent } }
+    end,
+  }
+  local group = gen_codec.get_group(gen, demo.id)
+  local want = rules { { direction = "ingress", protocol = "tcp", port = 2222 } }
+  local done = gen_codec.apply(fake, group, changes_for(group, want))
+  t.eq(done, { added = 1, removed = 4 })
+  t.eq(waits, 2, "waited again after the stale read")
+end)
+
+t.test("round trip: the seeded group's rules applied to a new group read back field for field", function()
+  local copy = gen_codec.create_group(gen, "copy-of-demo")
+  gen_codec.apply(gen, copy, changes_for(copy, demo.rules))
+  local after = gen_codec.get_group(gen, copy.id)
+  t.eq(keys(after.rules), keys(demo.rules))
+  local function sorted(raws)
+    local out = {}
+    for _, r in ipairs(raws) do out[#out + 1] = r end
+    table.sort(out, function(a, b) return rule.key(gen_codec.decode(a)) < rule.key(gen_codec.decode(b)) end)
+    return out
+  end
+  t.eq(sorted(after.raw_rules), sorted(demo.raw_rules))
+end)
+
+t.run()

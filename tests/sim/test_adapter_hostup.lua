@@ -1,0 +1,207 @@
+-- The HostUp neutral adapter (sg.codec.hostup: get_group, apply, ...) against `sgrun sim` over
+-- real HTTP: a VM's firewall as a group, Proxmox positions (adds land at 0, deletes shift the
+-- rest up), split "80,443" rules, deny-first order, and no write when there is nothing to do.
+local t = require "testlib"
+local w = require "sim_wire"
+local rule = require "sg.rule"
+local hostup = require "sg.codec.hostup"
+
+local hu = w.connect("hostup")
+
+local function n(r) return rule.normalize(r) end
+
+local function keys(rules)
+  local out = {}
+  for i, r in ipairs(rules) do out[i] = rule.key(r) end
+  table.sort(out)
+  return out
+end
+
+local function last_seq()
+  local log = w.sim_log("hostup")
+  return #log > 0 and log[#log].seq or 0
+end
+
+-- The mutating requests the emulator saw after `since`: "POST", "PUT pos=1", "DELETE pos=2".
+local function writes(since)
+  local out = {}
+  for _, e in ipairs(w.sim_log("hostup", since)) do
+    if e.method ~= "GET" then
+      out[#out + 1] = e.method .. ((e.query or "") ~= "" and (" " .. e.query) or "")
+    end
+  end
+  return out
+end
+
+-- The VM's list as {action, dport, source} per position.
+local function listed(vmid)
+  local out = {}
+  for i, raw in ipairs(hu:list_firewall_rules(vmid).data) do
+    out[i] = { raw.action, raw.dport or "", raw.source }
+  end
+  return out
+end
+
+-- The canonical rules of a group whose raw rule has this dport.
+local function parts(group, dport)
+  local out = {}
+  for _, r in ipairs(group.rules) do
+    if group.source[r].dport == dport then out[#out + 1] = r end
+  end
+  return out
+end
+
+local SEEDED = { { "ACCEPT", "22", "198.51.100.10" }, { "ACCEPT", "80,443", "0.0.0.0/0" },
+  { "ACCEPT", "", "0.0.0.0/0" } }
+
+t.test("setup", function() w.reset() end)
+
+t.test("get_group: {vm = N} and N; one raw rule can be several canonical rules", function()
+  local g = hostup.get_group(hu, { vm = 10000 })
+  t.eq({ g.id, g.name, g.ref }, { 10000, "vm 10000", { vm = 10000 } })
+  t.eq(#g.raw_rules, 3)
+  t.eq(keys(g.rules), keys {
+    n { direction = "ingress", protocol = "tcp", port = 22, cidr = "198.51.100.10/32" },
+    n { direction = "ingress", protocol = "tcp", port = 80 },
+    n { direction = "ingress", protocol = "tcp", port = 443 },
+    n { direction = "ingress", protocol = "icmp" },
+  })
+  local web = parts(g, "80,443")
+  t.eq(#web, 2)
+  t.ok(g.source[web[1]] == g.source[web[2]], "80 and 443 come from the same raw rule")
+  t.eq(web[1].description, "Web")
+  t.eq(keys(hostup.get_group(hu, 10000).rules), keys(g.rules))
+  t.eq(#hostup.get_group(hu, { vm = 10001 }).rules, 0)
+end)
+
+t.test("get_group: a missing VM is nil and a message; a bad reference raises", function()
+  local g, err = hostup.get_group(hu, { vm = 99999 })
+  t.eq(g, nil)
+  t.ok(err:find("no VM 99999", 1, true), err)
+  t.raises(function() hostup.get_group(hu, "web") end, "is not {vm = N}")
+  t.raises(function() hostup.get_group(hu, { vm = 0 }) end, "is not {vm = N}")
+  t.raises(function() hostup.get_group(hu, { vm = 10000, name = "x" }) end, "is not {vm = N}")
+end)
+
+t.test("list_groups and create_group say to use {vm = N}", function()
+  t.raises(function() hostup.list_groups(hu) end, "{vm = N}")
+  t.raises(function() hostup.create_group(hu, "web", "") end, "exists with its VM")
+end)
+
+t.test("apply with nothing to change sends nothing", function()
+  local g = hostup.get_group(hu, { vm = 10000 })
+  local since = last_seq()
+  t.eq(hostup.apply(hu, g, { add = {}, remove = {}, desired = g.rules }), { added = 0, removed = 0 })
+  t.eq(#w.sim_log("hostup", since), 0, "no request at all")
+end)
+
+t.test("removing the middle rule of three: one delete at its position", function()
+  w.reset()
+  local g = hostup.get_group(hu, { vm = 10000 })
+  local since = last_seq()
+  t.eq(hostup.apply(hu, g, { add = {}, remove = parts(g, "80,443") }), { added = 0, removed = 2 })
+  t.eq(writes(since), { "DELETE pos=1" })
+  t.eq(listed(10000), { SEEDED[1], SEEDED[3] })
+end)
+
+t.test("removing part of an \"80,443\" rule rewrites it in place", function()
+  w.reset()
+  local g = hostup.get_group(hu, { vm = 10000 })
+  local web = parts(g, "80,443")
+  local https = web[1].port_min == 443 and web[1] or web[2]
+  local since = last_seq()
+  hostup.apply(hu, g, { add = {}, remove = { https } })
+  t.eq(writes(since), { "PUT pos=1" })
+  t.eq(listed(10000), { SEEDED[1], { "ACCEPT", "80", "0.0.0.0/0" }, SEEDED[3] })
+  local after = hostup.get_group(hu, { vm = 10000 })
+  t.eq(parts(after, "80")[1].description, "Web", "the comment stays")
+  local want = {}
+  for _, r in ipairs(g.rules) do
+    if r ~= https then want[#want + 1] = r end
+  end
+  t.eq(keys(after.rules), keys(want))
+end)
+
+t.test("a split that cannot stay one rule: the other network's rule goes right below", function()
+  w.reset()
+  hu:add_firewall_rule(10001, { type = "in", action = "ACCEPT", proto = "tcp", dport = "22",
+    source = "203.0.113.9", comment = "", enable = 1 })
+  hu:add_firewall_rule(10001, { type = "in", action = "ACCEPT", proto = "tcp", dport = "80,443",
+    source = "10.0.0.0/8,192.168.1.0/24", comment = "web", enable = 1 })
+  local g = hostup.get_group(hu, { vm = 10001 })
+  t.eq(#g.rules, 5)
+  local gone
+  for _, r in ipairs(g.rules) do
+    if r.port_min == 80 and r.cidr == "10.0.0.0/8" then gone = r end
+  end
+  hostup.apply(hu, g, { add = {}, remove = { gone } })
+  t.eq(listed(10001), { { "ACCEPT", "443", "10.0.0.0/8" }, { "ACCEPT", "80,443", "192.168.1.0/24" },
+    { "ACCEPT", "22", "203.0.113.9" } })
+  local want = {}
+  for _, r in ipairs(g.rules) do
+    if r ~= gone then want[#want + 1] = r end
+  end
+  t.eq(keys(hostup.get_group(hu, { vm = 10001 }).rules), keys(want))
+end)
+
+t.test("adds and removes: denials go on top, accepts below the last denial", function()
+  w.reset()
+  local g = hostup.get_group(hu, { vm = 10000 })
+  local drop = n { direction = "ingress", action = "drop", protocol = "tcp", cidr = "203.0.113.0/24" }
+  local alt = n { direction = "ingress", protocol = "tcp", port = 8080, description = "alt" }
+  local ssh = parts(g, "22")[1]
+  local since = last_seq()
+  t.eq(hostup.apply(hu, g, { add = { alt, drop }, remove = { ssh } }), { added = 2, removed = 1 })
+  -- drop: POST (pos 0); alt below it: POST a copy of the top rule, PUT alt over the copy at 1;
+  -- ssh, now at 3, deleted
+  t.eq(writes(since), { "POST", "POST", "PUT pos=1", "DELETE pos=2" })
+  t.eq(listed(10000), { { "DROP", "1:65535", "203.0.113.0/24" }, { "ACCEPT", "8080", "0.0.0.0/0" },
+    SEEDED[2], SEEDED[3] })
+  local want = { drop, alt }
+  for _, r in ipairs(g.rules) do
+    if r ~= ssh then want[#want + 1] = r end
+  end
+  t.eq(keys(hostup.get_group(hu, { vm = 10000 }).rules), keys(want))
+end)
+
+t.test("a list changed since it was read is not written to", function()
+  w.reset()
+  local g = hostup.get_group(hu, { vm = 10000 })
+  hu:delete_firewall_rule(10000, 0) -- behind the group's back: every position moved
+  local since = last_seq()
+  local err = t.raises(function() hostup.apply(hu, g, { add = {}, remove = parts(g, "80,443") }) end,
+    "changed since the group was read")
+  t.eq({ err.provider, err.code }, { "hostup", "changed" })
+  t.eq(writes(since), {})
+  t.eq(#listed(10000), 2)
+end)
+
+t.test("round trip: VM 10000 -> canonical -> VM 10001, in codec order", function()
+  w.reset()
+  local src = hostup.get_group(hu, { vm = 10000 })
+  local dst = hostup.get_group(hu, { vm = 10001 })
+  local drop = n { direction = "ingress", action = "reject", protocol = "tcp", port = 25 }
+  local desired = { drop }
+  for _, r in ipairs(src.rules) do desired[#desired + 1] = r end
+  t.eq(hostup.apply(hu, dst, { add = desired, remove = {}, desired = desired }),
+    { added = 5, removed = 0 })
+  local after = hostup.get_group(hu, { vm = 10001 })
+  t.eq(keys(after.rules), keys(desired))
+  -- one raw rule per canonical rule, exactly in order(): the rejection first
+  local ordered = hostup.order(desired)
+  for i, r in ipairs(after.rules) do t.eq(rule.key(r), rule.key(ordered[i]), "position " .. (i - 1)) end
+  t.eq(after.raw_rules[1].action, "REJECT")
+  for _, r in ipairs(after.rules) do
+    local from
+    for _, s in ipairs(src.rules) do
+      if rule.equal(s, r) then from = s end
+    end
+    if from then t.eq(r.description, from.description, rule.tostring(r)) end
+  end
+  -- and back: applying the same set again changes nothing
+  local since = last_seq()
+  hostup.apply(hu, after, { add = {}, remove = {}, desired = desired })
+  t.eq(writes(since), {})
+end)
+
+t.run()
