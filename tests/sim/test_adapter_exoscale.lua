@@ -69,16 +69,24 @@ t.test("list_groups: the seeded groups, canonical rules with their raw sources",
   for _, g in ipairs(groups) do by_name[g.name] = g end
   web, db = by_name.web, by_name.db
   t.ok(web and db, "web and db listed")
-  t.eq(#web.rules, 5)
+  -- web has no egress rule: Exoscale lets all egress out, which reads as two implicit rules
   t.eq(#web.raw_rules, 5)
+  t.eq(#web.rules, 7)
   t.eq(web.ref, web.id)
   t.eq(web.description, "Demo web servers")
+  local implicit = {}
   for _, r in ipairs(web.rules) do
     t.ok(rule.is_normalized(r), "canonical")
-    local raw = web.source[r]
-    t.ok(raw and raw.id, "each rule points at its raw rule")
-    t.eq(rule.key(exo_codec.decode(raw)), rule.key(r))
+    if web.implicit[r] then
+      implicit[#implicit + 1] = rule.tostring(r):match("^[^#]*"):gsub("%s+$", "")
+    else
+      local raw = web.source[r]
+      t.ok(raw and raw.id, "each rule points at its raw rule")
+      t.eq(rule.key(exo_codec.decode(raw)), rule.key(r))
+    end
   end
+  table.sort(implicit)
+  t.eq(implicit, { "egress any to 0.0.0.0/0", "egress any to ::/0" })
   -- db's rule references web by name
   t.eq(db.rules[1].remote_group, "web")
   t.eq(db.rules[1].port_min, 5432)
@@ -104,7 +112,8 @@ t.test("create_group: an empty group, waited for, found again by name", function
   t.ok(created.id, "an id")
   t.eq(created.name, "adapter-exo")
   t.eq(created.description, "made by the adapter test")
-  t.eq(#created.rules, 0)
+  t.eq(#created.raw_rules, 0)
+  t.eq(#created.rules, 2, "only the implicit egress rules")
   t.eq(exo_codec.get_group(exo, "adapter-exo").id, created.id)
   t.raises(function() exo_codec.create_group(exo, "adapter-exo") end, "name is already in use")
 end)
@@ -119,7 +128,7 @@ local first = rules {
 t.test("apply: adds, then a re-read holds exactly the desired rules", function()
   local seq = last_seq()
   local done = exo_codec.apply(exo, created, changes_for(created, first))
-  t.eq(done, { added = 4, removed = 0 })
+  t.eq(done, { added = 4, removed = 2 }, "the implicit egress rules give way to the explicit one")
   local after = exo_codec.get_group(exo, created.id)
   t.eq(keys(after.rules), keys(first))
   t.eq(#mutations(seq), 4, "one POST per rule")
@@ -170,19 +179,27 @@ t.test("remote groups: rules referencing another group and the group itself roun
     { direction = "ingress", protocol = "tcp", port = 5432, remote_group = "web" },
     { direction = "ingress", protocol = "any", remote_group = "adapter-exo" },
     { direction = "ingress", protocol = "tcp", port = 80, remote_group = "public-nlb-healthcheck-sources" },
+    { direction = "egress", protocol = "udp", port = 53, cidr = "::/0" },
   }
   exo_codec.apply(exo, created, changes_for(created, desired))
   local after = exo_codec.get_group(exo, "adapter-exo")
   t.eq(keys(after.rules), keys(desired))
   local ids = {}
-  for _, raw in ipairs(after.raw_rules) do ids[raw["security-group"].name] = raw["security-group"].id end
+  for _, raw in ipairs(after.raw_rules) do
+    if raw["security-group"] then ids[raw["security-group"].name] = raw["security-group"].id end
+  end
   t.eq(ids.web, web.id, "sent by id")
   t.eq(ids["adapter-exo"], created.id)
   t.ok(ids["public-nlb-healthcheck-sources"], "a public group by name")
-  -- and back to an empty group: every rule deleted
-  exo_codec.apply(exo, after, changes_for(after, {}))
-  t.eq(#exo_codec.get_group(exo, created.id).rules, 0)
+  -- no egress rule left would let everything out: refused before anything is sent
+  local seq = last_seq()
+  t.raises(function() exo_codec.apply(exo, after, changes_for(after, {})) end, "would end with no egress rule")
+  t.eq(#mutations(seq), 0)
+  -- all egress, said explicitly, is fine
+  local open = rules { { direction = "egress", cidr = "0.0.0.0/0" }, { direction = "egress", cidr = "::/0" } }
+  exo_codec.apply(exo, after, changes_for(after, open))
   created = exo_codec.get_group(exo, created.id)
+  t.eq(keys(created.rules), keys(open))
 end)
 
 t.test("an operation ending in failure raises the error object", function()
@@ -191,8 +208,8 @@ t.test("an operation ending in failure raises the error object", function()
     err = t.raises(function() exo_codec.apply(exo, created, changes_for(created, first)) end, "ended failure")
   end)
   t.eq({ err.provider, err.op }, { "exoscale", "wait" })
-  -- failed adds changed nothing
-  t.eq(#exo_codec.get_group(exo, created.id).rules, 0)
+  -- failed adds changed nothing, and the deletes after them were never sent
+  t.eq(keys(exo_codec.get_group(exo, created.id).rules), keys(created.rules))
 end)
 
 t.test("round trip: each seeded group copied rule by rule onto a new group reads back equal", function()

@@ -145,14 +145,35 @@ local function list_raw(conn)
   return groups
 end
 
+-- An Exoscale group without egress rules lets all egress out; clouds that deny by default (Gcore,
+-- OpenStack) need that written as rules. So reading such a group yields the two rules that say it,
+-- marked implicit (they have no provider rule behind them): a snapshot carries "egress allowed"
+-- to other clouds instead of silently cutting it, and a plan against Exoscale sees them as there.
+local IMPLICIT_WHY = "implicit: an Exoscale group without egress rules lets all egress out"
+
+---@param group sg.Group
+local function add_implicit_egress(group)
+  for _, r in ipairs(group.rules) do
+    if r.direction == "egress" then return end
+  end
+  group.implicit = {}
+  for _, cidr in ipairs({ rule.ANY_V4, rule.ANY_V6 }) do
+    local r = rule.normalize({ direction = "egress", protocol = "any", cidr = cidr, description = IMPLICIT_WHY })
+    group.rules[#group.rules + 1] = r
+    group.implicit[r] = true
+  end
+end
+
 ---@param raw table an Exoscale security group
 ---@param maps table? id <-> name maps of the organisation's groups
 ---@return sg.Group
 local function to_group(raw, maps)
   local rules = raw.rules
   if rule.absent(rules) then rules = {} end
-  return common.group(M, { id = raw.id, name = raw.name, description = raw.description, raw = raw,
+  local group = common.group(M, { id = raw.id, name = raw.name, description = raw.description, raw = raw,
     ref = raw.id }, rules, maps)
+  add_implicit_egress(group)
+  return group
 end
 
 ---Every private security group of the organisation (one list request: it carries the rules).
@@ -203,7 +224,30 @@ end
 ---@return {added: integer, removed: integer}
 function M.apply(conn, group, changes)
   common.check_changes("exoscale", group, changes)
-  local raws = common.removals("exoscale", group, changes.remove)
+  -- Implicit rules go away by themselves once the group has an egress rule. A group left with no
+  -- egress rule at all would let everything out, which is the opposite of a desired set without
+  -- egress rules: refuse that before sending anything.
+  local remove, implicit_removed, egress_removed = {}, 0, false
+  for _, r in ipairs(changes.remove) do
+    egress_removed = egress_removed or r.direction == "egress"
+    if group.implicit and group.implicit[r] then
+      implicit_removed = implicit_removed + 1
+    else
+      remove[#remove + 1] = r
+    end
+  end
+  if egress_removed then
+    local egress_left = false
+    for _, r in ipairs(changes.desired or changes.add) do
+      egress_left = egress_left or r.direction == "egress"
+    end
+    if not egress_left then
+      error(string.format("exoscale: group %s would end with no egress rule, and an Exoscale group " ..
+        "without egress rules lets all egress out: to block egress, list the egress rules that may " ..
+        "pass; to allow all egress, include egress any to 0.0.0.0/0 and ::/0", group.name), 0)
+    end
+  end
+  local raws = common.removals("exoscale", group, remove)
   local ctx = { group = { id = group.id, name = group.name } }
   if common.references_others(group, changes.add) then
     local maps, shared = common.maps(list_raw(conn))
@@ -225,7 +269,7 @@ function M.apply(conn, group, changes)
     steps[i] = function() return conn:wait(conn:delete_rule_from_security_group(group.id, raw.id)) end
   end
   if #steps > 0 then task.all(steps, { limit = CONCURRENCY }) end
-  return { added = #changes.add, removed = #raws }
+  return { added = #changes.add, removed = #raws + implicit_removed }
 end
 
 return M
