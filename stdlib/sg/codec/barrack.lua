@@ -66,21 +66,6 @@ function M.encode(r)
   }
 end
 
----@param r sg.Rule
----@return sg.Translation
-function M.translate(r)
-  return codec.translate(M.capabilities, r)
-end
-
----translate as multiple values: status, rule, why.
----@param r sg.Rule
----@return string status
----@return sg.Rule? rule
----@return string? why
-function M.check(r)
-  return codec.check(M.capabilities, r)
-end
-
 ---------------------------------------------------------------------------------------------------
 -- Groups: firewalls, and a legacy instance's own rules.
 --
@@ -452,4 +437,4 @@ function M.apply(conn, group, changes)
   return { added = #adds, removed = #removes }
 end
 
-return M
+return codec.define(M)

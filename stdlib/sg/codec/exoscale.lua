@@ -117,21 +117,6 @@ function M.encode(r, ctx)
   return body
 end
 
----@param r sg.Rule
----@return sg.Translation
-function M.translate(r)
-  return codec.translate(M.capabilities, r)
-end
-
----translate as multiple values: status, rule, why.
----@param r sg.Rule
----@return string status
----@return sg.Rule? rule
----@return string? why
-function M.check(r)
-  return codec.check(M.capabilities, r)
-end
-
 ---------------------------------------------------------------------------------------------------
 -- Groups
 
@@ -272,4 +257,4 @@ function M.apply(conn, group, changes)
   return { added = #changes.add, removed = #raws + implicit_removed }
 end
 
-return M
+return codec.define(M)

@@ -181,21 +181,6 @@ function M.encode(r)
   return body
 end
 
----@param r sg.Rule
----@return sg.Translation
-function M.translate(r)
-  return codec.translate(M.capabilities, r)
-end
-
----translate as multiple values: status, rule, why.
----@param r sg.Rule
----@return string status
----@return sg.Rule? rule
----@return string? why
-function M.check(r)
-  return codec.check(M.capabilities, r)
-end
-
 local RANK = { drop = 1, reject = 1, accept = 2 }
 
 ---The order sgrun writes a rule set in (position 0 first): denials above allows, each part in
@@ -552,4 +537,4 @@ function M.apply(conn, group, changes)
   return { added = #adds, removed = #removes }
 end
 
-return M
+return codec.define(M)

@@ -11,6 +11,9 @@
 --                 full-list update), from a rule already translated for that provider
 --   translate(rule) -> sg.Translation
 --   check(rule) -> status, rule, why   the same as multiple values, for plan's inner loop
+--                 (both derived from capabilities by define() unless the codec has its own)
+--   list_groups(conn), get_group(conn, ref), create_group(conn, name, description),
+--   apply(conn, group, changes)   the network side, see sg.Group in groups_common.lua
 -- ctx (sg.GroupContext) carries what a rule alone does not: the group and the id <-> name maps
 -- of the other groups that rules may reference.
 local rule = require "sg.rule"
@@ -54,6 +57,20 @@ local M = {}
 M.PROVIDERS = { "barrack", "exoscale", "gcore", "genesis", "hostup" }
 
 local loaded = {}
+
+---Completes a codec module (its last line: `return codec.define(M)`): translate and check come
+---from its capability table unless it defines its own.
+---@param c table the codec module
+---@return sg.Codec
+function M.define(c)
+  local capabilities = c.capabilities
+  ---@param r sg.Rule
+  ---@return sg.Translation
+  c.translate = c.translate or function(r) return M.translate(capabilities, r) end
+  ---translate as multiple values: status, rule, why
+  c.check = c.check or function(r) return M.check(capabilities, r) end
+  return c
+end
 
 ---Returns the codec of a provider.
 ---@param name string provider name, e.g. "gcore"
