@@ -66,7 +66,8 @@ local crypto = require "_sg.crypto"
 
 local M = {}
 
-M.PROVIDERS = { "exoscale", "gcore", "genesis", "barrack", "hostup" }
+-- One emulator module per provider binding (the build lists the bindings that describe a provider).
+M.PROVIDERS = require("_sg.provider").names
 
 local LOG_LIMIT = 100000         -- request log entries kept (the oldest are dropped)
 local DEFAULT_TASK_MS = 2000     -- how long async work takes unless --task-delay says otherwise

@@ -53,8 +53,8 @@ local M = {}
 ---@field translate fun(r: sg.Rule): sg.Translation
 ---@field check fun(r: sg.Rule): string, sg.Rule?, string?
 
--- Providers with a codec file; kept here so that error messages can list them.
-M.PROVIDERS = { "barrack", "exoscale", "gcore", "genesis", "hostup" }
+-- One codec per provider binding (the build lists the bindings that describe a provider).
+M.PROVIDERS = require("_sg.provider").names
 
 local loaded = {}
 
