@@ -5,23 +5,13 @@ local t = require "testlib"
 local w = require "sim_wire"
 local rule = require "sg.rule"
 local barrack = require "sg.codec.barrack"
+local keys = w.keys
+local function last_seq() return w.last_seq("barrack") end
 
 local brk = w.connect("barrack")
 local LEGACY, STOPPED, STANDARD = "BRK-100001A", "BRK-100002B", "BRK-100003C"
 
 local function n(r) return rule.normalize(r) end
-
-local function keys(rules)
-  local out = {}
-  for i, r in ipairs(rules) do out[i] = rule.key(r) end
-  table.sort(out)
-  return out
-end
-
-local function last_seq()
-  local log = w.sim_log("barrack")
-  return #log > 0 and log[#log].seq or 0
-end
 
 local function writes(since)
   local out = {}

@@ -7,54 +7,15 @@
 local t = require "testlib"
 local w = require "sim_wire"
 local rule = require "sg.rule"
-local plan = require "sg.plan"
 local json = require "sg.json"
 local gc_codec = require "sg.codec.gcore"
+local keys, rules = w.keys, w.rules
+local function changes_for(group, desired) return w.changes_for(gc_codec, group, desired) end
+local function mutations(since) return w.mutations("gcore", since) end
+local function last_seq() return w.last_seq("gcore") end
+local with_failing_tasks = w.with_failing_tasks
 
 local gc, wire = w.connect("gcore")
-
-local function keys(rules)
-  local out = {}
-  for i, r in ipairs(rules) do out[i] = rule.key(r) end
-  table.sort(out)
-  return out
-end
-
-local function rules(list)
-  local out = {}
-  for i, r in ipairs(list) do out[i] = rule.normalize(r) end
-  return out
-end
-
-local function changes_for(group, desired)
-  local p = plan.compute { target = { provider = "gcore", group = group.name }, current = group.rules,
-    desired = desired, codec = gc_codec }
-  local all = {}
-  for _, r in ipairs(p.keep) do all[#all + 1] = r end
-  for _, r in ipairs(p.add) do all[#all + 1] = r end
-  return { add = p.add, remove = p.remove, desired = all }
-end
-
-local function mutations(since)
-  local out = {}
-  for _, e in ipairs(w.sim_log("gcore", since)) do
-    if e.method ~= "GET" then out[#out + 1] = e end
-  end
-  return out
-end
-
--- Runs fn with every task/operation failing, and restores the knob whatever happens.
-local function with_failing_tasks(fn)
-  w.knobs({ task_error_rate = 1 })
-  local ok, err = pcall(fn)
-  w.knobs({ task_error_rate = 0 })
-  if not ok then error(err, 0) end
-end
-
-local function last_seq()
-  local log = w.sim_log("gcore")
-  return #log > 0 and log[#log].seq or 0
-end
 
 -- raw rule id by canonical key
 local function ids_by_key(group)

@@ -6,46 +6,15 @@
 local t = require "testlib"
 local w = require "sim_wire"
 local rule = require "sg.rule"
-local plan = require "sg.plan"
 local json = require "sg.json"
 local gen_codec = require "sg.codec.genesis"
+local keys, rules = w.keys, w.rules
+local function changes_for(group, desired) return w.changes_for(gen_codec, group, desired) end
+local function mutations(since) return w.mutations("genesis", since) end
+local function last_seq() return w.last_seq("genesis") end
+local with_failing_tasks = w.with_failing_tasks
 
 local gen, wire = w.connect("genesis")
-
-local function keys(rules)
-  local out = {}
-  for i, r in ipairs(rules) do out[i] = rule.key(r) end
-  table.sort(out)
-  return out
-end
-
-local function rules(list)
-  local out = {}
-  for i, r in ipairs(list) do out[i] = rule.normalize(r) end
-  return out
-end
-
-local function changes_for(group, desired)
-  local p = plan.compute { target = { provider = "genesis", group = group.name }, current = group.rules,
-    desired = desired, codec = gen_codec }
-  local all = {}
-  for _, r in ipairs(p.keep) do all[#all + 1] = r end
-  for _, r in ipairs(p.add) do all[#all + 1] = r end
-  return { add = p.add, remove = p.remove, desired = all }
-end
-
-local function mutations(since)
-  local out = {}
-  for _, e in ipairs(w.sim_log("genesis", since)) do
-    if e.method ~= "GET" then out[#out + 1] = e end
-  end
-  return out
-end
-
-local function last_seq()
-  local log = w.sim_log("genesis")
-  return #log > 0 and log[#log].seq or 0
-end
 
 local demo, created
 
@@ -151,11 +120,11 @@ t.test("apply: removing every rule sends an empty list", function()
 end)
 
 t.test("a group ending in status error raises the error object", function()
-  w.knobs({ task_error_rate = 1 })
-  local ok, err = pcall(gen_codec.apply, gen, created, changes_for(created, first))
-  w.knobs({ task_error_rate = 0 })
-  t.eq(ok, false)
-  t.ok(tostring(err):find("ended in state error", 1, true), tostring(err))
+  local err
+  with_failing_tasks(function()
+    err = t.raises(function() gen_codec.apply(gen, created, changes_for(created, first)) end,
+      "ended in state error")
+  end)
   t.eq({ err.provider, err.op, err.code }, { "genesis", "wait", "error" })
 end)
 

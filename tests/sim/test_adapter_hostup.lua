@@ -5,22 +5,12 @@ local t = require "testlib"
 local w = require "sim_wire"
 local rule = require "sg.rule"
 local hostup = require "sg.codec.hostup"
+local keys = w.keys
+local function last_seq() return w.last_seq("hostup") end
 
 local hu = w.connect("hostup")
 
 local function n(r) return rule.normalize(r) end
-
-local function keys(rules)
-  local out = {}
-  for i, r in ipairs(rules) do out[i] = rule.key(r) end
-  table.sort(out)
-  return out
-end
-
-local function last_seq()
-  local log = w.sim_log("hostup")
-  return #log > 0 and log[#log].seq or 0
-end
 
 -- The mutating requests the emulator saw after `since`: "POST", "PUT pos=1", "DELETE pos=2".
 local function writes(since)

@@ -74,4 +74,54 @@ function M.body_has(t, entry, fields, what)
   return body
 end
 
+---The sorted identity keys of a rule list (to compare rule sets).
+function M.keys(rules)
+  local rule = require "sg.rule"
+  local out = {}
+  for i, r in ipairs(rules) do out[i] = rule.key(r) end
+  table.sort(out)
+  return out
+end
+
+---Normalises a list of rule-like tables.
+function M.rules(list)
+  local rule = require "sg.rule"
+  local out = {}
+  for i, r in ipairs(list) do out[i] = rule.normalize(r) end
+  return out
+end
+
+---The changes sg.plan would hand to an adapter's apply for bringing group to desired.
+function M.changes_for(codec, group, desired)
+  local p = require("sg.plan").compute { target = { provider = codec.name, group = group.name },
+    current = group.rules, desired = desired, codec = codec }
+  local all = {}
+  for _, r in ipairs(p.keep) do all[#all + 1] = r end
+  for _, r in ipairs(p.add) do all[#all + 1] = r end
+  return { add = p.add, remove = p.remove, desired = all }
+end
+
+---The last request log sequence number of a provider (0 when it has none).
+function M.last_seq(provider)
+  local log = M.sim_log(provider)
+  return #log > 0 and log[#log].seq or 0
+end
+
+---The provider's requests after `since` that change something (log entries).
+function M.mutations(provider, since)
+  local out = {}
+  for _, e in ipairs(M.sim_log(provider, since)) do
+    if e.method ~= "GET" then out[#out + 1] = e end
+  end
+  return out
+end
+
+---Runs fn with every task/operation failing, and restores the knob whatever happens.
+function M.with_failing_tasks(fn)
+  M.knobs({ task_error_rate = 1 })
+  local ok, err = pcall(fn)
+  M.knobs({ task_error_rate = 0 })
+  if not ok then error(err, 0) end
+end
+
 return M
