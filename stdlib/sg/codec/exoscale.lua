@@ -161,31 +161,10 @@ local function to_group(raw, maps)
   return group
 end
 
----Every private security group of the organisation (one list request: it carries the rules).
----@async
----@param conn sg.Connection
----@return sg.Group[]
-function M.list_groups(conn)
-  local raws = list_raw(conn)
-  local maps = common.maps(raws)
-  local out = {}
-  for i, raw in ipairs(raws) do out[i] = to_group(raw, maps) end
-  return out
-end
-
----One group by name or id; nil and a message when there is none.
----@async
----@param conn sg.Connection
----@param ref string name or id
----@return sg.Group|nil
----@return string? message
-function M.get_group(conn, ref)
-  common.check_ref("exoscale", ref)
-  local raws = list_raw(conn)
-  local raw, err = common.find("exoscale", raws, ref)
-  if not raw then return nil, err end
-  return to_group(raw, common.maps(raws))
-end
+-- list_groups(conn): every private security group of the organisation (one list request carries
+--   the rules too).
+-- get_group(conn, ref): one group by name or id; nil and a message when there is none.
+M.list_groups, M.get_group = common.listing("exoscale", list_raw, to_group)
 
 ---Creates an empty group and waits for the operation; returns it as re-read.
 ---@async

@@ -160,32 +160,10 @@ local function to_group(raw, maps)
     ref = raw.id }, rules, maps)
 end
 
----Every security group of the connection's project and region (one list request).
----@async
----@param conn sg.Connection
----@return sg.Group[]
-function M.list_groups(conn)
-  local raws = list_raw(conn)
-  local maps = common.maps(raws)
-  local out = {}
-  for i, raw in ipairs(raws) do out[i] = to_group(raw, maps) end
-  return out
-end
-
----One group by name or id; nil and a message when there is none; raises when several groups
----have the name.
----@async
----@param conn sg.Connection
----@param ref string name or id
----@return sg.Group|nil
----@return string? message
-function M.get_group(conn, ref)
-  common.check_ref("gcore", ref)
-  local raws = list_raw(conn)
-  local raw, err = common.find("gcore", raws, ref)
-  if not raw then return nil, err end
-  return to_group(raw, common.maps(raws))
-end
+-- list_groups(conn): every security group of the connection's project and region (one list request).
+-- get_group(conn, ref): one group by name or id; nil and a message when there is none; raises when several groups
+--   have the name.
+M.list_groups, M.get_group = common.listing("gcore", list_raw, to_group)
 
 ---Creates an empty group (no default rules), waits for its task and returns it as re-read.
 ---@async

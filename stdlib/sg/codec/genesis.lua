@@ -116,29 +116,10 @@ local function to_group(raw)
     ref = raw.id }, rules)
 end
 
----Every security group of the account (every page of the list).
----@async
----@param conn sg.Connection
----@return sg.Group[]
-function M.list_groups(conn)
-  local out = {}
-  for i, raw in ipairs(list_raw(conn)) do out[i] = to_group(raw) end
-  return out
-end
-
----One group by name or id; nil and a message when there is none; raises when several groups
----have the name.
----@async
----@param conn sg.Connection
----@param ref string name or id
----@return sg.Group|nil
----@return string? message
-function M.get_group(conn, ref)
-  common.check_ref("genesis", ref)
-  local raw, err = common.find("genesis", list_raw(conn), ref)
-  if not raw then return nil, err end
-  return to_group(raw)
-end
+-- list_groups(conn): every security group of the account (every page of the list).
+-- get_group(conn, ref): one group by name or id; nil and a message when there is none; raises
+--   when several groups have the name.
+M.list_groups, M.get_group = common.listing("genesis", list_raw, to_group)
 
 -- The region a new group goes to (see the header).
 ---@async

@@ -266,4 +266,31 @@ function M.final_rules(provider, group, changes)
   return out
 end
 
+---list_groups and get_group for a provider whose one list request returns every group of the
+---connection's scope with its rules: to_group(raw, maps) turns a listed group into an sg.Group.
+---@param provider string
+---@param list_raw fun(conn: sg.Connection): table[]
+---@param to_group fun(raw: table, maps: table?): sg.Group
+---@return fun(conn: sg.Connection): sg.Group[] list_groups
+---@return fun(conn: sg.Connection, ref: any): sg.Group|nil, string? get_group
+function M.listing(provider, list_raw, to_group)
+  ---@async
+  local function list_groups(conn)
+    local raws = list_raw(conn)
+    local maps = M.maps(raws)
+    local out = {}
+    for i, raw in ipairs(raws) do out[i] = to_group(raw, maps) end
+    return out
+  end
+  ---@async
+  local function get_group(conn, ref)
+    M.check_ref(provider, ref)
+    local raws = list_raw(conn)
+    local raw, err = M.find(provider, raws, ref)
+    if not raw then return nil, err end
+    return to_group(raw, M.maps(raws))
+  end
+  return list_groups, get_group
+end
+
 return M
