@@ -545,8 +545,8 @@ end
 function M.describe(provider)
   local mod = providers.modules[provider]
   if not mod then
-    error(string.format("unknown provider %q (known: %s)", tostring(provider),
-      table.concat(providers.names, ", ")), 2)
+    error(string.format("sg.connect: unknown provider %q (known: %s)", tostring(provider),
+      table.concat(providers.names, ", ")), 0)
   end
   return require(mod)
 end
