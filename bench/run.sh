@@ -1,6 +1,6 @@
 #!/bin/bash
 # One command per benchmark, each a ratio taken side by side in one run on this machine:
-#   bench/run.sh fanout | throughput | startup | memory | plan | all
+#   bench/run.sh fanout | throughput | startup | memory | plan | rollout | all
 # Builds sgrun (build/) first. Figures and their meaning are in bench/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -78,6 +78,10 @@ memory() {
   stop_server
 }
 
+rollout() {
+  "$sgrun" --sim bench/rollout.lua
+}
+
 plan() {
   if [ -f bench/plan_bench.lua ]; then "$sgrun" bench/plan_bench.lua; else echo "plan: no benchmark yet"; fi
 }
@@ -88,6 +92,7 @@ case "${1:-all}" in
   startup) startup ;;
   memory) memory ;;
   plan) plan ;;
-  all) fanout; throughput; startup; memory; plan ;;
-  *) echo "usage: bench/run.sh fanout|throughput|startup|memory|plan|all" >&2; exit 2 ;;
+  rollout) rollout ;;
+  all) fanout; throughput; startup; memory; plan; rollout ;;
+  *) echo "usage: bench/run.sh fanout|throughput|startup|memory|plan|rollout|all" >&2; exit 2 ;;
 esac
