@@ -205,6 +205,18 @@ local function rule_patch_key(r)
   return rule_key(r) .. "|" .. (absent(r.description) and "" or r.description)
 end
 
+-- The first rule of `rules` not yet in `matched` with the same fields as `want` (marked as
+-- matched), or nil: a full-list PATCH keeps such rules, ids included.
+local function take_same_rule(rules, matched, want)
+  local wk = rule_patch_key(want)
+  for i, r in ipairs(rules) do
+    if not matched[i] and rule_patch_key(r) == wk then
+      matched[i] = true
+      return r
+    end
+  end
+end
+
 ---@param r GcoreRule
 ---@param group_id string
 ---@return table the SecurityGroupRuleSerializer shape: every key present, null when unset
@@ -452,20 +464,7 @@ local function apply_task(st, task, ctx)
     if a.rules then
       local keep, matched = {}, {}
       for _, want in ipairs(a.rules) do
-        local wk = rule_patch_key(want)
-        local hit
-        for i, r in ipairs(g.rules) do
-          if not matched[i] and rule_patch_key(r) == wk then
-            hit = i
-            break
-          end
-        end
-        if hit then
-          matched[hit] = true
-          keep[#keep + 1] = g.rules[hit]
-        else
-          keep[#keep + 1] = want
-        end
+        keep[#keep + 1] = take_same_rule(g.rules, matched, want) or want
       end
       g.rules = keep
     end
@@ -765,16 +764,9 @@ local function update_group(st, g, req, ctx)
       -- rules already present (same fields) are kept with their ids; the rest are new
       local desired, matched = {}, {}
       for _, spec in ipairs(specs) do
-        local wk, hit = rule_patch_key(spec), nil
-        for i, r in ipairs(g.rules) do
-          if not matched[i] and rule_patch_key(r) == wk then
-            hit = i
-            break
-          end
-        end
-        if hit then
-          matched[hit] = true
-          desired[#desired + 1] = g.rules[hit]
+        local same = take_same_rule(g.rules, matched, spec)
+        if same then
+          desired[#desired + 1] = same
         else
           local r = new_rule(ctx, spec)
           desired[#desired + 1] = r
