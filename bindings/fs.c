@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* fsync(path) -> true | nil, message. Works on directories too, which makes a rename durable. */
@@ -23,8 +24,23 @@ static int l_fsync(lua_State *L) {
   return 1;
 }
 
+/* mode(path) -> permission bits (integer) | nil, message: sg.connect refuses a profile file
+ * that others can read. */
+static int l_mode(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  struct stat st;
+  if (stat(path, &st) != 0) {
+    int err = errno;
+    luaL_pushfail(L);
+    lua_pushfstring(L, "%s: %s", path, strerror(err));
+    return 2;
+  }
+  lua_pushinteger(L, (lua_Integer)(st.st_mode & 07777));
+  return 1;
+}
+
 int luaopen__sg_fs(lua_State *L) {
-  static const luaL_Reg fns[] = {{"fsync", l_fsync}, {NULL, NULL}};
+  static const luaL_Reg fns[] = {{"fsync", l_fsync}, {"mode", l_mode}, {NULL, NULL}};
   luaL_newlib(L, fns);
   return 1;
 }

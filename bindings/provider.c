@@ -4,10 +4,8 @@
 #include <lauxlib.h>
 #include <lua.h>
 
-#include <sys/stat.h>
 
 #include "provider.h"
-#include "state.h"
 
 static void set_string(lua_State *L, const char *key, const char *value) {
   if (!value) return;
@@ -135,35 +133,4 @@ int sg_provider_header_auth(lua_State *L, const char *name, const char *prefix, 
   sg_provider_set_header(L, 1, name, lua_tostring(L, -1));
   lua_pop(L, 1);
   return 0;
-}
-
-/* file_mode(path) -> permission bits (integer), or nil and a message. sg.connect refuses a
- * profile file that others can read, and Lua has no stat of its own. */
-static int l_file_mode(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
-  struct stat st;
-  if (stat(path, &st) != 0) {
-    lua_pushnil(L);
-    lua_pushfstring(L, "%s: cannot stat", path);
-    return 2;
-  }
-  lua_pushinteger(L, (lua_Integer)(st.st_mode & 07777));
-  return 1;
-}
-
-int luaopen__sg_provider(lua_State *L) {
-  lua_newtable(L);
-  lua_newtable(L); /* names, in the order the build found the provider files */
-  lua_newtable(L); /* name -> module */
-  for (int i = 0; sg_provider_modules[i]; i++) {
-    lua_pushstring(L, sg_provider_modules[i]);
-    lua_rawseti(L, -3, i + 1);
-    lua_pushfstring(L, "_sg.%s", sg_provider_modules[i]);
-    lua_setfield(L, -2, sg_provider_modules[i]);
-  }
-  lua_setfield(L, -3, "modules");
-  lua_setfield(L, -2, "names");
-  lua_pushcfunction(L, l_file_mode);
-  lua_setfield(L, -2, "file_mode");
-  return 1;
 }

@@ -67,7 +67,7 @@ local crypto = require "_sg.crypto"
 local M = {}
 
 -- One emulator module per provider binding (the build lists the bindings that describe a provider).
-M.PROVIDERS = require("_sg.provider").names
+M.PROVIDERS = require "_sg.providers"
 
 local LOG_LIMIT = 100000         -- request log entries kept (the oldest are dropped)
 local DEFAULT_TASK_MS = 2000     -- how long async work takes unless --task-delay says otherwise

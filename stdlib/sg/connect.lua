@@ -12,7 +12,8 @@
 -- documented default. Credentials are kept outside the connection table, so printing a
 -- connection (the REPL does) shows none of them.
 local http = require "_sg.http"
-local providers = require "_sg.provider"
+local provider_names = require "_sg.providers"
+local fs = require "_sg.fs"
 local json = require "sg.json"
 local errors = require "sg.errors"
 local retry = require "sg.retry"
@@ -61,7 +62,7 @@ function M.read_profile(profile, provider)
   if not path then return nil end
   local f = io.open(path, "r")
   if not f then return nil, path end
-  local mode = providers.file_mode(path)
+  local mode = fs.mode(path)
   if mode and mode & 0x3F ~= 0 then -- 0077: any group or other permission
     f:close()
     error(string.format("sg.connect: refusing to read %s: it holds credentials and others can read it " ..
@@ -511,7 +512,7 @@ end
 ---@return string[]
 function M.accounts()
   local found = {}
-  for _, name in ipairs(providers.names) do
+  for _, name in ipairs(provider_names) do
     local def = M.describe(name)
     local complete = true
     for _, c in ipairs(def.credentials) do
@@ -535,7 +536,7 @@ end
 ---@return string[]
 function M.providers()
   local out = {}
-  for i, name in ipairs(providers.names) do out[i] = name end
+  for i, name in ipairs(provider_names) do out[i] = name end
   return out
 end
 
@@ -543,12 +544,13 @@ end
 ---@param provider string
 ---@return table
 function M.describe(provider)
-  local mod = providers.modules[provider]
-  if not mod then
+  local known = false
+  for _, name in ipairs(provider_names) do known = known or name == provider end
+  if not known then
     error(string.format("sg.connect: unknown provider %q (known: %s)", tostring(provider),
-      table.concat(providers.names, ", ")), 0)
+      table.concat(provider_names, ", ")), 0)
   end
-  return require(mod)
+  return require("_sg." .. provider)
 end
 
 ---Opens a connection: credentials and base URL are resolved now; nothing is sent.
@@ -561,7 +563,7 @@ end
 ---@return sg.Connection
 function M.connect(provider, opts)
   if type(provider) ~= "string" then
-    error("sg.connect: provider must be a string (" .. table.concat(providers.names, ", ") .. ")", 2)
+    error("sg.connect: provider must be a string (" .. table.concat(provider_names, ", ") .. ")", 2)
   end
   if opts ~= nil and type(opts) ~= "table" then error("sg.connect: opts must be a table", 2) end
   opts = opts or {}

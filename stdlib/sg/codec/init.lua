@@ -54,7 +54,7 @@ local M = {}
 ---@field check fun(r: sg.Rule): string, sg.Rule?, string?
 
 -- One codec per provider binding (the build lists the bindings that describe a provider).
-M.PROVIDERS = require("_sg.provider").names
+M.PROVIDERS = require "_sg.providers"
 
 local loaded = {}
 
