@@ -5,6 +5,9 @@
 -- inference that Barrack wraps the Hyperstack API. EVERY guess is in the INFERRED table right
 -- below and nowhere else; the code reads its paths, shapes and limits from there.
 
+local sgsim = require "sgsim"
+local is_object = sgsim.is_object
+local is_array = sgsim.is_array
 local cidr_of = require("sg.rule").parse_cidr
 local JSON_NULL = require("cjson").null
 
@@ -176,24 +179,6 @@ end
 ---@return string
 local function iso(t)
   return os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(t))
-end
-
----@param v any
----@return boolean
-local function is_object(v)
-  return type(v) == "table" and v[1] == nil
-end
-
----@param v any
----@return boolean
-local function is_array(v)
-  if type(v) ~= "table" then return false end
-  local n = 0
-  for k in pairs(v) do
-    if math.type(k) ~= "integer" then return false end
-    n = n + 1
-  end
-  return n == #v
 end
 
 ---@return BarrackTask

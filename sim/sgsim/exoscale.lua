@@ -8,6 +8,7 @@
 -- security group shows a new rule only once the operation reads "success".
 
 local sgsim = require "sgsim"
+local is_int = sgsim.is_int
 local signer = require "_sg.exoscale"
 
 ---@class ExoRule
@@ -109,12 +110,6 @@ end
 ---@return integer status, table body
 local function fail(status, message)
   return status, M.error_body(status, message)
-end
-
----@param v any
----@return boolean
-local function is_int(v)
-  return type(v) == "number" and v == math.floor(v) and v > -2 ^ 53 and v < 2 ^ 53
 end
 
 ------------------------------------------------------------------------------------------------

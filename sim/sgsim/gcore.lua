@@ -7,6 +7,7 @@
 -- finishes (advance()). Authorization is "APIKey <token>"; project 1 / region 76 exist.
 
 local sgsim = require "sgsim"
+local is_int = sgsim.is_int
 local crypto = require "_sg.crypto"
 
 local null = sgsim.json.null
@@ -159,12 +160,6 @@ local function invalid(errors)
     parts[#parts + 1] = string.format("'%s': [%s]", k, table.concat(msgs, ", "))
   end
   return 400, M.error_body(400, "Validation Error: {" .. table.concat(parts, ", ") .. "}", errors)
-end
-
----@param v any
----@return boolean
-local function is_int(v)
-  return type(v) == "number" and v == math.floor(v) and v > -2 ^ 53 and v < 2 ^ 53
 end
 
 ---@param v any

@@ -44,6 +44,9 @@
 ---@field groups GenesisGroup[] in creation order (the list order)
 ---@field instances GenesisInstance[]
 
+local sgsim = require "sgsim"
+local is_object = sgsim.is_object
+local is_array = sgsim.is_array
 local JSON_NULL = require("cjson").null
 
 local DEMO_TOKEN = "genesis-demo-token-0123456789abcdef"
@@ -129,24 +132,6 @@ end
 local function iso(t)
   local s = math.floor(t)
   return os.date("!%Y-%m-%dT%H:%M:%S", s) .. string.format(".%03dZ", math.floor((t - s) * 1000))
-end
-
----@param v any
----@return boolean
-local function is_object(v)
-  return type(v) == "table" and v[1] == nil
-end
-
----@param v any
----@return boolean
-local function is_array(v)
-  if type(v) ~= "table" then return false end
-  local n = 0
-  for k in pairs(v) do
-    if math.type(k) ~= "integer" then return false end
-    n = n + 1
-  end
-  return n == #v
 end
 
 ---cjson decodes every number as a float: accept the integral ones.

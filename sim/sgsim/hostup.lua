@@ -6,6 +6,8 @@
 -- down; a delete shifts the later ones up), Proxmox's dport/source syntax, the rule limit.
 -- Guesses are in the INFERRED block below and only there.
 
+local sgsim = require "sgsim"
+local is_object = sgsim.is_object
 local cidr_of = require("sg.rule").parse_cidr
 
 local DEMO_KEY = "hostup-demo-key-0123456789abcdef"
@@ -134,12 +136,6 @@ end
 ---@return integer, table
 local function envelope(ctx, status, data)
   return status, { success = true, timestamp = iso(ctx.now()), requestId = uuid(ctx.random), data = data }
-end
-
----@param v any
----@return boolean
-local function is_object(v)
-  return type(v) == "table" and v[1] == nil
 end
 
 ---Checks a Proxmox port list: "443", "80,443", "1000:2000"; a range counts as two numbers.

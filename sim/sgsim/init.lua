@@ -276,6 +276,36 @@ M.url_decode = url_decode
 M.parse_query = parse_query
 
 ------------------------------------------------------------------------------------------------
+-- Shapes of decoded request bodies, shared by the provider modules.
+
+---A JSON object (a table that is not a list).
+---@param v any
+---@return boolean
+function M.is_object(v)
+  return type(v) == "table" and v[1] == nil
+end
+
+---A JSON array (a table with integer keys 1..n only).
+---@param v any
+---@return boolean
+function M.is_array(v)
+  if type(v) ~= "table" then return false end
+  local n = 0
+  for k in pairs(v) do
+    if math.type(k) ~= "integer" then return false end
+    n = n + 1
+  end
+  return n == #v
+end
+
+---An integral JSON number (cjson decodes every number as a float).
+---@param v any
+---@return boolean
+function M.is_int(v)
+  return type(v) == "number" and v == math.floor(v) and v > -2 ^ 53 and v < 2 ^ 53
+end
+
+------------------------------------------------------------------------------------------------
 -- IP networks, shared by the provider modules (require("sgsim").parse_cidr).
 
 ---@param s string
