@@ -115,7 +115,16 @@ t.test("apply: rules the seeded group holds as read (null remote, null protocol)
   local desired = {}
   for _, r in ipairs(web.rules) do desired[#desired + 1] = r end
   desired[#desired + 1] = rule.normalize { direction = "ingress", protocol = "udp", port = 51820, cidr = "0.0.0.0/0" }
+  local sent_before = #wire
   gc_codec.apply(gc, web, changes_for(web, desired))
+  -- CreateSecurityGroupRuleSerializerV2 types remote_group_id and description as plain strings:
+  -- a rule read back with nulls there must be sent without those fields, never with null
+  local patch
+  for i = sent_before + 1, #wire do if wire[i].method == "PATCH" then patch = wire[i] end end
+  t.ok(patch, "one PATCH")
+  for i, r in ipairs(json.decode(patch.body).rules) do
+    for k, v in pairs(r) do t.ok(v ~= json.null, string.format("rule %d field %s is not null", i, k)) end
+  end
   local after = gc_codec.get_group(gc, web.id)
   t.eq(keys(after.rules), keys(desired))
   local now = ids_by_key(after)

@@ -130,15 +130,19 @@ end
 local REQUEST_FIELDS = { "direction", "ethertype", "protocol", "port_range_min", "port_range_max",
   "remote_ip_prefix", "remote_group_id", "description" }
 
----A rule as read (SecurityGroupRule), in the shape of the PATCH list, unchanged but for the
----spellings of "any protocol" that responses use and the v2 request enum refuses.
+---A rule as read (SecurityGroupRule), in the shape of the PATCH list. Only fields that hold a
+---value are sent: responses say null where the request schema has plain strings
+---(remote_group_id, description), and an absent field takes the schema's default. "Any
+---protocol" is left out (default null) whatever spelling the response used.
 ---@param raw table
 ---@return table
 local function as_request(raw)
   local out = {}
-  for _, f in ipairs(REQUEST_FIELDS) do out[f] = raw[f] end
+  for _, f in ipairs(REQUEST_FIELDS) do
+    if not rule.absent(raw[f]) then out[f] = raw[f] end
+  end
   local p = out.protocol
-  if p == "any" or p == "0" or p == 0 then out.protocol = rule.NULL end
+  if p == "any" or p == "0" or p == 0 then out.protocol = nil end
   return out
 end
 
