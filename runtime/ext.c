@@ -28,7 +28,7 @@ static void *open_beside_executable(char *err, size_t errlen) {
     void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (h) return h;
     if (!first_error) snprintf(err, errlen, "cannot load %s: %s (reinstall sgrun: the library must sit "
-                               "beside the executable)", path, dlerror());
+                               "beside the executable or in ../lib/sgrun/ from it)", path, dlerror());
     first_error = err;
   }
   return NULL;
