@@ -471,12 +471,12 @@ local function class_for(def)
   ---Every group in the connection's scope, provider-neutral (see sg.Group).
   ---@async
   function methods.groups(self)
-    return require("sg.codec").get(self.provider).list_groups(self)
+    return require("sg.groups").get(self.provider).list_groups(self)
   end
   ---One group by reference (name or id; Barrack {instance = id}; HostUp {vm = N}), or nil and why.
   ---@async
   function methods.group(self, ref)
-    return require("sg.codec").get(self.provider).get_group(self, ref)
+    return require("sg.groups").get(self.provider).get_group(self, ref)
   end
   local cls = { __index = methods, __name = "sg.Connection" }
   cls.__tostring = function(self) return string.format("sg.connect(%q) -> %s", self.provider, self.base_url) end

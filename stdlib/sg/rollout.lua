@@ -5,7 +5,7 @@
 -- cannot be planned stops the roll-out before anything is touched. The report says per target
 -- what happened and what could not be expressed.
 local apply = require "sg.apply"
-local codec = require "sg.codec"
+local groups = require "sg.groups"
 local rule = require "sg.rule"
 local snapshot = require "sg.snapshot"
 local task = require "sg.task"
@@ -109,7 +109,7 @@ function M.rollout(source, targets, opts)
   local planned = {}
   for i, st in ipairs(states) do
     planned[i] = function()
-      local group, err = codec.get(st.conn.provider).get_group(st.conn, st.group_ref)
+      local group, err = groups.get(st.conn.provider).get_group(st.conn, st.group_ref)
       st.before = group and { rules = group.rules } -- nil: the roll-out creates the group
       st.plan = apply.plan_group(st.conn, st.group_ref, group, err, source, plan_opts)
       return true
