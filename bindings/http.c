@@ -299,10 +299,10 @@ static int l_request(lua_State *L) {
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
   curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)r->max_size);
   /* libcurl silently re-sends a request once when a reused connection turns out dead before any
-   * response byte; for a POST or PATCH that may duplicate a create, so those get a connection of
-   * their own and only the caller's retry policy (which re-reads first) ever repeats them. */
-  if (strcmp(method, "POST") == 0 || strcmp(method, "PATCH") == 0)
-    curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+   * response byte. For a write that may duplicate a create or repeat a positional delete or
+   * update (HostUp's DELETE ...?pos=N), so every method that is not a read gets a connection of
+   * its own and only the caller's retry policy (which re-reads first) ever repeats it. */
+  if (!is_read_method(method)) curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
   if (strcmp(method, "HEAD") == 0) curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
   else if (strcmp(method, "GET") != 0) curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
   if (body) {
