@@ -8,7 +8,7 @@
 --
 -- Credentials: opts, then the vendor's environment variables, then the profile file
 -- (SGRUN_PROFILES or ~/.config/sgrun/profiles; [profile.provider] sections of key = value;
--- refused when group/other can read it). Base URL: opts.base_url, SGRUN_<PROVIDER>_URL, the
+-- refused when group/other can read it or it is not the user's or root's). Base URL: opts.base_url, SGRUN_<PROVIDER>_URL, the
 -- documented default. Credentials are kept outside the connection table, so printing a
 -- connection (the REPL does) shows none of them.
 local http = require "_sg.http"
@@ -53,24 +53,22 @@ local function profile_path()
 end
 
 ---Reads [profile.provider] from the profile file: a table of key = value, or nil when the
----file or the section does not exist. Raises when the file is readable by others.
+---file or the section does not exist. Raises when the file is readable by others or belongs to
+---someone other than the invoking user or root (checked on the opened file, symlinks by target).
 ---@param profile string
 ---@param provider string
 ---@return table|nil values, string|nil path
 function M.read_profile(profile, provider)
   local path = profile_path()
   if not path then return nil end
-  local f = io.open(path, "r")
-  if not f then return nil, path end
-  local mode = fs.mode(path)
-  if mode and mode & 0x3F ~= 0 then -- 0077: any group or other permission
-    f:close()
-    error(string.format("sg.connect: refusing to read %s: it holds credentials and others can read it " ..
-      "(mode %o); run: chmod 600 %s", path, mode, path), 0)
+  local text, err, kind = fs.read_private(path)
+  if not text then
+    if kind == "missing" then return nil, path end
+    error("sg.connect: " .. err, 0)
   end
   local want = profile .. "." .. provider
   local section, values, lineno = nil, nil, 0
-  for line in f:lines() do
+  for line in (text .. "\n"):gmatch("(.-)\r?\n") do
     lineno = lineno + 1
     line = line:match("^%s*(.-)%s*$")
     if line ~= "" and not line:match("^[#;]") then
@@ -81,7 +79,6 @@ function M.read_profile(profile, provider)
       else
         local k, v = line:match("^([%w_%.%-]+)%s*=%s*(.-)$")
         if not k then
-          f:close()
           error(string.format("sg.connect: %s line %d: expected 'key = value' or '[profile.provider]'",
             path, lineno), 0)
         end
@@ -92,7 +89,6 @@ function M.read_profile(profile, provider)
       end
     end
   end
-  f:close()
   return values, path
 end
 
@@ -521,13 +517,10 @@ function M.accounts()
     if complete then found[#found + 1] = name .. " (environment)" end
   end
   local path = profile_path()
-  local f = path and io.open(path, "r")
-  if f then
-    for line in f:lines() do
-      local profile, provider = line:match("^%s*%[%s*([^%]]-)%.([%w_]+)%s*%]")
-      if profile then found[#found + 1] = string.format("%s (profile %s)", provider, profile) end
-    end
-    f:close()
+  local text = path and fs.read_private(path)
+  for line in (text or ""):gmatch("[^\n]+") do
+    local profile, provider = line:match("^%s*%[%s*([^%]]-)%.([%w_]+)%s*%]")
+    if profile then found[#found + 1] = string.format("%s (profile %s)", provider, profile) end
   end
   return found
 end
