@@ -494,9 +494,11 @@ end
 function M.internals(conn)
   local p = private[conn]
   if not p then error("not a connection", 2) end
+  -- no `secrets` here: a playbook can call this; it gets what scrubbing needs, not the values
   return {
     def = p.def,
-    secrets = p.secrets,
+    new_error = function(fields) return errors.new(fields, p.secrets) end,
+    scrub = function(s) return errors.scrub(s, p.secrets) end,
     origin = function(x) return origin[x] end,
     call = function(name, ...) return invoke(conn, p_endpoint(conn, name), ...) end,
     find_created = function(o, ids) return find_created(conn, o.ep, o.args, o.body, o.nargs, ids) end,
