@@ -1,4 +1,5 @@
-/* _sg.http: request{method, url, headers, body, timeout, max_size, ca_file} over the runtime's
+/* _sg.http: request{method, url, headers, body, timeout, max_size, ca_file, ca_path, resolve} over
+ * the runtime's
  * curl multiplexer. The calling task waits; an HTTP error status is a response, transport
  * failures return nil, message, code with a stable code. */
 #include <lauxlib.h>
@@ -24,6 +25,7 @@ struct buffer {
 struct request {
   CURL *easy;
   struct curl_slist *headers;
+  struct curl_slist *resolve;
   struct buffer body, head;
   size_t max_size;
   int too_large;
@@ -98,6 +100,8 @@ static void release(struct request *r) {
   }
   curl_slist_free_all(r->headers);
   r->headers = NULL;
+  curl_slist_free_all(r->resolve);
+  r->resolve = NULL;
   free(r->body.data);
   free(r->head.data);
   memset(&r->body, 0, sizeof r->body);
@@ -238,6 +242,7 @@ static int l_request(lua_State *L) {
   double timeout = opt_number(L, "timeout", 30);
   double max_size = opt_number(L, "max_size", (double)DEFAULT_MAX_SIZE);
   const char *ca_file = opt_string(L, "ca_file", NULL);
+  const char *ca_path = opt_string(L, "ca_path", NULL);
   if (timeout <= 0) return luaL_error(L, "http.request: 'timeout' must be positive (seconds)");
   if (max_size < 0) return luaL_error(L, "http.request: 'max_size' must not be negative");
   size_t body_len = 0;
@@ -273,6 +278,20 @@ static int l_request(lua_State *L) {
     }
   }
   lua_pop(L, 1);
+  /* resolve = {"HOST:PORT:ADDRESS", ...}, as curl --resolve: tests give a non-loopback name to a
+   * loopback server with it, so a broken check still sends nothing off the machine */
+  if (lua_getfield(L, 1, "resolve") == LUA_TTABLE) {
+    for (lua_Integer i = 1; lua_rawgeti(L, -1, i) == LUA_TSTRING; i++) {
+      struct curl_slist *e = curl_slist_append(r->resolve, lua_tostring(L, -1));
+      if (!e) return luaL_error(L, "http.request: out of memory");
+      r->resolve = e;
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  } else if (!lua_isnil(L, -1)) {
+    return luaL_error(L, "http.request: 'resolve' must be a list of \"HOST:PORT:ADDRESS\" strings");
+  }
+  lua_pop(L, 1);
   /* curl would otherwise wait for "100 Continue" before sending larger bodies */
   struct curl_slist *h = curl_slist_append(r->headers, "Expect:");
   if (!h) return luaL_error(L, "http.request: out of memory");
@@ -291,6 +310,11 @@ static int l_request(lua_State *L) {
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
   if (ca_file) curl_easy_setopt(e, CURLOPT_CAINFO, ca_file);
+  if (ca_path) curl_easy_setopt(e, CURLOPT_CAPATH, ca_path);
+  if (r->resolve) curl_easy_setopt(e, CURLOPT_RESOLVE, r->resolve);
+  /* never follow a redirect: it could carry the credentials in the headers to another host or
+   * scheme; a 3xx is returned as a response */
+  curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, r);

@@ -7,6 +7,7 @@
  *   /status?code=N    an empty response with that status
  *   /echo             the request body back; X-Method and X-Query headers say what came
  *   /drop             closes the connection without answering
+ *   /redirect?to=URL  302 to URL
  * usage: testserver [--port N] */
 #include <microhttpd.h>
 #include <pthread.h>
@@ -108,6 +109,14 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     return ret;
   }
   if (strcmp(url, "/drop") == 0) return MHD_NO;
+  if (strcmp(url, "/redirect") == 0) {
+    const char *to = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "to");
+    struct MHD_Response *r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    MHD_add_response_header(r, "Location", to ? to : "/");
+    enum MHD_Result ret = MHD_queue_response(c, 302, r);
+    MHD_destroy_response(r);
+    return ret;
+  }
   return reply(c, 404, "not found\n", 10, "text/plain");
 }
 
