@@ -16,6 +16,9 @@
 #define REQUEST_MT "sg.http.request"
 #define DEFAULT_MAX_SIZE (16L * 1024 * 1024)
 #define POOL_MAX 256
+#define MAX_TIMEOUT 86400.0   /* seconds: a day is longer than any call should wait */
+#define MAX_BODY_LIMIT 1e15   /* bytes: any max_size up to this is exactly representable */
+#define HEADER_LIMIT (256 * 1024) /* bytes of response headers kept, all blocks together */
 
 struct buffer {
   char *data;
@@ -29,6 +32,7 @@ struct request {
   struct buffer body, head;
   size_t max_size;
   int too_large;
+  int headers_too_large;
   int done;
   CURLcode result;
   sg_task *task;
@@ -85,6 +89,10 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud) {
   size_t n = size * nmemb;
   /* a new status line (after 1xx or a redirect) starts a new header block */
   if (n >= 5 && memcmp(data, "HTTP/", 5) == 0) r->head.len = 0;
+  if (r->head.len + n > HEADER_LIMIT) {
+    r->headers_too_large = 1;
+    return 0; /* stops the transfer */
+  }
   return append(&r->head, data, n) == 0 ? n : 0;
 }
 
@@ -124,8 +132,14 @@ static void on_done(void *ud, CURLcode result) {
 
 static void on_cancel(void *ud) { release(ud); }
 
+/* libcurl refuses a header line over its own limit (100 KiB) with CURLE_OUT_OF_MEMORY, its only
+ * common cause here; the message names both. */
+static int header_refused(const struct request *r) {
+  return r->headers_too_large || r->result == CURLE_OUT_OF_MEMORY;
+}
+
 static const char *failure_code(const struct request *r) {
-  if (r->too_large) return "too_large";
+  if (r->too_large || header_refused(r)) return "too_large";
   switch (r->result) {
   case CURLE_OPERATION_TIMEDOUT: return "timeout";
   case CURLE_COULDNT_CONNECT: return "connect";
@@ -181,10 +195,14 @@ static void push_headers(lua_State *L, const struct buffer *head) {
 static int request_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   struct request *r = (struct request *)ctx;
-  if (r->result != CURLE_OK || r->too_large) {
+  if (r->result != CURLE_OK || r->too_large || r->headers_too_large) {
     luaL_pushfail(L);
     if (r->too_large)
-      lua_pushfstring(L, "response body larger than the %d byte limit (max_size)", (int)r->max_size);
+      lua_pushfstring(L, "response body larger than the %I byte limit (max_size)", (lua_Integer)r->max_size);
+    else if (header_refused(r))
+      lua_pushfstring(L, "response headers larger than the limit (%d bytes in all, 100 KiB a line)%s: "
+                      "the server sent more than any API answer needs", HEADER_LIMIT,
+                      r->headers_too_large ? "" : ", or memory ran out");
     else
       lua_pushfstring(L, "%s%s%s", curl_easy_strerror(r->result), r->errbuf[0] ? ": " : "",
                       r->errbuf);
@@ -243,14 +261,23 @@ static int l_request(lua_State *L) {
   double max_size = opt_number(L, "max_size", (double)DEFAULT_MAX_SIZE);
   const char *ca_file = opt_string(L, "ca_file", NULL);
   const char *ca_path = opt_string(L, "ca_path", NULL);
-  if (timeout <= 0) return luaL_error(L, "http.request: 'timeout' must be positive (seconds)");
-  if (max_size < 0) return luaL_error(L, "http.request: 'max_size' must not be negative");
+  /* checked before any conversion: NaN, infinities and huge values have no integer form */
+  if (!(timeout > 0 && timeout <= MAX_TIMEOUT))
+    return luaL_error(L, "http.request: 'timeout' must be a number of seconds above 0 and at most %d",
+                      (int)MAX_TIMEOUT);
+  if (!(max_size >= 0 && max_size <= MAX_BODY_LIMIT))
+    return luaL_error(L, "http.request: 'max_size' must be a number of bytes from 0 to 1e15");
   size_t body_len = 0;
   int bt = lua_getfield(L, 1, "body");
   const char *body = NULL;
   if (bt == LUA_TSTRING) body = lua_tolstring(L, -1, &body_len);
   else if (bt != LUA_TNIL) return luaL_error(L, "http.request: 'body' must be a string (encode tables with sg.json.encode)");
   lua_pop(L, 1);
+  /* libcurl would send a GET or HEAD with a body as a POST: the method on the wire must be the
+   * one asked for, and --dry-run judges that method */
+  if (body && (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0))
+    return luaL_error(L, "http.request: a %s request cannot carry a body (use POST, PUT or PATCH, or "
+                      "put the data in the URL's query)", method);
 
   if (dry_run && !is_read_method(method)) {
     luaL_pushfail(L);

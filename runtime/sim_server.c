@@ -168,6 +168,7 @@ static void lua_request(struct sg_sim *sim, struct MHD_Connection *c, const char
   if (body) {
     a->body = xstrndup(body, blen);
     a->body_len = a->body ? blen : 0;
+    if (!a->body) a->status = 503; /* out of memory: never an empty body passed off as the answer */
   }
   if (lua_istable(L, top + 3)) {
     size_t n = 0;
@@ -177,12 +178,15 @@ static void lua_request(struct sg_sim *sim, struct MHD_Connection *c, const char
       lua_pop(L, 1);
     }
     a->hdr = calloc(n * 2 + 1, sizeof *a->hdr);
+    if (!a->hdr) a->status = 503;
     if (a->hdr) {
       lua_pushnil(L);
       while (lua_next(L, top + 3)) {
         if (lua_type(L, -2) == LUA_TSTRING && lua_isstring(L, -1) && a->nhdr < n) {
           a->hdr[a->nhdr * 2] = strdup(lua_tostring(L, -2));
           a->hdr[a->nhdr * 2 + 1] = strdup(lua_tostring(L, -1)); /* a copy: never converts the key */
+          /* a header lost to a failed copy (checked where it is sent) would change the answer */
+          if (!a->hdr[a->nhdr * 2] || !a->hdr[a->nhdr * 2 + 1]) a->status = 503;
           a->nhdr++;
         }
         lua_pop(L, 1);

@@ -616,8 +616,12 @@ function M.connect(provider, opts)
   local cache = {}
   local conn = setmetatable({ provider = def.name, base_url = base_url(def, opts, cache), region = opts.region },
     class_for(def))
-  if opts.timeout ~= nil and (type(opts.timeout) ~= "number" or opts.timeout <= 0) then
-    error("sg.connect: timeout must be a positive number of seconds", 2)
+  -- "not (x > 0)" also catches NaN, which every comparison calls false
+  if opts.timeout ~= nil and (type(opts.timeout) ~= "number" or not (opts.timeout > 0 and opts.timeout <= 86400)) then
+    error("sg.connect: timeout must be a number of seconds above 0 and at most 86400", 2)
+  end
+  if opts.max_size ~= nil and (type(opts.max_size) ~= "number" or not (opts.max_size >= 0 and opts.max_size <= 1e15)) then
+    error("sg.connect: max_size must be a number of bytes from 0 to 1e15", 2)
   end
   if opts.page_size ~= nil and (math.type(opts.page_size) ~= "integer" or opts.page_size < 1) then
     error("sg.connect: page_size must be a positive integer", 2)

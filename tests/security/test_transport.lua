@@ -76,4 +76,62 @@ t.test("a redirect is never followed: it would carry credentials elsewhere", fun
   t.ok(not ok and e.status == 302, "a connection call sees the 302: " .. tostring(e))
 end)
 
+-- item 5: the method on the wire is the method asked for
+t.test("a GET or HEAD with a body is refused, never sent as a POST", function()
+  for _, m in ipairs({ "GET", "HEAD" }) do
+    t.raises(function() sg.http.request { method = m, url = base .. "/echo", body = "x" } end,
+      "cannot carry a body")
+  end
+  for _, m in ipairs({ "DELETE", "OPTIONS", "PUT" }) do
+    local res = assert(sg.http.request { method = m, url = base .. "/echo", body = "{}" })
+    t.eq(res.headers["x-method"], m)
+  end
+end)
+
+t.test("under --dry-run a GET with a body is refused too, and nothing but reads leave", function()
+  local code = [[
+    local sg = require("sg")
+    local base = os.getenv("TEST_URL")
+    print(pcall(sg.http.request, { method = "GET", url = base .. "/echo", body = "delete everything" }))
+    print(select(3, sg.http.request { method = "PUT", url = base .. "/echo", body = "{}" }))
+    print(sg.http.request({ url = base .. "/echo" }).headers["x-method"])]]
+  local f = assert(io.popen(string.format("echo %q | %s --dry-run - 2>&1", code, arg[-1])))
+  local out = f:read("a")
+  f:close()
+  t.ok(out:find("false\t[^\n]*cannot carry a body"), out)
+  t.ok(out:find("\ndry_run\n", 1, false), out)
+  t.ok(out:find("\nGET\n"), out)
+end)
+
+-- item 8: numeric options are checked before they become integers
+t.test("timeout and max_size: NaN, infinities and huge values are refused with a clear message", function()
+  for _, v in ipairs({ 0, -1, 0 / 0, math.huge, 1e300 }) do
+    t.raises(function() sg.http.request { url = base .. "/hello", timeout = v } end, "'timeout' must be")
+    t.raises(function() sg.connect("hostup", { api_key = "k-12345678", timeout = v }) end, "timeout must be")
+  end
+  for _, v in ipairs({ -1, 0 / 0, math.huge, 1e300 }) do
+    t.raises(function() sg.http.request { url = base .. "/hello", max_size = v } end, "'max_size' must be")
+    t.raises(function() sg.connect("hostup", { api_key = "k-12345678", max_size = v }) end, "max_size must be")
+  end
+  local res = assert(sg.http.request { url = base .. "/bytes?n=10", max_size = 1e15 })
+  t.eq(#res.body, 10)
+  local _, msg = sg.http.request { url = base .. "/bytes?n=100", max_size = 5e9 + 0.5 }
+  t.eq(msg, nil)
+  local code
+  _, msg, code = sg.http.request { url = base .. "/bytes?n=100", max_size = 10 }
+  t.eq(code, "too_large")
+  t.ok(msg:find("10 byte limit", 1, true), msg)
+end)
+
+t.test("headers over the limit say so, instead of 'Out of memory'", function()
+  for _, q in ipairs({ "n=1&size=200000", "n=400&size=1000" }) do
+    local res, msg, code = sg.http.request { url = base .. "/headers?" .. q }
+    t.eq(res, nil)
+    t.eq(code, "too_large")
+    t.ok(msg:find("response headers larger than the limit", 1, true), msg)
+  end
+  local res = assert(sg.http.request { url = base .. "/headers?n=20&size=100" })
+  t.eq(#res.headers["x-big-19"], 100)
+end)
+
 t.run()
