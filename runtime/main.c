@@ -28,6 +28,7 @@ struct options {
   int dry_run;
   int json;
   int no_lock;
+  const char *lock_name; /* --lock-name: the job's lock key instead of playbook + arguments */
   const char *profile;
   const char *log_format;
   double every;      /* seconds, 0 when not scheduled this way */
@@ -55,10 +56,12 @@ static void usage(FILE *out) {
           "  --cron \"EXPR\"      run the script at the times of a 5-field cron expression\n"
           "  --log-format FMT   run logs on stderr as 'text' (default) or 'json' (one object a line)\n"
           "  --no-lock          do not take the playbook's lock (see below)\n"
+          "  --lock-name NAME   the lock's name (default: the playbook's path and its arguments)\n"
           "  -h, --help         print this help\n"
           "With no script: the REPL on a terminal, else standard input is run.\n"
-          "A script run takes a lock (a file in $SGRUN_LOCK_DIR, $XDG_RUNTIME_DIR or /tmp), so two\n"
-          "sgrun processes never run the same playbook at once; a run that finds it taken is\n"
+          "A script run takes a lock (a file in $SGRUN_LOCK_DIR, $XDG_RUNTIME_DIR, /run/sgrun for\n"
+          "root, else /tmp/sgrun-UID; the directory must be yours alone), so two sgrun processes\n"
+          "never run the same job (playbook and arguments) at once; a run that finds it taken is\n"
           "skipped (exit 75). On a schedule, a run still going when the next is due makes that\n"
           "one skipped; SIGTERM lets the current run finish, then exits.\n"
           "Exit codes: 0 success, 1 error, 2 usage, 75 skipped (locked), 130 interrupted;\n"
@@ -104,6 +107,9 @@ static int parse_args(int argc, char **argv, struct options *o, int *done) {
     } else if (strcmp(a, "--profile") == 0) {
       if (!value) return usage_error("'--profile' needs a profile name", NULL);
       o->profile = value;
+    } else if (strcmp(a, "--lock-name") == 0) {
+      if (!value || !*value) return usage_error("'--lock-name' needs a name", NULL);
+      o->lock_name = value;
     } else if (strcmp(a, "--log-format") == 0) {
       if (!value || (strcmp(value, "text") && strcmp(value, "json")))
         return usage_error("'--log-format' takes 'text' or 'json'", NULL);
@@ -249,6 +255,7 @@ static int run_exec_args(lua_State *L, char **argv, int stop) {
     if (strcmp(argv[i], "-e") == 0) code = run_chunk(L, argv[++i], "=(command line)");
     else if (strcmp(argv[i], "-l") == 0) code = run_require(L, argv[++i]);
     else if (strcmp(argv[i], "--profile") == 0 || strcmp(argv[i], "--log-format") == 0 ||
+             strcmp(argv[i], "--lock-name") == 0 ||
              strcmp(argv[i], "--every") == 0 || strcmp(argv[i], "--cron") == 0)
       i++;
     if (code) return code;
@@ -306,7 +313,8 @@ static int run_locked(int argc, char **argv, const struct options *o) {
   if (!locks_playbook(argc, argv, o)) return run_once(argc, argv, o);
   char holder[600];
   long stale = 0;
-  int fd = sg_lock_playbook(argv[o->script], holder, sizeof holder, &stale);
+  int fd = sg_lock_playbook(argv[o->script], argv + o->script + 1, argc - o->script - 1, o->lock_name,
+                            holder, sizeof holder, &stale);
   if (fd == -2) {
     report_error(holder);
     return 1;

@@ -67,18 +67,25 @@ static char **complete(const char *text, int start, int end) {
     lua_pop(L, 1);
     return NULL;
   }
-  size_t common = SIZE_MAX;
+  size_t common = SIZE_MAX, made = 0;
   for (size_t i = 1; i <= n; i++) {
     lua_rawgeti(L, -1, (lua_Integer)i);
     matches[i] = strdup(lua_tostring(L, -1) ? lua_tostring(L, -1) : "");
     lua_pop(L, 1);
+    if (!matches[i]) break;
+    made = i;
     size_t k = 0;
     while (matches[1][k] && matches[1][k] == matches[i][k]) k++;
     if (k < common) common = k;
   }
-  matches[n + 1] = NULL;
-  matches[0] = strndup(matches[1], common);
   lua_pop(L, 1);
+  matches[0] = made == n ? strndup(matches[1], common) : NULL;
+  if (!matches[0]) { /* out of memory: no completion rather than a crash */
+    for (size_t i = 1; i <= made; i++) free(matches[i]);
+    free(matches);
+    return NULL;
+  }
+  matches[n + 1] = NULL;
   return matches;
 }
 

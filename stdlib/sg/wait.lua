@@ -37,7 +37,7 @@ end
 
 local function fail(c, op, fields)
   fields.provider, fields.op = c.def.name, op
-  error(errors.new(fields, c.secrets), 0)
+  error(c.new_error(fields), 0)
 end
 
 -- Runs step() until it reports done, sleeping with backoff in between. Transient (retryable)
