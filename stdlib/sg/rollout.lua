@@ -6,8 +6,6 @@
 -- what happened and what could not be expressed.
 local apply = require "sg.apply"
 local groups = require "sg.groups"
-local rule = require "sg.rule"
-local snapshot = require "sg.snapshot"
 local task = require "sg.task"
 
 local M = {}
@@ -34,18 +32,10 @@ local function error_text(err)
   return tostring(err)
 end
 
----A JSON-able table of the report (plans as their JSON form, errors as text).
+---A JSON-able table of the report (sg.report renders it).
 ---@return table
 function Report:to_table()
-  local json = require "sg.json"
-  local targets = json.array()
-  for i, t in ipairs(self.targets) do
-    local findings = json.array()
-    for j, f in ipairs(t.findings) do findings[j] = { rule = f.rule, kind = f.kind, why = f.why } end
-    targets[i] = { provider = t.provider, group = t.group, status = t.status, added = t.added,
-      removed = t.removed, findings = findings, error = error_text(t.error) }
-  end
-  return { ok = self.ok, targets = targets }
+  return require("sg.report").json_table(self)
 end
 
 function Report:to_json()
@@ -53,16 +43,7 @@ function Report:to_json()
 end
 
 function Report:__tostring()
-  local lines = { string.format("roll-out: %s", self.ok and "ok" or "FAILED") }
-  for _, t in ipairs(self.targets) do
-    lines[#lines + 1] = string.format("  %-9s %-22s %-11s +%d -%d", t.provider,
-      snapshot.group_text(t.group), t.status, t.added, t.removed)
-    for _, f in ipairs(t.findings) do
-      lines[#lines + 1] = string.format("      %s: %s: %s", f.kind, rule.tostring(f.rule), f.why)
-    end
-    if t.error ~= nil then lines[#lines + 1] = "      error: " .. error_text(t.error) end
-  end
-  return table.concat(lines, "\n")
+  return require("sg.report").text(self)
 end
 
 ---@class sg.RolloutOptions: sg.PlanOptions
