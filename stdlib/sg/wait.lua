@@ -273,7 +273,9 @@ end
 ---@return any result
 function M.poll(provider, what, opts, hint, step)
   local o = options(opts)
-  return (poll({ def = { name = provider } }, what, o, task.now() + o.timeout, step, hint))
+  -- no connection here, so no secrets to scrub: the adapter's step only ever holds re-read state
+  local c = { def = { name = provider }, new_error = function(fields) return errors.new(fields) end }
+  return (poll(c, what, o, task.now() + o.timeout, step, hint))
 end
 
 ---Waits for x: a value an async method returned (or, for operations and tasks, an id).
