@@ -24,11 +24,13 @@ creds=(EXOSCALE_API_KEY EXOSCALE_API_SECRET GCORE_API_KEY GENESISCLOUD_TOKEN BAR
 # the emulator's accounts (the demo credentials) for real roll-outs
 cd "$tmp"
 rollout=$src/scripts/rollout.lua
-"$sgrun" "$rollout" >"$out/plain.out" 2>"$out/plain.err"
+# the demo roll-out (what `sgrun --sim scripts/rollout.lua` runs), against this emulator
+demo=(exoscale:web gcore:web genesis:web barrack:web hostup:vm=10000 --allow-lossy)
+"$sgrun" "$rollout" "${demo[@]}" >"$out/plain.out" 2>"$out/plain.err"
 check "a plain roll-out ran" grep -q . "$out/plain.out"
-"$sgrun" --json "$rollout" >"$out/json.out" 2>"$out/json.err"
-"$sgrun" --log-format json "$rollout" >"$out/logjson.out" 2>"$out/logjson.err"
-SGRUN_DEBUG=http "$sgrun" --dry-run "$rollout" >"$out/dry.out" 2>"$out/dry.err"
+"$sgrun" --json "$rollout" "${demo[@]}" >"$out/json.out" 2>"$out/json.err"
+"$sgrun" --log-format json "$rollout" "${demo[@]}" >"$out/logjson.out" 2>"$out/logjson.err"
+SGRUN_DEBUG=http "$sgrun" --dry-run "$rollout" "${demo[@]}" >"$out/dry.out" 2>"$out/dry.err"
 curl -s -X POST "$(cat "$tmp/url")/_sim/reset" >/dev/null
 SGRUN_DEBUG=http "$sgrun" "$rollout" exoscale:web gcore:web genesis:web barrack:web hostup:vm=10000 --allow-lossy \
   --save="$tmp/web.snapshot.json" >"$out/debug.out" 2>"$out/debug.err"
@@ -62,9 +64,9 @@ for v in "${creds[@]}"; do
   wrong[$v]="sgrSECRET${n}q9f1c7e2b/d4+a=Q\"z"
   export "$v=${wrong[$v]}"
 done
-SGRUN_DEBUG=http "$sgrun" "$rollout" >"$out/wrong.out" 2>"$out/wrong.err"
+SGRUN_DEBUG=http "$sgrun" "$rollout" "${demo[@]}" >"$out/wrong.out" 2>"$out/wrong.err"
 check "the run with wrong credentials failed" [ $? != 0 ]
-"$sgrun" --json "$rollout" >"$out/wrongjson.out" 2>"$out/wrongjson.err"
+"$sgrun" --json "$rollout" "${demo[@]}" >"$out/wrongjson.out" 2>"$out/wrongjson.err"
 cp "$tmp/web.snapshot.json" "$SGRUN_HISTORY" "$out/" 2>/dev/null
 cp "$SGRUN_LOCK_DIR"/* "$out/" 2>/dev/null
 
