@@ -17,8 +17,14 @@ local cli = require "sg.cli"
 
 local flags, positional = cli.parse_args({ ... })
 if #positional == 0 then
-  -- the demo roll-out: Exoscale's "web" group onto the four other clouds
-  positional = { "exoscale:web", "gcore:web", "genesis:web", "barrack:web", "hostup:vm=10000" }
+  -- the demo roll-out: Exoscale's "web" group onto every other cloud, each emulated cloud's
+  -- module naming its demo group
+  positional = { "exoscale:web" }
+  for _, name in ipairs(require("sg.connect").providers()) do
+    if name ~= "exoscale" then
+      positional[#positional + 1] = name .. ":" .. require("sgsim." .. name).demo_target
+    end
+  end
   flags["allow-lossy"] = true
 end
 if #positional < 2 then
