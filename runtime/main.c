@@ -7,6 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lua_contract.h"
 #include "ext.h"
 #include "log.h"
 #include "repl.h"
@@ -178,7 +179,7 @@ static void register_options(lua_State *L, const struct options *o) {
   }
   lua_pushstring(L, sg_log_format() == SG_LOG_JSON ? "json" : "text");
   lua_setfield(L, -2, "log_format");
-  lua_setfield(L, -2, "sg.options");
+  lua_setfield(L, -2, SG_LUA_OPTIONS);
   lua_pop(L, 1);
 }
 
@@ -258,7 +259,7 @@ static int run_exec_args(lua_State *L, char **argv, int stop) {
 
 static int enable_dry_run(lua_State *L) {
   lua_getglobal(L, "require");
-  lua_pushliteral(L, "_sg.http");
+  lua_pushliteral(L, SG_LUA_HTTP);
   lua_call(L, 1, 1);
   lua_getfield(L, -1, "dry_run");
   lua_pushboolean(L, 1);
@@ -274,7 +275,12 @@ static int run_once(int argc, char **argv, const struct options *o) {
     return 1;
   }
   sg_loop *loop = sg_loop_default();
-  sg_sched_init(L, loop);
+  if (sg_sched_init(L, loop) != LUA_OK) {
+    report_error(lua_tostring(L, -1));
+    sg_sched_shutdown(L);
+    lua_close(L);
+    return 1;
+  }
   register_options(L, o);
   int code = 0;
   if (o->dry_run) {
