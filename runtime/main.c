@@ -7,6 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lua_contract.h"
 #include "ext.h"
 #include "log.h"
 #include "repl.h"
@@ -220,7 +221,7 @@ static void register_options(lua_State *L, const struct options *o) {
   lua_pushboolean(L, isatty(STDERR_FILENO));
   lua_setfield(L, -2, "stderr");
   lua_setfield(L, -2, "tty");
-  lua_setfield(L, -2, "sg.options");
+  lua_setfield(L, -2, SG_LUA_OPTIONS);
   lua_pop(L, 1);
 }
 
@@ -320,7 +321,7 @@ static int run_exec_args(lua_State *L, char **argv, int stop) {
 
 static int enable_dry_run(lua_State *L) {
   lua_getglobal(L, "require");
-  lua_pushliteral(L, "_sg.http");
+  lua_pushliteral(L, SG_LUA_HTTP);
   lua_call(L, 1, 1);
   lua_getfield(L, -1, "dry_run");
   lua_pushboolean(L, 1);
@@ -378,7 +379,12 @@ static int run_once(int argc, char **argv, const struct options *o) {
     return 1;
   }
   sg_loop *loop = sg_loop_default();
-  sg_sched_init(L, loop);
+  if (sg_sched_init(L, loop) != LUA_OK) {
+    report_error(lua_tostring(L, -1));
+    sg_sched_shutdown(L);
+    lua_close(L);
+    return 1;
+  }
   register_options(L, o);
   int code = 0;
   exit_requested = 0;

@@ -11,6 +11,7 @@
 #include <readline/history.h>
 #include <readline/readline.h>
 
+#include "lua_contract.h"
 #include "scheduler.h"
 #include "state.h"
 
@@ -29,7 +30,7 @@ static int got_done;
  * (nil on error). The REPL's helpers are Lua: completion, banner, history filter. */
 static void call_repl_helper(lua_State *L, const char *name, const char *arg) {
   lua_getglobal(L, "require");
-  lua_pushliteral(L, "sg.repl");
+  lua_pushliteral(L, SG_LUA_REPL);
   if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
     lua_pop(L, 1);
     lua_pushnil(L);
@@ -212,7 +213,7 @@ static enum read_result read_chunk(lua_State *L, int *status) {
 /* The chunk runs as a task that prints what it returns (sg.repl.run_and_print). */
 static void run_chunk(lua_State *L) {
   lua_getglobal(L, "require");
-  lua_pushliteral(L, "sg.repl");
+  lua_pushliteral(L, SG_LUA_REPL);
   if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
     fprintf(stderr, "%s\n", lua_tostring(L, -1));
     lua_settop(L, 0);

@@ -6,6 +6,7 @@
  * delay is slept with the mutex released (this is what lets hundreds of slow requests overlap),
  * Lua is told the request ended (for the log's t_end), and the response is queued, or the
  * connection dropped when a fault says so. Lua is never entered without the mutex. */
+#include "lua_contract.h"
 #include "sim_server.h"
 #include "atomicfile.h"
 #include "state.h"
@@ -386,7 +387,7 @@ static int create_core(struct sg_sim *sim, const struct sg_sim_options *o, char 
   lua_pushcfunction(L, sg_msghandler);
   int msgh = lua_gettop(L);
   lua_getglobal(L, "require");
-  lua_pushstring(L, "sgsim");
+  lua_pushstring(L, SG_LUA_SIM);
   if (lua_pcall(L, 1, 1, msgh) != LUA_OK) {
     set_err(err, errlen, "cannot load the emulator: %s", lua_tostring(L, -1));
     lua_settop(L, 0);
@@ -619,8 +620,7 @@ static const char usage[] =
     "usage: sgrun sim [options]\n"
     "\n"
     "An offline emulator of the Exoscale, Gcore, Genesis Cloud, Barrack and HostUp firewall APIs,\n"
-    "one HTTP server with each provider under its own prefix:\n"
-    "  /exoscale/v2  /gcore  /genesis/compute/v1  /barrack/api  /hostup/api\n"
+    "one HTTP server with each provider under its own prefix (the start-up banner lists them).\n"
     "Point SGRUN_<PROVIDER>_URL at BASE+prefix (see --env-file) and use the demo credentials printed\n"
     "at start. Runs until SIGINT or SIGTERM.\n"
     "\n"

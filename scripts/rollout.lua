@@ -54,8 +54,14 @@ if flags["apply-plan"] then
     cli.usage_error("--apply-plan takes no SOURCE or TARGET: the plan names its targets", USAGE)
   end
 elseif #positional == 0 and options.sim then
-  -- the demo roll-out: Exoscale's "web" group onto the four other clouds
-  positional = { "exoscale:web", "gcore:web", "genesis:web", "barrack:web", "hostup:vm=10000" }
+  -- the demo roll-out: Exoscale's "web" group onto every other cloud, each emulated cloud's
+  -- module naming its demo group
+  positional = { "exoscale:web" }
+  for _, name in ipairs(require("sg.connect").providers()) do
+    if name ~= "exoscale" then
+      positional[#positional + 1] = name .. ":" .. require("sgsim." .. name).demo_target
+    end
+  end
   flags["allow-lossy"] = true
 end
 if not plan_file and #positional < 2 then

@@ -122,7 +122,7 @@ local INFERRED = {
 ---@field firewalls BarrackFirewall[]
 ---@field next_id integer one counter for every numeric id and "sg-rule-N"
 
-local M = { name = "barrack", prefix = "/barrack/api" }
+local M = { name = "barrack", prefix = "/barrack/api", demo_target = "web" }
 
 M.credentials_banner = "Barrack: BARRACK_API_KEY=" .. DEMO_KEY
   .. " (Authorization: Bearer or X-API-Key); instances BRK-100001A (legacy), BRK-100003C (standard)"

@@ -85,7 +85,7 @@ local INFERRED = {
   failure_reason = "fault",
 }
 
-local M = { name = "exoscale", prefix = "/exoscale/v2" }
+local M = { name = "exoscale", prefix = "/exoscale/v2", demo_target = "web" }
 
 M.credentials_banner = string.format(
   "Exoscale: EXOSCALE_API_KEY=%s EXOSCALE_API_SECRET=%s (EXO2-HMAC-SHA256, path signed with the /exoscale/v2 prefix)",

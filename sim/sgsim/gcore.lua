@@ -109,7 +109,7 @@ local EXCEPTION_CLASS = { [400] = "ValidationError", [401] = "not_authenticated"
   [413] = "ValidationError", [429] = "TooManyRequestsError", [500] = "InternalServerError",
   [502] = "BadGatewayError", [503] = "ServiceUnavailableError" }
 
-local M = { name = "gcore", prefix = "/gcore" }
+local M = { name = "gcore", prefix = "/gcore", demo_target = "web" }
 
 M.credentials_banner = string.format(
   "Gcore: GCORE_API_KEY=%s GCORE_CLOUD_PROJECT_ID=%d GCORE_CLOUD_REGION_ID=%d (Authorization: APIKey <token>)",

@@ -96,7 +96,7 @@ local INFERRED = {
 }
 --------------------------------------------------------------------------------------------------
 
-local M = { name = "genesis", prefix = "/genesis/compute/v1" }
+local M = { name = "genesis", prefix = "/genesis/compute/v1", demo_target = "web" }
 
 M.credentials_banner = "Genesis Cloud: GENESISCLOUD_TOKEN=" .. DEMO_TOKEN
   .. " (Authorization: Bearer or X-Auth-Token)"

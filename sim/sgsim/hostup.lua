@@ -73,7 +73,7 @@ local INFERRED = {
 ---@field api_key string
 ---@field vms HostupVM[]
 
-local M = { name = "hostup", prefix = "/hostup/api" }
+local M = { name = "hostup", prefix = "/hostup/api", demo_target = "vm=10000" }
 
 M.credentials_banner = "HostUp: HOSTUP_API_KEY=" .. DEMO_KEY .. " (X-API-Key); VMs 10000 and 10001"
 

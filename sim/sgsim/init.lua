@@ -4,6 +4,8 @@ PROVIDER MODULE INTERFACE (every sim/sgsim/<provider>.lua follows it exactly)
 
   return {
     name = "exoscale", prefix = "/exoscale/v2",
+    demo_target = "web",   -- the group the demo roll-out (scripts/rollout.lua) writes to, as the
+        -- GROUP of PROVIDER:GROUP (a group the demo may create, or a seeded one)
     new_state = function(ctx) return state end,
         -- seeded demo data; plain JSON-serialisable tables (string keys or proper arrays), since
         -- GET /_sim/state dumps it and POST /_sim/load / --state give it back (through JSON:

@@ -697,7 +697,9 @@ function M.stubs()
       w("")
     end
   end
-  w("---@param provider \"exoscale\"|\"gcore\"|\"genesis\"|\"barrack\"|\"hostup\"")
+  local names = {}
+  for i, name in ipairs(M.providers()) do names[i] = string.format("%q", name) end
+  w("---@param provider " .. table.concat(names, "|"))
   w("---@param opts? table credentials by name, profile, base_url, zone, timeout, max_size, retry, transport")
   w("---@return sg.Connection")
   w("local function connect(provider, opts) end")

@@ -96,7 +96,7 @@ end
 
 local overview = [[
 sgrun: Lua 5.4 with the sg library loaded as `sg`.
-  sg.connect(provider, opts)      a connection: exoscale, gcore, genesis, barrack, hostup
+  sg.connect(provider, opts)      a connection: ]] .. table.concat(require("_sg.providers"), ", ") .. [[
   help(conn)                      what a connection (or any table) offers
   sg.http.request{url=, ...}      one HTTP request; sg.json, sg.crypto, sg.sleep, sg.all
 Lines are Lua; a bare expression prints its value. Tab completes names, fields and methods.

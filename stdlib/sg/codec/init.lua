@@ -84,8 +84,8 @@ function M.get(name)
   local ok, mod = pcall(require, "sg.codec." .. name)
   if not ok then
     if tostring(mod):find("module 'sg.codec." .. name .. "' not found", 1, true) then
-      error(string.format("codec: no codec for provider %q (known: %s)", name,
-        table.concat(M.PROVIDERS, ", ")), 2)
+      error(string.format("codec: no codec for provider %q (known: %s; a provider's codec is " ..
+        "stdlib/sg/codec/%s.lua)", name, table.concat(M.PROVIDERS, ", "), name), 2)
     end
     error(mod, 0)
   end
