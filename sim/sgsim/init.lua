@@ -455,7 +455,16 @@ function M.new(opts)
   knobs.seed = math.tointeger(opts.seed) or random_seed()
 
   local self = setmetatable({ knobs = knobs, clock = opts.clock or os.time, modules = {},
-    order = {}, states = {}, log = {}, seq = 0, open = {}, buckets = {} }, Core)
+    order = {}, states = {}, log = {}, seq = 0, open = {}, buckets = {}, in_flight = 0,
+    max_in_flight = 0 }, Core)
+  -- Every answered request, bodies included, as one JSON line each: the suite's traffic that
+  -- tests/schemas/validate_traffic.py checks against the vendors' schemas.
+  local traffic = opts.traffic_file or os.getenv("SGRUN_SIM_TRAFFIC")
+  if traffic and traffic ~= "" then
+    local f, ferr = io.open(traffic, "a")
+    if not f then return nil, "cannot open the traffic file: " .. tostring(ferr) end
+    self.traffic = f
+  end
   reseed(self)
   self.ctx = {
     now = function() return self.clock() end,
@@ -508,6 +517,8 @@ function Core:log_request(entry)
     self.log = keep
   end
   self.open[entry.seq] = entry
+  self.in_flight = self.in_flight + 1
+  if self.in_flight > self.max_in_flight then self.max_in_flight = self.in_flight end
   return entry
 end
 
@@ -518,6 +529,7 @@ function Core:finish(seq)
   if e then
     e.t_end = self.clock()
     self.open[seq] = nil
+    self.in_flight = self.in_flight - 1
   end
 end
 
@@ -598,8 +610,15 @@ function Core:request(creq)
   local function done(status, body, headers, drop)
     entry.status = drop and 0 or status
     if drop then entry.dropped = true end
-    return status, encode_body(body), response_headers(headers, status, body), delay, drop or false,
-        entry.seq
+    local text = encode_body(body)
+    if creq.body and creq.body ~= "" then entry.request_body = creq.body end
+    if text ~= "" then entry.response_body = text end
+    if self.traffic then
+      entry.route = name and rest or null
+      self.traffic:write(json_encode(entry), "\n")
+      self.traffic:flush()
+    end
+    return status, text, response_headers(headers, status, body), delay, drop or false, entry.seq
   end
 
   if not name then
@@ -792,6 +811,7 @@ function Core:control(method, path, query, body)
     if method == "DELETE" then
       local n = #self.log
       self.log = {}
+      self.max_in_flight = self.in_flight
       return 200, { cleared = n }
     elseif method ~= "GET" then
       return bad(405, "method not allowed")
@@ -799,7 +819,8 @@ function Core:control(method, path, query, body)
     local args = parse_query(query)
     local since = tonumber(args.since or "0") or 0
     local entries = self:log_entries(since, args.provider)
-    return 200, { count = #entries, requests = entries }
+    -- max_in_flight: the most provider requests open at once since the log was last cleared
+    return 200, { count = #entries, requests = entries, max_in_flight = self.max_in_flight }
   end
   return bad(404, "no such control endpoint: " .. path)
 end
