@@ -186,14 +186,19 @@ local function authenticate(st, req)
   end
   local rest = h:match("^EXO2%-HMAC%-SHA256 (.*)$")
   if not rest then return fail(INFERRED.auth_status, "Unsupported authorization scheme (expected EXO2-HMAC-SHA256)") end
-  local f = {}
-  for item in rest:gmatch("[^,]+") do
-    local k, v = item:match("^([%w%-]+)=(.*)$")
-    if not k then return fail(INFERRED.auth_status, "Malformed Authorization header") end
+  -- The documented grammar, exactly (reference/exoscale.md §1): credential,
+  -- [signed-query-args,] expires, signature, in that order, nothing else, no spaces.
+  local f, keys = {}, {}
+  for item in (rest .. ","):gmatch("([^,]*),") do
+    local k, v = item:match("^([%w%-]+)=(%S*)$")
+    if not k or f[k] then return fail(INFERRED.auth_status, "Malformed Authorization header") end
     f[k] = v
+    keys[#keys + 1] = k
   end
-  if not f.credential or not f.expires or not f.signature then
-    return fail(INFERRED.auth_status, "Malformed Authorization header: credential, expires and signature are required")
+  local order = table.concat(keys, ",")
+  if order ~= "credential,expires,signature" and order ~= "credential,signed-query-args,expires,signature" then
+    return fail(INFERRED.auth_status, "Malformed Authorization header: expected credential=,"
+      .. "[signed-query-args=,]expires=,signature= in this order")
   end
   local secret = st.credentials[f.credential]
   if not secret then return fail(INFERRED.auth_status, "Invalid API key") end
@@ -454,9 +459,10 @@ local function validate_rule(st, body)
   elseif sp ~= nil or ep ~= nil then
     return nil, "ports are only allowed for tcp and udp"
   end
-  if body.icmp ~= nil and body.icmp ~= sgsim.json.null then
+  if body.icmp ~= nil then
+    -- the schema types icmp as an object: null is refused, not read as "absent"
+    if not sgsim.is_object(body.icmp) then return nil, "icmp must be an object {type, code}" end
     if not ICMP_PROTOCOLS[proto] then return nil, "icmp is only allowed for protocol icmp or icmpv6" end
-    if type(body.icmp) ~= "table" then return nil, "icmp must be an object {type, code}" end
     local e = unknown_fields(body.icmp, { type = true, code = true })
     if e then return nil, "icmp: " .. e end
     local icmp = {}
@@ -479,7 +485,7 @@ local function validate_rule(st, body)
     if not c then return nil, "invalid network " .. tostring(net) .. ": " .. cerr end
     rule.network = net
   else
-    if type(sg) ~= "table" then return nil, "security-group must be an object" end
+    if not sgsim.is_object(sg) then return nil, "security-group must be an object" end
     local e = unknown_fields(sg, { id = true, name = true, visibility = true })
     if e then return nil, "security-group: " .. e end
     local vis = sg.visibility or "private"

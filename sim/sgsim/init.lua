@@ -166,12 +166,17 @@ local function json_encode(v)
   return table.concat(out)
 end
 
+-- Request bodies and dumps are decoded by libjansson (_sg.jsonstrict), not cjson, so that the
+-- emulator sees what the client sent: [] and {} differ (array_mt/object_mt on every decoded
+-- table), null is cjson.null and differs from an absent key, 8080 is an integer and 8080.0 not.
+local jsonstrict = require "_sg.jsonstrict"
+
 ---Decodes JSON; nil and a message on bad input.
 ---@param s string
 ---@return any|nil value, string|nil err
 local function json_decode(s)
   if type(s) ~= "string" then return nil, "not a string" end
-  local v, err = cjson.decode(s)
+  local v, err = jsonstrict.decode(s, array_mt, object_mt)
   if v == nil and err then return nil, err end
   return v
 end
@@ -278,18 +283,26 @@ M.parse_query = parse_query
 ------------------------------------------------------------------------------------------------
 -- Shapes of decoded request bodies, shared by the provider modules.
 
----A JSON object (a table that is not a list).
+---A JSON object. A decoded body says so itself (object_mt/array_mt); a table built in Lua is an
+---object when it is not a list.
 ---@param v any
 ---@return boolean
 function M.is_object(v)
-  return type(v) == "table" and v[1] == nil
+  if type(v) ~= "table" then return false end
+  local mt = getmetatable(v)
+  if mt == object_mt then return true end
+  if mt == array_mt then return false end
+  return v[1] == nil
 end
 
----A JSON array (a table with integer keys 1..n only).
+---A JSON array: decoded as [...], or a Lua table with integer keys 1..n only.
 ---@param v any
 ---@return boolean
 function M.is_array(v)
   if type(v) ~= "table" then return false end
+  local mt = getmetatable(v)
+  if mt == array_mt then return true end
+  if mt == object_mt then return false end
   local n = 0
   for k in pairs(v) do
     if math.type(k) ~= "integer" then return false end
@@ -298,11 +311,11 @@ function M.is_array(v)
   return n == #v
 end
 
----An integral JSON number (cjson decodes every number as a float).
+---A JSON integer: written without fraction or exponent (8080, not 8080.0 nor "8080").
 ---@param v any
 ---@return boolean
 function M.is_int(v)
-  return type(v) == "number" and v == math.floor(v) and v > -2 ^ 53 and v < 2 ^ 53
+  return math.type(v) == "integer"
 end
 
 ------------------------------------------------------------------------------------------------

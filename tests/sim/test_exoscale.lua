@@ -373,4 +373,42 @@ t.test("unknown paths, wrong methods, unknown operations, oversized bodies", fun
   expect_error(call("POST", "/security-group", { body = big }), 413)
 end)
 
+t.test("strict: the EXO2-HMAC-SHA256 header in the documented field order, nothing else", function()
+  fresh()
+  local good = exo.sign { method = "GET", path = PREFIX .. "/security-group", query = "", body = "",
+    key = KEY, secret = SECRET }
+  t.eq(call("GET", "/security-group", { headers = { Authorization = good } }).status, 200)
+  local cred, expires, sig = good:match("^EXO2%-HMAC%-SHA256 credential=([^,]+),expires=([^,]+),signature=(.+)$")
+  t.ok(cred and expires and sig, good)
+  for _, h in ipairs({
+    ("EXO2-HMAC-SHA256 expires=%s,credential=%s,signature=%s"):format(expires, cred, sig),
+    ("EXO2-HMAC-SHA256 credential=%s,signature=%s,expires=%s"):format(cred, sig, expires),
+    ("EXO2-HMAC-SHA256 credential=%s, expires=%s, signature=%s"):format(cred, expires, sig),
+    ("EXO2-HMAC-SHA256 credential=%s,expires=%s,signature=%s,extra=1"):format(cred, expires, sig),
+    ("EXO2-HMAC-SHA256 credential=%s,credential=%s,expires=%s,signature=%s"):format(cred, cred, expires, sig),
+  }) do
+    expect_error(call("GET", "/security-group", { headers = { Authorization = h } }), 403)
+  end
+end)
+
+t.test("strict: null names, string/boolean/fractional ports and a null icmp are 400", function()
+  fresh()
+  local web = group_by_name("web")
+  local n = #web.rules
+  local cases = {
+    { "/security-group", '{"name": null}' },
+    { "/security-group", '{"name": "x", "description": null}' },
+  }
+  for _, port in ipairs({ '"22"', "true", "22.0", "null" }) do
+    cases[#cases + 1] = { "/security-group/" .. web.id .. "/rules", ('{"flow-direction": "ingress", '
+      .. '"protocol": "tcp", "network": "0.0.0.0/0", "start-port": %s, "end-port": 22}'):format(port) }
+  end
+  cases[#cases + 1] = { "/security-group/" .. web.id .. "/rules", '{"flow-direction": "ingress", '
+    .. '"protocol": "icmp", "network": "0.0.0.0/0", "icmp": null}' }
+  for _, c in ipairs(cases) do
+    expect_error(call("POST", c[1], { body = c[2] }), 400)
+  end
+  t.eq(#group_by_name("web").rules, n, "no rule added")
+end)
+
 t.run()

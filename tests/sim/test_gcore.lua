@@ -424,4 +424,43 @@ t.test("unknown tasks and paths, wrong methods", function()
   expect_error(call("PUT", V1), 405, "HTTPError")
 end)
 
+-- Schema strictness (CreateSecurityGroupRuleSerializerV2 / UpdateSecurityGroupSerializerV2): raw
+-- bodies, so no encoder can turn {} into [] or drop a null on the way.
+t.test("strict: {} for rules, null for string fields and non-integer ports are 400 ValidationError", function()
+  fresh()
+  local web = group_by_name("web")
+  local before = #web.security_group_rules
+  local cases = {
+    { "PATCH", V2 .. "/" .. web.id, '{"rules": {}}', "rules" },
+    { "POST", V2, '{"name": "strict-1", "rules": {}}', "rules" },
+    { "PATCH", V2 .. "/" .. web.id, '{"name": null}', "name" },
+    { "PATCH", V2 .. "/" .. web.id, '{"description": null}', "description" },
+    { "PATCH", V2 .. "/" .. web.id, '{"rules": null}', "rules" },
+    { "POST", V2, '{"name": null}', "name" },
+  }
+  local rule = '{"direction": "ingress", "protocol": "tcp", "port_range_min": %s, "port_range_max": %s%s}'
+  for _, bad in ipairs({ { '"8080"', '"8080"', "" }, { "true", "true", "" }, { "8080.0", "8080", "" },
+    { "80", "80", ', "remote_group_id": null' }, { "80", "80", ', "description": null' },
+    { "80", "80", ', "ethertype": null' } }) do
+    cases[#cases + 1] = { "POST", V2 .. "/" .. web.id .. "/rules", rule:format(bad[1], bad[2], bad[3]) }
+  end
+  for _, c in ipairs(cases) do
+    local r = call(c[1], c[2], c[3])
+    expect_error(r, 400, "ValidationError", c[4])
+  end
+  t.eq(#group_by_name("web").security_group_rules, before, "no rule changed")
+  t.eq(group_by_name("strict-1"), nil)
+  -- the same fields absent are fine: absent takes the default, null does not
+  local r = call("POST", V2 .. "/" .. web.id .. "/rules", rule:format("8080", "8080", ""))
+  t.eq(r.status, 200, r.body)
+end)
+
+t.test("strict: the Authorization header is APIKey, one space, the token", function()
+  fresh()
+  for _, h in ipairs({ "APIKey  " .. TOKEN, "APIKey " .. TOKEN .. " ", "APIKey\t" .. TOKEN }) do
+    expect_error(call("GET", V1, nil, { Authorization = h }), 401)
+  end
+  t.eq(call("GET", V1, nil, { Authorization = "apikey " .. TOKEN }).status, 200)
+end)
+
 t.run()
