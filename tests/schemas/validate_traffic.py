@@ -16,33 +16,13 @@ import os
 import re
 import sys
 
-from jsonschema import Draft202012Validator, RefResolver
-
-
-def load_provider(path):
-    with open(path) as f:
-        root = json.load(f)
-    resolver = RefResolver.from_schema(root)
-    routes = []
-    for r in root.get("x-sgrun-routes", []):
-        pattern = "^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(r["path"])) + "$"
-        routes.append((r["method"], re.compile(pattern), r))
-    return root, resolver, routes
-
-
-def validator(schema, root, resolver):
-    return Draft202012Validator(schema, resolver=resolver)
-
-
-def where(err):
-    return "/" + "/".join(str(p) for p in err.absolute_path)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import schemalib  # noqa: E402
 
 
 def main():
     schemas_dir, traffic_dir = sys.argv[1], sys.argv[2]
-    providers = {}
-    for path in sorted(glob.glob(os.path.join(schemas_dir, "*.schema.json"))):
-        providers[os.path.basename(path).split(".")[0]] = load_provider(path)
+    providers = schemalib.load_all(schemas_dir)
     files = sorted(glob.glob(os.path.join(traffic_dir, "*.jsonl")))
     if not files:
         print("validate_traffic: no traffic recorded in %s (did the sim tests run?)" % traffic_dir)
@@ -59,13 +39,9 @@ def main():
                 prov = e.get("provider")
                 if prov not in providers or e.get("status", 0) == 0:
                     continue
-                root, resolver, routes = providers[prov]
+                provider = providers[prov]
                 method, route, status = e["method"], e.get("route") or "", e["status"]
-                found = None
-                for m, rx, r in routes:
-                    if m == method and rx.match(route):
-                        found = r
-                        break
+                found = provider.route(method, route)
                 what = "%s: %s %s %s (request %s, status %s)" % (test, prov, method, e["path"],
                                                                   e["seq"], status)
                 if not found:
@@ -79,8 +55,8 @@ def main():
                     except ValueError:
                         violations.append("%s: %s is not JSON" % (what, part))
                         return
-                    for err in validator(schema, root, resolver).iter_errors(body):
-                        violations.append("%s: %s at %s: %s" % (what, part, where(err), err.message))
+                    for at, msg in provider.errors(schema, body):
+                        violations.append("%s: %s at %s: %s" % (what, part, at, msg))
 
                 if 200 <= status < 300 and found.get("request") is not None:
                     if e.get("request_body"):
