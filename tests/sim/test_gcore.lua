@@ -463,4 +463,45 @@ t.test("strict: the Authorization header is APIKey, one space, the token", funct
   t.eq(call("GET", V1, nil, { Authorization = "apikey " .. TOKEN }).status, 200)
 end)
 
+-- The roll-out of issue 9: Exoscale's web group onto a Gcore group that already holds rules
+-- (its default egress rules among them). The PATCH keeps those rules, and every rule it sends must
+-- validate against Gcore's CreateSecurityGroupRuleSerializerV2 (no null where it types strings).
+t.test("roll-out Exoscale -> Gcore onto a group with rules: every PATCH rule validates against the vendor schema", function()
+  fresh()
+  local sg = require "sg"
+  local HERE = arg[0]:match("^(.*)/[^/]*$") or "."
+  local web = group_by_name("web")
+  local held = 0
+  for _, r in ipairs(web.security_group_rules) do
+    if r.direction == "egress" then held = held + 1 end
+  end
+  t.ok(held > 0, "the target group holds default egress rules")
+  control("DELETE", "/_sim/log")
+  local report = sg.rollout(sg.snapshot(sg.connect("exoscale"), "web"), { { sg.connect("gcore"), "web" } },
+    { lossy = "allow" })
+  t.eq(report.targets[1].status, "converged", tostring(report.targets[1].error))
+  local patches = 0
+  for _, e in ipairs(select(2, control("GET", "/_sim/log?provider=gcore")).requests) do
+    if e.method == "PATCH" then
+      patches = patches + 1
+      t.eq(e.status, 200, e.response_body)
+      local file = os.tmpname()
+      local f = assert(io.open(file, "w"))
+      f:write(e.request_body)
+      f:close()
+      local cmd = string.format("/usr/bin/python3 '%s/../schemas/check_body.py' '%s/../schemas' gcore PATCH '%s' '%s' "
+        .. "rules CreateSecurityGroupRuleSerializerV2", HERE, HERE, e.path:gsub("^/gcore", ""), file)
+      local out = assert(io.popen(cmd))
+      local text = out:read("a")
+      local ok = out:close()
+      os.remove(file)
+      io.write(text)
+      t.ok(ok, text)
+      local n = tonumber(text:match("and (%d+) rules items"))
+      t.ok(n and n > held, "the PATCH carries the kept rules and the new ones: " .. tostring(n))
+    end
+  end
+  t.eq(patches, 1, "one PATCH with the full rule list")
+end)
+
 t.run()
