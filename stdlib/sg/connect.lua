@@ -382,8 +382,31 @@ local function request(conn, ep, url, body, path_args, args)
     end or nil,
   })
   if outcome.recovered then return recovered_response(ep, outcome.value) end
+  -- The lost first attempt landed after all, but its async work had not surfaced yet when we
+  -- re-read: look again for a while.
+  local function look_again()
+    local deadline, pause = task.now() + p.policy.cap * 2, 0.1
+    while task.now() < deadline do
+      local ok, item = pcall(find_created, conn, ep, args, body, path_args)
+      if ok and item ~= nil then return recovered_response(ep, item) end
+      task.sleep(pause)
+      pause = math.min(pause * 1.5, 2)
+    end
+  end
   local resp = outcome.resp
-  if resp and resp.status >= 200 and resp.status < 300 then return decode_body(p, ep, resp) end
+  if resp and resp.status >= 200 and resp.status < 300 then
+    local value = decode_body(p, ep, resp)
+    -- Exoscale accepts a duplicate create and fails its operation ("conflict"): a re-sent create
+    -- is only known to be a duplicate once its operation ends.
+    if outcome.maybe_delivered and ep.match_read and ep.async == "operation" then
+      local ok, err = pcall(conn.wait, conn, value)
+      if not ok and type(err) == "table" and err.code == "conflict" then
+        local found = look_again()
+        if found then return found end
+      end
+    end
+    return value
+  end
   if outcome.unsafe then
     -- keep what the server said, and say why there was no retry
     local e = resp and errors.from_response(p.def, ep.name, resp, p.secrets)
@@ -395,16 +418,10 @@ local function request(conn, ep, url, body, path_args, args)
   end
   if not resp then error(transport_error(p, ep, outcome.err, outcome.code, outcome.attempts), 0) end
   local e = errors.from_response(p.def, ep.name, resp, p.secrets)
-  -- A re-sent create refused as a duplicate: the lost first attempt landed after all, but its
-  -- async work had not surfaced yet when we re-read. Look again for a while.
+  -- a re-sent create refused as a duplicate
   if outcome.maybe_delivered and ep.match_read and resp.status >= 400 and resp.status < 500 then
-    local deadline, pause = task.now() + p.policy.cap * 2, 0.1
-    while task.now() < deadline do
-      local ok, item = pcall(find_created, conn, ep, args, body, path_args)
-      if ok and item ~= nil then return recovered_response(ep, item) end
-      task.sleep(pause)
-      pause = math.min(pause * 1.5, 2)
-    end
+    local found = look_again()
+    if found then return found end
   end
   error(e, 0)
 end
