@@ -247,40 +247,51 @@ local Limiter = {}
 Limiter.__index = Limiter
 
 local function new_limiter(limit)
-  return setmetatable({ limit = limit, active = 0, queue = {}, head = 1, paused_until = 0, throttled = 0 }, Limiter)
+  return setmetatable({ limit = limit, active = 0, queue = {}, head = 1, waiting = 0, paused_until = 0,
+    throttled = 0 }, Limiter)
 end
+
+-- A waiter sleeps on a short-lived gate task that release() cancels to hand it a slot; it renews
+-- the gate while it waits, so the gate of a waiter that was itself cancelled ends on its own and
+-- is passed over.
+local GATE_SECONDS, RENEW_SECONDS = 2, 1
 
 ---@async
 function Limiter:acquire()
-  while true do
-    local wait = self.paused_until - task.now()
-    if wait > 0 then
-      task.sleep(wait)
-    elseif self.active < self.limit then
-      self.active = self.active + 1
-      return
-    else
-      -- a gate task that release() cancels; the timeout only guards against a lost wake-up
-      local gate = task.spawn(task.sleep, 1e9)
-      self.queue[#self.queue + 1] = gate
-      task.wait(gate, 1)
-      task.cancel(gate)
+  if self.waiting == 0 and self.active < self.limit then
+    self.active = self.active + 1
+  else
+    local entry = { gate = task.spawn(task.sleep, GATE_SECONDS) }
+    self.queue[#self.queue + 1] = entry
+    self.waiting = self.waiting + 1
+    while not entry.granted do
+      task.wait(entry.gate, RENEW_SECONDS)
+      if not entry.granted then
+        task.cancel(entry.gate)
+        entry.gate = task.spawn(task.sleep, GATE_SECONDS)
+      end
     end
   end
+  -- a 429 pauses the provider: the slot is held, but nothing is sent until the pause ends
+  local wait = self.paused_until - task.now()
+  if wait > 0 then task.sleep(wait) end
 end
 
 function Limiter:release()
-  self.active = self.active - 1
   while self.head <= #self.queue do
-    local gate = self.queue[self.head]
-    self.queue[self.head] = false
+    local entry = self.queue[self.head]
+    self.queue[self.head] = nil
     self.head = self.head + 1
-    if gate and gate:status() ~= "done" and gate:status() ~= "failed" then
-      task.cancel(gate)
-      break
+    self.waiting = self.waiting - 1
+    local status = entry.gate:status()
+    if status == "waiting" or status == "ready" then
+      entry.granted = true -- the slot passes to it: active stays as it is
+      task.cancel(entry.gate)
+      return
     end
   end
-  if self.head > #self.queue then self.queue, self.head = {}, 1 end
+  self.queue, self.head, self.waiting = {}, 1, 0
+  self.active = self.active - 1
 end
 
 function Limiter:pause(seconds)

@@ -96,6 +96,28 @@ check "rollout converged the changed accounts and left the others" report "$tmp/
 fleet drift "$tmp/fleet.lua" >/dev/null 2>>"$tmp/err"
 check "after the rollout, no drift" [ $? = 0 ]
 
+# the per-provider limit: never more than 3 requests to one provider at once (the emulator's log)
+curl -s -X DELETE "$url/_sim/log" >/dev/null
+curl -s -X PUT -d '{"latency_ms": 30}' "$url/_sim/knobs" >/dev/null
+fleet drift --per-provider 3 "$tmp/fleet.lua" >/dev/null 2>>"$tmp/err"
+curl -s "$url/_sim/log" >"$tmp/log.json"
+curl -s -X PUT -d '{"latency_ms": 0}' "$url/_sim/knobs" >/dev/null
+check "--per-provider 3 keeps each provider at 3 requests in flight" "$sgrun" -e "
+  local log = require('sg').json.decode(io.open('$tmp/log.json'):read('a'))
+  local events = {}
+  for _, e in ipairs(log.requests) do
+    events[e.provider] = events[e.provider] or {}
+    table.insert(events[e.provider], { e.t_start, 1 })
+    table.insert(events[e.provider], { e.t_end, -1 })
+  end
+  local most = 0
+  for _, list in pairs(events) do
+    table.sort(list, function(x, y) if x[1] ~= y[1] then return x[1] < y[1] end return x[2] < y[2] end)
+    local n = 0
+    for _, ev in ipairs(list) do n = n + ev[2]; most = math.max(most, n) end
+  end
+  assert(most == 3, 'at most ' .. most .. ' at once')"
+
 # one account with bad credentials, and Gcore answering 429 to 30% of requests
 sed '/^\[barrack-004.barrack\]/,/^$/ s/^api_key = .*/api_key = not-the-right-key/' "$tmp/fleet.profiles" >"$tmp/bad.profiles"
 chmod 600 "$tmp/bad.profiles"
