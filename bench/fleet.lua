@@ -25,9 +25,10 @@ local report = inv:run("drift", { per_provider = per_provider })
 local wall = sg.now() - t0
 
 local log = sg.json.decode(assert(sg.http.request { url = SIM .. "/_sim/log" }).body)
-local per, busiest = {}, 0
+local per, busiest, served = {}, 0, 0
 for _, e in ipairs(log.requests) do
   if type(e.provider) == "string" then per[e.provider] = (per[e.provider] or 0) + 1 end
+  served = served + ((e.t_end or e.t_start) - e.t_start)
 end
 local names = {}
 for p, n in pairs(per) do
@@ -43,4 +44,23 @@ print(string.format("fleet drift: %d accounts, %d groups, %g ms latency, %d requ
 print(string.format("  requests: %s (log of %d)", table.concat(parts, ", "), log.count))
 print(string.format("  wall %.2f s, ideal %.2f s (busiest provider %d requests / %d x %g ms), ratio %.2f",
   wall, ideal, busiest, per_provider, latency, wall / ideal))
+print(string.format("  the emulator held each request %.0f ms on average (its latency included)",
+  served / math.max(1, log.count) * 1000))
+-- The same number of bare requests, as many at once, straight to the emulator: what this machine
+-- manages right now without any of the fleet's work (on a loaded machine this is well above ideal).
+local prefixes = sg.json.decode(assert(sg.http.request { url = SIM .. "/_sim" }).body).providers
+local lanes = {}
+for _, p in ipairs(names) do
+  lanes[#lanes + 1] = function()
+    local fns = {}
+    for i = 1, per[p] do
+      fns[i] = function() return assert(sg.http.request { url = SIM .. prefixes[p] .. "/bench" }).status end
+    end
+    sg.all(fns, { limit = per_provider })
+  end
+end
+local b0 = sg.now()
+sg.all(lanes)
+local bare = sg.now() - b0
+print(string.format("  bare requests, same count and concurrency: %.2f s; fleet / bare %.2f", bare, wall / bare))
 print(string.format("  peak RSS %.1f MB; accounts %s", peak_mb(), sg.json.encode(report.totals.by_status)))

@@ -12,7 +12,7 @@
 --   --shard I/N         only the accounts of shard I (0 .. N-1) of N (rendezvous hashing of the
 --                       account names: adding an account moves only that account)
 --   --shards N          N shards, this run's index from JOB_COMPLETION_INDEX (Kubernetes Indexed Jobs)
---   --concurrency N     accounts worked on at once (default 200)
+--   --concurrency N     accounts worked on at once (default: --per-provider times the providers)
 --   --per-provider N    requests in flight to one provider at once (default 20)
 --   --additive          rollout: only add rules
 -- Exit status: 0 clean, 3 drift or findings, 1 an account failed (the others still run), 2 usage.

@@ -19,8 +19,9 @@
 -- profile gives. The file is checked when loaded (errors name the entry); connections are made
 -- when an account is first used, so one account's bad profile fails that account only.
 --
--- Concurrency: at most `concurrency` accounts are worked on at once, and at most `per_provider`
--- requests are in flight to one provider. A 429 pauses that provider's requests for its
+-- Concurrency: at most `concurrency` accounts are worked on at once (default: per_provider times
+-- the number of providers, taken from each provider in turn), and at most `per_provider` requests
+-- are in flight to one provider. A 429 pauses that provider's requests for its
 -- Retry-After and re-sends (a 429 was not processed), so a rate limit slows only that provider.
 local cli = require "sg.cli"
 local connect = require "sg.connect"
@@ -32,7 +33,6 @@ local task = require "sg.task"
 
 local M = {}
 
-M.DEFAULT_CONCURRENCY = 200
 M.DEFAULT_PER_PROVIDER = 20
 local MAX_THROTTLED = 30       -- re-sends of one request answered 429 before giving up
 local THROTTLE_PAUSE = 1       -- seconds a 429 without Retry-After pauses its provider
@@ -253,8 +253,13 @@ end
 
 -- A waiter sleeps on a short-lived gate task that release() cancels to hand it a slot; it renews
 -- the gate while it waits, so the gate of a waiter that was itself cancelled ends on its own and
--- is passed over.
+-- is passed over (a live waiter passed over that way queues again when it wakes).
 local GATE_SECONDS, RENEW_SECONDS = 2, 1
+
+local function enqueue(self, entry)
+  self.queue[#self.queue + 1] = entry
+  self.waiting = self.waiting + 1
+end
 
 ---@async
 function Limiter:acquire()
@@ -262,13 +267,25 @@ function Limiter:acquire()
     self.active = self.active + 1
   else
     local entry = { gate = task.spawn(task.sleep, GATE_SECONDS) }
-    self.queue[#self.queue + 1] = entry
-    self.waiting = self.waiting + 1
+    enqueue(self, entry)
     while not entry.granted do
       task.wait(entry.gate, RENEW_SECONDS)
       if not entry.granted then
         task.cancel(entry.gate)
+        if self.active < self.limit then
+          -- passed over while the loop was too busy to renew the gate: take the free slot
+          if not entry.skipped then
+            entry.left = true
+            self.waiting = self.waiting - 1
+          end
+          self.active = self.active + 1
+          break
+        end
         entry.gate = task.spawn(task.sleep, GATE_SECONDS)
+        if entry.skipped then
+          entry.skipped = false
+          enqueue(self, entry)
+        end
       end
     end
   end
@@ -282,15 +299,18 @@ function Limiter:release()
     local entry = self.queue[self.head]
     self.queue[self.head] = nil
     self.head = self.head + 1
-    self.waiting = self.waiting - 1
-    local status = entry.gate:status()
-    if status == "waiting" or status == "ready" then
-      entry.granted = true -- the slot passes to it: active stays as it is
-      task.cancel(entry.gate)
-      return
+    if not entry.left then
+      self.waiting = self.waiting - 1
+      local status = entry.gate:status()
+      if status == "waiting" or status == "ready" then
+        entry.granted = true -- the slot passes to it: active stays as it is
+        task.cancel(entry.gate)
+        return
+      end
+      entry.skipped = true -- its waiter is gone, or re-queues itself when it wakes
     end
   end
-  self.queue, self.head, self.waiting = {}, 1, 0
+  self.queue, self.head = {}, 1
   self.active = self.active - 1
 end
 
@@ -334,6 +354,37 @@ local function connect_opts(self, provider)
   return { transport = self:transport(provider) }
 end
 
+---The [profile.provider] section of the profile file, like sg.connect's read_profile, but the
+---file is read once per run: a fleet has a section per account, and reading the whole file
+---for each of thousands of accounts would cost their square.
+---@param profile string
+---@param provider string
+---@return table|nil values, string|nil path
+function Fleet:profile(profile, provider)
+  if self.profiles == nil then
+    -- sg.connect's reader checks the file's mode and syntax (and raises as it would)
+    local _, path = connect.read_profile(profile, provider)
+    local sections, current = {}, nil
+    local f = path and io.open(path, "r")
+    if f then
+      for line in f:lines() do
+        line = line:match("^%s*(.-)%s*$")
+        local name = line:match("^%[%s*(.-)%s*%]$")
+        if name then
+          sections[name] = sections[name] or {}
+          current = sections[name]
+        elseif current and line ~= "" and not line:match("^[#;]") then
+          local k, v = line:match("^([%w_%.%-]+)%s*=%s*(.-)$")
+          if k then current[k] = v:match('^"(.*)"$') or v:match("^'(.*)'$") or v end
+        end
+      end
+      f:close()
+    end
+    self.profiles, self.profiles_path = sections, path
+  end
+  return self.profiles[profile .. "." .. provider], self.profiles_path
+end
+
 ---The connection of an account (made on first use).
 ---@param a sg.FleetAccount
 ---@return sg.Connection
@@ -346,7 +397,7 @@ function Fleet:connection(a)
   if (package.loaded["sg.options"] or {}).sim then opts.base_url = nil end
   local creds = credential_defs(a.provider)
   if a.profile then
-    local values, file = connect.read_profile(a.profile, a.provider)
+    local values, file = self:profile(a.profile, a.provider)
     if not values then
       error(string.format("account %s: no section [%s.%s] in the profile file %s", a.name, a.profile,
         a.provider, file or "(none: set SGRUN_PROFILES)"), 0)
@@ -586,11 +637,27 @@ function Fleet:run(action, opts)
       return entry
     end
   end
+  -- Work through the providers' accounts in turn, so that the accounts in progress at any time
+  -- spread over every provider's limit instead of queueing on one provider's.
+  local lanes, names, order = {}, {}, {}
+  for i, a in ipairs(self.accounts) do
+    if not lanes[a.provider] then
+      lanes[a.provider] = {}
+      names[#names + 1] = a.provider
+    end
+    table.insert(lanes[a.provider], i)
+  end
+  for k = 1, #self.accounts do
+    for _, p in ipairs(names) do
+      if lanes[p][k] then order[#order + 1] = lanes[p][k] end
+    end
+  end
+  local interleaved = {}
+  for k, i in ipairs(order) do interleaved[k] = fns[i] end
   local accounts = json.array()
   if #fns > 0 then
-    for i, e in ipairs(task.all(fns, { limit = math.min(#fns, opts.concurrency or M.DEFAULT_CONCURRENCY) })) do
-      accounts[i] = e
-    end
+    local limit = opts.concurrency or self.per_provider * #names
+    for k, e in ipairs(task.all(interleaved, { limit = math.min(#fns, limit) })) do accounts[order[k]] = e end
   end
   local report = { format = "sgrun.fleet-report/1", action = action, accounts = accounts,
     totals = M.totals(accounts), shard = self.shard_info }
