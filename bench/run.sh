@@ -1,6 +1,6 @@
 #!/bin/bash
 # One command per benchmark, each a ratio taken side by side in one run on this machine:
-#   bench/run.sh fanout | throughput | startup | memory | plan | rollout | all
+#   bench/run.sh fanout | throughput | startup | memory | plan | rollout | fleet | all
 # Builds sgrun (build/) first. Figures and their meaning are in bench/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -82,6 +82,25 @@ rollout() {
   "$sgrun" --sim bench/rollout.lua
 }
 
+# A fleet drift over N accounts per provider with 5 groups each, on an emulator with 100 ms latency.
+fleet_drift() {
+  local per_provider=$1 dir sim_pid
+  dir=$(mktemp -d)
+  "$sgrun" sim --port 0 --accounts "$per_provider" --account-groups 5 --latency 100 --task-delay 100 \
+    --fleet-file "$dir/fleet.lua" --env-file "$dir/env" --quiet >/dev/null &
+  sim_pid=$!
+  for _ in $(seq 1200); do [ -s "$dir/env" ] && break; sleep 0.05; done
+  (set -a; . "$dir/env"; set +a; SGRUN_LOCK_DIR=$dir "$sgrun" bench/fleet.lua "$dir/fleet.lua" 100)
+  kill "$sim_pid"
+  wait "$sim_pid" 2>/dev/null || true
+  rm -rf "$dir"
+}
+
+fleet() {
+  fleet_drift 200    # 1,000 accounts, 5,000 groups
+  if [ -n "${SGRUN_BENCH_LARGE:-}" ]; then fleet_drift 2000; fi   # 10,000 accounts, 50,000 groups
+}
+
 plan() {
   if [ -f bench/plan_bench.lua ]; then "$sgrun" bench/plan_bench.lua; else echo "plan: no benchmark yet"; fi
 }
@@ -93,6 +112,7 @@ case "${1:-all}" in
   memory) memory ;;
   plan) plan ;;
   rollout) rollout ;;
-  all) fanout; throughput; startup; memory; plan; rollout ;;
-  *) echo "usage: bench/run.sh fanout|throughput|startup|memory|plan|rollout|all" >&2; exit 2 ;;
+  fleet) fleet ;;
+  all) fanout; throughput; startup; memory; plan; rollout; fleet ;;
+  *) echo "usage: bench/run.sh fanout|throughput|startup|memory|plan|rollout|fleet|all" >&2; exit 2 ;;
 esac

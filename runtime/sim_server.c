@@ -14,6 +14,7 @@
 #include <microhttpd.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -411,6 +412,14 @@ static int create_core(struct sg_sim *sim, const struct sg_sim_options *o, char 
     lua_pushinteger(L, (lua_Integer)o->seed);
     lua_setfield(L, -2, "seed");
   }
+  if (o->accounts > 0) {
+    lua_pushinteger(L, o->accounts);
+    lua_setfield(L, -2, "accounts");
+  }
+  if (o->account_groups > 0) {
+    lua_pushinteger(L, o->account_groups);
+    lua_setfield(L, -2, "account_groups");
+  }
   lua_pushcfunction(L, l_clock);
   lua_setfield(L, -2, "clock");
   if (lua_pcall(L, 1, 2, msgh) != LUA_OK || lua_isnil(L, -2)) {
@@ -614,6 +623,76 @@ int sg_sim_save_state(struct sg_sim *sim, const char *path, char *err, size_t er
   return rc;
 }
 
+/* Creates path exclusively with mode and writes data; 0 on success (errno set otherwise). */
+static int write_new_file(const char *path, const char *data, size_t len, mode_t mode) {
+  int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+  if (fd < 0) return -1;
+  size_t done = 0;
+  while (done < len) {
+    ssize_t n = write(fd, data + done, len - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    done += (size_t)n;
+  }
+  int ok = done == len && fsync(fd) == 0;
+  int saved = errno;
+  if (close(fd) != 0) ok = 0;
+  if (!ok) {
+    unlink(path);
+    errno = saved ? saved : EIO;
+  }
+  return ok ? 0 : -1;
+}
+
+int sg_sim_write_fleet_file(struct sg_sim *sim, const char *path, char *err, size_t errlen) {
+  size_t n = strlen(path);
+  size_t stem = n > 4 && strcmp(path + n - 4, ".lua") == 0 ? n - 4 : n;
+  char *profiles = malloc(stem + sizeof ".profiles");
+  if (!profiles) {
+    set_err(err, errlen, "out of memory");
+    return -1;
+  }
+  memcpy(profiles, path, stem);
+  strcpy(profiles + stem, ".profiles");
+  char *abs = NULL;
+  int rc = -1;
+  pthread_mutex_lock(&sim->mu);
+  lua_State *L = sim->L;
+  lua_pushstring(L, sim->base_url);
+  lua_pushstring(L, profiles);
+  if (call_core(sim, "fleet_files", 2, 2) != LUA_OK) {
+    set_err(err, errlen, "cannot list the fleet accounts: %s", lua_tostring(L, -1));
+    lua_settop(L, 0);
+  } else {
+    size_t ilen, plen;
+    const char *inv = lua_tolstring(L, -2, &ilen);
+    const char *prof = lua_tolstring(L, -1, &plen);
+    if (write_new_file(profiles, prof, plen, 0600) != 0) {
+      set_err(err, errlen, "cannot create %s: %s%s", profiles, strerror(errno),
+              errno == EEXIST ? " (it is never overwritten: remove it or pick another --fleet-file)" : "");
+    } else if (write_new_file(path, inv, ilen, 0644) != 0) {
+      set_err(err, errlen, "cannot create --fleet-file %s: %s%s", path, strerror(errno),
+              errno == EEXIST ? " (it is never overwritten: remove it or pick another name)" : "");
+      unlink(profiles);
+    } else {
+      rc = 0;
+      /* SGRUN_PROFILES in --env-file is absolute, so the file works from any directory */
+      abs = realpath(profiles, NULL);
+      if (abs) {
+        lua_settop(L, 0);
+        lua_pushstring(L, sim->base_url);
+        lua_pushstring(L, abs);
+        call_core(sim, "fleet_files", 2, 2);
+      }
+    }
+    lua_settop(L, 0);
+  }
+  pthread_mutex_unlock(&sim->mu);
+  free(abs);
+  free(profiles);
+  return rc;
+}
+
 /* ---- `sgrun sim` ---- */
 
 static const char usage[] =
@@ -639,7 +718,15 @@ static const char usage[] =
     "                      task_error=P   a fraction P of async tasks end in ERROR/failure\n"
     "                      rate_limit=N   at most N requests per second per provider; beyond\n"
     "                                     that 429 with Retry-After\n"
+    "                      429=P          answer a fraction P of requests 429 (throttle_only:\n"
+    "                                     \"gcore\" limits it to those providers)\n"
     "                    e.g. --faults 5xx=0.05,drop=0.01,task_error=0.1,rate_limit=50\n"
+    "  --accounts N      host N fleet accounts per provider besides the demo one, each with its\n"
+    "                    own credentials and groups (knob: accounts; SGRUN_SIM_ACCOUNTS for --sim)\n"
+    "  --account-groups G  groups per fleet account, copies of the demo group (default 1)\n"
+    "  --fleet-file F    write an inventory of the fleet accounts to F and their profile file\n"
+    "                    beside it (F.profiles without .lua, mode 0600), for scripts/fleet.lua;\n"
+    "                    neither is ever overwritten; --env-file then sets SGRUN_PROFILES\n"
     "  --seed N          seed for every random choice (ids, jitter, faults): runs repeat\n"
     "  --state FILE      load the emulator state from FILE at start when it exists, and save it\n"
     "                    back there on exit\n"
@@ -682,7 +769,7 @@ static int parse_number(const char *s, double lo, double hi, double *out) {
 
 int sg_sim_main(int argc, char **argv) {
   struct sg_sim_options o = {.port = 8080, .task_delay_ms = -1};
-  const char *ready_file = NULL, *env_file = NULL;
+  const char *ready_file = NULL, *env_file = NULL, *fleet_file = NULL;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     const char *val = NULL;
@@ -698,7 +785,9 @@ int sg_sim_main(int argc, char **argv) {
     int takes = strcmp(a, "--host") == 0 || strcmp(a, "--port") == 0 || strcmp(a, "--latency") == 0 ||
                 strcmp(a, "--jitter") == 0 || strcmp(a, "--task-delay") == 0 ||
                 strcmp(a, "--faults") == 0 || strcmp(a, "--seed") == 0 || strcmp(a, "--state") == 0 ||
-                strcmp(a, "--ready-file") == 0 || strcmp(a, "--env-file") == 0;
+                strcmp(a, "--ready-file") == 0 || strcmp(a, "--env-file") == 0 ||
+                strcmp(a, "--accounts") == 0 || strcmp(a, "--account-groups") == 0 ||
+                strcmp(a, "--fleet-file") == 0;
     if (takes && !val) {
       if (i + 1 >= argc) return usage_error("%s needs a value", a);
       val = argv[++i];
@@ -740,6 +829,14 @@ int sg_sim_main(int argc, char **argv) {
       ready_file = val;
     } else if (strcmp(a, "--env-file") == 0) {
       env_file = val;
+    } else if (strcmp(a, "--accounts") == 0) {
+      if (!parse_number(val, 0, 100000, &d) || d != (int)d) return usage_error("--accounts: not a number of accounts (0..100000): %s", val);
+      o.accounts = (int)d;
+    } else if (strcmp(a, "--account-groups") == 0) {
+      if (!parse_number(val, 1, 50, &d) || d != (int)d) return usage_error("--account-groups: not a number of groups (1..50): %s", val);
+      o.account_groups = (int)d;
+    } else if (strcmp(a, "--fleet-file") == 0) {
+      fleet_file = val;
     } else {
       return usage_error("unknown option: %s", argv[i]);
     }
@@ -759,6 +856,16 @@ int sg_sim_main(int argc, char **argv) {
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     fprintf(stderr, "sgrun sim: %s\n", err);
     return strncmp(err, "invalid --faults", 16) == 0 ? 2 : 1;
+  }
+  if (fleet_file && !o.accounts) {
+    sg_sim_stop(sim);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return usage_error("--fleet-file %s needs --accounts N (how many accounts per provider)", fleet_file);
+  }
+  if (fleet_file && sg_sim_write_fleet_file(sim, fleet_file, err, sizeof err) != 0) {
+    fprintf(stderr, "sgrun sim: %s\n", err);
+    sg_sim_stop(sim);
+    return 1;
   }
   if (env_file && sg_sim_write_env_file(sim, env_file) != 0) {
     fprintf(stderr, "sgrun sim: cannot write --env-file %s\n", env_file);

@@ -20,6 +20,8 @@ struct sg_sim_options {
   int has_seed;
   const char *state_file; /* load from it at start when it exists (sg_sim_save_state writes it) */
   int quiet;             /* no request log lines on stderr */
+  int accounts;          /* fleet accounts per provider (0: the knob's default) */
+  int account_groups;    /* groups per fleet account (0: the knob's default) */
 };
 
 /* Starts the server; NULL on failure with a message in err. */
@@ -36,6 +38,10 @@ int sg_sim_write_env_file(struct sg_sim *sim, const char *path);
 
 /* The banner printed by `sgrun sim`: base URL, prefixes, demo credentials (malloc'd string). */
 char *sg_sim_banner(struct sg_sim *sim);
+
+/* Writes an inventory of the fleet accounts to path and their profile file beside it (path with
+ * ".lua" replaced by ".profiles", mode 0600); both are created exclusively. 0 on success. */
+int sg_sim_write_fleet_file(struct sg_sim *sim, const char *path, char *err, size_t errlen);
 
 /* Dumps the emulator state as JSON into path (atomically); 0 on success. */
 int sg_sim_save_state(struct sg_sim *sim, const char *path, char *err, size_t errlen);

@@ -636,4 +636,28 @@ function M.new_state(ctx)
   }
 end
 
+---A fleet account (sim/sgsim/accounts.lua): the demo state under its own credentials, with
+---`groups` copies of the demo group. Returns the state and {key = what account_key reads,
+---credentials = profile values, groups = refs, source = the demo group's ref}.
+---@param ctx table
+---@param n integer
+---@param groups integer
+---@return table state, table account
+function M.account(ctx, n, groups)
+  local st = M.new_state(ctx)
+  st.api_key = string.format("barrack-account-key-%08d", n)
+  local demo = st.firewalls[1]
+  local refs = { demo.name }
+  for i = 2, groups do
+    local f = ctx.json.decode(ctx.json.encode(demo))
+    f.id, f.name, f.attachments = next_id(st), demo.name .. "-" .. i, {}
+    for _, r in ipairs(f.rules) do r.id = next_id(st) end
+    st.firewalls[#st.firewalls + 1] = f
+    refs[i] = f.name
+  end
+  return st, { key = st.api_key, credentials = { api_key = st.api_key }, groups = refs, source = demo.name }
+end
+
+M.account_key = presented_key
+
 return M

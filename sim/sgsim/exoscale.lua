@@ -710,4 +710,34 @@ function M.handle(st, req, ctx)
   return fail(404, "not found: " .. path)
 end
 
+---A fleet account (sim/sgsim/accounts.lua): the demo state under its own credentials, with
+---`groups` copies of the demo group. Returns the state and {key = what account_key reads,
+---credentials = profile values, groups = refs, source = the demo group's ref}.
+---@param ctx table
+---@param n integer
+---@param groups integer
+---@return table state, table account
+function M.account(ctx, n, groups)
+  local st = M.new_state(ctx)
+  local key, secret = string.format("EXOacct%017d", n), string.format("sgrun-sim-exoscale-account-%08d", n)
+  st.credentials = { [key] = secret }
+  local web, refs = st.groups[st.group_order[1]], { "web" }
+  for i = 2, groups do
+    local g = ctx.json.decode(ctx.json.encode(web))
+    g.id, g.name = ctx.new_id("exoscale-sg"), "web-" .. i
+    for _, r in ipairs(g.rules) do r.id = ctx.new_id("exoscale-rule") end
+    st.groups[g.id] = g
+    st.group_order[#st.group_order + 1] = g.id
+    refs[i] = g.name
+  end
+  return st, { key = key, credentials = { key = key, secret = secret }, groups = refs, source = "web" }
+end
+
+---The API key a request presents (its account), or nil.
+---@param req table
+---@return string|nil
+function M.account_key(req)
+  return (req.headers["authorization"] or ""):match("credential=([^,%s]+)")
+end
+
 return M

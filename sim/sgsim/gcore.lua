@@ -1129,4 +1129,38 @@ function M.handle(st, req, ctx)
   return fail(404, "Not found: " .. path)
 end
 
+---A fleet account (sim/sgsim/accounts.lua): the demo state under its own credentials, with
+---`groups` copies of the demo group. Returns the state and {key = what account_key reads,
+---credentials = profile values, groups = refs, source = the demo group's ref}.
+---@param ctx table
+---@param n integer
+---@param groups integer
+---@return table state, table account
+function M.account(ctx, n, groups)
+  local st = M.new_state(ctx)
+  st.api_key = string.format("%d$sgrunsimgcoreaccount%08d", 5000 + n, n)
+  local web
+  for _, id in ipairs(st.group_order) do
+    if st.groups[id].name == "web" then web = st.groups[id] end
+  end
+  local refs = { "web" }
+  for i = 2, groups do
+    local g = ctx.json.decode(ctx.json.encode(web))
+    g.id, g.name = ctx.new_id("gcore-sg"), "web-" .. i
+    for k, r in ipairs(g.rules) do g.rules[k] = new_rule(ctx, r) end
+    st.groups[g.id] = g
+    st.group_order[#st.group_order + 1] = g.id
+    refs[i] = g.name
+  end
+  return st, { key = st.api_key, credentials = { api_key = st.api_key, project_id = PROJECT_ID,
+    region_id = REGION_ID }, groups = refs, source = "web" }
+end
+
+---The API token a request presents (its account), or nil.
+---@param req table
+---@return string|nil
+function M.account_key(req)
+  return (req.headers["authorization"] or ""):match("^%S+%s+(%S+)%s*$")
+end
+
 return M

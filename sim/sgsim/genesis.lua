@@ -587,4 +587,27 @@ function M.new_state(ctx)
   return { token = DEMO_TOKEN, groups = { group }, instances = { instance } }
 end
 
+---A fleet account (sim/sgsim/accounts.lua): the demo state under its own credentials, with
+---`groups` copies of the demo group. Returns the state and {key = what account_key reads,
+---credentials = profile values, groups = refs, source = the demo group's ref}.
+---@param ctx table
+---@param n integer
+---@param groups integer
+---@return table state, table account
+function M.account(ctx, n, groups)
+  local st = M.new_state(ctx)
+  st.token = string.format("genesis-account-token-%08d", n)
+  local demo = st.groups[1]
+  local refs = { demo.name }
+  for i = 2, groups do
+    local g = ctx.json.decode(ctx.json.encode(demo))
+    g.id, g.name = ctx.new_id("genesis-security-group"), demo.name .. "-" .. i
+    st.groups[#st.groups + 1] = g
+    refs[i] = g.name
+  end
+  return st, { key = st.token, credentials = { token = st.token }, groups = refs, source = demo.name }
+end
+
+M.account_key = presented_token
+
 return M

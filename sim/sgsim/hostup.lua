@@ -385,4 +385,31 @@ function M.new_state()
   }
 end
 
+---A fleet account (sim/sgsim/accounts.lua): the demo state under its own credentials, with
+---`groups` copies of the demo group. Returns the state and {key = what account_key reads,
+---credentials = profile values, groups = refs, source = the demo group's ref}.
+---@param ctx table
+---@param n integer
+---@param groups integer
+---@return table state, table account
+function M.account(ctx, n, groups)
+  local st = M.new_state(ctx)
+  st.api_key = string.format("hostup-account-key-%08d", n)
+  local refs = { "vm=10000" }
+  for i = 2, groups do
+    local vm = ctx.json.decode(ctx.json.encode(st.vms[1]))
+    vm.vmid = 10000 + i
+    st.vms[#st.vms + 1] = vm
+    refs[i] = "vm=" .. vm.vmid
+  end
+  return st, { key = st.api_key, credentials = { api_key = st.api_key }, groups = refs, source = "vm=10000" }
+end
+
+---The API key a request presents (its account), or nil.
+---@param req table
+---@return string|nil
+function M.account_key(req)
+  return req.headers["x-api-key"] or (req.headers["authorization"] or ""):match("^[Bb]earer%s+(%S+)%s*$")
+end
+
 return M

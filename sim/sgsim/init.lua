@@ -65,6 +65,7 @@ THE CORE
 
 local cjson = require "cjson.safe"
 local crypto = require "_sg.crypto"
+local accounts = require "sgsim.accounts"
 
 local M = {}
 
@@ -228,9 +229,10 @@ end
 local KNOB_LIMITS = {
   latency_ms = { 0, 3600000 }, jitter_ms = { 0, 3600000 }, task_duration_ms = { 0, 86400000 },
   error_rate = { 0, 1 }, drop_rate = { 0, 1 }, task_error_rate = { 0, 1 }, rate_limit = { 0, 1e9 },
+  throttle_rate = { 0, 1 }, accounts = accounts.LIMITS.accounts, account_groups = accounts.LIMITS.account_groups,
 }
 local FAULT_NAMES = { ["5xx"] = "error_rate", error = "error_rate", drop = "drop_rate",
-  task_error = "task_error_rate", rate_limit = "rate_limit", rate = "rate_limit" }
+  task_error = "task_error_rate", rate_limit = "rate_limit", rate = "rate_limit", ["429"] = "throttle_rate" }
 
 ---Parses "5xx=0.1,drop=0.01,task_error=0.2,rate_limit=50" into knob values.
 ---@param spec string
@@ -431,16 +433,22 @@ local function reseed(self)
   self.fault_random = uniform(splitmix(seed ~ 0xFA17))
 end
 
+---Whether a "gcore,hostup" list of providers (nil or "" for all) names `provider`.
+---@param only string|nil
+---@param provider string|nil
+---@return boolean
+local function listed(only, provider)
+  return only == nil or only == "" or provider == nil
+    or (("," .. only .. ","):find("," .. provider .. ",", 1, true) ~= nil)
+end
+
 ---Refreshes the ctx fields that follow the knobs.
 ---@param self SimCore
 ---@param provider string? the provider about to handle a request: task_error_only narrows the
 ---task error rate to the providers it names, so one cloud can fail while the others work
 local function sync_ctx(self, provider)
   self.ctx.task_duration = self.knobs.task_duration_ms / 1000
-  local only = self.knobs.task_error_only
-  local applies = only == nil or only == "" or provider == nil
-    or (("," .. only .. ","):find("," .. provider .. ",", 1, true) ~= nil)
-  self.ctx.task_error_rate = applies and self.knobs.task_error_rate or 0
+  self.ctx.task_error_rate = listed(self.knobs.task_error_only, provider) and self.knobs.task_error_rate or 0
 end
 
 ---@param self SimCore
@@ -456,7 +464,8 @@ end
 function M.new(opts)
   opts = opts or {}
   local knobs = { latency_ms = 0, jitter_ms = 0, task_duration_ms = DEFAULT_TASK_MS, error_rate = 0,
-    drop_rate = 0, task_error_rate = 0, rate_limit = 0 }
+    drop_rate = 0, task_error_rate = 0, rate_limit = 0, throttle_rate = 0,
+    accounts = tonumber(os.getenv("SGRUN_SIM_ACCOUNTS") or "") or 0, account_groups = 1 }
   for k in pairs(KNOB_LIMITS) do
     if opts[k] ~= nil then
       local v, lim = tonumber(opts[k]), KNOB_LIMITS[k]
@@ -502,6 +511,7 @@ function M.new(opts)
   -- Longest prefix first, so that no prefix shadows a longer one.
   table.sort(self.order, function(a, b) return #self.modules[a].prefix > #self.modules[b].prefix end)
   for _, name in ipairs(self.order) do fresh_state(self, name) end
+  accounts.create(self)
   return self
 end
 
@@ -645,6 +655,10 @@ function Core:request(creq)
     return done(413, mod.error_body(413, "request body too large (the emulator accepts up to 1 MiB)"))
   end
   local retry_after = self:rate_limited(name, now)
+  if not retry_after and k.throttle_rate > 0 and listed(k.throttle_only, name)
+      and self.fault_random() < k.throttle_rate then
+    retry_after = 1
+  end
   if retry_after then
     return done(429, mod.error_body(429, "too many requests, slow down"),
       { ["Retry-After"] = tostring(retry_after) })
@@ -678,7 +692,7 @@ function Core:request(creq)
   end
 
   sync_ctx(self, name)
-  local state = self.states[name]
+  local state = accounts.state_for(self, name, req)
   if mod.advance then
     local ok, err = xpcall(mod.advance, debug.traceback, state, self.ctx)
     if not ok then io.stderr:write("sgrun sim: ", name, " advance error: ", tostring(err), "\n") end
@@ -717,9 +731,9 @@ function Core:set_knobs(changes)
     elseif key == "seed" then
       if type(v) ~= "number" or v ~= math.floor(v) then return nil, "seed must be an integer" end
       new.seed = math.tointeger(v)
-    elseif key == "task_error_only" then
-      if type(v) ~= "string" then return nil, "task_error_only must be a comma-separated list of providers (\"\" for all)" end
-      new.task_error_only = v
+    elseif key == "task_error_only" or key == "throttle_only" then
+      if type(v) ~= "string" then return nil, key .. " must be a comma-separated list of providers (\"\" for all)" end
+      new[key] = v
     elseif KNOB_LIMITS[key] then
       local lim = KNOB_LIMITS[key]
       if type(v) ~= "number" or v < lim[1] or v > lim[2] then
@@ -733,6 +747,7 @@ function Core:set_knobs(changes)
   for key, v in pairs(new) do self.knobs[key] = v end
   if new.seed then reseed(self) end
   if new.rate_limit then self.buckets = {} end
+  if new.accounts or new.account_groups then accounts.create(self) end
   sync_ctx(self)
   return true
 end
@@ -773,6 +788,7 @@ end
 function Core:reset()
   reseed(self)
   for _, name in ipairs(self.order) do fresh_state(self, name) end
+  accounts.create(self)
   self.buckets = {}
 end
 
@@ -840,11 +856,21 @@ function Core:control(method, path, query, body)
   return bad(404, "no such control endpoint: " .. path)
 end
 
+---The inventory and profile file of the fleet accounts (see sgsim.accounts); remembers the
+---profile file's path for env().
+---@param base_url string
+---@param profiles_path string
+---@return string inventory, string profiles
+function Core:fleet_files(base_url, profiles_path)
+  self.fleet_profiles = profiles_path
+  return accounts.fleet_files(self, base_url)
+end
+
 ---Environment for clients: SGRUN_SIM_URL plus every module's env(base_url).
 ---@param base_url string
 ---@return table<string,string>
 function Core:env(base_url)
-  local out = { SGRUN_SIM_URL = base_url }
+  local out = { SGRUN_SIM_URL = base_url, SGRUN_PROFILES = self.fleet_profiles }
   for _, name in ipairs(self.order) do
     local ok, e = pcall(self.modules[name].env, base_url)
     if ok and type(e) == "table" then

@@ -1,0 +1,117 @@
+#!/usr/bin/env sgrun
+-- One action over every account of an inventory (see stdlib/sg/fleet.lua for its format), one report.
+--
+-- usage: sgrun scripts/fleet.lua drift|audit|rollout [options] INVENTORY
+--        sgrun scripts/fleet.lua merge [--json] REPORT...
+--   drift     compare every group with its source (changes nothing)
+--   audit     any-source exposure of SSH, RDP and database ports in every group
+--   rollout   bring every group to its source (sgrun --dry-run: plan only)
+--   merge     one report from the --json reports of the shards of one run
+-- options:
+--   --json              print the report as one JSON object: accounts, totals
+--   --shard I/N         only the accounts of shard I (0 .. N-1) of N (rendezvous hashing of the
+--                       account names: adding an account moves only that account)
+--   --shards N          N shards, this run's index from JOB_COMPLETION_INDEX (Kubernetes Indexed Jobs)
+--   --concurrency N     accounts worked on at once (default: --per-provider times the providers)
+--   --per-provider N    requests in flight to one provider at once (default 20)
+--   --additive          rollout: only add rules
+-- Exit status: 0 clean, 3 drift or findings, 1 an account failed (the others still run), 2 usage.
+local sg = require "sg"
+local cli = require "sg.cli"
+local fleet = require "sg.fleet"
+
+local USAGE = "usage: sgrun scripts/fleet.lua drift|audit|rollout [--json] [--shard I/N | --shards N] " ..
+  "[--concurrency N] [--per-provider N] [--additive] INVENTORY\n" ..
+  "       sgrun scripts/fleet.lua merge [--json] REPORT...\n"
+
+local function usage(msg)
+  if msg then io.stderr:write("fleet: ", msg, "\n") end
+  io.stderr:write(USAGE)
+  os.exit(2)
+end
+
+-- Flags that take a value may be written "--name value" too.
+local VALUED = { shard = true, shards = true, concurrency = true, ["per-provider"] = true }
+local args, raw = {}, { ... }
+local i = 1
+while i <= #raw do
+  local name = raw[i]:match("^%-%-([%w%-]+)$")
+  if name and VALUED[name] then
+    if raw[i + 1] == nil then usage("--" .. name .. " needs a value") end
+    args[#args + 1] = "--" .. name .. "=" .. raw[i + 1]
+    i = i + 2
+  else
+    args[#args + 1] = raw[i]
+    i = i + 1
+  end
+end
+local flags, positional = cli.parse_args(args)
+local json_out = flags.json or sg.options.json
+local action = table.remove(positional, 1)
+
+local function emit(report)
+  if json_out then print(sg.json.encode(report)) else print(fleet.text(report)) end
+  os.exit(fleet.exit_code(report))
+end
+
+if action == "merge" then
+  if #positional == 0 then usage("merge needs at least one report file") end
+  local reports = {}
+  for n, path in ipairs(positional) do
+    local f, err = io.open(path, "r")
+    if not f then io.stderr:write("fleet: cannot read ", err, "\n") os.exit(1) end
+    local text = f:read("a")
+    f:close()
+    local ok, value = pcall(sg.json.decode, text)
+    if not ok then io.stderr:write(string.format("fleet: %s is not JSON: %s\n", path, tostring(value))) os.exit(1) end
+    reports[n] = value
+  end
+  local ok, merged = pcall(fleet.merge, reports)
+  if not ok then io.stderr:write("fleet: ", tostring(merged), "\n") os.exit(1) end
+  emit(merged)
+end
+
+local known = {}
+for _, a in ipairs(fleet.ACTIONS) do known[a] = true end
+if not known[action] then usage(action and ("unknown action " .. action) or nil) end
+if #positional ~= 1 then usage("expected one INVENTORY file") end
+
+local function count(name)
+  local v = flags[name]
+  if v == nil then return nil end
+  local n = math.tointeger(tonumber(v))
+  if not n or n < 1 then usage(string.format("--%s must be a positive integer (got %s)", name, tostring(v))) end
+  return n
+end
+
+local shard_index, shard_count
+if flags.shard then
+  local a, b = tostring(flags.shard):match("^(%d+)/(%d+)$")
+  shard_index, shard_count = tonumber(a), tonumber(b)
+  if not a or shard_count < 1 or shard_index >= shard_count then
+    usage("--shard I/N: I from 0 to N-1, e.g. --shard 0/4 (got " .. tostring(flags.shard) .. ")")
+  end
+elseif flags.shards then
+  shard_count = count("shards")
+  local env = os.getenv("JOB_COMPLETION_INDEX")
+  shard_index = env and math.tointeger(tonumber(env))
+  if not shard_index or shard_index < 0 or shard_index >= shard_count then
+    usage(string.format("--shards %d takes this run's shard from JOB_COMPLETION_INDEX (0..%d), which is %s; " ..
+      "outside an Indexed Job use --shard I/N", shard_count, shard_count - 1, env and ("'" .. env .. "'") or "unset"))
+  end
+end
+
+local ok, inv = pcall(fleet.load, positional[1])
+if not ok then io.stderr:write("fleet: ", tostring(inv), "\n") os.exit(1) end
+if shard_count then inv:shard(shard_index, shard_count) end
+
+local report = inv:run(action, {
+  concurrency = count("concurrency"),
+  per_provider = count("per-provider"),
+  mode = flags.additive and "additive" or "authoritative",
+})
+sg.log(report.totals.failed > 0 and "warn" or "info", "fleet_" .. action,
+  string.format("%d accounts%s", report.totals.accounts,
+    shard_count and string.format(" (shard %d/%d)", shard_index, shard_count) or ""),
+  report.totals.by_status)
+emit(report)
