@@ -24,28 +24,11 @@ local USAGE = "usage: sgrun scripts/fleet.lua drift|audit|rollout [--json] [--sh
   "[--concurrency N] [--per-provider N] [--additive] INVENTORY\n" ..
   "       sgrun scripts/fleet.lua merge [--json] REPORT...\n"
 
-local function usage(msg)
-  if msg then io.stderr:write("fleet: ", msg, "\n") end
-  io.stderr:write(USAGE)
-  os.exit(2)
-end
+local function usage(msg) cli.usage_error(msg or "an action and an inventory are needed", USAGE) end
 
--- Flags that take a value may be written "--name value" too.
-local VALUED = { shard = true, shards = true, concurrency = true, ["per-provider"] = true }
-local args, raw = {}, { ... }
-local i = 1
-while i <= #raw do
-  local name = raw[i]:match("^%-%-([%w%-]+)$")
-  if name and VALUED[name] then
-    if raw[i + 1] == nil then usage("--" .. name .. " needs a value") end
-    args[#args + 1] = "--" .. name .. "=" .. raw[i + 1]
-    i = i + 2
-  else
-    args[#args + 1] = raw[i]
-    i = i + 1
-  end
-end
-local flags, positional = cli.parse_args(args)
+local flags, positional = cli.parse_args({ ... }, { usage = USAGE, options = {
+  json = "flag", additive = "flag", shard = "I/N", shards = "N", concurrency = "N", ["per-provider"] = "N",
+} })
 local json_out = flags.json or sg.options.json
 local action = table.remove(positional, 1)
 
