@@ -55,7 +55,7 @@ check "--state and --seed without --sim are a usage error" [ $? = 2 ]
 "$sgrun" --sim --state "$state" --every 1s --log-format json "$root/scripts/drift.lua" "$tmp/web.json" \
   >"$tmp/out" 2>"$tmp/log" &
 pid=$!
-for _ in $(seq 150); do
+for _ in $(seq 600); do
   [ "$(grep -c '"event":"run_finished"' "$tmp/log")" -ge 3 ] && break
   sleep 0.1
 done
@@ -73,7 +73,7 @@ print("after os.exit")
 LUA
 "$sgrun" --every 1s --log-format json "$tmp/exit.lua" >"$tmp/out" 2>"$tmp/log" &
 pid=$!
-for _ in $(seq 100); do grep -q '"event":"run_finished"' "$tmp/log" && break; sleep 0.1; done
+for _ in $(seq 600); do grep -q '"event":"run_finished"' "$tmp/log" && break; sleep 0.1; done
 kill -TERM $pid
 wait $pid
 check "pcall does not swallow os.exit in a scheduled run" bash -c "! grep -q 'after os.exit' '$tmp/out'"
