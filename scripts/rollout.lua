@@ -2,8 +2,7 @@
 -- Roll the rules of one security group out to groups on other clouds.
 --
 -- usage: sgrun [sgrun options] scripts/rollout.lua [options] SOURCE TARGET...
---        sgrun --sim scripts/rollout.lua          (the demo: no arguments, against the emulator:
---                                                  --sim, or the environment of `sgrun sim --env-file`)
+--        sgrun --sim scripts/rollout.lua          (the demo: no arguments, against the emulator)
 --   SOURCE and TARGET are PROVIDER:GROUP: gcore:web, exoscale:web, genesis:web, barrack:web,
 --   hostup:vm=10000, barrack:instance=BRK-100001A. A missing target group is created.
 --   SOURCE may also be a snapshot file (snapshot.lua writes one).
@@ -54,9 +53,8 @@ if flags["apply-plan"] then
   if #positional > 0 then
     cli.usage_error("--apply-plan takes no SOURCE or TARGET: the plan names its targets", USAGE)
   end
-elseif #positional == 0 and (options.sim or os.getenv("SGRUN_SIM_URL")) then
-  -- the demo roll-out against the emulator (never real clouds): Exoscale's "web" group onto the
-  -- four other clouds
+elseif #positional == 0 and options.sim then
+  -- the demo roll-out: Exoscale's "web" group onto the four other clouds
   positional = { "exoscale:web", "gcore:web", "genesis:web", "barrack:web", "hostup:vm=10000" }
   flags["allow-lossy"] = true
 end
