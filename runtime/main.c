@@ -23,8 +23,11 @@ static const char *progname = "sgrun";
 
 static int debug_errors; /* --debug or SGRUN_DEBUG=1: a traceback with every error */
 
-/* On a schedule os.exit(n) ends the run, not the process: it records n here. */
+/* os.exit(n) in the script's main task ends the run, not the process at once: it records n here,
+ * so that the run unwinds (lock released, emulator state saved) and a schedule goes on. */
 static int exit_requested, exit_status;
+static sg_task *main_task;
+static int on_schedule;
 
 struct options {
   int script;      /* index of the script in argv, 0 if none */
@@ -249,10 +252,12 @@ static int is_expected_error(lua_State *L, int idx, int *code) {
 
 /* Runs the function below its nargs arguments as a task to the end. Returns the exit code. */
 static int run_task(lua_State *L, int nargs) {
-  sg_task_spawn(L, nargs);
-  enum sg_task_state state = sg_sched_run(L, sg_task_check(L, -1));
+  main_task = sg_task_spawn(L, nargs);
+  enum sg_task_state state = sg_sched_run(L, main_task);
+  main_task = NULL;
   int code = 0;
   if (exit_requested) {
+    if (state == SG_FAILED) sg_task_push_error(L, -1); /* the unwinding is observed, not reported */
     code = exit_status;
   } else if (state == SG_FAILED) {
     const char *tb = sg_task_push_error(L, -1);
@@ -314,7 +319,7 @@ static int run_exec_args(lua_State *L, char **argv, int stop) {
              strcmp(argv[i], "--lock-name") == 0 ||
              strcmp(argv[i], "--every") == 0 || strcmp(argv[i], "--cron") == 0)
       i++;
-    if (code) return code;
+    if (code || exit_requested) return code;
   }
   return 0;
 }
@@ -329,12 +334,17 @@ static int enable_dry_run(lua_State *L) {
   return 0;
 }
 
-/* os.exit inside a scheduled run: records the status and unwinds the run with a sentinel error
- * (upvalue 1) that the pcall/xpcall wrappers below pass on. */
-static int scheduled_exit(lua_State *L) {
+/* os.exit in a script run: records the status and unwinds the run with a sentinel error
+ * (upvalue 1) that the pcall/xpcall wrappers below pass on. From a child task outside a schedule
+ * it exits at once as Lua's own does, since the main task could go on without it. */
+static int run_exit(lua_State *L) {
   int status = 0;
-  if (lua_isboolean(L, 1)) status = lua_toboolean(L, 1) ? 0 : 1;
+  if (lua_isboolean(L, 1)) status = lua_toboolean(L, 1) ? EXIT_SUCCESS : EXIT_FAILURE;
   else if (!lua_isnoneornil(L, 1)) status = (int)luaL_checkinteger(L, 1);
+  if (!on_schedule && sg_sched_current() != main_task) {
+    fflush(NULL);
+    exit(status);
+  }
   exit_requested = 1;
   exit_status = status;
   lua_pushvalue(L, lua_upvalueindex(1));
@@ -353,8 +363,8 @@ static const char exit_wrappers[] =
     "  return pass(raw_xpcall(f, function(e) if e == sentinel then return e end return handler(e) end, ...))\n"
     "end\n";
 
-/* Makes os.exit end the run instead of the process (for --every and --cron). */
-static int install_scheduled_exit(lua_State *L) {
+/* Makes os.exit end the run instead of the process. */
+static int install_run_exit(lua_State *L) {
   lua_newtable(L); /* the sentinel */
   lua_createtable(L, 0, 1);
   lua_pushliteral(L, "os.exit");
@@ -362,7 +372,7 @@ static int install_scheduled_exit(lua_State *L) {
   lua_setmetatable(L, -2);
   lua_getglobal(L, "os");
   lua_pushvalue(L, -2);
-  lua_pushcclosure(L, scheduled_exit, 1);
+  lua_pushcclosure(L, run_exit, 1);
   lua_setfield(L, -2, "exit");
   lua_pop(L, 1);
   if (luaL_loadbuffer(L, exit_wrappers, sizeof exit_wrappers - 1, "=(scheduled exit)") != LUA_OK) return lua_error(L);
@@ -392,17 +402,19 @@ static int run_once(int argc, char **argv, const struct options *o) {
     lua_pushcfunction(L, enable_dry_run);
     if (lua_pcall(L, 0, 0, 0) != LUA_OK) code = report_load_error(L);
   }
-  if (!code && (o->every > 0 || o->cron)) {
-    lua_pushcfunction(L, install_scheduled_exit);
+  int repl = o->interactive || (!o->script && !o->has_exec && isatty(STDIN_FILENO));
+  on_schedule = o->every > 0 || o->cron;
+  if (!code && !repl) {
+    lua_pushcfunction(L, install_run_exit);
     if (lua_pcall(L, 0, 0, 0) != LUA_OK) code = report_load_error(L);
   }
   create_arg_table(L, argc, argv, o->script);
 
   if (!code) code = run_exec_args(L, argv, o->script ? o->script : argc);
-  if (!code && o->script) code = run_script(L, argc, argv, o->script);
-  if (!code && (o->interactive || (!o->script && !o->has_exec && isatty(STDIN_FILENO)))) {
+  if (!code && !exit_requested && o->script) code = run_script(L, argc, argv, o->script);
+  if (!code && repl) {
     code = sg_repl_run(L);
-  } else if (!code && !o->script && !o->has_exec) {
+  } else if (!code && !exit_requested && !o->script && !o->has_exec) {
     if (luaL_loadfile(L, NULL) != LUA_OK) code = report_load_error(L);
     else code = run_task(L, 0);
   }
@@ -473,11 +485,13 @@ static int run_schedule(int argc, char **argv, const struct options *o) {
     sg_log_set_run(run_id);
     sg_log("info", "run_started", NULL, NULL);
     double started = sg_now();
+    exit_requested = 0;
     int code = run_locked(argc, argv, o);
     snprintf(took, sizeof took, "%.3f", sg_now() - started);
     snprintf(exit_code, sizeof exit_code, "%d", code);
-    sg_log(code == 0 ? "info" : "error", "run_finished", NULL, "status",
-           code == 0 ? "ok" : code == EXIT_LOCKED ? "skipped" : "error", "exit_code", exit_code,
+    /* a playbook's own non-zero status (drift found: 3) is its answer, not a failure of the run */
+    const char *status = code == 0 ? "ok" : code == EXIT_LOCKED ? "skipped" : exit_requested ? "exit" : "error";
+    sg_log(code == 0 || exit_requested ? "info" : "error", "run_finished", NULL, "status", status, "exit_code", exit_code,
            "seconds", took, NULL);
     sg_log_set_run(NULL);
     if (sg_loop_peek_signal()) break;

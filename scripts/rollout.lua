@@ -95,12 +95,16 @@ end
 
 local dry_run = options.dry_run or flags["plan-out"] ~= nil
 
+local show_progress = progress.new(io.stderr, { tty = cli.isatty("stderr"),
+  json_log = options.log_format == "json" })
+
 -- Asked once, after planning and before the first write, when some target would lose rules.
 local function confirm(report)
   io.stderr:write(render.text(report, { color = cli.color("stderr") }), "\n")
   io.stderr:write("These rules will be removed. Go ahead? [y/N] ")
   io.stderr:flush()
   local answer = io.stdin:read("l")
+  show_progress(nil)
   return answer ~= nil and answer:lower():match("^%s*y") ~= nil
 end
 
@@ -112,8 +116,7 @@ local report = sg.rollout(source, targets, {
   timeout = flags.timeout,
   deadline = flags.deadline,
   plan_file = plan_file,
-  on_progress = progress.new(io.stderr, { tty = cli.isatty("stderr"),
-    json_log = options.log_format == "json" }),
+  on_progress = show_progress,
   confirm = (cli.isatty("stdin") and not flags.yes and not dry_run) and confirm or nil,
 })
 

@@ -512,11 +512,39 @@ end
 
 local classes = {}
 
+-- The arguments a method takes: the path's placeholders the connection does not fill in from its
+-- scope, then the body, then the optional query.
+local function params_of(def, ep)
+  local scope, params = {}, {}
+  for _, s in ipairs(def.scope) do scope[s] = true end
+  for p in ep.path:gmatch("{([%w_]+)}") do
+    if not scope[p] then params[#params + 1] = p end
+  end
+  if ep.body then params[#params + 1] = "body" end
+  params[#params + 1] = "query"
+  return params
+end
+
+-- help(conn.method) in the REPL: the method's signature, HTTP method and path, and its doc.
+local method_help = setmetatable({}, { __mode = "k" })
+
+---What help() shows for a connection method, or nil when fn is not one.
+---@param fn function
+---@return string?
+function M.method_help(fn)
+  return method_help[fn]
+end
+
 local function class_for(def)
   if classes[def.name] then return classes[def.name] end
   local methods = {}
   for _, ep in ipairs(def.endpoints) do
-    methods[ep.name] = function(self, ...) return invoke(self, ep, ...) end
+    local fn = function(self, ...) return invoke(self, ep, ...) end
+    methods[ep.name] = fn
+    local params = params_of(def, ep)
+    params[#params] = "[query]"
+    method_help[fn] = string.format("conn:%s(%s)\n  %s %s%s\n  %s", ep.name, table.concat(params, ", "),
+      ep.method, ep.path, ep.async and (" (async: " .. ep.async .. ", see conn:wait)") or "", ep.doc or "")
   end
   ---Waits for the async work a method started (see sg.wait). Returns the final state.
   ---@async
@@ -542,6 +570,10 @@ local function class_for(def)
       lines[#lines + 1] = string.format("  %-44s %s", ep.name, ep.doc or "")
     end
     lines[#lines + 1] = string.format("  %-44s %s", "wait", "wait for the async work a method started")
+    lines[#lines + 1] = string.format("  %-44s %s", "groups", "every group in scope, provider-neutral")
+    lines[#lines + 1] = string.format("  %-44s %s", "group", "one group by name or id (HostUp {vm = N}, " ..
+      "Barrack {instance = id})")
+    lines[#lines + 1] = "help(conn.METHOD) shows a method's arguments, HTTP method and path."
     return table.concat(lines, "\n")
   end
   classes[def.name] = cls
@@ -682,8 +714,6 @@ function M.stubs()
   w("")
   for _, name in ipairs(M.providers()) do
     local def = M.describe(name)
-    local scope = {}
-    for _, s in ipairs(def.scope) do scope[s] = true end
     local cls = "sg.conn." .. name
     w("---@class " .. cls .. " : sg.Connection")
     local var = name:gsub("^%l", string.upper) .. "Connection"
@@ -694,20 +724,15 @@ function M.stubs()
       w("---`" .. ep.method .. " " .. ep.path .. "`" .. (ep.async and (" (async: " .. ep.async .. ")") or "")
         .. (ep.create and " (not idempotent: never blindly re-sent)" or ""))
       w("---@async")
-      local params = {}
-      for p in ep.path:gmatch("{([%w_]+)}") do
-        if not scope[p] then
-          params[#params + 1] = p
-          w("---@param " .. p .. " string|integer")
-        end
+      local params = params_of(def, ep)
+      for i = 1, #params - 1 do
+        if params[i] ~= "body" then w("---@param " .. params[i] .. " string|integer") end
       end
       if ep.body then
-        params[#params + 1] = "body"
         w("---@param body table" .. (ep.body_key
           and ("|string|integer|(string|integer)[] a bare value is sent as {" .. ep.body_key .. " = value}")
           or " the JSON request body"))
       end
-      params[#params + 1] = "query"
       w("---@param query? table query parameters" .. (ep.items and " (paging ones fetch a single page)" or ""))
       w("---@return table response the decoded JSON response, envelope included")
       w("function " .. var .. ":" .. ep.name .. "(" .. table.concat(params, ", ") .. ") end")

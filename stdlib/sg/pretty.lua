@@ -1,5 +1,10 @@
 -- sg.pretty: readable, bounded printing of Lua values (sorted keys, cycles marked, long lists
--- and deep nesting elided, string values under credential-like names redacted).
+-- and deep nesting elided, string values under credential-like names redacted). Values read from
+-- JSON print as JSON would show them: null, and whole numbers without ".0"; canonical rules print
+-- in their one-line text form.
+local json = require "sg.json"
+local rule = require "sg.rule"
+
 local M = {}
 
 local defaults = { depth = 6, items = 40, indent = "  " }
@@ -25,12 +30,21 @@ end
 
 local function scalar(v)
   if type(v) == "string" then return string.format("%q", v) end
+  if v == json.null then return "null" end
+  -- JSON has one number type: a decoded 22 is the float 22.0, shown as the 22 it was
+  if math.type(v) == "float" and v == math.floor(v) and math.abs(v) < 2 ^ 53 then
+    return string.format("%d", math.tointeger(v))
+  end
   return tostring(v)
 end
 
 local function format(v, opts, level, seen, out)
   if type(v) ~= "table" then
     out[#out + 1] = scalar(v)
+    return
+  end
+  if rule.is_normalized(v) then
+    out[#out + 1] = "<rule " .. rule.tostring(v) .. ">"
     return
   end
   local mt = getmetatable(v)

@@ -27,6 +27,10 @@ end
 local function terminal(stream)
   local lines, drawn = {}, 0
   return function(e)
+    if e == nil then -- something else was written below the block: start a new one
+      lines, drawn = {}, 0
+      return
+    end
     lines[e.target] = string.format("  %-9s %-22s %s", e.provider, ref_text(e.group), describe(e))
     local out = {}
     -- back to the top of the block, then every line again (each cleared first)
@@ -43,6 +47,7 @@ local function terminal(stream)
 end
 
 local function json_log(e)
+  if e == nil then return end
   local fields = { target = e.target, provider = e.provider, group = ref_text(e.group), step = e.step }
   if e.done then fields.done = e.done end
   if e.total then fields.total = e.total end
@@ -50,10 +55,11 @@ local function json_log(e)
   require("_sg.log").write("info", "rollout_progress", describe(e), fields)
 end
 
----An on_progress function for sg.rollout that shows the events on `stream`.
+---An on_progress function for sg.rollout that shows the events on `stream`. Called with nil, it
+---starts a new block below whatever else was written to the terminal meanwhile (a question).
 ---@param stream file* where a terminal view is drawn (stderr)
 ---@param opts {tty: boolean?, json_log: boolean?}
----@return fun(event: table)
+---@return fun(event: table?)
 function M.new(stream, opts)
   if opts.json_log then return json_log end
   if opts.tty then return terminal(stream) end

@@ -98,6 +98,7 @@ local overview = [[
 sgrun: Lua 5.4 with the sg library loaded as `sg`.
   sg.connect(provider, opts)      a connection: ]] .. table.concat(require("_sg.providers"), ", ") .. [[
   help(conn)                      what a connection (or any table) offers
+  help(conn.METHOD)               a method's arguments, HTTP method, path and description
   sg.http.request{url=, ...}      one HTTP request; sg.json, sg.crypto, sg.sleep, sg.all
 Lines are Lua; a bare expression prints its value. Tab completes names, fields and methods.
 Ctrl-C cancels the running call (or clears the line); Ctrl-D leaves.]]
@@ -107,6 +108,11 @@ Ctrl-C cancels the running call (or clears the line); Ctrl-D leaves.]]
 function M.help(value)
   if value == nil then
     print(overview)
+    return
+  end
+  if type(value) == "function" then
+    local text = require("sg.connect").method_help(value)
+    print(text or "a function: help(conn.METHOD) describes a connection method; help(conn) lists them")
     return
   end
   local mt = getmetatable(value)

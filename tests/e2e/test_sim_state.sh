@@ -32,6 +32,20 @@ check "the next command sees the same accounts: no drift, exit 0" [ $? = 0 ]
 "$sgrun" --sim --state "$state" "$root/scripts/drift.lua" "$tmp/web.json" >"$tmp/out" 2>&1
 check "a rule added in between is found by a later command: exit 3" [ $? = 3 ]
 check "and named" grep -q "6379" "$tmp/out"
+"$sgrun" --sim --state "$state" "$root/scripts/drift.lua" "$tmp/web.json" >"$tmp/out" 2>&1
+check "the playbook's os.exit(3) released its lock: no takeover warning on the next run" \
+  bash -c "! grep -q lock_taken_over '$tmp/out'"
+
+"$sgrun" --sim --state "$state" -e "
+  local sg = require 'sg'
+  local exo = sg.connect('exoscale')
+  local g = assert(exo:group('web'))
+  exo:wait(exo:add_rule_to_security_group(g.id, { ['flow-direction'] = 'ingress', protocol = 'tcp',
+    ['start-port'] = 5432, ['end-port'] = 5432, network = '0.0.0.0/0' }))
+  os.exit(0)" -e 'print("after os.exit")' >"$tmp/out"
+check "os.exit ends the whole command line" bash -c "! grep -q 'after os.exit' '$tmp/out'"
+"$sgrun" --sim --state "$state" "$root/scripts/drift.lua" "$tmp/web.json" >"$tmp/out" 2>&1
+check "a run that ends with os.exit still saves the emulator's state" grep -q "5432" "$tmp/out"
 "$sgrun" --sim --seed 7 "$root/scripts/snapshot.lua" exoscale:web "$tmp/seeded.json" >/dev/null
 "$sgrun" --sim --seed 7 "$root/scripts/drift.lua" "$tmp/seeded.json" >"$tmp/out" 2>&1
 check "with the same --seed, a fresh emulator has the same ids: no drift, exit 0" [ $? = 0 ]
@@ -41,7 +55,7 @@ check "--state and --seed without --sim are a usage error" [ $? = 2 ]
 "$sgrun" --sim --state "$state" --every 1s --log-format json "$root/scripts/drift.lua" "$tmp/web.json" \
   >"$tmp/out" 2>"$tmp/log" &
 pid=$!
-for _ in $(seq 150); do
+for _ in $(seq 600); do
   [ "$(grep -c '"event":"run_finished"' "$tmp/log")" -ge 3 ] && break
   sleep 0.1
 done
@@ -59,7 +73,7 @@ print("after os.exit")
 LUA
 "$sgrun" --every 1s --log-format json "$tmp/exit.lua" >"$tmp/out" 2>"$tmp/log" &
 pid=$!
-for _ in $(seq 100); do grep -q '"event":"run_finished"' "$tmp/log" && break; sleep 0.1; done
+for _ in $(seq 600); do grep -q '"event":"run_finished"' "$tmp/log" && break; sleep 0.1; done
 kill -TERM $pid
 wait $pid
 check "pcall does not swallow os.exit in a scheduled run" bash -c "! grep -q 'after os.exit' '$tmp/out'"

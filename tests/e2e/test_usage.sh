@@ -74,5 +74,22 @@ check "the roll-out itself exits 0" [ $? = 0 ]
 check "a dry run with nothing to change exits 0" [ $? = 0 ]
 [ "$failed" = 0 ] || cat "$tmp/out" >&2
 
+# --timeout reaches every call: against a slow emulator a short limit fails fast with a timeout
+# (without it the default of 30 s would let the call wait out the 5 s latency and succeed)
+"$sgrun" sim --port 0 --ready-file "$tmp/slow.url" --env-file "$tmp/slow.env" --latency 5000 --quiet \
+  >/dev/null &
+slow_pid=$!
+for _ in $(seq 100); do [ -s "$tmp/slow.env" ] && break; sleep 0.05; done
+(
+  set -a
+  . "$tmp/slow.env"
+  set +a
+  "$sgrun" "$root/scripts/snapshot.lua" --timeout 0.5 exoscale:web "$tmp/slow.json" >"$tmp/out" 2>&1
+)
+check "snapshot.lua --timeout 0.5 against a 5 s latency fails" [ $? = 1 ]
+check "with a timeout error" grep -qi "timeout" "$tmp/out"
+check "and writes no file" [ ! -e "$tmp/slow.json" ]
+kill $slow_pid 2>/dev/null
+
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -110,6 +110,11 @@ t.test("progress on a terminal: one line per target, redrawn in place", function
   t.ok(text:find("applying 3/7", 1, true), text)
   t.ok(text:find("\r\27[2A", 1, true), "moves back over the two lines drawn")
   t.ok(text:find("converged\n", 1, true), text)
+  on(nil) -- a question was written below: the next event starts a new block
+  local before = #out:text()
+  on { target = 2, provider = "hostup", group = { vm = 10000 }, step = "applying", done = 1, total = 2 }
+  local after = out:text():sub(before + 1)
+  t.ok(not after:find("\27%[%d+A"), "no move up over the question: " .. after)
 end)
 
 t.test("progress elsewhere: nothing written (logs are not flooded)", function()

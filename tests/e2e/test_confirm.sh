@@ -1,0 +1,95 @@
+#!/bin/bash
+# What needs sg.rollout's side of the contract (opts.confirm, on_progress, write_plan/read_plan):
+# on a terminal a roll-out that would remove rules shows the plan and asks (tmux); "n" changes
+# nothing, "y" goes ahead, --yes and a stdin that is not a terminal never ask; live progress is
+# drawn on the terminal; --plan-out writes a plan without writing, --apply-plan applies it.
+# Skipped (exit 77) while this tree's sg.rollout lacks those parts.
+set -u
+sgrun=$1
+root=${SGRUN_SOURCE_DIR:?}
+grep -q "confirm" "$root/stdlib/sg/rollout.lua" && grep -q "on_progress" "$root/stdlib/sg/rollout.lua" \
+  && grep -q "write_plan" "$root/stdlib/sg/rollout.lua" || {
+  echo "SKIP: sg.rollout does not call opts.confirm/on_progress or write plans yet"
+  exit 77
+}
+tmp=$(mktemp -d)
+export SGRUN_LOCK_DIR=$tmp
+sock=sgrun-test-$$
+sim_pid=""
+trap 'tmux -L $sock kill-server 2>/dev/null; [ -n "$sim_pid" ] && kill $sim_pid 2>/dev/null; rm -rf "$tmp"' EXIT
+passed=0 failed=0
+check() {
+  local name=$1
+  shift
+  if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL $name" >&2; fi
+}
+
+"$sgrun" sim --port 0 --ready-file "$tmp/url" --env-file "$tmp/env" --task-delay 300 --quiet >/dev/null &
+sim_pid=$!
+for _ in $(seq 100); do [ -s "$tmp/env" ] && break; sleep 0.05; done
+set -a
+. "$tmp/env"
+set +a
+url=$(cat "$tmp/url")
+writes() {
+  curl -s "$url/_sim/log" | "$sgrun" -e "
+    local log = require('sg').json.decode(io.read('a'))
+    local n = 0
+    for _, e in ipairs(log.requests) do if e.method ~= 'GET' then n = n + 1 end end
+    print(n)"
+}
+
+# start_terminal NAME COMMAND: COMMAND runs in a tmux window with the emulator's settings
+start_terminal() {
+  rm -f "$tmp/$1.done"
+  tmux -L $sock -f /dev/null new-session -d -s "$1" -x 250 -y 60 \
+    "set -a; . '$tmp/env'; set +a; cd '$tmp' && $2; echo \$? >'$tmp/$1.done'; sleep 30"
+}
+wait_for_screen() { # NAME TEXT
+  for _ in $(seq 200); do
+    tmux -L $sock capture-pane -p -t "$1" | grep -qF -- "$2" && return 0
+    sleep 0.1
+  done
+  return 1
+}
+finish_terminal() {
+  for _ in $(seq 300); do [ -s "$tmp/$1.done" ] && break; sleep 0.1; done
+  tmux -L $sock capture-pane -p -S -200 -t "$1" >"$tmp/$1.screen"
+  tmux -L $sock kill-session -t "$1"
+}
+rollout="'$sgrun' '$root/scripts/rollout.lua' --allow-lossy exoscale:web gcore:web"
+
+curl -s -X DELETE "$url/_sim/log" >/dev/null
+start_terminal no "$rollout"
+check "on a terminal a roll-out that removes rules asks" wait_for_screen no "Go ahead? [y/N]"
+tmux -L $sock send-keys -t no n Enter
+finish_terminal no
+check "answering n exits 1" [ "$(cat "$tmp/no.done")" = 1 ]
+check "and says nothing changed" grep -q "not confirmed, nothing changed" "$tmp/no.screen"
+check "and no write was sent" [ "$(writes)" = 0 ]
+
+"$sgrun" "$root/scripts/rollout.lua" --allow-lossy exoscale:web gcore:web </dev/null >"$tmp/out" 2>&1 &
+pid=$!
+sleep 0.5
+check "without a terminal nobody is asked" bash -c "! grep -q 'Go ahead' '$tmp/out'"
+wait $pid
+check "and the roll-out runs: exit 0" [ $? = 0 ]
+
+curl -s -X DELETE "$url/_sim/log" >/dev/null
+start_terminal yes "'$sgrun' '$root/scripts/rollout.lua' --yes --allow-lossy exoscale:web genesis:web barrack:web"
+finish_terminal yes
+check "--yes does not ask" bash -c "! grep -q 'Go ahead' '$tmp/yes.screen'"
+check "--yes: exit 0" [ "$(cat "$tmp/yes.done")" = 0 ]
+check "progress was drawn per target" grep -q "genesis .*converged" "$tmp/yes.screen"
+
+"$sgrun" "$root/scripts/rollout.lua" --allow-lossy --plan-out "$tmp/plan.json" exoscale:web hostup:vm=10000 \
+  >"$tmp/out" 2>&1
+check "--plan-out with changes to make exits 3" [ $? = 3 ]
+check "and writes the plan" [ -s "$tmp/plan.json" ]
+"$sgrun" "$root/scripts/rollout.lua" --yes --apply-plan "$tmp/plan.json" >"$tmp/out" 2>&1
+check "--apply-plan applies it: exit 0" [ $? = 0 ]
+"$sgrun" "$root/scripts/rollout.lua" --yes --apply-plan "$tmp/plan.json" exoscale:web 2>"$tmp/err"
+check "--apply-plan with targets is a usage error" [ $? = 2 ]
+
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
