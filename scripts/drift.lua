@@ -18,7 +18,21 @@ if positional[2] then provider, ref = cli.parse_target(positional[2]) end
 local snap = cli.load(positional[1])
 if not provider then provider, ref = snap.provider, snap.group.id or snap.group.name end
 
-local plan = sg.plan(cli.connect(provider, { timeout = flags.timeout }), ref, snap, { lossy = "allow" })
+local conn = cli.connect(provider, { timeout = flags.timeout })
+-- a group that is gone is the largest drift there is: reported as drift, not as an error
+local live, missing = conn:group(ref)
+if not live then
+  local text = string.format("%s group %s of %s no longer exists: %s", provider, tostring(ref), positional[1],
+    tostring(missing))
+  sg.log("warn", "drift_found", text, { group_missing = true })
+  if (sg.options or {}).json then
+    print(sg.json.encode({ target = { provider = provider, group = ref }, group_missing = true }))
+  else
+    print("drift: " .. text)
+  end
+  os.exit(3)
+end
+local plan = sg.plan(conn, live.id or ref, snap, { lossy = "allow" })
 if plan:empty() then
   sg.log("info", "no_drift", string.format("%s %s matches %s", provider, plan.target.group, positional[1]))
   if (sg.options or {}).json then cli.print(plan) end

@@ -66,6 +66,15 @@ check "no drift right after the snapshot: exit 0" [ $? = 0 ]
 check "the drift check finds a rule added behind its back: exit 3" [ $? = 3 ]
 check "and names it" grep -q "6379" "$tmp/out"
 
+"$sgrun" -e "
+  local sg = require 'sg'
+  local snap = sg.load('$tmp/web.json')
+  snap.group.id, snap.group.name = '00000000-0000-4000-8000-00000000dead', 'gone'
+  sg.save(snap, '$tmp/gone.json')"
+"$sgrun" "$root/scripts/drift.lua" "$tmp/gone.json" >"$tmp/out" 2>&1
+check "a snapshot's group that no longer exists is drift: exit 3" [ $? = 3 ]
+check "said without a traceback" sh -c "grep -q 'no longer exists' '$tmp/out' && ! grep -q traceback '$tmp/out'"
+
 "$sgrun" "$root/scripts/audit.lua" exoscale:web >"$tmp/out" 2>&1
 check "the audit flags the exposed Redis port: exit 3" [ $? = 3 ]
 check "naming it" grep -q "6379" "$tmp/out"
