@@ -1,6 +1,5 @@
 /* _sg.http: request{method, url, headers, body, timeout, max_size, ca_file, ca_path, resolve} over
- * the runtime's
- * curl multiplexer. The calling task waits; an HTTP error status is a response, transport
+ * the runtime's curl multiplexer; ca_file defaults to $SGRUN_CA_FILE. The calling task waits; an HTTP error status is a response, transport
  * failures return nil, message, code with a stable code. */
 #include <lauxlib.h>
 #include <lua.h>
@@ -261,6 +260,12 @@ static int l_request(lua_State *L) {
   double max_size = opt_number(L, "max_size", (double)DEFAULT_MAX_SIZE);
   const char *ca_file = opt_string(L, "ca_file", NULL);
   const char *ca_path = opt_string(L, "ca_path", NULL);
+  /* SGRUN_CA_FILE (what `sgrun sim --tls` writes to its env file) names the CA of every
+   * connection that does not name its own: a private CA is trusted with verification left on */
+  if (!ca_file && !ca_path) {
+    const char *env = getenv("SGRUN_CA_FILE");
+    if (env && *env) ca_file = env;
+  }
   /* checked before any conversion: NaN, infinities and huge values have no integer form */
   if (!(timeout > 0 && timeout <= MAX_TIMEOUT))
     return luaL_error(L, "http.request: 'timeout' must be a number of seconds above 0 and at most %d",

@@ -262,7 +262,8 @@ local function transport_error(p, ep, err, code, attempts)
     connect = "could not connect; check the base URL and the network",
     resolve = "could not resolve the host; check the base URL",
     tls = "TLS failed; check the system CA certificates, or name the server's CA with " ..
-      "sg.connect(..., {ca_file = ...}) or 'ca_file = ...' in the profile",
+      "sg.connect(..., {ca_file = ...}), 'ca_file = ...' in the profile or the environment variable " ..
+      "SGRUN_CA_FILE (`sgrun sim --tls` writes it to its --env-file)",
     dry_run = "--dry-run: only reads are sent",
     too_large = "raise the limit with sg.connect(..., {max_size = bytes}) if this is expected",
   })[code or ""]
@@ -593,7 +594,8 @@ end
 ---Opens a connection: credentials and base URL are resolved now; nothing is sent.
 ---opts: credentials by name, profile, base_url, zone (Exoscale), timeout (s per attempt),
 ---max_size (bytes), page_size (auto-paging lists; default the provider's maximum), ca_file /
----ca_path (the CA bundle or directory TLS verifies against; also from the profile),
+---ca_path (the CA bundle or directory TLS verifies against; also from the profile, else
+---$SGRUN_CA_FILE),
 ---allow_insecure_http (plain http:// to a host other than loopback; also from the profile),
 ---resolve ({"HOST:PORT:ADDRESS"} as curl --resolve; tests),
 ---retry (sg.retry policy fields), transport (function(req) replacing
