@@ -1,6 +1,6 @@
 #!/bin/bash
 # One command per benchmark, each a ratio taken side by side in one run on this machine:
-#   bench/run.sh fanout | throughput | startup | memory | plan | rollout | all
+#   bench/run.sh fanout | throughput | tls | startup | memory | plan | rollout | all
 # Builds sgrun (build/) first. Figures and their meaning are in bench/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,6 +50,10 @@ throughput() {
     "$(echo "$sg_rps / $wrk_rps" | bc -l)" "$(echo "$sg_rps / $curl_rps" | bc -l)"
 }
 
+tls() {
+  tests/support/with_nginx.sh "$sgrun" bash bench/tls.sh "$sgrun"
+}
+
 # mean time of one run of a command, best of several rounds (other load only ever adds time)
 best_ms() {
   local best="" t0 t1 ms
@@ -89,10 +93,11 @@ plan() {
 case "${1:-all}" in
   fanout) fanout ;;
   throughput) throughput ;;
+  tls) tls ;;
   startup) startup ;;
   memory) memory ;;
   plan) plan ;;
   rollout) rollout ;;
-  all) fanout; throughput; startup; memory; plan; rollout ;;
-  *) echo "usage: bench/run.sh fanout|throughput|startup|memory|plan|rollout|all" >&2; exit 2 ;;
+  all) fanout; throughput; tls; startup; memory; plan; rollout ;;
+  *) echo "usage: bench/run.sh fanout|throughput|tls|startup|memory|plan|rollout|all" >&2; exit 2 ;;
 esac

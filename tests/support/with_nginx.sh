@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Runs a Lua test against a local nginx on loopback: with_nginx.sh <sgrun> <test.lua>
+# (or with_nginx.sh <sgrun> <command...>, for bench/run.sh tls)
 # Three TLS servers with a certificate from the CA `sgrun sim --tls` makes: H2_URL speaks HTTP/2,
 # H2_SHORT_URL too but closes every connection (GOAWAY) after 3 requests, H1_URL only HTTP/1.1. Every request answers 200 {"ok":true}; NGINX_LOG is the access log, one line a request:
 # "CONNECTION_SERIAL REQUESTS_ON_IT METHOD URI PROTOCOL" (distinct serials = connections = TLS
@@ -78,7 +79,8 @@ done
 export H2_URL=https://127.0.0.1:$p2 H1_URL=https://127.0.0.1:$p1 H2_SHORT_URL=https://127.0.0.1:$p3
 export NGINX_LOG=$tmp/access.log
 export SGRUN_CA_FILE=$tmp/tls/ca.pem
-"$sgrun" "$test"
+shift
+if [ $# = 1 ] && [ "${test%.lua}" != "$test" ]; then "$sgrun" "$test"; else "$@"; fi
 status=$?
 [ "$status" = 0 ] || { echo "--- nginx error log ---"; cat "$tmp/error.log"; } >&2
 exit "$status"
