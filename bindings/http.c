@@ -9,6 +9,7 @@
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "curlmux.h"
 #include "scheduler.h"
@@ -364,9 +365,11 @@ static int l_request(lua_State *L) {
    * update (HostUp's DELETE ...?pos=N), so every method that is not a read gets a connection of
    * its own and only the caller's retry policy (which re-reads first) ever repeats it. */
   if (!is_read_method(method)) curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
-  /* a burst of reads to a new host waits for the first connection's handshake: when it says h2
-   * they all ride it, instead of each opening a connection before anyone knows */
-  else curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+  /* a burst of reads to a new host waits for the first connection's handshake: when ALPN says
+   * h2 they all ride it, instead of each opening a connection before anyone knows. Plain http://
+   * never speaks h2 here (CURL_HTTP_VERSION_2TLS), and there curl would only learn that from the
+   * first response, holding the burst back for one whole request. */
+  else if (strncasecmp(url, "https://", 8) == 0) curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
   if (max_connections > 0) sg_curlmux_set_host_limit((long)max_connections);
   if (strcmp(method, "HEAD") == 0) curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
   else if (strcmp(method, "GET") != 0) curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
