@@ -1,6 +1,6 @@
 #!/bin/bash
 # One command per benchmark, each a ratio taken side by side in one run on this machine:
-#   bench/run.sh fanout | throughput | startup | memory | plan | rollout | fleet | all
+#   bench/run.sh fanout | throughput | tls | startup | memory | plan | rollout | fleet | all
 # Builds sgrun (build/) first. Figures and their meaning are in bench/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,6 +48,10 @@ throughput() {
   printf '  curl --parallel %7.0f req/s\n' "$curl_rps"
   printf '  sgrun          %8.0f req/s  (%.2f x wrk, %.2f x curl --parallel)\n' "$sg_rps" \
     "$(echo "$sg_rps / $wrk_rps" | bc -l)" "$(echo "$sg_rps / $curl_rps" | bc -l)"
+}
+
+tls() {
+  tests/support/with_nginx.sh "$sgrun" bash bench/tls.sh "$sgrun"
 }
 
 # mean time of one run of a command, best of several rounds (other load only ever adds time)
@@ -108,11 +112,12 @@ plan() {
 case "${1:-all}" in
   fanout) fanout ;;
   throughput) throughput ;;
+  tls) tls ;;
   startup) startup ;;
   memory) memory ;;
   plan) plan ;;
   rollout) rollout ;;
   fleet) fleet ;;
-  all) fanout; throughput; startup; memory; plan; rollout; fleet ;;
-  *) echo "usage: bench/run.sh fanout|throughput|startup|memory|plan|rollout|fleet|all" >&2; exit 2 ;;
+  all) fanout; throughput; tls; startup; memory; plan; rollout; fleet ;;
+  *) echo "usage: bench/run.sh fanout|throughput|tls|startup|memory|plan|rollout|fleet|all" >&2; exit 2 ;;
 esac

@@ -1,7 +1,7 @@
-/* _sg.http: request{method, url, headers, body, timeout, max_size, ca_file, ca_path, resolve} over
- * the runtime's
- * curl multiplexer. The calling task waits; an HTTP error status is a response, transport
- * failures return nil, message, code with a stable code. */
+/* _sg.http: request{method, url, headers, body, timeout, max_size, max_connections, ca_file, ca_path,
+ * resolve} over the runtime's curl multiplexer; ca_file defaults to $SGRUN_CA_FILE. The calling
+ * task waits; an HTTP error status is a response, transport failures return nil, message, code
+ * with a stable code. */
 #include <lauxlib.h>
 #include <lua.h>
 
@@ -9,6 +9,7 @@
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "curlmux.h"
 #include "scheduler.h"
@@ -259,14 +260,24 @@ static int l_request(lua_State *L) {
     if (!isupper((unsigned char)*c)) return luaL_error(L, "http.request: method '%s' must be upper case", method);
   double timeout = opt_number(L, "timeout", 30);
   double max_size = opt_number(L, "max_size", (double)DEFAULT_MAX_SIZE);
+  double max_connections = opt_number(L, "max_connections", -1);
   const char *ca_file = opt_string(L, "ca_file", NULL);
   const char *ca_path = opt_string(L, "ca_path", NULL);
+  /* SGRUN_CA_FILE (what `sgrun sim --tls` writes to its env file) names the CA of every
+   * connection that does not name its own: a private CA is trusted with verification left on */
+  if (!ca_file && !ca_path) {
+    const char *env = getenv("SGRUN_CA_FILE");
+    if (env && *env) ca_file = env;
+  }
   /* checked before any conversion: NaN, infinities and huge values have no integer form */
   if (!(timeout > 0 && timeout <= MAX_TIMEOUT))
     return luaL_error(L, "http.request: 'timeout' must be a number of seconds above 0 and at most %d",
                       (int)MAX_TIMEOUT);
   if (!(max_size >= 0 && max_size <= MAX_BODY_LIMIT))
     return luaL_error(L, "http.request: 'max_size' must be a number of bytes from 0 to 1e15");
+  if (max_connections != -1 && !(max_connections >= 1 && max_connections <= 100000 &&
+                                 max_connections == (long)max_connections))
+    return luaL_error(L, "http.request: 'max_connections' must be a whole number from 1 to 100000");
   size_t body_len = 0;
   int bt = lua_getfield(L, 1, "body");
   const char *body = NULL;
@@ -354,6 +365,12 @@ static int l_request(lua_State *L) {
    * update (HostUp's DELETE ...?pos=N), so every method that is not a read gets a connection of
    * its own and only the caller's retry policy (which re-reads first) ever repeats it. */
   if (!is_read_method(method)) curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+  /* a burst of reads to a new host waits for the first connection's handshake: when ALPN says
+   * h2 they all ride it, instead of each opening a connection before anyone knows. Plain http://
+   * never speaks h2 here (CURL_HTTP_VERSION_2TLS), and there curl would only learn that from the
+   * first response, holding the burst back for one whole request. */
+  else if (strncasecmp(url, "https://", 8) == 0) curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+  if (max_connections > 0) sg_curlmux_set_host_limit((long)max_connections);
   if (strcmp(method, "HEAD") == 0) curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
   else if (strcmp(method, "GET") != 0) curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
   if (body) {

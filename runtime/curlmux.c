@@ -110,6 +110,13 @@ int sg_curlmux_add(CURL *easy, sg_curl_done_fn done, void *ud) {
   return (int)rc;
 }
 
+void sg_curlmux_set_host_limit(long n) {
+  static long current = 0;
+  if (!mux.multi || n == current) return;
+  current = n;
+  curl_multi_setopt(mux.multi, CURLMOPT_MAX_HOST_CONNECTIONS, n);
+}
+
 void sg_curlmux_remove(CURL *easy) {
   struct transfer *tr = NULL;
   curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&tr);

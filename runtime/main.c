@@ -34,6 +34,7 @@ struct options {
   int interactive; /* -i */
   int has_exec;    /* some -e or -l */
   int sim;
+  int sim_tls; /* --tls: the emulator serves HTTPS from its own CA (SGRUN_CA_FILE) */
   int dry_run;
   int json;
   int no_lock;
@@ -72,6 +73,8 @@ static void usage(FILE *out) {
           "  --lock-name NAME   the lock's name (default: the playbook's path and its arguments)\n"
           "  --state FILE       with --sim: load the emulator's accounts from FILE and save them back\n"
           "  --seed N           with --sim: seed the emulator's random choices\n"
+          "  --tls              with --sim: the emulator serves HTTPS from a CA of its own, trusted\n"
+          "                     through SGRUN_CA_FILE (TLS verified as against a real API)\n"
           "  --debug            print a Lua traceback with every error (also SGRUN_DEBUG=1)\n"
           "  -h, --help         print this help\n"
           "With no script: the REPL on a terminal, else standard input is run.\n"
@@ -163,6 +166,8 @@ static int parse_args(int argc, char **argv, struct options *o, int *done) {
         return 0;
       } else if (strcmp(a, "--sim") == 0) {
         o->sim = 1;
+      } else if (strcmp(a, "--tls") == 0) {
+        o->sim_tls = 1;
       } else if (strcmp(a, "--dry-run") == 0) {
         o->dry_run = 1;
       } else if (strcmp(a, "--json") == 0) {
@@ -181,8 +186,8 @@ static int parse_args(int argc, char **argv, struct options *o, int *done) {
   if ((o->every > 0 || o->cron) && (!o->script || strcmp(argv[o->script], "-") == 0))
     return usage_error("'--every' and '--cron' need a script file to run", NULL);
   if (o->every > 0 && o->cron) return usage_error("use '--every' or '--cron', not both", NULL);
-  if ((o->state_file || o->has_seed) && !o->sim)
-    return usage_error("'--state' and '--seed' set up the emulator: add '--sim'", NULL);
+  if ((o->state_file || o->has_seed || o->sim_tls) && !o->sim)
+    return usage_error("'--state', '--seed' and '--tls' set up the emulator: add '--sim'", NULL);
   return 0;
 }
 
@@ -534,7 +539,7 @@ int main(int argc, char **argv) {
   if (o.sim) {
     char err[256];
     struct sg_sim_options so = {.task_delay_ms = 300, .quiet = 1, .state_file = o.state_file,
-                                .seed = o.seed, .has_seed = o.has_seed};
+                                .seed = o.seed, .has_seed = o.has_seed, .tls = o.sim_tls};
     struct sg_sim *(*sim_start)(const struct sg_sim_options *, char *, size_t) =
         (struct sg_sim * (*)(const struct sg_sim_options *, char *, size_t)) ext_or_exit("sg_sim_start");
     void (*sim_export_env)(struct sg_sim *) = (void (*)(struct sg_sim *))ext_or_exit("sg_sim_export_env");

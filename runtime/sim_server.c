@@ -9,6 +9,7 @@
 #include "lua_contract.h"
 #include "sim_server.h"
 #include "atomicfile.h"
+#include "sim_tls.h"
 #include "state.h"
 
 #include <microhttpd.h>
@@ -38,6 +39,8 @@ struct sg_sim {
   int core_ref; /* registry reference to the sgsim core object */
   pthread_mutex_t mu;
   int quiet;
+  int tls;
+  struct sg_sim_tls certs; /* with tls: the CA and server certificate */
   char base_url[128];
 };
 
@@ -486,13 +489,29 @@ struct sg_sim *sg_sim_start(const struct sg_sim_options *opts, char *err, size_t
   const char *shown = host;
   if (strcmp(host, "0.0.0.0") == 0) shown = "127.0.0.1";
   else if (strcmp(host, "::") == 0) shown = "::1";
+  const char *scheme = o->tls ? "https" : "http";
   if (strchr(shown, ':'))
-    snprintf(sim->base_url, sizeof sim->base_url, "http://[%s]:%d", shown, port);
+    snprintf(sim->base_url, sizeof sim->base_url, "%s://[%s]:%d", scheme, shown, port);
   else
-    snprintf(sim->base_url, sizeof sim->base_url, "http://%s:%d", shown, port);
+    snprintf(sim->base_url, sizeof sim->base_url, "%s://%s:%d", scheme, shown, port);
 
   unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL;
   if (v6) flags |= MHD_USE_IPv6;
+  if (o->tls) {
+    if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+      set_err(err, errlen, "--tls: this libmicrohttpd was built without TLS support; install one built "
+              "with GnuTLS (Debian's libmicrohttpd12 is)");
+      sg_sim_stop(sim);
+      return NULL;
+    }
+    if (sg_sim_tls_prepare(&sim->certs, o->tls_dir, host, err, errlen) != 0) {
+      sg_sim_stop(sim);
+      return NULL;
+    }
+    sim->tls = 1;
+    flags |= MHD_USE_TLS;
+  }
+  /* MHD_OPTION_END ends the list early without TLS, so the key options are only read with it */
   sim->daemon = MHD_start_daemon(
       flags, 0, NULL, NULL, on_request, sim,
       MHD_OPTION_LISTEN_SOCKET, (MHD_socket)sim->listen_fd,
@@ -502,6 +521,8 @@ struct sg_sim *sg_sim_start(const struct sg_sim_options *opts, char *err, size_t
       MHD_OPTION_THREAD_STACK_SIZE, (size_t)(1024 * 1024),
       MHD_OPTION_URI_LOG_CALLBACK, on_uri, NULL,
       MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+      sim->tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, sim->certs.key_pem,
+      MHD_OPTION_HTTPS_MEM_CERT, sim->certs.cert_pem,
       MHD_OPTION_END);
   if (!sim->daemon) {
     set_err(err, errlen, "cannot start the HTTP server on %s", sim->base_url);
@@ -513,11 +534,14 @@ struct sg_sim *sg_sim_start(const struct sg_sim_options *opts, char *err, size_t
 
 const char *sg_sim_base_url(const struct sg_sim *sim) { return sim->base_url; }
 
+const char *sg_sim_ca_file(const struct sg_sim *sim) { return sim->tls ? sim->certs.ca_file : NULL; }
+
 void sg_sim_stop(struct sg_sim *sim) {
   if (!sim) return;
   if (sim->daemon) MHD_stop_daemon(sim->daemon); /* joins every connection thread */
   if (sim->listen_fd >= 0) close(sim->listen_fd);
   if (sim->L) lua_close(sim->L);
+  sg_sim_tls_release(&sim->certs);
   pthread_mutex_destroy(&sim->mu);
   free(sim);
 }
@@ -529,6 +553,10 @@ static int push_env(struct sg_sim *sim) {
     fprintf(stderr, "sgrun sim: %s\n", lua_tostring(sim->L, -1) ? lua_tostring(sim->L, -1) : "env failed");
     lua_pop(sim->L, 1);
     return 0;
+  }
+  if (sim->tls) {
+    lua_pushstring(sim->L, sim->certs.ca_file);
+    lua_setfield(sim->L, -2, "SGRUN_CA_FILE");
   }
   return 1;
 }
@@ -731,7 +759,14 @@ static const char usage[] =
     "  --state FILE      load the emulator state from FILE at start when it exists, and save it\n"
     "                    back there on exit\n"
     "  --ready-file F    once listening, write the base URL (http://HOST:PORT) to F\n"
-    "  --env-file F      once listening, write KEY=VALUE lines (SGRUN_*_URL, demo credentials) to F\n"
+    "  --env-file F      once listening, write KEY=VALUE lines (SGRUN_*_URL, demo credentials,\n"
+    "                    SGRUN_CA_FILE with --tls) to F\n"
+    "  --tls             serve HTTPS with a certificate signed by a CA of the emulator's own, kept\n"
+    "                    in a directory printed at start; the --env-file names the CA as\n"
+    "                    SGRUN_CA_FILE, which every sgrun connection trusts\n"
+    "  --tls-dir DIR     with --tls: keep the CA in DIR (made when absent, reused when present, so\n"
+    "                    clients can trust it across restarts); default a temporary directory\n"
+    "                    removed on exit\n"
     "  --quiet           no per-request log lines on stderr\n"
     "  --help            this text\n"
     "\n"
@@ -787,7 +822,7 @@ int sg_sim_main(int argc, char **argv) {
                 strcmp(a, "--faults") == 0 || strcmp(a, "--seed") == 0 || strcmp(a, "--state") == 0 ||
                 strcmp(a, "--ready-file") == 0 || strcmp(a, "--env-file") == 0 ||
                 strcmp(a, "--accounts") == 0 || strcmp(a, "--account-groups") == 0 ||
-                strcmp(a, "--fleet-file") == 0;
+                strcmp(a, "--fleet-file") == 0 || strcmp(a, "--tls-dir") == 0;
     if (takes && !val) {
       if (i + 1 >= argc) return usage_error("%s needs a value", a);
       val = argv[++i];
@@ -800,6 +835,10 @@ int sg_sim_main(int argc, char **argv) {
       return 0;
     } else if (strcmp(a, "--quiet") == 0) {
       o.quiet = 1;
+    } else if (strcmp(a, "--tls") == 0) {
+      o.tls = 1;
+    } else if (strcmp(a, "--tls-dir") == 0) {
+      o.tls_dir = val;
     } else if (strcmp(a, "--host") == 0) {
       o.host = val;
     } else if (strcmp(a, "--port") == 0) {
@@ -841,6 +880,7 @@ int sg_sim_main(int argc, char **argv) {
       return usage_error("unknown option: %s", argv[i]);
     }
   }
+  if (o.tls_dir && !o.tls) return usage_error("%s chooses where the CA of --tls lives: add --tls", "--tls-dir");
 
   /* SIGINT/SIGTERM are taken with sigwait; blocked before any thread starts so none gets them. */
   sigset_t set, old;
@@ -884,6 +924,9 @@ int sg_sim_main(int argc, char **argv) {
   char *banner = sg_sim_banner(sim);
   fputs(banner ? banner : sim->base_url, stdout);
   fputc('\n', stdout);
+  if (sim->tls)
+    printf("TLS: certificates in %s; clients trust the CA %s (SGRUN_CA_FILE)\n", sim->certs.dir,
+           sim->certs.ca_file);
   fflush(stdout);
   free(banner);
 

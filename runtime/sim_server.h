@@ -22,13 +22,18 @@ struct sg_sim_options {
   int quiet;             /* no request log lines on stderr */
   int accounts;          /* fleet accounts per provider (0: the knob's default) */
   int account_groups;    /* groups per fleet account (0: the knob's default) */
+  int tls;               /* serve HTTPS with a certificate from the emulator's own CA */
+  const char *tls_dir;   /* with tls: where that CA lives (made when absent); NULL: a temporary one */
 };
 
 /* Starts the server; NULL on failure with a message in err. */
 struct sg_sim *sg_sim_start(const struct sg_sim_options *opts, char *err, size_t errlen);
 
-/* "http://127.0.0.1:PORT" (no trailing slash). */
+/* "http://127.0.0.1:PORT" (https:// with tls) (no trailing slash). */
 const char *sg_sim_base_url(const struct sg_sim *sim);
+
+/* With tls, the CA certificate clients must trust (also SGRUN_CA_FILE in the env); else NULL. */
+const char *sg_sim_ca_file(const struct sg_sim *sim);
 
 /* setenv() SGRUN_SIM_URL, every SGRUN_<PROVIDER>_URL and every provider's demo credentials. */
 void sg_sim_export_env(struct sg_sim *sim);

@@ -262,7 +262,8 @@ local function transport_error(p, ep, err, code, attempts)
     connect = "could not connect; check the base URL and the network",
     resolve = "could not resolve the host; check the base URL",
     tls = "TLS failed; check the system CA certificates, or name the server's CA with " ..
-      "sg.connect(..., {ca_file = ...}) or 'ca_file = ...' in the profile",
+      "sg.connect(..., {ca_file = ...}), 'ca_file = ...' in the profile or the environment variable " ..
+      "SGRUN_CA_FILE (`sgrun sim --tls` writes it to its --env-file)",
     dry_run = "--dry-run: only reads are sent",
     too_large = "raise the limit with sg.connect(..., {max_size = bytes}) if this is expected",
   })[code or ""]
@@ -285,7 +286,7 @@ local function send_once(p, ep, url, body_text, attempt)
   if body_text then headers["Content-Type"] = "application/json" end
   local req = { method = ep.method, url = url, headers = headers, body = body_text,
     timeout = p.timeout, max_size = p.max_size, ca_file = p.ca_file, ca_path = p.ca_path,
-    resolve = p.resolve }
+    resolve = p.resolve, max_connections = p.max_connections }
   if p.def.auth then p.def.auth(req, p.creds) end
   local resp, err, code = p.transport(req)
   trace.log(p.def.name, ep.name, req, resp, err,
@@ -642,9 +643,11 @@ end
 ---Opens a connection: credentials and base URL are resolved now; nothing is sent.
 ---opts: credentials by name, profile, base_url, zone (Exoscale), timeout (s per attempt),
 ---max_size (bytes), page_size (auto-paging lists; default the provider's maximum), ca_file /
----ca_path (the CA bundle or directory TLS verifies against; also from the profile),
+---ca_path (the CA bundle or directory TLS verifies against; also from the profile, else
+---$SGRUN_CA_FILE),
 ---allow_insecure_http (plain http:// to a host other than loopback; also from the profile),
----resolve ({"HOST:PORT:ADDRESS"} as curl --resolve; tests),
+---resolve ({"HOST:PORT:ADDRESS"} as curl --resolve; tests), max_connections (at most this many
+---connections per host: HTTP/1.1 keep-alive connections are reused up to it; HTTP/2 multiplexes),
 ---retry (sg.retry policy fields), transport (function(req) replacing
 ---sg.http.request: tests record the wire with it).
 ---@param provider string
@@ -672,6 +675,10 @@ function M.connect(provider, opts)
   if opts.max_size ~= nil and (type(opts.max_size) ~= "number" or not (opts.max_size >= 0 and opts.max_size <= 1e15)) then
     error("sg.connect: max_size must be a number of bytes from 0 to 1e15", 2)
   end
+  if opts.max_connections ~= nil and (math.type(opts.max_connections) ~= "integer"
+      or opts.max_connections < 1 or opts.max_connections > 100000) then
+    error("sg.connect: max_connections must be an integer from 1 to 100000", 2)
+  end
   if opts.page_size ~= nil and (math.type(opts.page_size) ~= "integer" or opts.page_size < 1) then
     error("sg.connect: page_size must be a positive integer", 2)
   end
@@ -682,7 +689,7 @@ function M.connect(provider, opts)
     page_size = opts.page_size,
     ca_file = transport_setting(def, opts, "ca_file", cache),
     ca_path = transport_setting(def, opts, "ca_path", cache),
-    resolve = opts.resolve,
+    resolve = opts.resolve, max_connections = opts.max_connections,
   }
   return conn
 end

@@ -289,6 +289,18 @@ t.test("a non-idempotent call is not re-sent after a possibly delivered attempt"
   t.eq({ err.code, err.retryable, n }, { "closed", true, 5 })
 end)
 
+t.test("max_connections reaches the transport and is checked", function()
+  local log, transport = recorder('{"security_group": {"id": "a"}}')
+  local gen = sg.connect("genesis", { token = "k", base_url = "https://x.test", transport = transport,
+    max_connections = 6 })
+  gen:get_security_group("a")
+  t.eq(log[1].max_connections, 6)
+  for _, bad in ipairs({ 0, 2.5, "4", 100001 }) do
+    t.raises(function() sg.connect("genesis", { token = "k", max_connections = bad }) end,
+      "max_connections must be an integer")
+  end
+end)
+
 t.test("a response that is not JSON, or too large, is a clear error", function()
   local _, transport = recorder("<html>gateway</html>")
   local gen = sg.connect("genesis", { token = "k", base_url = "https://x.test", transport = transport })

@@ -117,4 +117,25 @@ t.test("errors in sg.all children that make requests reach the caller", function
   end, "child: ")
 end)
 
+-- Plain http:// never becomes h2, so a burst to a new host must not wait for the first answer
+-- to learn that (CURLOPT_PIPEWAIT is for https:// only): all of it reaches the server at once.
+t.test("a burst to a new plain-http host is all in flight together from the start", function()
+  -- requests earlier tests abandoned may still be held by the server: they would count too
+  for _ = 1, 300 do
+    if sg.json.decode(assert(get("/stats")).body).current == 0 then break end
+    sg.sleep(0.1)
+  end
+  assert(get("/reset"))
+  local port = base:match(":(%d+)$")
+  local fns = {}
+  for i = 1, 20 do
+    fns[i] = function()
+      return assert(sg.http.request { url = "http://burst.test:" .. port .. "/delay?ms=2000&id=" .. i,
+        resolve = { "burst.test:" .. port .. ":127.0.0.1" }, timeout = 20 }).status
+    end
+  end
+  for i, status in ipairs(sg.all(fns)) do t.eq(status, 200, "request " .. i) end
+  t.eq(sg.json.decode(assert(get("/stats")).body).max_concurrent, 20)
+end)
+
 t.run()
