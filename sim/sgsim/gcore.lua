@@ -547,8 +547,9 @@ local function task_view(st, t, now)
   return { id = t.id, task_type = t.task_type, state = state, detailed_state = null,
     error = state == "ERROR" and (t.error or "Task failed") or null, created_resources = created,
     data = data, created_on = task_time(t.created_at), updated_on = updated,
-    finished_on = finished and task_time(finished) or null, acknowledged_at = null,
-    acknowledged_by = null, project_id = st.project_id, region_id = st.region_id, client_id = 2,
+    finished_on = finished and task_time(finished) or null,
+    acknowledged_at = t.acknowledged_at and task_time(t.acknowledged_at) or null,
+    acknowledged_by = t.acknowledged_at and 3 or null, project_id = st.project_id, region_id = st.region_id, client_id = 2,
     user_id = 3, user_client_id = 2, request_id = null, job_id = null, schedule_id = null,
     lifecycle_policy_id = null }
 end
@@ -1031,6 +1032,38 @@ function M.handle(st, req, ctx)
   if path == "/cloud/v1/tasks" then
     if m ~= "GET" then return method_not_allowed() end
     return list_tasks(st, req, now)
+  end
+  -- Acknowledging marks finished tasks as seen (acknowledged_at/by): the documented task API.
+  if path == "/cloud/v1/tasks/acknowledge_all" then
+    if m ~= "POST" then return method_not_allowed() end
+    local scope_status, scope_body = check_scope(st, req.args.project_id or "", req.args.region_id or "")
+    if scope_status then return scope_status, scope_body end
+    for _, id in ipairs(st.task_order) do
+      local t = st.tasks[id]
+      if t and not t.acknowledged_at then t.acknowledged_at = now end
+    end
+    return 204, nil
+  end
+  local ack = path:match("^/cloud/v1/tasks/([^/]+)/acknowledge$")
+  if ack then
+    if m ~= "POST" then return method_not_allowed() end
+    local t = st.tasks[ack]
+    if not t then return fail(404, "Task " .. ack .. " not found") end
+    t.acknowledged_at = t.acknowledged_at or now
+    return 200, task_view(st, t, now)
+  end
+  local ap, ar = path:match("^/cloud/v1/tasks/([^/]+)/([^/]+)/active$")
+  if ap then
+    if m ~= "GET" then return method_not_allowed() end
+    local scope_status, scope_body = check_scope(st, ap, ar)
+    if scope_status then return scope_status, scope_body end
+    local results = {}
+    for _, id in ipairs(st.task_order) do
+      local t = st.tasks[id]
+      local state = t and task_state(t, now)
+      if state == "NEW" or state == "RUNNING" then results[#results + 1] = task_view(st, t, now) end
+    end
+    return 200, { count = #results, results = results }
   end
   local tid = path:match("^/cloud/v1/tasks/([^/]+)$")
   if tid then

@@ -328,7 +328,120 @@ function ops.set_options(_, req, ctx, vm)
   return envelope(ctx, 200, { success = true, message = "Firewall options updated successfully" })
 end
 
+------------------------------------------------------------------------------------------------
+-- Firewall groups (reference 3.2: list, create, replace; a VM's assignment read and removed).
+-- INFERRED: group rules are checked like v1 rules where the fields overlap, `enable` may be a
+-- boolean or 0/1 (boolean on replace, line 315), `pos` is renumbered from the list order; how a
+-- group is assigned to a VM is unknown, so assignments only change through DELETE (and dumps).
+
+local GROUP_RULE_FIELDS = { id = true, pos = true, type = true, action = true, proto = true, enable = true,
+  dport = true, sport = true, source = true, dest = true, comment = true, iface = true, macro = true }
+
+---@return table|nil group fields, string|nil error
+local function parse_group(body)
+  if not is_object(body) then return nil, "request body must be a JSON object" end
+  for k in pairs(body) do
+    if k ~= "name" and k ~= "description" and k ~= "rules" then return nil, "Unknown option: " .. tostring(k) end
+  end
+  if type(body.name) ~= "string" or body.name == "" or #body.name > 255 then
+    return nil, "name must be a non-empty string of at most 255 characters"
+  end
+  if type(body.description) ~= "string" or #body.description > 1024 then
+    return nil, "description must be a string of at most 1024 characters"
+  end
+  if not sgsim.is_array(body.rules) then return nil, "rules must be an array" end
+  local rules = {}
+  for i, r in ipairs(body.rules) do
+    local where = "rules[" .. (i - 1) .. "]"
+    if not is_object(r) then return nil, where .. " must be an object" end
+    for k in pairs(r) do
+      if not GROUP_RULE_FIELDS[k] then return nil, where .. ": Unknown option: " .. tostring(k) end
+    end
+    for _, f in ipairs({ "type", "action", "proto", "enable", "dport", "comment" }) do
+      if r[f] == nil then return nil, where .. "." .. f .. " is required" end
+    end
+    if r.type ~= "in" and r.type ~= "out" then return nil, where .. ".type must be one of: in, out" end
+    if type(r.action) ~= "string" or not ACTIONS[r.action] then
+      return nil, where .. ".action must be one of: ACCEPT, DROP, REJECT"
+    end
+    if type(r.proto) ~= "string" or not PROTOS[r.proto] then return nil, where .. ".proto must be one of: icmp, tcp, udp" end
+    local enable = r.enable
+    if type(enable) == "boolean" then enable = enable and 1 or 0 end
+    if enable ~= 0 and enable ~= 1 then return nil, where .. ".enable must be a boolean or 0/1" end
+    for _, f in ipairs({ "dport", "sport", "source", "dest", "comment", "iface", "macro" }) do
+      if r[f] ~= nil and type(r[f]) ~= "string" then return nil, where .. "." .. f .. " must be a string" end
+    end
+    if r.pos ~= nil and not (math.type(r.pos) == "integer" and r.pos >= 0) then
+      return nil, where .. ".pos must be a non-negative integer"
+    end
+    if r.id ~= nil and type(r.id) ~= "string" and math.type(r.id) ~= "integer" then
+      return nil, where .. ".id must be a string or an integer"
+    end
+    if #r.comment > INFERRED.max_comment_len then return nil, where .. ".comment is too long" end
+    if r.proto ~= "icmp" and r.dport ~= "" then
+      local err = check_dport(r.dport)
+      if err then return nil, where .. ".dport: " .. err end
+    end
+    if r.source ~= nil and r.source ~= "" then
+      local _, err = check_source(r.source)
+      if err then return nil, where .. ".source: " .. err end
+    end
+    rules[i] = { pos = i - 1, type = r.type, action = r.action, proto = r.proto, enable = enable == 1,
+      dport = r.dport, sport = r.sport, source = r.source, dest = r.dest, comment = r.comment,
+      iface = r.iface, macro = r.macro }
+  end
+  return { name = body.name, description = body.description, rules = rules }
+end
+
+local function group_view(g)
+  return { id = g.id, client_id = g.client_id, name = g.name, description = g.description,
+    is_system = g.is_system, rules_count = #g.rules, created_at = g.created_at, updated_at = g.updated_at }
+end
+
+local group_ops = {}
+
+function group_ops.list(state, _, ctx)
+  local out = {}
+  for i, g in ipairs(state.groups) do out[i] = group_view(g) end
+  return envelope(ctx, 200, { groups = out })
+end
+
+function group_ops.create(state, req, ctx)
+  local g, err = parse_group(req.json)
+  if not g then return fail(ctx, 400, err) end
+  local now = iso(ctx.now())
+  g.id, g.client_id, g.is_system, g.created_at, g.updated_at = uuid(ctx.random), state.client_id, false, now, now
+  state.groups[#state.groups + 1] = g
+  local view = group_view(g)
+  view.rules_count = nil
+  return envelope(ctx, 200, { group = view, message = "Firewall group created successfully" })
+end
+
+function group_ops.replace(state, req, ctx, id)
+  local target
+  for _, g in ipairs(state.groups) do
+    if g.id == id then target = g end
+  end
+  if not target then return fail(ctx, 404, "Firewall group not found", "group_not_found") end
+  if target.is_system then return fail(ctx, 403, "System firewall groups cannot be changed") end
+  local g, err = parse_group(req.json)
+  if not g then return fail(ctx, 400, err) end
+  target.name, target.description, target.rules = g.name, g.description, g.rules
+  target.updated_at = iso(ctx.now())
+  return envelope(ctx, 200, { id = target.id, message = "Firewall group updated successfully" })
+end
+
+function ops.get_group_assignment(_, _, ctx, vm)
+  return envelope(ctx, 200, { assignment = vm.group or sgsim.json.null })
+end
+
+function ops.remove_group_assignment(_, _, ctx, vm)
+  vm.group = nil
+  return envelope(ctx, 200, { success = true })
+end
+
 local routes = {
+  { "^/vm/([^/]+)/firewall/group$", { GET = ops.get_group_assignment, DELETE = ops.remove_group_assignment } },
   { "^/vm/([^/]+)/firewall$",
     { GET = ops.list_rules, POST = ops.add_rule, PUT = ops.update_rule, DELETE = ops.delete_rule } },
   { "^/vm/([^/]+)/firewall/options$", { PUT = ops.set_options } },
@@ -345,6 +458,17 @@ function M.handle(state, req, ctx)
   end
   if not key or key == "" then return fail(ctx, 401, "Authentication required") end
   if key ~= state.api_key then return fail(ctx, 401, "Invalid API key") end
+  state.groups = state.groups or {} -- dumps from before firewall groups
+  if req.path == "/firewall-groups" then
+    if req.method == "GET" then return group_ops.list(state, req, ctx) end
+    if req.method == "POST" then return group_ops.create(state, req, ctx) end
+    return fail(ctx, 405, "Method " .. req.method .. " not allowed")
+  end
+  local gid = req.path:match("^/firewall%-groups/([^/]+)$")
+  if gid then
+    if req.method == "PUT" then return group_ops.replace(state, req, ctx, gid) end
+    return fail(ctx, 405, "Method " .. req.method .. " not allowed")
+  end
   for _, route in ipairs(routes) do
     local vmid = req.path:match(route[1])
     if vmid then
@@ -371,6 +495,8 @@ end
 function M.new_state()
   return {
     api_key = DEMO_KEY,
+    client_id = 4711,
+    groups = {},
     vms = {
       { vmid = 10000, options = { enable = 1, policy_in = "DROP" }, rules = {
         { type = "in", action = "ACCEPT", proto = "tcp", dport = "22", source = "198.51.100.10",

@@ -1,6 +1,9 @@
--- sg.json: JSON over lua-cjson, with an explicit null and a marker for arrays, so that an empty
--- list is sent as [] (cjson alone cannot tell an empty array from an empty object).
+-- sg.json: JSON with an explicit null and a marker for arrays, so that an empty list is sent as
+-- [] and a list read back stays one (cjson alone cannot tell an empty array from an empty
+-- object). Encoding is lua-cjson's; decoding is libjansson's (_sg.jsonstrict), which marks every
+-- decoded array, keeps null, and reads 8080 as an integer.
 local cjson = require "cjson"
+local jsonstrict = require "_sg.jsonstrict"
 
 local M = {}
 
@@ -71,9 +74,8 @@ function M.decode(text)
   if type(text) ~= "string" then
     error("sg.json.decode: expected a string, got " .. type(text), 2)
   end
-  local ok, value = pcall(cjson.decode, text)
-  if ok then return value end
-  local msg = tostring(value)
+  local value, msg = jsonstrict.decode(text, array_mt)
+  if msg == nil then return value end
   local pos = tonumber(msg:match("at character (%d+)"))
   if pos then
     local near = text:sub(math.max(1, pos - 10), pos + 10):gsub("[%c]", " ")

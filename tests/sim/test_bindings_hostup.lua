@@ -2,6 +2,7 @@
 -- wire against genesis_barrack_hostup.md §3.2 (X-API-Key, ?pos= addressing, the 7-field body).
 local t = require "testlib"
 local w = require "sim_wire"
+local sg = require "sg"
 
 local KEY = os.getenv("HOSTUP_API_KEY")
 local hu, log = w.connect("hostup")
@@ -71,21 +72,22 @@ t.test("error bodies: the v1 shape mapped, a missing position is not retried", f
   t.eq(#log - before, 1, "a positional delete is never re-sent")
 end)
 
-t.test("documented endpoints the emulator does not serve: right on the wire", function()
-  local function refused(fn)
-    local ok, err = pcall(fn)
-    t.ok(not ok and err.status == 404, "the emulator answers 404: " .. tostring(err))
-  end
-  refused(function() hu:get_firewall_group_assignment(10000) end)
+t.test("firewall groups and the VM's group assignment: served, right on the wire", function()
+  t.eq(hu:get_firewall_group_assignment(10000).data.assignment, sg.json.null)
   wire("GET", "/vm/10000/firewall/group", "group assignment")
-  refused(function() hu:remove_firewall_group(10000) end)
+  t.eq(hu:remove_firewall_group(10000).data.success, true)
   wire("DELETE", "/vm/10000/firewall/group", "remove group")
-  refused(function() hu:list_firewall_groups() end)
+  local n = #hu:list_firewall_groups().data.groups
   wire("GET", "/firewall-groups", "list groups")
-  refused(function() hu:create_firewall_group({ name = "web", description = "", rules = {} }) end)
+  local g = hu:create_firewall_group({ name = "web", description = "", rules = sg.json.array() }).data.group
   wire("POST", "/firewall-groups", "create group")
-  refused(function() hu:replace_firewall_group("g1", { name = "web", description = "", rules = {} }) end)
-  wire("PUT", "/firewall-groups/g1", "replace group")
+  t.eq(#hu:list_firewall_groups().data.groups, n + 1)
+  t.eq(hu:replace_firewall_group(g.id, { name = "web", description = "", rules = sg.json.array() }).data.id, g.id)
+  wire("PUT", "/firewall-groups/" .. g.id, "replace group")
+  local err = t.raises(function()
+    hu:replace_firewall_group("g1", { name = "web", description = "", rules = sg.json.array() })
+  end)
+  t.eq(err.status, 404)
 end)
 
 t.run()

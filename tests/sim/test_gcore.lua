@@ -504,4 +504,23 @@ t.test("roll-out Exoscale -> Gcore onto a group with rules: every PATCH rule val
   t.eq(patches, 1, "one PATCH with the full rule list")
 end)
 
+t.test("tasks: active list, acknowledge one, acknowledge all (the task endpoints the bindings call)", function()
+  fresh()
+  local tid = call("POST", V2, { name = "acked", rules = json.array() }).json.tasks[1]
+  local active = call("GET", "/cloud/v1/tasks/" .. P .. "/" .. R .. "/active")
+  t.eq(active.status, 200)
+  t.eq({ active.json.count, active.json.results[1].id }, { 1, tid })
+  wait_task(tid)
+  t.eq(call("GET", "/cloud/v1/tasks/" .. P .. "/" .. R .. "/active").json.count, 0)
+  local r = call("POST", "/cloud/v1/tasks/" .. tid .. "/acknowledge")
+  t.eq(r.status, 200)
+  t.ok(r.json.acknowledged_at ~= cjson.null and r.json.acknowledged_by ~= cjson.null, r.body)
+  expect_error(call("POST", "/cloud/v1/tasks/no-such-task/acknowledge"), 404)
+  local other = call("POST", V2, { name = "acked-2", rules = json.array() }).json.tasks[1]
+  wait_task(other)
+  t.eq(call("POST", "/cloud/v1/tasks/acknowledge_all?project_id=" .. P .. "&region_id=" .. R).status, 204)
+  t.ok(call("GET", "/cloud/v1/tasks/" .. other).json.acknowledged_at ~= cjson.null)
+  expect_error(call("POST", "/cloud/v1/tasks/acknowledge_all?project_id=x&region_id=" .. R), 400)
+end)
+
 t.run()

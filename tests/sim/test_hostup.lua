@@ -133,4 +133,41 @@ t.test("rate limit: 429 with Retry-After and the v1 429 body", function()
   t.eq({ got[1].error, type(got[1].retryAfter), type(got[1].requestId) }, { "Too Many Requests", "number", "string" })
 end)
 
+t.test("firewall groups: list, create, replace (reference 3.2); bad bodies are 400, unknown ids 404", function()
+  local status, body = api("GET", "/firewall-groups")
+  t.eq(status, 200)
+  local before = #body.data.groups
+  local rule = '{"type": "in", "action": "ACCEPT", "proto": "tcp", "enable": 1, "dport": "443", "comment": "https", "source": "0.0.0.0/0"}'
+  status, body = api("POST", "/firewall-groups", '{"name": "web", "description": "web servers", "rules": [' .. rule .. ']}')
+  t.eq(status, 200)
+  t.eq(body.data.message, "Firewall group created successfully")
+  local g = body.data.group
+  t.ok(g.id and g.client_id and g.created_at and g.is_system == false, cjson.encode(g))
+  body = select(2, api("GET", "/firewall-groups"))
+  t.eq(#body.data.groups, before + 1)
+  t.eq(body.data.groups[#body.data.groups].rules_count, 1)
+  local replaced = '{"name": "web2", "description": "", "rules": [{"pos": 0, "type": "in", "action": "DROP", '
+    .. '"proto": "udp", "enable": true, "dport": "53", "comment": "", "iface": "net0", "macro": ""}, ' .. rule .. ']}'
+  status, body = api("PUT", "/firewall-groups/" .. g.id, replaced)
+  t.eq({ status, body.data.id, body.data.message }, { 200, g.id, "Firewall group updated successfully" })
+  body = select(2, api("GET", "/firewall-groups"))
+  t.eq({ body.data.groups[#body.data.groups].name, body.data.groups[#body.data.groups].rules_count }, { "web2", 2 })
+  for _, bad in ipairs({ '{"name": "x", "description": "", "rules": {}}', '{"name": null, "description": "", "rules": []}',
+    '{"name": "x", "description": "", "rules": [{"type": "in", "action": "ACCEPT", "proto": "tcp", "enable": 1, '
+      .. '"dport": 443, "comment": ""}]}', '{"name": "x", "rules": []}' }) do
+    status, body = api("POST", "/firewall-groups", bad)
+    t.eq(status, 400, bad)
+    is_error(body)
+  end
+  t.eq((api("PUT", "/firewall-groups/00000000-0000-4000-8000-000000000000", replaced)), 404)
+end)
+
+t.test("a VM's firewall group assignment: read (null when none) and removed", function()
+  local status, body = api("GET", "/vm/10000/firewall/group")
+  t.eq({ status, body.data.assignment }, { 200, cjson.null })
+  status, body = api("DELETE", "/vm/10000/firewall/group")
+  t.eq({ status, body.data.success }, { 200, true })
+  t.eq((api("GET", "/vm/99999/firewall/group")), 404)
+end)
+
 t.run()
