@@ -22,6 +22,7 @@ local M = {}
 ---@field keep sg.Rule[] current rules that stay
 ---@field findings sg.Finding[] translation losses and skipped rules
 ---@field create_group string? the target group does not exist yet: apply creates it (this name)
+---@field raw_add sg.RawAdd[] added rules the target can take back in its own form (see PlanArgs.origin)
 local Plan = {}
 Plan.__index = Plan
 
@@ -35,6 +36,13 @@ Plan.__index = Plan
 ---@field created_by_us table<string, boolean>? keys of rules sgrun created (additive mode only
 ---removes these, and only when they are no longer desired)
 ---@field create_group string? name of a target group that does not exist yet
+---@field origin table<table, table>? desired rule table -> the raw rule of the target's provider it
+---was read from (a snapshot of the target itself): a raw rule whose every canonical part is to be
+---added goes into plan.raw_add, so that the adapter can send it as it was read
+
+---@class sg.RawAdd
+---@field raw table the provider's rule as it was read
+---@field rules sg.Rule[] the added rules it says (all of them: it adds nothing else)
 
 local function bad(fmt, ...)
   error("plan: " .. string.format(fmt, ...), 3)
@@ -77,6 +85,28 @@ local function untranslatable(target, provider, findings)
     message = message }, { __tostring = function(e) return e.message end }), 0)
 end
 
+-- The raw rules all of whose parts are added, in order of their first added part; a raw rule
+-- with a part kept or dropped (a duplicate) would add more than the plan says, so it is left out.
+local function raw_adds(add, raw_of, parts)
+  local got = {}
+  for _, r in ipairs(add) do
+    local from = raw_of[r]
+    if from then got[from] = (got[from] or 0) + 1 end
+  end
+  local out, entry = {}, {}
+  for _, r in ipairs(add) do
+    local from = raw_of[r]
+    if from and got[from] == parts[from] then
+      if not entry[from] then
+        entry[from] = { raw = from, rules = {} }
+        out[#out + 1] = entry[from]
+      end
+      table.insert(entry[from].rules, r)
+    end
+  end
+  return out
+end
+
 local function rule_list(list, name)
   if type(list) ~= "table" then bad("%s must be a list of rules, got %s", name, type(list)) end
   return list
@@ -115,12 +145,16 @@ function M.compute(args)
   -- desired rules as the target will hold them, by identity; later set to true when a current
   -- rule matches, so that one table serves both sides
   local wanted, wanted_order, findings = {}, {}, {}
+  local origin, raw_of, parts = args.origin, {}, {}
+  if origin ~= nil and type(origin) ~= "table" then bad("origin must map desired rules to raw rules") end
   local check = codec and (codec.check or function(r)
     local t = codec.translate(r)
     return t.status, t.rule, t.why
   end)
   for i = 1, #desired do
     local r = desired[i]
+    local from = origin and origin[r]
+    if from then parts[from] = (parts[from] or 0) + 1 end
     if not is_normalized(r) then r = normalize(r, { where = "plan: desired[" .. i .. "]" }) end
     if check then
       local status, out, why = check(r)
@@ -132,6 +166,7 @@ function M.compute(args)
       if not wanted[k] then
         wanted[k] = r
         wanted_order[#wanted_order + 1] = k
+        if from then raw_of[r] = from end
       end
     end
   end
@@ -159,6 +194,8 @@ function M.compute(args)
     if w ~= true then add[#add + 1] = w end
   end
 
+  local raw_add = raw_adds(add, raw_of, parts)
+
   local max = codec and codec.capabilities and codec.capabilities.max_rules
   if max and #keep + #add > max then
     error(string.format("plan for %s: the group would hold %d rules; %s allows at most %d per group",
@@ -169,8 +206,9 @@ function M.compute(args)
     bad("create_group must be the new group's name")
   end
   return setmetatable({ target = target, mode = mode, add = add, remove = remove, keep = keep,
-    findings = findings, create_group = args.create_group }, Plan)
+    findings = findings, create_group = args.create_group, raw_add = raw_add }, Plan)
 end
+
 
 ---True when the plan adds, removes and creates nothing.
 ---@return boolean

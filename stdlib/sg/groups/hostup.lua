@@ -2,6 +2,7 @@
 -- explain why they cannot); the rule translation is stdlib/sg/codec/hostup.lua.
 local rule = require "sg.rule"
 local C = require "sg.codec.hostup"
+local common = require "sg.groups.common"
 local errors = require "sg.errors"
 local task = require "sg.task"
 
@@ -103,8 +104,8 @@ local function vm_group(vmid, raws)
       source[c] = raw
     end
   end
-  return { id = vmid, name = "vm " .. vmid, rules = rules, raw = { vmid = vmid, rules = raws },
-    raw_rules = raws, source = source, ref = { vm = vmid } }
+  return common.remember("hostup", { id = vmid, name = "vm " .. vmid, rules = rules,
+    raw = { vmid = vmid, rules = raws }, raw_rules = raws, source = source, ref = { vm = vmid } })
 end
 
 ---HostUp firewalls belong to VMs and the binding lists no VMs: always raises.
@@ -270,7 +271,7 @@ end
 ---@async
 ---@param conn sg.Connection
 ---@param group sg.Group from get_group
----@param changes {add: sg.Rule[]?, remove: sg.Rule[]?, desired: sg.Rule[]?}
+---@param changes {add: sg.Rule[]?, remove: sg.Rule[]?, desired: sg.Rule[]?, raw: sg.RawAdd[]?}
 ---@return {added: integer, removed: integer}
 function M.apply(conn, group, changes)
   local adds, removes = changes.add or {}, changes.remove or {}
@@ -299,12 +300,23 @@ function M.apply(conn, group, changes)
   end
   local w = writer(conn, vmid, list)
 
-  -- adds: denials at the top, accepts below the last denial (see the doc comment)
-  local denials, accepts = {}, {}
-  for _, r in ipairs(C.order(adds)) do
-    local part = DENY[r.action] and denials or accepts
-    part[#part + 1] = write_body(r)
+  -- adds: denials at the top, accepts below the last denial (see the doc comment); rules read
+  -- from this VM before go back as the rule they were read from ("80,443" stays one rule, an
+  -- address stays without "/32"), in the order they were read
+  local denials, accepts, restored = {}, {}, {}
+  local function queue(b)
+    local part = DENY[b.action] and denials or accepts
+    part[#part + 1] = b
   end
+  for _, e in ipairs(changes.raw or {}) do
+    queue(body_of(e.raw))
+    for _, r in ipairs(e.rules) do restored[r] = true end
+  end
+  local fresh = {}
+  for _, r in ipairs(adds) do
+    if not restored[r] then fresh[#fresh + 1] = r end
+  end
+  for _, r in ipairs(C.order(fresh)) do queue(write_body(r)) end
   for i = #denials, 1, -1 do w.add(denials[i]) end
   local below = 0
   for i, b in ipairs(list) do

@@ -10,6 +10,8 @@
 --   create_group(conn, name, description) -> sg.Group   an empty group, waited for
 --   apply(conn, group, changes) -> {added, removed}     see sg.GroupChanges
 --   delete_group(conn, group)               where the provider can delete a group
+--   repair(conn, group) -> integer          where a failed write leaves something behind (rules
+--                                           in ERROR, a group in status error): clears it
 -- A provider that cannot list or create groups still has the function, raising a message that
 -- says how to name its groups.
 
@@ -20,6 +22,7 @@
 ---@field create_group fun(conn: sg.Connection, name: string, description: string?): sg.Group
 ---@field apply fun(conn: sg.Connection, group: sg.Group, changes: sg.GroupChanges): {added: integer, removed: integer}
 ---@field delete_group (fun(conn: sg.Connection, group: sg.Group))?
+---@field repair (fun(conn: sg.Connection, group: sg.Group): integer)?
 
 local M = {}
 
