@@ -55,6 +55,7 @@ function M.plan_group(conn, ref, group, err, source, opts)
       tostring(err), type(ref) == "string" and "; pass {create = true} to create it" or ""), 2)
   end
   local target_codec = codec.get(conn.provider)
+  local adapter = groups.get(conn.provider)
   local p = plan_lib.compute {
     target = { provider = conn.provider, group = group and group.name or ref },
     current = group and group.rules or {},
@@ -62,6 +63,7 @@ function M.plan_group(conn, ref, group, err, source, opts)
     codec = target_codec,
     -- rules read from this very group (a restore) go back in the provider's own form
     origin = group and common.origin(target_codec, group, source),
+    repair = group and adapter.leftovers and adapter.leftovers(group) or 0,
     mode = opts.mode,
     lossy = opts.lossy,
     create_group = not group and ref or nil,
@@ -129,8 +131,8 @@ function M.apply(p)
       local done = adapter.apply(b.conn, group, { add = p.add, remove = p.remove, desired = desired,
         raw = p.raw_add })
       result.added, result.removed = done.added, done.removed
-    elseif adapter.repair then
-      -- nothing to write, but a failed write may have left something (a restore after it)
+    elseif p.repair > 0 then
+      -- nothing else to write, but a failed write left something (a restore after it)
       result.repaired = adapter.repair(b.conn, group)
     end
     local after = snapshot.read_group(b.conn, group.ref)

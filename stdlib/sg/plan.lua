@@ -22,6 +22,8 @@ local M = {}
 ---@field keep sg.Rule[] current rules that stay
 ---@field findings sg.Finding[] translation losses and skipped rules
 ---@field create_group string? the target group does not exist yet: apply creates it (this name)
+---@field repair integer leftovers of failed writes in the target (rules in ERROR, a group in
+---status error) that apply clears: a plan with leftovers is not empty, so a restore clears them
 ---@field raw_add sg.RawAdd[] added rules the target can take back in its own form (see PlanArgs.origin)
 local Plan = {}
 Plan.__index = Plan
@@ -36,13 +38,15 @@ Plan.__index = Plan
 ---@field created_by_us table<string, boolean>? keys of rules sgrun created (additive mode only
 ---removes these, and only when they are no longer desired)
 ---@field create_group string? name of a target group that does not exist yet
+---@field repair integer? leftovers of failed writes in the target (the adapter's leftovers(group))
 ---@field origin table<table, table>? desired rule table -> the raw rule of the target's provider it
 ---was read from (a snapshot of the target itself): a raw rule whose every canonical part is to be
 ---added goes into plan.raw_add, so that the adapter can send it as it was read
 
 ---@class sg.RawAdd
 ---@field raw table the provider's rule as it was read
----@field rules sg.Rule[] the added rules it says (all of them: it adds nothing else)
+---@field rules sg.Rule[] the added rules it says
+---@field keep sg.Rule[] the current rules that say the rest of it (kept: a rule narrowed since)
 
 local function bad(fmt, ...)
   error("plan: " .. string.format(fmt, ...), 3)
@@ -85,20 +89,28 @@ local function untranslatable(target, provider, findings)
     message = message }, { __tostring = function(e) return e.message end }), 0)
 end
 
--- The raw rules all of whose parts are added, in order of their first added part; a raw rule
--- with a part kept or dropped (a duplicate) would add more than the plan says, so it is left out.
-local function raw_adds(add, raw_of, parts)
-  local got = {}
+-- The raw rules whose parts are all added, or added and kept (a rule narrowed since it was read:
+-- `keep` lists the current rules that hold the rest), in order of their first added part; a raw
+-- rule with a part dropped (a duplicate) would add more than the plan says, so it is left out.
+local function raw_adds(add, keep, raw_of, kept_from, parts)
+  local got, kept = {}, {}
   for _, r in ipairs(add) do
     local from = raw_of[r]
     if from then got[from] = (got[from] or 0) + 1 end
   end
+  for _, r in ipairs(keep) do
+    local from = kept_from[r]
+    if from and got[from] then
+      kept[from] = kept[from] or {}
+      table.insert(kept[from], r)
+    end
+  end
   local out, entry = {}, {}
   for _, r in ipairs(add) do
     local from = raw_of[r]
-    if from and got[from] == parts[from] then
+    if from and got[from] + #(kept[from] or {}) == parts[from] then
       if not entry[from] then
-        entry[from] = { raw = from, rules = {} }
+        entry[from] = { raw = from, rules = {}, keep = kept[from] or {} }
         out[#out + 1] = entry[from]
       end
       table.insert(entry[from].rules, r)
@@ -173,7 +185,7 @@ function M.compute(args)
   local provider = codec and codec.capabilities and codec.capabilities.provider or target.provider
   if #findings > 0 and lossy ~= "allow" then untranslatable(target, provider, findings) end
 
-  local add, remove, keep = {}, {}, {}
+  local add, remove, keep, kept_from = {}, {}, {}, {}
   for i = 1, #current do
     local r = current[i]
     if not is_normalized(r) then r = normalize(r, { where = "plan: current[" .. i .. "]" }) end
@@ -182,6 +194,7 @@ function M.compute(args)
     if w and w ~= true then
       wanted[k] = true
       keep[#keep + 1] = r
+      kept_from[r] = raw_of[w]
     elseif mode == "authoritative" or (created and created[k] and not w) then
       -- not wanted, or a duplicate of a kept rule
       remove[#remove + 1] = r
@@ -194,7 +207,7 @@ function M.compute(args)
     if w ~= true then add[#add + 1] = w end
   end
 
-  local raw_add = raw_adds(add, raw_of, parts)
+  local raw_add = raw_adds(add, keep, raw_of, kept_from, parts)
 
   local max = codec and codec.capabilities and codec.capabilities.max_rules
   if max and #keep + #add > max then
@@ -202,18 +215,20 @@ function M.compute(args)
       target_text(target), #keep + #add, provider, max), 2)
   end
 
+  local repair = args.repair or 0
+  if math.type(repair) ~= "integer" or repair < 0 then bad("repair must be a count of leftovers") end
   if args.create_group ~= nil and type(args.create_group) ~= "string" then
     bad("create_group must be the new group's name")
   end
   return setmetatable({ target = target, mode = mode, add = add, remove = remove, keep = keep,
-    findings = findings, create_group = args.create_group, raw_add = raw_add }, Plan)
+    findings = findings, create_group = args.create_group, raw_add = raw_add, repair = repair }, Plan)
 end
 
 
----True when the plan adds, removes and creates nothing.
+---True when the plan adds, removes, creates and clears nothing.
 ---@return boolean
 function Plan:empty()
-  return #self.add == 0 and #self.remove == 0 and not self.create_group
+  return #self.add == 0 and #self.remove == 0 and not self.create_group and self.repair == 0
 end
 
 local function sorted_rules(list)
@@ -234,6 +249,7 @@ function Plan:to_table()
     target = { provider = self.target.provider, group = self.target.group },
     mode = self.mode,
     create_group = self.create_group,
+    repair = self.repair > 0 and self.repair or nil,
     add = json.array(sorted_rules(self.add)),
     remove = json.array(sorted_rules(self.remove)),
     keep = json.array(sorted_rules(self.keep)),
@@ -254,6 +270,9 @@ function Plan:__tostring()
       self.mode, #self.add, #self.remove, #self.keep),
   }
   if self.create_group then lines[#lines + 1] = "+ create group " .. self.create_group end
+  if self.repair > 0 then
+    lines[#lines + 1] = string.format("~ clear %d leftover(s) of failed writes", self.repair)
+  end
   local changes, keys = {}, {}
   for _, r in ipairs(self.add) do
     local line = "+ " .. rule.tostring(r)

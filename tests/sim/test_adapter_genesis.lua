@@ -140,7 +140,9 @@ t.test("restoring through sg.apply brings a group out of status error", function
   -- (nothing to write but the repair), then to the rules read before
   local failed = adapter.get_group(gen, created.id)
   t.eq(failed.raw.status, "error")
-  local same = apply.apply(apply.plan(gen, created.id, failed.rules))
+  local p = apply.plan(gen, created.id, failed.rules)
+  t.eq({ #p.add, #p.remove, p.repair, p:empty() }, { 0, 0, 1, false }, "the error status makes the plan non-empty")
+  local same = apply.apply(p)
   t.ok(same.ok, tostring(same.error))
   t.eq(same.repaired, 1)
   t.eq(adapter.get_group(gen, created.id).raw.status, "created")

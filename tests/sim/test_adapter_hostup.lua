@@ -223,6 +223,27 @@ restore_case("restore from a snapshot file: the raw rules come back as they were
   return loaded
 end)
 
+t.test("restore after a rule was narrowed: \"80\" becomes \"80,443\" again in place", function()
+  w.reset()
+  local apply = require "sg.apply"
+  local before = hostup.get_group(hu, { vm = 10000 })
+  local snap = require("sg.snapshot").snapshot(hu, { vm = 10000 })
+  local narrower = {}
+  for _, r in ipairs(before.rules) do
+    if r.port_min ~= 443 then narrower[#narrower + 1] = r end
+  end
+  local change = apply.apply(apply.plan(hu, { vm = 10000 }, narrower))
+  t.ok(change.ok, tostring(change.error))
+  t.eq(listed(10000)[2], { "ACCEPT", "80", "0.0.0.0/0" })
+  local p = apply.plan(hu, { vm = 10000 }, before.rules, { lossy = "allow" })
+  t.eq(#p.raw_add, 1)
+  local since = last_seq()
+  local back = apply.apply(p)
+  t.ok(back.ok, tostring(back.error))
+  t.eq(writes(since), { "PUT pos=1" })
+  t.eq(hu:list_firewall_rules(10000).data, snap.raw, "the raw rules the snapshot held")
+end)
+
 t.test("a snapshot of another VM is not restored in its raw form", function()
   w.reset()
   local apply = require "sg.apply"

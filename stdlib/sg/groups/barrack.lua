@@ -320,9 +320,21 @@ local function await_active(conn, k, id, what, ids, by_id)
   end)
 end
 
+---How many rules of the group ended in ERROR (read as they were listed; no request).
+---@param group sg.Group
+---@return integer
+function M.leftovers(group)
+  local n = 0
+  for _, raw in ipairs(group.raw_rules) do
+    if raw.status == FAILED then n = n + 1 end
+  end
+  return n
+end
+
 ---Removes the rules of the group that ended in ERROR (a failed add leaves them): they filter
 ---nothing, and one left behind makes the next add of the same rule a refused duplicate. apply
----does this first; sg.apply calls it when it has nothing else to write (a restore).
+---does this first; sg.apply calls it when leftovers() found some and there is nothing else to
+---write (a restore).
 ---@async
 ---@param conn sg.Connection
 ---@param group sg.Group from get_group/create_group

@@ -310,7 +310,7 @@ function M.final_rules(provider, group, changes)
   end
   local was = {}
   for _, e in ipairs(changes.raw or {}) do
-    if #e.rules == 1 then was[e.rules[1]] = e.raw end
+    if #e.rules == 1 and #(e.keep or {}) == 0 then was[e.rules[1]] = e.raw end
   end
   for i, r in ipairs(changes.add) do
     local raw = was[r]

@@ -156,16 +156,23 @@ function M.apply(conn, group, changes)
   return { added = #changes.add, removed = #changes.remove }
 end
 
+---1 when the group read status "error" (a failed create or update), else 0; no request.
+---@param group sg.Group
+---@return integer
+function M.leftovers(group)
+  return type(group.raw) == "table" and group.raw.status == "error" and 1 or 0
+end
+
 ---Brings a group that reads status "error" (a failed update) back to "created" by sending its
----rule list again; sg.apply calls it when it has nothing else to write (a restore), apply's own
----PATCH does the same otherwise.
+---rule list again; sg.apply calls it when leftovers() found it and there is nothing else to write
+---(a restore), apply's own PATCH does the same otherwise.
 ---@async
 ---@param conn sg.Connection
 ---@param group sg.Group from get_group
 ---@return integer repaired 1 when the group was in status error, else 0
 function M.repair(conn, group)
   common.check_group("genesis", group, "repair")
-  if type(group.raw) ~= "table" or group.raw.status ~= "error" then return 0 end
+  if M.leftovers(group) == 0 then return 0 end
   local list = json.array()
   for i, raw in ipairs(group.raw_rules) do list[i] = as_request(raw) end
   conn:wait(conn:update_security_group(group.id, { rules = list }))

@@ -260,6 +260,22 @@ local function writer(conn, vmid, list)
 end
 
 
+-- The one raw rule that holds exactly `kept` (and nothing else, and nothing being removed), or
+-- nil: a rule narrowed since it was read, which can take back its own form with one PUT.
+local function narrowed(group, kept, removed)
+  local raw = group.source[kept[1]]
+  if not raw or removed[raw] then return nil end
+  local mine = {}
+  for _, r in ipairs(kept) do
+    if group.source[r] ~= raw then return nil end
+    mine[r] = true
+  end
+  for _, c in ipairs(group.rules) do
+    if group.source[c] == raw and not mine[c] then return nil end
+  end
+  return raw
+end
+
 ---Applies adds, then removes, by position. Raises the provider's error object on failure.
 ---
 ---Order: every drop/reject rule ends above every accept rule, which is what codec `order()`
@@ -308,9 +324,18 @@ function M.apply(conn, group, changes)
     local part = DENY[b.action] and denials or accepts
     part[#part + 1] = b
   end
+  local widen = {}
   for _, e in ipairs(changes.raw or {}) do
-    queue(body_of(e.raw))
-    for _, r in ipairs(e.rules) do restored[r] = true end
+    local keep = e.keep or {}
+    local into = #keep > 0 and narrowed(group, keep, removed)
+    if into then
+      widen[#widen + 1] = { raw = into, body = body_of(e.raw) }
+    elseif #keep == 0 then
+      queue(body_of(e.raw))
+    end
+    if into or #keep == 0 then
+      for _, r in ipairs(e.rules) do restored[r] = true end
+    end
   end
   local fresh = {}
   for _, r in ipairs(adds) do
@@ -323,6 +348,11 @@ function M.apply(conn, group, changes)
     if DENY[b.action] then below = i end
   end
   for i = #accepts, 1, -1 do w.insert(below, accepts[i]) end
+  -- a rule narrowed since it was read gets back the parts it lost: rewritten in place as read
+  for _, x in ipairs(widen) do
+    w.put(w.pos_of(entry[x.raw]), x.body)
+    entry[x.raw] = x.body
+  end
 
   -- partial removes: the parts that stay are written first (inserted right below the rule),
   -- then the rule is narrowed in place; whole removes are collected for the deletes
