@@ -41,7 +41,7 @@ static int l_mode(lua_State *L) {
   return 1;
 }
 
-/* write_temp(path, data) -> temporary path | nil, message: "PATH.XXXXXX.tmp" created exclusively
+/* write_temp(path, data) -> temporary path | nil, message: "PATH.PID.XXXXXX.tmp" created exclusively
  * (0600, a planted file or symlink is never followed) and written; the caller syncs and renames. */
 static int l_write_temp(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);

@@ -5,10 +5,16 @@
  * 0600, beside the target, then made durable and renamed over the target. */
 #include <stddef.h>
 
-/* Creates "PATH.XXXXXX.tmp" exclusively and writes data into it. Returns 0 with the temporary
- * file's name in tmp (tmplen bytes), or -1 with a message in err. */
+/* Creates "PATH.PID.XXXXXX.tmp" exclusively (PID: this process) and writes data into it, after
+ * removing the temporary files of PATH left by writers that no longer run (sg_clean_dead_temps).
+ * Returns 0 with the temporary file's name in tmp (tmplen bytes), or -1 with a message in err. */
 int sg_write_temp(const char *path, const char *data, size_t len, char *tmp, size_t tmplen, char *err,
                   size_t errlen);
+
+/* Removes "PATH.PID.XXXXXX.tmp" files whose PID names no running process (a save that was killed).
+ * A live writer's file is never touched: a process that exists, even under another user, keeps
+ * its file. Best effort: errors are ignored, the next save tries again. */
+void sg_clean_dead_temps(const char *path);
 
 /* sg_write_temp, fsync, rename over path, fsync of the directory. 0, or -1 with a message. */
 int sg_write_atomic(const char *path, const char *data, size_t len, char *err, size_t errlen);

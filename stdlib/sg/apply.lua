@@ -2,6 +2,7 @@
 -- sent), then carry it out through the provider's adapter, wait for the provider's async work,
 -- re-read the group and fail loudly if it is not what the plan promised.
 local codec = require "sg.codec"
+local common = require "sg.groups.common"
 local groups = require "sg.groups"
 local plan_lib = require "sg.plan"
 local rule = require "sg.rule"
@@ -53,11 +54,16 @@ function M.plan_group(conn, ref, group, err, source, opts)
     error(string.format("sg.plan: %s has no group %s (%s)%s", conn.provider, snapshot.group_text(ref),
       tostring(err), type(ref) == "string" and "; pass {create = true} to create it" or ""), 2)
   end
+  local target_codec = codec.get(conn.provider)
+  local adapter = groups.get(conn.provider)
   local p = plan_lib.compute {
     target = { provider = conn.provider, group = group and group.name or ref },
     current = group and group.rules or {},
     desired = desired,
-    codec = codec.get(conn.provider),
+    codec = target_codec,
+    -- rules read from this very group (a restore) go back in the provider's own form
+    origin = group and common.origin(target_codec, group, source),
+    repair = group and adapter.leftovers and adapter.leftovers(group) or 0,
     mode = opts.mode,
     lossy = opts.lossy,
     create_group = not group and ref or nil,
@@ -97,6 +103,7 @@ end
 ---@field added integer
 ---@field removed integer
 ---@field created boolean? the group was created
+---@field repaired integer? leftovers of failed writes cleared (adapter.repair) when nothing else changed
 ---@field group sg.Group? the group as re-read after applying
 ---@field error any? what went wrong (an sg error object or a message)
 
@@ -121,8 +128,12 @@ function M.apply(p)
       local desired = {}
       for _, r in ipairs(p.keep) do desired[#desired + 1] = r end
       for _, r in ipairs(p.add) do desired[#desired + 1] = r end
-      local done = adapter.apply(b.conn, group, { add = p.add, remove = p.remove, desired = desired })
+      local done = adapter.apply(b.conn, group, { add = p.add, remove = p.remove, desired = desired,
+        raw = p.raw_add })
       result.added, result.removed = done.added, done.removed
+    elseif p.repair > 0 then
+      -- nothing else to write, but a failed write left something (a restore after it)
+      result.repaired = adapter.repair(b.conn, group)
     end
     local after = snapshot.read_group(b.conn, group.ref)
     result.group = after

@@ -22,6 +22,9 @@ local M = {}
 ---@field keep sg.Rule[] current rules that stay
 ---@field findings sg.Finding[] translation losses and skipped rules
 ---@field create_group string? the target group does not exist yet: apply creates it (this name)
+---@field repair integer leftovers of failed writes in the target (rules in ERROR, a group in
+---status error) that apply clears: a plan with leftovers is not empty, so a restore clears them
+---@field raw_add sg.RawAdd[] added rules the target can take back in its own form (see PlanArgs.origin)
 local Plan = {}
 Plan.__index = Plan
 
@@ -35,6 +38,15 @@ Plan.__index = Plan
 ---@field created_by_us table<string, boolean>? keys of rules sgrun created (additive mode only
 ---removes these, and only when they are no longer desired)
 ---@field create_group string? name of a target group that does not exist yet
+---@field repair integer? leftovers of failed writes in the target (the adapter's leftovers(group))
+---@field origin table<table, table>? desired rule table -> the raw rule of the target's provider it
+---was read from (a snapshot of the target itself): a raw rule whose every canonical part is to be
+---added goes into plan.raw_add, so that the adapter can send it as it was read
+
+---@class sg.RawAdd
+---@field raw table the provider's rule as it was read
+---@field rules sg.Rule[] the added rules it says
+---@field keep sg.Rule[] the current rules that say the rest of it (kept: a rule narrowed since)
 
 local function bad(fmt, ...)
   error("plan: " .. string.format(fmt, ...), 3)
@@ -77,6 +89,36 @@ local function untranslatable(target, provider, findings)
     message = message }, { __tostring = function(e) return e.message end }), 0)
 end
 
+-- The raw rules whose parts are all added, or added and kept (a rule narrowed since it was read:
+-- `keep` lists the current rules that hold the rest), in order of their first added part; a raw
+-- rule with a part dropped (a duplicate) would add more than the plan says, so it is left out.
+local function raw_adds(add, keep, raw_of, kept_from, parts)
+  local got, kept = {}, {}
+  for _, r in ipairs(add) do
+    local from = raw_of[r]
+    if from then got[from] = (got[from] or 0) + 1 end
+  end
+  for _, r in ipairs(keep) do
+    local from = kept_from[r]
+    if from and got[from] then
+      kept[from] = kept[from] or {}
+      table.insert(kept[from], r)
+    end
+  end
+  local out, entry = {}, {}
+  for _, r in ipairs(add) do
+    local from = raw_of[r]
+    if from and got[from] + #(kept[from] or {}) == parts[from] then
+      if not entry[from] then
+        entry[from] = { raw = from, rules = {}, keep = kept[from] or {} }
+        out[#out + 1] = entry[from]
+      end
+      table.insert(entry[from].rules, r)
+    end
+  end
+  return out
+end
+
 local function rule_list(list, name)
   if type(list) ~= "table" then bad("%s must be a list of rules, got %s", name, type(list)) end
   return list
@@ -115,12 +157,16 @@ function M.compute(args)
   -- desired rules as the target will hold them, by identity; later set to true when a current
   -- rule matches, so that one table serves both sides
   local wanted, wanted_order, findings = {}, {}, {}
+  local origin, raw_of, parts = args.origin, {}, {}
+  if origin ~= nil and type(origin) ~= "table" then bad("origin must map desired rules to raw rules") end
   local check = codec and (codec.check or function(r)
     local t = codec.translate(r)
     return t.status, t.rule, t.why
   end)
   for i = 1, #desired do
     local r = desired[i]
+    local from = origin and origin[r]
+    if from then parts[from] = (parts[from] or 0) + 1 end
     if not is_normalized(r) then r = normalize(r, { where = "plan: desired[" .. i .. "]" }) end
     if check then
       local status, out, why = check(r)
@@ -132,13 +178,14 @@ function M.compute(args)
       if not wanted[k] then
         wanted[k] = r
         wanted_order[#wanted_order + 1] = k
+        if from then raw_of[r] = from end
       end
     end
   end
   local provider = codec and codec.capabilities and codec.capabilities.provider or target.provider
   if #findings > 0 and lossy ~= "allow" then untranslatable(target, provider, findings) end
 
-  local add, remove, keep = {}, {}, {}
+  local add, remove, keep, kept_from = {}, {}, {}, {}
   for i = 1, #current do
     local r = current[i]
     if not is_normalized(r) then r = normalize(r, { where = "plan: current[" .. i .. "]" }) end
@@ -147,6 +194,7 @@ function M.compute(args)
     if w and w ~= true then
       wanted[k] = true
       keep[#keep + 1] = r
+      kept_from[r] = raw_of[w]
     elseif mode == "authoritative" or (created and created[k] and not w) then
       -- not wanted, or a duplicate of a kept rule
       remove[#remove + 1] = r
@@ -159,23 +207,28 @@ function M.compute(args)
     if w ~= true then add[#add + 1] = w end
   end
 
+  local raw_add = raw_adds(add, keep, raw_of, kept_from, parts)
+
   local max = codec and codec.capabilities and codec.capabilities.max_rules
   if max and #keep + #add > max then
     error(string.format("plan for %s: the group would hold %d rules; %s allows at most %d per group",
       target_text(target), #keep + #add, provider, max), 2)
   end
 
+  local repair = args.repair or 0
+  if math.type(repair) ~= "integer" or repair < 0 then bad("repair must be a count of leftovers") end
   if args.create_group ~= nil and type(args.create_group) ~= "string" then
     bad("create_group must be the new group's name")
   end
   return setmetatable({ target = target, mode = mode, add = add, remove = remove, keep = keep,
-    findings = findings, create_group = args.create_group }, Plan)
+    findings = findings, create_group = args.create_group, raw_add = raw_add, repair = repair }, Plan)
 end
 
----True when the plan adds, removes and creates nothing.
+
+---True when the plan adds, removes, creates and clears nothing.
 ---@return boolean
 function Plan:empty()
-  return #self.add == 0 and #self.remove == 0 and not self.create_group
+  return #self.add == 0 and #self.remove == 0 and not self.create_group and self.repair == 0
 end
 
 local function sorted_rules(list)
@@ -196,6 +249,7 @@ function Plan:to_table()
     target = { provider = self.target.provider, group = self.target.group },
     mode = self.mode,
     create_group = self.create_group,
+    repair = self.repair > 0 and self.repair or nil,
     add = json.array(sorted_rules(self.add)),
     remove = json.array(sorted_rules(self.remove)),
     keep = json.array(sorted_rules(self.keep)),
@@ -216,6 +270,9 @@ function Plan:__tostring()
       self.mode, #self.add, #self.remove, #self.keep),
   }
   if self.create_group then lines[#lines + 1] = "+ create group " .. self.create_group end
+  if self.repair > 0 then
+    lines[#lines + 1] = string.format("~ clear %d leftover(s) of failed writes", self.repair)
+  end
   local changes, keys = {}, {}
   for _, r in ipairs(self.add) do
     local line = "+ " .. rule.tostring(r)

@@ -72,6 +72,30 @@ t.test("save replaces atomically and calls the fsync hook", function()
   t.eq(files(), { "web.json" })
 end)
 
+-- The pid of a process that has exited, and of one that runs until killed.
+local function shell_pid(cmd)
+  local p = assert(io.popen(cmd))
+  local pid = assert(tonumber(p:read("l")))
+  p:close()
+  return pid
+end
+
+t.test("a killed save's temporary file is removed by the next save; a live writer's is kept", function()
+  local dead = shell_pid("sh -c 'echo $$'")
+  local live = shell_pid("sleep 60 >/dev/null 2>&1 & echo $!")
+  local dead_tmp = "web.json." .. dead .. ".a1B2c3.tmp"
+  local live_tmp = "web.json." .. live .. ".d4E5f6.tmp"
+  write(dead_tmp, "half a snap")
+  write(live_tmp, "being written")
+  write("other.json." .. dead .. ".a1B2c3.tmp", "another target's")
+  snapshot_file.save(snap({}), path("web.json"))
+  local left = files()
+  os.execute("kill " .. live)
+  t.eq(left, { "other.json." .. dead .. ".a1B2c3.tmp", "web.json", live_tmp })
+  os.remove(path(live_tmp))
+  os.remove(path("other.json." .. dead .. ".a1B2c3.tmp"))
+end)
+
 t.test("save refuses invalid snapshots before writing", function()
   t.raises(function()
     snapshot_file.save(snap { { direction = "ingress", protocol = "tcp", port = 99999 } }, path("bad.json"))

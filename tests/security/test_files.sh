@@ -29,7 +29,7 @@ for f in env ready state; do
 done
 check "... the env file holds the demo setup" grep -q "^SGRUN_GCORE_URL=http://127.0.0.1:" "$shared/env"
 
-# --- sg.save: the temporary file is PATH.XXXXXX.tmp, random, created O_EXCL, mode 600; a file
+# --- sg.save: the temporary file is PATH.PID.XXXXXX.tmp, random, created O_EXCL, mode 600; a file
 # planted at the target itself is replaced, not written through
 ln -s "$tmp/victim" "$shared/web.snapshot.json"
 chown -h sgrun-attacker "$shared/web.snapshot.json"
@@ -50,7 +50,7 @@ sg.save({ format = "sgrun.snapshot/1", provider = "gcore", group = { name = "web
 print(seen)
 LUA
 out=$("$sgrun" "$tmp/save.lua" "$shared/web.snapshot.json" 2>&1)
-check "sg.save into a shared directory works ($out)" grep -Eq "web\.snapshot\.json\.[A-Za-z0-9]{6}\.tmp regular file 600$" <<<"$out"
+check "sg.save into a shared directory works ($out)" grep -Eq "web\.snapshot\.json\.[0-9]+\.[A-Za-z0-9]{6}\.tmp regular file 600$" <<<"$out"
 check "... through no planted symlink: the victim is intact" victim_intact
 check "... the target is now sgrun's own regular file" [ "$(stat -c '%F %U' "$shared/web.snapshot.json")" = "regular file root" ]
 check "... no temporary file is left" [ -z "$(ls "$shared" | grep 'web.*\.tmp$')" ]

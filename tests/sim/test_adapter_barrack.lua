@@ -157,6 +157,29 @@ t.test("a dead (ERROR) copy of a rule being added is replaced", function()
   t.eq(keys(after.rules), keys(want))
 end)
 
+t.test("restoring through sg.apply removes rules a failed add left in ERROR", function()
+  local apply = require "sg.apply"
+  local before = barrack.get_group(brk, web.id)
+  -- a failed add whose removal failed too (or was killed) leaves its rule in ERROR
+  w.knobs({ task_error_rate = 1 })
+  local ntp = n { direction = "ingress", protocol = "udp", port = 123, cidr = "192.0.2.0/24" }
+  local resp = brk:add_firewall_rule(web.id, require("sg.codec.barrack").encode(ntp))
+  t.raises(function() brk:wait(resp) end, "ERROR")
+  w.knobs({ task_error_rate = 0 })
+  t.eq(#barrack.get_group(brk, web.id).raw_rules, #before.raw_rules + 1)
+  -- the roll-out's restore: plan from the rules read before, apply (nothing else to write)
+  local p = apply.plan(brk, web.id, before.rules, { lossy = "allow" })
+  t.eq({ #p.add, #p.remove, p.repair, p:empty() }, { 0, 0, 1, false }, "the leftover makes the plan non-empty")
+  t.ok(tostring(p):find("clear 1 leftover(s) of failed writes", 1, true), tostring(p))
+  local back = apply.apply(p)
+  t.ok(back.ok, tostring(back.error))
+  t.eq(back.repaired, 1)
+  local after = barrack.get_group(brk, web.id)
+  t.eq(keys(after.rules), keys(before.rules))
+  for _, raw in ipairs(after.raw_rules) do t.ok(raw.status ~= "ERROR", "rule " .. tostring(raw.id)) end
+  t.eq(#after.raw_rules, #before.raw_rules)
+end)
+
 t.test("round trip: seeded firewall -> canonical -> a new firewall", function()
   w.reset()
   w.knobs({ task_duration_ms = 100 })

@@ -129,6 +129,50 @@ t.test("a group ending in status error raises the error object", function()
   t.eq({ err.provider, err.op, err.code }, { "genesis", "wait", "error" })
 end)
 
+t.test("restoring through sg.apply brings a group out of status error", function()
+  local apply = require "sg.apply"
+  local before = adapter.get_group(gen, created.id)
+  local web = rules { { direction = "ingress", protocol = "tcp", port = 8443 } }
+  with_failing_tasks(function()
+    t.raises(function() adapter.apply(gen, before, changes_for(before, web)) end, "ended in state error")
+  end)
+  -- the failed update's rules are what the group reads now; restore to the rules it reads
+  -- (nothing to write but the repair), then to the rules read before
+  local failed = adapter.get_group(gen, created.id)
+  t.eq(failed.raw.status, "error")
+  local p = apply.plan(gen, created.id, failed.rules)
+  t.eq({ #p.add, #p.remove, p.repair, p:empty() }, { 0, 0, 1, false }, "the error status makes the plan non-empty")
+  local same = apply.apply(p)
+  t.ok(same.ok, tostring(same.error))
+  t.eq(same.repaired, 1)
+  t.eq(adapter.get_group(gen, created.id).raw.status, "created")
+  with_failing_tasks(function()
+    t.raises(function() adapter.apply(gen, failed, changes_for(failed, before.rules)) end, "ended in state error")
+  end)
+  local back = apply.apply(apply.plan(gen, created.id, before.rules, { lossy = "allow" }))
+  t.ok(back.ok, tostring(back.error))
+  local after = adapter.get_group(gen, created.id)
+  t.eq(after.raw.status, "created")
+  t.eq(keys(after.rules), keys(before.rules))
+end)
+
+t.test("create_group: a group whose creation ends in status error is deleted again", function()
+  -- every task fails until the adapter deletes the group it created: then the delete works
+  local conn = setmetatable({}, { __index = function(_, k)
+    return function(_, ...)
+      if k == "delete_security_group" then w.knobs({ task_error_rate = 0 }) end
+      return gen[k](gen, ...)
+    end
+  end })
+  local err
+  with_failing_tasks(function()
+    err = t.raises(function() adapter.create_group(conn, "doomed") end, "was deleted again: try again")
+  end)
+  t.eq({ err.provider, err.code }, { "genesis", "error" })
+  local none = adapter.get_group(gen, "doomed")
+  t.eq(none, nil, "no group named doomed is left")
+end)
+
 t.test("apply: a re-read that still shows the old rules is waited out", function()
   -- a stand-in connection: the first wait reads "created" with the rules from before the PATCH
   local old = { { protocol = "tcp", direction = "ingress", port_range_min = 22, port_range_max = 22 } }

@@ -194,4 +194,62 @@ t.test("round trip: VM 10000 -> canonical -> VM 10001, in codec order", function
   t.eq(writes(since), {})
 end)
 
+-- Restoring goes through the roll-out's path: plan from the rules read before (or a snapshot
+-- file of the VM), apply; the VM then holds the raw rules it held, field for field and in order.
+local function restore_case(name, restore_from)
+  t.test(name, function()
+    w.reset()
+    local apply = require "sg.apply"
+    local snapshot = require "sg.snapshot"
+    local before = hostup.get_group(hu, { vm = 10000 })
+    local snap = snapshot.snapshot(hu, { vm = 10000 })
+    local change = apply.apply(apply.plan(hu, { vm = 10000 },
+      { n { direction = "ingress", protocol = "tcp", port = 8080 } }))
+    t.ok(change.ok, tostring(change.error))
+    t.eq(#listed(10000), 1)
+    local back = apply.apply(apply.plan(hu, { vm = 10000 }, restore_from(before, snap), { lossy = "allow" }))
+    t.ok(back.ok, tostring(back.error))
+    t.eq(listed(10000), SEEDED)
+    t.eq(hu:list_firewall_rules(10000).data, snap.raw, "the raw rules the snapshot held")
+  end)
+end
+restore_case("restore from the rules read before: the raw rules come back as they were",
+  function(before) return before.rules end)
+restore_case("restore from a snapshot file: the raw rules come back as they were", function(_, snap)
+  local path = os.tmpname()
+  require("sg.snapshot").save(snap, path)
+  local loaded = require("sg.snapshot").load(path)
+  os.remove(path)
+  return loaded
+end)
+
+t.test("restore after a rule was narrowed: \"80\" becomes \"80,443\" again in place", function()
+  w.reset()
+  local apply = require "sg.apply"
+  local before = hostup.get_group(hu, { vm = 10000 })
+  local snap = require("sg.snapshot").snapshot(hu, { vm = 10000 })
+  local narrower = {}
+  for _, r in ipairs(before.rules) do
+    if r.port_min ~= 443 then narrower[#narrower + 1] = r end
+  end
+  local change = apply.apply(apply.plan(hu, { vm = 10000 }, narrower))
+  t.ok(change.ok, tostring(change.error))
+  t.eq(listed(10000)[2], { "ACCEPT", "80", "0.0.0.0/0" })
+  local p = apply.plan(hu, { vm = 10000 }, before.rules, { lossy = "allow" })
+  t.eq(#p.raw_add, 1)
+  local since = last_seq()
+  local back = apply.apply(p)
+  t.ok(back.ok, tostring(back.error))
+  t.eq(writes(since), { "PUT pos=1" })
+  t.eq(hu:list_firewall_rules(10000).data, snap.raw, "the raw rules the snapshot held")
+end)
+
+t.test("a snapshot of another VM is not restored in its raw form", function()
+  w.reset()
+  local apply = require "sg.apply"
+  local src = require("sg.snapshot").snapshot(hu, { vm = 10000 })
+  local p = apply.plan(hu, { vm = 10001 }, src, { lossy = "allow" })
+  t.eq(p.raw_add, {})
+end)
+
 t.run()

@@ -20,12 +20,70 @@ local M = {}
 ---@field add sg.Rule[] rules to create, already translated for the provider
 ---@field remove sg.Rule[] rules to delete, tables taken from group.rules
 ---@field desired sg.Rule[]? the full final rule set
+---@field raw sg.RawAdd[]? added rules that were read from this group before, with the raw rule
+---each came from: an adapter that can sends that raw rule instead of encoding them again
 
 -- Ids arrive as strings or as numbers (cjson floats such as 5.0): compare them as text of the
 -- integer where there is one, so that 5, 5.0 and "5" are the same id.
 local function id_text(v)
   if type(v) == "number" then return tostring(math.tointeger(v) or v) end
   return tostring(v)
+end
+
+-- group.rules list -> {provider, id, source} for every group an adapter built, so that a list of
+-- rules handed back to sg.plan (a roll-out restoring what it read) still knows the raw rules it
+-- came from. Weak: the entry lives as long as the list.
+local origins = setmetatable({}, { __mode = "k" })
+
+---Records where a group's rules came from (every adapter calls it on the groups it builds).
+---@param provider string
+---@param group sg.Group
+---@return sg.Group group
+function M.remember(provider, group)
+  origins[group.rules] = { provider = provider, id = id_text(group.id), source = group.source }
+  return group
+end
+
+---The desired rule -> raw rule map (sg.PlanArgs.origin) for bringing `group` back to `source`:
+---a rule list an adapter read from this very group, or a snapshot of it (same provider, same
+---group id; a loaded snapshot's raw rules are decoded again and matched to its rules by identity
+---key). nil when source is anything else: raw rules of another group or provider are never sent.
+---@param codec sg.Codec the target provider's codec
+---@param group sg.Group the target as read
+---@param source table a snapshot or a list of rules
+---@return table<table, table>? origin
+function M.origin(codec, group, source)
+  local list = source.rules or source
+  local known = origins[list]
+  if known then
+    if known.provider == codec.name and known.id == id_text(group.id) then return known.source end
+    return nil
+  end
+  if source.provider ~= codec.name or type(source.raw) ~= "table" or type(source.group) ~= "table"
+    or id_text(source.group.id) ~= id_text(group.id) then
+    return nil
+  end
+  local free = {}
+  for _, r in ipairs(list) do
+    if rule.is_normalized(r) then
+      local k = rule.key(r)
+      free[k] = free[k] or {}
+      table.insert(free[k], r)
+    end
+  end
+  local ctx = { group = { id = group.id, name = group.name } }
+  local out = {}
+  for _, raw in ipairs(source.raw) do
+    local ok, parts = pcall(codec.decode, raw, ctx)
+    if ok then
+      if rule.is_normalized(parts) then parts = { parts } end
+      for _, one in ipairs(parts) do
+        local r = table.remove(free[rule.key(one)] or {}, 1)
+        if r then out[r] = raw end
+      end
+    end
+  end
+  return out
 end
 
 ---Builds an sg.Group. Rules are decoded one by one (not with decode_all) so that each canonical
@@ -56,8 +114,8 @@ function M.group(codec, g, raw_rules, maps)
   end
   local description = g.description
   if description == rule.NULL or description == "" then description = nil end
-  return { id = g.id, name = g.name, description = description, rules = rules, raw = g.raw,
-    raw_rules = raw_rules, source = source, ref = g.ref }
+  return M.remember(codec.name, { id = g.id, name = g.name, description = description, rules = rules,
+    raw = g.raw, raw_rules = raw_rules, source = source, ref = g.ref })
 end
 
 ---Raises unless ref can name a group (a non-empty string or an integer): misuse fails before any
@@ -233,7 +291,8 @@ end
 
 ---The final rule list of a full-list update (for providers whose raw rules decode to one
 ---canonical rule each): the group's rules that stay, with the raw rule each came from so that
----it can be sent back unchanged, then the added rules (raw nil). When changes.desired is given
+---it can be sent back unchanged, then the added rules (raw: the one changes.raw names for it, else
+---nil). When changes.desired is given
 ---it must be exactly that set (by identity key): a caller whose desired list disagrees with its
 ---add/remove lists would otherwise delete rules it meant to keep, or keep rules it meant to drop.
 ---@param provider string
@@ -249,9 +308,14 @@ function M.final_rules(provider, group, changes)
       have[rule.key(r)] = r
     end
   end
+  local was = {}
+  for _, e in ipairs(changes.raw or {}) do
+    if #e.rules == 1 and #(e.keep or {}) == 0 then was[e.rules[1]] = e.raw end
+  end
   for i, r in ipairs(changes.add) do
+    local raw = was[r]
     r = norm(r, provider .. ": add[" .. i .. "]")
-    out[#out + 1] = { rule = r }
+    out[#out + 1] = { rule = r, raw = raw }
     have[rule.key(r)] = r
   end
   if changes.desired then

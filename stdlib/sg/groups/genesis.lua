@@ -13,6 +13,7 @@
 local rule = require "sg.rule"
 local C = require "sg.codec.genesis"
 local common = require "sg.groups.common"
+local errors = require "sg.errors"
 local json = require "sg.json"
 local task = require "sg.task"
 
@@ -88,9 +89,20 @@ end
 ---@return sg.Group
 function M.create_group(conn, name, description)
   common.check_name("genesis", name, description)
-  local final = conn:wait(conn:create_security_group({ name = name, description = description,
-    region = region_for(conn, name), rules = json.array() }))
-  return to_group(final.security_group)
+  local resp = conn:create_security_group({ name = name, description = description,
+    region = region_for(conn, name), rules = json.array() })
+  local ok, final = pcall(conn.wait, conn, resp)
+  if ok then return to_group(final.security_group) end
+  -- a group whose creation failed (status error) is ours and useless: remove it, so that a
+  -- retry does not meet it under the same name
+  local id = type(resp) == "table" and type(resp.security_group) == "table" and resp.security_group.id
+  if id and errors.is(final) and final.code == "error" then
+    local gone, derr = pcall(function() conn:wait(conn:delete_security_group(id)) end)
+    final.message = string.format("%s; group %q (id %s) %s", tostring(final.message), name, tostring(id),
+      gone and "was deleted again: try again" or ("could not be deleted (" .. tostring(derr) ..
+        "): delete it with conn:delete_security_group(\"" .. tostring(id) .. "\") and try again"))
+  end
+  error(final, 0)
 end
 
 -- The identity keys of a rule list, counted, for comparing what was sent with what reads back.
@@ -142,6 +154,29 @@ function M.apply(conn, group, changes)
       #list, waited), 0)
   end
   return { added = #changes.add, removed = #changes.remove }
+end
+
+---1 when the group read status "error" (a failed create or update), else 0; no request.
+---@param group sg.Group
+---@return integer
+function M.leftovers(group)
+  return type(group.raw) == "table" and group.raw.status == "error" and 1 or 0
+end
+
+---Brings a group that reads status "error" (a failed update) back to "created" by sending its
+---rule list again; sg.apply calls it when leftovers() found it and there is nothing else to write
+---(a restore), apply's own PATCH does the same otherwise.
+---@async
+---@param conn sg.Connection
+---@param group sg.Group from get_group
+---@return integer repaired 1 when the group was in status error, else 0
+function M.repair(conn, group)
+  common.check_group("genesis", group, "repair")
+  if M.leftovers(group) == 0 then return 0 end
+  local list = json.array()
+  for i, raw in ipairs(group.raw_rules) do list[i] = as_request(raw) end
+  conn:wait(conn:update_security_group(group.id, { rules = list }))
+  return 1
 end
 
 ---Deletes a group (and its rules), waiting for the provider to finish; the rollout removes a group it

@@ -2,6 +2,7 @@
 -- explain why they cannot); the rule translation is stdlib/sg/codec/hostup.lua.
 local rule = require "sg.rule"
 local C = require "sg.codec.hostup"
+local common = require "sg.groups.common"
 local errors = require "sg.errors"
 local task = require "sg.task"
 
@@ -103,8 +104,8 @@ local function vm_group(vmid, raws)
       source[c] = raw
     end
   end
-  return { id = vmid, name = "vm " .. vmid, rules = rules, raw = { vmid = vmid, rules = raws },
-    raw_rules = raws, source = source, ref = { vm = vmid } }
+  return common.remember("hostup", { id = vmid, name = "vm " .. vmid, rules = rules,
+    raw = { vmid = vmid, rules = raws }, raw_rules = raws, source = source, ref = { vm = vmid } })
 end
 
 ---HostUp firewalls belong to VMs and the binding lists no VMs: always raises.
@@ -259,6 +260,22 @@ local function writer(conn, vmid, list)
 end
 
 
+-- The one raw rule that holds exactly `kept` (and nothing else, and nothing being removed), or
+-- nil: a rule narrowed since it was read, which can take back its own form with one PUT.
+local function narrowed(group, kept, removed)
+  local raw = group.source[kept[1]]
+  if not raw or removed[raw] then return nil end
+  local mine = {}
+  for _, r in ipairs(kept) do
+    if group.source[r] ~= raw then return nil end
+    mine[r] = true
+  end
+  for _, c in ipairs(group.rules) do
+    if group.source[c] == raw and not mine[c] then return nil end
+  end
+  return raw
+end
+
 ---Applies adds, then removes, by position. Raises the provider's error object on failure.
 ---
 ---Order: every drop/reject rule ends above every accept rule, which is what codec `order()`
@@ -270,7 +287,7 @@ end
 ---@async
 ---@param conn sg.Connection
 ---@param group sg.Group from get_group
----@param changes {add: sg.Rule[]?, remove: sg.Rule[]?, desired: sg.Rule[]?}
+---@param changes {add: sg.Rule[]?, remove: sg.Rule[]?, desired: sg.Rule[]?, raw: sg.RawAdd[]?}
 ---@return {added: integer, removed: integer}
 function M.apply(conn, group, changes)
   local adds, removes = changes.add or {}, changes.remove or {}
@@ -299,18 +316,43 @@ function M.apply(conn, group, changes)
   end
   local w = writer(conn, vmid, list)
 
-  -- adds: denials at the top, accepts below the last denial (see the doc comment)
-  local denials, accepts = {}, {}
-  for _, r in ipairs(C.order(adds)) do
-    local part = DENY[r.action] and denials or accepts
-    part[#part + 1] = write_body(r)
+  -- adds: denials at the top, accepts below the last denial (see the doc comment); rules read
+  -- from this VM before go back as the rule they were read from ("80,443" stays one rule, an
+  -- address stays without "/32"), in the order they were read
+  local denials, accepts, restored = {}, {}, {}
+  local function queue(b)
+    local part = DENY[b.action] and denials or accepts
+    part[#part + 1] = b
   end
+  local widen = {}
+  for _, e in ipairs(changes.raw or {}) do
+    local keep = e.keep or {}
+    local into = #keep > 0 and narrowed(group, keep, removed)
+    if into then
+      widen[#widen + 1] = { raw = into, body = body_of(e.raw) }
+    elseif #keep == 0 then
+      queue(body_of(e.raw))
+    end
+    if into or #keep == 0 then
+      for _, r in ipairs(e.rules) do restored[r] = true end
+    end
+  end
+  local fresh = {}
+  for _, r in ipairs(adds) do
+    if not restored[r] then fresh[#fresh + 1] = r end
+  end
+  for _, r in ipairs(C.order(fresh)) do queue(write_body(r)) end
   for i = #denials, 1, -1 do w.add(denials[i]) end
   local below = 0
   for i, b in ipairs(list) do
     if DENY[b.action] then below = i end
   end
   for i = #accepts, 1, -1 do w.insert(below, accepts[i]) end
+  -- a rule narrowed since it was read gets back the parts it lost: rewritten in place as read
+  for _, x in ipairs(widen) do
+    w.put(w.pos_of(entry[x.raw]), x.body)
+    entry[x.raw] = x.body
+  end
 
   -- partial removes: the parts that stay are written first (inserted right below the rule),
   -- then the rule is narrowed in place; whole removes are collected for the deletes

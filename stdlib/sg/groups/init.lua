@@ -10,6 +10,9 @@
 --   create_group(conn, name, description) -> sg.Group   an empty group, waited for
 --   apply(conn, group, changes) -> {added, removed}     see sg.GroupChanges
 --   delete_group(conn, group)               where the provider can delete a group
+--   leftovers(group) -> integer             where a failed write leaves something behind (rules
+--   repair(conn, group) -> integer          in ERROR, a group in status error): counts it (no
+--                                           request), clears it
 -- A provider that cannot list or create groups still has the function, raising a message that
 -- says how to name its groups.
 
@@ -20,6 +23,8 @@
 ---@field create_group fun(conn: sg.Connection, name: string, description: string?): sg.Group
 ---@field apply fun(conn: sg.Connection, group: sg.Group, changes: sg.GroupChanges): {added: integer, removed: integer}
 ---@field delete_group (fun(conn: sg.Connection, group: sg.Group))?
+---@field leftovers (fun(group: sg.Group): integer)?
+---@field repair (fun(conn: sg.Connection, group: sg.Group): integer)?
 
 local M = {}
 
