@@ -247,7 +247,7 @@ local function send_once(p, ep, url, body_text, attempt)
   local headers = { Accept = "application/json", ["User-Agent"] = "sgrun" }
   if body_text then headers["Content-Type"] = "application/json" end
   local req = { method = ep.method, url = url, headers = headers, body = body_text,
-    timeout = p.timeout, max_size = p.max_size }
+    timeout = retry.call_timeout(p.timeout), max_size = p.max_size }
   if p.def.auth then p.def.auth(req, p.creds) end
   local resp, err, code = p.transport(req)
   trace.log(p.def.name, ep.name, req, resp, err,

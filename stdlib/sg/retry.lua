@@ -67,6 +67,29 @@ function M.parse_retry_after(value, now)
   return math.max(0, epoch - (now or os.time()))
 end
 
+-- A roll-out's per-call timeout (opts.timeout), in force while it runs.
+local call_timeout
+
+---The timeout of one HTTP attempt: the roll-out's while one runs, else the connection's.
+---@param default number the connection's timeout
+---@return number
+function M.call_timeout(default)
+  return call_timeout or default
+end
+
+---Runs fn() with every provider call's timeout set to `seconds` (nil: unchanged).
+---@param seconds number|nil
+---@param fn function
+function M.with_call_timeout(seconds, fn)
+  if seconds == nil then return fn() end
+  local saved = call_timeout
+  call_timeout = seconds
+  local ok, res = pcall(fn)
+  call_timeout = saved
+  if not ok then error(res, 0) end
+  return res
+end
+
 ---Backoff before attempt n+1 after attempt n failed (n >= 1).
 ---@param p sg.RetryPolicy
 ---@param n integer

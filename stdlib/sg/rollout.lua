@@ -1,11 +1,19 @@
 -- sg.rollout: one rule set onto several groups on several clouds. Every target is read (its
--- snapshot kept) and planned first, then the targets are changed concurrently. A target that
--- fails is put back to its snapshot, so each one ends converged or restored, never half-changed;
--- with {atomic = true} a failure anywhere puts every touched target back, and a target that
--- cannot be planned stops the roll-out before anything is touched. The report says per target
--- what happened and what could not be expressed.
+-- snapshot kept) and planned first, then the targets are changed concurrently.
+--
+-- Semantics: by default each target stands alone: a target that fails is put back to its
+-- snapshot (a group the roll-out created is deleted again) while the others stay converged.
+-- With {atomic = true} any failure puts every touched target back, and a target that cannot be
+-- planned stops the roll-out before anything is touched.
+--
+-- Every phase of every target is contained: an error while reading, applying, restoring or
+-- reading back is recorded on that target and never ends the run. Restoring retries with
+-- backoff up to a deadline of its own, longer than one call's. At the end every touched target
+-- is read back, and its status and changes come from what was read, so the report says what
+-- the clouds hold, not what was intended.
 local apply = require "sg.apply"
 local codec = require "sg.codec"
+local retry = require "sg.retry"
 local rule = require "sg.rule"
 local snapshot = require "sg.snapshot"
 local task = require "sg.task"
@@ -15,16 +23,22 @@ local M = {}
 ---@class sg.RolloutTarget
 ---@field provider string
 ---@field group any
----@field status "converged"|"unchanged"|"rolled_back"|"failed"|"planned"
+---@field status "converged"|"unchanged"|"rolled_back"|"failed"|"planned"|"interrupted"
 ---@field added integer
 ---@field removed integer
+---@field changes {add: sg.Rule[], remove: sg.Rule[]} done (or planned under dry_run)
+---@field create_group boolean the group does not exist and will be / was created
 ---@field findings sg.Finding[]
 ---@field error any?
+---@field not_restored sg.Rule[]? rules a failed rollback could not put back
 ---@field plan sg.Plan?
 
 ---@class sg.RolloutReport
 ---@field ok boolean
 ---@field targets sg.RolloutTarget[]
+---@field aborted boolean? confirm said no
+---@field interrupted string? the signal that stopped the roll-out
+---@field findings_once {rule: sg.Rule, kind: string, why: string, targets: integer[]}[]
 
 local Report = {}
 Report.__index = Report
@@ -34,18 +48,38 @@ local function error_text(err)
   return tostring(err)
 end
 
----A JSON-able table of the report (plans as their JSON form, errors as text).
+-- The renderer (sg.report) belongs to the operator's side; until it is there the report
+-- renders itself plainly.
+local function renderer()
+  local ok, mod = pcall(require, "sg.report")
+  if ok and type(mod) == "table" and mod.text and mod.json_table then return mod end
+  return nil
+end
+
+local function rules_array(list)
+  local json = require "sg.json"
+  local out = json.array()
+  for i, r in ipairs(rule.sort({ table.unpack(list or {}) })) do out[i] = r end
+  return out
+end
+
+---A JSON-able table of the report (errors as text).
 ---@return table
 function Report:to_table()
+  local r = renderer()
+  if r then return r.json_table(self) end
   local json = require "sg.json"
   local targets = json.array()
   for i, t in ipairs(self.targets) do
     local findings = json.array()
     for j, f in ipairs(t.findings) do findings[j] = { rule = f.rule, kind = f.kind, why = f.why } end
     targets[i] = { provider = t.provider, group = t.group, status = t.status, added = t.added,
-      removed = t.removed, findings = findings, error = error_text(t.error) }
+      removed = t.removed, findings = findings, error = error_text(t.error),
+      create_group = t.create_group,
+      changes = { add = rules_array(t.changes.add), remove = rules_array(t.changes.remove) },
+      not_restored = t.not_restored and rules_array(t.not_restored) or nil }
   end
-  return { ok = self.ok, targets = targets }
+  return { ok = self.ok, targets = targets, aborted = self.aborted, interrupted = self.interrupted }
 end
 
 function Report:to_json()
@@ -53,14 +87,20 @@ function Report:to_json()
 end
 
 function Report:__tostring()
-  local lines = { string.format("roll-out: %s", self.ok and "ok" or "FAILED") }
+  local r = renderer()
+  if r then return r.text(self, { color = false }) end
+  local lines = { string.format("roll-out: %s%s", self.ok and "ok" or "FAILED",
+    self.interrupted and (" (interrupted by " .. self.interrupted .. ")") or "") }
   for _, t in ipairs(self.targets) do
-    lines[#lines + 1] = string.format("  %-9s %-22s %-11s +%d -%d", t.provider,
-      snapshot.group_text(t.group), t.status, t.added, t.removed)
+    lines[#lines + 1] = string.format("  %-9s %-22s %-11s +%d -%d%s", t.provider,
+      snapshot.group_text(t.group), t.status, t.added, t.removed, t.create_group and " (new group)" or "")
     for _, f in ipairs(t.findings) do
       lines[#lines + 1] = string.format("      %s: %s: %s", f.kind, rule.tostring(f.rule), f.why)
     end
     if t.error ~= nil then lines[#lines + 1] = "      error: " .. error_text(t.error) end
+    for _, nr in ipairs(t.not_restored or {}) do
+      lines[#lines + 1] = "      not restored: " .. rule.tostring(nr)
+    end
   end
   return table.concat(lines, "\n")
 end
@@ -68,18 +108,154 @@ end
 ---@class sg.RolloutOptions: sg.PlanOptions
 ---@field dry_run boolean? plan every target and report, change nothing (default: the --dry-run flag)
 ---@field atomic boolean? all or nothing across targets (default: each target on its own)
+---@field timeout number? seconds per provider call (HTTP attempt)
+---@field deadline number? seconds for the whole roll-out, rollback included
+---@field restore_deadline number? seconds restoring one target may take (default 120)
+---@field on_progress fun(event: table)?
+---@field confirm (fun(report: sg.RolloutReport): boolean)?
+---@field plan_file table? a plan read by read_plan: apply exactly it
 
--- Puts a touched target back to the rules it had before the roll-out.
+M.RESTORE_DEADLINE = 120
+M.PLAN_FORMAT = "sgrun.plan/1"
+
+local function keyset(rules)
+  local s = {}
+  for _, r in ipairs(rules or {}) do s[rule.key(r)] = r end
+  return s
+end
+
+local function same_keys(a, b)
+  for k in pairs(a) do if not b[k] then return false end end
+  for k in pairs(b) do if not a[k] then return false end end
+  return true
+end
+
+-- Rules in `a` that are not in `b` (keysets), sorted.
+local function minus(a, b)
+  local out = {}
+  for k, r in pairs(a) do if not b[k] then out[#out + 1] = r end end
+  return rule.sort(out)
+end
+
+---A fingerprint of a group's live rules: equal rule sets give equal fingerprints.
+---@param rules sg.Rule[]|nil nil: the group does not exist
+---@return string
+function M.fingerprint(rules)
+  if rules == nil then return "absent" end
+  local keys = {}
+  for _, r in ipairs(rules) do keys[#keys + 1] = rule.key(r) end
+  table.sort(keys)
+  return require("_sg.crypto").hex_encode(require("_sg.crypto").sha256(table.concat(keys, "\n")))
+end
+
+-- Providers whose groups a roll-out can create, and the native call that deletes one again.
+-- Temporary: the group adapters (stdlib/sg/groups/) get delete_group; this table goes then.
+local DELETE_GROUP = { exoscale = "delete_security_group", gcore = "delete_security_group",
+  genesis = "delete_security_group", barrack = "delete_firewall" }
+
 ---@async
-local function restore(t)
-  local before = t.before
-  local p = apply.plan(t.conn, t.group_ref, before and before.rules or {}, { lossy = "allow" })
-  return apply.apply(p)
+local function delete_group(conn, group)
+  local method = DELETE_GROUP[conn.provider]
+  if not method then
+    error(string.format("%s: sgrun cannot delete group %s; delete it by hand", conn.provider,
+      snapshot.group_text(group.name or group.id)), 0)
+  end
+  conn:wait(conn[method](conn, group.id))
+end
+
+-- get_group as (group or nil when absent), raising on a failed read.
+---@async
+local function read(conn, ref)
+  local group, err = codec.get(conn.provider).get_group(conn, ref)
+  if group then return group end
+  -- an absent group answers with a message; a failed read raises inside get_group
+  return nil, err
+end
+
+-- One attempt at putting a target back to its snapshot (deleting a group the roll-out created).
+---@async
+local function restore_once(st)
+  local group = read(st.conn, st.group_ref)
+  if st.before == nil then
+    if group then delete_group(st.conn, group) end
+    return
+  end
+  if not group then
+    error(string.format("%s group %s is gone; it cannot be restored", st.conn.provider,
+      snapshot.group_text(st.group_ref)), 0)
+  end
+  local p = apply.plan_group(st.conn, st.group_ref, group, nil, st.before.rules, { lossy = "allow" })
+  if p:empty() then return end
+  local r = apply.apply(p)
+  if not r.ok then error(r.error, 0) end
+end
+
+-- fn(...) contained and bounded: true, or its error (a message when `seconds` ran out first).
+---@async
+local function bounded(seconds, what, fn, ...)
+  local ok, done, err = pcall(task.timeout, seconds, function(...)
+    local fine, e = pcall(fn, ...)
+    return fine, e
+  end, ...)
+  if not ok then return done end
+  if done == nil then return string.format("%s did not finish within %g s", what, seconds) end
+  if done then return true end
+  return err
+end
+
+local function new_target(conn, ref)
+  return { provider = conn.provider, group = ref, status = "failed", added = 0, removed = 0,
+    changes = { add = {}, remove = {} }, create_group = false, findings = {} }
+end
+
+-- findings de-duplicated across targets
+local function findings_once(targets)
+  local out, at = {}, {}
+  for i, t in ipairs(targets) do
+    for _, f in ipairs(t.findings or {}) do
+      local k = rule.key(f.rule) .. "\0" .. f.kind .. "\0" .. tostring(f.why)
+      local entry = at[k]
+      if not entry then
+        entry = { rule = f.rule, kind = f.kind, why = f.why, targets = {} }
+        at[k] = entry
+        out[#out + 1] = entry
+      end
+      entry.targets[#entry.targets + 1] = i
+    end
+  end
+  return out
+end
+
+-- The plan of a plan file's target, checked against the live group.
+local function plan_from_file(st, entry, group, plan_opts)
+  if entry.provider ~= st.conn.provider or snapshot.group_text(entry.group) ~= snapshot.group_text(st.group_ref) then
+    error(string.format("the plan file's target is %s %s, not %s %s; make the plan again with the same targets",
+      tostring(entry.provider), snapshot.group_text(entry.group), st.conn.provider,
+      snapshot.group_text(st.group_ref)), 0)
+  end
+  if M.fingerprint(group and group.rules) ~= entry.fingerprint then
+    error(string.format("%s %s changed since the plan was made; make the plan again", st.conn.provider,
+      snapshot.group_text(st.group_ref)), 0)
+  end
+  local removing = keyset(entry.remove)
+  local desired = {}
+  for _, r in ipairs(group and group.rules or {}) do
+    if not removing[rule.key(r)] then desired[#desired + 1] = r end
+  end
+  for _, r in ipairs(entry.add) do desired[#desired + 1] = r end
+  local p = apply.plan_group(st.conn, st.group_ref, group, nil, desired,
+    { mode = "authoritative", lossy = "allow", create = true, description = plan_opts.description })
+  if not same_keys(keyset(p.add), keyset(entry.add)) or not same_keys(keyset(p.remove), removing) then
+    error(string.format("%s %s: the plan cannot be applied exactly as written; make the plan again",
+      st.conn.provider, snapshot.group_text(st.group_ref)), 0)
+  end
+  p.findings = entry.findings or {}
+  return p
 end
 
 ---Rolls the rules of `source` out to every target: `targets` is a list of {conn, group_ref}.
 ---@async
----@param source sg.Snapshot|sg.Rule[]
+---@param source sg.Snapshot|sg.Rule[]|nil (nil with opts.plan_file)
 ---@param targets {[1]: sg.Connection, [2]: any}[]
 ---@param opts sg.RolloutOptions?
 ---@return sg.RolloutReport
@@ -88,11 +264,28 @@ function M.rollout(source, targets, opts)
   if type(targets) ~= "table" or #targets == 0 then
     error("sg.rollout: targets must be a list of {connection, group} pairs", 2)
   end
+  if opts.plan_file ~= nil and (type(opts.plan_file) ~= "table" or opts.plan_file.format ~= M.PLAN_FORMAT) then
+    error("sg.rollout: plan_file must be a plan read by require('sg.rollout').read_plan(path)", 2)
+  end
+  if opts.plan_file and #opts.plan_file.targets ~= #targets then
+    error(string.format("sg.rollout: the plan has %d targets, the roll-out %d; pass the plan's targets",
+      #opts.plan_file.targets, #targets), 2)
+  end
+  for _, k in ipairs({ "timeout", "deadline", "restore_deadline" }) do
+    if opts[k] ~= nil and (type(opts[k]) ~= "number" or opts[k] <= 0) then
+      error(string.format("sg.rollout: %s must be a positive number of seconds", k), 2)
+    end
+  end
   local plan_opts = { mode = opts.mode, lossy = opts.lossy, create = opts.create ~= false,
     description = opts.description }
   local options = package.loaded["sg.options"]
   local dry_run = opts.dry_run
   if dry_run == nil then dry_run = options and options.dry_run or false end
+  local started = task.now()
+  local function remaining()
+    if not opts.deadline then return math.huge end
+    return math.max(0, opts.deadline - (task.now() - started))
+  end
 
   local states, report_targets = {}, {}
   for i, pair in ipairs(targets) do
@@ -101,94 +294,256 @@ function M.rollout(source, targets, opts)
       error(string.format("sg.rollout: target %d must be {connection, group}", i), 2)
     end
     states[i] = { conn = conn, group_ref = ref }
-    report_targets[i] = { provider = conn.provider, group = ref, status = "failed", added = 0,
-      removed = 0, findings = {} }
+    report_targets[i] = new_target(conn, ref)
+  end
+  local report = setmetatable({ ok = false, targets = report_targets }, Report)
+
+  local function progress(i, step, extra)
+    if not opts.on_progress then return end
+    local ev = { target = i, provider = states[i].conn.provider, group = states[i].group_ref, step = step }
+    for k, v in pairs(extra or {}) do ev[k] = v end
+    pcall(opts.on_progress, ev)
+  end
+  local function finish()
+    for i, t in ipairs(report_targets) do progress(i, "done", { status = t.status }) end
+    report.findings_once = findings_once(report_targets)
+    return report
   end
 
-  -- 1. read and plan every target; nothing changes yet
-  local planned = {}
-  for i, st in ipairs(states) do
-    planned[i] = function()
-      local group, err = codec.get(st.conn.provider).get_group(st.conn, st.group_ref)
-      st.before = group and { rules = group.rules } -- nil: the roll-out creates the group
-      st.plan = apply.plan_group(st.conn, st.group_ref, group, err, source, plan_opts)
-      return true
+  -- Runs fns concurrently, each contained and bounded by `seconds`: a list of true or the error.
+  ---@async
+  local function contained(fns, seconds, what)
+    local wrapped = {}
+    for i, fn in ipairs(fns) do
+      wrapped[i] = function() return bounded(seconds, what, fn) end
     end
+    return task.all(wrapped, { limit = #wrapped })
   end
-  local plan_failed = false
-  local outcomes = task.all(M.settle(planned))
-  for i = 1, #states do
-    local t, ok_err = report_targets[i], outcomes[i]
-    if states[i].plan then
-      t.plan = states[i].plan
-      t.findings = states[i].plan.findings
-    end
-    if ok_err ~= true then
-      plan_failed = true
-      t.error = ok_err
-      if type(ok_err) == "table" and ok_err.findings then t.findings = ok_err.findings end
-    end
-  end
-  if dry_run or (plan_failed and opts.atomic) then
-    for _, t in ipairs(report_targets) do
-      if t.error == nil then
-        if dry_run then
-          t.status = t.plan:empty() and "unchanged" or "planned"
-          t.added, t.removed = #t.plan.add, #t.plan.remove
+
+  return retry.with_call_timeout(opts.timeout, function()
+    -- 1. read and plan every target; nothing changes yet
+    local planned = {}
+    for i, st in ipairs(states) do
+      planned[i] = function()
+        progress(i, "reading")
+        local group = read(st.conn, st.group_ref)
+        st.before = group and { rules = group.rules } -- nil: the roll-out creates the group
+        progress(i, "planning")
+        if opts.plan_file then
+          st.plan = plan_from_file(st, opts.plan_file.targets[i], group, plan_opts)
         else
-          t.error = "not changed: another target could not be planned, so the atomic roll-out " ..
-            "stopped before touching any"
+          st.plan = apply.plan_group(st.conn, st.group_ref, group, nil, source, plan_opts)
+        end
+        st.fingerprint = M.fingerprint(group and group.rules)
+      end
+    end
+    local plan_failed = false
+    local outcomes = contained(planned, remaining(), "reading and planning")
+    for i, st in ipairs(states) do
+      local t, ok_err = report_targets[i], outcomes[i]
+      if st.plan then
+        t.plan = st.plan
+        t.findings = st.plan.findings
+        t.create_group = st.plan.create_group ~= nil
+        t.changes = { add = st.plan.add, remove = st.plan.remove }
+        t.added, t.removed = #st.plan.add, #st.plan.remove
+      end
+      if ok_err ~= true then
+        plan_failed = true
+        st.plan = nil
+        t.error = ok_err
+        if type(ok_err) == "table" and ok_err.findings then t.findings = ok_err.findings end
+      end
+    end
+    report.ok = not plan_failed
+    if dry_run then
+      for i, t in ipairs(report_targets) do
+        if t.error == nil then
+          t.status = t.plan:empty() and "unchanged" or "planned"
+          t.fingerprint = states[i].fingerprint
+        end
+      end
+      return finish()
+    end
+
+    local function untouched(why)
+      for i, t in ipairs(report_targets) do
+        if states[i].plan then
+          t.status, t.error = "unchanged", why
+          t.changes, t.added, t.removed = { add = {}, remove = {} }, 0, 0
         end
       end
     end
-    return setmetatable({ ok = not plan_failed, targets = report_targets }, Report)
-  end
+    if plan_failed and opts.atomic then
+      untouched("not changed: another target could not be planned, so the atomic roll-out stopped " ..
+        "before touching any")
+      return finish()
+    end
+    local removes = false
+    for _, st in ipairs(states) do
+      if st.plan and #st.plan.remove > 0 then removes = true end
+    end
+    if removes and opts.confirm and not opts.confirm(report) then
+      report.aborted, report.ok = true, false
+      untouched(nil)
+      return finish()
+    end
 
-  -- 2. apply every non-empty plan concurrently
-  local applies = {}
-  for i, st in ipairs(states) do
-    applies[i] = function()
-      if not st.plan then return { ok = false, added = 0, removed = 0, unplanned = true } end
-      if st.plan:empty() then return { ok = true, added = 0, removed = 0, unchanged = true } end
-      st.touched = true
-      return apply.apply(st.plan)
+    -- 2. apply every non-empty plan concurrently; keep a third of the deadline for putting back
+    local applies = {}
+    for i, st in ipairs(states) do
+      applies[i] = function()
+        if not st.plan or st.plan:empty() then return end
+        st.touched = true
+        progress(i, "applying", { done = 0, total = #st.plan.add + #st.plan.remove })
+        local r = apply.apply(st.plan)
+        if not r.ok then error(r.error, 0) end
+        progress(i, "verifying")
+      end
     end
-  end
-  local results = task.all(applies, { limit = #applies })
-  local failed = false
-  for i, r in ipairs(results) do
-    local t = report_targets[i]
-    t.added, t.removed = r.added, r.removed
-    if r.ok then
-      t.status = r.unchanged and "unchanged" or "converged"
-    elseif not r.unplanned then
-      failed = true
-      t.error = r.error
+    local apply_budget = opts.deadline and remaining() * 2 / 3 or math.huge
+    local applied = contained(applies, apply_budget, "applying")
+    local any_failed = plan_failed
+    for i, st in ipairs(states) do
+      if applied[i] ~= true then
+        st.failed = true
+        any_failed = true
+        report_targets[i].error = applied[i]
+      end
     end
-  end
-  if not failed then return setmetatable({ ok = not plan_failed, targets = report_targets }, Report) end
 
-  -- 3. put back the targets that failed (with atomic, every touched target)
-  local restores = {}
-  for i, st in ipairs(states) do
-    restores[i] = function()
-      if not st.touched or (results[i].ok and not opts.atomic) then return nil end
-      return restore(st)
+    -- 3. put back the targets that failed (with atomic, every touched target)
+    local restores = {}
+    for i, st in ipairs(states) do
+      restores[i] = function()
+        if not st.touched or not (st.failed or (opts.atomic and any_failed)) then return end
+        st.restoring = true
+        if not st.failed then report_targets[i].error = "rolled back because another target failed" end
+        local until_ = task.now() + math.min(opts.restore_deadline or M.RESTORE_DEADLINE, remaining())
+        local policy, attempt = retry.policy(), 0
+        while true do
+          attempt = attempt + 1
+          progress(i, "restoring", { done = attempt })
+          local err = bounded(math.max(0, until_ - task.now()), "restoring", restore_once, st)
+          if err == true then return end
+          st.restore_error = err
+          local wait = retry.backoff(policy, math.min(attempt, 6))
+          if task.now() + wait >= until_ then error(err, 0) end
+          task.sleep(wait)
+        end
+      end
+    end
+    contained(restores, math.huge, "restoring")
+
+    -- 4. read every touched target back: its status and changes are what it now holds
+    local finals = {}
+    for i, st in ipairs(states) do
+      finals[i] = function()
+        if not st.touched then return end
+        progress(i, "verifying")
+        local group = read(st.conn, st.group_ref)
+        st.final = group and group.rules or false
+      end
+    end
+    local read_back = contained(finals, math.max(remaining(), 30), "reading back")
+    for i, st in ipairs(states) do
+      local t = report_targets[i]
+      if st.touched then
+        if read_back[i] ~= true then
+          t.status = "failed"
+          t.error = string.format("%s; reading the group back failed, so its state is unknown: %s",
+            error_text(t.error) or "applied", error_text(read_back[i]))
+          if st.restoring then t.not_restored = st.before and st.before.rules or {} end
+        else
+          local before = keyset(st.before and st.before.rules)
+          local final = keyset(st.final or nil)
+          local expected = keyset(st.before and st.before.rules)
+          for _, r in ipairs(st.plan.remove) do expected[rule.key(r)] = nil end
+          for _, r in ipairs(st.plan.add) do expected[rule.key(r)] = r end
+          local absent_as_before = st.before == nil and st.final == false
+          t.changes = { add = minus(final, before), remove = minus(before, final) }
+          if st.final == false and st.before ~= nil then t.changes.remove = rule.sort(st.before.rules) end
+          t.added, t.removed = #t.changes.add, #t.changes.remove
+          if st.restoring then
+            if absent_as_before or (st.before and st.final and same_keys(final, before)) then
+              t.status = "rolled_back"
+            else
+              t.status = "failed"
+              t.not_restored = minus(before, final)
+              local extra = minus(final, before)
+              local why = st.restore_error and error_text(st.restore_error) or "the group differs from its snapshot"
+              if st.before == nil and st.final then why = "the group the roll-out created is still there: " .. why end
+              if #extra > 0 then why = string.format("%s; %d rule(s) left that were not there before", why, #extra) end
+              t.error = string.format("%s; restoring the snapshot failed: %s", error_text(t.error), why)
+            end
+          elseif st.final and same_keys(final, expected) then
+            t.status = "converged"
+          else
+            t.status = "failed"
+            t.error = t.error or "after applying, the group differs from the plan"
+          end
+        end
+      elseif st.plan then
+        t.status = "unchanged"
+        if t.error == nil then t.changes, t.added, t.removed = { add = {}, remove = {} }, 0, 0 end
+      end
+    end
+    report.ok = not any_failed
+    return finish()
+  end)
+end
+
+---Writes the plans of a dry-run report to path (format sgrun.plan/1), atomically.
+---@param report sg.RolloutReport from sg.rollout with dry_run
+---@param path string
+function M.write_plan(report, path)
+  if type(report) ~= "table" or type(report.targets) ~= "table" then
+    error("write_plan: needs the report of a dry-run roll-out", 2)
+  end
+  local json = require "sg.json"
+  local doc = { format = M.PLAN_FORMAT, created_at = os.date("!%Y-%m-%dT%H:%M:%SZ"), targets = json.array() }
+  for i, t in ipairs(report.targets) do
+    if t.status ~= "planned" and t.status ~= "unchanged" or not t.fingerprint then
+      error(string.format("write_plan: target %d (%s %s) has no plan (%s); fix it and plan again", i,
+        t.provider, snapshot.group_text(t.group), error_text(t.error) or t.status), 2)
+    end
+    local findings = json.array()
+    for j, f in ipairs(t.findings or {}) do findings[j] = { rule = f.rule, kind = f.kind, why = f.why } end
+    doc.targets[i] = { provider = t.provider, group = t.group, fingerprint = t.fingerprint,
+      create_group = t.create_group, add = rules_array(t.changes.add), remove = rules_array(t.changes.remove),
+      findings = findings }
+  end
+  require("sg.snapshot_file").write_atomic(path, json.encode(doc) .. "\n")
+end
+
+---Reads a plan file written by write_plan; raises naming the file and the problem.
+---@param path string
+---@return table plan {format, targets = {provider, group, fingerprint, add, remove}}
+function M.read_plan(path)
+  local f, err = io.open(path, "rb")
+  if not f then error(string.format("plan %s: cannot read: %s", path, err), 2) end
+  local text = f:read("a")
+  f:close()
+  local doc, jerr = require("sg.json").decode(text)
+  if type(doc) ~= "table" then error(string.format("plan %s: damaged file: %s", path, tostring(jerr)), 2) end
+  if doc.format ~= M.PLAN_FORMAT then
+    error(string.format("plan %s: not a plan file (format %s, expected %s)", path, tostring(doc.format),
+      M.PLAN_FORMAT), 2)
+  end
+  if type(doc.targets) ~= "table" then error(string.format("plan %s: no targets", path), 2) end
+  for i, t in ipairs(doc.targets) do
+    if type(t.provider) ~= "string" or t.group == nil or type(t.fingerprint) ~= "string" then
+      error(string.format("plan %s: target %d is incomplete (provider, group, fingerprint)", path, i), 2)
+    end
+    for _, list in ipairs({ "add", "remove" }) do
+      local rules = {}
+      for j, r in ipairs(t[list] or {}) do
+        rules[j] = rule.normalize(r, { where = string.format("plan %s: target %d %s[%d]", path, i, list, j) })
+      end
+      t[list] = rules
     end
   end
-  local restored = task.all(restores, { limit = #restores })
-  for i = 1, #states do
-    local t, r = report_targets[i], restored[i] -- nil: not touched, left as step 2 reported it
-    if r and r.ok then
-      t.status = "rolled_back"
-      if results[i].ok then t.error = "rolled back because another target failed" end
-    elseif r then
-      t.status = "failed"
-      t.error = string.format("%s; restoring the snapshot also failed: %s", error_text(t.error) or
-        "rolled back because another target failed", error_text(r.error))
-    end
-  end
-  return setmetatable({ ok = false, targets = report_targets }, Report)
+  return doc
 end
 
 ---Wraps functions so that each returns true or its error instead of raising (for task.all).

@@ -69,6 +69,14 @@ function M.save(snapshot, path)
   doc.raw = raw
   local text = json.encode(doc) .. "\n"
 
+  M.write_atomic(path, text)
+end
+
+---Writes text to path atomically: a temporary file in the same directory, flush, fsync, rename,
+---then the directory synced. Raises naming the path.
+---@param path string
+---@param text string
+function M.write_atomic(path, text)
   local dir = path:match("^(.*)/[^/]*$") or "."
   local tmp = string.format("%s.%d%d.tmp", path, os.time(), math.random(1000000000))
   local f, err = io.open(tmp, "wb")
