@@ -1,6 +1,6 @@
 #!/bin/bash
 # One command per benchmark, each a ratio taken side by side in one run on this machine:
-#   bench/run.sh fanout | throughput | startup | memory | plan | rollout | all
+#   bench/run.sh fanout | throughput | startup | memory | plan | rollout | ratelimit | all
 # Builds sgrun (build/) first. Figures and their meaning are in bench/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -82,6 +82,10 @@ rollout() {
   "$sgrun" --sim bench/rollout.lua
 }
 
+ratelimit() {
+  "$sgrun" --sim bench/ratelimit.lua 1000 20
+}
+
 plan() {
   if [ -f bench/plan_bench.lua ]; then "$sgrun" bench/plan_bench.lua; else echo "plan: no benchmark yet"; fi
 }
@@ -93,6 +97,7 @@ case "${1:-all}" in
   memory) memory ;;
   plan) plan ;;
   rollout) rollout ;;
-  all) fanout; throughput; startup; memory; plan; rollout ;;
+  ratelimit) ratelimit ;;
+  all) fanout; throughput; startup; memory; plan; rollout; ratelimit ;;
   *) echo "usage: bench/run.sh fanout|throughput|startup|memory|plan|rollout|all" >&2; exit 2 ;;
 esac

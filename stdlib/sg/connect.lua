@@ -338,6 +338,7 @@ local function request(conn, ep, url, body, path_args, args)
     return send_once(p, ep, url, body_text, attempt)
   end, {
     idempotent = not ep.create,
+    key = p.limit_key,
     reconcile = ep.match_read and function()
       local item = find_created(conn, ep, args, body, path_args)
       return item ~= nil, item
@@ -553,6 +554,15 @@ function M.describe(provider)
   return require("_sg." .. provider)
 end
 
+-- A digest of a connection's credentials: equal accounts share a rate limit.
+local function limit_digest(creds)
+  local parts = {}
+  for k, v in pairs(creds) do parts[#parts + 1] = tostring(k) .. "=" .. tostring(v) end
+  table.sort(parts)
+  local crypto = require "_sg.crypto"
+  return crypto.hex_encode(crypto.sha256(table.concat(parts, "\n"))):sub(1, 16)
+end
+
 ---Opens a connection: credentials and base URL are resolved now; nothing is sent.
 ---opts: credentials by name, profile, base_url, zone (Exoscale), timeout (s per attempt),
 ---max_size (bytes), page_size (auto-paging lists; default the provider's maximum),
@@ -586,6 +596,8 @@ function M.connect(provider, opts)
     policy = retry.policy(opts.retry), timeout = opts.timeout or DEFAULT_TIMEOUT,
     max_size = opts.max_size, transport = opts.transport or http.request,
     page_size = opts.page_size,
+    -- the rate limiter's key: one per provider endpoint and account (a digest: no secret kept in it)
+    limit_key = def.name .. " " .. conn.base_url .. " " .. limit_digest(creds),
   }
   return conn
 end
