@@ -1,6 +1,6 @@
 #!/bin/bash
 # One command per benchmark, each a ratio taken side by side in one run on this machine:
-#   bench/run.sh fanout | throughput | startup | memory | plan | rollout | ratelimit | all
+#   bench/run.sh fanout | throughput | startup | memory | plan | rollout | ratelimit | faults | all
 # Builds sgrun (build/) first. Figures and their meaning are in bench/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -86,6 +86,10 @@ ratelimit() {
   "$sgrun" --sim bench/ratelimit.lua 1000 20
 }
 
+faults() {
+  "$sgrun" --sim bench/faults.lua 10
+}
+
 plan() {
   if [ -f bench/plan_bench.lua ]; then "$sgrun" bench/plan_bench.lua; else echo "plan: no benchmark yet"; fi
 }
@@ -98,6 +102,7 @@ case "${1:-all}" in
   plan) plan ;;
   rollout) rollout ;;
   ratelimit) ratelimit ;;
-  all) fanout; throughput; startup; memory; plan; rollout; ratelimit ;;
+  faults) faults ;;
+  all) fanout; throughput; startup; memory; plan; rollout; ratelimit; faults ;;
   *) echo "usage: bench/run.sh fanout|throughput|startup|memory|plan|rollout|all" >&2; exit 2 ;;
 esac

@@ -17,6 +17,7 @@ local retry = require "sg.retry"
 local rule = require "sg.rule"
 local snapshot = require "sg.snapshot"
 local task = require "sg.task"
+local signals = require "_sg.task"
 
 local M = {}
 
@@ -304,7 +305,9 @@ function M.rollout(source, targets, opts)
     for k, v in pairs(extra or {}) do ev[k] = v end
     pcall(opts.on_progress, ev)
   end
+  local function interrupted() return signals.signal() end
   local function finish()
+    report.interrupted = interrupted()
     for i, t in ipairs(report_targets) do progress(i, "done", { status = t.status }) end
     report.findings_once = findings_once(report_targets)
     return report
@@ -320,7 +323,9 @@ function M.rollout(source, targets, opts)
     return task.all(wrapped, { limit = #wrapped })
   end
 
-  return retry.with_call_timeout(opts.timeout, function()
+  -- The first SIGINT/SIGTERM while the roll-out runs is handled here: no new writes, what is in
+  -- flight settles by the mode, and the report says so; a second one stops the run at once.
+  local function run()
     -- 1. read and plan every target; nothing changes yet
     local planned = {}
     for i, st in ipairs(states) do
@@ -388,12 +393,24 @@ function M.rollout(source, targets, opts)
       untouched(nil)
       return finish()
     end
+    if interrupted() then
+      report.ok = false
+      untouched("interrupted before any write")
+      for _, t in ipairs(report_targets) do
+        if t.status == "unchanged" and t.error then t.status = "interrupted" end
+      end
+      return finish()
+    end
 
     -- 2. apply every non-empty plan concurrently; keep a third of the deadline for putting back
     local applies = {}
     for i, st in ipairs(states) do
       applies[i] = function()
         if not st.plan or st.plan:empty() then return end
+        if interrupted() then
+          st.interrupted = true
+          return
+        end
         st.touched = true
         progress(i, "applying", { done = 0, total = #st.plan.add + #st.plan.remove })
         local r = apply.apply(st.plan)
@@ -403,7 +420,7 @@ function M.rollout(source, targets, opts)
     end
     local apply_budget = opts.deadline and remaining() * 2 / 3 or math.huge
     local applied = contained(applies, apply_budget, "applying")
-    local any_failed = plan_failed
+    local any_failed = plan_failed or (opts.atomic and interrupted() ~= nil)
     for i, st in ipairs(states) do
       if applied[i] ~= true then
         st.failed = true
@@ -467,6 +484,11 @@ function M.rollout(source, targets, opts)
           if st.restoring then
             if absent_as_before or (st.before and st.final and same_keys(final, before)) then
               t.status = "rolled_back"
+            elseif st.final and same_keys(final, expected) then
+              -- putting it back failed, but the failed apply had in fact reached the plan
+              t.status = "converged"
+              t.error = string.format("%s; restoring failed (%s), and the group holds the planned rules",
+                error_text(t.error), error_text(st.restore_error))
             else
               t.status = "failed"
               t.not_restored = minus(before, final)
@@ -483,14 +505,30 @@ function M.rollout(source, targets, opts)
             t.error = t.error or "after applying, the group differs from the plan"
           end
         end
+      elseif st.interrupted then
+        t.status, t.error = "interrupted", "interrupted before its first write"
+        t.changes, t.added, t.removed = { add = {}, remove = {} }, 0, 0
       elseif st.plan then
         t.status = "unchanged"
         if t.error == nil then t.changes, t.added, t.removed = { add = {}, remove = {} }, 0, 0 end
       end
     end
-    report.ok = not any_failed
+    report.ok = not any_failed and not interrupted()
     return finish()
-  end)
+  end
+
+  if not dry_run then signals.graceful(true) end
+  local ok, res = pcall(retry.with_call_timeout, opts.timeout, run)
+  if not dry_run then
+    signals.graceful(false)
+    -- taken: the playbook decides how to end (exit 130/143), after printing the report
+    local sig = signals.signal(true)
+    if ok and sig then
+      res.interrupted, res.ok = sig, false
+    end
+  end
+  if not ok then error(res, 0) end
+  return res
 end
 
 ---Writes the plans of a dry-run report to path (format sgrun.plan/1), atomically.

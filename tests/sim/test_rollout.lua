@@ -282,4 +282,50 @@ t.test("findings are listed once across targets", function()
   t.ok(#report.findings_once > 0)
 end)
 
+-- Sends a signal to this sgrun process (a test of the first-signal handling).
+local function signal_self(name)
+  local f = assert(io.open("/proc/self/stat"))
+  local pid = f:read("n")
+  f:close()
+  -- not os.execute: system() ignores SIGINT in the caller while the command runs
+  assert(io.popen(string.format("kill -%s %d", name, pid))):close()
+end
+
+t.test("SIGINT during planning: no write, every target reported interrupted, the run goes on", function()
+  reset()
+  control("DELETE", "/_sim/log")
+  local sent = false
+  local report = sg.rollout({ SSH }, { { conn("gcore"), "web" }, { conn("genesis"), "web" } }, {
+    lossy = "allow",
+    on_progress = function(ev)
+      if ev.step == "planning" and not sent then
+        sent = true
+        signal_self("INT")
+      end
+    end })
+  t.eq(report.interrupted, "SIGINT")
+  t.eq(report.ok, false)
+  for _, rt in ipairs(report.targets) do t.eq(rt.status, "interrupted", tostring(report)) end
+  t.eq(mutations(), 0)
+end)
+
+t.test("SIGTERM while applying with atomic = true: every touched target is restored", function()
+  reset()
+  local before = assert(conn("hostup"):group({ vm = 10000 }))
+  local sent = false
+  local report = sg.rollout(EXO, { { conn("hostup"), { vm = 10000 } }, { conn("exoscale"), "web" } }, {
+    lossy = "allow", atomic = true,
+    on_progress = function(ev)
+      if ev.step == "applying" and not sent then
+        sent = true
+        signal_self("TERM")
+      end
+    end })
+  t.eq(report.interrupted, "SIGTERM")
+  for _, rt in ipairs(report.targets) do
+    t.ok(rt.status == "rolled_back" or rt.status == "interrupted", tostring(report))
+  end
+  t.eq(keyset(assert(conn("hostup"):group({ vm = 10000 })).rules), keyset(before.rules))
+end)
+
 t.run()
