@@ -13,6 +13,7 @@
 -- the clouds hold, not what was intended.
 local apply = require "sg.apply"
 local codec = require "sg.codec"
+local journal = require "sg.journal"
 local retry = require "sg.retry"
 local rule = require "sg.rule"
 local snapshot = require "sg.snapshot"
@@ -298,6 +299,13 @@ function M.rollout(source, targets, opts)
     report_targets[i] = new_target(conn, ref)
   end
   local report = setmetatable({ ok = false, targets = report_targets }, Report)
+  -- the same roll-out (same targets, mode and atomicity) finds the journal of a killed run
+  local identity = { "rollout", opts.mode or "authoritative", opts.atomic and "atomic" or "per-target" }
+  for _, st in ipairs(states) do
+    identity[#identity + 1] = st.conn.provider .. ":" .. snapshot.group_text(st.group_ref)
+  end
+  local jpath = journal.path(table.concat(identity, "\n"))
+  local jnl
 
   local function progress(i, step, extra)
     if not opts.on_progress then return end
@@ -325,7 +333,134 @@ function M.rollout(source, targets, opts)
 
   -- The first SIGINT/SIGTERM while the roll-out runs is handled here: no new writes, what is in
   -- flight settles by the mode, and the report says so; a second one stops the run at once.
+  -- 3. and 4.: put back what must be, then read every touched target back
+  ---@async
+  local function settle(any_failed)
+    -- 3. put back the targets that failed (with atomic, every touched target)
+    local restores = {}
+    for i, st in ipairs(states) do
+      restores[i] = function()
+        if not st.touched or not (st.failed or (opts.atomic and any_failed)) then return end
+        st.restoring = true
+        if not st.failed then report_targets[i].error = "rolled back because another target failed" end
+        local until_ = task.now() + math.min(opts.restore_deadline or M.RESTORE_DEADLINE, remaining())
+        local policy, attempt = retry.policy(), 0
+        while true do
+          attempt = attempt + 1
+          progress(i, "restoring", { done = attempt })
+          local err = bounded(math.max(0, until_ - task.now()), "restoring", restore_once, st)
+          if err == true then return end
+          st.restore_error = err
+          local wait = retry.backoff(policy, math.min(attempt, 6))
+          if task.now() + wait >= until_ then error(err, 0) end
+          task.sleep(wait)
+        end
+      end
+    end
+    contained(restores, math.huge, "restoring")
+
+    -- 4. read every touched target back: its status and changes are what it now holds
+    local finals = {}
+    for i, st in ipairs(states) do
+      finals[i] = function()
+        if not st.touched then return end
+        progress(i, "verifying")
+        local group = read(st.conn, st.group_ref)
+        st.final = group and group.rules or false
+      end
+    end
+    local read_back = contained(finals, math.max(remaining(), 30), "reading back")
+    for i, st in ipairs(states) do
+      local t = report_targets[i]
+      if st.touched then
+        if read_back[i] ~= true then
+          t.status = "failed"
+          t.error = string.format("%s; reading the group back failed, so its state is unknown: %s",
+            error_text(t.error) or "applied", error_text(read_back[i]))
+          if st.restoring then t.not_restored = st.before and st.before.rules or {} end
+        else
+          local before = keyset(st.before and st.before.rules)
+          local final = keyset(st.final or nil)
+          local expected = keyset(st.before and st.before.rules)
+          for _, r in ipairs(st.plan and st.plan.remove or {}) do expected[rule.key(r)] = nil end
+          for _, r in ipairs(st.plan and st.plan.add or {}) do expected[rule.key(r)] = r end
+          local absent_as_before = st.before == nil and st.final == false
+          t.changes = { add = minus(final, before), remove = minus(before, final) }
+          if st.final == false and st.before ~= nil then t.changes.remove = rule.sort(st.before.rules) end
+          t.added, t.removed = #t.changes.add, #t.changes.remove
+          if st.restoring then
+            if absent_as_before or (st.before and st.final and same_keys(final, before)) then
+              t.status = "rolled_back"
+            elseif st.final and same_keys(final, expected) then
+              -- putting it back failed, but the failed apply had in fact reached the plan
+              t.status = "converged"
+              t.error = string.format("%s; restoring failed (%s), and the group holds the planned rules",
+                error_text(t.error), error_text(st.restore_error))
+            else
+              t.status = "failed"
+              t.not_restored = minus(before, final)
+              local extra = minus(final, before)
+              local why = st.restore_error and error_text(st.restore_error) or "the group differs from its snapshot"
+              if st.before == nil and st.final then why = "the group the roll-out created is still there: " .. why end
+              if #extra > 0 then why = string.format("%s; %d rule(s) left that were not there before", why, #extra) end
+              t.error = string.format("%s; restoring the snapshot failed: %s", error_text(t.error), why)
+            end
+          elseif st.final and same_keys(final, expected) then
+            t.status = "converged"
+          else
+            t.status = "failed"
+            t.error = t.error or "after applying, the group differs from the plan"
+          end
+        end
+      elseif st.interrupted then
+        t.status, t.error = "interrupted", "interrupted before its first write"
+        t.changes, t.added, t.removed = { add = {}, remove = {} }, 0, 0
+      elseif st.plan then
+        t.status = "unchanged"
+        if t.error == nil then t.changes, t.added, t.removed = { add = {}, remove = {} }, 0, 0 end
+      end
+    end
+    report.ok = not any_failed and not interrupted()
+    return finish()
+  end
+
+  -- A journal left by a killed run: with atomic, every target it had started writing is put back
+  -- (and this run changes nothing more); otherwise this run completes it by converging.
+  ---@async
+  local function recover(prior)
+    local begun = {}
+    for i in pairs(prior.started) do begun[#begun + 1] = i end
+    table.sort(begun)
+    report.recovered = { journal = jpath, targets = begun, action = opts.atomic and "undone" or "completed" }
+    if not opts.atomic or #begun == 0 then
+      journal.remove(jpath)
+      return nil
+    end
+    for i, st in ipairs(states) do
+      local b = prior.begin.targets[i]
+      if prior.started[i] and b then
+        local rules = {}
+        for j, r in ipairs(b.before or {}) do rules[j] = rule.normalize(r) end
+        st.before = b.exists and { rules = rules } or nil
+        st.touched, st.failed = true, true
+        report_targets[i].error = "undoing the interrupted atomic roll-out found in " .. jpath
+      else
+        report_targets[i].status = "unchanged"
+      end
+    end
+    local rep = settle(true)
+    journal.remove(jpath)
+    return rep
+  end
+
   local function run()
+    if not dry_run then
+      local prior = journal.read(jpath)
+      if prior then
+        local rep = recover(prior)
+        if rep then return rep end
+      end
+    end
     -- 1. read and plan every target; nothing changes yet
     local planned = {}
     for i, st in ipairs(states) do
@@ -402,6 +537,16 @@ function M.rollout(source, targets, opts)
       return finish()
     end
 
+    -- every target's snapshot and plan go to the journal before the first write
+    local json = require "sg.json"
+    local jtargets = json.array()
+    for i, st in ipairs(states) do
+      jtargets[i] = { provider = st.conn.provider, group = st.group_ref, exists = st.before ~= nil,
+        before = rules_array(st.before and st.before.rules),
+        add = rules_array(st.plan and st.plan.add), remove = rules_array(st.plan and st.plan.remove) }
+    end
+    jnl = journal.start(jpath, { targets = jtargets, atomic = opts.atomic or false })
+
     -- 2. apply every non-empty plan concurrently; keep a third of the deadline for putting back
     local applies = {}
     for i, st in ipairs(states) do
@@ -412,8 +557,10 @@ function M.rollout(source, targets, opts)
           return
         end
         st.touched = true
+        jnl:record({ ev = "write", target = i })
         progress(i, "applying", { done = 0, total = #st.plan.add + #st.plan.remove })
         local r = apply.apply(st.plan)
+        jnl:record({ ev = "written", target = i })
         if not r.ok then error(r.error, 0) end
         progress(i, "verifying")
       end
@@ -429,92 +576,9 @@ function M.rollout(source, targets, opts)
       end
     end
 
-    -- 3. put back the targets that failed (with atomic, every touched target)
-    local restores = {}
-    for i, st in ipairs(states) do
-      restores[i] = function()
-        if not st.touched or not (st.failed or (opts.atomic and any_failed)) then return end
-        st.restoring = true
-        if not st.failed then report_targets[i].error = "rolled back because another target failed" end
-        local until_ = task.now() + math.min(opts.restore_deadline or M.RESTORE_DEADLINE, remaining())
-        local policy, attempt = retry.policy(), 0
-        while true do
-          attempt = attempt + 1
-          progress(i, "restoring", { done = attempt })
-          local err = bounded(math.max(0, until_ - task.now()), "restoring", restore_once, st)
-          if err == true then return end
-          st.restore_error = err
-          local wait = retry.backoff(policy, math.min(attempt, 6))
-          if task.now() + wait >= until_ then error(err, 0) end
-          task.sleep(wait)
-        end
-      end
-    end
-    contained(restores, math.huge, "restoring")
-
-    -- 4. read every touched target back: its status and changes are what it now holds
-    local finals = {}
-    for i, st in ipairs(states) do
-      finals[i] = function()
-        if not st.touched then return end
-        progress(i, "verifying")
-        local group = read(st.conn, st.group_ref)
-        st.final = group and group.rules or false
-      end
-    end
-    local read_back = contained(finals, math.max(remaining(), 30), "reading back")
-    for i, st in ipairs(states) do
-      local t = report_targets[i]
-      if st.touched then
-        if read_back[i] ~= true then
-          t.status = "failed"
-          t.error = string.format("%s; reading the group back failed, so its state is unknown: %s",
-            error_text(t.error) or "applied", error_text(read_back[i]))
-          if st.restoring then t.not_restored = st.before and st.before.rules or {} end
-        else
-          local before = keyset(st.before and st.before.rules)
-          local final = keyset(st.final or nil)
-          local expected = keyset(st.before and st.before.rules)
-          for _, r in ipairs(st.plan.remove) do expected[rule.key(r)] = nil end
-          for _, r in ipairs(st.plan.add) do expected[rule.key(r)] = r end
-          local absent_as_before = st.before == nil and st.final == false
-          t.changes = { add = minus(final, before), remove = minus(before, final) }
-          if st.final == false and st.before ~= nil then t.changes.remove = rule.sort(st.before.rules) end
-          t.added, t.removed = #t.changes.add, #t.changes.remove
-          if st.restoring then
-            if absent_as_before or (st.before and st.final and same_keys(final, before)) then
-              t.status = "rolled_back"
-            elseif st.final and same_keys(final, expected) then
-              -- putting it back failed, but the failed apply had in fact reached the plan
-              t.status = "converged"
-              t.error = string.format("%s; restoring failed (%s), and the group holds the planned rules",
-                error_text(t.error), error_text(st.restore_error))
-            else
-              t.status = "failed"
-              t.not_restored = minus(before, final)
-              local extra = minus(final, before)
-              local why = st.restore_error and error_text(st.restore_error) or "the group differs from its snapshot"
-              if st.before == nil and st.final then why = "the group the roll-out created is still there: " .. why end
-              if #extra > 0 then why = string.format("%s; %d rule(s) left that were not there before", why, #extra) end
-              t.error = string.format("%s; restoring the snapshot failed: %s", error_text(t.error), why)
-            end
-          elseif st.final and same_keys(final, expected) then
-            t.status = "converged"
-          else
-            t.status = "failed"
-            t.error = t.error or "after applying, the group differs from the plan"
-          end
-        end
-      elseif st.interrupted then
-        t.status, t.error = "interrupted", "interrupted before its first write"
-        t.changes, t.added, t.removed = { add = {}, remove = {} }, 0, 0
-      elseif st.plan then
-        t.status = "unchanged"
-        if t.error == nil then t.changes, t.added, t.removed = { add = {}, remove = {} }, 0, 0 end
-      end
-    end
-    report.ok = not any_failed and not interrupted()
-    return finish()
+    local rep = settle(any_failed)
+    jnl:finish()
+    return rep
   end
 
   if not dry_run then signals.graceful(true) end
