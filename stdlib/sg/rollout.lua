@@ -357,7 +357,10 @@ function M.rollout(source, targets, opts)
         end
       end
     end
-    contained(restores, math.huge, "restoring")
+    -- putting back and reading back are what make the report true: their calls get longer than
+    -- the user's per-call timeout (still within the roll-out's deadline)
+    local settle_timeout = opts.timeout and math.max(4 * opts.timeout, 5)
+    retry.with_call_timeout(settle_timeout, function() contained(restores, math.huge, "restoring") end)
 
     -- 4. read every touched target back: its status and changes are what it now holds
     local finals = {}
@@ -369,7 +372,9 @@ function M.rollout(source, targets, opts)
         st.final = group and group.rules or false
       end
     end
-    local read_back = contained(finals, math.max(remaining(), 30), "reading back")
+    local read_back = retry.with_call_timeout(settle_timeout, function()
+      return contained(finals, math.max(remaining(), 30), "reading back")
+    end)
     for i, st in ipairs(states) do
       local t = report_targets[i]
       if st.touched then
