@@ -1,31 +1,33 @@
-/* _sg.fs: what plain Lua cannot do with files but safe writes need. */
+/* _sg.fs: what plain Lua cannot do with files but safe writes and credential files need. */
 #include <lauxlib.h>
 #include <lua.h>
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "atomicfile.h"
+
 /* fsync(path) -> true | nil, message. Works on directories too, which makes a rename durable. */
 static int l_fsync(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0 || fsync(fd) != 0) {
+  if (sg_fsync_path(path) != 0) {
     int err = errno;
-    if (fd >= 0) close(fd);
     luaL_pushfail(L);
     lua_pushfstring(L, "fsync %s: %s", path, strerror(err));
     return 2;
   }
-  close(fd);
   lua_pushboolean(L, 1);
   return 1;
 }
 
-/* mode(path) -> permission bits (integer) | nil, message: sg.connect refuses a profile file
- * that others can read. */
+/* mode(path) -> permission bits (integer) | nil, message. */
 static int l_mode(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   struct stat st;
@@ -39,8 +41,95 @@ static int l_mode(lua_State *L) {
   return 1;
 }
 
+/* write_temp(path, data) -> temporary path | nil, message: "PATH.XXXXXX.tmp" created exclusively
+ * (0600, a planted file or symlink is never followed) and written; the caller syncs and renames. */
+static int l_write_temp(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  size_t len;
+  const char *data = luaL_checklstring(L, 2, &len);
+  char tmp[PATH_MAX], err[PATH_MAX + 128];
+  if (sg_write_temp(path, data, len, tmp, sizeof tmp, err, sizeof err) != 0) {
+    luaL_pushfail(L);
+    lua_pushstring(L, err);
+    return 2;
+  }
+  lua_pushstring(L, tmp);
+  return 1;
+}
+
+/* read_private(path) -> content | nil, message, kind. For files holding credentials: the
+ * checks are made with fstat on the opened descriptor (a symlink is judged by its target, and
+ * nothing can be swapped between check and read). kind: "missing", "owner" (neither the
+ * invoking user's nor root's), "mode" (group or others have any permission), "read". */
+static int l_read_private(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  struct stat st;
+  const char *kind = "read";
+  if (fd < 0 || fstat(fd, &st) != 0) {
+    int err = errno;
+    if (fd >= 0) close(fd);
+    luaL_pushfail(L);
+    lua_pushfstring(L, "%s: %s", path, strerror(err));
+    lua_pushstring(L, err == ENOENT ? "missing" : kind);
+    return 3;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    close(fd);
+    luaL_pushfail(L);
+    lua_pushfstring(L, "%s is not a regular file", path);
+    lua_pushstring(L, kind);
+    return 3;
+  }
+  if (st.st_uid != geteuid() && st.st_uid != 0) {
+    close(fd);
+    struct passwd *pw = getpwuid(st.st_uid);
+    luaL_pushfail(L);
+    lua_pushfstring(L, "refusing to read %s: it holds credentials and belongs to %s%s (uid %d), not to "
+                    "you or root, so that user could change what you connect with; use a profile file of "
+                    "your own (chown it, or set SGRUN_PROFILES)", path, pw ? "user " : "",
+                    pw ? pw->pw_name : "another user", (int)st.st_uid);
+    lua_pushliteral(L, "owner");
+    return 3;
+  }
+  if (st.st_mode & 077) {
+    close(fd);
+    luaL_pushfail(L);
+    char mode[8];
+    snprintf(mode, sizeof mode, "%o", (unsigned)(st.st_mode & 07777));
+    lua_pushfstring(L, "refusing to read %s: it holds credentials and others can read it (mode %s); "
+                    "run: chmod 600 %s", path, mode, path);
+    lua_pushliteral(L, "mode");
+    return 3;
+  }
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  for (;;) {
+    char *p = luaL_prepbuffer(&b);
+    ssize_t n = read(fd, p, LUAL_BUFFERSIZE);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int err = errno;
+      close(fd);
+      luaL_pushfail(L);
+      lua_pushfstring(L, "%s: %s", path, strerror(err));
+      lua_pushstring(L, kind);
+      return 3;
+    }
+    if (n == 0) break;
+    luaL_addsize(&b, (size_t)n);
+  }
+  close(fd);
+  luaL_pushresult(&b);
+  return 1;
+}
+
 int luaopen__sg_fs(lua_State *L) {
-  static const luaL_Reg fns[] = {{"fsync", l_fsync}, {"mode", l_mode}, {NULL, NULL}};
+  static const luaL_Reg fns[] = {{"fsync", l_fsync},
+                                 {"mode", l_mode},
+                                 {"write_temp", l_write_temp},
+                                 {"read_private", l_read_private},
+                                 {NULL, NULL}};
   luaL_newlib(L, fns);
   return 1;
 }

@@ -1,4 +1,5 @@
-/* _sg.http: request{method, url, headers, body, timeout, max_size, ca_file} over the runtime's
+/* _sg.http: request{method, url, headers, body, timeout, max_size, ca_file, ca_path, resolve} over
+ * the runtime's
  * curl multiplexer. The calling task waits; an HTTP error status is a response, transport
  * failures return nil, message, code with a stable code. */
 #include <lauxlib.h>
@@ -15,6 +16,9 @@
 #define REQUEST_MT "sg.http.request"
 #define DEFAULT_MAX_SIZE (16L * 1024 * 1024)
 #define POOL_MAX 256
+#define MAX_TIMEOUT 86400.0   /* seconds: a day is longer than any call should wait */
+#define MAX_BODY_LIMIT 1e15   /* bytes: any max_size up to this is exactly representable */
+#define HEADER_LIMIT (256 * 1024) /* bytes of response headers kept, all blocks together */
 
 struct buffer {
   char *data;
@@ -24,9 +28,11 @@ struct buffer {
 struct request {
   CURL *easy;
   struct curl_slist *headers;
+  struct curl_slist *resolve;
   struct buffer body, head;
   size_t max_size;
   int too_large;
+  int headers_too_large;
   int done;
   CURLcode result;
   sg_task *task;
@@ -83,6 +89,10 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud) {
   size_t n = size * nmemb;
   /* a new status line (after 1xx or a redirect) starts a new header block */
   if (n >= 5 && memcmp(data, "HTTP/", 5) == 0) r->head.len = 0;
+  if (r->head.len + n > HEADER_LIMIT) {
+    r->headers_too_large = 1;
+    return 0; /* stops the transfer */
+  }
   return append(&r->head, data, n) == 0 ? n : 0;
 }
 
@@ -98,6 +108,8 @@ static void release(struct request *r) {
   }
   curl_slist_free_all(r->headers);
   r->headers = NULL;
+  curl_slist_free_all(r->resolve);
+  r->resolve = NULL;
   free(r->body.data);
   free(r->head.data);
   memset(&r->body, 0, sizeof r->body);
@@ -120,8 +132,14 @@ static void on_done(void *ud, CURLcode result) {
 
 static void on_cancel(void *ud) { release(ud); }
 
+/* libcurl refuses a header line over its own limit (100 KiB) with CURLE_OUT_OF_MEMORY, its only
+ * common cause here; the message names both. */
+static int header_refused(const struct request *r) {
+  return r->headers_too_large || r->result == CURLE_OUT_OF_MEMORY;
+}
+
 static const char *failure_code(const struct request *r) {
-  if (r->too_large) return "too_large";
+  if (r->too_large || header_refused(r)) return "too_large";
   switch (r->result) {
   case CURLE_OPERATION_TIMEDOUT: return "timeout";
   case CURLE_COULDNT_CONNECT: return "connect";
@@ -177,10 +195,14 @@ static void push_headers(lua_State *L, const struct buffer *head) {
 static int request_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   struct request *r = (struct request *)ctx;
-  if (r->result != CURLE_OK || r->too_large) {
+  if (r->result != CURLE_OK || r->too_large || r->headers_too_large) {
     luaL_pushfail(L);
     if (r->too_large)
-      lua_pushfstring(L, "response body larger than the %d byte limit (max_size)", (int)r->max_size);
+      lua_pushfstring(L, "response body larger than the %I byte limit (max_size)", (lua_Integer)r->max_size);
+    else if (header_refused(r))
+      lua_pushfstring(L, "response headers larger than the limit (%d bytes in all, 100 KiB a line)%s: "
+                      "the server sent more than any API answer needs", HEADER_LIMIT,
+                      r->headers_too_large ? "" : ", or memory ran out");
     else
       lua_pushfstring(L, "%s%s%s", curl_easy_strerror(r->result), r->errbuf[0] ? ": " : "",
                       r->errbuf);
@@ -238,14 +260,24 @@ static int l_request(lua_State *L) {
   double timeout = opt_number(L, "timeout", 30);
   double max_size = opt_number(L, "max_size", (double)DEFAULT_MAX_SIZE);
   const char *ca_file = opt_string(L, "ca_file", NULL);
-  if (timeout <= 0) return luaL_error(L, "http.request: 'timeout' must be positive (seconds)");
-  if (max_size < 0) return luaL_error(L, "http.request: 'max_size' must not be negative");
+  const char *ca_path = opt_string(L, "ca_path", NULL);
+  /* checked before any conversion: NaN, infinities and huge values have no integer form */
+  if (!(timeout > 0 && timeout <= MAX_TIMEOUT))
+    return luaL_error(L, "http.request: 'timeout' must be a number of seconds above 0 and at most %d",
+                      (int)MAX_TIMEOUT);
+  if (!(max_size >= 0 && max_size <= MAX_BODY_LIMIT))
+    return luaL_error(L, "http.request: 'max_size' must be a number of bytes from 0 to 1e15");
   size_t body_len = 0;
   int bt = lua_getfield(L, 1, "body");
   const char *body = NULL;
   if (bt == LUA_TSTRING) body = lua_tolstring(L, -1, &body_len);
   else if (bt != LUA_TNIL) return luaL_error(L, "http.request: 'body' must be a string (encode tables with sg.json.encode)");
   lua_pop(L, 1);
+  /* libcurl would send a GET or HEAD with a body as a POST: the method on the wire must be the
+   * one asked for, and --dry-run judges that method */
+  if (body && (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0))
+    return luaL_error(L, "http.request: a %s request cannot carry a body (use POST, PUT or PATCH, or "
+                      "put the data in the URL's query)", method);
 
   if (dry_run && !is_read_method(method)) {
     luaL_pushfail(L);
@@ -273,6 +305,20 @@ static int l_request(lua_State *L) {
     }
   }
   lua_pop(L, 1);
+  /* resolve = {"HOST:PORT:ADDRESS", ...}, as curl --resolve: tests give a non-loopback name to a
+   * loopback server with it, so a broken check still sends nothing off the machine */
+  if (lua_getfield(L, 1, "resolve") == LUA_TTABLE) {
+    for (lua_Integer i = 1; lua_rawgeti(L, -1, i) == LUA_TSTRING; i++) {
+      struct curl_slist *e = curl_slist_append(r->resolve, lua_tostring(L, -1));
+      if (!e) return luaL_error(L, "http.request: out of memory");
+      r->resolve = e;
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  } else if (!lua_isnil(L, -1)) {
+    return luaL_error(L, "http.request: 'resolve' must be a list of \"HOST:PORT:ADDRESS\" strings");
+  }
+  lua_pop(L, 1);
   /* curl would otherwise wait for "100 Continue" before sending larger bodies */
   struct curl_slist *h = curl_slist_append(r->headers, "Expect:");
   if (!h) return luaL_error(L, "http.request: out of memory");
@@ -291,6 +337,11 @@ static int l_request(lua_State *L) {
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
   if (ca_file) curl_easy_setopt(e, CURLOPT_CAINFO, ca_file);
+  if (ca_path) curl_easy_setopt(e, CURLOPT_CAPATH, ca_path);
+  if (r->resolve) curl_easy_setopt(e, CURLOPT_RESOLVE, r->resolve);
+  /* never follow a redirect: it could carry the credentials in the headers to another host or
+   * scheme; a 3xx is returned as a response */
+  curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
@@ -299,10 +350,10 @@ static int l_request(lua_State *L) {
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
   curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)r->max_size);
   /* libcurl silently re-sends a request once when a reused connection turns out dead before any
-   * response byte; for a POST or PATCH that may duplicate a create, so those get a connection of
-   * their own and only the caller's retry policy (which re-reads first) ever repeats them. */
-  if (strcmp(method, "POST") == 0 || strcmp(method, "PATCH") == 0)
-    curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+   * response byte. For a write that may duplicate a create or repeat a positional delete or
+   * update (HostUp's DELETE ...?pos=N), so every method that is not a read gets a connection of
+   * its own and only the caller's retry policy (which re-reads first) ever repeats it. */
+  if (!is_read_method(method)) curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
   if (strcmp(method, "HEAD") == 0) curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
   else if (strcmp(method, "GET") != 0) curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
   if (body) {

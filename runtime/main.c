@@ -7,6 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lua_contract.h"
 #include "ext.h"
 #include "log.h"
 #include "repl.h"
@@ -20,6 +21,11 @@
 
 static const char *progname = "sgrun";
 
+static int debug_errors; /* --debug or SGRUN_DEBUG=1: a traceback with every error */
+
+/* On a schedule os.exit(n) ends the run, not the process: it records n here. */
+static int exit_requested, exit_status;
+
 struct options {
   int script;      /* index of the script in argv, 0 if none */
   int interactive; /* -i */
@@ -28,7 +34,12 @@ struct options {
   int dry_run;
   int json;
   int no_lock;
+  const char *lock_name; /* --lock-name: the job's lock key instead of playbook + arguments */
+  int debug;              /* tracebacks for every error (--debug or SGRUN_DEBUG=1) */
   const char *profile;
+  const char *state_file; /* --state: the emulator's accounts persist in this file */
+  long long seed;         /* --seed, used when has_seed */
+  int has_seed;
   const char *log_format;
   double every;      /* seconds, 0 when not scheduled this way */
   const char *cron;  /* expression, NULL when not scheduled this way */
@@ -55,14 +66,21 @@ static void usage(FILE *out) {
           "  --cron \"EXPR\"      run the script at the times of a 5-field cron expression\n"
           "  --log-format FMT   run logs on stderr as 'text' (default) or 'json' (one object a line)\n"
           "  --no-lock          do not take the playbook's lock (see below)\n"
+          "  --lock-name NAME   the lock's name (default: the playbook's path and its arguments)\n"
+          "  --state FILE       with --sim: load the emulator's accounts from FILE and save them back\n"
+          "  --seed N           with --sim: seed the emulator's random choices\n"
+          "  --debug            print a Lua traceback with every error (also SGRUN_DEBUG=1)\n"
           "  -h, --help         print this help\n"
           "With no script: the REPL on a terminal, else standard input is run.\n"
-          "A script run takes a lock (a file in $SGRUN_LOCK_DIR, $XDG_RUNTIME_DIR or /tmp), so two\n"
-          "sgrun processes never run the same playbook at once; a run that finds it taken is\n"
+          "A script run takes a lock (a file in $SGRUN_LOCK_DIR, $XDG_RUNTIME_DIR, /run/sgrun for\n"
+          "root, else /tmp/sgrun-UID; the directory must be yours alone), so two sgrun processes\n"
+          "never run the same job (playbook and arguments) at once; a run that finds it taken is\n"
           "skipped (exit 75). On a schedule, a run still going when the next is due makes that\n"
           "one skipped; SIGTERM lets the current run finish, then exits.\n"
-          "Exit codes: 0 success, 1 error, 2 usage, 75 skipped (locked), 130 interrupted;\n"
-          "playbooks may use others (os.exit).\n"
+          "Exit codes: 0 success, 1 error, 2 usage or user error, 3 changes pending or found\n"
+          "(dry runs, drift, audit), 75 skipped (locked), 130 interrupted (SIGINT), 143 terminated\n"
+          "(SIGTERM); playbooks may use others (os.exit). On a schedule, os.exit(n) ends that run\n"
+          "with status n and the schedule goes on.\n"
           "Environment: SGRUN_DEV_ROOT=DIR loads stdlib/ and sim/ Lua modules from a source tree.\n",
           progname, progname);
 }
@@ -104,6 +122,9 @@ static int parse_args(int argc, char **argv, struct options *o, int *done) {
     } else if (strcmp(a, "--profile") == 0) {
       if (!value) return usage_error("'--profile' needs a profile name", NULL);
       o->profile = value;
+    } else if (strcmp(a, "--lock-name") == 0) {
+      if (!value || !*value) return usage_error("'--lock-name' needs a name", NULL);
+      o->lock_name = value;
     } else if (strcmp(a, "--log-format") == 0) {
       if (!value || (strcmp(value, "text") && strcmp(value, "json")))
         return usage_error("'--log-format' takes 'text' or 'json'", NULL);
@@ -112,6 +133,14 @@ static int parse_args(int argc, char **argv, struct options *o, int *done) {
       o->every = value ? sg_parse_duration(value) : -1;
       if (o->every <= 0)
         return usage_error("'--every' needs a duration such as 30s, 5m or 1h30m, not", value ? value : "nothing");
+    } else if (strcmp(a, "--state") == 0) {
+      if (!value || !*value) return usage_error("'--state' needs a file name", NULL);
+      o->state_file = value;
+    } else if (strcmp(a, "--seed") == 0) {
+      char *end = NULL;
+      o->seed = value ? strtoll(value, &end, 10) : 0;
+      if (!value || !*value || *end) return usage_error("'--seed' needs a whole number, not", value ? value : "nothing");
+      o->has_seed = 1;
     } else if (strcmp(a, "--cron") == 0) {
       char err[300];
       if (!value) return usage_error("'--cron' needs an expression such as \"*/15 * * * *\"", NULL);
@@ -137,6 +166,8 @@ static int parse_args(int argc, char **argv, struct options *o, int *done) {
         o->json = 1;
       } else if (strcmp(a, "--no-lock") == 0) {
         o->no_lock = 1;
+      } else if (strcmp(a, "--debug") == 0) {
+        o->debug = 1;
       } else {
         return usage_error("unknown option", a);
       }
@@ -147,6 +178,8 @@ static int parse_args(int argc, char **argv, struct options *o, int *done) {
   if ((o->every > 0 || o->cron) && (!o->script || strcmp(argv[o->script], "-") == 0))
     return usage_error("'--every' and '--cron' need a script file to run", NULL);
   if (o->every > 0 && o->cron) return usage_error("use '--every' or '--cron', not both", NULL);
+  if ((o->state_file || o->has_seed) && !o->sim)
+    return usage_error("'--state' and '--seed' set up the emulator: add '--sim'", NULL);
   return 0;
 }
 
@@ -163,7 +196,7 @@ static void create_arg_table(lua_State *L, int argc, char **argv, int script) {
 /* What the command line asked of playbooks: require "sg.options". */
 static void register_options(lua_State *L, const struct options *o) {
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
-  lua_createtable(L, 0, 6);
+  lua_createtable(L, 0, 8);
   lua_pushliteral(L, SGRUN_VERSION);
   lua_setfield(L, -2, "version");
   lua_pushboolean(L, o->dry_run);
@@ -178,7 +211,17 @@ static void register_options(lua_State *L, const struct options *o) {
   }
   lua_pushstring(L, sg_log_format() == SG_LOG_JSON ? "json" : "text");
   lua_setfield(L, -2, "log_format");
-  lua_setfield(L, -2, "sg.options");
+  lua_pushboolean(L, o->debug);
+  lua_setfield(L, -2, "debug");
+  lua_createtable(L, 0, 3); /* which standard streams are terminals: questions, colour, progress */
+  lua_pushboolean(L, isatty(STDIN_FILENO));
+  lua_setfield(L, -2, "stdin");
+  lua_pushboolean(L, isatty(STDOUT_FILENO));
+  lua_setfield(L, -2, "stdout");
+  lua_pushboolean(L, isatty(STDERR_FILENO));
+  lua_setfield(L, -2, "stderr");
+  lua_setfield(L, -2, "tty");
+  lua_setfield(L, -2, SG_LUA_OPTIONS);
   lua_pop(L, 1);
 }
 
@@ -187,15 +230,34 @@ static void report_error(const char *message) {
   else fprintf(stderr, "%s: %s\n", progname, message);
 }
 
+/* Error objects (tables with a __tostring, or an integer exit_code such as sg.cli's usage errors)
+ * are errors the user can act on: their message is enough, a traceback is only noise. Sets *code
+ * to their exit_code, else 1. Plain strings are failures of the code itself. */
+static int is_expected_error(lua_State *L, int idx, int *code) {
+  idx = lua_absindex(L, idx);
+  *code = 1;
+  if (lua_type(L, idx) != LUA_TTABLE) return 0;
+  lua_pushliteral(L, "exit_code");
+  int has_code = lua_rawget(L, idx) == LUA_TNUMBER && lua_isinteger(L, -1);
+  if (has_code) *code = (int)lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  if (has_code) return 1;
+  int has_tostring = luaL_getmetafield(L, idx, "__tostring") != LUA_TNIL;
+  if (has_tostring) lua_pop(L, 1);
+  return has_tostring;
+}
+
 /* Runs the function below its nargs arguments as a task to the end. Returns the exit code. */
 static int run_task(lua_State *L, int nargs) {
   sg_task_spawn(L, nargs);
   enum sg_task_state state = sg_sched_run(L, sg_task_check(L, -1));
   int code = 0;
-  if (state == SG_FAILED) {
+  if (exit_requested) {
+    code = exit_status;
+  } else if (state == SG_FAILED) {
     const char *tb = sg_task_push_error(L, -1);
+    if (is_expected_error(L, -1, &code) && !debug_errors) tb = NULL;
     report_error(tb ? tb : sg_tostring_error(L, -1));
-    code = 1;
   }
   int sig = sg_loop_peek_signal();
   if (sig == SIGINT || (sig && state == SG_CANCELLED)) {
@@ -249,6 +311,7 @@ static int run_exec_args(lua_State *L, char **argv, int stop) {
     if (strcmp(argv[i], "-e") == 0) code = run_chunk(L, argv[++i], "=(command line)");
     else if (strcmp(argv[i], "-l") == 0) code = run_require(L, argv[++i]);
     else if (strcmp(argv[i], "--profile") == 0 || strcmp(argv[i], "--log-format") == 0 ||
+             strcmp(argv[i], "--lock-name") == 0 ||
              strcmp(argv[i], "--every") == 0 || strcmp(argv[i], "--cron") == 0)
       i++;
     if (code) return code;
@@ -258,10 +321,52 @@ static int run_exec_args(lua_State *L, char **argv, int stop) {
 
 static int enable_dry_run(lua_State *L) {
   lua_getglobal(L, "require");
-  lua_pushliteral(L, "_sg.http");
+  lua_pushliteral(L, SG_LUA_HTTP);
   lua_call(L, 1, 1);
   lua_getfield(L, -1, "dry_run");
   lua_pushboolean(L, 1);
+  lua_call(L, 1, 0);
+  return 0;
+}
+
+/* os.exit inside a scheduled run: records the status and unwinds the run with a sentinel error
+ * (upvalue 1) that the pcall/xpcall wrappers below pass on. */
+static int scheduled_exit(lua_State *L) {
+  int status = 0;
+  if (lua_isboolean(L, 1)) status = lua_toboolean(L, 1) ? 0 : 1;
+  else if (!lua_isnoneornil(L, 1)) status = (int)luaL_checkinteger(L, 1);
+  exit_requested = 1;
+  exit_status = status;
+  lua_pushvalue(L, lua_upvalueindex(1));
+  return lua_error(L);
+}
+
+static const char exit_wrappers[] =
+    "local sentinel = ...\n"
+    "local raw_pcall, raw_xpcall, error = pcall, xpcall, error\n"
+    "local function pass(ok, ...)\n"
+    "  if not ok and (...) == sentinel then error(sentinel, 0) end\n"
+    "  return ok, ...\n"
+    "end\n"
+    "pcall = function(...) return pass(raw_pcall(...)) end\n"
+    "xpcall = function(f, handler, ...)\n"
+    "  return pass(raw_xpcall(f, function(e) if e == sentinel then return e end return handler(e) end, ...))\n"
+    "end\n";
+
+/* Makes os.exit end the run instead of the process (for --every and --cron). */
+static int install_scheduled_exit(lua_State *L) {
+  lua_newtable(L); /* the sentinel */
+  lua_createtable(L, 0, 1);
+  lua_pushliteral(L, "os.exit");
+  lua_setfield(L, -2, "__name");
+  lua_setmetatable(L, -2);
+  lua_getglobal(L, "os");
+  lua_pushvalue(L, -2);
+  lua_pushcclosure(L, scheduled_exit, 1);
+  lua_setfield(L, -2, "exit");
+  lua_pop(L, 1);
+  if (luaL_loadbuffer(L, exit_wrappers, sizeof exit_wrappers - 1, "=(scheduled exit)") != LUA_OK) return lua_error(L);
+  lua_insert(L, -2);
   lua_call(L, 1, 0);
   return 0;
 }
@@ -274,11 +379,21 @@ static int run_once(int argc, char **argv, const struct options *o) {
     return 1;
   }
   sg_loop *loop = sg_loop_default();
-  sg_sched_init(L, loop);
+  if (sg_sched_init(L, loop) != LUA_OK) {
+    report_error(lua_tostring(L, -1));
+    sg_sched_shutdown(L);
+    lua_close(L);
+    return 1;
+  }
   register_options(L, o);
   int code = 0;
+  exit_requested = 0;
   if (o->dry_run) {
     lua_pushcfunction(L, enable_dry_run);
+    if (lua_pcall(L, 0, 0, 0) != LUA_OK) code = report_load_error(L);
+  }
+  if (!code && (o->every > 0 || o->cron)) {
+    lua_pushcfunction(L, install_scheduled_exit);
     if (lua_pcall(L, 0, 0, 0) != LUA_OK) code = report_load_error(L);
   }
   create_arg_table(L, argc, argv, o->script);
@@ -306,7 +421,8 @@ static int run_locked(int argc, char **argv, const struct options *o) {
   if (!locks_playbook(argc, argv, o)) return run_once(argc, argv, o);
   char holder[600];
   long stale = 0;
-  int fd = sg_lock_playbook(argv[o->script], holder, sizeof holder, &stale);
+  int fd = sg_lock_playbook(argv[o->script], argv + o->script + 1, argc - o->script - 1, o->lock_name,
+                            holder, sizeof holder, &stale);
   if (fd == -2) {
     report_error(holder);
     return 1;
@@ -393,6 +509,8 @@ int main(int argc, char **argv) {
   int done;
   int code = parse_args(argc, argv, &o, &done);
   if (code || done) return code;
+  const char *debug_env = getenv("SGRUN_DEBUG");
+  debug_errors = o.debug || (debug_env && *debug_env && strcmp(debug_env, "0") != 0);
   const char *playbook = o.script ? argv[o.script] : "";
   sg_log_configure(o.log_format && strcmp(o.log_format, "json") == 0 ? SG_LOG_JSON : SG_LOG_TEXT,
                    strcmp(playbook, "-") == 0 ? "(stdin)" : playbook);
@@ -401,7 +519,8 @@ int main(int argc, char **argv) {
   void (*sim_stop)(struct sg_sim *) = NULL;
   if (o.sim) {
     char err[256];
-    struct sg_sim_options so = {.task_delay_ms = 300, .quiet = 1};
+    struct sg_sim_options so = {.task_delay_ms = 300, .quiet = 1, .state_file = o.state_file,
+                                .seed = o.seed, .has_seed = o.has_seed};
     struct sg_sim *(*sim_start)(const struct sg_sim_options *, char *, size_t) =
         (struct sg_sim * (*)(const struct sg_sim_options *, char *, size_t)) ext_or_exit("sg_sim_start");
     void (*sim_export_env)(struct sg_sim *) = (void (*)(struct sg_sim *))ext_or_exit("sg_sim_export_env");
@@ -418,6 +537,15 @@ int main(int argc, char **argv) {
   else code = run_locked(argc, argv, &o);
 
   sg_loop_free(sg_loop_default());
+  if (sim && o.state_file) {
+    char err[512];
+    int (*sim_save)(struct sg_sim *, const char *, char *, size_t) =
+        (int (*)(struct sg_sim *, const char *, char *, size_t))ext_or_exit("sg_sim_save_state");
+    if (sim_save(sim, o.state_file, err, sizeof err) != 0) {
+      fprintf(stderr, "%s: could not save the emulator's state: %s\n", progname, err);
+      if (code == 0) code = 1;
+    }
+  }
   if (sim) sim_stop(sim);
   return code;
 }

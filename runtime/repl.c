@@ -11,6 +11,7 @@
 #include <readline/history.h>
 #include <readline/readline.h>
 
+#include "lua_contract.h"
 #include "scheduler.h"
 #include "state.h"
 
@@ -29,7 +30,7 @@ static int got_done;
  * (nil on error). The REPL's helpers are Lua: completion, banner, history filter. */
 static void call_repl_helper(lua_State *L, const char *name, const char *arg) {
   lua_getglobal(L, "require");
-  lua_pushliteral(L, "sg.repl");
+  lua_pushliteral(L, SG_LUA_REPL);
   if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
     lua_pop(L, 1);
     lua_pushnil(L);
@@ -67,18 +68,25 @@ static char **complete(const char *text, int start, int end) {
     lua_pop(L, 1);
     return NULL;
   }
-  size_t common = SIZE_MAX;
+  size_t common = SIZE_MAX, made = 0;
   for (size_t i = 1; i <= n; i++) {
     lua_rawgeti(L, -1, (lua_Integer)i);
     matches[i] = strdup(lua_tostring(L, -1) ? lua_tostring(L, -1) : "");
     lua_pop(L, 1);
+    if (!matches[i]) break;
+    made = i;
     size_t k = 0;
     while (matches[1][k] && matches[1][k] == matches[i][k]) k++;
     if (k < common) common = k;
   }
-  matches[n + 1] = NULL;
-  matches[0] = strndup(matches[1], common);
   lua_pop(L, 1);
+  matches[0] = made == n ? strndup(matches[1], common) : NULL;
+  if (!matches[0]) { /* out of memory: no completion rather than a crash */
+    for (size_t i = 1; i <= made; i++) free(matches[i]);
+    free(matches);
+    return NULL;
+  }
+  matches[n + 1] = NULL;
   return matches;
 }
 
@@ -205,7 +213,7 @@ static enum read_result read_chunk(lua_State *L, int *status) {
 /* The chunk runs as a task that prints what it returns (sg.repl.run_and_print). */
 static void run_chunk(lua_State *L) {
   lua_getglobal(L, "require");
-  lua_pushliteral(L, "sg.repl");
+  lua_pushliteral(L, SG_LUA_REPL);
   if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
     fprintf(stderr, "%s\n", lua_tostring(L, -1));
     lua_settop(L, 0);

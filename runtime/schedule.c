@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -171,34 +172,141 @@ time_t sg_cron_next(const struct sg_cron *c, time_t after) {
   return -1;
 }
 
-/* The lock file's path: SGRUN_LOCK_DIR, else $XDG_RUNTIME_DIR, else /tmp; named after a hash of
- * the playbook's real path, so every way of naming the file shares one lock. */
-static void lock_path(const char *playbook, char *out, size_t outlen) {
-  char real[PATH_MAX];
-  if (!realpath(playbook, real)) snprintf(real, sizeof real, "%s", playbook);
-  unsigned long long h = 1469598103934665603ULL; /* FNV-1a */
-  for (const unsigned char *p = (const unsigned char *)real; *p; p++) h = (h ^ *p) * 1099511628211ULL;
-  const char *dir = getenv("SGRUN_LOCK_DIR");
-  if (!dir || !*dir) dir = getenv("XDG_RUNTIME_DIR");
-  if (!dir || !*dir) dir = "/tmp";
-  const char *base = strrchr(real, '/');
-  snprintf(out, outlen, "%s/sgrun-%s-%016llx.lock", dir, base ? base + 1 : real, h);
+/* The lock directory must be one only this user can write: anyone else able to create names in
+ * it could plant a symlink (a root run would then truncate any file) or hold the lock forever.
+ * Opens it without following a symlink and checks owner and mode on the descriptor. */
+static int open_lock_dir(const char *dir, int create, char *err, size_t errlen) {
+  if (create && mkdir(dir, 0700) != 0 && errno != EEXIST) {
+    snprintf(err, errlen, "cannot create the lock directory %s: %s (set SGRUN_LOCK_DIR to a "
+             "directory only you can write)", dir, strerror(errno));
+    return -1;
+  }
+  int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  struct stat st;
+  if (dfd < 0 || fstat(dfd, &st) != 0) {
+    snprintf(err, errlen, "cannot open the lock directory %s: %s (set SGRUN_LOCK_DIR to a "
+             "directory only you can write)", dir, errno == ELOOP ? "it is a symbolic link" : strerror(errno));
+    if (dfd >= 0) close(dfd);
+    return -1;
+  }
+  if (st.st_uid != geteuid() || (st.st_mode & 022)) {
+    snprintf(err, errlen, "refusing the lock directory %s: it is %s (owner uid %ld, mode %03o); "
+             "others could plant or hold its lock files. Use a directory only you can write "
+             "(chmod 700 it, or set SGRUN_LOCK_DIR)", dir,
+             st.st_uid != geteuid() ? "not yours" : "writable by others", (long)st.st_uid,
+             (unsigned)(st.st_mode & 0777));
+    close(dfd);
+    return -1;
+  }
+  return dfd;
 }
 
-int sg_lock_playbook(const char *playbook, char *holder, size_t holderlen, long *stale_pid) {
-  char path[PATH_MAX + 64];
-  lock_path(playbook, path, sizeof path);
+/* SGRUN_LOCK_DIR, else $XDG_RUNTIME_DIR, else /run/sgrun for root, else /tmp/sgrun-UID
+ * (created 0700). Returns a descriptor of the checked directory and its path in `dir`. */
+static int lock_dir(char *dir, size_t dirlen, char *err, size_t errlen) {
+  const char *d = getenv("SGRUN_LOCK_DIR");
+  int create = 0;
+  if (!d || !*d) d = getenv("XDG_RUNTIME_DIR");
+  if (!d || !*d) {
+    create = 1;
+    if (geteuid() == 0) {
+      d = "/run/sgrun";
+    } else {
+      snprintf(dir, dirlen, "/tmp/sgrun-%ld", (long)geteuid());
+      d = dir;
+    }
+  }
+  if (d != dir) snprintf(dir, dirlen, "%s", d);
+  return open_lock_dir(dir, create, err, errlen);
+}
+
+/* The lock file's name: the label (the lock name, else the playbook's file name) made safe, and
+ * a hash of the whole key (the lock name, else the playbook's real path and its arguments), so
+ * every way of naming the file shares one lock and two jobs on different arguments do not. */
+static void lock_name(const char *playbook, char *const *args, int nargs, const char *name, char *out,
+                      size_t outlen) {
+  unsigned long long h = 1469598103934665603ULL; /* FNV-1a */
+#define HASH(str) \
+  for (const unsigned char *p = (const unsigned char *)(str);; p++) { \
+    h = (h ^ *p) * 1099511628211ULL; \
+    if (!*p) break; \
+  }
+  char real[PATH_MAX];
+  const char *label;
+  if (name) {
+    HASH("name");
+    HASH(name);
+    label = name;
+  } else {
+    if (!realpath(playbook, real)) snprintf(real, sizeof real, "%s", playbook);
+    HASH(real);
+    for (int i = 0; i < nargs; i++) HASH(args[i]);
+    label = strrchr(real, '/') ? strrchr(real, '/') + 1 : real;
+  }
+#undef HASH
+  char safe[65];
+  size_t n = 0;
+  for (const char *c = label; *c && n < sizeof safe - 1; c++)
+    safe[n++] = (isalnum((unsigned char)*c) || *c == '.' || *c == '-' || *c == '_') ? *c : '_';
+  safe[n] = 0;
+  snprintf(out, outlen, "sgrun-%s-%016llx.lock", safe, h);
+}
+
+static void describe_owner(uid_t uid, char *out, size_t outlen) {
+  struct passwd *pw = getpwuid(uid);
+  if (pw) snprintf(out, outlen, "user %s (uid %ld)", pw->pw_name, (long)uid);
+  else snprintf(out, outlen, "uid %ld", (long)uid);
+}
+
+/* The lock this process holds: released (emptied) on every way out, os.exit included. */
+static int held_fd = -1;
+
+static void release_at_exit(void) {
+  if (held_fd >= 0 && ftruncate(held_fd, 0) != 0) {
+    /* the kernel drops the flock anyway; the next owner just sees a stale pid */
+  }
+}
+
+int sg_lock_playbook(const char *playbook, char *const *args, int nargs, const char *name, char *holder,
+                     size_t holderlen, long *stale_pid) {
+  char dir[PATH_MAX], file[128], path[PATH_MAX + 160];
   *stale_pid = 0;
-  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  int dfd = lock_dir(dir, sizeof dir, holder, holderlen);
+  if (dfd < 0) return -2;
+  lock_name(playbook, args, nargs, name, file, sizeof file);
+  snprintf(path, sizeof path, "%s/%s", dir, file);
+  int fd = openat(dfd, file, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+  int open_errno = errno;
+  close(dfd);
   if (fd < 0) {
     snprintf(holder, holderlen, "cannot open the lock file %s: %s (set SGRUN_LOCK_DIR to a "
-             "writable directory)", path, strerror(errno));
+             "directory only you can write)", path,
+             open_errno == ELOOP ? "it is a symbolic link, which sgrun never follows" : strerror(open_errno));
+    return -2;
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    snprintf(holder, holderlen, "refusing the lock file %s: it is not a regular file; remove it", path);
+    close(fd);
     return -2;
   }
   char previous[128] = "";
   ssize_t n = pread(fd, previous, sizeof previous - 1, 0);
   if (n > 0) previous[n] = 0;
-  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+  int locked = flock(fd, LOCK_EX | LOCK_NB) == 0;
+  if (st.st_uid != geteuid()) {
+    char owner[128];
+    describe_owner(st.st_uid, owner, sizeof owner);
+    if (!locked)
+      snprintf(holder, holderlen, "the lock %s is held by another user, %s; that user's sgrun (or "
+               "whatever holds it) must end first", path, owner);
+    else
+      snprintf(holder, holderlen, "refusing the lock file %s: it belongs to %s, not to you; remove "
+               "it (or set SGRUN_LOCK_DIR to a directory only you can write)", path, owner);
+    close(fd);
+    return -2;
+  }
+  if (!locked) {
     long pid = 0;
     long long since = 0;
     sscanf(previous, "%ld %lld", &pid, &since);
@@ -219,11 +327,15 @@ int sg_lock_playbook(const char *playbook, char *holder, size_t holderlen, long 
     close(fd);
     return -2;
   }
+  static int registered;
+  if (!registered) registered = atexit(release_at_exit) == 0;
+  held_fd = fd;
   return fd;
 }
 
 void sg_unlock_playbook(int fd) {
   if (fd < 0) return;
+  if (fd == held_fd) held_fd = -1;
   if (ftruncate(fd, 0) != 0) {
     /* the lock is released with the descriptor either way; the next owner just sees a stale pid */
   }

@@ -24,11 +24,16 @@ int sg_cron_parse(const char *expr, struct sg_cron *out, char *err, size_t errle
 /* The first matching minute strictly after `after` (local time); -1 if none within 5 years. */
 time_t sg_cron_next(const struct sg_cron *c, time_t after);
 
-/* Takes the lock for a playbook: an exclusive flock on a file that records the owner's pid and
- * start time. Returns the fd (keep it open while running), -1 when another live process holds
- * it (holder describes it), or -2 on an error (holder says what). A lock left by a dead process
- * is free again (the kernel drops flocks with their process); stale_pid then names it. */
-int sg_lock_playbook(const char *playbook, char *holder, size_t holderlen, long *stale_pid);
+/* Takes the lock of a job: an exclusive flock on a file that records the owner's pid and start
+ * time. The job is `name` when given (--lock-name), else the playbook's real path with its
+ * arguments. The file lives in a directory only this user can write (see lock_dir in
+ * schedule.c), is opened without following symlinks and must belong to this user. Returns the
+ * fd (keep it open while running), -1 when another live process of this user holds it (holder
+ * describes it), or -2 on an error, a foreign lock file included (holder says what). A lock
+ * left by a dead process is free again (the kernel drops flocks with their process); stale_pid
+ * then names it. The lock is emptied at exit too, os.exit included. */
+int sg_lock_playbook(const char *playbook, char *const *args, int nargs, const char *name, char *holder,
+                     size_t holderlen, long *stale_pid);
 
 /* Releases a lock taken by sg_lock_playbook, leaving the file empty so the next owner can tell a
  * clean release from a crash. */

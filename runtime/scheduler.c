@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lua_contract.h"
 #include "state.h"
 
-#define TASK_MT "sg.task"
 
 /* Task userdata slots: the coroutine, then the outcome (results table or error value), then the
  * traceback of a failure. */
@@ -51,13 +51,13 @@ static struct {
   volatile sig_atomic_t signals_seen; /* signals since graceful was turned on */
 } sched;
 
-static char sentinel; /* the value a blocked task yields; only its address matters */
+char sg_yield_sentinel;
 
 sg_task *sg_sched_current(void) { return sched.current; }
 sg_loop *sg_sched_loop(void) { return sched.loop; }
 enum sg_task_state sg_task_state(const sg_task *t) { return t->state; }
 
-sg_task *sg_task_check(lua_State *L, int idx) { return luaL_checkudata(L, idx, TASK_MT); }
+sg_task *sg_task_check(lua_State *L, int idx) { return luaL_checkudata(L, idx, SG_LUA_TASK_MT); }
 
 static void push_handle(lua_State *L, sg_task *t) { lua_rawgeti(L, LUA_REGISTRYINDEX, t->anchor); }
 
@@ -143,7 +143,7 @@ sg_task *sg_task_spawn(lua_State *L, int nargs) {
   luaL_checktype(L, -(nargs + 1), LUA_TFUNCTION);
   sg_task *t = lua_newuserdatauv(L, sizeof *t, UV_COUNT);
   memset(t, 0, sizeof *t);
-  luaL_setmetatable(L, TASK_MT);
+  luaL_setmetatable(L, SG_LUA_TASK_MT);
   t->co = lua_newthread(L);
   lua_setiuservalue(L, -2, UV_THREAD);
   lua_rotate(L, -(nargs + 2), 1); /* handle below the function and its arguments */
@@ -238,7 +238,7 @@ int sg_sched_block(lua_State *L, sg_cancel_fn cancel, void *ctx, lua_KFunction k
   t->state = SG_BLOCKED;
   t->cancel = cancel;
   t->cancel_ctx = ctx;
-  lua_pushlightuserdata(L, &sentinel);
+  lua_pushlightuserdata(L, &sg_yield_sentinel);
   return lua_yieldk(L, 1, kctx, k);
 }
 
@@ -451,13 +451,23 @@ static int task_gc(lua_State *L) {
   return 0;
 }
 
-void sg_sched_init(lua_State *L, sg_loop *loop) {
+/* The part of sg_sched_init that can fail (loading sg._coroutine), run under lua_pcall. */
+static int install_coroutine_bridge(lua_State *L) {
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, SG_LUA_COROUTINE);
+  lua_call(L, 1, 1);
+  lua_pushlightuserdata(L, &sg_yield_sentinel);
+  lua_call(L, 1, 0);
+  return 0;
+}
+
+int sg_sched_init(lua_State *L, sg_loop *loop) {
   sched.L = L;
   sched.loop = loop;
   sg_loop_catch_signals(loop, arm_interrupt_hook);
   static const luaL_Reg methods[] = {{"wait", sg_task_wait_lua}, {"cancel", task_cancel},
                                      {"status", task_status},    {NULL, NULL}};
-  luaL_newmetatable(L, TASK_MT);
+  luaL_newmetatable(L, SG_LUA_TASK_MT);
   luaL_newlib(L, methods);
   lua_setfield(L, -2, "__index");
   lua_pushcfunction(L, task_tostring);
@@ -466,9 +476,12 @@ void sg_sched_init(lua_State *L, sg_loop *loop) {
   lua_setfield(L, -2, "__gc");
   lua_pop(L, 1);
   /* Route user coroutines' resumes through the bridge that passes our yields outwards. */
-  lua_getglobal(L, "require");
-  lua_pushliteral(L, "sg._coroutine");
-  lua_call(L, 1, 1);
-  lua_pushlightuserdata(L, &sentinel);
-  lua_call(L, 1, 0);
+  lua_pushcfunction(L, install_coroutine_bridge);
+  int status = lua_pcall(L, 0, 0, 0);
+  if (status != LUA_OK) {
+    lua_pushfstring(L, "cannot load the library module %s: %s", SG_LUA_COROUTINE,
+                    lua_isstring(L, -1) ? lua_tostring(L, -1) : "(error object is not a string)");
+    lua_remove(L, -2);
+  }
+  return status;
 }

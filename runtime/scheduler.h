@@ -14,8 +14,10 @@ typedef void (*sg_cancel_fn)(void *ctx);
 
 enum sg_task_state { SG_READY, SG_RUNNING, SG_BLOCKED, SG_DONE, SG_FAILED, SG_CANCELLED };
 
-/* Sets the scheduler up on L (the main state) over loop. Call once, before any task. */
-void sg_sched_init(lua_State *L, sg_loop *loop);
+/* Sets the scheduler up on L (the main state) over loop. Call once, before any task. Returns
+ * LUA_OK, or an error status with the message on top of the stack (a stdlib module that does not
+ * load is an error to report, not a panic). */
+int sg_sched_init(lua_State *L, sg_loop *loop);
 sg_loop *sg_sched_loop(void);
 
 /* Pops a function and nargs arguments from L, pushes the task's handle (a userdata). */

@@ -6,7 +6,9 @@
  * delay is slept with the mutex released (this is what lets hundreds of slow requests overlap),
  * Lua is told the request ended (for the log's t_end), and the response is queued, or the
  * connection dropped when a fault says so. Lua is never entered without the mutex. */
+#include "lua_contract.h"
 #include "sim_server.h"
+#include "atomicfile.h"
 #include "state.h"
 
 #include <microhttpd.h>
@@ -167,6 +169,7 @@ static void lua_request(struct sg_sim *sim, struct MHD_Connection *c, const char
   if (body) {
     a->body = xstrndup(body, blen);
     a->body_len = a->body ? blen : 0;
+    if (!a->body) a->status = 503; /* out of memory: never an empty body passed off as the answer */
   }
   if (lua_istable(L, top + 3)) {
     size_t n = 0;
@@ -176,12 +179,15 @@ static void lua_request(struct sg_sim *sim, struct MHD_Connection *c, const char
       lua_pop(L, 1);
     }
     a->hdr = calloc(n * 2 + 1, sizeof *a->hdr);
+    if (!a->hdr) a->status = 503;
     if (a->hdr) {
       lua_pushnil(L);
       while (lua_next(L, top + 3)) {
         if (lua_type(L, -2) == LUA_TSTRING && lua_isstring(L, -1) && a->nhdr < n) {
           a->hdr[a->nhdr * 2] = strdup(lua_tostring(L, -2));
           a->hdr[a->nhdr * 2 + 1] = strdup(lua_tostring(L, -1)); /* a copy: never converts the key */
+          /* a header lost to a failed copy (checked where it is sent) would change the answer */
+          if (!a->hdr[a->nhdr * 2] || !a->hdr[a->nhdr * 2 + 1]) a->status = 503;
           a->nhdr++;
         }
         lua_pop(L, 1);
@@ -381,7 +387,7 @@ static int create_core(struct sg_sim *sim, const struct sg_sim_options *o, char 
   lua_pushcfunction(L, sg_msghandler);
   int msgh = lua_gettop(L);
   lua_getglobal(L, "require");
-  lua_pushstring(L, "sgsim");
+  lua_pushstring(L, SG_LUA_SIM);
   if (lua_pcall(L, 1, 1, msgh) != LUA_OK) {
     set_err(err, errlen, "cannot load the emulator: %s", lua_tostring(L, -1));
     lua_settop(L, 0);
@@ -533,18 +539,13 @@ void sg_sim_export_env(struct sg_sim *sim) {
   pthread_mutex_unlock(&sim->mu);
 }
 
+/* The env, ready and state files often go to a shared directory such as /tmp: created
+ * exclusively, never through a planted symlink (see atomicfile.h). */
 static int write_atomically(const char *path, const char *data, size_t len) {
-  size_t n = strlen(path) + 16;
-  char *tmp = malloc(n);
-  if (!tmp) return -1;
-  snprintf(tmp, n, "%s.tmp%ld", path, (long)getpid());
-  FILE *f = fopen(tmp, "wb");
-  int ok = f && fwrite(data, 1, len, f) == len;
-  if (f && fclose(f) != 0) ok = 0;
-  if (ok && rename(tmp, path) != 0) ok = 0;
-  if (!ok) unlink(tmp);
-  free(tmp);
-  return ok ? 0 : -1;
+  char err[512];
+  if (sg_write_atomic(path, data, len, err, sizeof err) == 0) return 0;
+  fprintf(stderr, "sgrun sim: %s\n", err);
+  return -1;
 }
 
 int sg_sim_write_env_file(struct sg_sim *sim, const char *path) {
@@ -604,8 +605,7 @@ int sg_sim_save_state(struct sg_sim *sim, const char *path, char *err, size_t er
   if (call_core(sim, "dump", 0, 1) == LUA_OK && lua_isstring(sim->L, -1)) {
     size_t len;
     const char *s = lua_tolstring(sim->L, -1, &len);
-    rc = write_atomically(path, s, len);
-    if (rc) set_err(err, errlen, "cannot write %s: %s", path, strerror(errno));
+    rc = sg_write_atomic(path, s, len, err, errlen);
   } else {
     set_err(err, errlen, "cannot dump the state: %s", lua_tostring(sim->L, -1));
   }
@@ -620,8 +620,7 @@ static const char usage[] =
     "usage: sgrun sim [options]\n"
     "\n"
     "An offline emulator of the Exoscale, Gcore, Genesis Cloud, Barrack and HostUp firewall APIs,\n"
-    "one HTTP server with each provider under its own prefix:\n"
-    "  /exoscale/v2  /gcore  /genesis/compute/v1  /barrack/api  /hostup/api\n"
+    "one HTTP server with each provider under its own prefix (the start-up banner lists them).\n"
     "Point SGRUN_<PROVIDER>_URL at BASE+prefix (see --env-file) and use the demo credentials printed\n"
     "at start. Runs until SIGINT or SIGTERM.\n"
     "\n"

@@ -1,7 +1,7 @@
 #!/usr/bin/env sgrun
 -- Exposure audit: rules that open sensitive ports (SSH, RDP, databases, ...) to any source.
 --
--- usage: sgrun scripts/audit.lua PROVIDER:GROUP... | SNAPSHOT_FILE...
+-- usage: sgrun scripts/audit.lua [--timeout SECONDS] PROVIDER:GROUP... | SNAPSHOT_FILE...
 --   e.g. sgrun scripts/audit.lua exoscale:web gcore:web hostup:vm=10000
 -- Prints one line per finding (--json: a JSON list). Exit status: 0 nothing found, 3 findings,
 -- 1 error, 2 usage.
@@ -9,20 +9,23 @@ local sg = require "sg"
 local cli = require "sg.cli"
 local rule = require "sg.rule"
 
-local _, positional = cli.parse_args({ ... })
-if #positional == 0 then
-  io.stderr:write("usage: sgrun scripts/audit.lua PROVIDER:GROUP... | SNAPSHOT_FILE...\n")
-  os.exit(2)
+local USAGE = "usage: sgrun scripts/audit.lua [--timeout SECONDS] PROVIDER:GROUP... | SNAPSHOT_FILE..."
+local flags, positional = cli.parse_args({ ... }, { usage = USAGE, options = { timeout = "seconds" } })
+if #positional == 0 then cli.usage_error("audit.lua takes targets or snapshot files", USAGE) end
+-- every argument is checked before the first request
+local refs = {}
+for i, target in ipairs(positional) do
+  local f = io.open(target)
+  if f then f:close() elseif target:find(":", 1, true) then refs[i] = { cli.parse_target(target) } end
 end
 
 local all = sg.json.array()
-for _, target in ipairs(positional) do
+for i, target in ipairs(positional) do
   local snap
-  if target:find(":", 1, true) and not io.open(target) then
-    local provider, ref = cli.parse_target(target)
-    snap = sg.snapshot(cli.connect(provider), ref)
+  if refs[i] then
+    snap = sg.snapshot(cli.connect(refs[i][1], { timeout = flags.timeout }), refs[i][2])
   else
-    snap = sg.load(target)
+    snap = cli.load(target)
   end
   for _, f in ipairs(sg.audit(snap)) do
     all[#all + 1] = { target = target, severity = f.severity, rule = f.rule, why = f.why }

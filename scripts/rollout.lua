@@ -1,49 +1,136 @@
 #!/usr/bin/env sgrun
--- Roll the rules of one security group out to groups on other clouds, all or nothing.
+-- Roll the rules of one security group out to groups on other clouds.
 --
--- usage: sgrun scripts/rollout.lua [--allow-lossy] [--additive] [--save=FILE] SOURCE TARGET...
+-- usage: sgrun [sgrun options] scripts/rollout.lua [options] SOURCE TARGET...
 --        sgrun --sim scripts/rollout.lua          (the demo: no arguments, against the emulator)
 --   SOURCE and TARGET are PROVIDER:GROUP: gcore:web, exoscale:web, genesis:web, barrack:web,
 --   hostup:vm=10000, barrack:instance=BRK-100001A. A missing target group is created.
 --   SOURCE may also be a snapshot file (snapshot.lua writes one).
---   --allow-lossy  translate rules a target can only express approximately (and skip what it
---                  cannot express) instead of stopping; the report lists every such rule
---   --additive     only add rules; never remove what a target already has
---   --save=FILE    also write the source snapshot to FILE
--- sgrun --dry-run plans every target and changes nothing; --json prints the report as JSON.
--- Exit status: 0 when every target converged or was already so, 1 otherwise.
+-- By default each target stands on its own: it ends converged, or, when it fails, restored to
+-- the rules it had (a group the roll-out created is deleted again); the other targets keep the
+-- change. With --atomic it is all or nothing: any failure restores every target.
+-- Options (after the playbook name; sgrun's own, such as --dry-run and --json, go before it):
+--   --allow-lossy        translate rules a target can only express approximately (and skip what
+--                        it cannot express) instead of stopping; the report lists each such rule
+--   --additive           only add rules; never remove what a target already has
+--   --atomic             all or nothing across targets
+--   --yes                do not ask before removing rules (asked only when stdin is a terminal)
+--   --save FILE          also write the source snapshot to FILE
+--   --timeout SECONDS    limit for each provider call
+--   --deadline SECONDS   limit for the whole roll-out, rollback included
+--   --plan-out FILE      plan only (no write) and save the rule-level plan of every target
+--   --apply-plan FILE    apply exactly that plan; a target whose rules changed since is refused
+-- Exit status: 0 every target converged (or already was), 1 a target failed or the roll-out was
+-- not confirmed, 2 usage, 3 a dry run or --plan-out found changes to make, 130/143 interrupted by
+-- SIGINT/SIGTERM (the report says what each target ended as).
 local sg = require "sg"
 local cli = require "sg.cli"
+local progress = require "sg.progress"
+local render = require "sg.report"
+local rollout = require "sg.rollout"
 
-local flags, positional = cli.parse_args({ ... })
-if #positional == 0 then
-  -- the demo roll-out: Exoscale's "web" group onto the four other clouds
-  positional = { "exoscale:web", "gcore:web", "genesis:web", "barrack:web", "hostup:vm=10000" }
+local USAGE = "usage: sgrun [--dry-run] [--json] scripts/rollout.lua [--allow-lossy] [--additive] " ..
+  "[--atomic] [--yes] [--save FILE] [--timeout SECONDS] [--deadline SECONDS] " ..
+  "[--plan-out FILE | --apply-plan FILE] SOURCE TARGET..."
+
+local flags, positional = cli.parse_args({ ... }, { usage = USAGE, options = {
+  ["allow-lossy"] = "flag", additive = "flag", atomic = "flag", yes = "flag", save = "FILE",
+  timeout = "seconds", deadline = "seconds", ["plan-out"] = "FILE", ["apply-plan"] = "FILE",
+} })
+local options = sg.options or package.loaded["sg.options"] or {}
+if flags["plan-out"] and flags["apply-plan"] then
+  cli.usage_error("use --plan-out or --apply-plan, not both", USAGE)
+end
+
+local plan_file
+if flags["apply-plan"] then
+  if type(rollout.read_plan) ~= "function" then
+    cli.usage_error("--apply-plan: this sgrun's sg.rollout cannot read plan files")
+  end
+  local ok, plan = pcall(rollout.read_plan, flags["apply-plan"])
+  if not ok then cli.usage_error(tostring(plan)) end
+  plan_file = plan
+  if #positional > 0 then
+    cli.usage_error("--apply-plan takes no SOURCE or TARGET: the plan names its targets", USAGE)
+  end
+elseif #positional == 0 and options.sim then
+  -- the demo roll-out: Exoscale's "web" group onto every other cloud, each emulated cloud's
+  -- module naming its demo group
+  positional = { "exoscale:web" }
+  for _, name in ipairs(require("sg.connect").providers()) do
+    if name ~= "exoscale" then
+      positional[#positional + 1] = name .. ":" .. require("sgsim." .. name).demo_target
+    end
+  end
   flags["allow-lossy"] = true
 end
-if #positional < 2 then
-  io.stderr:write("usage: sgrun scripts/rollout.lua [--allow-lossy] [--additive] [--save=FILE] SOURCE TARGET...\n")
-  os.exit(2)
+if not plan_file and #positional < 2 then
+  cli.usage_error("a roll-out needs a SOURCE and at least one TARGET", USAGE)
 end
+local connect_opts = { timeout = flags.timeout }
 
-local source
-if positional[1]:find(":", 1, true) then
-  local provider, ref = cli.parse_target(positional[1])
-  source = sg.snapshot(cli.connect(provider), ref)
+local source, targets = {}, {}
+if plan_file then
+  -- the plan's own rules are applied; the source it was made from is not read again
+  for _, t in ipairs(plan_file.targets or {}) do
+    targets[#targets + 1] = { cli.connect(t.provider, connect_opts), t.group }
+  end
 else
-  source = sg.load(positional[1])
+  -- every argument is checked before the first request
+  local file = io.open(positional[1])
+  if file then file:close() end
+  local source_target = positional[1]:find(":", 1, true) and not file
+  local parsed = {}
+  for i = source_target and 1 or 2, #positional do parsed[i] = { cli.parse_target(positional[i]) } end
+  if source_target then
+    source = sg.snapshot(cli.connect(parsed[1][1], connect_opts), parsed[1][2])
+  else
+    source = cli.load(positional[1])
+  end
+  if flags.save then sg.save(source, flags.save) end
+  for i = 2, #positional do
+    targets[#targets + 1] = { cli.connect(parsed[i][1], connect_opts), parsed[i][2] }
+  end
 end
-if type(flags.save) == "string" then sg.save(source, flags.save) end
 
-local targets = {}
-for i = 2, #positional do
-  local provider, ref = cli.parse_target(positional[i])
-  targets[#targets + 1] = { cli.connect(provider), ref }
+local dry_run = options.dry_run or flags["plan-out"] ~= nil
+
+-- Asked once, after planning and before the first write, when some target would lose rules.
+local function confirm(report)
+  io.stderr:write(render.text(report, { color = cli.color("stderr") }), "\n")
+  io.stderr:write("These rules will be removed. Go ahead? [y/N] ")
+  io.stderr:flush()
+  local answer = io.stdin:read("l")
+  return answer ~= nil and answer:lower():match("^%s*y") ~= nil
 end
 
 local report = sg.rollout(source, targets, {
   lossy = flags["allow-lossy"] and "allow" or "error",
   mode = flags.additive and "additive" or "authoritative",
+  atomic = flags.atomic or false,
+  dry_run = dry_run,
+  timeout = flags.timeout,
+  deadline = flags.deadline,
+  plan_file = plan_file,
+  on_progress = progress.new(io.stderr, { tty = cli.isatty("stderr"),
+    json_log = options.log_format == "json" }),
+  confirm = (cli.isatty("stdin") and not flags.yes and not dry_run) and confirm or nil,
 })
-cli.print(report)
-os.exit(report.ok and 0 or 1)
+
+if flags["plan-out"] and report.ok then
+  if type(rollout.write_plan) ~= "function" then
+    cli.usage_error("--plan-out: this sgrun's sg.rollout cannot write plan files")
+  end
+  rollout.write_plan(report, flags["plan-out"])
+end
+
+if options.json then
+  print(sg.json.encode(render.json_table(report)))
+else
+  print(render.text(report, { color = cli.color("stdout") }))
+end
+
+if report.interrupted then os.exit(report.interrupted == "SIGTERM" and 143 or 130) end
+if not report.ok or report.aborted then os.exit(1) end
+if dry_run then os.exit(render.pending(report) and 3 or 0) end
+os.exit(0)

@@ -1,7 +1,7 @@
 #!/usr/bin/env sgrun
 -- Take a snapshot of a security group and write it to a file (atomically).
 --
--- usage: sgrun scripts/snapshot.lua PROVIDER:GROUP FILE
+-- usage: sgrun scripts/snapshot.lua [--timeout SECONDS] PROVIDER:GROUP FILE
 --   e.g. sgrun scripts/snapshot.lua exoscale:web web.snapshot.json
 --        sgrun scripts/snapshot.lua hostup:vm=10000 vm10000.snapshot.json
 -- The file keeps the canonical rules and the provider's raw rules; drift.lua and rollout.lua
@@ -9,13 +9,11 @@
 local sg = require "sg"
 local cli = require "sg.cli"
 
-local _, positional = cli.parse_args({ ... })
-if #positional ~= 2 then
-  io.stderr:write("usage: sgrun scripts/snapshot.lua PROVIDER:GROUP FILE\n")
-  os.exit(2)
-end
+local USAGE = "usage: sgrun scripts/snapshot.lua [--timeout SECONDS] PROVIDER:GROUP FILE"
+local flags, positional = cli.parse_args({ ... }, { usage = USAGE, options = { timeout = "seconds" } })
+if #positional ~= 2 then cli.usage_error("snapshot.lua takes a target and a file name", USAGE) end
 local provider, ref = cli.parse_target(positional[1])
-local snap = sg.snapshot(cli.connect(provider), ref)
+local snap = sg.snapshot(cli.connect(provider, { timeout = flags.timeout }), ref)
 sg.save(snap, positional[2])
 print(string.format("%s %s: %d rules written to %s", provider, snap.group.name or snap.group.id,
   #snap.rules, positional[2]))

@@ -122,7 +122,7 @@ local INFERRED = {
 ---@field firewalls BarrackFirewall[]
 ---@field next_id integer one counter for every numeric id and "sg-rule-N"
 
-local M = { name = "barrack", prefix = "/barrack/api" }
+local M = { name = "barrack", prefix = "/barrack/api", demo_target = "web" }
 
 M.credentials_banner = "Barrack: BARRACK_API_KEY=" .. DEMO_KEY
   .. " (Authorization: Bearer or X-API-Key); instances BRK-100001A (legacy), BRK-100003C (standard)"
@@ -293,8 +293,9 @@ local function parse_rule(body)
     remote_ip_prefix = body.remote_ip_prefix }
   for _, f in ipairs({ "port_range_min", "port_range_max" }) do
     local v = body[f]
-    if v ~= nil and v ~= JSON_NULL then
-      local n = type(v) == "number" and math.tointeger(v)
+    -- ports are omitted for all ports, never null (Hyperstack's rule)
+    if v ~= nil then
+      local n = math.type(v) == "integer" and v
       if not n or n < 1 or n > 65535 then return nil, f .. " must be an integer between 1 and 65535" end
       if body.protocol == "icmp" then return nil, f .. " is not allowed for protocol icmp" end
       rule[f] = n
@@ -324,8 +325,8 @@ end
 ---@return string|nil error
 local function check_text(body, field, max, required)
   local v = body[field]
-  if v == nil or v == JSON_NULL then return required and (field .. " is required") or nil end
-  if type(v) ~= "string" then return field .. " must be a string" end
+  if v == nil then return required and (field .. " is required") or nil end
+  if type(v) ~= "string" then return field .. " must be a string" .. (v == JSON_NULL and ", not null" or "") end
   if required and v == "" then return field .. " must not be empty" end
   if #v > max then return field .. " must be at most " .. max .. " characters" end
 end

@@ -71,8 +71,11 @@ local RULE_FIELDS = { ["flow-direction"] = true, protocol = true, ["start-port"]
 -- * operation reference for every call on a group, attach/detach included: the group
 --   (link /v2/security-group/<id>, command get-security-group, §4.1);
 -- * a failed operation (task_error knob) reads state "failure", reason "fault";
--- * deleting an already-deleted group or rule is 404; attaching twice / detaching a group that
---   is not attached / adding a source twice / removing an absent source are 409 / 404.
+-- * deleting an already-deleted group or rule is 404. A duplicate rule, attaching twice,
+--   detaching a group that is not attached, adding a source twice and removing an absent source
+--   are accepted (200, an operation) and the operation ends in state "failure", reason
+--   "conflict": the vendor reports them there (reference/exoscale.md: "A 200 submission can
+--   still end with state: failure"), so a client that does not wait for the operation is caught.
 local INFERRED = {
   conflict_status = 409,
   auth_status = 403,
@@ -85,7 +88,7 @@ local INFERRED = {
   failure_reason = "fault",
 }
 
-local M = { name = "exoscale", prefix = "/exoscale/v2" }
+local M = { name = "exoscale", prefix = "/exoscale/v2", demo_target = "web" }
 
 M.credentials_banner = string.format(
   "Exoscale: EXOSCALE_API_KEY=%s EXOSCALE_API_SECRET=%s (EXO2-HMAC-SHA256, path signed with the /exoscale/v2 prefix)",
@@ -186,14 +189,19 @@ local function authenticate(st, req)
   end
   local rest = h:match("^EXO2%-HMAC%-SHA256 (.*)$")
   if not rest then return fail(INFERRED.auth_status, "Unsupported authorization scheme (expected EXO2-HMAC-SHA256)") end
-  local f = {}
-  for item in rest:gmatch("[^,]+") do
-    local k, v = item:match("^([%w%-]+)=(.*)$")
-    if not k then return fail(INFERRED.auth_status, "Malformed Authorization header") end
+  -- The documented grammar, exactly (reference/exoscale.md §1): credential,
+  -- [signed-query-args,] expires, signature, in that order, nothing else, no spaces.
+  local f, keys = {}, {}
+  for item in (rest .. ","):gmatch("([^,]*),") do
+    local k, v = item:match("^([%w%-]+)=(%S*)$")
+    if not k or f[k] then return fail(INFERRED.auth_status, "Malformed Authorization header") end
     f[k] = v
+    keys[#keys + 1] = k
   end
-  if not f.credential or not f.expires or not f.signature then
-    return fail(INFERRED.auth_status, "Malformed Authorization header: credential, expires and signature are required")
+  local order = table.concat(keys, ",")
+  if order ~= "credential,expires,signature" and order ~= "credential,signed-query-args,expires,signature" then
+    return fail(INFERRED.auth_status, "Malformed Authorization header: expected credential=,"
+      .. "[signed-query-args=,]expires=,signature= in this order")
   end
   local secret = st.credentials[f.credential]
   if not secret then return fail(INFERRED.auth_status, "Invalid API key") end
@@ -381,12 +389,13 @@ function apply_action(st, action)
     local list = inst["security-groups"]
     for i, id in ipairs(list) do
       if id == g.id then
-        if kind == "attach" then return nil end
+        if kind == "attach" then return "instance already attached to this security group" end
         table.remove(list, i)
         return nil
       end
     end
-    if kind == "attach" then list[#list + 1] = g.id end
+    if kind == "detach" then return "instance is not attached to this security group" end
+    list[#list + 1] = g.id
   end
   return nil
 end
@@ -454,9 +463,10 @@ local function validate_rule(st, body)
   elseif sp ~= nil or ep ~= nil then
     return nil, "ports are only allowed for tcp and udp"
   end
-  if body.icmp ~= nil and body.icmp ~= sgsim.json.null then
+  if body.icmp ~= nil then
+    -- the schema types icmp as an object: null is refused, not read as "absent"
+    if not sgsim.is_object(body.icmp) then return nil, "icmp must be an object {type, code}" end
     if not ICMP_PROTOCOLS[proto] then return nil, "icmp is only allowed for protocol icmp or icmpv6" end
-    if type(body.icmp) ~= "table" then return nil, "icmp must be an object {type, code}" end
     local e = unknown_fields(body.icmp, { type = true, code = true })
     if e then return nil, "icmp: " .. e end
     local icmp = {}
@@ -479,7 +489,7 @@ local function validate_rule(st, body)
     if not c then return nil, "invalid network " .. tostring(net) .. ": " .. cerr end
     rule.network = net
   else
-    if type(sg) ~= "table" then return nil, "security-group must be an object" end
+    if not sgsim.is_object(sg) then return nil, "security-group must be an object" end
     local e = unknown_fields(sg, { id = true, name = true, visibility = true })
     if e then return nil, "security-group: " .. e end
     local vis = sg.visibility or "private"
@@ -574,15 +584,6 @@ local function add_rule(st, g, req, ctx)
   if not body then return fail(400, err) end
   local rule, rerr, status = validate_rule(st, body)
   if not rule then return fail(status or 400, rerr) end
-  local key = rule_key(rule)
-  for _, r in ipairs(g.rules) do
-    if rule_key(r) == key then return fail(INFERRED.conflict_status, INFERRED.msg_duplicate_rule) end
-  end
-  for _, a in ipairs(pending_actions(st, "add_rule")) do
-    if a.group_id == g.id and rule_key(a.rule) == key then
-      return fail(INFERRED.conflict_status, INFERRED.msg_duplicate_rule)
-    end
-  end
   rule.id = ctx.new_id("exoscale-rule")
   return new_operation(st, ctx, g.id, { kind = "add_rule", group_id = g.id, rule = rule })
 end
@@ -605,15 +606,9 @@ local function group_action(st, g, verb, req, ctx)
     if body.cidr == nil then return fail(400, "missing required field: cidr") end
     local c, cerr = sgsim.parse_cidr(body.cidr)
     if not c then return fail(400, "invalid cidr " .. tostring(body.cidr) .. ": " .. cerr) end
-    local present = false
-    for _, s in ipairs(g["external-sources"]) do
-      if s == body.cidr then present = true end
-    end
     if verb == "add-source" then
-      if present then return fail(INFERRED.conflict_status, "external source already present: " .. body.cidr) end
       return new_operation(st, ctx, g.id, { kind = "add_source", group_id = g.id, cidr = body.cidr })
     end
-    if not present then return fail(404, "external source not found: " .. body.cidr) end
     return new_operation(st, ctx, g.id, { kind = "remove_source", group_id = g.id, cidr = body.cidr })
   end
   -- attach / detach
@@ -624,15 +619,9 @@ local function group_action(st, g, verb, req, ctx)
   end
   local inst = st.instances[body.instance.id]
   if not inst then return fail(404, "instance not found: " .. body.instance.id) end
-  local attached = false
-  for _, id in ipairs(inst["security-groups"]) do
-    if id == g.id then attached = true end
-  end
   if verb == "attach" then
-    if attached then return fail(INFERRED.conflict_status, "instance already attached to this security group") end
     return new_operation(st, ctx, g.id, { kind = "attach", group_id = g.id, instance_id = inst.id })
   end
-  if not attached then return fail(404, "instance is not attached to this security group") end
   return new_operation(st, ctx, g.id, { kind = "detach", group_id = g.id, instance_id = inst.id })
 end
 

@@ -109,7 +109,7 @@ local EXCEPTION_CLASS = { [400] = "ValidationError", [401] = "not_authenticated"
   [413] = "ValidationError", [429] = "TooManyRequestsError", [500] = "InternalServerError",
   [502] = "BadGatewayError", [503] = "ServiceUnavailableError" }
 
-local M = { name = "gcore", prefix = "/gcore" }
+local M = { name = "gcore", prefix = "/gcore", demo_target = "web" }
 
 M.credentials_banner = string.format(
   "Gcore: GCORE_API_KEY=%s GCORE_CLOUD_PROJECT_ID=%d GCORE_CLOUD_REGION_ID=%d (Authorization: APIKey <token>)",
@@ -255,7 +255,7 @@ local function validate_rule(st, body, prefix, errs, self_id)
     errs[k] = errs[k] or {}
     table.insert(errs[k], msg)
   end
-  if type(body) ~= "table" or (body[1] ~= nil) then
+  if not sgsim.is_object(body) then
     bad("body", "Input should be a valid dictionary")
     return nil
   end
@@ -270,7 +270,9 @@ local function validate_rule(st, body, prefix, errs, self_id)
   else
     r.direction = body.direction
   end
-  if absent(body.ethertype) then
+  -- null and absent differ wherever the schema does not allow null (ethertype, remote_group_id,
+  -- description): absent takes the default, null is a validation error
+  if body.ethertype == nil then
     r.ethertype = "IPv4"
   elseif body.ethertype ~= "IPv4" and body.ethertype ~= "IPv6" then
     bad("ethertype", "Input should be 'IPv4' or 'IPv6'")
@@ -285,12 +287,14 @@ local function validate_rule(st, body, prefix, errs, self_id)
     end
   end
   local pmin, pmax = body.port_range_min, body.port_range_max
+  local ports_typed = true
   for name, v in pairs({ port_range_min = pmin, port_range_max = pmax }) do
     if not absent(v) and (not is_int(v) or v < 0 or v > 65535) then
       bad(name, "Input should be an integer between 0 and 65535")
+      ports_typed = false
     end
   end
-  if not absent(pmin) or not absent(pmax) then
+  if ports_typed and (not absent(pmin) or not absent(pmax)) then
     local p = r.protocol
     local icmp = p and INFERRED.icmp_protocols[p]
     -- ICMP carries type in port_range_min and code in port_range_max: a type alone means any
@@ -319,7 +323,7 @@ local function validate_rule(st, body, prefix, errs, self_id)
       r.remote_ip_prefix = c.cidr
     end
   end
-  if not absent(body.remote_group_id) then
+  if body.remote_group_id ~= nil then
     local id = body.remote_group_id
     if type(id) ~= "string" or not id:match("^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$") then
       bad("remote_group_id", "Input should be a valid UUID")
@@ -329,7 +333,7 @@ local function validate_rule(st, body, prefix, errs, self_id)
       r.remote_group_id = id
     end
   end
-  if not absent(body.description) then
+  if body.description ~= nil then
     if type(body.description) ~= "string" then
       bad("description", "Input should be a valid string")
     elseif #body.description > 255 then
@@ -559,7 +563,8 @@ local function authenticate(st, req)
   if not h or h:match("^%s*$") then
     return false, fail(401, "Authentication credentials were not provided.", "not_authenticated")
   end
-  local scheme, token = h:match("^(%S+)%s+(%S+)%s*$")
+  -- "the word apikey, followed by a single space and then your token" (the vendor's schema)
+  local scheme, token = h:match("^(%S+) (%S+)$")
   if not scheme or scheme:lower() ~= "apikey" then
     return false, fail(401, "Given token not valid for any token type", "token_not_valid")
   end
@@ -579,7 +584,7 @@ local function json_object(req, required)
     if required then return nil, invalid({ body = { "Field required" } }) end
     return {}
   end
-  if type(req.json) ~= "table" or req.json[1] ~= nil then
+  if not sgsim.is_object(req.json) then
     return nil, invalid({ body = { "Input should be a valid dictionary" } })
   end
   return req.json
@@ -600,7 +605,7 @@ end
 ---Validates a "rules" list (create or update). Returns validated rule field tables.
 ---@return table[]|nil rules, table|nil errs
 local function validate_rule_list(st, list, errs, self_id)
-  if type(list) ~= "table" or (next(list) ~= nil and list[1] == nil) then
+  if not sgsim.is_array(list) then
     errs.rules = { "Input should be a valid list" }
     return nil
   end
@@ -696,7 +701,7 @@ local function create_group(st, req, ctx)
   elseif not valid_name(body.name) then
     errs.name = { NAME_MESSAGE }
   end
-  if not absent(body.description) and (type(body.description) ~= "string" or #body.description > 255) then
+  if body.description ~= nil and (type(body.description) ~= "string" or #body.description > 255) then
     errs.description = { "Input should be a valid string of at most 255 characters" }
   end
   local id = ctx.new_id("gcore-sg")
@@ -738,14 +743,14 @@ local function update_group(st, g, req, ctx)
   end
   local action = { kind = "update_group", group_id = g.id }
   local changed = false
-  if not absent(body.name) then
+  if body.name ~= nil then
     if not valid_name(body.name) then
       errs.name = { NAME_MESSAGE }
     elseif body.name ~= g.name then
       action.name, changed = body.name, true
     end
   end
-  if not absent(body.description) then
+  if body.description ~= nil then
     if type(body.description) ~= "string" or #body.description > 255 then
       errs.description = { "Input should be a valid string of at most 255 characters" }
     elseif body.description ~= g.description then
@@ -753,7 +758,7 @@ local function update_group(st, g, req, ctx)
     end
   end
   local new_ids = {}
-  if body.rules ~= nil and body.rules ~= null then
+  if body.rules ~= nil then
     local specs = validate_rule_list(st, body.rules, errs, g.id)
     if specs then
       -- rules already present (same fields) are kept with their ids; the rest are new

@@ -96,7 +96,7 @@ local INFERRED = {
 }
 --------------------------------------------------------------------------------------------------
 
-local M = { name = "genesis", prefix = "/genesis/compute/v1" }
+local M = { name = "genesis", prefix = "/genesis/compute/v1", demo_target = "web" }
 
 M.credentials_banner = "Genesis Cloud: GENESISCLOUD_TOKEN=" .. DEMO_TOKEN
   .. " (Authorization: Bearer or X-Auth-Token)"
@@ -134,11 +134,11 @@ local function iso(t)
   return os.date("!%Y-%m-%dT%H:%M:%S", s) .. string.format(".%03dZ", math.floor((t - s) * 1000))
 end
 
----cjson decodes every number as a float: accept the integral ones.
+---A JSON integer (8080; not 8080.0, "8080" or true).
 ---@return integer|nil
 local function as_int(v)
-  if type(v) ~= "number" then return nil end
-  return math.tointeger(v)
+  if math.type(v) ~= "integer" then return nil end
+  return v
 end
 
 ---@return string|nil field the first key of obj that `allowed` does not list
@@ -258,11 +258,9 @@ end
 ---@return string|nil error
 local function check_text(body, field, max, required)
   local v = body[field]
-  if v == nil or v == JSON_NULL then
-    return required and (field .. " is required") or nil
-  end
-  if type(v) ~= "string" then return field .. " must be a string" end
-  if required and v == "" then return field .. " must not be empty" end
+  if v == nil then return required and (field .. " is required") or nil end
+  if type(v) ~= "string" then return field .. " must be a string" .. (v == JSON_NULL and ", not null" or "") end
+  if field == "name" and v == "" then return "name must not be empty" end
   if #v > max then return field .. " must be at most " .. max .. " characters" end
 end
 

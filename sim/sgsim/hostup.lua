@@ -73,7 +73,7 @@ local INFERRED = {
 ---@field api_key string
 ---@field vms HostupVM[]
 
-local M = { name = "hostup", prefix = "/hostup/api" }
+local M = { name = "hostup", prefix = "/hostup/api", demo_target = "vm=10000" }
 
 M.credentials_banner = "HostUp: HOSTUP_API_KEY=" .. DEMO_KEY .. " (X-API-Key); VMs 10000 and 10001"
 
@@ -215,7 +215,7 @@ local function parse_rule(body)
   if #body.comment > INFERRED.max_comment_len then
     return nil, "comment is longer than " .. INFERRED.max_comment_len .. " characters"
   end
-  local enable = type(body.enable) == "number" and math.tointeger(body.enable)
+  local enable = math.type(body.enable) == "integer" and body.enable
   if enable ~= 0 and enable ~= 1 then return nil, "enable must be 0 or 1" end
   return { type = body.type, action = body.action, proto = body.proto, dport = body.dport,
     source = body.source, comment = body.comment, enable = enable }
@@ -317,7 +317,7 @@ function ops.set_options(_, req, ctx, vm)
   end
   local enable = body.enable
   if enable ~= nil then
-    enable = type(enable) == "number" and math.tointeger(enable)
+    enable = math.type(enable) == "integer" and enable
     if enable ~= 0 and enable ~= 1 then return fail(ctx, 400, "enable must be 0 or 1") end
   end
   if body.policy_in ~= nil and not (type(body.policy_in) == "string" and POLICIES[body.policy_in]) then

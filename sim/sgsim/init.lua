@@ -4,6 +4,8 @@ PROVIDER MODULE INTERFACE (every sim/sgsim/<provider>.lua follows it exactly)
 
   return {
     name = "exoscale", prefix = "/exoscale/v2",
+    demo_target = "web",   -- the group the demo roll-out (scripts/rollout.lua) writes to, as the
+        -- GROUP of PROVIDER:GROUP (a group the demo may create, or a seeded one)
     new_state = function(ctx) return state end,
         -- seeded demo data; plain JSON-serialisable tables (string keys or proper arrays), since
         -- GET /_sim/state dumps it and POST /_sim/load / --state give it back (through JSON:
@@ -166,12 +168,17 @@ local function json_encode(v)
   return table.concat(out)
 end
 
+-- Request bodies and dumps are decoded by libjansson (_sg.jsonstrict), not cjson, so that the
+-- emulator sees what the client sent: [] and {} differ (array_mt/object_mt on every decoded
+-- table), null is cjson.null and differs from an absent key, 8080 is an integer and 8080.0 not.
+local jsonstrict = require "_sg.jsonstrict"
+
 ---Decodes JSON; nil and a message on bad input.
 ---@param s string
 ---@return any|nil value, string|nil err
 local function json_decode(s)
   if type(s) ~= "string" then return nil, "not a string" end
-  local v, err = cjson.decode(s)
+  local v, err = jsonstrict.decode(s, array_mt, object_mt)
   if v == nil and err then return nil, err end
   return v
 end
@@ -278,18 +285,26 @@ M.parse_query = parse_query
 ------------------------------------------------------------------------------------------------
 -- Shapes of decoded request bodies, shared by the provider modules.
 
----A JSON object (a table that is not a list).
+---A JSON object. A decoded body says so itself (object_mt/array_mt); a table built in Lua is an
+---object when it is not a list.
 ---@param v any
 ---@return boolean
 function M.is_object(v)
-  return type(v) == "table" and v[1] == nil
+  if type(v) ~= "table" then return false end
+  local mt = getmetatable(v)
+  if mt == object_mt then return true end
+  if mt == array_mt then return false end
+  return v[1] == nil
 end
 
----A JSON array (a table with integer keys 1..n only).
+---A JSON array: decoded as [...], or a Lua table with integer keys 1..n only.
 ---@param v any
 ---@return boolean
 function M.is_array(v)
   if type(v) ~= "table" then return false end
+  local mt = getmetatable(v)
+  if mt == array_mt then return true end
+  if mt == object_mt then return false end
   local n = 0
   for k in pairs(v) do
     if math.type(k) ~= "integer" then return false end
@@ -298,11 +313,11 @@ function M.is_array(v)
   return n == #v
 end
 
----An integral JSON number (cjson decodes every number as a float).
+---A JSON integer: written without fraction or exponent (8080, not 8080.0 nor "8080").
 ---@param v any
 ---@return boolean
 function M.is_int(v)
-  return type(v) == "number" and v == math.floor(v) and v > -2 ^ 53 and v < 2 ^ 53
+  return math.type(v) == "integer"
 end
 
 ------------------------------------------------------------------------------------------------
@@ -455,7 +470,16 @@ function M.new(opts)
   knobs.seed = math.tointeger(opts.seed) or random_seed()
 
   local self = setmetatable({ knobs = knobs, clock = opts.clock or os.time, modules = {},
-    order = {}, states = {}, log = {}, seq = 0, open = {}, buckets = {} }, Core)
+    order = {}, states = {}, log = {}, seq = 0, open = {}, buckets = {}, in_flight = 0,
+    max_in_flight = 0 }, Core)
+  -- Every answered request, bodies included, as one JSON line each: the suite's traffic that
+  -- tests/schemas/validate_traffic.py checks against the vendors' schemas.
+  local traffic = opts.traffic_file or os.getenv("SGRUN_SIM_TRAFFIC")
+  if traffic and traffic ~= "" then
+    local f, ferr = io.open(traffic, "a")
+    if not f then return nil, "cannot open the traffic file: " .. tostring(ferr) end
+    self.traffic = f
+  end
   reseed(self)
   self.ctx = {
     now = function() return self.clock() end,
@@ -508,6 +532,8 @@ function Core:log_request(entry)
     self.log = keep
   end
   self.open[entry.seq] = entry
+  self.in_flight = self.in_flight + 1
+  if self.in_flight > self.max_in_flight then self.max_in_flight = self.in_flight end
   return entry
 end
 
@@ -518,6 +544,7 @@ function Core:finish(seq)
   if e then
     e.t_end = self.clock()
     self.open[seq] = nil
+    self.in_flight = self.in_flight - 1
   end
 end
 
@@ -598,8 +625,15 @@ function Core:request(creq)
   local function done(status, body, headers, drop)
     entry.status = drop and 0 or status
     if drop then entry.dropped = true end
-    return status, encode_body(body), response_headers(headers, status, body), delay, drop or false,
-        entry.seq
+    local text = encode_body(body)
+    if creq.body and creq.body ~= "" then entry.request_body = creq.body end
+    if text ~= "" then entry.response_body = text end
+    if self.traffic then
+      entry.route = name and rest or null
+      self.traffic:write(json_encode(entry), "\n")
+      self.traffic:flush()
+    end
+    return status, text, response_headers(headers, status, body), delay, drop or false, entry.seq
   end
 
   if not name then
@@ -792,6 +826,7 @@ function Core:control(method, path, query, body)
     if method == "DELETE" then
       local n = #self.log
       self.log = {}
+      self.max_in_flight = self.in_flight
       return 200, { cleared = n }
     elseif method ~= "GET" then
       return bad(405, "method not allowed")
@@ -799,7 +834,8 @@ function Core:control(method, path, query, body)
     local args = parse_query(query)
     local since = tonumber(args.since or "0") or 0
     local entries = self:log_entries(since, args.provider)
-    return 200, { count = #entries, requests = entries }
+    -- max_in_flight: the most provider requests open at once since the log was last cleared
+    return 200, { count = #entries, requests = entries, max_in_flight = self.max_in_flight }
   end
   return bad(404, "no such control endpoint: " .. path)
 end

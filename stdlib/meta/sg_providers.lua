@@ -588,7 +588,7 @@ function HostupConnection:create_firewall_group(body, query) end
 ---@return table response the decoded JSON response, envelope included
 function HostupConnection:replace_firewall_group(id, body, query) end
 
----@param provider "exoscale"|"gcore"|"genesis"|"barrack"|"hostup"
+---@param provider "barrack"|"exoscale"|"gcore"|"genesis"|"hostup"
 ---@param opts? table credentials by name, profile, base_url, zone, timeout, max_size, retry, transport
 ---@return sg.Connection
 local function connect(provider, opts) end

@@ -2,6 +2,7 @@
 -- sent), then carry it out through the provider's adapter, wait for the provider's async work,
 -- re-read the group and fail loudly if it is not what the plan promised.
 local codec = require "sg.codec"
+local groups = require "sg.groups"
 local plan_lib = require "sg.plan"
 local rule = require "sg.rule"
 local snapshot = require "sg.snapshot"
@@ -33,7 +34,7 @@ end
 ---@param opts sg.PlanOptions?
 ---@return sg.Plan
 function M.plan(conn, ref, source, opts)
-  local group, err = codec.get(conn.provider).get_group(conn, ref)
+  local group, err = groups.get(conn.provider).get_group(conn, ref)
   return M.plan_group(conn, ref, group, err, source, opts)
 end
 
@@ -48,7 +49,6 @@ end
 function M.plan_group(conn, ref, group, err, source, opts)
   opts = opts or {}
   local desired = rules_of(source)
-  local adapter = codec.get(conn.provider)
   if not group and not (opts.create and type(ref) == "string") then
     error(string.format("sg.plan: %s has no group %s (%s)%s", conn.provider, snapshot.group_text(ref),
       tostring(err), type(ref) == "string" and "; pass {create = true} to create it" or ""), 2)
@@ -57,7 +57,7 @@ function M.plan_group(conn, ref, group, err, source, opts)
     target = { provider = conn.provider, group = group and group.name or ref },
     current = group and group.rules or {},
     desired = desired,
-    codec = adapter,
+    codec = codec.get(conn.provider),
     mode = opts.mode,
     lossy = opts.lossy,
     create_group = not group and ref or nil,
@@ -111,7 +111,7 @@ function M.apply(p)
   if not b then error("sg.apply: this plan was not made by sg.plan, so it has no connection to apply to", 2) end
   local result = { ok = false, added = 0, removed = 0 }
   local ok, err = pcall(function()
-    local adapter = codec.get(b.conn.provider)
+    local adapter = groups.get(b.conn.provider)
     local group = b.group
     if p.create_group then
       group = adapter.create_group(b.conn, p.create_group, b.description)

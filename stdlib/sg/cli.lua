@@ -1,34 +1,150 @@
--- sg.cli: what the shipped playbooks share: reading "provider:group" targets and --flags from
--- the command line, and connecting with the settings the environment provides.
+-- sg.cli: what the shipped playbooks share: strict reading of their options and of
+-- "provider:group" targets, user errors that end the run with exit 2 and no traceback,
+-- connecting with the settings the environment provides, and printing reports.
 local M = {}
+
+---@class sg.UsageError
+---@field message string what went wrong and what to do
+---@field exit_code integer 2: sgrun prints the message without a traceback and exits with it
+
+local UsageError = { __name = "sg.UsageError" }
+UsageError.__tostring = function(e) return e.message end
+
+---Ends the run with exit status 2 and `message` (no traceback: the user has something to fix).
+---@param message string
+---@param usage string? the playbook's usage line, shown below the message
+function M.usage_error(message, usage)
+  if usage then message = message .. "\n" .. usage end
+  error(setmetatable({ message = message, exit_code = 2 }, UsageError), 0)
+end
+
+---True when v is an error raised by usage_error.
+---@param v any
+---@return boolean
+function M.is_usage_error(v)
+  return getmetatable(v) == UsageError
+end
+
+local function providers()
+  local list = require("_sg.providers")
+  local names = table.move(list, 1, #list, 1, {})
+  table.sort(names)
+  return names
+end
+
+local TARGET_FORM = "expected PROVIDER:GROUP such as gcore:web, exoscale:web, hostup:vm=10000 or " ..
+  "barrack:instance=BRK-100001A"
+
+-- Group references that name something other than a group, and the value each one takes.
+local REF_KEYS = { vm = "integer", instance = "string" }
 
 ---Parses "provider:group" into a provider name and a group reference: "gcore:web",
 ---"hostup:vm=10000" -> {vm = 10000}, "barrack:instance=BRK-1" -> {instance = "BRK-1"}.
+---A malformed target is a usage error naming the expected form.
 ---@param text string
 ---@return string provider
 ---@return any ref
 function M.parse_target(text)
-  local provider, group = tostring(text):match("^([%w_]+):(.+)$")
-  if not provider then
-    error(string.format("target %q: expected PROVIDER:GROUP (e.g. gcore:web, hostup:vm=10000, " ..
-      "barrack:instance=BRK-1)", tostring(text)), 0)
+  text = tostring(text)
+  local provider, group = text:match("^([%w_]+):(.+)$")
+  if not provider then M.usage_error(string.format("target %q: %s", text, TARGET_FORM)) end
+  local known = providers()
+  local found = false
+  for _, name in ipairs(known) do found = found or name == provider end
+  if not found then
+    M.usage_error(string.format("target %q: unknown provider %q (known: %s)", text, provider,
+      table.concat(known, ", ")))
   end
-  local key, value = group:match("^(%a+)=(.+)$")
-  if key then return provider, { [key] = tonumber(value) or value } end
-  return provider, group
+  local key, value = group:match("^(%a+)=(.*)$")
+  if not key then return provider, group end
+  local kind = REF_KEYS[key]
+  if not kind then
+    M.usage_error(string.format("target %q: unknown reference %q: %s", text, key, TARGET_FORM))
+  end
+  if kind == "integer" then
+    local n = math.tointeger(tonumber(value))
+    if not n or n <= 0 or not value:match("^%d+$") then
+      M.usage_error(string.format("target %q: %s= takes a positive whole number, as in %s:%s=10000",
+        text, key, provider, key))
+    end
+    return provider, { [key] = n }
+  end
+  if value == "" then
+    M.usage_error(string.format("target %q: %s= needs a value, as in %s:%s=BRK-100001A", text, key,
+      provider, key))
+  end
+  return provider, { [key] = value }
 end
 
----Splits arguments into --flags (a set; --name=value kept as a string) and the rest, in order.
+-- sgrun's own options: after the playbook name they would reach the playbook, not sgrun.
+local SGRUN_OPTIONS = { "dry-run", "json", "sim", "profile", "every", "cron", "log-format", "no-lock",
+  "debug", "state", "seed" }
+
+---@class sg.CliSpec
+---@field usage string the usage line(s), printed with every usage error and by --help
+---@field options table<string, "flag"|"seconds"|string>? "flag": a boolean; "seconds": a
+---positive number; any other text names a string value (shown in messages, e.g. "FILE")
+
+---Reads a playbook's arguments strictly: options the spec declares (--name, --name=VALUE or
+-----name VALUE), everything else positional in order ("--" ends the options). An undeclared
+---option, a missing or malformed value, or one of sgrun's own options (which belong before the
+---playbook name) is a usage error; --help prints the usage and exits 0.
 ---@param args string[]
----@return table<string, string|boolean> flags
+---@param spec sg.CliSpec
+---@return table<string, string|number|boolean> flags
 ---@return string[] positional
-function M.parse_args(args)
+function M.parse_args(args, spec)
+  local declared = spec.options or {}
   local flags, positional = {}, {}
-  for _, a in ipairs(args) do
-    local name, value = a:match("^%-%-([%w%-]+)=(.*)$")
-    if name then flags[name] = value
-    elseif a:match("^%-%-[%w%-]+$") then flags[a:sub(3)] = true
-    else positional[#positional + 1] = a end
+  local i = 1
+  while i <= #args do
+    local a = args[i]
+    if a == "--" then
+      table.move(args, i + 1, #args, #positional + 1, positional)
+      break
+    elseif a == "--help" or a == "-h" then
+      print(spec.usage)
+      os.exit(0)
+    elseif a:sub(1, 1) == "-" and #a > 1 and not a:match("^%-%d") then
+      local name, value = a:match("^%-%-([%w%-]+)=(.*)$")
+      name = name or a:match("^%-%-([%w%-]+)$")
+      local kind = name and declared[name]
+      if not kind then
+        for _, own in ipairs(SGRUN_OPTIONS) do
+          if name == own then
+            M.usage_error(string.format("--%s is an option of sgrun, not of the playbook: put --%s " ..
+              "before the playbook name", own, own), spec.usage)
+          end
+        end
+        M.usage_error(string.format("unknown option %s", a), spec.usage)
+      end
+      if kind == "flag" then
+        if value then M.usage_error(string.format("--%s takes no value", name), spec.usage) end
+        flags[name] = true
+      else
+        if not value then
+          i = i + 1
+          value = args[i]
+          if value == nil then
+            M.usage_error(string.format("--%s needs a value (%s)", name, kind), spec.usage)
+          end
+        end
+        if kind == "seconds" then
+          local n = tonumber(value)
+          if not n or n <= 0 or n ~= n or n == math.huge then
+            M.usage_error(string.format("--%s takes a number of seconds greater than 0, not %q", name,
+              value), spec.usage)
+          end
+          flags[name] = n
+        else
+          if value == "" then M.usage_error(string.format("--%s needs a %s", name, kind), spec.usage) end
+          flags[name] = value
+        end
+      end
+    else
+      positional[#positional + 1] = a
+    end
+    i = i + 1
   end
   return flags, positional
 end
@@ -36,12 +152,44 @@ end
 -- One connection per provider per playbook run.
 local connections = {}
 
----A connection to `provider` with credentials and scope from the environment or profile.
+---A connection to `provider` with credentials and scope from the environment or profile; a
+---missing credential or unknown provider is a usage error (the user has settings to fix).
 ---@param provider string
+---@param opts {timeout: number?}? the first call's options hold for the whole run
 ---@return sg.Connection
-function M.connect(provider)
-  if not connections[provider] then connections[provider] = require("sg").connect(provider) end
+function M.connect(provider, opts)
+  if not connections[provider] then
+    local ok, conn = pcall(require("sg").connect, provider, opts)
+    if not ok then M.usage_error(tostring(conn)) end
+    connections[provider] = conn
+  end
   return connections[provider]
+end
+
+---Reads a snapshot file; a file that cannot be read is a usage error.
+---@param path string
+---@return sg.Snapshot
+function M.load(path)
+  local ok, snap = pcall(require("sg").load, path)
+  if not ok then M.usage_error(tostring(snap)) end
+  return snap
+end
+
+---Whether a standard stream is a terminal (sgrun records it in sg.options.tty).
+---@param name "stdin"|"stdout"|"stderr"
+---@return boolean
+function M.isatty(name)
+  local tty = (package.loaded["sg.options"] or {}).tty or {}
+  return tty[name] == true
+end
+
+---Whether output to a standard stream gets colour: a terminal, and NO_COLOR unset or empty.
+---@param name "stdout"|"stderr"
+---@return boolean
+function M.color(name)
+  local no_color = os.getenv("NO_COLOR")
+  if no_color and no_color ~= "" then return false end
+  return M.isatty(name)
 end
 
 ---Prints a value for people, or as JSON with --json.

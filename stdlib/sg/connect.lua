@@ -8,7 +8,7 @@
 --
 -- Credentials: opts, then the vendor's environment variables, then the profile file
 -- (SGRUN_PROFILES or ~/.config/sgrun/profiles; [profile.provider] sections of key = value;
--- refused when group/other can read it). Base URL: opts.base_url, SGRUN_<PROVIDER>_URL, the
+-- refused when group/other can read it or it is not the user's or root's). Base URL: opts.base_url, SGRUN_<PROVIDER>_URL, the
 -- documented default. Credentials are kept outside the connection table, so printing a
 -- connection (the REPL does) shows none of them.
 local http = require "_sg.http"
@@ -53,24 +53,22 @@ local function profile_path()
 end
 
 ---Reads [profile.provider] from the profile file: a table of key = value, or nil when the
----file or the section does not exist. Raises when the file is readable by others.
+---file or the section does not exist. Raises when the file is readable by others or belongs to
+---someone other than the invoking user or root (checked on the opened file, symlinks by target).
 ---@param profile string
 ---@param provider string
 ---@return table|nil values, string|nil path
 function M.read_profile(profile, provider)
   local path = profile_path()
   if not path then return nil end
-  local f = io.open(path, "r")
-  if not f then return nil, path end
-  local mode = fs.mode(path)
-  if mode and mode & 0x3F ~= 0 then -- 0077: any group or other permission
-    f:close()
-    error(string.format("sg.connect: refusing to read %s: it holds credentials and others can read it " ..
-      "(mode %o); run: chmod 600 %s", path, mode, path), 0)
+  local text, err, kind = fs.read_private(path)
+  if not text then
+    if kind == "missing" then return nil, path end
+    error("sg.connect: " .. err, 0)
   end
   local want = profile .. "." .. provider
   local section, values, lineno = nil, nil, 0
-  for line in f:lines() do
+  for line in (text .. "\n"):gmatch("(.-)\r?\n") do
     lineno = lineno + 1
     line = line:match("^%s*(.-)%s*$")
     if line ~= "" and not line:match("^[#;]") then
@@ -81,7 +79,6 @@ function M.read_profile(profile, provider)
       else
         local k, v = line:match("^([%w_%.%-]+)%s*=%s*(.-)$")
         if not k then
-          f:close()
           error(string.format("sg.connect: %s line %d: expected 'key = value' or '[profile.provider]'",
             path, lineno), 0)
         end
@@ -92,18 +89,21 @@ function M.read_profile(profile, provider)
       end
     end
   end
-  f:close()
   return values, path
 end
 
 ---------------------------------------------------------------------------------------------
 -- Credentials and base URL.
 
+local function profile_name(opts)
+  local options = package.loaded["sg.options"]
+  return opts.profile or (options and options.profile) or "default"
+end
+
 local function resolve_credentials(def, opts)
   local creds, secrets, missing = {}, {}, {}
   local profile_values, profile_file, profile_read = nil, nil, false
-  local options = package.loaded["sg.options"]
-  local profile = opts.profile or (options and options.profile) or "default"
+  local profile = profile_name(opts)
   for _, c in ipairs(def.credentials) do
     local v = opts[c.name]
     if v == nil then v = os.getenv(c.env) end
@@ -135,7 +135,42 @@ local function resolve_credentials(def, opts)
   return creds, secrets
 end
 
-local function base_url(def, opts)
+-- Transport settings (allow_insecure_http, ca_file, ca_path): connect options, else the
+-- profile's section. Profile values are strings: "true" opts in.
+local function transport_setting(def, opts, name, cache)
+  if opts[name] ~= nil then return opts[name], "sg.connect option " .. name end
+  if cache.values == nil then cache.values = M.read_profile(profile_name(opts), def.name) or false end
+  local v = cache.values and cache.values[name] or nil
+  if v == nil then return nil end
+  if name == "allow_insecure_http" then v = v == "true" or v == "1" or v == "yes" end
+  return v, "profile " .. profile_name(opts) .. "." .. def.name
+end
+
+-- Loopback hosts: plain HTTP to them never leaves the machine.
+local function is_loopback(host)
+  host = host:lower()
+  return host == "localhost" or host:match("%.localhost$") ~= nil or host == "[::1]"
+      or host:match("^127%.%d+%.%d+%.%d+$") ~= nil
+end
+
+-- Credentials travel in headers: refuse to send them in clear text off this machine unless
+-- asked to for a lab. (No redirect is ever followed, so they cannot be carried elsewhere.)
+local function check_scheme(def, url, source, opts, cache)
+  local rest = url:match("^http://(.*)$")
+  if not rest then return end
+  local authority = rest:match("^([^/?#]*)"):gsub("^.*@", "")
+  local host = authority:match("^(%[[^%]]*%])") or authority:match("^([^:]*)")
+  if is_loopback(host) then return end
+  local allowed = transport_setting(def, opts, "allow_insecure_http", cache)
+  if allowed then return end
+  error(string.format("sg.connect('%s'): refusing to send credentials in clear text: %s is %q, plain " ..
+    "http:// to %s, which is not this machine. Use https://, or for a lab opt in with " ..
+    "{allow_insecure_http = true} in the connect options or 'allow_insecure_http = true' under [%s.%s] " ..
+    "in the profile file", def.name, source, url, host, profile_name(opts), def.name), 0)
+end
+
+local function base_url(def, opts, cache)
+  local source = opts.base_url and "the base_url option" or def.base_url_env
   local url = opts.base_url or os.getenv(def.base_url_env)
   if url == nil or url == "" then
     url = def.default_base_url:gsub("{([%w_]+)}", function(name)
@@ -150,6 +185,7 @@ local function base_url(def, opts)
     error(string.format("sg.connect('%s'): base URL %q is not an http(s) URL (check opts.base_url or %s)",
       def.name, tostring(url), def.base_url_env), 0)
   end
+  check_scheme(def, url, source, opts, cache)
   return (url:gsub("/+$", ""))
 end
 
@@ -225,7 +261,8 @@ local function transport_error(p, ep, err, code, attempts)
     timeout = "the server did not answer in time; retry later or raise {timeout = ...}",
     connect = "could not connect; check the base URL and the network",
     resolve = "could not resolve the host; check the base URL",
-    tls = "TLS failed; check the system CA certificates (or the CA file given)",
+    tls = "TLS failed; check the system CA certificates, or name the server's CA with " ..
+      "sg.connect(..., {ca_file = ...}) or 'ca_file = ...' in the profile",
     dry_run = "--dry-run: only reads are sent",
     too_large = "raise the limit with sg.connect(..., {max_size = bytes}) if this is expected",
   })[code or ""]
@@ -247,7 +284,8 @@ local function send_once(p, ep, url, body_text, attempt)
   local headers = { Accept = "application/json", ["User-Agent"] = "sgrun" }
   if body_text then headers["Content-Type"] = "application/json" end
   local req = { method = ep.method, url = url, headers = headers, body = body_text,
-    timeout = retry.call_timeout(p.timeout), max_size = p.max_size }
+    timeout = retry.call_timeout(p.timeout), max_size = p.max_size, ca_file = p.ca_file, ca_path = p.ca_path,
+    resolve = p.resolve }
   if p.def.auth then p.def.auth(req, p.creds) end
   local resp, err, code = p.transport(req)
   trace.log(p.def.name, ep.name, req, resp, err,
@@ -345,8 +383,31 @@ local function request(conn, ep, url, body, path_args, args)
     end or nil,
   })
   if outcome.recovered then return recovered_response(ep, outcome.value) end
+  -- The lost first attempt landed after all, but its async work had not surfaced yet when we
+  -- re-read: look again for a while.
+  local function look_again()
+    local deadline, pause = task.now() + p.policy.cap * 2, 0.1
+    while task.now() < deadline do
+      local ok, item = pcall(find_created, conn, ep, args, body, path_args)
+      if ok and item ~= nil then return recovered_response(ep, item) end
+      task.sleep(pause)
+      pause = math.min(pause * 1.5, 2)
+    end
+  end
   local resp = outcome.resp
-  if resp and resp.status >= 200 and resp.status < 300 then return decode_body(p, ep, resp) end
+  if resp and resp.status >= 200 and resp.status < 300 then
+    local value = decode_body(p, ep, resp)
+    -- Exoscale accepts a duplicate create and fails its operation ("conflict"): a re-sent create
+    -- is only known to be a duplicate once its operation ends.
+    if outcome.maybe_delivered and ep.match_read and ep.async == "operation" then
+      local ok, err = pcall(conn.wait, conn, value)
+      if not ok and type(err) == "table" and err.code == "conflict" then
+        local found = look_again()
+        if found then return found end
+      end
+    end
+    return value
+  end
   if outcome.unsafe then
     -- keep what the server said, and say why there was no retry
     local e = resp and errors.from_response(p.def, ep.name, resp, p.secrets)
@@ -358,16 +419,10 @@ local function request(conn, ep, url, body, path_args, args)
   end
   if not resp then error(transport_error(p, ep, outcome.err, outcome.code, outcome.attempts), 0) end
   local e = errors.from_response(p.def, ep.name, resp, p.secrets)
-  -- A re-sent create refused as a duplicate: the lost first attempt landed after all, but its
-  -- async work had not surfaced yet when we re-read. Look again for a while.
+  -- a re-sent create refused as a duplicate
   if outcome.maybe_delivered and ep.match_read and resp.status >= 400 and resp.status < 500 then
-    local deadline, pause = task.now() + p.policy.cap * 2, 0.1
-    while task.now() < deadline do
-      local ok, item = pcall(find_created, conn, ep, args, body, path_args)
-      if ok and item ~= nil then return recovered_response(ep, item) end
-      task.sleep(pause)
-      pause = math.min(pause * 1.5, 2)
-    end
+    local found = look_again()
+    if found then return found end
   end
   error(e, 0)
 end
@@ -472,12 +527,12 @@ local function class_for(def)
   ---Every group in the connection's scope, provider-neutral (see sg.Group).
   ---@async
   function methods.groups(self)
-    return require("sg.codec").get(self.provider).list_groups(self)
+    return require("sg.groups").get(self.provider).list_groups(self)
   end
   ---One group by reference (name or id; Barrack {instance = id}; HostUp {vm = N}), or nil and why.
   ---@async
   function methods.group(self, ref)
-    return require("sg.codec").get(self.provider).get_group(self, ref)
+    return require("sg.groups").get(self.provider).get_group(self, ref)
   end
   local cls = { __index = methods, __name = "sg.Connection" }
   cls.__tostring = function(self) return string.format("sg.connect(%q) -> %s", self.provider, self.base_url) end
@@ -499,9 +554,11 @@ end
 function M.internals(conn)
   local p = private[conn]
   if not p then error("not a connection", 2) end
+  -- no `secrets` here: a playbook can call this; it gets what scrubbing needs, not the values
   return {
     def = p.def,
-    secrets = p.secrets,
+    new_error = function(fields) return errors.new(fields, p.secrets) end,
+    scrub = function(s) return errors.scrub(s, p.secrets) end,
     origin = function(x) return origin[x] end,
     call = function(name, ...) return invoke(conn, p_endpoint(conn, name), ...) end,
     find_created = function(o, ids) return find_created(conn, o.ep, o.args, o.body, o.nargs, ids) end,
@@ -522,13 +579,10 @@ function M.accounts()
     if complete then found[#found + 1] = name .. " (environment)" end
   end
   local path = profile_path()
-  local f = path and io.open(path, "r")
-  if f then
-    for line in f:lines() do
-      local profile, provider = line:match("^%s*%[%s*([^%]]-)%.([%w_]+)%s*%]")
-      if profile then found[#found + 1] = string.format("%s (profile %s)", provider, profile) end
-    end
-    f:close()
+  local text = path and fs.read_private(path)
+  for line in (text or ""):gmatch("[^\n]+") do
+    local profile, provider = line:match("^%s*%[%s*([^%]]-)%.([%w_]+)%s*%]")
+    if profile then found[#found + 1] = string.format("%s (profile %s)", provider, profile) end
   end
   return found
 end
@@ -565,7 +619,10 @@ end
 
 ---Opens a connection: credentials and base URL are resolved now; nothing is sent.
 ---opts: credentials by name, profile, base_url, zone (Exoscale), timeout (s per attempt),
----max_size (bytes), page_size (auto-paging lists; default the provider's maximum),
+---max_size (bytes), page_size (auto-paging lists; default the provider's maximum), ca_file /
+---ca_path (the CA bundle or directory TLS verifies against; also from the profile),
+---allow_insecure_http (plain http:// to a host other than loopback; also from the profile),
+---resolve ({"HOST:PORT:ADDRESS"} as curl --resolve; tests),
 ---retry (sg.retry policy fields), transport (function(req) replacing
 ---sg.http.request: tests record the wire with it).
 ---@param provider string
@@ -583,10 +640,15 @@ function M.connect(provider, opts)
   for _, name in ipairs(def.scope) do scope[name] = creds[name] or opts[name] end
   -- region is not a credential but the neutral layer needs it where a provider's paths do not
   -- carry one (Genesis Cloud creates groups in a region)
-  local conn = setmetatable({ provider = def.name, base_url = base_url(def, opts), region = opts.region },
+  local cache = {}
+  local conn = setmetatable({ provider = def.name, base_url = base_url(def, opts, cache), region = opts.region },
     class_for(def))
-  if opts.timeout ~= nil and (type(opts.timeout) ~= "number" or opts.timeout <= 0) then
-    error("sg.connect: timeout must be a positive number of seconds", 2)
+  -- "not (x > 0)" also catches NaN, which every comparison calls false
+  if opts.timeout ~= nil and (type(opts.timeout) ~= "number" or not (opts.timeout > 0 and opts.timeout <= 86400)) then
+    error("sg.connect: timeout must be a number of seconds above 0 and at most 86400", 2)
+  end
+  if opts.max_size ~= nil and (type(opts.max_size) ~= "number" or not (opts.max_size >= 0 and opts.max_size <= 1e15)) then
+    error("sg.connect: max_size must be a number of bytes from 0 to 1e15", 2)
   end
   if opts.page_size ~= nil and (math.type(opts.page_size) ~= "integer" or opts.page_size < 1) then
     error("sg.connect: page_size must be a positive integer", 2)
@@ -596,6 +658,9 @@ function M.connect(provider, opts)
     policy = retry.policy(opts.retry), timeout = opts.timeout or DEFAULT_TIMEOUT,
     max_size = opts.max_size, transport = opts.transport or http.request,
     page_size = opts.page_size,
+    ca_file = transport_setting(def, opts, "ca_file", cache),
+    ca_path = transport_setting(def, opts, "ca_path", cache),
+    resolve = opts.resolve,
     -- the rate limiter's key: one per provider endpoint and account (a digest: no secret kept in it)
     limit_key = def.name .. " " .. conn.base_url .. " " .. limit_digest(creds),
   }
@@ -661,7 +726,9 @@ function M.stubs()
       w("")
     end
   end
-  w("---@param provider \"exoscale\"|\"gcore\"|\"genesis\"|\"barrack\"|\"hostup\"")
+  local names = {}
+  for i, name in ipairs(M.providers()) do names[i] = string.format("%q", name) end
+  w("---@param provider " .. table.concat(names, "|"))
   w("---@param opts? table credentials by name, profile, base_url, zone, timeout, max_size, retry, transport")
   w("---@return sg.Connection")
   w("local function connect(provider, opts) end")

@@ -1,6 +1,6 @@
 -- sg.errors: the error object every failed remote call raises, for every provider:
 -- {provider, op, status, code, message, request_id, retryable} with a readable __tostring, so
--- that pcall users can branch on fields and everyone else reads one line. The message is
+-- that pcall users can branch on fields and everyone else reads one line. Every string of it is
 -- scrubbed of every credential the connection holds before the object exists, so no secret can
 -- leak through an error, a log line or the REPL's printout.
 local json = require "sg.json"
@@ -43,34 +43,82 @@ end
 -- A whole secret is scrubbed whatever its length, unless it is too short to mean anything.
 local MIN_PREFIX, MIN_SECRET = 8, 4
 
----Replaces every secret (and any echoed prefix of one) in s.
+-- The forms a secret takes on the wire: as is, JSON-escaped (cjson writes "/" as "\/"; other
+-- encoders escape quotes and backslashes) and percent-encoded (in URLs and form bodies).
+local function forms(secret)
+  local out, seen = {}, {}
+  local function add(f)
+    if not seen[f] then
+      seen[f] = true
+      out[#out + 1] = f
+    end
+  end
+  add(secret)
+  local escaped = secret:gsub('[\\"]', "\\%0")
+  add(escaped)
+  add((escaped:gsub("/", "\\/")))
+  add((secret:gsub("/", "\\/")))
+  add((secret:gsub("[^%w%-%._~]", function(c) return string.format("%%%02X", c:byte()) end)))
+  return out
+end
+
+local function replace_all(s, piece)
+  local i = s:find(piece, 1, true)
+  while i do
+    s = s:sub(1, i - 1) .. "[REDACTED]" .. s:sub(i + #piece)
+    i = s:find(piece, i + 10, true)
+  end
+  return s
+end
+
+---Replaces every secret (and any echoed prefix of one), raw or JSON-escaped or percent-encoded,
+---in s. Longer pieces go first, so that a prefix shared by two forms cannot cut the longer
+---form's match short and leave its tail behind.
 ---@param s string
 ---@param secrets string[]|nil
 ---@return string
 function M.scrub(s, secrets)
   if type(s) ~= "string" or not secrets then return s end
+  local pieces, seen = {}, {}
   for _, secret in ipairs(secrets) do
     if type(secret) == "string" and #secret >= MIN_SECRET then
-      for len = #secret, math.min(#secret, MIN_PREFIX), -1 do
-        local piece = secret:sub(1, len)
-        local i = s:find(piece, 1, true)
-        while i do
-          s = s:sub(1, i - 1) .. "[REDACTED]" .. s:sub(i + len)
-          i = s:find(piece, i + 10, true)
+      for _, form in ipairs(forms(secret)) do
+        for len = #form, math.min(#form, MIN_PREFIX), -1 do
+          local piece = form:sub(1, len)
+          if not seen[piece] then
+            seen[piece] = true
+            pieces[#pieces + 1] = piece
+          end
         end
       end
     end
   end
+  table.sort(pieces, function(a, b) return #a > #b end)
+  for _, piece in ipairs(pieces) do
+    if s:find(piece, 1, true) then s = replace_all(s, piece) end
+  end
   return s
 end
 
----Makes an error object. fields.message is scrubbed of `secrets`.
+-- A copy of v with every string in it (keys too) scrubbed; tables are copied, not changed.
+local function scrub_all(v, secrets, depth)
+  if type(v) == "string" then return M.scrub(v, secrets) end
+  if type(v) ~= "table" or v == json.null or depth > 20 or getmetatable(v) ~= nil and not json.is_array(v) then
+    return v
+  end
+  local out = json.is_array(v) and json.array() or {}
+  for k, item in pairs(v) do out[scrub_all(k, secrets, depth + 1)] = scrub_all(item, secrets, depth + 1) end
+  return out
+end
+
+---Makes an error object. Every string in it (message, code, request_id, detail...) is scrubbed
+---of `secrets`: a server may echo a credential in any field.
 ---@param fields table
 ---@param secrets string[]|nil
 ---@return sg.Error
 function M.new(fields, secrets)
   local e = setmetatable({}, Error)
-  for k, v in pairs(fields) do e[k] = v end
+  for k, v in pairs(fields) do e[k] = scrub_all(v, secrets, 0) end
   e.message = M.scrub(tostring(e.message or "request failed"), secrets)
   e.retryable = e.retryable and true or false
   return e

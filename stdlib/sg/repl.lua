@@ -73,23 +73,30 @@ function M.complete(word)
   return out
 end
 
--- A typed credential must not end up in the history file.
-local secret_patterns = { "api_?key", "secret", "token", "password", "authorization" }
+-- A typed credential must not end up in the history file, however it is quoted: a name that
+-- carries one (api_key, ["X-API-Key"], token, Exoscale's key/secret, ...) given a value, or a
+-- header value that is one (Bearer ..., Authorization: ...).
+local secret_names = { "api[_%-]?key", "secret", "token", "password", "passwd", "authorization",
+  "credential", "x%-auth", "%f[%w_]key%f[^%w_]" }
+local secret_values = { "bearer%s+%S", "basic%s+%S", "authorization%s*:" }
 
 ---Whether a line may be written to the history file.
 ---@param line string
 ---@return boolean
 function M.should_remember(line)
   local lower = line:lower()
-  for _, p in ipairs(secret_patterns) do
-    if lower:find(p .. "[%s%]\"']*[=:]") then return false end
+  for _, p in ipairs(secret_names) do
+    if lower:find(p .. "[%w_%-]*[%s%]\"'`]*[=:]") then return false end -- token_x, api-key-id
+  end
+  for _, p in ipairs(secret_values) do
+    if lower:find(p) then return false end
   end
   return true
 end
 
 local overview = [[
 sgrun: Lua 5.4 with the sg library loaded as `sg`.
-  sg.connect(provider, opts)      a connection: exoscale, gcore, genesis, barrack, hostup
+  sg.connect(provider, opts)      a connection: ]] .. table.concat(require("_sg.providers"), ", ") .. [[
   help(conn)                      what a connection (or any table) offers
   sg.http.request{url=, ...}      one HTTP request; sg.json, sg.crypto, sg.sleep, sg.all
 Lines are Lua; a bare expression prints its value. Tab completes names, fields and methods.

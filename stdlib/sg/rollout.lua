@@ -12,7 +12,7 @@
 -- is read back, and its status and changes come from what was read, so the report says what
 -- the clouds hold, not what was intended.
 local apply = require "sg.apply"
-local codec = require "sg.codec"
+local groups = require "sg.groups"
 local journal = require "sg.journal"
 local retry = require "sg.retry"
 local rule = require "sg.rule"
@@ -50,14 +50,6 @@ local function error_text(err)
   return tostring(err)
 end
 
--- The renderer (sg.report) belongs to the operator's side; until it is there the report
--- renders itself plainly.
-local function renderer()
-  local ok, mod = pcall(require, "sg.report")
-  if ok and type(mod) == "table" and mod.text and mod.json_table then return mod end
-  return nil
-end
-
 local function rules_array(list)
   local json = require "sg.json"
   local out = json.array()
@@ -65,23 +57,10 @@ local function rules_array(list)
   return out
 end
 
----A JSON-able table of the report (errors as text).
+---A JSON-able table of the report (sg.report renders it).
 ---@return table
 function Report:to_table()
-  local r = renderer()
-  if r then return r.json_table(self) end
-  local json = require "sg.json"
-  local targets = json.array()
-  for i, t in ipairs(self.targets) do
-    local findings = json.array()
-    for j, f in ipairs(t.findings) do findings[j] = { rule = f.rule, kind = f.kind, why = f.why } end
-    targets[i] = { provider = t.provider, group = t.group, status = t.status, added = t.added,
-      removed = t.removed, findings = findings, error = error_text(t.error),
-      create_group = t.create_group,
-      changes = { add = rules_array(t.changes.add), remove = rules_array(t.changes.remove) },
-      not_restored = t.not_restored and rules_array(t.not_restored) or nil }
-  end
-  return { ok = self.ok, targets = targets, aborted = self.aborted, interrupted = self.interrupted }
+  return require("sg.report").json_table(self)
 end
 
 function Report:to_json()
@@ -89,22 +68,7 @@ function Report:to_json()
 end
 
 function Report:__tostring()
-  local r = renderer()
-  if r then return r.text(self, { color = false }) end
-  local lines = { string.format("roll-out: %s%s", self.ok and "ok" or "FAILED",
-    self.interrupted and (" (interrupted by " .. self.interrupted .. ")") or "") }
-  for _, t in ipairs(self.targets) do
-    lines[#lines + 1] = string.format("  %-9s %-22s %-11s +%d -%d%s", t.provider,
-      snapshot.group_text(t.group), t.status, t.added, t.removed, t.create_group and " (new group)" or "")
-    for _, f in ipairs(t.findings) do
-      lines[#lines + 1] = string.format("      %s: %s: %s", f.kind, rule.tostring(f.rule), f.why)
-    end
-    if t.error ~= nil then lines[#lines + 1] = "      error: " .. error_text(t.error) end
-    for _, nr in ipairs(t.not_restored or {}) do
-      lines[#lines + 1] = "      not restored: " .. rule.tostring(nr)
-    end
-  end
-  return table.concat(lines, "\n")
+  return require("sg.report").text(self)
 end
 
 ---@class sg.RolloutOptions: sg.PlanOptions
@@ -150,25 +114,20 @@ function M.fingerprint(rules)
   return require("_sg.crypto").hex_encode(require("_sg.crypto").sha256(table.concat(keys, "\n")))
 end
 
--- Providers whose groups a roll-out can create, and the native call that deletes one again.
--- Temporary: the group adapters (stdlib/sg/groups/) get delete_group; this table goes then.
-local DELETE_GROUP = { exoscale = "delete_security_group", gcore = "delete_security_group",
-  genesis = "delete_security_group", barrack = "delete_firewall" }
-
 ---@async
 local function delete_group(conn, group)
-  local method = DELETE_GROUP[conn.provider]
-  if not method then
+  local adapter = groups.get(conn.provider)
+  if not adapter.delete_group then
     error(string.format("%s: sgrun cannot delete group %s; delete it by hand", conn.provider,
       snapshot.group_text(group.name or group.id)), 0)
   end
-  conn:wait(conn[method](conn, group.id))
+  adapter.delete_group(conn, group)
 end
 
 -- get_group as (group or nil when absent), raising on a failed read.
 ---@async
 local function read(conn, ref)
-  local group, err = codec.get(conn.provider).get_group(conn, ref)
+  local group, err = groups.get(conn.provider).get_group(conn, ref)
   if group then return group end
   -- an absent group answers with a message; a failed read raises inside get_group
   return nil, err

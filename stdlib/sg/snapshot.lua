@@ -1,5 +1,5 @@
 -- sg.snapshot: read a group into a provider-neutral snapshot; save and load snapshot files.
-local codec = require "sg.codec"
+local groups = require "sg.groups"
 local snapshot_file = require "sg.snapshot_file"
 
 local M = {}
@@ -21,7 +21,7 @@ M.group_text = group_text
 ---@param ref any group reference: name or id; Barrack {instance = ...}; HostUp {vm = N}
 ---@return sg.Group
 function M.read_group(conn, ref)
-  local group, err = codec.get(conn.provider).get_group(conn, ref)
+  local group, err = groups.get(conn.provider).get_group(conn, ref)
   if not group then
     error(string.format("%s has no group %s: %s", conn.provider, group_text(ref), tostring(err)), 0)
   end

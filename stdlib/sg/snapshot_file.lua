@@ -6,6 +6,7 @@
 -- sees the old file or the new one, never half of one.
 local rule = require "sg.rule"
 local json = require "sg.json"
+local fs = require "_sg.fs"
 
 local M = {}
 
@@ -22,7 +23,7 @@ M.FORMAT = "sgrun.snapshot/1"
 ---Makes written data durable: called with the path of the closed temporary file before the
 ---rename, then with its directory after it. Tests may replace it to observe the calls.
 ---@type fun(path: string): boolean?, string?
-M.fsync = require("_sg.fs").fsync
+M.fsync = fs.fsync
 
 local function fail(where, fmt, ...)
   error(string.format("snapshot %s: " .. fmt, where, ...), 0)
@@ -54,8 +55,8 @@ local function validate(s, where)
   return rules
 end
 
----Writes a snapshot to path atomically (temporary file in the same directory, flush, fsync hook,
----rename). Validates it first; raises with the path and the problem.
+---Writes a snapshot to path atomically (temporary file created exclusively in the same directory,
+---fsync hook, rename). Validates it first; raises with the path and the problem.
 ---@param snapshot sg.Snapshot
 ---@param path string
 function M.save(snapshot, path)
@@ -78,12 +79,11 @@ end
 ---@param text string
 function M.write_atomic(path, text)
   local dir = path:match("^(.*)/[^/]*$") or "."
-  local tmp = string.format("%s.%d%d.tmp", path, os.time(), math.random(1000000000))
-  local f, err = io.open(tmp, "wb")
-  if not f then fail(path, "cannot write %s: %s", tmp, err) end
-  local ok, werr = f:write(text)
-  if ok then ok, werr = f:flush() end
-  f:close()
+  -- created exclusively (0600) beside the target: a file or symlink planted in a shared
+  -- directory makes the save fail instead of being followed
+  local tmp, terr = fs.write_temp(path, text)
+  if not tmp then fail(path, "%s", terr) end
+  local ok, werr = true, nil
   if ok then ok, werr = M.fsync(tmp) end
   if ok then ok, werr = os.rename(tmp, path) end
   if not ok then

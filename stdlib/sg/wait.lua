@@ -37,13 +37,13 @@ end
 
 local function fail(c, op, fields)
   fields.provider, fields.op = c.def.name, op
-  error(errors.new(fields, c.secrets), 0)
+  error(c.new_error(fields), 0)
 end
 
 -- Runs step() until it reports done, sleeping with backoff in between. Transient (retryable)
 -- errors from a read are tolerated up to max_errors in a row; anything else is raised.
 ---@async
-local function poll(c, what, o, deadline, step)
+local function poll(c, what, o, deadline, step, hint)
   local interval, failures = o.interval, 0
   local last
   while true do
@@ -60,9 +60,9 @@ local function poll(c, what, o, deadline, step)
     local now = task.now()
     if now >= deadline then
       fail(c, "wait", { code = "timeout", retryable = true, detail = last,
-        message = string.format("%s was not done after %g s (last state: %s); the work goes on at the " ..
-          "provider: call conn:wait again with a longer {timeout = ...}", what, o.timeout,
-          tostring(type(last) == "string" and last or "unknown")) })
+        message = string.format("%s was not done after %g s (last state: %s); %s", what, o.timeout,
+          tostring(type(last) == "string" and last or "unknown"),
+          hint or "the work goes on at the provider: call conn:wait again with a longer {timeout = ...}") })
     end
     task.sleep(math.min(interval, deadline - now))
     interval = math.min(o.max_interval, interval * o.factor)
@@ -258,6 +258,24 @@ function kinds.activation(c, x, origin, o, deadline)
     if pending then return false, pending end
     return true, v, found
   end)
+end
+
+---Polls step() with conn:wait's backoff, deadline and tolerance of transient read errors, for an
+---adapter whose wait is not one call's async work (Barrack: every rule one apply added, one
+---re-read per poll). step() returns true, result when done, or false, state. At the deadline it
+---raises a retryable "timeout" error of `provider` naming `what`, the last state and `hint`.
+---@async
+---@param provider string
+---@param what string
+---@param opts table|nil {timeout, interval, max_interval, factor, max_errors}
+---@param hint string what the caller can do after a timeout
+---@param step fun(): boolean, any
+---@return any result
+function M.poll(provider, what, opts, hint, step)
+  local o = options(opts)
+  -- no connection here, so no secrets to scrub: the adapter's step only ever holds re-read state
+  local c = { def = { name = provider }, new_error = function(fields) return errors.new(fields) end }
+  return (poll(c, what, o, task.now() + o.timeout, step, hint))
 end
 
 ---Waits for x: a value an async method returned (or, for operations and tasks, an id).

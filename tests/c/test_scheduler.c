@@ -65,10 +65,22 @@ static void test_deadlock_is_detected(void) {
   sg_sched_shutdown(L);
 }
 
+/* A stdlib module the scheduler needs that does not load is an error message, not a panic. */
+static void test_broken_stdlib_module_is_an_error(sg_loop *loop) {
+  lua_State *B = sg_state_new();
+  CHECK(luaL_dostring(B, "package.preload['sg._coroutine'] = function() error('broken on purpose') end") ==
+        LUA_OK);
+  CHECK(sg_sched_init(B, loop) != LUA_OK);
+  const char *msg = lua_tostring(B, -1);
+  CHECK(msg && strstr(msg, "sg._coroutine") && strstr(msg, "broken on purpose"));
+  lua_close(B);
+}
+
 int main(void) {
   L = sg_state_new();
   sg_loop *loop = sg_loop_default();
-  sg_sched_init(L, loop);
+  test_broken_stdlib_module_is_an_error(loop);
+  CHECK(sg_sched_init(L, loop) == LUA_OK);
   test_tasks_interleave();
   test_results_are_kept();
   test_failure_has_a_traceback();

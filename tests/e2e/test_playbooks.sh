@@ -19,7 +19,7 @@ check() {
 "$sgrun" --sim "$root/scripts/rollout.lua" >"$tmp/out" 2>"$tmp/err"
 check "the main job exits 0" [ $? = 0 ]
 check "and prints the report" grep -q "roll-out: ok" "$tmp/out"
-for p in gcore genesis barrack hostup; do
+for p in $("$sgrun" -e 'for _, p in ipairs(require "_sg.providers") do if p ~= "exoscale" then print(p) end end'); do
   check "$p is in the report" grep -q "^  $p " "$tmp/out"
 done
 check "the losses are listed" grep -q "lossy" "$tmp/out"

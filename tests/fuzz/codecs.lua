@@ -3,7 +3,7 @@
 local json = require "sg.json"
 local codec = require "sg.codec"
 
-local providers = { "exoscale", "gcore", "genesis", "barrack", "hostup" }
+local providers = require "_sg.providers"
 
 return function(data)
   local raws = json.decode(data)

@@ -298,10 +298,12 @@ end)
 t.test("drop rules are inexpressible on allow-only clouds", function()
   local drop = n { direction = "ingress", action = "drop", protocol = "tcp", port = 22,
     cidr = "198.51.100.0/24" }
-  for _, name in ipairs { "exoscale", "gcore", "genesis", "barrack" } do
+  for _, name in ipairs(codecs.PROVIDERS) do
+    if codecs.get(name).capabilities.actions.drop then goto next end
     local tr = codecs.get(name).translate(drop)
     t.eq({ tr.status, tr.rule }, { "inexpressible", nil }, name)
     t.ok(tr.why:find("allow rules only", 1, true), tr.why)
+    ::next::
   end
 end)
 

@@ -130,19 +130,19 @@ t.test("base URL: opts.base_url, then SGRUN_<PROVIDER>_URL, then the documented 
     local sg = require "sg"
     print(sg.connect("exoscale", { key = "k", secret = "s" }).base_url)
     print(sg.connect("exoscale", { key = "k", secret = "s", zone = "de-fra-1" }).base_url)
-    print(sg.connect("hostup", { api_key = "k", base_url = "http://x.test/api/" }).base_url)
+    print(sg.connect("hostup", { api_key = "k", base_url = "https://x.test/api/" }).base_url)
     print(sg.connect("genesis", { token = "k" }).base_url)
     print(sg.connect("barrack", { api_key = "k" }).base_url)]]
   local out = child({ SGRUN_PROFILES = TMP .. "/none" }, code)
   t.eq(out, table.concat({ "https://api-ch-gva-2.exoscale.com/v2", "https://api-de-fra-1.exoscale.com/v2",
-    "http://x.test/api", "https://api.genesiscloud.com/compute/v1", "https://barrack.ai/api", "" }, "\n"))
+    "https://x.test/api", "https://api.genesiscloud.com/compute/v1", "https://barrack.ai/api", "" }, "\n"))
   out = child({ SGRUN_GENESIS_URL = "http://127.0.0.1:9/genesis/compute/v1" },
     [[print(require("sg").connect("genesis", { token = "k" }).base_url)]])
   t.eq(out, "http://127.0.0.1:9/genesis/compute/v1\n")
 end)
 
 t.test("a connection prints no credential", function()
-  local c = sg.connect("hostup", { api_key = "very-secret-key-1234", base_url = "http://x.test/api" })
+  local c = sg.connect("hostup", { api_key = "very-secret-key-1234", base_url = "https://x.test/api" })
   t.ok(not tostring(c):find("very-secret", 1, true))
   for k, v in pairs(c) do
     t.ok(not tostring(v):find("very-secret", 1, true), "field " .. tostring(k))
@@ -159,7 +159,7 @@ t.test("each binding's auth hook adds its documented header", function()
   }
   for _, c in ipairs(cases) do
     local log, transport = recorder('{"count":0,"results":[],"security_groups":[],"total_count":0}')
-    local opts = { base_url = "http://x.test", transport = transport }
+    local opts = { base_url = "https://x.test", transport = transport }
     for k, v in pairs(c[2]) do opts[k] = v end
     local conn = sg.connect(c[1], opts)
     conn[c[3]](conn, table.unpack(c[4]))
@@ -197,7 +197,7 @@ end)
 t.test("misuse raises at once, before anything is sent", function()
   local log, transport = recorder()
   local gc = sg.connect("gcore", { api_key = "k", project_id = 1, region_id = 2,
-    base_url = "http://x.test", transport = transport })
+    base_url = "https://x.test", transport = transport })
   t.raises(function() gc:get_security_group() end, "argument 1 (group_id) must be a string or an integer")
   t.raises(function() gc:get_security_group({}) end, "got table")
   t.raises(function() gc:create_security_group_rule("g") end, "argument 2 must be the request body")
@@ -213,24 +213,24 @@ end)
 
 t.test("bare body values are wrapped by the endpoint's body_key", function()
   local log, transport = recorder()
-  local gen = sg.connect("genesis", { token = "k", base_url = "http://x.test", transport = transport })
+  local gen = sg.connect("genesis", { token = "k", base_url = "https://x.test", transport = transport })
   gen:attach_security_group("inst-1", "sg-1")
   gen:detach_security_group("inst-1", "sg-2")
   t.eq(log[1].body, '{"security_groups":{"attach":"sg-1"}}')
   t.eq(log[2].body, '{"security_groups":{"detach":"sg-2"}}')
-  t.eq({ log[1].method, log[1].url }, { "PATCH", "http://x.test/instances/inst-1" })
-  local brk = sg.connect("barrack", { api_key = "k", base_url = "http://x.test", transport = transport })
+  t.eq({ log[1].method, log[1].url }, { "PATCH", "https://x.test/instances/inst-1" })
+  local brk = sg.connect("barrack", { api_key = "k", base_url = "https://x.test", transport = transport })
   brk:attach_firewall_to_instances(3, {})
   t.eq(log[3].body, '{"instance_ids":[]}')
 end)
 
 t.test("path and query values are percent-encoded", function()
   local log, transport = recorder()
-  local hu = sg.connect("hostup", { api_key = "k", base_url = "http://x.test/api", transport = transport })
+  local hu = sg.connect("hostup", { api_key = "k", base_url = "https://x.test/api", transport = transport })
   hu:delete_firewall_rule(10000, 3)
-  t.eq(log[1].url, "http://x.test/api/vm/10000/firewall?pos=3")
+  t.eq(log[1].url, "https://x.test/api/vm/10000/firewall?pos=3")
   hu:list_firewall_rules("a b/c", { q = "x&y" })
-  t.eq(log[2].url, "http://x.test/api/vm/a%20b%2Fc/firewall?q=x%26y")
+  t.eq(log[2].url, "https://x.test/api/vm/a%20b%2Fc/firewall?q=x%26y")
 end)
 
 t.test("error objects: fields, __tostring, secrets scrubbed, prefixes too", function()
@@ -249,14 +249,14 @@ end)
 
 t.test("the trace redacts credential headers and secret values", function()
   local text = trace.format("hostup", "add_firewall_rule",
-    { method = "POST", url = "http://x.test/api/vm/1/firewall?k=topsecret-123",
+    { method = "POST", url = "https://x.test/api/vm/1/firewall?k=topsecret-123",
       headers = { ["X-API-Key"] = "topsecret-123", Accept = "application/json" },
       body = '{"comment":"topsecret-123"}' },
     { status = 200, headers = { ["x-api-key"] = "topsecret-123" }, body = "{}", time = 0.01 }, nil,
     { redact = connect.describe("hostup").redact, secrets = { "topsecret-123" } })
   t.ok(not text:find("topsecret", 1, true), text)
   t.ok(text:find("X-API-Key: [REDACTED]", 1, true), text)
-  t.ok(text:find("> POST http://x.test/api/vm/1/firewall", 1, true), text)
+  t.ok(text:find("> POST https://x.test/api/vm/1/firewall", 1, true), text)
 end)
 
 t.test("retry helpers: Retry-After forms, capped backoff, classification", function()
@@ -276,7 +276,7 @@ end)
 
 t.test("a non-idempotent call is not re-sent after a possibly delivered attempt", function()
   local n = 0
-  local hu = sg.connect("hostup", { api_key = "k", base_url = "http://x.test/api",
+  local hu = sg.connect("hostup", { api_key = "k", base_url = "https://x.test/api",
     retry = { base = 0.01, jitter = false }, transport = function()
       n = n + 1
       return nil, "connection closed", "closed"
@@ -291,16 +291,16 @@ end)
 
 t.test("a response that is not JSON, or too large, is a clear error", function()
   local _, transport = recorder("<html>gateway</html>")
-  local gen = sg.connect("genesis", { token = "k", base_url = "http://x.test", transport = transport })
+  local gen = sg.connect("genesis", { token = "k", base_url = "https://x.test", transport = transport })
   local err = t.raises(function() gen:get_security_group("a") end, "the response is not JSON")
   t.eq({ err.code, err.status }, { "bad_response", 200 })
-  local big = sg.connect("genesis", { token = "k", base_url = "http://x.test", transport = function()
+  local big = sg.connect("genesis", { token = "k", base_url = "https://x.test", transport = function()
     return nil, "response body larger than the 10 byte limit (max_size)", "too_large"
   end })
   err = t.raises(function() big:get_security_group("a") end, "max_size")
   t.eq({ err.code, err.retryable }, { "too_large", false })
-  local dry = sg.connect("hostup", { api_key = "k", base_url = "http://x.test", transport = function()
-    return nil, "dry run: POST http://x.test was not sent", "dry_run"
+  local dry = sg.connect("hostup", { api_key = "k", base_url = "https://x.test", transport = function()
+    return nil, "dry run: POST https://x.test was not sent", "dry_run"
   end })
   err = t.raises(function() dry:add_firewall_rule(1, {}) end, "--dry-run")
   t.eq(err.code, "dry_run")

@@ -46,7 +46,7 @@ local function account(mod, opts)
   local acct = { ctx = ctx, state = mod.new_state(ctx) }
   ---@return integer status, any body decoded from the wire, table|nil headers, string wire
   function acct.call(method, path, body, headers)
-    local raw = type(body) == "table" and cjson.encode(body) or body or ""
+    local raw = type(body) == "table" and sgsim.json.encode(body) or body or ""
     local p, query = path:match("^([^?]*)%??(.*)$")
     local args = sgsim.parse_query(query)
     local req = { method = method, path = p, wire_path = mod.prefix .. p, query = query, args = args,

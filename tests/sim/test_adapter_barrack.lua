@@ -1,10 +1,10 @@
--- The Barrack neutral adapter (sg.codec.barrack: list_groups, get_group, create_group, apply)
+-- The Barrack neutral adapter (sg.groups.barrack: list_groups, get_group, create_group, apply)
 -- against `sgrun sim` over real HTTP: firewalls and a legacy instance's own rules as groups,
 -- delayed activation (CREATING -> ACTIVE, or ERROR), and no write when there is nothing to do.
 local t = require "testlib"
 local w = require "sim_wire"
 local rule = require "sg.rule"
-local barrack = require "sg.codec.barrack"
+local barrack = require("sg.groups").get("barrack")
 local keys = w.keys
 local function last_seq() return w.last_seq("barrack") end
 
@@ -132,7 +132,7 @@ t.test("a rule that never becomes active raises a timeout", function()
   local g = barrack.get_group(brk, web.id)
   local ntp = n { direction = "ingress", protocol = "udp", port = 123 }
   local err = t.raises(function() barrack.apply(brk, g, { add = { ntp }, remove = {} }) end,
-    "still read CREATING after 0.5 s")
+    "was not done after 0.5 s (last state: CREATING)")
   barrack.activation_timeout = saved
   w.knobs({ task_duration_ms = 100 })
   t.eq({ err.provider, err.code, err.retryable }, { "barrack", "timeout", true })
@@ -144,7 +144,7 @@ end)
 t.test("a dead (ERROR) copy of a rule being added is replaced", function()
   w.knobs({ task_error_rate = 1 })
   local ntp6 = n { direction = "ingress", protocol = "udp", port = 123, cidr = "::/0" }
-  local resp = brk:add_firewall_rule(web.id, barrack.encode(ntp6)) -- behind sgrun's back
+  local resp = brk:add_firewall_rule(web.id, require("sg.codec.barrack").encode(ntp6)) -- behind sgrun's back
   t.raises(function() brk:wait(resp) end, "ERROR")
   w.knobs({ task_error_rate = 0 })
   local g = barrack.get_group(brk, web.id)
@@ -172,6 +172,10 @@ t.test("round trip: seeded firewall -> canonical -> a new firewall", function()
   barrack.apply(brk, after, { add = { MYSQL }, remove = {} })
   t.eq(keys(barrack.get_group(brk, "copy").rules), keys { SSH, MYSQL })
   t.eq(keys(inst.rules), keys { SSH })
+end)
+
+t.test("delete_group: a group created and deleted no longer reads", function()
+  w.check_delete(t, barrack, brk, "adapter-barrack-deleted")
 end)
 
 t.run()

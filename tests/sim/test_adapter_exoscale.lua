@@ -1,4 +1,4 @@
--- The Exoscale neutral adapter (sg.codec.exoscale list_groups/get_group/create_group/apply)
+-- The Exoscale neutral adapter (sg.groups.exoscale list_groups/get_group/create_group/apply)
 -- against `sgrun sim` over real HTTP: groups by name and id, an empty group created, adds before
 -- deletes, the group re-read holding exactly the desired rules, no mutating request for an empty
 -- change set, remote-group rules both ways, a failed operation raising, and the seeded groups
@@ -7,6 +7,7 @@ local t = require "testlib"
 local w = require "sim_wire"
 local rule = require "sg.rule"
 local exo_codec = require "sg.codec.exoscale"
+local adapter = require("sg.groups").get("exoscale")
 local keys, rules = w.keys, w.rules
 local function changes_for(group, desired) return w.changes_for(exo_codec, group, desired) end
 local function mutations(since) return w.mutations("exoscale", since) end
@@ -23,7 +24,7 @@ t.test("setup", function()
 end)
 
 t.test("list_groups: the seeded groups, canonical rules with their raw sources", function()
-  local groups = exo_codec.list_groups(exo)
+  local groups = adapter.list_groups(exo)
   local by_name = {}
   for _, g in ipairs(groups) do by_name[g.name] = g end
   web, db = by_name.web, by_name.db
@@ -52,29 +53,29 @@ t.test("list_groups: the seeded groups, canonical rules with their raw sources",
 end)
 
 t.test("get_group: by name and by id; a missing group is nil and a message", function()
-  local a = exo_codec.get_group(exo, "web")
-  local b = exo_codec.get_group(exo, web.id)
+  local a = adapter.get_group(exo, "web")
+  local b = adapter.get_group(exo, web.id)
   t.eq(a.id, web.id)
   t.eq(b.name, "web")
   t.eq(keys(a.rules), keys(web.rules))
-  local none, err = exo_codec.get_group(exo, "no-such-group")
+  local none, err = adapter.get_group(exo, "no-such-group")
   t.eq(none, nil)
   t.ok(err:find("no security group with the name or id \"no-such-group\"", 1, true), err)
   local seq = last_seq()
-  t.raises(function() exo_codec.get_group(exo, "") end, "a group reference is a name or an id")
-  t.raises(function() exo_codec.get_group(exo, { vm = 1 }) end, "not table")
+  t.raises(function() adapter.get_group(exo, "") end, "a group reference is a name or an id")
+  t.raises(function() adapter.get_group(exo, { vm = 1 }) end, "not table")
   t.eq(#w.sim_log("exoscale", seq), 0, "misuse sends nothing")
 end)
 
 t.test("create_group: an empty group, waited for, found again by name", function()
-  created = exo_codec.create_group(exo, "adapter-exo", "made by the adapter test")
+  created = adapter.create_group(exo, "adapter-exo", "made by the adapter test")
   t.ok(created.id, "an id")
   t.eq(created.name, "adapter-exo")
   t.eq(created.description, "made by the adapter test")
   t.eq(#created.raw_rules, 0)
   t.eq(#created.rules, 2, "only the implicit egress rules")
-  t.eq(exo_codec.get_group(exo, "adapter-exo").id, created.id)
-  t.raises(function() exo_codec.create_group(exo, "adapter-exo") end, "name is already in use")
+  t.eq(adapter.get_group(exo, "adapter-exo").id, created.id)
+  t.raises(function() adapter.create_group(exo, "adapter-exo") end, "name is already in use")
 end)
 
 local first = rules {
@@ -86,9 +87,9 @@ local first = rules {
 
 t.test("apply: adds, then a re-read holds exactly the desired rules", function()
   local seq = last_seq()
-  local done = exo_codec.apply(exo, created, changes_for(created, first))
+  local done = adapter.apply(exo, created, changes_for(created, first))
   t.eq(done, { added = 4, removed = 2 }, "the implicit egress rules give way to the explicit one")
-  local after = exo_codec.get_group(exo, created.id)
+  local after = adapter.get_group(exo, created.id)
   t.eq(keys(after.rules), keys(first))
   t.eq(#mutations(seq), 4, "one POST per rule")
   created = after
@@ -102,9 +103,9 @@ local second = rules {
 
 t.test("apply: adds before deletes, one operation each, the result exactly the desired set", function()
   local seq = last_seq()
-  local done = exo_codec.apply(exo, created, changes_for(created, second))
+  local done = adapter.apply(exo, created, changes_for(created, second))
   t.eq(done, { added = 1, removed = 2 })
-  local after = exo_codec.get_group(exo, created.id)
+  local after = adapter.get_group(exo, created.id)
   t.eq(keys(after.rules), keys(second))
   local m = mutations(seq)
   t.eq(#m, 3)
@@ -117,18 +118,18 @@ t.test("apply: nothing to change sends no mutating request", function()
   local seq = last_seq()
   local c = changes_for(created, second)
   t.eq({ #c.add, #c.remove }, { 0, 0 })
-  t.eq(exo_codec.apply(exo, created, c), { added = 0, removed = 0 })
+  t.eq(adapter.apply(exo, created, c), { added = 0, removed = 0 })
   t.eq(#mutations(seq), 0)
 end)
 
 t.test("apply: misuse raises before any request", function()
   local seq = last_seq()
   local stranger = rule.normalize { direction = "ingress", protocol = "tcp", port = 9, cidr = "0.0.0.0/0" }
-  t.raises(function() exo_codec.apply(exo, created, { add = {}, remove = { stranger } }) end,
+  t.raises(function() adapter.apply(exo, created, { add = {}, remove = { stranger } }) end,
     "is not a rule of group adapter-exo")
-  t.raises(function() exo_codec.apply(exo, created, { add = {} }) end, "apply needs changes")
+  t.raises(function() adapter.apply(exo, created, { add = {} }) end, "apply needs changes")
   local unknown = rule.normalize { direction = "ingress", protocol = "tcp", port = 9, remote_group = "nobody" }
-  t.raises(function() exo_codec.apply(exo, created, { add = { unknown }, remove = {} }) end,
+  t.raises(function() adapter.apply(exo, created, { add = { unknown }, remove = {} }) end,
     "remote group \"nobody\" has no id")
   t.eq(#mutations(seq), 0)
 end)
@@ -140,8 +141,8 @@ t.test("remote groups: rules referencing another group and the group itself roun
     { direction = "ingress", protocol = "tcp", port = 80, remote_group = "public-nlb-healthcheck-sources" },
     { direction = "egress", protocol = "udp", port = 53, cidr = "::/0" },
   }
-  exo_codec.apply(exo, created, changes_for(created, desired))
-  local after = exo_codec.get_group(exo, "adapter-exo")
+  adapter.apply(exo, created, changes_for(created, desired))
+  local after = adapter.get_group(exo, "adapter-exo")
   t.eq(keys(after.rules), keys(desired))
   local ids = {}
   for _, raw in ipairs(after.raw_rules) do
@@ -152,30 +153,30 @@ t.test("remote groups: rules referencing another group and the group itself roun
   t.ok(ids["public-nlb-healthcheck-sources"], "a public group by name")
   -- no egress rule left would let everything out: refused before anything is sent
   local seq = last_seq()
-  t.raises(function() exo_codec.apply(exo, after, changes_for(after, {})) end, "would end with no egress rule")
+  t.raises(function() adapter.apply(exo, after, changes_for(after, {})) end, "would end with no egress rule")
   t.eq(#mutations(seq), 0)
   -- all egress, said explicitly, is fine
   local open = rules { { direction = "egress", cidr = "0.0.0.0/0" }, { direction = "egress", cidr = "::/0" } }
-  exo_codec.apply(exo, after, changes_for(after, open))
-  created = exo_codec.get_group(exo, created.id)
+  adapter.apply(exo, after, changes_for(after, open))
+  created = adapter.get_group(exo, created.id)
   t.eq(keys(created.rules), keys(open))
 end)
 
 t.test("an operation ending in failure raises the error object", function()
   local err
   with_failing_tasks(function()
-    err = t.raises(function() exo_codec.apply(exo, created, changes_for(created, first)) end, "ended failure")
+    err = t.raises(function() adapter.apply(exo, created, changes_for(created, first)) end, "ended failure")
   end)
   t.eq({ err.provider, err.op }, { "exoscale", "wait" })
   -- failed adds changed nothing, and the deletes after them were never sent
-  t.eq(keys(exo_codec.get_group(exo, created.id).rules), keys(created.rules))
+  t.eq(keys(adapter.get_group(exo, created.id).rules), keys(created.rules))
 end)
 
 t.test("round trip: each seeded group copied rule by rule onto a new group reads back equal", function()
   for _, source in ipairs({ web, db }) do
-    local copy = exo_codec.create_group(exo, "copy-of-" .. source.name)
-    exo_codec.apply(exo, copy, changes_for(copy, source.rules))
-    local after = exo_codec.get_group(exo, copy.id)
+    local copy = adapter.create_group(exo, "copy-of-" .. source.name)
+    adapter.apply(exo, copy, changes_for(copy, source.rules))
+    local after = adapter.get_group(exo, copy.id)
     t.eq(keys(after.rules), keys(source.rules), source.name)
     -- field for field too, ids and the referenced group's name aside
     local function body(raw)
@@ -191,6 +192,10 @@ t.test("round trip: each seeded group copied rule by rule onto a new group reads
     end
     t.eq(by_key(after.raw_rules), by_key(source.raw_rules), source.name .. " raw rules")
   end
+end)
+
+t.test("delete_group: a group created and deleted no longer reads", function()
+  w.check_delete(t, adapter, exo, "adapter-exoscale-deleted")
 end)
 
 t.run()

@@ -1,4 +1,4 @@
--- The Gcore neutral adapter (sg.codec.gcore list_groups/get_group/create_group/apply) against
+-- The Gcore neutral adapter (sg.groups.gcore list_groups/get_group/create_group/apply) against
 -- `sgrun sim` over real HTTP: groups by name and id, ambiguous names refused, a new group without
 -- the default template, one full-list PATCH per apply that keeps unchanged rules as they are, no
 -- request for an empty change set, the 250-rule limit checked before sending, remote-group rules
@@ -9,6 +9,7 @@ local w = require "sim_wire"
 local rule = require "sg.rule"
 local json = require "sg.json"
 local gc_codec = require "sg.codec.gcore"
+local adapter = require("sg.groups").get("gcore")
 local keys, rules = w.keys, w.rules
 local function changes_for(group, desired) return w.changes_for(gc_codec, group, desired) end
 local function mutations(since) return w.mutations("gcore", since) end
@@ -33,7 +34,7 @@ end)
 
 t.test("list_groups: the project's groups with canonical rules and their raw sources", function()
   local by_name = {}
-  for _, g in ipairs(gc_codec.list_groups(gc)) do by_name[g.name] = g end
+  for _, g in ipairs(adapter.list_groups(gc)) do by_name[g.name] = g end
   web, default = by_name.web, by_name.default
   t.ok(web and default, "web and default listed")
   t.eq(#web.rules, 6)
@@ -48,21 +49,21 @@ t.test("list_groups: the project's groups with canonical rules and their raw sou
 end)
 
 t.test("get_group: by name and by id; missing is nil and a message; ambiguous names raise", function()
-  t.eq(gc_codec.get_group(gc, "web").id, web.id)
-  t.eq(gc_codec.get_group(gc, web.id).name, "web")
-  local none, err = gc_codec.get_group(gc, "nope")
+  t.eq(adapter.get_group(gc, "web").id, web.id)
+  t.eq(adapter.get_group(gc, web.id).name, "web")
+  local none, err = adapter.get_group(gc, "nope")
   t.eq(none, nil)
   t.ok(err:find("gcore has no security group with the name or id \"nope\"", 1, true), err)
-  local twin = gc_codec.create_group(gc, "web")
-  local e = t.raises(function() gc_codec.get_group(gc, "web") end, "2 security groups are named \"web\"")
+  local twin = adapter.create_group(gc, "web")
+  local e = t.raises(function() adapter.get_group(gc, "web") end, "2 security groups are named \"web\"")
   t.ok(tostring(e):find(twin.id, 1, true) and tostring(e):find(web.id, 1, true), "the ids are named")
-  t.eq(gc_codec.get_group(gc, twin.id).id, twin.id, "an id still works")
+  t.eq(adapter.get_group(gc, twin.id).id, twin.id, "an id still works")
   gc:delete_security_group(twin.id)
 end)
 
 t.test("create_group: empty (no default template), waited for", function()
   local seq = last_seq()
-  created = gc_codec.create_group(gc, "adapter-gc", "made by the adapter test")
+  created = adapter.create_group(gc, "adapter-gc", "made by the adapter test")
   t.eq(created.name, "adapter-gc")
   t.eq(created.description, "made by the adapter test")
   t.eq(#created.rules, 0, "no default rules")
@@ -70,7 +71,7 @@ t.test("create_group: empty (no default template), waited for", function()
   local post
   for _, e in ipairs(wire) do if e.method == "POST" then post = e end end
   t.ok(post.body:find('"rules":[]', 1, true), "rules = [] keeps Gcore's default template out: " .. post.body)
-  t.eq(gc_codec.get_group(gc, "adapter-gc").id, created.id)
+  t.eq(adapter.get_group(gc, "adapter-gc").id, created.id)
 end)
 
 local first = rules {
@@ -83,11 +84,11 @@ local first = rules {
 
 t.test("apply: one PATCH with the full list; the re-read holds exactly the desired rules", function()
   local seq = last_seq()
-  t.eq(gc_codec.apply(gc, created, changes_for(created, first)), { added = 5, removed = 0 })
+  t.eq(adapter.apply(gc, created, changes_for(created, first)), { added = 5, removed = 0 })
   local m = mutations(seq)
   t.eq(#m, 1)
   t.eq(m[1].method, "PATCH")
-  local after = gc_codec.get_group(gc, created.id)
+  local after = adapter.get_group(gc, created.id)
   t.eq(keys(after.rules), keys(first))
   created = after
 end)
@@ -100,9 +101,9 @@ t.test("apply: adds and removes in the same PATCH; kept rules keep their ids", f
     { direction = "ingress", protocol = "tcp", port_min = 8000, port_max = 8080, cidr = "0.0.0.0/0" },
   }
   local seq = last_seq()
-  t.eq(gc_codec.apply(gc, created, changes_for(created, second)), { added = 1, removed = 3 })
+  t.eq(adapter.apply(gc, created, changes_for(created, second)), { added = 1, removed = 3 })
   t.eq(#mutations(seq), 1, "one request")
-  local after = gc_codec.get_group(gc, created.id)
+  local after = adapter.get_group(gc, created.id)
   t.eq(keys(after.rules), keys(second))
   local now = ids_by_key(after)
   t.eq(now[rule.key(second[1])], before[rule.key(second[1])], "kept rule not replaced")
@@ -116,7 +117,7 @@ t.test("apply: rules the seeded group holds as read (null remote, null protocol)
   for _, r in ipairs(web.rules) do desired[#desired + 1] = r end
   desired[#desired + 1] = rule.normalize { direction = "ingress", protocol = "udp", port = 51820, cidr = "0.0.0.0/0" }
   local sent_before = #wire
-  gc_codec.apply(gc, web, changes_for(web, desired))
+  adapter.apply(gc, web, changes_for(web, desired))
   -- CreateSecurityGroupRuleSerializerV2 types remote_group_id and description as plain strings:
   -- a rule read back with nulls there must be sent without those fields, never with null
   local patch
@@ -125,20 +126,20 @@ t.test("apply: rules the seeded group holds as read (null remote, null protocol)
   for i, r in ipairs(json.decode(patch.body).rules) do
     for k, v in pairs(r) do t.ok(v ~= json.null, string.format("rule %d field %s is not null", i, k)) end
   end
-  local after = gc_codec.get_group(gc, web.id)
+  local after = adapter.get_group(gc, web.id)
   t.eq(keys(after.rules), keys(desired))
   local now = ids_by_key(after)
   for _, r in ipairs(web.rules) do t.eq(now[rule.key(r)], before[rule.key(r)], rule.tostring(r)) end
   -- and back
-  gc_codec.apply(gc, after, changes_for(after, web.rules))
-  t.eq(keys(gc_codec.get_group(gc, web.id).rules), keys(web.rules))
+  adapter.apply(gc, after, changes_for(after, web.rules))
+  t.eq(keys(adapter.get_group(gc, web.id).rules), keys(web.rules))
 end)
 
 t.test("apply: nothing to change sends no request", function()
   local seq = last_seq()
   local c = changes_for(created, created.rules)
   t.eq({ #c.add, #c.remove }, { 0, 0 })
-  t.eq(gc_codec.apply(gc, created, c), { added = 0, removed = 0 })
+  t.eq(adapter.apply(gc, created, c), { added = 0, removed = 0 })
   t.eq(#mutations(seq), 0)
 end)
 
@@ -146,12 +147,12 @@ t.test("apply: more than 250 rules, or a desired list at odds with add/remove, r
   local seq = last_seq()
   local many = {}
   for p = 1, 251 do many[p] = rule.normalize { direction = "ingress", protocol = "tcp", port = 1000 + p, cidr = "0.0.0.0/0" } end
-  t.raises(function() gc_codec.apply(gc, created, { add = many, remove = {} }) end,
+  t.raises(function() adapter.apply(gc, created, { add = many, remove = {} }) end,
     "would hold 254 rules; Gcore allows at most 250")
   local extra = rule.normalize { direction = "ingress", protocol = "tcp", port = 9, cidr = "0.0.0.0/0" }
-  t.raises(function() gc_codec.apply(gc, created, { add = { extra }, remove = {}, desired = { extra } }) end,
+  t.raises(function() adapter.apply(gc, created, { add = { extra }, remove = {}, desired = { extra } }) end,
     "which changes.desired leaves out")
-  t.raises(function() gc_codec.apply(gc, created, { add = {}, remove = { extra } }) end, "is not a rule of group")
+  t.raises(function() adapter.apply(gc, created, { add = {}, remove = { extra } }) end, "is not a rule of group")
   t.eq(#mutations(seq), 0)
 end)
 
@@ -161,17 +162,17 @@ t.test("remote groups: another group and the group itself, by name, round trip",
     { direction = "ingress", protocol = "any", remote_group = "adapter-gc" },
     { direction = "ingress", protocol = "tcp", port = 22, remote_group = "default", ethertype = "IPv6" },
   }
-  gc_codec.apply(gc, created, changes_for(created, desired))
-  local after = gc_codec.get_group(gc, "adapter-gc")
+  adapter.apply(gc, created, changes_for(created, desired))
+  local after = adapter.get_group(gc, "adapter-gc")
   t.eq(keys(after.rules), keys(desired))
   local refs = {}
   for _, raw in ipairs(after.raw_rules) do refs[raw.remote_group_id] = true end
   t.ok(refs[web.id] and refs[created.id] and refs[default.id], "sent as ids")
   -- a name two groups carry cannot be sent
-  local twin = gc_codec.create_group(gc, "web")
+  local twin = adapter.create_group(gc, "web")
   local seq = last_seq()
   local again = rules { { direction = "ingress", protocol = "tcp", port = 6379, remote_group = "web" } }
-  t.raises(function() gc_codec.apply(gc, after, { add = again, remove = {} }) end,
+  t.raises(function() adapter.apply(gc, after, { add = again, remove = {} }) end,
     "2 groups carry that name")
   t.eq(#mutations(seq), 0)
   gc:delete_security_group(twin.id)
@@ -182,17 +183,17 @@ t.test("a task ending in ERROR raises the error object; the rules are unchanged"
   local before = keys(created.rules)
   local err
   with_failing_tasks(function()
-    err = t.raises(function() gc_codec.apply(gc, created, changes_for(created, first)) end, "ended ERROR")
+    err = t.raises(function() adapter.apply(gc, created, changes_for(created, first)) end, "ended ERROR")
   end)
   t.eq({ err.provider, err.op, err.code }, { "gcore", "wait", "task_error" })
-  t.eq(keys(gc_codec.get_group(gc, created.id).rules), before)
+  t.eq(keys(adapter.get_group(gc, created.id).rules), before)
 end)
 
 t.test("round trip: each seeded group's rules applied to a new group read back equal", function()
   for _, source in ipairs({ web, default }) do
-    local copy = gc_codec.create_group(gc, "copy-of-" .. source.name)
-    gc_codec.apply(gc, copy, changes_for(copy, source.rules))
-    local after = gc_codec.get_group(gc, copy.id)
+    local copy = adapter.create_group(gc, "copy-of-" .. source.name)
+    adapter.apply(gc, copy, changes_for(copy, source.rules))
+    local after = adapter.get_group(gc, copy.id)
     t.eq(keys(after.rules), keys(source.rules), source.name)
     -- and the bodies sent decode back to the same rules field for field, description included
     local function by_key(group)
@@ -202,6 +203,10 @@ t.test("round trip: each seeded group's rules applied to a new group read back e
     end
     t.eq(by_key(after), by_key(source), source.name .. " descriptions")
   end
+end)
+
+t.test("delete_group: a group created and deleted no longer reads", function()
+  w.check_delete(t, adapter, gc, "adapter-gcore-deleted")
 end)
 
 t.run()

@@ -1,4 +1,4 @@
--- The Genesis Cloud neutral adapter (sg.codec.genesis list_groups/get_group/create_group/apply)
+-- The Genesis Cloud neutral adapter (sg.groups.genesis list_groups/get_group/create_group/apply)
 -- against `sgrun sim` over real HTTP: groups by name and id, an empty group created in the right
 -- region (creating -> created), one full-list PATCH per apply, no request for an empty change
 -- set, a group ending in status error raising, a PATCH that a first re-read does not show yet,
@@ -8,6 +8,7 @@ local w = require "sim_wire"
 local rule = require "sg.rule"
 local json = require "sg.json"
 local gen_codec = require "sg.codec.genesis"
+local adapter = require("sg.groups").get("genesis")
 local keys, rules = w.keys, w.rules
 local function changes_for(group, desired) return w.changes_for(gen_codec, group, desired) end
 local function mutations(since) return w.mutations("genesis", since) end
@@ -24,7 +25,7 @@ t.test("setup", function()
 end)
 
 t.test("list_groups and get_group: by name and id; missing is nil and a message", function()
-  local groups = gen_codec.list_groups(gen)
+  local groups = adapter.list_groups(gen)
   t.eq(#groups, 1)
   demo = groups[1]
   t.eq(demo.name, "demo-ssh-web")
@@ -34,16 +35,16 @@ t.test("list_groups and get_group: by name and id; missing is nil and a message"
     t.eq(r.cidr, "0.0.0.0/0", "Genesis rules carry no CIDR: open to all")
     t.eq(rule.key(gen_codec.decode(demo.source[r])), rule.key(r))
   end
-  t.eq(gen_codec.get_group(gen, "demo-ssh-web").id, demo.id)
-  t.eq(gen_codec.get_group(gen, demo.id).name, "demo-ssh-web")
-  local none, err = gen_codec.get_group(gen, "nope")
+  t.eq(adapter.get_group(gen, "demo-ssh-web").id, demo.id)
+  t.eq(adapter.get_group(gen, demo.id).name, "demo-ssh-web")
+  local none, err = adapter.get_group(gen, "nope")
   t.eq(none, nil)
   t.ok(err:find("genesis has no security group with the name or id \"nope\"", 1, true), err)
 end)
 
 t.test("create_group: empty, in the region the account's groups are in, waited until created", function()
   local seq = last_seq()
-  created = gen_codec.create_group(gen, "adapter-gen", "made by the adapter test")
+  created = adapter.create_group(gen, "adapter-gen", "made by the adapter test")
   t.eq(created.name, "adapter-gen")
   t.eq(created.raw.status, "created")
   t.eq(created.raw.region, "NORD-NO-KRS-1")
@@ -54,16 +55,16 @@ t.test("create_group: empty, in the region the account's groups are in, waited u
   local sent = json.decode(post.body)
   t.eq({ sent.name, sent.region }, { "adapter-gen", "NORD-NO-KRS-1" })
   t.ok(post.body:find('"rules":[]', 1, true), "rules sent as an empty list: " .. post.body)
-  t.eq(gen_codec.get_group(gen, "adapter-gen").id, created.id)
+  t.eq(adapter.get_group(gen, "adapter-gen").id, created.id)
 end)
 
 t.test("create_group: conn.region wins; with groups in two regions and none set, it raises", function()
   local other = w.connect("genesis")
   other.region = "EUC-DE-MUC-1"
-  local g = gen_codec.create_group(other, "adapter-gen-muc")
+  local g = adapter.create_group(other, "adapter-gen-muc")
   t.eq(g.raw.region, "EUC-DE-MUC-1")
   local seq = last_seq()
-  t.raises(function() gen_codec.create_group(gen, "adapter-gen-3") end,
+  t.raises(function() adapter.create_group(gen, "adapter-gen-3") end,
     "(groups exist in EUC-DE-MUC-1, NORD-NO-KRS-1); set conn.region")
   t.eq(#mutations(seq), 0)
   gen:wait(gen:delete_security_group(g.id))
@@ -78,11 +79,11 @@ local first = rules {
 
 t.test("apply: one PATCH with the full list; the re-read holds exactly the desired rules", function()
   local seq = last_seq()
-  t.eq(gen_codec.apply(gen, created, changes_for(created, first)), { added = 4, removed = 0 })
+  t.eq(adapter.apply(gen, created, changes_for(created, first)), { added = 4, removed = 0 })
   local m = mutations(seq)
   t.eq(#m, 1)
   t.eq(m[1].method, "PATCH")
-  local after = gen_codec.get_group(gen, created.id)
+  local after = adapter.get_group(gen, created.id)
   t.eq(keys(after.rules), keys(first))
   created = after
 end)
@@ -94,9 +95,9 @@ t.test("apply: adds and removes in one PATCH", function()
     { direction = "ingress", protocol = "tcp", port = 443 },
   }
   local seq = last_seq()
-  t.eq(gen_codec.apply(gen, created, changes_for(created, second)), { added = 1, removed = 2 })
+  t.eq(adapter.apply(gen, created, changes_for(created, second)), { added = 1, removed = 2 })
   t.eq(#mutations(seq), 1)
-  local after = gen_codec.get_group(gen, created.id)
+  local after = adapter.get_group(gen, created.id)
   t.eq(keys(after.rules), keys(second))
   created = after
 end)
@@ -105,24 +106,24 @@ t.test("apply: nothing to change sends no request; misuse raises before any", fu
   local seq = last_seq()
   local c = changes_for(created, created.rules)
   t.eq({ #c.add, #c.remove }, { 0, 0 })
-  t.eq(gen_codec.apply(gen, created, c), { added = 0, removed = 0 })
+  t.eq(adapter.apply(gen, created, c), { added = 0, removed = 0 })
   local stranger = rule.normalize { direction = "ingress", protocol = "udp", port = 9 }
-  t.raises(function() gen_codec.apply(gen, created, { add = {}, remove = { stranger } }) end, "is not a rule of group")
-  t.raises(function() gen_codec.apply(gen, created, { add = { stranger }, remove = {}, desired = {} }) end,
+  t.raises(function() adapter.apply(gen, created, { add = {}, remove = { stranger } }) end, "is not a rule of group")
+  t.raises(function() adapter.apply(gen, created, { add = { stranger }, remove = {}, desired = {} }) end,
     "which changes.desired leaves out")
   t.eq(#mutations(seq), 0)
 end)
 
 t.test("apply: removing every rule sends an empty list", function()
-  gen_codec.apply(gen, created, changes_for(created, {}))
-  created = gen_codec.get_group(gen, created.id)
+  adapter.apply(gen, created, changes_for(created, {}))
+  created = adapter.get_group(gen, created.id)
   t.eq(#created.rules, 0)
 end)
 
 t.test("a group ending in status error raises the error object", function()
   local err
   with_failing_tasks(function()
-    err = t.raises(function() gen_codec.apply(gen, created, changes_for(created, first)) end,
+    err = t.raises(function() adapter.apply(gen, created, changes_for(created, first)) end,
       "ended in state error")
   end)
   t.eq({ err.provider, err.op, err.code }, { "genesis", "wait", "error" })
@@ -143,17 +144,17 @@ t.test("apply: a re-read that still shows the old rules is waited out", function
       return { security_group = { status = "created", rules = waits == 1 and old or sent } }
     end,
   }
-  local group = gen_codec.get_group(gen, demo.id)
+  local group = adapter.get_group(gen, demo.id)
   local want = rules { { direction = "ingress", protocol = "tcp", port = 2222 } }
-  local done = gen_codec.apply(fake, group, changes_for(group, want))
+  local done = adapter.apply(fake, group, changes_for(group, want))
   t.eq(done, { added = 1, removed = 4 })
   t.eq(waits, 2, "waited again after the stale read")
 end)
 
 t.test("round trip: the seeded group's rules applied to a new group read back field for field", function()
-  local copy = gen_codec.create_group(gen, "copy-of-demo")
-  gen_codec.apply(gen, copy, changes_for(copy, demo.rules))
-  local after = gen_codec.get_group(gen, copy.id)
+  local copy = adapter.create_group(gen, "copy-of-demo")
+  adapter.apply(gen, copy, changes_for(copy, demo.rules))
+  local after = adapter.get_group(gen, copy.id)
   t.eq(keys(after.rules), keys(demo.rules))
   local function sorted(raws)
     local out = {}
@@ -162,6 +163,10 @@ t.test("round trip: the seeded group's rules applied to a new group read back fi
     return out
   end
   t.eq(sorted(after.raw_rules), sorted(demo.raw_rules))
+end)
+
+t.test("delete_group: a group created and deleted no longer reads", function()
+  w.check_delete(t, adapter, gen, "adapter-genesis-deleted")
 end)
 
 t.run()

@@ -1,10 +1,10 @@
--- The HostUp neutral adapter (sg.codec.hostup: get_group, apply, ...) against `sgrun sim` over
+-- The HostUp neutral adapter (sg.groups.hostup: get_group, apply, ...) against `sgrun sim` over
 -- real HTTP: a VM's firewall as a group, Proxmox positions (adds land at 0, deletes shift the
 -- rest up), split "80,443" rules, deny-first order, and no write when there is nothing to do.
 local t = require "testlib"
 local w = require "sim_wire"
 local rule = require "sg.rule"
-local hostup = require "sg.codec.hostup"
+local hostup = require("sg.groups").get("hostup")
 local keys = w.keys
 local function last_seq() return w.last_seq("hostup") end
 
@@ -178,7 +178,7 @@ t.test("round trip: VM 10000 -> canonical -> VM 10001, in codec order", function
   local after = hostup.get_group(hu, { vm = 10001 })
   t.eq(keys(after.rules), keys(desired))
   -- one raw rule per canonical rule, exactly in order(): the rejection first
-  local ordered = hostup.order(desired)
+  local ordered = require("sg.codec.hostup").order(desired)
   for i, r in ipairs(after.rules) do t.eq(rule.key(r), rule.key(ordered[i]), "position " .. (i - 1)) end
   t.eq(after.raw_rules[1].action, "REJECT")
   for _, r in ipairs(after.rules) do

@@ -2,6 +2,7 @@
 -- and exercises the inferred firewall API (genesis_barrack_hostup.md section 2).
 local t = require "testlib"
 local cjson = require "cjson"
+local json = require "sg.json"
 local http = require "_sg.http"
 local sleep = require("_sg.task").sleep
 
@@ -12,7 +13,7 @@ local LEGACY, STOPPED, STANDARD = "BRK-100001A", "BRK-100002B", "BRK-100003C"
 
 ---@return integer status, any body (decoded when JSON), table headers
 local function call(method, url, body, headers)
-  local raw = type(body) == "table" and cjson.encode(body) or body
+  local raw = type(body) == "table" and json.encode(body) or body
   local h = headers or { Authorization = "Bearer " .. KEY }
   if raw then h["Content-Type"] = "application/json" end
   local resp, err = http.request { method = method, url = url, headers = h, body = raw, timeout = 10 }
@@ -119,7 +120,7 @@ t.test("firewalls: create, add rule, attach, list per instance, delete", functio
   status, body = api("DELETE", path)
   t.eq(status, 409)
   is_error(body, "attached")
-  t.eq(api("POST", path .. "update-attachments/", { instance_ids = {} }), 200)
+  t.eq(api("POST", path .. "update-attachments/", { instance_ids = json.array() }), 200)
   t.eq(api("DELETE", rule_path), 200)
   t.eq(api("DELETE", path), 200)
   t.eq(api("GET", path), 404)

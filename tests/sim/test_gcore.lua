@@ -4,6 +4,7 @@
 local t = require "testlib"
 local http = require "_sg.http"
 local cjson = require "cjson"
+local json = require "sg.json"
 
 local BASE = assert(os.getenv("SGRUN_SIM_URL"), "SGRUN_SIM_URL is not set (run through with_sim.sh)")
 local URL = assert(os.getenv("SGRUN_GCORE_URL"))
@@ -17,7 +18,7 @@ local TASK = 0.4
 local function sleep(s) require("_sg.task").sleep(s) end
 
 local function call(method, path, body, headers)
-  if type(body) == "table" then body = cjson.encode(body) end
+  if type(body) == "table" then body = json.encode(body) end
   local h = headers or { Authorization = "APIKey " .. TOKEN }
   h["Content-Type"] = h["Content-Type"] or "application/json"
   local r = assert(http.request { method = method, url = URL .. path, headers = h, body = body, timeout = 10 })
@@ -177,21 +178,21 @@ t.test("create (v2): rules omitted gives the allow-all template, rules [] gives 
   local a = wait_task(call("POST", V2, { name = "templated" }).json.tasks[1])
   local ga = call("GET", V1 .. "/" .. a.created_resources.security_groups[1]).json
   t.eq(#ga.security_group_rules, 4)
-  local b = wait_task(call("POST", V2, { name = "empty", rules = {} }).json.tasks[1])
+  local b = wait_task(call("POST", V2, { name = "empty", rules = json.array() }).json.tasks[1])
   local gb = call("GET", V1 .. "/" .. b.created_resources.security_groups[1]).json
   t.eq(#gb.security_group_rules, 0)
 end)
 
 t.test("create (v2): name pattern, required fields, unknown fields, types, 250 rules max", function()
   for _, bad in ipairs({ "ab", "-web", "web-", "has/slash", string.rep("a", 64), "ünïcode" }) do
-    local r = call("POST", V2, { name = bad, rules = {} })
+    local r = call("POST", V2, { name = bad, rules = json.array() })
     expect_error(r, 400, "ValidationError")
     t.ok(r.json.invalid_fields.name, "invalid_fields.name for " .. bad)
   end
   for _, good in ipairs({ "web", "my group.1", "a_b-c.", string.rep("a", 63) }) do
-    t.eq(call("POST", V2, { name = good, rules = {} }).status, 200, good)
+    t.eq(call("POST", V2, { name = good, rules = json.array() }).status, 200, good)
   end
-  local r = call("POST", V2, { rules = {} })
+  local r = call("POST", V2, { rules = json.array() })
   expect_error(r, 400, "ValidationError", "Field required")
   r = call("POST", V2, { name = "web", colour = "red" })
   expect_error(r, 400, "ValidationError", "Extra inputs are not permitted")
@@ -335,7 +336,7 @@ t.test("update (v2 PATCH): full desired rule list; no change gives tasks []", fu
   local again = call("PATCH", V2 .. "/" .. web.id, { name = "web-firewall-v2", tags = { team = "backend" } })
   t.eq(again.status, 200)
   t.eq(again.json.tasks, {})
-  local wipe = call("PATCH", V2 .. "/" .. web.id, { rules = {} })
+  local wipe = call("PATCH", V2 .. "/" .. web.id, { rules = json.array() })
   wait_task(wipe.json.tasks[1])
   t.eq(#call("GET", V1 .. "/" .. web.id).json.security_group_rules, 0)
   expect_error(call("PATCH", V2 .. "/" .. web.id, { name = "!" }), 400, "ValidationError")
@@ -372,7 +373,7 @@ t.test("delete (v1): 204; a group on instances or the default group is refused",
   local web = group_by_name("web")
   expect_error(call("DELETE", V1 .. "/" .. web.id), 409, "ConflictError")
   expect_error(call("DELETE", V1 .. "/" .. group_by_name("default").id), 403)
-  local gid = wait_task(call("POST", V2, { name = "short-lived", rules = {} }).json.tasks[1]).created_resources.security_groups[1]
+  local gid = wait_task(call("POST", V2, { name = "short-lived", rules = json.array() }).json.tasks[1]).created_resources.security_groups[1]
   local r = call("DELETE", V1 .. "/" .. gid)
   t.eq(r.status, 204)
   t.eq(r.body, "")
@@ -387,7 +388,7 @@ t.test("instances: list by group, assign/unassign by name (204), instance's grou
   t.eq(r.json.count, 2)
   local inst = r.json.results[1]
   local IP = "/cloud/v1/instances/" .. P .. "/" .. R .. "/" .. inst.id
-  local gid = wait_task(call("POST", V2, { name = "extra", rules = {} }).json.tasks[1]).created_resources.security_groups[1]
+  local gid = wait_task(call("POST", V2, { name = "extra", rules = json.array() }).json.tasks[1]).created_resources.security_groups[1]
   t.eq(call("POST", IP .. "/addsecuritygroup", { name = "extra" }).status, 204)
   local groups = call("GET", IP .. "/securitygroups").json
   t.eq(groups.count, 2)
@@ -406,7 +407,7 @@ end)
 t.test("tasks ending in ERROR apply nothing (task_error knob)", function()
   fresh()
   t.eq((control("PUT", "/_sim/knobs", { task_error_rate = 1 })), 200)
-  local done = wait_task(call("POST", V2, { name = "doomed", rules = {} }).json.tasks[1])
+  local done = wait_task(call("POST", V2, { name = "doomed", rules = json.array() }).json.tasks[1])
   t.eq(done.state, "ERROR")
   t.eq(type(done.error), "string")
   t.eq(done.created_resources, cjson.null)
@@ -421,6 +422,86 @@ t.test("unknown tasks and paths, wrong methods", function()
   expect_error(call("GET", "/cloud/v1/tasks/d478ae29-dedc-4869-82f0-96104425f565"), 404, "NotFoundError")
   expect_error(call("GET", "/cloud/v9/whatever"), 404, "NotFoundError")
   expect_error(call("PUT", V1), 405, "HTTPError")
+end)
+
+-- Schema strictness (CreateSecurityGroupRuleSerializerV2 / UpdateSecurityGroupSerializerV2): raw
+-- bodies, so no encoder can turn {} into [] or drop a null on the way.
+t.test("strict: {} for rules, null for string fields and non-integer ports are 400 ValidationError", function()
+  fresh()
+  local web = group_by_name("web")
+  local before = #web.security_group_rules
+  local cases = {
+    { "PATCH", V2 .. "/" .. web.id, '{"rules": {}}', "rules" },
+    { "POST", V2, '{"name": "strict-1", "rules": {}}', "rules" },
+    { "PATCH", V2 .. "/" .. web.id, '{"name": null}', "name" },
+    { "PATCH", V2 .. "/" .. web.id, '{"description": null}', "description" },
+    { "PATCH", V2 .. "/" .. web.id, '{"rules": null}', "rules" },
+    { "POST", V2, '{"name": null}', "name" },
+  }
+  local rule = '{"direction": "ingress", "protocol": "tcp", "port_range_min": %s, "port_range_max": %s%s}'
+  for _, bad in ipairs({ { '"8080"', '"8080"', "" }, { "true", "true", "" }, { "8080.0", "8080", "" },
+    { "80", "80", ', "remote_group_id": null' }, { "80", "80", ', "description": null' },
+    { "80", "80", ', "ethertype": null' } }) do
+    cases[#cases + 1] = { "POST", V2 .. "/" .. web.id .. "/rules", rule:format(bad[1], bad[2], bad[3]) }
+  end
+  for _, c in ipairs(cases) do
+    local r = call(c[1], c[2], c[3])
+    expect_error(r, 400, "ValidationError", c[4])
+  end
+  t.eq(#group_by_name("web").security_group_rules, before, "no rule changed")
+  t.eq(group_by_name("strict-1"), nil)
+  -- the same fields absent are fine: absent takes the default, null does not
+  local r = call("POST", V2 .. "/" .. web.id .. "/rules", rule:format("8080", "8080", ""))
+  t.eq(r.status, 200, r.body)
+end)
+
+t.test("strict: the Authorization header is APIKey, one space, the token", function()
+  fresh()
+  for _, h in ipairs({ "APIKey  " .. TOKEN, "APIKey " .. TOKEN .. " ", "APIKey\t" .. TOKEN }) do
+    expect_error(call("GET", V1, nil, { Authorization = h }), 401)
+  end
+  t.eq(call("GET", V1, nil, { Authorization = "apikey " .. TOKEN }).status, 200)
+end)
+
+-- The roll-out of issue 9: Exoscale's web group onto a Gcore group that already holds rules
+-- (its default egress rules among them). The PATCH keeps those rules, and every rule it sends must
+-- validate against Gcore's CreateSecurityGroupRuleSerializerV2 (no null where it types strings).
+t.test("roll-out Exoscale -> Gcore onto a group with rules: every PATCH rule validates against the vendor schema", function()
+  fresh()
+  local sg = require "sg"
+  local HERE = arg[0]:match("^(.*)/[^/]*$") or "."
+  local web = group_by_name("web")
+  local held = 0
+  for _, r in ipairs(web.security_group_rules) do
+    if r.direction == "egress" then held = held + 1 end
+  end
+  t.ok(held > 0, "the target group holds default egress rules")
+  control("DELETE", "/_sim/log")
+  local report = sg.rollout(sg.snapshot(sg.connect("exoscale"), "web"), { { sg.connect("gcore"), "web" } },
+    { lossy = "allow" })
+  t.eq(report.targets[1].status, "converged", tostring(report.targets[1].error))
+  local patches = 0
+  for _, e in ipairs(select(2, control("GET", "/_sim/log?provider=gcore")).requests) do
+    if e.method == "PATCH" then
+      patches = patches + 1
+      t.eq(e.status, 200, e.response_body)
+      local file = os.tmpname()
+      local f = assert(io.open(file, "w"))
+      f:write(e.request_body)
+      f:close()
+      local cmd = string.format("/usr/bin/python3 '%s/../schemas/check_body.py' '%s/../schemas' gcore PATCH '%s' '%s' "
+        .. "rules CreateSecurityGroupRuleSerializerV2", HERE, HERE, e.path:gsub("^/gcore", ""), file)
+      local out = assert(io.popen(cmd))
+      local text = out:read("a")
+      local ok = out:close()
+      os.remove(file)
+      io.write(text)
+      t.ok(ok, text)
+      local n = tonumber(text:match("and (%d+) rules items"))
+      t.ok(n and n > held, "the PATCH carries the kept rules and the new ones: " .. tostring(n))
+    end
+  end
+  t.eq(patches, 1, "one PATCH with the full rule list")
 end)
 
 t.run()

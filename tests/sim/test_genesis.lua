@@ -168,4 +168,24 @@ t.test("injected faults and oversized bodies keep the {code, message} shape", fu
   is_error(body, "413")
 end)
 
+t.test("strict: {} for rules, null names and non-integer ports are 400 invalid_argument", function()
+  local g = select(2, api("GET", "/security-groups")).security_groups[1]
+  local path = "/security-groups/" .. g.id
+  local port = '{"rules": [{"protocol": "tcp", "direction": "ingress", "port_range_min": %s, "port_range_max": 22}]}'
+  for _, c in ipairs({
+    { "PATCH", path, '{"rules": {}}' },
+    { "POST", "/security-groups", '{"name": "x1", "region": "NORD-NO-KRS-1", "rules": {}}' },
+    { "PATCH", path, '{"name": null}' },
+    { "PATCH", path, '{"description": null}' },
+    { "PATCH", path, port:format('"22"') },
+    { "PATCH", path, port:format("true") },
+    { "PATCH", path, port:format("22.0") },
+  }) do
+    local status, body = api(c[1], c[2], c[3])
+    t.eq(status, 400, c[3])
+    is_error(body)
+  end
+  t.eq(select(2, api("GET", path)).security_group.rules, g.rules, "rules unchanged")
+end)
+
 t.run()

@@ -101,6 +101,17 @@ function M.changes_for(codec, group, desired)
   return { add = p.add, remove = p.remove, desired = all }
 end
 
+---Creates a group through an adapter, deletes it with delete_group and checks that it no longer
+---reads (by id).
+function M.check_delete(t, adapter, conn, name)
+  local g = adapter.create_group(conn, name)
+  t.ok(adapter.get_group(conn, g.id), name .. " exists before delete_group")
+  adapter.delete_group(conn, g)
+  local gone, why = adapter.get_group(conn, g.id)
+  t.eq(gone, nil, name .. " is gone after delete_group")
+  t.ok(type(why) == "string", "reading a deleted group says why it is missing")
+end
+
 ---The last request log sequence number of a provider (0 when it has none).
 function M.last_seq(provider)
   local log = M.sim_log(provider)

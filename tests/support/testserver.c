@@ -7,6 +7,8 @@
  *   /status?code=N    an empty response with that status
  *   /echo             the request body back; X-Method and X-Query headers say what came
  *   /drop             closes the connection without answering
+ *   /redirect?to=URL  302 to URL
+ *   /headers?n=N&size=S  N extra response headers of S bytes each
  * usage: testserver [--port N] */
 #include <microhttpd.h>
 #include <pthread.h>
@@ -108,6 +110,32 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     return ret;
   }
   if (strcmp(url, "/drop") == 0) return MHD_NO;
+  if (strcmp(url, "/headers") == 0) {
+    long n = arg_long(c, "n", 1), size = arg_long(c, "size", 10);
+    if (n < 0 || n > 10000 || size < 1 || size > 1000000) return reply(c, 400, "", 0, NULL);
+    char *value = malloc((size_t)size + 1);
+    if (!value) return MHD_NO;
+    memset(value, 'h', (size_t)size);
+    value[size] = 0;
+    struct MHD_Response *r = MHD_create_response_from_buffer(2, (void *)"{}", MHD_RESPMEM_PERSISTENT);
+    for (long i = 0; i < n; i++) {
+      char name[32];
+      snprintf(name, sizeof name, "X-Big-%ld", i);
+      MHD_add_response_header(r, name, value);
+    }
+    free(value);
+    enum MHD_Result ret = MHD_queue_response(c, 200, r);
+    MHD_destroy_response(r);
+    return ret;
+  }
+  if (strcmp(url, "/redirect") == 0) {
+    const char *to = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "to");
+    struct MHD_Response *r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    MHD_add_response_header(r, "Location", to ? to : "/");
+    enum MHD_Result ret = MHD_queue_response(c, 302, r);
+    MHD_destroy_response(r);
+    return ret;
+  }
   return reply(c, 404, "not found\n", 10, "text/plain");
 }
 
@@ -133,7 +161,8 @@ int main(int argc, char **argv) {
   struct MHD_Daemon *d = MHD_start_daemon(
       MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL, (uint16_t)port, NULL,
       NULL, handle, NULL, MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_CONNECTION_LIMIT, 4000u,
-      MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_CONNECTION_TIMEOUT, 60u, MHD_OPTION_END);
+      MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_CONNECTION_TIMEOUT, 60u,
+      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(2 * 1024 * 1024), MHD_OPTION_END);
   if (!d) {
     fprintf(stderr, "testserver: cannot listen\n");
     return 1;

@@ -25,8 +25,16 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# With SGRUN_TRAFFIC_DIR set (the suite sets it), the emulator records every request it answers
+# in <dir>/<test>.jsonl for tests/schemas/validate_traffic.py.
+traffic=
+if [ -n "${SGRUN_TRAFFIC_DIR:-}" ]; then
+  mkdir -p "$SGRUN_TRAFFIC_DIR"
+  traffic="$SGRUN_TRAFFIC_DIR/$(basename "$test" .lua).jsonl"
+fi
+
 # A short task duration keeps the suite fast; tests that care set it through /_sim/knobs.
-"$sgrun" sim --port 0 --ready-file "$tmp/ready" --env-file "$tmp/env" --task-delay 200 --quiet "$@" \
+SGRUN_SIM_TRAFFIC=$traffic "$sgrun" sim --port 0 --ready-file "$tmp/ready" --env-file "$tmp/env" --task-delay 200 --quiet "$@" \
   >"$tmp/sim.log" 2>&1 &
 sim_pid=$!
 

@@ -8,25 +8,13 @@
 -- * tcp/udp rules need ports: all ports encode as 1-65535.
 -- * A remote group encodes by id when ctx.group_ids knows it, else by name with visibility
 --   "public" for Exoscale's documented public groups; anything else raises before a request.
---
--- Groups (list_groups, get_group, create_group, apply): a group is a private security group of
--- the organisation, by name or id (names are unique per organisation). Rules have no update: a
--- change is add-then-delete, one operation per rule, each waited for.
--- * A group's external sources (CIDRs that count as members of the group when another rule
---   references it) are not rules: they are left alone and are not part of the canonical rules.
--- * With no egress rule at all, Exoscale allows all egress; that implicit rule is not listed.
+-- Groups on the wire: stdlib/sg/groups/exoscale.lua.
 local rule = require "sg.rule"
 local codec = require "sg.codec"
-local common = require "sg.codec.groups_common"
-local task = require "sg.task"
 
 local M = { name = "exoscale" }
 
 local DECODE_OPTS = { clear_host_bits = true, where = "exoscale rule" }
-
--- Rule operations in flight at once during apply: enough to hide the latency of each
--- operation, few enough not to trip the API's rate limit with a large rule set.
-local CONCURRENCY = 8
 
 local PROTOCOLS = { "tcp", "udp", "icmp", "icmpv6", "esp", "ah", "gre", "ipip", "any" }
 
@@ -115,125 +103,6 @@ function M.encode(r, ctx)
     body.network = r.cidr
   end
   return body
-end
-
----------------------------------------------------------------------------------------------------
--- Groups
-
--- The organisation's private groups as listed (public groups are Exoscale's, not the user's).
----@async
-local function list_raw(conn)
-  local groups = conn:list_security_groups()["security-groups"]
-  if type(groups) ~= "table" then
-    error("exoscale: list_security_groups answered without a security-groups list", 0)
-  end
-  return groups
-end
-
--- An Exoscale group without egress rules lets all egress out; clouds that deny by default (Gcore,
--- OpenStack) need that written as rules. So reading such a group yields the two rules that say it,
--- marked implicit (they have no provider rule behind them): a snapshot carries "egress allowed"
--- to other clouds instead of silently cutting it, and a plan against Exoscale sees them as there.
-local IMPLICIT_WHY = "implicit: an Exoscale group without egress rules lets all egress out"
-
----@param group sg.Group
-local function add_implicit_egress(group)
-  for _, r in ipairs(group.rules) do
-    if r.direction == "egress" then return end
-  end
-  group.implicit = {}
-  for _, cidr in ipairs({ rule.ANY_V4, rule.ANY_V6 }) do
-    local r = rule.normalize({ direction = "egress", protocol = "any", cidr = cidr, description = IMPLICIT_WHY })
-    group.rules[#group.rules + 1] = r
-    group.implicit[r] = true
-  end
-end
-
----@param raw table an Exoscale security group
----@param maps table? id <-> name maps of the organisation's groups
----@return sg.Group
-local function to_group(raw, maps)
-  local rules = raw.rules
-  if rule.absent(rules) then rules = {} end
-  local group = common.group(M, { id = raw.id, name = raw.name, description = raw.description, raw = raw,
-    ref = raw.id }, rules, maps)
-  add_implicit_egress(group)
-  return group
-end
-
--- list_groups(conn): every private security group of the organisation (one list request carries
---   the rules too).
--- get_group(conn, ref): one group by name or id; nil and a message when there is none.
-M.list_groups, M.get_group = common.listing("exoscale", list_raw, to_group)
-
----Creates an empty group and waits for the operation; returns it as re-read.
----@async
----@param conn sg.Connection
----@param name string
----@param description string?
----@return sg.Group
-function M.create_group(conn, name, description)
-  common.check_name("exoscale", name, description)
-  local final, created = conn:wait(conn:create_security_group({ name = name, description = description }))
-  -- the wait finds the group by re-listing; the operation's reference names it too
-  return to_group(created or conn:get_security_group(final.reference.id), nil)
-end
-
----Adds the new rules (concurrently, each operation waited for), then deletes the old ones the
----same way. Raises the first failure; rules added before it stay (the caller restores).
----@async
----@param conn sg.Connection
----@param group sg.Group
----@param changes sg.GroupChanges
----@return {added: integer, removed: integer}
-function M.apply(conn, group, changes)
-  common.check_changes("exoscale", group, changes)
-  -- Implicit rules go away by themselves once the group has an egress rule. A group left with no
-  -- egress rule at all would let everything out, which is the opposite of a desired set without
-  -- egress rules: refuse that before sending anything.
-  local remove, implicit_removed, egress_removed = {}, 0, false
-  for _, r in ipairs(changes.remove) do
-    egress_removed = egress_removed or r.direction == "egress"
-    if group.implicit and group.implicit[r] then
-      implicit_removed = implicit_removed + 1
-    else
-      remove[#remove + 1] = r
-    end
-  end
-  if egress_removed then
-    local egress_left = false
-    for _, r in ipairs(changes.desired or changes.add) do
-      egress_left = egress_left or r.direction == "egress"
-    end
-    if not egress_left then
-      error(string.format("exoscale: group %s would end with no egress rule, and an Exoscale group " ..
-        "without egress rules lets all egress out: to block egress, list the egress rules that may " ..
-        "pass; to allow all egress, include egress any to 0.0.0.0/0 and ::/0", group.name), 0)
-    end
-  end
-  local raws = common.removals("exoscale", group, remove)
-  local ctx = { group = { id = group.id, name = group.name } }
-  if common.references_others(group, changes.add) then
-    local maps, shared = common.maps(list_raw(conn))
-    common.check_shared("exoscale", changes.add, shared)
-    ctx.group_names, ctx.group_ids = maps.group_names, maps.group_ids
-  else
-    -- the group's own name is all a self-reference needs
-    ctx.group_ids = { [group.name] = group.id }
-  end
-  -- every body is encoded before the first request, so a rule that cannot be sent fails early
-  local steps = {}
-  for i, r in ipairs(changes.add) do
-    local body = M.encode(r, ctx)
-    steps[i] = function() return conn:wait(conn:add_rule_to_security_group(group.id, body)) end
-  end
-  if #steps > 0 then task.all(steps, { limit = CONCURRENCY }) end
-  steps = {}
-  for i, raw in ipairs(raws) do
-    steps[i] = function() return conn:wait(conn:delete_rule_from_security_group(group.id, raw.id)) end
-  end
-  if #steps > 0 then task.all(steps, { limit = CONCURRENCY }) end
-  return { added = #changes.add, removed = #raws + implicit_removed }
 end
 
 return codec.define(M)

@@ -9,17 +9,9 @@
 -- * IPv6 ICMP is "ipv6-icmp" on the wire and "icmpv6" in the canonical rule.
 -- * No remote means any address of the rule's ethertype (IPv4 when absent); ports 0 or null, and
 --   1-65535, all mean every port (Neutron stores a full range as null).
---
--- Groups (list_groups, get_group, create_group, apply): the groups of the connection's project
--- and region, by name or id. Names are not unique on Gcore: an ambiguous name raises.
--- * create_group sends "rules": [] so that the group starts empty: with "rules" omitted Gcore
---   applies a default template, and which one has changed over time (reference/gcore.md §8).
--- * apply is one v2 PATCH with the full rule list. Rules that stay are sent back as read (same
---   fields), so that Gcore keeps them as they are instead of replacing them.
+-- Groups on the wire: stdlib/sg/groups/gcore.lua.
 local rule = require "sg.rule"
 local codec = require "sg.codec"
-local common = require "sg.codec.groups_common"
-local json = require "sg.json"
 
 local M = { name = "gcore" }
 
@@ -121,105 +113,6 @@ function M.encode(r, ctx)
     body.remote_ip_prefix = r.cidr
   end
   return body
-end
-
----------------------------------------------------------------------------------------------------
--- Groups
-
--- The fields of CreateSecurityGroupRuleSerializerV2: what a rule in the PATCH list may carry.
-local REQUEST_FIELDS = { "direction", "ethertype", "protocol", "port_range_min", "port_range_max",
-  "remote_ip_prefix", "remote_group_id", "description" }
-
----A rule as read (SecurityGroupRule), in the shape of the PATCH list. Only fields that hold a
----value are sent: responses say null where the request schema has plain strings
----(remote_group_id, description), and an absent field takes the schema's default. "Any
----protocol" is left out (default null) whatever spelling the response used.
----@param raw table
----@return table
-local function as_request(raw)
-  local out = {}
-  for _, f in ipairs(REQUEST_FIELDS) do
-    if not rule.absent(raw[f]) then out[f] = raw[f] end
-  end
-  local p = out.protocol
-  if p == "any" or p == "0" or p == 0 then out.protocol = nil end
-  return out
-end
-
--- Every group of the project and region as listed (the list carries the rules).
----@async
-local function list_raw(conn)
-  local groups = conn:list_security_groups().results
-  if type(groups) ~= "table" then error("gcore: list_security_groups answered without a results list", 0) end
-  return groups
-end
-
----@param raw table a SecurityGroup
----@param maps table? id <-> name maps of the region's groups
----@return sg.Group
-local function to_group(raw, maps)
-  local rules = raw.security_group_rules
-  if rule.absent(rules) then rules = {} end
-  return common.group(M, { id = raw.id, name = raw.name, description = raw.description, raw = raw,
-    ref = raw.id }, rules, maps)
-end
-
--- list_groups(conn): every security group of the connection's project and region (one list request).
--- get_group(conn, ref): one group by name or id; nil and a message when there is none; raises when several groups
---   have the name.
-M.list_groups, M.get_group = common.listing("gcore", list_raw, to_group)
-
----Creates an empty group (no default rules), waits for its task and returns it as re-read.
----@async
----@param conn sg.Connection
----@param name string
----@param description string?
----@return sg.Group
-function M.create_group(conn, name, description)
-  common.check_name("gcore", name, description)
-  local tasks, created = conn:wait(conn:create_security_group({ name = name, description = description,
-    rules = json.array() }))
-  if not created then
-    -- the wait finds the group by the id its task names; read it by that id ourselves otherwise
-    local made = tasks[1] and tasks[1].created_resources
-    local id = type(made) == "table" and type(made.security_groups) == "table" and made.security_groups[1]
-    if not id then
-      error(string.format("gcore: the task creating group %q finished without naming the group; list the " ..
-        "groups before creating it again (names are not unique)", name), 0)
-    end
-    created = conn:get_security_group(id)
-  end
-  return to_group(created, nil)
-end
-
----One PATCH with the full rule list (kept rules as read, added rules encoded), its tasks waited
----for. Nothing is sent when there is nothing to change.
----@async
----@param conn sg.Connection
----@param group sg.Group
----@param changes sg.GroupChanges
----@return {added: integer, removed: integer}
-function M.apply(conn, group, changes)
-  common.check_changes("gcore", group, changes)
-  local final = common.final_rules("gcore", group, changes)
-  if #changes.add == 0 and #changes.remove == 0 then return { added = 0, removed = 0 } end
-  local max = M.capabilities.max_rules
-  if #final > max then
-    error(string.format("gcore: group %s would hold %d rules; Gcore allows at most %d per group " ..
-      "(ingress and egress together)", group.name, #final, max), 0)
-  end
-  local ctx = { group = { id = group.id, name = group.name } }
-  if common.references_others(group, changes.add) then
-    local maps, shared = common.maps(list_raw(conn))
-    common.check_shared("gcore", changes.add, shared)
-    ctx.group_names, ctx.group_ids = maps.group_names, maps.group_ids
-  end
-  local list = json.array()
-  for i, f in ipairs(final) do
-    list[i] = f.raw and as_request(f.raw) or M.encode(f.rule, ctx)
-  end
-  conn:wait(conn:update_security_group(group.id, { rules = list }))
-  return { added = #changes.add, removed = #changes.remove }
 end
 
 return codec.define(M)

@@ -1,7 +1,8 @@
 --- Provider codecs: lookup by provider name, and what every codec shares.
 --
--- A codec is the module `sg.codec.<provider>`; it holds all of that provider's neutral-layer
--- differences, so a new provider is one new file. Each codec module has:
+-- A codec is the module `sg.codec.<provider>`: that provider's rules in the neutral model, pure
+-- translation with no I/O (its groups on the wire are the adapter's, sg.groups.<provider>).
+-- Each codec module has:
 --   name          provider name ("gcore")
 --   capabilities  sg.Capabilities (what the provider's rules can say)
 --   decode(raw, ctx) -> sg.Rule | sg.Rule[]   one provider rule to canonical rule(s); raises on
@@ -12,8 +13,6 @@
 --   translate(rule) -> sg.Translation
 --   check(rule) -> status, rule, why   the same as multiple values, for plan's inner loop
 --                 (both derived from capabilities by define() unless the codec has its own)
---   list_groups(conn), get_group(conn, ref), create_group(conn, name, description),
---   apply(conn, group, changes)   the network side, see sg.Group in groups_common.lua
 -- ctx (sg.GroupContext) carries what a rule alone does not: the group and the id <-> name maps
 -- of the other groups that rules may reference.
 local rule = require "sg.rule"
@@ -85,8 +84,8 @@ function M.get(name)
   local ok, mod = pcall(require, "sg.codec." .. name)
   if not ok then
     if tostring(mod):find("module 'sg.codec." .. name .. "' not found", 1, true) then
-      error(string.format("codec: no codec for provider %q (known: %s)", name,
-        table.concat(M.PROVIDERS, ", ")), 2)
+      error(string.format("codec: no codec for provider %q (known: %s; a provider's codec is " ..
+        "stdlib/sg/codec/%s.lua)", name, table.concat(M.PROVIDERS, ", "), name), 2)
     end
     error(mod, 0)
   end

@@ -1,7 +1,7 @@
---- What every codec's group functions (list_groups, get_group, create_group, apply) share:
--- building an sg.Group from a provider's group and rules, finding a group by reference, the
--- id <-> name maps that remote-group rules need, and mapping a change set back to the provider's
--- raw rules. Nothing here knows a provider; each codec passes its own pieces in.
+--- What the group adapters (stdlib/sg/groups/<provider>.lua) share: building an sg.Group from a
+-- provider's group and rules, finding a group by reference, the id <-> name maps that
+-- remote-group rules need, and mapping a change set back to the provider's raw rules. Nothing
+-- here knows a provider; each adapter passes its own pieces (and its codec) in.
 local rule = require "sg.rule"
 
 local M = {}
@@ -161,14 +161,22 @@ function M.references_others(group, add)
   return false
 end
 
+---Raises unless group is a group as get_group or create_group returned it.
+---@param provider string
+---@param group any
+---@param op string the operation that needs it, for the message
+function M.check_group(provider, group, op)
+  if type(group) ~= "table" or group.id == nil or type(group.rules) ~= "table" then
+    error(string.format("%s: %s needs a group as get_group or create_group returned it", provider, op), 4)
+  end
+end
+
 ---Checks a change set's shape; raises on misuse before any request.
 ---@param provider string
 ---@param group sg.Group
 ---@param changes sg.GroupChanges
 function M.check_changes(provider, group, changes)
-  if type(group) ~= "table" or group.id == nil or type(group.rules) ~= "table" then
-    error(provider .. ": apply needs a group as get_group or create_group returned it", 3)
-  end
+  M.check_group(provider, group, "apply")
   if type(changes) ~= "table" or type(changes.add) ~= "table" or type(changes.remove) ~= "table" then
     error(provider .. ": apply needs changes = {add = rules, remove = rules, desired = rules}", 3)
   end

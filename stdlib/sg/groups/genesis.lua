@@ -1,0 +1,157 @@
+--- Genesis Cloud security groups through a connection (list_groups, get_group, create_group,
+-- apply, delete_group); the rule translation is stdlib/sg/codec/genesis.lua.
+--
+-- Every group of the account, all regions (a connection carries no region today), by name or
+-- id; an ambiguous name raises.
+-- * create_group needs a region: conn.region when set, else the one region all existing groups
+--   are in; it sends "rules": [] so that the group starts empty [whether the API accepts an
+--   empty list is unknown: the Terraform provider requires at least one rule].
+-- * apply is one PATCH with the full rule list, waited for until the group reads "created" again.
+--   Right after a PATCH a group may still read "created" with its old rules before it turns
+--   "updating" [inferred, reference §1.4], so apply also waits until the rules read back are the
+--   ones sent.
+local rule = require "sg.rule"
+local C = require "sg.codec.genesis"
+local common = require "sg.groups.common"
+local json = require "sg.json"
+local task = require "sg.task"
+
+local M = { name = "genesis" }
+
+-- How long apply keeps re-reading a group that reads "created" with its old rules after a PATCH
+-- (see the header): pauses of 1, 2, 4 and 8 s.
+local SETTLE_PAUSES = { 1, 2, 4, 8 }
+
+-- The fields of a rule in the PATCH list.
+local REQUEST_FIELDS = { "protocol", "direction", "port_range_min", "port_range_max" }
+
+---A rule as read, in the shape of the PATCH list, unchanged.
+---@param raw table
+---@return table
+local function as_request(raw)
+  local out = {}
+  for _, f in ipairs(REQUEST_FIELDS) do
+    local v = raw[f]
+    if v == nil then v = rule.NULL end
+    out[f] = v
+  end
+  return out
+end
+
+---@async
+local function list_raw(conn)
+  local groups = conn:list_security_groups().security_groups
+  if type(groups) ~= "table" then
+    error("genesis: list_security_groups answered without a security_groups list", 0)
+  end
+  return groups
+end
+
+---@param raw table a SecurityGroup
+---@return sg.Group
+local function to_group(raw)
+  local rules = raw.rules
+  if rule.absent(rules) then rules = {} end
+  return common.group(C, { id = raw.id, name = raw.name, description = raw.description, raw = raw,
+    ref = raw.id }, rules)
+end
+
+-- list_groups(conn): every security group of the account (every page of the list).
+-- get_group(conn, ref): one group by name or id; nil and a message when there is none; raises
+--   when several groups have the name.
+M.list_groups, M.get_group = common.listing("genesis", list_raw, to_group)
+
+-- The region a new group goes to (see the header).
+---@async
+local function region_for(conn, name)
+  local region = rawget(conn, "region")
+  if region ~= nil then return region end
+  local seen, list = {}, {}
+  for _, g in ipairs(list_raw(conn)) do
+    if type(g.region) == "string" and not seen[g.region] then
+      seen[g.region] = true
+      list[#list + 1] = g.region
+    end
+  end
+  if #list == 1 then return list[1] end
+  table.sort(list)
+  error(string.format("genesis: cannot tell which region to create group %q in (%s); set conn.region = " ..
+    "\"NORD-NO-KRS-1\" (or another region) on the connection first", name,
+    #list == 0 and "the account has no group to take it from" or ("groups exist in " .. table.concat(list, ", "))), 0)
+end
+
+---Creates an empty group, waits until it reads "created" and returns it.
+---@async
+---@param conn sg.Connection
+---@param name string
+---@param description string?
+---@return sg.Group
+function M.create_group(conn, name, description)
+  common.check_name("genesis", name, description)
+  local final = conn:wait(conn:create_security_group({ name = name, description = description,
+    region = region_for(conn, name), rules = json.array() }))
+  return to_group(final.security_group)
+end
+
+-- The identity keys of a rule list, counted, for comparing what was sent with what reads back.
+local function key_counts(raws)
+  local counts = {}
+  for _, raw in ipairs(raws) do
+    local k = rule.key(C.decode(raw))
+    counts[k] = (counts[k] or 0) + 1
+  end
+  return counts
+end
+
+local function same_counts(a, b)
+  for k, n in pairs(a) do
+    if b[k] ~= n then return false end
+  end
+  for k in pairs(b) do
+    if a[k] == nil then return false end
+  end
+  return true
+end
+
+---One PATCH with the full rule list (kept rules as read, added rules encoded), waited for until
+---the group reads "created" with the rules sent. Nothing is sent when there is nothing to change.
+---@async
+---@param conn sg.Connection
+---@param group sg.Group
+---@param changes sg.GroupChanges
+---@return {added: integer, removed: integer}
+function M.apply(conn, group, changes)
+  common.check_changes("genesis", group, changes)
+  local final = common.final_rules("genesis", group, changes)
+  if #changes.add == 0 and #changes.remove == 0 then return { added = 0, removed = 0 } end
+  local list = json.array()
+  for i, f in ipairs(final) do list[i] = f.raw and as_request(f.raw) or C.encode(f.rule) end
+  local sent = key_counts(list)
+  local resp = conn:update_security_group(group.id, { rules = list })
+  local after = conn:wait(resp)
+  for _, pause in ipairs(SETTLE_PAUSES) do
+    if same_counts(key_counts(after.security_group.rules), sent) then break end
+    task.sleep(pause)
+    after = conn:wait(resp)
+  end
+  if not same_counts(key_counts(after.security_group.rules), sent) then
+    local waited = 0
+    for _, pause in ipairs(SETTLE_PAUSES) do waited = waited + pause end
+    error(string.format("genesis: group %s reads \"%s\" but not with the %d rules sent, %d s after the " ..
+      "update finished; re-read the group and apply again", group.name, tostring(after.security_group.status),
+      #list, waited), 0)
+  end
+  return { added = #changes.add, removed = #changes.remove }
+end
+
+---Deletes a group (and its rules), waiting for the provider to finish; the rollout removes a group it
+---created when the roll-out fails.
+---@async
+---@param conn sg.Connection
+---@param group sg.Group from get_group/create_group
+function M.delete_group(conn, group)
+  common.check_group("genesis", group, "delete_group")
+  conn:wait(conn:delete_security_group(group.id))
+end
+
+return M

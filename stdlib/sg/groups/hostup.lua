@@ -1,0 +1,348 @@
+--- HostUp VM firewalls through a connection (get_group, apply; list_groups and create_group
+-- explain why they cannot); the rule translation is stdlib/sg/codec/hostup.lua.
+local rule = require "sg.rule"
+local C = require "sg.codec.hostup"
+local errors = require "sg.errors"
+local task = require "sg.task"
+
+local M = { name = "hostup" }
+
+--
+-- Positions are the only handle on a rule, and they move: a new rule lands at position 0 and
+-- pushes every other rule down, a delete pulls the later ones up, and the API has no "move".
+-- apply therefore
+-- * re-reads the list first and refuses to write when it is not the list the group was read
+--   from (a position read earlier may now name another rule);
+-- * keeps a model of the list, changes it exactly as Proxmox does after every request, and takes
+--   every position from the model;
+-- * deletes from the highest position down, so a delete never moves a rule still to be deleted;
+-- * re-reads the list at the end and raises when it differs from the model (a concurrent edit,
+--   or a lost response whose retry found an equal rule instead of creating one).
+
+-- The fields of the v1 write body (all documented as required), plus `dest`, which Proxmox uses
+-- for the remote side of an "out" rule (see encode).
+local WRITE_FIELDS = { "type", "action", "proto", "dport", "source", "dest", "comment", "enable" }
+local DENY = { DROP = true, REJECT = true, drop = true, reject = true }
+
+local function vmid_of(ref)
+  local v = ref
+  if type(ref) == "table" then
+    v = ref.vm
+    if next(ref, next(ref)) ~= nil then v = nil end
+  end
+  if type(v) == "string" and v:match("^%d+$") then v = tonumber(v) end
+  v = type(v) == "number" and math.tointeger(v)
+  if not v or v < 1 then
+    error(string.format("hostup: group reference %s is not {vm = N}: a HostUp firewall belongs to " ..
+      "one VM, named by its numeric id (e.g. {vm = 10000})", tostring(ref)), 3)
+  end
+  return v
+end
+
+-- The write body that says what a listed rule says: Proxmox lists "" fields as absent.
+local function body_of(raw)
+  local b = {}
+  for _, f in ipairs(WRITE_FIELDS) do
+    if not rule.absent(raw[f]) then b[f] = raw[f] end
+  end
+  b.dport, b.comment = b.dport or "", b.comment or ""
+  return b
+end
+
+-- The v1 body for a canonical rule: encode, plus the fields encode leaves out because Proxmox
+-- does without them but the v1 docs list as required (dport "" for icmp and every-protocol rules).
+local function write_body(r)
+  local b = C.encode(r)
+  b.dport = b.dport or ""
+  return b
+end
+
+local function same_rule(a, b)
+  for _, f in ipairs(WRITE_FIELDS) do
+    local x, y = a[f], b[f]
+    if rule.absent(x) then x = "" end
+    if rule.absent(y) then y = "" end
+    if type(x) == "number" or type(y) == "number" then
+      if tonumber(x) ~= tonumber(y) then return false end
+    elseif x ~= y then
+      return false
+    end
+  end
+  return true
+end
+
+-- nil when the listed rules match `want` (raw rules or bodies) one for one, else the position
+-- of the first difference.
+local function first_difference(listed, want)
+  for i = 1, math.max(#listed, #want) do
+    if not (listed[i] and want[i] and same_rule(listed[i], want[i])) then return i - 1 end
+  end
+end
+
+---@async
+local function list_rules(conn, vmid)
+  local raws = conn:list_firewall_rules(vmid).data
+  raws = type(raws) == "table" and raws or {}
+  -- the list is in position order; sort anyway when every rule says its position
+  local positioned = true
+  for _, raw in ipairs(raws) do positioned = positioned and type(raw.pos) == "number" end
+  if positioned then table.sort(raws, function(a, b) return a.pos < b.pos end) end
+  return raws
+end
+
+local function vm_group(vmid, raws)
+  local rules, source = {}, {}
+  for i, raw in ipairs(raws) do
+    local ok, list = pcall(C.decode, raw)
+    if not ok then
+      error(string.format("hostup vm %d, rule at pos %s: %s", vmid, tostring(raw.pos or i - 1),
+        tostring(list)), 0)
+    end
+    for _, c in ipairs(list) do
+      rules[#rules + 1] = c
+      source[c] = raw
+    end
+  end
+  return { id = vmid, name = "vm " .. vmid, rules = rules, raw = { vmid = vmid, rules = raws },
+    raw_rules = raws, source = source, ref = { vm = vmid } }
+end
+
+---HostUp firewalls belong to VMs and the binding lists no VMs: always raises.
+---@param _conn sg.Connection
+function M.list_groups(_conn)
+  error("hostup: firewalls cannot be listed: each belongs to one VM; name it as {vm = N} " ..
+    "(e.g. sg.snapshot(conn, {vm = 10000}))", 2)
+end
+
+---A VM's firewall: {vm = N} or N.
+---@async
+---@param conn sg.Connection
+---@param ref {vm: integer}|integer
+---@return sg.Group|nil group
+---@return string? why there is none
+function M.get_group(conn, ref)
+  local vmid = vmid_of(ref)
+  local ok, raws = pcall(list_rules, conn, vmid)
+  if ok then return vm_group(vmid, raws) end
+  if errors.is(raws) and raws.status == 404 then
+    return nil, string.format("HostUp has no VM %d (or this API key cannot see it)", vmid)
+  end
+  error(raws, 0)
+end
+
+---A HostUp firewall exists with its VM: always raises.
+---@param _conn sg.Connection
+---@param name string
+function M.create_group(_conn, name)
+  error(string.format("hostup: cannot create a group %q: a HostUp firewall exists with its VM and " ..
+    "cannot be created alone; reference the VM's firewall as {vm = N}", tostring(name)), 2)
+end
+
+-- The raw rules that say exactly `parts` (canonical rules that all came from one raw rule):
+-- one per network, and networks of one family with the same ports share a rule, as in the
+-- original ("80,443" from "10.0.0.0/8,192.168.1.0/24"). Proxmox refuses mixed families.
+local function bodies_for(parts)
+  local by_net, nets = {}, {}
+  for _, c in ipairs(parts) do
+    local b = write_body(c)
+    local e = by_net[c.cidr]
+    if not e then
+      e = { body = b, ports = {} }
+      by_net[c.cidr] = e
+      nets[#nets + 1] = c.cidr
+    end
+    if b.dport ~= "" then e.ports[#e.ports + 1] = b.dport end
+  end
+  local groups, order = {}, {}
+  for _, net in ipairs(nets) do
+    local e = by_net[net]
+    local dport = table.concat(e.ports, ",")
+    local key = (net:find(":", 1, true) and "6 " or "4 ") .. dport
+    local g = groups[key]
+    if not g then
+      g = { body = e.body, dport = dport, nets = {} }
+      groups[key] = g
+      order[#order + 1] = key
+    end
+    g.nets[#g.nets + 1] = net
+  end
+  local out = {}
+  for i, key in ipairs(order) do
+    local g = groups[key]
+    local b = {}
+    for k, v in pairs(g.body) do b[k] = v end
+    b.dport = g.dport
+    b[b.type == "out" and "dest" or "source"] = table.concat(g.nets, ",")
+    out[i] = b
+  end
+  return out
+end
+
+local function changed_error(op, vmid, pos, what)
+  return errors.new({ provider = "hostup", op = op, code = "changed", retryable = true,
+    message = string.format("vm %d: %s (first difference at pos %d); rules are addressed by " ..
+      "position, so sgrun does not write into a list it has not read: read the group again and " ..
+      "plan again", vmid, what, pos) })
+end
+
+local RECONCILE_ATTEMPTS = 5
+
+-- The writer: every request, mirrored in the model `list` (bodies, position = index - 1).
+-- Positional writes cannot be re-sent blindly (a repeated delete would remove the next rule), so
+-- when one fails in a way that may or may not have reached the VM, the list is read back: equal
+-- to the model after the write means it landed, equal to the model before means it did not and
+-- it is sent again (a few times, backing off), anything else is a concurrent change and raises.
+local function writer(conn, vmid, list)
+  local w = {}
+
+  ---@async
+  local function write(op, send, mutate)
+    local before = table.move(list, 1, #list, 1, {})
+    mutate()
+    local pause = 0.2
+    for attempt = 1, RECONCILE_ATTEMPTS do
+      local ok, err = pcall(send)
+      if ok then return end
+      local unsure = errors.is(err) and (err.maybe_applied or err.retryable)
+      if not unsure or attempt == RECONCILE_ATTEMPTS then error(err, 0) end
+      local now = list_rules(conn, vmid)
+      if not first_difference(now, list) then return end
+      local pos = first_difference(now, before)
+      if pos then
+        error(changed_error(op, vmid, pos, "the firewall changed while sgrun was writing it"), 0)
+      end
+      task.sleep(pause)
+      pause = pause * 2
+    end
+  end
+
+  ---@async
+  function w.add(body)
+    write("add_firewall_rule", function() conn:add_firewall_rule(vmid, body) end,
+      function() table.insert(list, 1, body) end)
+  end
+
+  ---@async
+  function w.put(pos, body)
+    write("update_firewall_rule", function() conn:update_firewall_rule(vmid, pos, body) end,
+      function() list[pos + 1] = body end)
+  end
+
+  ---@async
+  function w.delete(pos)
+    write("delete_firewall_rule", function() conn:delete_firewall_rule(vmid, pos) end,
+      function() table.remove(list, pos + 1) end)
+  end
+
+  -- Proxmox inserts at the top only. To put a rule at position k > 0 without a moment in which
+  -- the list means anything else: add a copy of the top rule (it lands at 0), move rules
+  -- 1..k-1 up one by one with PUTs (each overwrites the copy the previous step left), and PUT
+  -- the new rule over the last copy, at k. Before that last PUT the list is always the old one
+  -- with one rule repeated next to itself, which passes and blocks the same traffic.
+  -- Cost: 1 POST + k PUTs.
+  ---@async
+  function w.insert(k, body)
+    if k == 0 then return w.add(body) end
+    w.add(list[1])
+    for pos = 1, k - 1 do w.put(pos, list[pos + 2]) end
+    w.put(k, body)
+  end
+
+  function w.pos_of(body)
+    for i, b in ipairs(list) do
+      if b == body then return i - 1 end
+    end
+    error("hostup apply: lost track of a rule in the model list (a bug in sgrun)", 0)
+  end
+
+  return w
+end
+
+
+---Applies adds, then removes, by position. Raises the provider's error object on failure.
+---
+---Order: every drop/reject rule ends above every accept rule, which is what codec `order()`
+---puts first and what first-match evaluation needs. New denials are added at position 0
+---(above everything), new accepts are inserted just below the last denial in the list, each
+---group in `order()` sequence; rules that stay keep their positions (reordering rules of one
+---kind would cost a PUT per rule and changes nothing that passes or is blocked), and a rule
+---narrowed by a partial remove keeps its position and action.
+---@async
+---@param conn sg.Connection
+---@param group sg.Group from get_group
+---@param changes {add: sg.Rule[]?, remove: sg.Rule[]?, desired: sg.Rule[]?}
+---@return {added: integer, removed: integer}
+function M.apply(conn, group, changes)
+  local adds, removes = changes.add or {}, changes.remove or {}
+  local vmid = vmid_of(group.ref)
+  -- which raw rules lose which parts
+  local removed = {}
+  for _, r in ipairs(removes) do
+    local raw = group.source[r]
+    if not raw then
+      error("hostup apply: a rule to remove (" .. rule.tostring(r) .. ") is not one of group.rules", 2)
+    end
+    removed[raw] = removed[raw] or {}
+    removed[raw][r] = true
+  end
+  if #adds == 0 and #removes == 0 then return { added = 0, removed = 0 } end
+
+  local raws = group.raw_rules
+  local pos = first_difference(list_rules(conn, vmid), raws)
+  if pos then
+    error(changed_error("apply", vmid, pos, "the firewall changed since the group was read"), 0)
+  end
+  local list, entry = {}, {}
+  for i, raw in ipairs(raws) do
+    list[i] = body_of(raw)
+    entry[raw] = list[i]
+  end
+  local w = writer(conn, vmid, list)
+
+  -- adds: denials at the top, accepts below the last denial (see the doc comment)
+  local denials, accepts = {}, {}
+  for _, r in ipairs(C.order(adds)) do
+    local part = DENY[r.action] and denials or accepts
+    part[#part + 1] = write_body(r)
+  end
+  for i = #denials, 1, -1 do w.add(denials[i]) end
+  local below = 0
+  for i, b in ipairs(list) do
+    if DENY[b.action] then below = i end
+  end
+  for i = #accepts, 1, -1 do w.insert(below, accepts[i]) end
+
+  -- partial removes: the parts that stay are written first (inserted right below the rule),
+  -- then the rule is narrowed in place; whole removes are collected for the deletes
+  local doomed = {}
+  for _, raw in ipairs(raws) do
+    local gone = removed[raw]
+    if gone then
+      local keep = {}
+      for _, c in ipairs(group.rules) do
+        if group.source[c] == raw and not gone[c] then keep[#keep + 1] = c end
+      end
+      if #keep == 0 then
+        doomed[#doomed + 1] = entry[raw]
+      else
+        local bodies = bodies_for(keep)
+        for i = #bodies, 2, -1 do w.insert(w.pos_of(entry[raw]) + 1, bodies[i]) end
+        w.put(w.pos_of(entry[raw]), bodies[1])
+      end
+    end
+  end
+  -- deletes from the highest position down: a delete moves only the rules below it
+  local at = {}
+  for i, b in ipairs(doomed) do at[i] = w.pos_of(b) end
+  table.sort(at, function(a, b) return a > b end)
+  for _, p in ipairs(at) do w.delete(p) end
+
+  pos = first_difference(list_rules(conn, vmid), list)
+  if pos then
+    error(changed_error("apply", vmid, pos, "after writing, the rule list is not what sgrun wrote " ..
+      "(a concurrent change, or a lost response)"), 0)
+  end
+  return { added = #adds, removed = #removes }
+end
+
+return M

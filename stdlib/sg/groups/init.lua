@@ -1,0 +1,56 @@
+--- Group adapters: lookup by provider name. Every caller that reads or writes a provider's
+-- groups (sg.apply, sg.snapshot, sg.rollout, conn:groups(), conn:group()) goes through get().
+--
+-- An adapter is the module `sg.groups.<provider>`; it talks to the provider through a
+-- connection (the rule translation is the codec's, `sg.codec.<provider>`) and waits only through
+-- sg.wait. Each adapter module has:
+--   name                                    provider name
+--   list_groups(conn) -> sg.Group[]         every group of the connection's scope
+--   get_group(conn, ref) -> sg.Group | nil, why
+--   create_group(conn, name, description) -> sg.Group   an empty group, waited for
+--   apply(conn, group, changes) -> {added, removed}     see sg.GroupChanges
+--   delete_group(conn, group)               where the provider can delete a group
+-- A provider that cannot list or create groups still has the function, raising a message that
+-- says how to name its groups.
+
+---@class sg.GroupAdapter
+---@field name string
+---@field list_groups fun(conn: sg.Connection): sg.Group[]
+---@field get_group fun(conn: sg.Connection, ref: any): sg.Group|nil, string?
+---@field create_group fun(conn: sg.Connection, name: string, description: string?): sg.Group
+---@field apply fun(conn: sg.Connection, group: sg.Group, changes: sg.GroupChanges): {added: integer, removed: integer}
+---@field delete_group (fun(conn: sg.Connection, group: sg.Group))?
+
+local M = {}
+
+-- The operations every adapter has (delete_group is optional).
+M.OPERATIONS = { "list_groups", "get_group", "create_group", "apply" }
+
+local providers = require "_sg.providers"
+local loaded = {}
+
+---Returns the group adapter of a provider.
+---@param name string provider name, e.g. "gcore"
+---@return sg.GroupAdapter
+function M.get(name)
+  local adapter = loaded[name]
+  if adapter then return adapter end
+  local known = false
+  for _, p in ipairs(providers) do known = known or p == name end
+  if not known then
+    error(string.format("groups: %s is not a provider (known: %s)", tostring(name),
+      table.concat(providers, ", ")), 2)
+  end
+  local ok, mod = pcall(require, "sg.groups." .. name)
+  if not ok then
+    if tostring(mod):find("module 'sg.groups." .. name .. "' not found", 1, true) then
+      error(string.format("groups: provider %q has no group adapter (write stdlib/sg/groups/%s.lua)",
+        name, name), 2)
+    end
+    error(mod, 0)
+  end
+  loaded[name] = mod
+  return mod
+end
+
+return M

@@ -1,0 +1,63 @@
+-- sg.progress: what a roll-out is doing while it runs, from sg.rollout's on_progress events.
+-- On a terminal: one line per target, redrawn in place (reading, applying 3/7, waiting, ...).
+-- Under --log-format json: one log event per target step, so a scheduler's log shows progress.
+-- Otherwise nothing: plain logs are not flooded, and the report follows at the end anyway.
+local M = {}
+
+local STEP_TEXT = { reading = "reading", planning = "planning", applying = "applying",
+  waiting = "waiting for the provider", verifying = "verifying", restoring = "restoring",
+  done = "done" }
+
+local function ref_text(ref)
+  if type(ref) ~= "table" then return tostring(ref) end
+  local parts = {}
+  for k, v in pairs(ref) do parts[#parts + 1] = tostring(k) .. "=" .. tostring(v) end
+  table.sort(parts)
+  return table.concat(parts, ",")
+end
+
+local function describe(e)
+  local text = STEP_TEXT[e.step] or tostring(e.step)
+  if e.done and e.total then text = string.format("%s %d/%d", text, e.done, e.total) end
+  if e.step == "done" and e.status then text = e.status:gsub("_", " ") end
+  return text
+end
+
+-- The terminal view: a block of lines, one per target in target order, rewritten in place.
+local function terminal(stream)
+  local lines, drawn = {}, 0
+  return function(e)
+    lines[e.target] = string.format("  %-9s %-22s %s", e.provider, ref_text(e.group), describe(e))
+    local out = {}
+    -- back to the top of the block, then every line again (each cleared first)
+    if drawn > 0 then out[1] = string.format("\r\27[%dA", drawn) end
+    local n = 0
+    for i = 1, math.max(#lines, e.target) do
+      out[#out + 1] = "\27[2K" .. (lines[i] or "") .. "\n"
+      n = i
+    end
+    drawn = n
+    stream:write(table.concat(out))
+    stream:flush()
+  end
+end
+
+local function json_log(e)
+  local fields = { target = e.target, provider = e.provider, group = ref_text(e.group), step = e.step }
+  if e.done then fields.done = e.done end
+  if e.total then fields.total = e.total end
+  if e.status then fields.status = e.status end
+  require("_sg.log").write("info", "rollout_progress", describe(e), fields)
+end
+
+---An on_progress function for sg.rollout that shows the events on `stream`.
+---@param stream file* where a terminal view is drawn (stderr)
+---@param opts {tty: boolean?, json_log: boolean?}
+---@return fun(event: table)
+function M.new(stream, opts)
+  if opts.json_log then return json_log end
+  if opts.tty then return terminal(stream) end
+  return function() end
+end
+
+return M

@@ -1,0 +1,178 @@
+-- sg.report: how a roll-out report reads, for people (text: per target a status line and its
+-- +/- rule lines, "will create group", then every lossy or inexpressible finding once) and for
+-- programs (json_table: the same facts, rules both as canonical tables and as their text form).
+-- sg.rollout produces reports; this module only renders them.
+local json = require "sg.json"
+local rule = require "sg.rule"
+
+local M = {}
+
+local COLORS = { green = "\27[32m", red = "\27[31m", yellow = "\27[33m", bold = "\27[1m", dim = "\27[2m" }
+local STATUS_COLOR = { converged = "green", unchanged = "dim", planned = "yellow", rolled_back = "yellow",
+  failed = "red", interrupted = "red" }
+
+local function painter(enabled)
+  return function(color, text)
+    if not enabled or not color then return text end
+    return COLORS[color] .. text .. "\27[0m"
+  end
+end
+
+-- What the target changed (or, in a dry run, would change). Reports from an sg.rollout that
+-- predates `changes` carry the plan instead.
+local function changes_of(t)
+  if t.changes then return t.changes.add or {}, t.changes.remove or {} end
+  if t.plan and (t.status == "planned" or t.status == "converged") then return t.plan.add, t.plan.remove end
+  return {}, {}
+end
+
+local function create_group_of(t)
+  if t.create_group ~= nil then return t.create_group and true or false end
+  return t.plan ~= nil and t.plan.create_group ~= nil and (t.status == "planned" or t.status == "converged")
+end
+
+-- +/- lines of a target sorted by rule, so that output is stable from run to run.
+local function diff_lines(t)
+  local add, remove = changes_of(t)
+  local lines, keys = {}, {}
+  for sign, list in pairs({ ["+"] = add, ["-"] = remove }) do
+    for _, r in ipairs(list) do
+      local line = sign .. " " .. rule.tostring(r)
+      lines[#lines + 1] = line
+      keys[line] = rule.key(r) .. "\0" .. line
+    end
+  end
+  table.sort(lines, function(a, b) return keys[a] < keys[b] end)
+  return lines
+end
+
+local function finding_key(f)
+  return f.kind .. "\0" .. rule.key(f.rule) .. "\0" .. tostring(f.why)
+end
+
+-- Findings across targets, each once with the indices of the targets it concerns.
+local function findings_once(report)
+  if report.findings_once then return report.findings_once end
+  local out, by_key = {}, {}
+  for i, t in ipairs(report.targets) do
+    for _, f in ipairs(t.findings or {}) do
+      local k = finding_key(f)
+      local entry = by_key[k]
+      if not entry then
+        entry = { rule = f.rule, kind = f.kind, why = f.why, targets = {} }
+        by_key[k] = entry
+        out[#out + 1] = entry
+      end
+      if entry.targets[#entry.targets] ~= i then entry.targets[#entry.targets + 1] = i end
+    end
+  end
+  table.sort(out, function(a, b) return finding_key(a) < finding_key(b) end)
+  return out
+end
+
+-- A group reference as the command line writes it: web, vm=10000, instance=BRK-100001A.
+local function ref_text(ref)
+  if type(ref) ~= "table" then return tostring(ref) end
+  local parts = {}
+  for k, v in pairs(ref) do parts[#parts + 1] = tostring(k) .. "=" .. tostring(v) end
+  table.sort(parts)
+  return table.concat(parts, ",")
+end
+
+local function target_name(t)
+  return t.provider .. ":" .. ref_text(t.group)
+end
+
+---True when the report plans or made a change on some target (a dry run's "changes pending").
+---@param report sg.RolloutReport
+---@return boolean
+function M.pending(report)
+  for _, t in ipairs(report.targets) do
+    local add, remove = changes_of(t)
+    if t.status == "planned" or #add > 0 or #remove > 0 or create_group_of(t) then return true end
+  end
+  return false
+end
+
+local function headline(report)
+  local counts, order = {}, {}
+  for _, t in ipairs(report.targets) do
+    if not counts[t.status] then order[#order + 1] = t.status end
+    counts[t.status] = (counts[t.status] or 0) + 1
+  end
+  local parts = {}
+  for _, status in ipairs(order) do parts[#parts + 1] = counts[status] .. " " .. status:gsub("_", " ") end
+  local verdict = report.ok and "ok" or "FAILED"
+  if report.interrupted then verdict = "INTERRUPTED by " .. report.interrupted
+  elseif report.aborted then verdict = "not confirmed, nothing changed" end
+  return string.format("roll-out: %s (%s)", verdict, table.concat(parts, ", "))
+end
+
+---The report as text: a headline, per target a status line with its +/- rule lines, then the
+---findings once for all targets.
+---@param report sg.RolloutReport
+---@param opts {color: boolean?}?
+---@return string
+function M.text(report, opts)
+  local paint = painter(opts and opts.color)
+  local lines = { paint("bold", headline(report)) }
+  for _, t in ipairs(report.targets) do
+    lines[#lines + 1] = string.format("  %-9s %-22s %s +%d -%d", t.provider, ref_text(t.group),
+      paint(STATUS_COLOR[t.status], string.format("%-12s", t.status)), t.added or 0, t.removed or 0)
+    if create_group_of(t) then
+      lines[#lines + 1] = paint("green", t.status == "planned" and "      will create group " or
+        "      created group ") .. ref_text(t.group)
+    end
+    for _, line in ipairs(diff_lines(t)) do
+      lines[#lines + 1] = "      " .. paint(line:sub(1, 1) == "+" and "green" or "red", line)
+    end
+    for _, r in ipairs(t.not_restored or {}) do
+      lines[#lines + 1] = "      " .. paint("red", "not restored: " .. rule.tostring(r))
+    end
+    if t.error ~= nil then lines[#lines + 1] = "      " .. paint("red", "error: " .. tostring(t.error)) end
+  end
+  local findings = findings_once(report)
+  if #findings > 0 then
+    lines[#lines + 1] = "findings:"
+    for _, f in ipairs(findings) do
+      local names = {}
+      for j, i in ipairs(f.targets) do names[j] = target_name(report.targets[i]) end
+      lines[#lines + 1] = string.format("  %s: %s: %s (%s)", paint("yellow", f.kind), rule.tostring(f.rule),
+        f.why, table.concat(names, ", "))
+    end
+  end
+  return table.concat(lines, "\n")
+end
+
+local function rule_array(list)
+  local copy = {}
+  for i, r in ipairs(list) do copy[i] = r end
+  return json.array(rule.sort(copy))
+end
+
+---The report as a JSON-able table: ok, interrupted, aborted, per target its status, counts,
+---changes {add, remove} (canonical rules), diff (the +/- lines), create_group, error and
+---not_restored, and the findings once with the targets (1-based indices) they concern.
+---@param report sg.RolloutReport
+---@return table
+function M.json_table(report)
+  local targets = json.array()
+  for i, t in ipairs(report.targets) do
+    local add, remove = changes_of(t)
+    targets[i] = { provider = t.provider, group = t.group, status = t.status, added = t.added or 0,
+      removed = t.removed or 0, create_group = create_group_of(t),
+      changes = { add = rule_array(add), remove = rule_array(remove) },
+      diff = json.array(diff_lines(t)),
+      error = t.error ~= nil and tostring(t.error) or nil,
+      not_restored = t.not_restored and rule_array(t.not_restored) or nil }
+  end
+  local findings = json.array()
+  for i, f in ipairs(findings_once(report)) do
+    findings[i] = { rule = f.rule, text = rule.tostring(f.rule), kind = f.kind, why = f.why,
+      targets = json.array(f.targets) }
+  end
+  return { ok = report.ok, interrupted = report.interrupted, aborted = report.aborted or nil,
+    targets = targets, findings = findings }
+end
+
+return M

@@ -1,0 +1,78 @@
+#!/bin/bash
+# Safety rails of the command line (issue 11, items 1 and 8): a misplaced or mistyped option and
+# a malformed target are usage errors (exit 2, a usage line, no traceback) that send no request at
+# all (checked in the emulator's request log); a dry run exits 3 when changes are pending and 0
+# when there is nothing to change; tracebacks come back with --debug or SGRUN_DEBUG=1.
+set -u
+sgrun=$1
+root=${SGRUN_SOURCE_DIR:?}
+tmp=$(mktemp -d)
+export SGRUN_LOCK_DIR=$tmp
+sim_pid=""
+trap '[ -n "$sim_pid" ] && kill $sim_pid 2>/dev/null; rm -rf "$tmp"' EXIT
+passed=0 failed=0
+check() {
+  local name=$1
+  shift
+  if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL $name" >&2; fi
+}
+
+"$sgrun" sim --port 0 --ready-file "$tmp/url" --env-file "$tmp/env" --task-delay 50 --quiet >/dev/null &
+sim_pid=$!
+for _ in $(seq 100); do [ -s "$tmp/env" ] && break; sleep 0.05; done
+set -a
+. "$tmp/env"
+set +a
+url=$(cat "$tmp/url")
+requests() {
+  curl -s "$url/_sim/log" | "$sgrun" -e "
+    local log = require('sg').json.decode(io.read('a'))
+    print(#log.requests)"
+}
+curl -s -X DELETE "$url/_sim/log" >/dev/null
+
+# usage_case NAME ARGS...: exit 2, a message naming the problem, the usage line, no traceback
+usage_case() {
+  local name=$1
+  shift
+  "$@" >"$tmp/out" 2>"$tmp/err"
+  check "$name: exit 2" [ $? = 2 ]
+  check "$name: no traceback" bash -c "! grep -q 'stack traceback' '$tmp/err'"
+  check "$name: no table address" bash -c "! grep -q 'table: 0x' '$tmp/err'"
+}
+usage_case "misplaced --dry-run" "$sgrun" "$root/scripts/rollout.lua" --dry-run exoscale:web gcore:web
+check "says where --dry-run belongs" grep -q "put --dry-run before the playbook name" "$tmp/err"
+check "and prints the usage line" grep -q "^usage: sgrun .*rollout.lua" "$tmp/err"
+usage_case "misplaced --json" "$sgrun" "$root/scripts/drift.lua" x.json --json
+check "says where --json belongs" grep -q "put --json before the playbook name" "$tmp/err"
+usage_case "typoed flag" "$sgrun" "$root/scripts/rollout.lua" --addtive exoscale:web gcore:web
+check "names the unknown option" grep -q "unknown option --addtive" "$tmp/err"
+usage_case "empty group" "$sgrun" "$root/scripts/rollout.lua" exoscale:web gcore:
+check "names the expected form" grep -q "expected PROVIDER:GROUP" "$tmp/err"
+usage_case "vm that is not a number" "$sgrun" "$root/scripts/rollout.lua" exoscale:web hostup:vm=abc
+check "says vm= takes a number" grep -q "vm= takes a positive whole number" "$tmp/err"
+usage_case "unknown provider" "$sgrun" "$root/scripts/snapshot.lua" nocloud:web "$tmp/s.json"
+check "lists the known providers" grep -q "known: barrack, exoscale" "$tmp/err"
+usage_case "bad --timeout" "$sgrun" "$root/scripts/drift.lua" --timeout=soon x.json
+usage_case "missing snapshot file" "$sgrun" "$root/scripts/drift.lua" "$tmp/none.json"
+check "names the file" grep -q "none.json" "$tmp/err"
+check "no request was sent by any of these" [ "$(requests)" = 0 ]
+
+SGRUN_DEBUG=1 "$sgrun" "$root/scripts/drift.lua" "$tmp/none.json" 2>"$tmp/err"
+check "SGRUN_DEBUG=1 shows the traceback" grep -q "stack traceback" "$tmp/err"
+"$sgrun" --debug "$root/scripts/drift.lua" "$tmp/none.json" 2>"$tmp/err"
+check "--debug shows the traceback" grep -q "stack traceback" "$tmp/err"
+
+"$sgrun" "$root/scripts/rollout.lua" --help >"$tmp/out"
+check "--help after the playbook prints its usage, exit 0" grep -q "^usage: " "$tmp/out"
+
+"$sgrun" --dry-run "$root/scripts/rollout.lua" --allow-lossy exoscale:web gcore:web >"$tmp/out" 2>&1
+check "a dry run with pending changes exits 3" [ $? = 3 ]
+"$sgrun" "$root/scripts/rollout.lua" --yes --allow-lossy exoscale:web gcore:web >"$tmp/out" 2>&1
+check "the roll-out itself exits 0" [ $? = 0 ]
+"$sgrun" --dry-run "$root/scripts/rollout.lua" --allow-lossy exoscale:web gcore:web >"$tmp/out" 2>&1
+check "a dry run with nothing to change exits 0" [ $? = 0 ]
+[ "$failed" = 0 ] || cat "$tmp/out" >&2
+
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]

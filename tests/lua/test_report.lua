@@ -1,0 +1,122 @@
+-- Roll-out reports as people and programs read them (sg.report) and live progress
+-- (sg.progress): +/- rule lines per target, "will create group", findings once across targets,
+-- colour only when asked, the JSON form, and the progress views.
+local t = require "testlib"
+local rule = require "sg.rule"
+local json = require "sg.json"
+local report = require "sg.report"
+local progress = require "sg.progress"
+
+local function n(r) return rule.normalize(r) end
+local SSH = n { direction = "ingress", protocol = "tcp", port = 22, cidr = "10.0.0.0/8" }
+local HTTPS = n { direction = "ingress", protocol = "tcp", port = 443 }
+local PING = n { direction = "ingress", protocol = "icmp", icmp_type = 8, icmp_code = 0 }
+local LOSSY = { rule = PING, kind = "lossy", why = "no ICMP type" }
+
+-- A report as sg.rollout's contract describes it.
+local function sample(status)
+  return {
+    ok = true,
+    targets = {
+      { provider = "gcore", group = "web", status = status, added = 1, removed = 1,
+        changes = { add = { HTTPS }, remove = { SSH } }, create_group = false, findings = { LOSSY } },
+      { provider = "hostup", group = { vm = 10000 }, status = status, added = 2, removed = 0,
+        changes = { add = { HTTPS, PING }, remove = {} }, create_group = true, findings = { LOSSY } },
+    },
+  }
+end
+
+t.test("text: a status line and +/- rule lines per target", function()
+  local text = report.text(sample("planned"))
+  t.ok(text:find("^roll%-out: ok %(2 planned%)"), text)
+  t.ok(text:find("\n  gcore     web%s+planned%s+%+1 %-1\n"), text)
+  t.ok(text:find("\n      %+ " .. rule.tostring(HTTPS):gsub("%p", "%%%0") .. "\n"), text)
+  t.ok(text:find("\n      %- " .. rule.tostring(SSH):gsub("%p", "%%%0") .. "\n"), text)
+  t.ok(text:find("\n  hostup    vm=10000"), text)
+end)
+
+t.test("text: will create group, created group", function()
+  t.ok(report.text(sample("planned")):find("will create group vm=10000", 1, true))
+  local done = report.text(sample("converged"))
+  t.ok(done:find("created group vm=10000", 1, true) and not done:find("will create", 1, true))
+end)
+
+t.test("text: a finding shared by targets is stated once, naming them", function()
+  local text = report.text(sample("planned"))
+  local _, count = text:gsub("no ICMP type", "")
+  t.eq(count, 1, text)
+  t.ok(text:find("(gcore:web, hostup:vm=10000)", 1, true), text)
+end)
+
+t.test("text: errors, rules not restored, interrupted and aborted headlines", function()
+  local r = sample("failed")
+  r.ok = false
+  r.targets[1].error = "HTTP 503"
+  r.targets[1].not_restored = { SSH }
+  local text = report.text(r)
+  t.ok(text:find("roll-out: FAILED", 1, true) and text:find("error: HTTP 503", 1, true), text)
+  t.ok(text:find("not restored: " .. rule.tostring(SSH), 1, true), text)
+  r.interrupted = "SIGINT"
+  t.ok(report.text(r):find("INTERRUPTED by SIGINT", 1, true))
+  r.interrupted, r.aborted = nil, true
+  t.ok(report.text(r):find("not confirmed, nothing changed", 1, true))
+end)
+
+t.test("colour only when asked", function()
+  t.ok(not report.text(sample("planned")):find("\27", 1, true), "no escape codes by default")
+  local colored = report.text(sample("planned"), { color = true })
+  t.ok(colored:find("\27[32m+ ", 1, true), "green additions")
+  t.ok(colored:find("\27[31m- ", 1, true), "red removals")
+end)
+
+t.test("pending: planned changes or not", function()
+  t.ok(report.pending(sample("planned")))
+  local none = { ok = true, targets = { { provider = "gcore", group = "web", status = "unchanged", added = 0,
+    removed = 0, changes = { add = {}, remove = {} }, create_group = false, findings = {} } } }
+  t.ok(not report.pending(none))
+end)
+
+t.test("json_table: changes, diff lines, create_group, findings once", function()
+  local v = json.decode(json.encode(report.json_table(sample("planned"))))
+  t.eq(v.ok, true)
+  t.eq(#v.targets, 2)
+  t.eq(v.targets[1].diff, { "- " .. rule.tostring(SSH), "+ " .. rule.tostring(HTTPS) }, "sorted by rule")
+  t.eq(#v.targets[1].changes.add, 1)
+  t.eq(rule.key(rule.normalize(v.targets[1].changes.remove[1])), rule.key(SSH), "canonical rules")
+  t.eq(v.targets[2].create_group, true)
+  t.eq(#v.findings, 1)
+  t.eq(v.findings[1].targets, { 1, 2 })
+  t.eq(v.findings[1].kind, "lossy")
+  local empty = json.encode(report.json_table({ ok = true, targets = { { provider = "gcore", group = "web",
+    status = "unchanged", added = 0, removed = 0, changes = { add = {}, remove = {} }, findings = {} } } }))
+  t.ok(empty:find('"remove":[]', 1, true), "empty lists are JSON arrays: " .. empty)
+end)
+
+-- A stream that keeps what is written.
+local function buffer()
+  local parts = {}
+  return { write = function(self, ...) for _, s in ipairs({ ... }) do parts[#parts + 1] = s end return self end,
+    flush = function() end, text = function() return table.concat(parts) end }
+end
+
+t.test("progress on a terminal: one line per target, redrawn in place", function()
+  local out = buffer()
+  local on = progress.new(out, { tty = true })
+  on { target = 1, provider = "gcore", group = "web", step = "reading" }
+  on { target = 2, provider = "hostup", group = { vm = 10000 }, step = "reading" }
+  on { target = 1, provider = "gcore", group = "web", step = "applying", done = 3, total = 7 }
+  on { target = 1, provider = "gcore", group = "web", step = "done", status = "converged" }
+  local text = out:text()
+  t.ok(text:find("applying 3/7", 1, true), text)
+  t.ok(text:find("\r\27[2A", 1, true), "moves back over the two lines drawn")
+  t.ok(text:find("converged\n", 1, true), text)
+end)
+
+t.test("progress elsewhere: nothing written (logs are not flooded)", function()
+  local out = buffer()
+  local on = progress.new(out, { tty = false })
+  on { target = 1, provider = "gcore", group = "web", step = "reading" }
+  t.eq(out:text(), "")
+end)
+
+t.run()
