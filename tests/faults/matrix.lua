@@ -107,13 +107,16 @@ function M.run(kind, seed)
     report = nil
   end
   for i, tg in ipairs(TARGETS) do
-    local g = jconn(tg[1]):group(tg[2])
-    local final = g and keyset(g.rules) or false
+    local read_ok, g = pcall(jconn(tg[1]).group, jconn(tg[1]), tg[2])
+    local final = read_ok and g and keyset(g.rules) or false
     local want = translated(tg[1], source.rules)
     local where = string.format("%s seed %d target %d (%s %s)", kind.name, seed, i, tg[1],
       sg.json.encode(tg[2]))
     local outcome
-    if final and same(final, want) then
+    if not read_ok then
+      outcome = "partial"
+      problem("%s: cannot be read back: %s", where, tostring(g))
+    elseif final and same(final, want) then
       outcome = "converged"
     elseif (final == false and before[i] == false) or (final and before[i] and same(final, before[i])) then
       outcome = "restored"
