@@ -1,8 +1,8 @@
 -- sg.journal: the intent journal of a roll-out, so that a killed run can be completed or undone
 -- by the next run of the same roll-out.
 --
--- One small file per roll-out, next to the playbook locks (SGRUN_LOCK_DIR, else
--- $XDG_RUNTIME_DIR, else /tmp: the directory runtime/schedule.c uses), named after the
+-- One small file per roll-out, next to the playbook locks (the directory runtime/schedule.c
+-- checks and uses), named after the
 -- roll-out's identity (its targets, mode and atomicity). It holds JSON lines, each flushed and
 -- fsynced before the step it announces: "begin" with every target's snapshot and plan, then per
 -- target "write" (its writes are starting) and "written" (they finished, successfully or not).
@@ -13,13 +13,12 @@ local M = {}
 
 local fsync = require("_sg.fs").fsync
 
----The directory of the journals (and of the playbook locks).
+---The directory of the journals: the playbook locks' (checked, created 0700 where sgrun picks it).
 ---@return string
 function M.dir()
-  local d = os.getenv("SGRUN_LOCK_DIR")
-  if d == nil or d == "" then d = os.getenv("XDG_RUNTIME_DIR") end
-  if d == nil or d == "" then d = "/tmp" end
-  return d
+  local dir, err = require("_sg.fs").lock_dir()
+  if not dir then error("roll-out journal: " .. tostring(err), 0) end
+  return dir
 end
 
 ---The journal path of a roll-out identity (any string).
