@@ -1,6 +1,6 @@
 #!/bin/bash
 # One command per benchmark, each a ratio taken side by side in one run on this machine:
-#   bench/run.sh fanout | throughput | tls | startup | memory | plan | rollout | fleet | all
+#   bench/run.sh fanout | throughput | tls | startup | memory | plan | rollout | fleet | ratelimit | faults | all
 # Builds sgrun (build/) first. Figures and their meaning are in bench/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -105,6 +105,14 @@ fleet() {
   if [ -n "${SGRUN_BENCH_LARGE:-}" ]; then fleet_drift 2000; fi   # 10,000 accounts, 50,000 groups
 }
 
+ratelimit() {
+  "$sgrun" --sim bench/ratelimit.lua 1000 20
+}
+
+faults() {
+  "$sgrun" --sim bench/faults.lua 10
+}
+
 plan() {
   if [ -f bench/plan_bench.lua ]; then "$sgrun" bench/plan_bench.lua; else echo "plan: no benchmark yet"; fi
 }
@@ -118,6 +126,8 @@ case "${1:-all}" in
   plan) plan ;;
   rollout) rollout ;;
   fleet) fleet ;;
-  all) fanout; throughput; tls; startup; memory; plan; rollout; fleet ;;
-  *) echo "usage: bench/run.sh fanout|throughput|tls|startup|memory|plan|rollout|fleet|all" >&2; exit 2 ;;
+  ratelimit) ratelimit ;;
+  faults) faults ;;
+  all) fanout; throughput; tls; startup; memory; plan; rollout; fleet; ratelimit; faults ;;
+  *) echo "usage: bench/run.sh fanout|throughput|tls|startup|memory|plan|rollout|fleet|ratelimit|faults|all" >&2; exit 2 ;;
 esac

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "atomicfile.h"
+#include "schedule.h"
 
 /* fsync(path) -> true | nil, message. Works on directories too, which makes a rename durable. */
 static int l_fsync(lua_State *L) {
@@ -124,11 +125,24 @@ static int l_read_private(lua_State *L) {
   return 1;
 }
 
+/* lock_dir() -> the checked lock directory, or nil and why. */
+static int l_lock_dir(lua_State *L) {
+  char dir[PATH_MAX], err[512];
+  if (sg_lock_dir(dir, sizeof dir, err, sizeof err) != 0) {
+    lua_pushnil(L);
+    lua_pushstring(L, err);
+    return 2;
+  }
+  lua_pushstring(L, dir);
+  return 1;
+}
+
 int luaopen__sg_fs(lua_State *L) {
   static const luaL_Reg fns[] = {{"fsync", l_fsync},
                                  {"mode", l_mode},
                                  {"write_temp", l_write_temp},
                                  {"read_private", l_read_private},
+                                 {"lock_dir", l_lock_dir},
                                  {NULL, NULL}};
   luaL_newlib(L, fns);
   return 1;

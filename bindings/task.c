@@ -2,6 +2,9 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include <signal.h>
+
+#include "loop.h"
 #include "scheduler.h"
 
 static int l_spawn(lua_State *L) {
@@ -25,10 +28,26 @@ static int l_status(lua_State *L) {
   return 1;
 }
 
+/* graceful(on): the first SIGINT/SIGTERM is left to Lua (see sg_sched_set_graceful). */
+static int l_graceful(lua_State *L) {
+  sg_sched_set_graceful(lua_toboolean(L, 1));
+  return 0;
+}
+
+/* signal([take]): "SIGINT" or "SIGTERM" when one arrived (nil otherwise); take clears it. */
+static int l_signal(lua_State *L) {
+  int sig = lua_toboolean(L, 1) ? sg_loop_take_signal() : sg_loop_peek_signal();
+  if (sig == SIGINT) lua_pushliteral(L, "SIGINT");
+  else if (sig == SIGTERM) lua_pushliteral(L, "SIGTERM");
+  else lua_pushnil(L);
+  return 1;
+}
+
 int luaopen__sg_task(lua_State *L) {
   static const luaL_Reg fns[] = {
       {"spawn", l_spawn}, {"wait", sg_task_wait_lua}, {"cancel", l_cancel}, {"sleep", sg_sched_sleep_lua},
-      {"now", l_now},     {"status", l_status},       {NULL, NULL},
+      {"now", l_now},     {"status", l_status},       {"graceful", l_graceful},
+      {"signal", l_signal}, {NULL, NULL},
   };
   luaL_newlib(L, fns);
   return 1;

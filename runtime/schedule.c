@@ -220,6 +220,13 @@ static int lock_dir(char *dir, size_t dirlen, char *err, size_t errlen) {
   return open_lock_dir(dir, create, err, errlen);
 }
 
+int sg_lock_dir(char *dir, size_t dirlen, char *err, size_t errlen) {
+  int fd = lock_dir(dir, dirlen, err, errlen);
+  if (fd < 0) return -1;
+  close(fd);
+  return 0;
+}
+
 /* The lock file's name: the label (the lock name, else the playbook's file name) made safe, and
  * a hash of the whole key (the lock name, else the playbook's real path and its arguments), so
  * every way of naming the file shares one lock and two jobs on different arguments do not. */

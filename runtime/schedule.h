@@ -38,5 +38,8 @@ int sg_lock_playbook(const char *playbook, char *const *args, int nargs, const c
 /* Releases a lock taken by sg_lock_playbook, leaving the file empty so the next owner can tell a
  * clean release from a crash. */
 void sg_unlock_playbook(int fd);
+/* The checked directory of the locks (created 0700 where sgrun picks it), for files that live
+ * beside them (roll-out journals). 0, or -1 with the reason in err. */
+int sg_lock_dir(char *dir, size_t dirlen, char *err, size_t errlen);
 
 #endif

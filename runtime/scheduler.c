@@ -47,6 +47,8 @@ static struct {
   sg_task *live;
   unsigned long next_id;
   int graceful_term;
+  int graceful;               /* sg.rollout: the first SIGINT/SIGTERM is Lua's to handle */
+  volatile sig_atomic_t signals_seen; /* signals since graceful was turned on */
 } sched;
 
 char sg_yield_sentinel;
@@ -250,16 +252,22 @@ static void on_interrupt(lua_State *L, lua_Debug *ar) {
  * Lua code that computes without ever waiting. */
 static void arm_interrupt_hook(int sig) {
   if (sig == SIGTERM && sched.graceful_term) return;
+  if (sched.graceful && sched.signals_seen++ == 0) return;
   int mask = LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT;
   if (sched.current) lua_sethook(sched.current->co, on_interrupt, mask, 1);
 }
 
 void sg_sched_set_graceful_term(int on) { sched.graceful_term = on; }
 
+void sg_sched_set_graceful(int on) {
+  sched.graceful = on;
+  sched.signals_seen = 0;
+}
+
 /* A signal that must stop the running task now. */
 static int stop_requested(void) {
   int sig = sg_loop_peek_signal();
-  return sig && !(sig == SIGTERM && sched.graceful_term);
+  return sig && !(sig == SIGTERM && sched.graceful_term) && !(sched.graceful && sched.signals_seen < 2);
 }
 
 enum sg_task_state sg_sched_run(lua_State *L, sg_task *root) {

@@ -285,7 +285,7 @@ local function send_once(p, ep, url, body_text, attempt)
   local headers = { Accept = "application/json", ["User-Agent"] = "sgrun" }
   if body_text then headers["Content-Type"] = "application/json" end
   local req = { method = ep.method, url = url, headers = headers, body = body_text,
-    timeout = p.timeout, max_size = p.max_size, ca_file = p.ca_file, ca_path = p.ca_path,
+    timeout = retry.call_timeout(p.timeout), max_size = p.max_size, ca_file = p.ca_file, ca_path = p.ca_path,
     resolve = p.resolve, max_connections = p.max_connections }
   if p.def.auth then p.def.auth(req, p.creds) end
   local resp, err, code = p.transport(req)
@@ -377,6 +377,7 @@ local function request(conn, ep, url, body, path_args, args)
     return send_once(p, ep, url, body_text, attempt)
   end, {
     idempotent = not ep.create,
+    key = p.limit_key,
     reconcile = ep.match_read and function()
       local item = find_created(conn, ep, args, body, path_args)
       return item ~= nil, item
@@ -640,6 +641,15 @@ function M.describe(provider)
   return require("_sg." .. provider)
 end
 
+-- A digest of a connection's credentials: equal accounts share a rate limit.
+local function limit_digest(creds)
+  local parts = {}
+  for k, v in pairs(creds) do parts[#parts + 1] = tostring(k) .. "=" .. tostring(v) end
+  table.sort(parts)
+  local crypto = require "_sg.crypto"
+  return crypto.hex_encode(crypto.sha256(table.concat(parts, "\n"))):sub(1, 16)
+end
+
 ---Opens a connection: credentials and base URL are resolved now; nothing is sent.
 ---opts: credentials by name, profile, base_url, zone (Exoscale), timeout (s per attempt),
 ---max_size (bytes), page_size (auto-paging lists; default the provider's maximum), ca_file /
@@ -690,6 +700,8 @@ function M.connect(provider, opts)
     ca_file = transport_setting(def, opts, "ca_file", cache),
     ca_path = transport_setting(def, opts, "ca_path", cache),
     resolve = opts.resolve, max_connections = opts.max_connections,
+    -- the rate limiter's key: one per provider endpoint and account (a digest: no secret kept in it)
+    limit_key = def.name .. " " .. conn.base_url .. " " .. limit_digest(creds),
   }
   return conn
 end

@@ -6,6 +6,7 @@
 -- timeout, a connection closed after sending) is never blindly re-sent: the caller's reconcile
 -- hook re-reads and matches first, and only a confirmed absence allows the re-send. Without a
 -- hook, the call stops with an error saying it may have been applied.
+local limiter = require "sg.limiter"
 local task = require "sg.task"
 
 local M = {}
@@ -67,6 +68,29 @@ function M.parse_retry_after(value, now)
   return math.max(0, epoch - (now or os.time()))
 end
 
+-- A roll-out's per-call timeout (opts.timeout), in force while it runs.
+local call_timeout
+
+---The timeout of one HTTP attempt: the roll-out's while one runs, else the connection's.
+---@param default number the connection's timeout
+---@return number
+function M.call_timeout(default)
+  return call_timeout or default
+end
+
+---Runs fn() with every provider call's timeout set to `seconds` (nil: unchanged).
+---@param seconds number|nil
+---@param fn function
+function M.with_call_timeout(seconds, fn)
+  if seconds == nil then return fn() end
+  local saved = call_timeout
+  call_timeout = seconds
+  local ok, res = pcall(fn)
+  call_timeout = saved
+  if not ok then error(res, 0) end
+  return res
+end
+
 ---Backoff before attempt n+1 after attempt n failed (n >= 1).
 ---@param p sg.RetryPolicy
 ---@param n integer
@@ -88,17 +112,30 @@ local TRANSPORT = {
   curl = { retry = true, delivered = true },
 }
 
+-- Retry-After where a provider puts it in the 429 body instead of (or besides) the header:
+-- {"retry_after": n} (Exoscale's rate-limited schema), {"retryAfter": n} (HostUp v1).
+local function body_retry_after(resp)
+  local body = resp.body
+  if type(body) ~= "string" or not body:find("etry", 1, true) then return nil end
+  local ok, doc = pcall(require("sg.json").decode, body)
+  if not ok or type(doc) ~= "table" then return nil end
+  local v = doc.retry_after or doc.retryAfter
+  return type(v) == "number" and v >= 0 and v or nil
+end
+
+local function retry_after_of(resp)
+  return M.parse_retry_after(resp.headers and resp.headers["retry-after"]) or body_retry_after(resp)
+end
+
 ---Classifies one attempt's outcome.
 ---@return boolean retry, boolean maybe_delivered, number|nil retry_after
 function M.classify(resp, code)
   if resp then
     local s = resp.status
-    if s == 429 then
-      return true, false, M.parse_retry_after(resp.headers and resp.headers["retry-after"])
-    end
+    if s == 429 then return true, false, retry_after_of(resp) end
     if s >= 500 and s ~= 501 then
       -- 503 may carry Retry-After too; any 5xx may have been partly applied
-      return true, true, M.parse_retry_after(resp.headers and resp.headers["retry-after"])
+      return true, true, retry_after_of(resp)
     end
     return false, false, nil
   end
@@ -114,7 +151,8 @@ end
 ---@async
 ---@param p sg.RetryPolicy
 ---@param send fun(attempt: integer): table|nil, string|nil, string|nil
----@param opts {idempotent: boolean, reconcile: (fun(): boolean, any)|nil, on_retry: function|nil}
+---opts.key: the provider and account, for the rate limiter (sg.limiter); nil: not limited.
+---@param opts {idempotent: boolean, reconcile: (fun(): boolean, any)|nil, on_retry: function|nil, key: string|nil}
 ---@return table outcome {resp=, err=, code=, attempts=, recovered=, value=, unsafe=}
 function M.run(p, send, opts)
   local maybe_delivered = false
@@ -133,9 +171,11 @@ function M.run(p, send, opts)
       end
       if found then return { recovered = true, value = value, attempts = attempt - 1 } end
     end
+    limiter.acquire(opts.key)
     local resp, err, code = send(attempt)
     last = { resp = resp, err = err, code = code, attempts = attempt, maybe_delivered = maybe_delivered }
     local retry, delivered, retry_after = M.classify(resp, code)
+    limiter.observe(opts.key, resp and resp.status, retry_after)
     if not retry or attempt == p.attempts then return last end
     maybe_delivered = maybe_delivered or delivered
     last.maybe_delivered = maybe_delivered

@@ -1,28 +1,46 @@
 -- sg.rollout: one rule set onto several groups on several clouds. Every target is read (its
--- snapshot kept) and planned first, then the targets are changed concurrently. A target that
--- fails is put back to its snapshot, so each one ends converged or restored, never half-changed;
--- with {atomic = true} a failure anywhere puts every touched target back, and a target that
--- cannot be planned stops the roll-out before anything is touched. The report says per target
--- what happened and what could not be expressed.
+-- snapshot kept) and planned first, then the targets are changed concurrently.
+--
+-- Semantics: by default each target stands alone: a target that fails is put back to its
+-- snapshot (a group the roll-out created is deleted again) while the others stay converged.
+-- With {atomic = true} any failure puts every touched target back, and a target that cannot be
+-- planned stops the roll-out before anything is touched.
+--
+-- Every phase of every target is contained: an error while reading, applying, restoring or
+-- reading back is recorded on that target and never ends the run. Restoring retries with
+-- backoff up to a deadline of its own, longer than one call's. At the end every touched target
+-- is read back, and its status and changes come from what was read, so the report says what
+-- the clouds hold, not what was intended.
 local apply = require "sg.apply"
 local groups = require "sg.groups"
+local journal = require "sg.journal"
+local retry = require "sg.retry"
+local rule = require "sg.rule"
+local snapshot = require "sg.snapshot"
 local task = require "sg.task"
+local signals = require "_sg.task"
 
 local M = {}
 
 ---@class sg.RolloutTarget
 ---@field provider string
 ---@field group any
----@field status "converged"|"unchanged"|"rolled_back"|"failed"|"planned"
+---@field status "converged"|"unchanged"|"rolled_back"|"failed"|"planned"|"interrupted"
 ---@field added integer
 ---@field removed integer
+---@field changes {add: sg.Rule[], remove: sg.Rule[]} done (or planned under dry_run)
+---@field create_group boolean the group does not exist and will be / was created
 ---@field findings sg.Finding[]
 ---@field error any?
+---@field not_restored sg.Rule[]? rules a failed rollback could not put back
 ---@field plan sg.Plan?
 
 ---@class sg.RolloutReport
 ---@field ok boolean
 ---@field targets sg.RolloutTarget[]
+---@field aborted boolean? confirm said no
+---@field interrupted string? the signal that stopped the roll-out
+---@field findings_once {rule: sg.Rule, kind: string, why: string, targets: integer[]}[]
 
 local Report = {}
 Report.__index = Report
@@ -30,6 +48,13 @@ Report.__index = Report
 local function error_text(err)
   if err == nil then return nil end
   return tostring(err)
+end
+
+local function rules_array(list)
+  local json = require "sg.json"
+  local out = json.array()
+  for i, r in ipairs(rule.sort({ table.unpack(list or {}) })) do out[i] = r end
+  return out
 end
 
 ---A JSON-able table of the report (sg.report renders it).
@@ -49,18 +74,149 @@ end
 ---@class sg.RolloutOptions: sg.PlanOptions
 ---@field dry_run boolean? plan every target and report, change nothing (default: the --dry-run flag)
 ---@field atomic boolean? all or nothing across targets (default: each target on its own)
+---@field timeout number? seconds per provider call (HTTP attempt)
+---@field deadline number? seconds for the whole roll-out, rollback included
+---@field restore_deadline number? seconds restoring one target may take (default 120)
+---@field on_progress fun(event: table)?
+---@field confirm (fun(report: sg.RolloutReport): boolean)?
+---@field plan_file table? a plan read by read_plan: apply exactly it
 
--- Puts a touched target back to the rules it had before the roll-out.
+M.RESTORE_DEADLINE = 120
+M.PLAN_FORMAT = "sgrun.plan/1"
+
+local function keyset(rules)
+  local s = {}
+  for _, r in ipairs(rules or {}) do s[rule.key(r)] = r end
+  return s
+end
+
+local function same_keys(a, b)
+  for k in pairs(a) do if not b[k] then return false end end
+  for k in pairs(b) do if not a[k] then return false end end
+  return true
+end
+
+-- Rules in `a` that are not in `b` (keysets), sorted.
+local function minus(a, b)
+  local out = {}
+  for k, r in pairs(a) do if not b[k] then out[#out + 1] = r end end
+  return rule.sort(out)
+end
+
+---A fingerprint of a group's live rules: equal rule sets give equal fingerprints.
+---@param rules sg.Rule[]|nil nil: the group does not exist
+---@return string
+function M.fingerprint(rules)
+  if rules == nil then return "absent" end
+  local keys = {}
+  for _, r in ipairs(rules) do keys[#keys + 1] = rule.key(r) end
+  table.sort(keys)
+  return require("_sg.crypto").hex_encode(require("_sg.crypto").sha256(table.concat(keys, "\n")))
+end
+
 ---@async
-local function restore(t)
-  local before = t.before
-  local p = apply.plan(t.conn, t.group_ref, before and before.rules or {}, { lossy = "allow" })
-  return apply.apply(p)
+local function delete_group(conn, group)
+  local adapter = groups.get(conn.provider)
+  if not adapter.delete_group then
+    error(string.format("%s: sgrun cannot delete group %s; delete it by hand", conn.provider,
+      snapshot.group_text(group.name or group.id)), 0)
+  end
+  adapter.delete_group(conn, group)
+end
+
+-- get_group as (group or nil when absent), raising on a failed read.
+---@async
+local function read(conn, ref)
+  local group, err = groups.get(conn.provider).get_group(conn, ref)
+  if group then return group end
+  -- an absent group answers with a message; a failed read raises inside get_group
+  return nil, err
+end
+
+-- One attempt at putting a target back to its snapshot (deleting a group the roll-out created).
+---@async
+local function restore_once(st)
+  local group = read(st.conn, st.group_ref)
+  if st.before == nil then
+    if group then delete_group(st.conn, group) end
+    return
+  end
+  if not group then
+    error(string.format("%s group %s is gone; it cannot be restored", st.conn.provider,
+      snapshot.group_text(st.group_ref)), 0)
+  end
+  local p = apply.plan_group(st.conn, st.group_ref, group, nil, st.before.rules, { lossy = "allow" })
+  if p:empty() then return end
+  local r = apply.apply(p)
+  if not r.ok then error(r.error, 0) end
+end
+
+-- fn(...) contained and bounded: true, or its error (a message when `seconds` ran out first).
+---@async
+local function bounded(seconds, what, fn, ...)
+  local ok, done, err = pcall(task.timeout, seconds, function(...)
+    local fine, e = pcall(fn, ...)
+    return fine, e
+  end, ...)
+  if not ok then return done end
+  if done == nil then return string.format("%s did not finish within %g s", what, seconds) end
+  if done then return true end
+  return err
+end
+
+local function new_target(conn, ref)
+  return { provider = conn.provider, group = ref, status = "failed", added = 0, removed = 0,
+    changes = { add = {}, remove = {} }, create_group = false, findings = {} }
+end
+
+-- findings de-duplicated across targets
+local function findings_once(targets)
+  local out, at = {}, {}
+  for i, t in ipairs(targets) do
+    for _, f in ipairs(t.findings or {}) do
+      local k = rule.key(f.rule) .. "\0" .. f.kind .. "\0" .. tostring(f.why)
+      local entry = at[k]
+      if not entry then
+        entry = { rule = f.rule, kind = f.kind, why = f.why, targets = {} }
+        at[k] = entry
+        out[#out + 1] = entry
+      end
+      entry.targets[#entry.targets + 1] = i
+    end
+  end
+  return out
+end
+
+-- The plan of a plan file's target, checked against the live group.
+local function plan_from_file(st, entry, group, plan_opts)
+  if entry.provider ~= st.conn.provider or snapshot.group_text(entry.group) ~= snapshot.group_text(st.group_ref) then
+    error(string.format("the plan file's target is %s %s, not %s %s; make the plan again with the same targets",
+      tostring(entry.provider), snapshot.group_text(entry.group), st.conn.provider,
+      snapshot.group_text(st.group_ref)), 0)
+  end
+  if M.fingerprint(group and group.rules) ~= entry.fingerprint then
+    error(string.format("%s %s changed since the plan was made; make the plan again", st.conn.provider,
+      snapshot.group_text(st.group_ref)), 0)
+  end
+  local removing = keyset(entry.remove)
+  local desired = {}
+  for _, r in ipairs(group and group.rules or {}) do
+    if not removing[rule.key(r)] then desired[#desired + 1] = r end
+  end
+  for _, r in ipairs(entry.add) do desired[#desired + 1] = r end
+  local p = apply.plan_group(st.conn, st.group_ref, group, nil, desired,
+    { mode = "authoritative", lossy = "allow", create = true, description = plan_opts.description })
+  if not same_keys(keyset(p.add), keyset(entry.add)) or not same_keys(keyset(p.remove), removing) then
+    error(string.format("%s %s: the plan cannot be applied exactly as written; make the plan again",
+      st.conn.provider, snapshot.group_text(st.group_ref)), 0)
+  end
+  p.findings = entry.findings or {}
+  return p
 end
 
 ---Rolls the rules of `source` out to every target: `targets` is a list of {conn, group_ref}.
 ---@async
----@param source sg.Snapshot|sg.Rule[]
+---@param source sg.Snapshot|sg.Rule[]|nil (nil with opts.plan_file)
 ---@param targets {[1]: sg.Connection, [2]: any}[]
 ---@param opts sg.RolloutOptions?
 ---@return sg.RolloutReport
@@ -69,11 +225,28 @@ function M.rollout(source, targets, opts)
   if type(targets) ~= "table" or #targets == 0 then
     error("sg.rollout: targets must be a list of {connection, group} pairs", 2)
   end
+  if opts.plan_file ~= nil and (type(opts.plan_file) ~= "table" or opts.plan_file.format ~= M.PLAN_FORMAT) then
+    error("sg.rollout: plan_file must be a plan read by require('sg.rollout').read_plan(path)", 2)
+  end
+  if opts.plan_file and #opts.plan_file.targets ~= #targets then
+    error(string.format("sg.rollout: the plan has %d targets, the roll-out %d; pass the plan's targets",
+      #opts.plan_file.targets, #targets), 2)
+  end
+  for _, k in ipairs({ "timeout", "deadline", "restore_deadline" }) do
+    if opts[k] ~= nil and (type(opts[k]) ~= "number" or opts[k] <= 0) then
+      error(string.format("sg.rollout: %s must be a positive number of seconds", k), 2)
+    end
+  end
   local plan_opts = { mode = opts.mode, lossy = opts.lossy, create = opts.create ~= false,
     description = opts.description }
   local options = package.loaded["sg.options"]
   local dry_run = opts.dry_run
   if dry_run == nil then dry_run = options and options.dry_run or false end
+  local started = task.now()
+  local function remaining()
+    if not opts.deadline then return math.huge end
+    return math.max(0, opts.deadline - (task.now() - started))
+  end
 
   local states, report_targets = {}, {}
   for i, pair in ipairs(targets) do
@@ -82,94 +255,361 @@ function M.rollout(source, targets, opts)
       error(string.format("sg.rollout: target %d must be {connection, group}", i), 2)
     end
     states[i] = { conn = conn, group_ref = ref }
-    report_targets[i] = { provider = conn.provider, group = ref, status = "failed", added = 0,
-      removed = 0, findings = {} }
+    report_targets[i] = new_target(conn, ref)
+  end
+  local report = setmetatable({ ok = false, targets = report_targets }, Report)
+  -- the same roll-out (same targets, mode and atomicity) finds the journal of a killed run
+  local identity = { "rollout", opts.mode or "authoritative", opts.atomic and "atomic" or "per-target" }
+  for _, st in ipairs(states) do
+    identity[#identity + 1] = st.conn.provider .. ":" .. snapshot.group_text(st.group_ref)
+  end
+  local jpath = journal.path(table.concat(identity, "\n"))
+  local jnl
+
+  local function progress(i, step, extra)
+    if not opts.on_progress then return end
+    local ev = { target = i, provider = states[i].conn.provider, group = states[i].group_ref, step = step }
+    for k, v in pairs(extra or {}) do ev[k] = v end
+    pcall(opts.on_progress, ev)
+  end
+  local function interrupted() return signals.signal() end
+  local function finish()
+    report.interrupted = interrupted()
+    for i, t in ipairs(report_targets) do progress(i, "done", { status = t.status }) end
+    report.findings_once = findings_once(report_targets)
+    return report
   end
 
-  -- 1. read and plan every target; nothing changes yet
-  local planned = {}
-  for i, st in ipairs(states) do
-    planned[i] = function()
-      local group, err = groups.get(st.conn.provider).get_group(st.conn, st.group_ref)
-      st.before = group and { rules = group.rules } -- nil: the roll-out creates the group
-      st.plan = apply.plan_group(st.conn, st.group_ref, group, err, source, plan_opts)
-      return true
+  -- Runs fns concurrently, each contained and bounded by `seconds`: a list of true or the error.
+  ---@async
+  local function contained(fns, seconds, what)
+    local wrapped = {}
+    for i, fn in ipairs(fns) do
+      wrapped[i] = function() return bounded(seconds, what, fn) end
     end
+    return task.all(wrapped, { limit = #wrapped })
   end
-  local plan_failed = false
-  local outcomes = task.all(M.settle(planned))
-  for i = 1, #states do
-    local t, ok_err = report_targets[i], outcomes[i]
-    if states[i].plan then
-      t.plan = states[i].plan
-      t.findings = states[i].plan.findings
-    end
-    if ok_err ~= true then
-      plan_failed = true
-      t.error = ok_err
-      if type(ok_err) == "table" and ok_err.findings then t.findings = ok_err.findings end
-    end
-  end
-  if dry_run or (plan_failed and opts.atomic) then
-    for _, t in ipairs(report_targets) do
-      if t.error == nil then
-        if dry_run then
-          t.status = t.plan:empty() and "unchanged" or "planned"
-          t.added, t.removed = #t.plan.add, #t.plan.remove
-        else
-          t.error = "not changed: another target could not be planned, so the atomic roll-out " ..
-            "stopped before touching any"
+
+  -- The first SIGINT/SIGTERM while the roll-out runs is handled here: no new writes, what is in
+  -- flight settles by the mode, and the report says so; a second one stops the run at once.
+  -- 3. and 4.: put back what must be, then read every touched target back
+  ---@async
+  local function settle(any_failed)
+    -- 3. put back the targets that failed (with atomic, every touched target)
+    local restores = {}
+    for i, st in ipairs(states) do
+      restores[i] = function()
+        if not st.touched or not (st.failed or (opts.atomic and any_failed)) then return end
+        st.restoring = true
+        if not st.failed then report_targets[i].error = "rolled back because another target failed" end
+        local until_ = task.now() + math.min(opts.restore_deadline or M.RESTORE_DEADLINE, remaining())
+        local policy, attempt = retry.policy(), 0
+        while true do
+          attempt = attempt + 1
+          progress(i, "restoring", { done = attempt })
+          local err = bounded(math.max(0, until_ - task.now()), "restoring", restore_once, st)
+          if err == true then return end
+          st.restore_error = err
+          local wait = retry.backoff(policy, math.min(attempt, 6))
+          if task.now() + wait >= until_ then error(err, 0) end
+          task.sleep(wait)
         end
       end
     end
-    return setmetatable({ ok = not plan_failed, targets = report_targets }, Report)
+    -- putting back and reading back are what make the report true: their calls get longer than
+    -- the user's per-call timeout (still within the roll-out's deadline)
+    local settle_timeout = opts.timeout and math.max(4 * opts.timeout, 5)
+    retry.with_call_timeout(settle_timeout, function() contained(restores, math.huge, "restoring") end)
+
+    -- 4. read every touched target back: its status and changes are what it now holds
+    local finals = {}
+    for i, st in ipairs(states) do
+      finals[i] = function()
+        if not st.touched then return end
+        progress(i, "verifying")
+        local group = read(st.conn, st.group_ref)
+        st.final = group and group.rules or false
+      end
+    end
+    local read_back = retry.with_call_timeout(settle_timeout, function()
+      return contained(finals, math.max(remaining(), 30), "reading back")
+    end)
+    for i, st in ipairs(states) do
+      local t = report_targets[i]
+      if st.touched then
+        if read_back[i] ~= true then
+          t.status = "failed"
+          t.error = string.format("%s; reading the group back failed, so its state is unknown: %s",
+            error_text(t.error) or "applied", error_text(read_back[i]))
+          if st.restoring then t.not_restored = st.before and st.before.rules or {} end
+        else
+          local before = keyset(st.before and st.before.rules)
+          local final = keyset(st.final or nil)
+          local expected = keyset(st.before and st.before.rules)
+          for _, r in ipairs(st.plan and st.plan.remove or {}) do expected[rule.key(r)] = nil end
+          for _, r in ipairs(st.plan and st.plan.add or {}) do expected[rule.key(r)] = r end
+          local absent_as_before = st.before == nil and st.final == false
+          t.changes = { add = minus(final, before), remove = minus(before, final) }
+          if st.final == false and st.before ~= nil then t.changes.remove = rule.sort(st.before.rules) end
+          t.added, t.removed = #t.changes.add, #t.changes.remove
+          if st.restoring then
+            if absent_as_before or (st.before and st.final and same_keys(final, before)) then
+              t.status = "rolled_back"
+            elseif st.final and same_keys(final, expected) then
+              -- putting it back failed, but the failed apply had in fact reached the plan
+              t.status = "converged"
+              t.error = string.format("%s; restoring failed (%s), and the group holds the planned rules",
+                error_text(t.error), error_text(st.restore_error))
+            else
+              t.status = "failed"
+              t.not_restored = minus(before, final)
+              local extra = minus(final, before)
+              local why = st.restore_error and error_text(st.restore_error) or "the group differs from its snapshot"
+              if st.before == nil and st.final then why = "the group the roll-out created is still there: " .. why end
+              if #extra > 0 then why = string.format("%s; %d rule(s) left that were not there before", why, #extra) end
+              t.error = string.format("%s; restoring the snapshot failed: %s", error_text(t.error), why)
+            end
+          elseif st.final and same_keys(final, expected) then
+            t.status = "converged"
+          else
+            t.status = "failed"
+            t.error = t.error or "after applying, the group differs from the plan"
+          end
+        end
+      elseif st.interrupted then
+        t.status, t.error = "interrupted", "interrupted before its first write"
+        t.changes, t.added, t.removed = { add = {}, remove = {} }, 0, 0
+      elseif st.plan then
+        t.status = "unchanged"
+        if t.error == nil then t.changes, t.added, t.removed = { add = {}, remove = {} }, 0, 0 end
+      end
+    end
+    report.ok = not any_failed and not interrupted()
+    return finish()
   end
 
-  -- 2. apply every non-empty plan concurrently
-  local applies = {}
-  for i, st in ipairs(states) do
-    applies[i] = function()
-      if not st.plan then return { ok = false, added = 0, removed = 0, unplanned = true } end
-      if st.plan:empty() then return { ok = true, added = 0, removed = 0, unchanged = true } end
-      st.touched = true
-      return apply.apply(st.plan)
+  -- A journal left by a killed run: with atomic, every target it had started writing is put back
+  -- (and this run changes nothing more); otherwise this run completes it by converging.
+  ---@async
+  local function recover(prior)
+    local begun = {}
+    for i in pairs(prior.started) do begun[#begun + 1] = i end
+    table.sort(begun)
+    report.recovered = { journal = jpath, targets = begun, action = opts.atomic and "undone" or "completed" }
+    if not opts.atomic or #begun == 0 then
+      journal.remove(jpath)
+      return nil
     end
-  end
-  local results = task.all(applies, { limit = #applies })
-  local failed = false
-  for i, r in ipairs(results) do
-    local t = report_targets[i]
-    t.added, t.removed = r.added, r.removed
-    if r.ok then
-      t.status = r.unchanged and "unchanged" or "converged"
-    elseif not r.unplanned then
-      failed = true
-      t.error = r.error
+    for i, st in ipairs(states) do
+      local b = prior.begin.targets[i]
+      if prior.started[i] and b then
+        local rules = {}
+        for j, r in ipairs(b.before or {}) do rules[j] = rule.normalize(r) end
+        st.before = b.exists and { rules = rules } or nil
+        st.touched, st.failed = true, true
+        report_targets[i].error = "undoing the interrupted atomic roll-out found in " .. jpath
+      else
+        report_targets[i].status = "unchanged"
+      end
     end
+    local rep = settle(true)
+    journal.remove(jpath)
+    return rep
   end
-  if not failed then return setmetatable({ ok = not plan_failed, targets = report_targets }, Report) end
 
-  -- 3. put back the targets that failed (with atomic, every touched target)
-  local restores = {}
-  for i, st in ipairs(states) do
-    restores[i] = function()
-      if not st.touched or (results[i].ok and not opts.atomic) then return nil end
-      return restore(st)
+  local function run()
+    if not dry_run then
+      local prior = journal.read(jpath)
+      if prior then
+        local rep = recover(prior)
+        if rep then return rep end
+      end
+    end
+    -- 1. read and plan every target; nothing changes yet
+    local planned = {}
+    for i, st in ipairs(states) do
+      planned[i] = function()
+        progress(i, "reading")
+        local group = read(st.conn, st.group_ref)
+        st.before = group and { rules = group.rules } -- nil: the roll-out creates the group
+        progress(i, "planning")
+        if opts.plan_file then
+          st.plan = plan_from_file(st, opts.plan_file.targets[i], group, plan_opts)
+        else
+          st.plan = apply.plan_group(st.conn, st.group_ref, group, nil, source, plan_opts)
+        end
+        st.fingerprint = M.fingerprint(group and group.rules)
+      end
+    end
+    local plan_failed = false
+    local outcomes = contained(planned, remaining(), "reading and planning")
+    for i, st in ipairs(states) do
+      local t, ok_err = report_targets[i], outcomes[i]
+      if st.plan then
+        t.plan = st.plan
+        t.findings = st.plan.findings
+        t.create_group = st.plan.create_group ~= nil
+        t.changes = { add = st.plan.add, remove = st.plan.remove }
+        t.added, t.removed = #st.plan.add, #st.plan.remove
+      end
+      if ok_err ~= true then
+        plan_failed = true
+        st.plan = nil
+        t.error = ok_err
+        if type(ok_err) == "table" and ok_err.findings then t.findings = ok_err.findings end
+      end
+    end
+    report.ok = not plan_failed
+    if dry_run then
+      for i, t in ipairs(report_targets) do
+        if t.error == nil then
+          t.status = t.plan:empty() and "unchanged" or "planned"
+          t.fingerprint = states[i].fingerprint
+        end
+      end
+      return finish()
+    end
+
+    local function untouched(why)
+      for i, t in ipairs(report_targets) do
+        if states[i].plan then
+          t.status, t.error = "unchanged", why
+          t.changes, t.added, t.removed = { add = {}, remove = {} }, 0, 0
+        end
+      end
+    end
+    if plan_failed and opts.atomic then
+      untouched("not changed: another target could not be planned, so the atomic roll-out stopped " ..
+        "before touching any")
+      return finish()
+    end
+    local removes = false
+    for _, st in ipairs(states) do
+      if st.plan and #st.plan.remove > 0 then removes = true end
+    end
+    if removes and opts.confirm and not opts.confirm(report) then
+      report.aborted, report.ok = true, false
+      untouched(nil)
+      return finish()
+    end
+    if interrupted() then
+      report.ok = false
+      untouched("interrupted before any write")
+      for _, t in ipairs(report_targets) do
+        if t.status == "unchanged" and t.error then t.status = "interrupted" end
+      end
+      return finish()
+    end
+
+    -- every target's snapshot and plan go to the journal before the first write
+    local json = require "sg.json"
+    local jtargets = json.array()
+    for i, st in ipairs(states) do
+      jtargets[i] = { provider = st.conn.provider, group = st.group_ref, exists = st.before ~= nil,
+        before = rules_array(st.before and st.before.rules),
+        add = rules_array(st.plan and st.plan.add), remove = rules_array(st.plan and st.plan.remove) }
+    end
+    jnl = journal.start(jpath, { targets = jtargets, atomic = opts.atomic or false })
+
+    -- 2. apply every non-empty plan concurrently; keep a third of the deadline for putting back
+    local applies = {}
+    for i, st in ipairs(states) do
+      applies[i] = function()
+        if not st.plan or st.plan:empty() then return end
+        if interrupted() then
+          st.interrupted = true
+          return
+        end
+        st.touched = true
+        jnl:record({ ev = "write", target = i })
+        progress(i, "applying", { done = 0, total = #st.plan.add + #st.plan.remove })
+        local r = apply.apply(st.plan)
+        jnl:record({ ev = "written", target = i })
+        if not r.ok then error(r.error, 0) end
+        progress(i, "verifying")
+      end
+    end
+    local apply_budget = opts.deadline and remaining() * 2 / 3 or math.huge
+    local applied = contained(applies, apply_budget, "applying")
+    local any_failed = plan_failed or (opts.atomic and interrupted() ~= nil)
+    for i, st in ipairs(states) do
+      if applied[i] ~= true then
+        st.failed = true
+        any_failed = true
+        report_targets[i].error = applied[i]
+      end
+    end
+
+    local rep = settle(any_failed)
+    jnl:finish()
+    return rep
+  end
+
+  if not dry_run then signals.graceful(true) end
+  local ok, res = pcall(retry.with_call_timeout, opts.timeout, run)
+  if not dry_run then
+    signals.graceful(false)
+    -- taken: the playbook decides how to end (exit 130/143), after printing the report
+    local sig = signals.signal(true)
+    if ok and sig then
+      res.interrupted, res.ok = sig, false
     end
   end
-  local restored = task.all(restores, { limit = #restores })
-  for i = 1, #states do
-    local t, r = report_targets[i], restored[i] -- nil: not touched, left as step 2 reported it
-    if r and r.ok then
-      t.status = "rolled_back"
-      if results[i].ok then t.error = "rolled back because another target failed" end
-    elseif r then
-      t.status = "failed"
-      t.error = string.format("%s; restoring the snapshot also failed: %s", error_text(t.error) or
-        "rolled back because another target failed", error_text(r.error))
+  if not ok then error(res, 0) end
+  return res
+end
+
+---Writes the plans of a dry-run report to path (format sgrun.plan/1), atomically.
+---@param report sg.RolloutReport from sg.rollout with dry_run
+---@param path string
+function M.write_plan(report, path)
+  if type(report) ~= "table" or type(report.targets) ~= "table" then
+    error("write_plan: needs the report of a dry-run roll-out", 2)
+  end
+  local json = require "sg.json"
+  local doc = { format = M.PLAN_FORMAT, created_at = os.date("!%Y-%m-%dT%H:%M:%SZ"), targets = json.array() }
+  for i, t in ipairs(report.targets) do
+    if t.status ~= "planned" and t.status ~= "unchanged" or not t.fingerprint then
+      error(string.format("write_plan: target %d (%s %s) has no plan (%s); fix it and plan again", i,
+        t.provider, snapshot.group_text(t.group), error_text(t.error) or t.status), 2)
+    end
+    local findings = json.array()
+    for j, f in ipairs(t.findings or {}) do findings[j] = { rule = f.rule, kind = f.kind, why = f.why } end
+    doc.targets[i] = { provider = t.provider, group = t.group, fingerprint = t.fingerprint,
+      create_group = t.create_group, add = rules_array(t.changes.add), remove = rules_array(t.changes.remove),
+      findings = findings }
+  end
+  require("sg.snapshot_file").write_atomic(path, json.encode(doc) .. "\n")
+end
+
+---Reads a plan file written by write_plan; raises naming the file and the problem.
+---@param path string
+---@return table plan {format, targets = {provider, group, fingerprint, add, remove}}
+function M.read_plan(path)
+  local f, err = io.open(path, "rb")
+  if not f then error(string.format("plan %s: cannot read: %s", path, err), 2) end
+  local text = f:read("a")
+  f:close()
+  local doc, jerr = require("sg.json").decode(text)
+  if type(doc) ~= "table" then error(string.format("plan %s: damaged file: %s", path, tostring(jerr)), 2) end
+  if doc.format ~= M.PLAN_FORMAT then
+    error(string.format("plan %s: not a plan file (format %s, expected %s)", path, tostring(doc.format),
+      M.PLAN_FORMAT), 2)
+  end
+  if type(doc.targets) ~= "table" then error(string.format("plan %s: no targets", path), 2) end
+  for i, t in ipairs(doc.targets) do
+    if type(t.provider) ~= "string" or t.group == nil or type(t.fingerprint) ~= "string" then
+      error(string.format("plan %s: target %d is incomplete (provider, group, fingerprint)", path, i), 2)
+    end
+    for _, list in ipairs({ "add", "remove" }) do
+      local rules = {}
+      for j, r in ipairs(t[list] or {}) do
+        rules[j] = rule.normalize(r, { where = string.format("plan %s: target %d %s[%d]", path, i, list, j) })
+      end
+      t[list] = rules
     end
   end
-  return setmetatable({ ok = false, targets = report_targets }, Report)
+  return doc
 end
 
 ---Wraps functions so that each returns true or its error instead of raising (for task.all).

@@ -70,6 +70,14 @@ function M.save(snapshot, path)
   doc.raw = raw
   local text = json.encode(doc) .. "\n"
 
+  M.write_atomic(path, text)
+end
+
+---Writes text to path atomically: a temporary file in the same directory, flush, fsync, rename,
+---then the directory synced. Raises naming the path.
+---@param path string
+---@param text string
+function M.write_atomic(path, text)
   local dir = path:match("^(.*)/[^/]*$") or "."
   -- created exclusively (0600) beside the target: a file or symlink planted in a shared
   -- directory makes the save fail instead of being followed

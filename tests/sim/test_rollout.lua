@@ -166,4 +166,166 @@ t.test("snapshots round-trip through a file", function()
   t.eq(#back.raw, #snap.raw)
 end)
 
+-- A connection whose writes start failing (400, not retried) once `broken()` says so.
+local function breakable(provider, broken, after)
+  return sg.connect(provider, { retry = { attempts = 2, base = 0.01, cap = 0.05 }, transport = function(req)
+    if req.method ~= "GET" and broken(req) then
+      return { status = 400, headers = {}, body = '{"message":"refused by the test"}' }
+    end
+    local resp, err, code = sg.http.request(req)
+    if after then after(req, resp) end
+    return resp, err, code
+  end })
+end
+
+local SSH = rule.normalize { direction = "ingress", protocol = "tcp", port = 22, cidr = "198.51.100.0/24" }
+-- Exoscale refuses to leave a group without egress rules
+local EXO = { SSH, rule.normalize { direction = "egress", protocol = "any", cidr = "0.0.0.0/0" },
+  rule.normalize { direction = "egress", protocol = "any", cidr = "::/0" } }
+
+t.test("a rollback that fails is contained: the report names every rule it could not put back", function()
+  reset()
+  local deleted, restoring = false, false
+  -- HostUp deletes one rule at a time: the second delete fails, and so does every restoring write
+  local hu = breakable("hostup", function(req) return restoring or (req.method == "DELETE" and deleted) end,
+    function(req, resp) if req.method == "DELETE" and resp and resp.status < 300 then deleted = true end end)
+  local before = assert(hu:group({ vm = 10000 }))
+  local events = {}
+  local report = sg.rollout(EXO, { { hu, { vm = 10000 } }, { conn("exoscale"), "web" } }, {
+    lossy = "allow", restore_deadline = 1,
+    on_progress = function(ev)
+      events[#events + 1] = ev
+      if ev.step == "restoring" then restoring = true end
+    end })
+  t.eq(report.ok, false)
+  local rt = report.targets[1]
+  t.eq(rt.status, "failed", tostring(report))
+  t.eq(report.targets[2].status, "converged", tostring(report))
+  -- what the report says matches what the group holds
+  local after = assert(conn("hostup"):group({ vm = 10000 }))
+  local missing = {}
+  for k, r in pairs(keyset(before.rules)) do
+    if not keyset(after.rules)[k] then missing[k] = r end
+  end
+  t.ok(next(missing) ~= nil, "the test removed a rule before breaking: " .. tostring(report))
+  t.eq(keyset(rt.not_restored), missing, tostring(report))
+  t.eq(keyset(rt.changes.remove), missing)
+  t.ok(tostring(report):find("not restored", 1, true), tostring(report))
+  local steps = {}
+  for _, ev in ipairs(events) do if ev.target == 1 then steps[ev.step] = ev.status or true end end
+  t.eq(steps.done, "failed")
+  t.ok(steps.reading and steps.planning and steps.applying and steps.restoring, "progress events")
+end)
+
+t.test("a target rolled back leaves no group it created; the other target stays converged", function()
+  reset()
+  local exo = breakable("exoscale", function(req) return req.method == "POST" and req.url:find("/rules", 1, true) end)
+  local report = sg.rollout(EXO, { { exo, "made-by-rollout" }, { conn("hostup"), { vm = 10000 } } },
+    { lossy = "allow" })
+  t.eq(report.ok, false)
+  t.eq(report.targets[1].status, "rolled_back", tostring(report))
+  t.eq(report.targets[1].create_group, true)
+  t.eq(report.targets[2].status, "converged", tostring(report))
+  t.eq(conn("exoscale"):group("made-by-rollout"), nil, "the created group is deleted again")
+end)
+
+t.test("dry run plans; write_plan/read_plan apply exactly that plan and refuse a changed target", function()
+  reset()
+  local ro = require "sg.rollout"
+  control("DELETE", "/_sim/log")
+  local dry = sg.rollout({ SSH }, { { conn("gcore"), "web" }, { conn("genesis"), "new-group" } },
+    { lossy = "allow", dry_run = true })
+  t.eq(mutations(), 0)
+  t.eq(dry.targets[1].status, "planned")
+  t.eq(dry.targets[2].create_group, true)
+  t.eq(#dry.targets[1].changes.add, 1)
+  local path = os.tmpname()
+  ro.write_plan(dry, path)
+  local plan = ro.read_plan(path)
+  local report = sg.rollout(nil, { { conn("gcore"), "web" }, { conn("genesis"), "new-group" } },
+    { plan_file = plan })
+  t.ok(report.ok, tostring(report))
+  t.eq(keyset(assert(conn("gcore"):group("web")).rules), keyset({ SSH }))
+  -- the same plan again: gcore now differs from what was planned against
+  report = sg.rollout(nil, { { conn("gcore"), "web" }, { conn("genesis"), "new-group" } },
+    { plan_file = plan })
+  t.eq(report.ok, false)
+  t.eq(report.targets[1].status, "failed")
+  t.ok(tostring(report.targets[1].error):find("gcore web changed since the plan", 1, true),
+    tostring(report.targets[1].error))
+  os.remove(path)
+end)
+
+t.test("confirm = false aborts before any write", function()
+  reset()
+  control("DELETE", "/_sim/log")
+  local asked
+  local report = sg.rollout({ SSH }, { { conn("gcore"), "web" } }, { lossy = "allow",
+    confirm = function(r) asked = r.targets[1].changes.remove; return false end })
+  t.eq(report.aborted, true)
+  t.eq(report.targets[1].status, "unchanged")
+  t.ok(#asked > 0, "confirm sees the removals")
+  t.eq(mutations(), 0)
+end)
+
+t.test("findings are listed once across targets", function()
+  reset()
+  local snap = sg.snapshot(conn("exoscale"), "web")
+  local report = sg.rollout(snap, { { conn("genesis"), "web" }, { conn("hostup"), { vm = 10000 } } },
+    { lossy = "allow", dry_run = true })
+  local seen = {}
+  for _, f in ipairs(report.findings_once) do
+    local k = rule.key(f.rule) .. f.kind .. f.why
+    t.eq(seen[k], nil, "once")
+    seen[k] = true
+  end
+  t.ok(#report.findings_once > 0)
+end)
+
+-- Sends a signal to this sgrun process (a test of the first-signal handling).
+local function signal_self(name)
+  local f = assert(io.open("/proc/self/stat"))
+  local pid = f:read("n")
+  f:close()
+  -- not os.execute: system() ignores SIGINT in the caller while the command runs
+  assert(io.popen(string.format("kill -%s %d", name, pid))):close()
+end
+
+t.test("SIGINT during planning: no write, every target reported interrupted, the run goes on", function()
+  reset()
+  control("DELETE", "/_sim/log")
+  local sent = false
+  local report = sg.rollout({ SSH }, { { conn("gcore"), "web" }, { conn("genesis"), "web" } }, {
+    lossy = "allow",
+    on_progress = function(ev)
+      if ev.step == "planning" and not sent then
+        sent = true
+        signal_self("INT")
+      end
+    end })
+  t.eq(report.interrupted, "SIGINT")
+  t.eq(report.ok, false)
+  for _, rt in ipairs(report.targets) do t.eq(rt.status, "interrupted", tostring(report)) end
+  t.eq(mutations(), 0)
+end)
+
+t.test("SIGTERM while applying with atomic = true: every touched target is restored", function()
+  reset()
+  local before = assert(conn("hostup"):group({ vm = 10000 }))
+  local sent = false
+  local report = sg.rollout(EXO, { { conn("hostup"), { vm = 10000 } }, { conn("exoscale"), "web" } }, {
+    lossy = "allow", atomic = true,
+    on_progress = function(ev)
+      if ev.step == "applying" and not sent then
+        sent = true
+        signal_self("TERM")
+      end
+    end })
+  t.eq(report.interrupted, "SIGTERM")
+  for _, rt in ipairs(report.targets) do
+    t.ok(rt.status == "rolled_back" or rt.status == "interrupted", tostring(report))
+  end
+  t.eq(keyset(assert(conn("hostup"):group({ vm = 10000 })).rules), keyset(before.rules))
+end)
+
 t.run()
