@@ -590,6 +590,9 @@ function M.internals(conn)
   -- no `secrets` here: a playbook can call this; it gets what scrubbing needs, not the values
   return {
     def = p.def,
+    -- which account this is (provider, base URL and a digest of the credentials): a key for
+    -- per-account state such as rate limits and roll-out journals, never a secret
+    account_key = p.limit_key,
     new_error = function(fields) return errors.new(fields, p.secrets) end,
     scrub = function(s) return errors.scrub(s, p.secrets) end,
     origin = function(x) return origin[x] end,

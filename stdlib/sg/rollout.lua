@@ -261,7 +261,10 @@ function M.rollout(source, targets, opts)
   -- the same roll-out (same targets, mode and atomicity) finds the journal of a killed run
   local identity = { "rollout", opts.mode or "authoritative", opts.atomic and "atomic" or "per-target" }
   for _, st in ipairs(states) do
-    identity[#identity + 1] = st.conn.provider .. ":" .. snapshot.group_text(st.group_ref)
+    -- the account too: one process may roll out to the same group name on many accounts (fleets)
+    local ok, internals = pcall(require("sg.connect").internals, st.conn)
+    local account = ok and internals.account_key or st.conn.provider
+    identity[#identity + 1] = account .. ":" .. snapshot.group_text(st.group_ref)
   end
   local jpath = journal.path(table.concat(identity, "\n"))
   local jnl
