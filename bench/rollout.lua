@@ -25,9 +25,17 @@ local function target(provider, ref)
   conns[provider] = conns[provider] or sg.connect(provider)
   return { conns[provider], ref }
 end
+-- every emulated cloud but the source's: a "bench" group, or the second demo VM where a
+-- provider's groups are VMs' firewalls (HostUp)
 local function all_targets()
-  return { target("gcore", "bench"), target("genesis", "bench"), target("barrack", "bench"),
-    target("hostup", { vm = 10001 }) }
+  local out = {}
+  for _, name in ipairs(require("sg.connect").providers()) do
+    if name ~= "exoscale" then
+      local _, demo = require("sg.cli").parse_target(name .. ":" .. require("sgsim." .. name).demo_target)
+      out[#out + 1] = target(name, type(demo) == "table" and { vm = 10001 } or "bench")
+    end
+  end
+  return out
 end
 
 local function run(targets)

@@ -58,8 +58,14 @@ local function translated(provider, rules)
   return want
 end
 
-local TARGETS = { { "gcore", "web" }, { "genesis", "web" }, { "barrack", "web" },
-  { "hostup", { vm = 10000 } }, { "gcore", "made-by-rollout" } }
+-- Every emulated cloud but the source's own, at its demo group, and one group the roll-out creates.
+local TARGETS = {}
+for _, name in ipairs(require("sg.connect").providers()) do
+  if name ~= "exoscale" then
+    TARGETS[#TARGETS + 1] = { require("sg.cli").parse_target(name .. ":" .. require("sgsim." .. name).demo_target) }
+  end
+end
+TARGETS[#TARGETS + 1] = { "gcore", "made-by-rollout" }
 
 ---The latency kind scaled by `f` (latency, jitter and timeout alike), for a faster suite.
 ---@param f number

@@ -25,14 +25,16 @@ creds=(EXOSCALE_API_KEY EXOSCALE_API_SECRET GCORE_API_KEY GENESISCLOUD_TOKEN BAR
 cd "$tmp"
 rollout=$src/scripts/rollout.lua
 # the demo roll-out (what `sgrun --sim scripts/rollout.lua` runs), against this emulator
-demo=(exoscale:web gcore:web genesis:web barrack:web hostup:vm=10000 --allow-lossy)
+# shellcheck disable=SC2207
+demo=(exoscale:web $("$sgrun" -e 'for _, n in ipairs(require("sg.connect").providers()) do
+  if n ~= "exoscale" then io.write(n, ":", require("sgsim." .. n).demo_target, " ") end end') --allow-lossy)
 "$sgrun" "$rollout" "${demo[@]}" >"$out/plain.out" 2>"$out/plain.err"
 check "a plain roll-out ran" grep -q . "$out/plain.out"
 "$sgrun" --json "$rollout" "${demo[@]}" >"$out/json.out" 2>"$out/json.err"
 "$sgrun" --log-format json "$rollout" "${demo[@]}" >"$out/logjson.out" 2>"$out/logjson.err"
 SGRUN_DEBUG=http "$sgrun" --dry-run "$rollout" "${demo[@]}" >"$out/dry.out" 2>"$out/dry.err"
 curl -s -X POST "$(cat "$tmp/url")/_sim/reset" >/dev/null
-SGRUN_DEBUG=http "$sgrun" "$rollout" exoscale:web gcore:web genesis:web barrack:web hostup:vm=10000 --allow-lossy \
+SGRUN_DEBUG=http "$sgrun" "$rollout" "${demo[@]}" \
   --save="$tmp/web.snapshot.json" >"$out/debug.out" 2>"$out/debug.err"
 check "the SGRUN_DEBUG=http trace was written" grep -q "sgrun http" "$out/debug.err"
 check "... with credential headers redacted" grep -q "REDACTED" "$out/debug.err"
