@@ -52,6 +52,7 @@ local function bad(fmt, ...)
   error("plan: " .. string.format(fmt, ...), 3)
 end
 
+-- A group reference as the command line writes it: web, vm=10000, instance=BRK-100001A.
 local function group_text(group)
   if type(group) ~= "table" then return tostring(group) end
   local parts = {}
@@ -59,6 +60,7 @@ local function group_text(group)
   table.sort(parts)
   return table.concat(parts, ",")
 end
+M.group_text = group_text
 
 local function target_text(target)
   return tostring(target.provider) .. "/" .. group_text(target.group)

@@ -2,19 +2,13 @@
 -- On a terminal: one line per target, redrawn in place (reading, applying 3/7, waiting, ...).
 -- Under --log-format json: one log event per target step, so a scheduler's log shows progress.
 -- Otherwise nothing: plain logs are not flooded, and the report follows at the end anyway.
+local group_text = require("sg.plan").group_text
+
 local M = {}
 
 local STEP_TEXT = { reading = "reading", planning = "planning", applying = "applying",
   waiting = "waiting for the provider", verifying = "verifying", restoring = "restoring",
   done = "done" }
-
-local function ref_text(ref)
-  if type(ref) ~= "table" then return tostring(ref) end
-  local parts = {}
-  for k, v in pairs(ref) do parts[#parts + 1] = tostring(k) .. "=" .. tostring(v) end
-  table.sort(parts)
-  return table.concat(parts, ",")
-end
 
 local function describe(e)
   local text = STEP_TEXT[e.step] or tostring(e.step)
@@ -31,7 +25,7 @@ local function terminal(stream)
       lines, drawn = {}, 0
       return
     end
-    lines[e.target] = string.format("  %-9s %-22s %s", e.provider, ref_text(e.group), describe(e))
+    lines[e.target] = string.format("  %-9s %-22s %s", e.provider, group_text(e.group), describe(e))
     local out = {}
     -- back to the top of the block, then every line again (each cleared first)
     if drawn > 0 then out[1] = string.format("\r\27[%dA", drawn) end
@@ -48,7 +42,7 @@ end
 
 local function json_log(e)
   if e == nil then return end
-  local fields = { target = e.target, provider = e.provider, group = ref_text(e.group), step = e.step }
+  local fields = { target = e.target, provider = e.provider, group = group_text(e.group), step = e.step }
   if e.done then fields.done = e.done end
   if e.total then fields.total = e.total end
   if e.status then fields.status = e.status end

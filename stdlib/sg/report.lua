@@ -5,6 +5,8 @@
 local json = require "sg.json"
 local rule = require "sg.rule"
 
+local group_text = require("sg.plan").group_text
+
 local M = {}
 
 local COLORS = { green = "\27[32m", red = "\27[31m", yellow = "\27[33m", bold = "\27[1m", dim = "\27[2m" }
@@ -70,17 +72,8 @@ local function findings_once(report)
   return out
 end
 
--- A group reference as the command line writes it: web, vm=10000, instance=BRK-100001A.
-local function ref_text(ref)
-  if type(ref) ~= "table" then return tostring(ref) end
-  local parts = {}
-  for k, v in pairs(ref) do parts[#parts + 1] = tostring(k) .. "=" .. tostring(v) end
-  table.sort(parts)
-  return table.concat(parts, ",")
-end
-
 local function target_name(t)
-  return t.provider .. ":" .. ref_text(t.group)
+  return t.provider .. ":" .. group_text(t.group)
 end
 
 ---True when the report plans or made a change on some target (a dry run's "changes pending").
@@ -117,11 +110,11 @@ function M.text(report, opts)
   local paint = painter(opts and opts.color)
   local lines = { paint("bold", headline(report)) }
   for _, t in ipairs(report.targets) do
-    lines[#lines + 1] = string.format("  %-9s %-22s %s +%d -%d", t.provider, ref_text(t.group),
+    lines[#lines + 1] = string.format("  %-9s %-22s %s +%d -%d", t.provider, group_text(t.group),
       paint(STATUS_COLOR[t.status], string.format("%-12s", t.status)), t.added or 0, t.removed or 0)
     if create_group_of(t) then
       lines[#lines + 1] = paint("green", t.status == "planned" and "      will create group " or
-        "      created group ") .. ref_text(t.group)
+        "      created group ") .. group_text(t.group)
     end
     for _, line in ipairs(diff_lines(t)) do
       lines[#lines + 1] = "      " .. paint(line:sub(1, 1) == "+" and "green" or "red", line)
