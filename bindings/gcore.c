@@ -55,7 +55,8 @@ static const struct sg_endpoint endpoints[] = {
     {.name = "list_tasks", .method = "GET", .path = "/cloud/v1/tasks", .flags = SG_EP_READ,
      .doc = "List tasks (one page: pass limit/offset, state, task_type, ...)"},
     {.name = "list_active_tasks", .method = "GET", .path = "/cloud/v1/tasks/{project_id}/{region_id}/active",
-     .flags = SG_EP_READ, .doc = "List the active tasks of the project and region"},
+     .flags = SG_EP_READ, .items = "results",
+     .doc = "List the active tasks of the project and region (every page; pass limit/offset for one page)"},
     {.name = "acknowledge_task", .method = "POST", .path = "/cloud/v1/tasks/{task_id}/acknowledge",
      .doc = "Acknowledge one task"},
     {.name = "acknowledge_all_tasks", .method = "POST",
@@ -86,7 +87,10 @@ static const struct sg_kv paging[] = {
 static const struct sg_kv async[] = {
     {"tasks.list", "tasks"}, {"tasks.get", "get_task"}, {"tasks.state", "state"},
     {"tasks.pending", "NEW,RUNNING"}, {"tasks.success", "FINISHED"}, {"tasks.failure", "ERROR"},
-    {"tasks.reason", "error"}, {"tasks.result", "created_resources"}, {0, 0}};
+    {"tasks.reason", "error"}, {"tasks.result", "created_resources"},
+    /* the project's running tasks, each echoing its request: a create whose response was lost
+     * is found there until its task finishes (sg.connect) */
+    {"tasks.active", "list_active_tasks"}, {"tasks.data", "data"}, {0, 0}};
 
 static int auth(lua_State *L) {
   return sg_provider_header_auth(L, "Authorization", "APIKey ", "api_key");

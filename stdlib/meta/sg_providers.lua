@@ -393,10 +393,10 @@ function GcoreConnection:get_task(task_id, query) end
 ---@return table response the decoded JSON response, envelope included
 function GcoreConnection:list_tasks(query) end
 
----List the active tasks of the project and region.
+---List the active tasks of the project and region (every page; pass limit/offset for one page).
 ---`GET /cloud/v1/tasks/{project_id}/{region_id}/active`
 ---@async
----@param query? table query parameters
+---@param query? table query parameters (paging ones fetch a single page)
 ---@return table response the decoded JSON response, envelope included
 function GcoreConnection:list_active_tasks(query) end
 

@@ -316,6 +316,15 @@ end
 
 local invoke
 
+-- The fields of a create's body that a listed item echoes (all but ep.match_skip).
+local function wanted(ep, body)
+  if not ep.match_skip then return body end
+  local want = {}
+  for k, v in pairs(body) do want[k] = v end
+  for k in ep.match_skip:gmatch("[^,]+") do want[k] = nil end
+  return want
+end
+
 -- Re-reads what a create would have made (ep.match_read with this call's path arguments) and
 -- returns the first item equal to the request body. Used before re-sending a create whose
 -- earlier attempt may have landed, and by conn:wait to find a created item.
@@ -326,12 +335,7 @@ local function find_created(conn, ep, args, body, path_args, ids)
   local resp = invoke(conn, p_endpoint(conn, ep.match_read), table.unpack(args, 1, path_args))
   local items = errors.dig(resp, ep.match_items)
   if type(items) ~= "table" then return nil end
-  local want = body
-  if ep.match_skip then
-    want = {}
-    for k, v in pairs(body) do want[k] = v end
-    for k in ep.match_skip:gmatch("[^,]+") do want[k] = nil end
-  end
+  local want = wanted(ep, body)
   for _, item in ipairs(items) do
     if ids then
       if ids[tostring(item.id)] then return item end
@@ -339,6 +343,38 @@ local function find_created(conn, ep, args, body, path_args, ids)
       return item
     end
   end
+end
+
+-- The pending tasks (def.async "tasks.active") whose request data matches this create's body, as
+-- {tasks = ids}, or nil. A create whose response was lost may still be running as a task: its item
+-- is not listed yet, and a re-send would make a second one where names are not unique (Gcore).
+---@async
+local function pending_create(conn, ep, body)
+  local a = private[conn].def.async
+  if ep.async ~= "tasks" or not a["tasks.active"] or type(body) ~= "table" then return nil end
+  local active = p_endpoint(conn, a["tasks.active"])
+  local tasks = invoke(conn, active)[active.items]
+  local want, ids = wanted(ep, body), json.array()
+  for _, t in ipairs(type(tasks) == "table" and tasks or {}) do
+    local data = t[a["tasks.data"]]
+    if type(data) == "table" and matches(want, data) then ids[#ids + 1] = t.id end
+  end
+  if #ids == 0 then return nil end
+  return { [a["tasks.list"]] = ids }
+end
+
+-- Re-reads for a create whose earlier attempt may have landed: the item, or nil when re-sending is
+-- safe. Pending matching tasks are listed BEFORE the re-read, so that one finishing in between is
+-- seen by the re-read, and waited for when the item is not there yet; a task that ends in error
+-- created nothing. Raises when it cannot tell.
+---@async
+local function reconcile_create(conn, ep, args, body, path_args)
+  local pending = pending_create(conn, ep, body)
+  local item = find_created(conn, ep, args, body, path_args)
+  if item ~= nil or not pending then return item end
+  local ok, err = pcall(conn.wait, conn, pending)
+  if not ok and not (type(err) == "table" and tostring(err.code):match("^task_")) then error(err, 0) end
+  return find_created(conn, ep, args, body, path_args)
 end
 
 -- What a recovered create returns: the matched item, in the place where the async kind would
@@ -379,7 +415,7 @@ local function request(conn, ep, url, body, path_args, args)
     idempotent = not ep.create,
     key = p.limit_key,
     reconcile = ep.match_read and function()
-      local item = find_created(conn, ep, args, body, path_args)
+      local item = reconcile_create(conn, ep, args, body, path_args)
       return item ~= nil, item
     end or nil,
   })

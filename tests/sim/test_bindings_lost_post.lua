@@ -158,4 +158,38 @@ t.test("a lost create response is recovered by re-reading, on every provider tha
   t.eq({ final.state, erule["start-port"] }, { "success", 6001 })
 end)
 
+t.test("Gcore: a group create whose response was lost while its task runs is waited for, not re-sent", function()
+  w.reset()
+  -- the task outlasts the retry pause, so the first re-read does not list the group yet; Gcore
+  -- accepts a second group of the same name, so a re-send would make two
+  w.knobs({ task_duration_ms = 1500 })
+  local o, posts = losing()
+  local gc = sg.connect("gcore", o)
+  local g = require("sg.groups").get("gcore").create_group(gc, "made-once", "lost create")
+  local n = 0
+  for _, x in ipairs(gc:list_security_groups().results) do if x.name == "made-once" then n = n + 1 end end
+  t.eq(n, 1, "exactly one group named made-once")
+  t.eq({ g.name, posts() }, { "made-once", 1 })
+end)
+
+t.test("Exoscale, Genesis, Barrack: a group create whose response was lost makes one group", function()
+  w.reset()
+  -- Exoscale refuses a second group of the same name (409) and lists the first once its
+  -- operation ends: found by looking again; Genesis and Barrack list a new group at once
+  w.knobs({ task_duration_ms = 300 })
+  local lists = {
+    exoscale = function(c) return c:list_security_groups()["security-groups"] end,
+    genesis = function(c) return c:list_security_groups().security_groups end,
+    barrack = function(c) return c:list_firewalls().firewalls end,
+  }
+  for _, provider in ipairs({ "exoscale", "genesis", "barrack" }) do
+    local o = losing()
+    local conn = sg.connect(provider, o)
+    local g = require("sg.groups").get(provider).create_group(conn, "made-once", "lost create")
+    local n = 0
+    for _, x in ipairs(lists[provider](conn)) do if x.name == "made-once" then n = n + 1 end end
+    t.eq({ provider, g.name, n }, { provider, "made-once", 1 })
+  end
+end)
+
 t.run()
