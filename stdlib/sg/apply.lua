@@ -56,9 +56,15 @@ function M.plan_group(conn, ref, group, err, source, opts)
   end
   local target_codec = codec.get(conn.provider)
   local adapter = groups.get(conn.provider)
+  -- A group to be created is planned from what the provider gives a new empty group (Exoscale:
+  -- the implicit open egress), so that the plan says what the group will read back as. The
+  -- authoritative mode then treats those rules as on an existing empty group: removed when the
+  -- desired rules say otherwise, and a provider that cannot remove them refuses in
+  -- check_new_group before the group is created, not after.
+  local current = group and group.rules or adapter.new_group_rules and adapter.new_group_rules() or {}
   local p = plan_lib.compute {
     target = { provider = conn.provider, group = group and group.name or ref },
-    current = group and group.rules or {},
+    current = current,
     desired = desired,
     codec = target_codec,
     -- rules read from this very group (a restore) go back in the provider's own form
@@ -68,6 +74,7 @@ function M.plan_group(conn, ref, group, err, source, opts)
     lossy = opts.lossy,
     create_group = not group and ref or nil,
   }
+  if not group and adapter.check_new_group then adapter.check_new_group(ref, p) end
   bound[p] = { conn = conn, group = group, description = opts.description }
   return p
 end

@@ -145,7 +145,7 @@ local function restore_once(st)
     error(string.format("%s group %s is gone; it cannot be restored", st.conn.provider,
       snapshot.group_text(st.group_ref)), 0)
   end
-  local p = apply.plan_group(st.conn, st.group_ref, group, nil, st.before.rules, { lossy = "allow" })
+  local p = apply.plan_group(st.conn, st.group_ref, group, nil, st.before, { lossy = "allow" })
   if p:empty() then return end
   local r = apply.apply(p)
   if not r.ok then error(r.error, 0) end
@@ -348,8 +348,9 @@ function M.rollout(source, targets, opts)
         else
           local before = keyset(st.before and st.before.rules)
           local final = keyset(st.final or nil)
-          local expected = keyset(st.before and st.before.rules)
-          for _, r in ipairs(st.plan and st.plan.remove or {}) do expected[rule.key(r)] = nil end
+          -- what the plan kept (for a group it created: what the provider gives a new group)
+          -- and added; with no plan (a recovered journal), the snapshot
+          local expected = keyset(st.plan and st.plan.keep or st.before and st.before.rules)
           for _, r in ipairs(st.plan and st.plan.add or {}) do expected[rule.key(r)] = r end
           local absent_as_before = st.before == nil and st.final == false
           t.changes = { add = minus(final, before), remove = minus(before, final) }
@@ -408,7 +409,8 @@ function M.rollout(source, targets, opts)
       if prior.started[i] and b then
         local rules = {}
         for j, r in ipairs(b.before or {}) do rules[j] = rule.normalize(r) end
-        st.before = b.exists and { rules = rules } or nil
+        st.before = b.exists and { rules = rules, raw = b.raw, provider = st.conn.provider,
+          group = { id = b.group_id } } or nil
         st.touched, st.failed = true, true
         report_targets[i].error = "undoing the interrupted atomic roll-out found in " .. jpath
       else
@@ -434,7 +436,9 @@ function M.rollout(source, targets, opts)
       planned[i] = function()
         progress(i, "reading")
         local group = read(st.conn, st.group_ref)
-        st.before = group and { rules = group.rules } -- nil: the roll-out creates the group
+        -- snapshot-shaped, so that restoring puts back the provider's own form of each rule
+        st.before = group and { rules = group.rules, raw = group.raw_rules, provider = st.conn.provider,
+          group = { id = group.id } } -- nil: the roll-out creates the group
         progress(i, "planning")
         if opts.plan_file then
           st.plan = plan_from_file(st, opts.plan_file.targets[i], group, plan_opts)
@@ -510,6 +514,9 @@ function M.rollout(source, targets, opts)
     for i, st in ipairs(states) do
       jtargets[i] = { provider = st.conn.provider, group = st.group_ref, exists = st.before ~= nil,
         before = rules_array(st.before and st.before.rules),
+        -- raw rules and group id: recovery restores the provider's own form as restore does
+        raw = st.before and json.array({ table.unpack(st.before.raw or {}) }),
+        group_id = st.before and st.before.group.id,
         add = rules_array(st.plan and st.plan.add), remove = rules_array(st.plan and st.plan.remove) }
     end
     jnl = journal.start(jpath, { targets = jtargets, atomic = opts.atomic or false })

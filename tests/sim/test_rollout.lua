@@ -328,4 +328,33 @@ t.test("SIGTERM while applying with atomic = true: every touched target is resto
   t.eq(keyset(assert(conn("hostup"):group({ vm = 10000 })).rules), keyset(before.rules))
 end)
 
+
+t.test("recovering an interrupted atomic roll-out puts rules back in the provider's own form", function()
+  reset()
+  local hu = conn("hostup")
+  local snap = sg.snapshot(hu, { vm = 10000 })
+  local raw_before = hu:list_firewall_rules(10000).data
+  local json = sg.json
+  -- the journal of a run killed after it began writing: its begin record holds the snapshot
+  local identity = table.concat({ "rollout", "authoritative", "atomic",
+    "hostup:" .. require("sg.snapshot").group_text({ vm = 10000 }) }, "\n")
+  local journal = require "sg.journal"
+  local jpath = journal.path(identity)
+  local jnl = journal.start(jpath, { atomic = true, targets = json.array { {
+    provider = "hostup", group = { vm = 10000 }, exists = true, before = json.array(snap.rules),
+    raw = json.array(snap.raw), group_id = snap.group.id, add = json.array(), remove = json.array() } } })
+  jnl:record({ ev = "write", target = 1 })
+  -- what the killed run did: one port of a multi-port rule is gone
+  local narrower = {}
+  for _, r in ipairs(snap.rules) do
+    if r.port_min ~= 443 then narrower[#narrower + 1] = r end
+  end
+  t.ok(#narrower < #snap.rules, "the seeded VM has a rule on port 443")
+  t.ok(sg.apply(sg.plan(hu, { vm = 10000 }, narrower)).ok)
+  local report = sg.rollout({ SSH }, { { hu, { vm = 10000 } } }, { lossy = "allow", atomic = true })
+  t.eq(report.recovered and report.recovered.action, "undone", tostring(report))
+  t.eq(report.targets[1].status, "rolled_back", tostring(report))
+  t.eq(hu:list_firewall_rules(10000).data, raw_before, "the raw rules the journal held")
+end)
+
 t.run()

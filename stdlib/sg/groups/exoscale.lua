@@ -47,6 +47,41 @@ local function add_implicit_egress(group)
   end
 end
 
+---The rules a group just created reads back with: the implicit open egress. sg.apply plans a
+---group that does not exist yet from these, so that the plan says what the new group will hold.
+---@return sg.Rule[]
+function M.new_group_rules()
+  local group = { rules = {} }
+  add_implicit_egress(group)
+  return group.rules
+end
+
+-- Raises when the changes would leave the group with no egress rule: Exoscale would then let all
+-- egress out, the opposite of a desired set without egress rules.
+local function refuse_open_egress(name, remove, desired)
+  local egress_removed, egress_left = false, false
+  for _, r in ipairs(remove) do egress_removed = egress_removed or r.direction == "egress" end
+  if not egress_removed then return end
+  for _, r in ipairs(desired) do egress_left = egress_left or r.direction == "egress" end
+  if not egress_left then
+    error(string.format("exoscale: group %s would end with no egress rule, and an Exoscale group " ..
+      "without egress rules lets all egress out: to block egress, list the egress rules that may " ..
+      "pass; to allow all egress, include egress any to 0.0.0.0/0 and ::/0", name), 0)
+  end
+end
+
+---Refuses, before anything is sent, a plan that would create a group left with no egress rule
+---(an authoritative set without egress rules): the same refusal apply makes for an existing group,
+---made early so that no group is created only to be deleted again.
+---@param name string the group to be created
+---@param p sg.Plan
+function M.check_new_group(name, p)
+  local desired = {}
+  for _, r in ipairs(p.keep) do desired[#desired + 1] = r end
+  for _, r in ipairs(p.add) do desired[#desired + 1] = r end
+  refuse_open_egress(name, p.remove, desired)
+end
+
 ---@param raw table an Exoscale security group
 ---@param maps table? id <-> name maps of the organisation's groups
 ---@return sg.Group
@@ -86,29 +121,20 @@ end
 ---@return {added: integer, removed: integer}
 function M.apply(conn, group, changes)
   common.check_changes("exoscale", group, changes)
-  -- Implicit rules go away by themselves once the group has an egress rule. A group left with no
-  -- egress rule at all would let everything out, which is the opposite of a desired set without
-  -- egress rules: refuse that before sending anything.
-  local remove, implicit_removed, egress_removed = {}, 0, false
+  -- Implicit rules go away by themselves once the group has an egress rule; they are matched by
+  -- key, as the plan of a group created on the way holds new_group_rules(), not this group's
+  -- tables. A group left with no egress rule is refused before anything is sent.
+  local implicit = {}
+  for r in pairs(group.implicit or {}) do implicit[rule.key(r)] = true end
+  local remove, implicit_removed = {}, 0
   for _, r in ipairs(changes.remove) do
-    egress_removed = egress_removed or r.direction == "egress"
-    if group.implicit and group.implicit[r] then
+    if implicit[rule.key(r)] then
       implicit_removed = implicit_removed + 1
     else
       remove[#remove + 1] = r
     end
   end
-  if egress_removed then
-    local egress_left = false
-    for _, r in ipairs(changes.desired or changes.add) do
-      egress_left = egress_left or r.direction == "egress"
-    end
-    if not egress_left then
-      error(string.format("exoscale: group %s would end with no egress rule, and an Exoscale group " ..
-        "without egress rules lets all egress out: to block egress, list the egress rules that may " ..
-        "pass; to allow all egress, include egress any to 0.0.0.0/0 and ::/0", group.name), 0)
-    end
-  end
+  refuse_open_egress(group.name, changes.remove, changes.desired or changes.add)
   local raws = common.removals("exoscale", group, remove)
   local ctx = { group = { id = group.id, name = group.name } }
   if common.references_others(group, changes.add) then

@@ -25,6 +25,8 @@
 ---@field delete_group (fun(conn: sg.Connection, group: sg.Group))?
 ---@field leftovers (fun(group: sg.Group): integer)?
 ---@field repair (fun(conn: sg.Connection, group: sg.Group): integer)?
+---@field new_group_rules (fun(): sg.Rule[])? the rules a just-created group reads back with (default none)
+---@field check_new_group (fun(name: string, p: sg.Plan))? raises when a plan creating a group cannot be carried out
 
 local M = {}
 
