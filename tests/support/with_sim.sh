@@ -14,6 +14,10 @@ test=$2
 shift 2
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/sgrun-sim.XXXXXX")
+# locks and roll-out journals of this test only: a parallel run of the same test (another build's
+# suite) must neither find its lock taken nor its journals
+mkdir -m 700 "$tmp/locks"
+export SGRUN_LOCK_DIR="$tmp/locks"
 sim_pid=
 cleanup() {
   if [ -n "$sim_pid" ] && kill -0 "$sim_pid" 2>/dev/null; then
