@@ -82,6 +82,23 @@ end
 ---@field plan_file table? a plan read by read_plan: apply exactly it
 
 M.RESTORE_DEADLINE = 120
+
+---Where the journal of a roll-out lives: the same roll-out (targets, mode, atomicity) run again
+---finds the journal a killed run left.
+---@param targets table[] {connection, group reference} pairs, as sg.rollout takes them
+---@param opts sg.RolloutOptions?
+---@return string
+function M.journal_path(targets, opts)
+  opts = opts or {}
+  local identity = { "rollout", opts.mode or "authoritative", opts.atomic and "atomic" or "per-target" }
+  for _, pair in ipairs(targets) do
+    -- the account too: one process may roll out to the same group name on many accounts (fleets)
+    local ok, internals = pcall(require("sg.connect").internals, pair[1])
+    local account = ok and internals.account_key or pair[1].provider
+    identity[#identity + 1] = account .. ":" .. snapshot.group_text(pair[2])
+  end
+  return journal.path(table.concat(identity, "\n"))
+end
 M.PLAN_FORMAT = "sgrun.plan/1"
 
 local function keyset(rules)
@@ -259,14 +276,7 @@ function M.rollout(source, targets, opts)
   end
   local report = setmetatable({ ok = false, targets = report_targets }, Report)
   -- the same roll-out (same targets, mode and atomicity) finds the journal of a killed run
-  local identity = { "rollout", opts.mode or "authoritative", opts.atomic and "atomic" or "per-target" }
-  for _, st in ipairs(states) do
-    -- the account too: one process may roll out to the same group name on many accounts (fleets)
-    local ok, internals = pcall(require("sg.connect").internals, st.conn)
-    local account = ok and internals.account_key or st.conn.provider
-    identity[#identity + 1] = account .. ":" .. snapshot.group_text(st.group_ref)
-  end
-  local jpath = journal.path(table.concat(identity, "\n"))
+  local jpath = M.journal_path(targets, opts)
   local jnl
 
   local function progress(i, step, extra)
