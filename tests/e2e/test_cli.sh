@@ -5,12 +5,7 @@ set -u
 sgrun=$1
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-passed=0 failed=0
-check() { # check NAME CONDITION...
-  local name=$1
-  shift
-  if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL $name" >&2; fi
-}
+. "$(dirname "${BASH_SOURCE[0]}")/../support/check.sh"
 
 out=$("$sgrun" -e 'print(1 + 1)')
 check "-e runs code" [ "$out" = 2 ]

@@ -9,12 +9,7 @@ tmp=$(mktemp -d)
 export SGRUN_LOCK_DIR=$tmp
 sim_pid=""
 trap '[ -n "$sim_pid" ] && kill $sim_pid 2>/dev/null; rm -rf "$tmp"' EXIT
-passed=0 failed=0
-check() {
-  local name=$1
-  shift
-  if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL $name" >&2; fi
-}
+. "$(dirname "${BASH_SOURCE[0]}")/../support/check.sh"
 
 "$sgrun" --sim "$root/scripts/rollout.lua" >"$tmp/out" 2>"$tmp/err"
 check "the main job exits 0" [ $? = 0 ]

@@ -9,12 +9,7 @@ root=${SGRUN_SOURCE_DIR:?}
 tmp=$(mktemp -d)
 export SGRUN_LOCK_DIR=$tmp
 trap 'rm -rf "$tmp"' EXIT
-passed=0 failed=0
-check() {
-  local name=$1
-  shift
-  if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL $name" >&2; fi
-}
+. "$(dirname "${BASH_SOURCE[0]}")/../support/check.sh"
 state=$tmp/sim-state.json
 
 "$sgrun" --sim --state "$state" "$root/scripts/snapshot.lua" exoscale:web "$tmp/web.json" >/dev/null

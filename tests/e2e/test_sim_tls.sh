@@ -14,12 +14,7 @@ stop_sim() {
   sim_pid=""
 }
 trap 'stop_sim; rm -rf "$tmp"' EXIT
-passed=0 failed=0
-check() {
-  local name=$1
-  shift
-  if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL $name" >&2; fi
-}
+. "$(dirname "${BASH_SOURCE[0]}")/../support/check.sh"
 start_sim() {
   rm -f "$tmp/url" "$tmp/env"
   "$sgrun" sim --tls --tls-dir "$tmp/tls" --port 0 --ready-file "$tmp/url" --env-file "$tmp/env" \

@@ -9,12 +9,7 @@ tmp=$(mktemp -d)
 export SGRUN_LOCK_DIR=$tmp
 sock=sgrun-test-$$
 trap 'tmux -L $sock kill-server 2>/dev/null; rm -rf "$tmp"' EXIT
-passed=0 failed=0
-check() {
-  local name=$1
-  shift
-  if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL $name" >&2; fi
-}
+. "$(dirname "${BASH_SOURCE[0]}")/../support/check.sh"
 esc=$(printf '\033')
 
 # in_terminal NAME COMMAND: runs COMMAND in a fresh tmux window, waits for it, keeps the screen

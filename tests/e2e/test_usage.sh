@@ -10,12 +10,7 @@ tmp=$(mktemp -d)
 export SGRUN_LOCK_DIR=$tmp
 sim_pid=""
 trap '[ -n "$sim_pid" ] && kill $sim_pid 2>/dev/null; rm -rf "$tmp"' EXIT
-passed=0 failed=0
-check() {
-  local name=$1
-  shift
-  if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL $name" >&2; fi
-}
+. "$(dirname "${BASH_SOURCE[0]}")/../support/check.sh"
 
 "$sgrun" sim --port 0 --ready-file "$tmp/url" --env-file "$tmp/env" --task-delay 50 --quiet >/dev/null &
 sim_pid=$!

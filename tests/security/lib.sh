@@ -6,12 +6,7 @@ tmp=$(mktemp -d)
 chmod 755 "$tmp"
 cleanup_hooks=()
 trap 'for h in "${cleanup_hooks[@]}"; do eval "$h"; done; rm -rf "$tmp"' EXIT
-passed=0 failed=0
-check() {
-  local name=$1
-  shift
-  if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL $name" >&2; fi
-}
+. "$(dirname "${BASH_SOURCE[0]}")/../support/check.sh"
 finish() {
   echo "$passed passed, $failed failed"
   [ "$failed" = 0 ]
