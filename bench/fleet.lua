@@ -24,7 +24,8 @@ local t0 = sg.now()
 local report = inv:run("drift", { per_provider = per_provider })
 local wall = sg.now() - t0
 
-local log = sg.json.decode(assert(sg.http.request { url = SIM .. "/_sim/log" }).body)
+-- the log carries every request and response body: far over the default 16 MiB cap
+local log = sg.json.decode(assert(sg.http.request { url = SIM .. "/_sim/log", max_size = 1024 * 1024 * 1024 }).body)
 local per, busiest, served = {}, 0, 0
 for _, e in ipairs(log.requests) do
   if type(e.provider) == "string" then per[e.provider] = (per[e.provider] or 0) + 1 end
