@@ -5,8 +5,10 @@
 #   bench/fuzz.sh                 all targets, 10 minutes each
 #   bench/fuzz.sh json codecs     some of them
 #   FUZZ_SECONDS=60 bench/fuzz.sh a shorter soak
-# Prints one line per target (runs, coverage, crashes) and exits 1 when any target found a
-# crash, a leak or a timeout; reproducers are left in build-fuzz/fuzz-findings/<target>/.
+# Prints one line per target and exits 1 when any target found a crash, a leak or a timeout;
+# reproducers are left in build-fuzz/fuzz-findings/<target>/. "cov" counts the instrumented C
+# edges only; the Lua targets' own code is seen through "ft" (libFuzzer's features, which include
+# the Lua line edges that tests/fuzz/fuzz_lua.c feeds it), so "ft" is the figure that grows.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${FUZZ_SECONDS:-600}
@@ -16,7 +18,7 @@ bash .ci/setup >/dev/null
 CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DSGRUN_FUZZ=ON >/dev/null
 cmake --build build-fuzz -j2 >/dev/null
 status=0
-printf '%-10s %10s %8s %s\n' target runs cov result
+printf '%-10s %10s %6s %6s %6s %s\n' target runs cov ft corpus result
 for t in "${targets[@]}"; do
   bin=build-fuzz/tests/fuzz_$t
   [ -x "$bin" ] || { echo "no fuzz target '$t' (have: schedule json codecs snapshot)" >&2; exit 2; }
@@ -31,8 +33,11 @@ for t in "${targets[@]}"; do
     status=1
   fi
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n1)
-  cov=$(grep -o 'cov: [0-9]*' "$log" | tail -n1 | cut -d' ' -f2)
-  printf '%-10s %10s %8s %s\n' "$t" "${runs:-?}" "${cov:-?}" "$result"
+  last=$(grep -E '^#[0-9]+' "$log" | tail -n1)
+  cov=$(grep -o 'cov: [0-9]*' <<<"$last" | cut -d' ' -f2)
+  ft=$(grep -o 'ft: [0-9]*' <<<"$last" | cut -d' ' -f2)
+  units=$(grep -o 'corp: [0-9]*' <<<"$last" | cut -d' ' -f2)
+  printf '%-10s %10s %6s %6s %6s %s\n' "$t" "${runs:-?}" "${cov:-?}" "${ft:-?}" "${units:-?}" "$result"
   [ $status = 0 ] && rm -f "$log"
 done
 exit $status
