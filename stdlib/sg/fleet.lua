@@ -243,12 +243,25 @@ end
 ---------------------------------------------------------------------------------------------
 -- Per-provider request limits.
 
+-- This caps requests in flight per provider, which the issue's per-provider limit asks for. It is
+-- not sg.limiter, which paces a rate per account learned from 429s and never caps concurrency;
+-- a fleet's transport absorbs its 429s here (pausing the provider), so sg.limiter does not act
+-- on them too.
+
+---@class sg.FleetLimiter
+---@field limit integer requests in flight at most
+---@field active integer slots held
+---@field waiting integer acquirers queued
+---@field throttled integer 429s seen
 local Limiter = {}
 Limiter.__index = Limiter
 
-local function new_limiter(limit)
-  return setmetatable({ limit = limit, active = 0, queue = {}, head = 1, waiting = 0, paused_until = 0,
-    throttled = 0 }, Limiter)
+---A limiter of `limit` requests in flight; waiters are served first come, first served.
+---@param limit integer
+---@return sg.FleetLimiter
+function M.new_limiter(limit)
+  return setmetatable({ limit = limit, active = 0, queue = {}, head = 1, tail = 0, waiting = 0,
+    paused_until = 0, throttled = 0 }, Limiter)
 end
 
 -- A waiter sleeps on a short-lived gate task that release() cancels to hand it a slot; it renews
@@ -256,11 +269,17 @@ end
 -- is passed over (a live waiter passed over that way queues again when it wakes).
 local GATE_SECONDS, RENEW_SECONDS = 2, 1
 
+-- The queue is queue[head .. tail]. Its tail is counted, not taken from #queue: once served
+-- entries below head are cleared, # may give any border, and an entry written there would sit
+-- below head, never handed a slot: its waiter stalled until a renewal of its gate found a slot
+-- free, behind later arrivals.
 local function enqueue(self, entry)
-  self.queue[#self.queue + 1] = entry
+  self.tail = self.tail + 1
+  self.queue[self.tail] = entry
   self.waiting = self.waiting + 1
 end
 
+---Waits for a slot (and for a 429's pause to end).
 ---@async
 function Limiter:acquire()
   if self.waiting == 0 and self.active < self.limit then
@@ -294,8 +313,9 @@ function Limiter:acquire()
   if wait > 0 then task.sleep(wait) end
 end
 
+---Frees a slot, handing it to the first live waiter.
 function Limiter:release()
-  while self.head <= #self.queue do
+  while self.head <= self.tail do
     local entry = self.queue[self.head]
     self.queue[self.head] = nil
     self.head = self.head + 1
@@ -310,10 +330,12 @@ function Limiter:release()
       entry.skipped = true -- its waiter is gone, or re-queues itself when it wakes
     end
   end
-  self.queue, self.head = {}, 1
+  self.queue, self.head, self.tail = {}, 1, 0
   self.active = self.active - 1
 end
 
+---Holds the provider's requests for `seconds` (a 429's Retry-After).
+---@param seconds number
 function Limiter:pause(seconds)
   self.throttled = self.throttled + 1
   self.paused_until = math.max(self.paused_until, task.now() + seconds)
@@ -322,7 +344,7 @@ end
 function Fleet:limiter(provider)
   local l = self.limiters[provider]
   if not l then
-    l = new_limiter(self.per_provider)
+    l = M.new_limiter(self.per_provider)
     self.limiters[provider] = l
   end
   return l
