@@ -372,39 +372,17 @@ end
 ---------------------------------------------------------------------------------------------
 -- Connections, made on first use.
 
-local function connect_opts(self, provider)
-  return { transport = self:transport(provider) }
+-- The profile file's sections, read once per run and handed to every connection (the
+-- `profiles` connect option): a fleet has a section per account, and reading the whole file for
+-- each of thousands of accounts would cost their square. Raises as sg.connect would (the file's
+-- mode, its syntax); then the account being connected fails, and the next one tries again.
+local function profiles(self)
+  if self.profiles == nil then self.profiles, self.profiles_path = connect.read_profiles() end
+  return self.profiles, self.profiles_path
 end
 
----The [profile.provider] section of the profile file, like sg.connect's read_profile, but the
----file is read once per run: a fleet has a section per account, and reading the whole file
----for each of thousands of accounts would cost their square.
----@param profile string
----@param provider string
----@return table|nil values, string|nil path
-function Fleet:profile(profile, provider)
-  if self.profiles == nil then
-    -- sg.connect's reader checks the file's mode and syntax (and raises as it would)
-    local _, path = connect.read_profile(profile, provider)
-    local sections, current = {}, nil
-    local f = path and io.open(path, "r")
-    if f then
-      for line in f:lines() do
-        line = line:match("^%s*(.-)%s*$")
-        local name = line:match("^%[%s*(.-)%s*%]$")
-        if name then
-          sections[name] = sections[name] or {}
-          current = sections[name]
-        elseif current and line ~= "" and not line:match("^[#;]") then
-          local k, v = line:match("^([%w_%.%-]+)%s*=%s*(.-)$")
-          if k then current[k] = v:match('^"(.*)"$') or v:match("^'(.*)'$") or v end
-        end
-      end
-      f:close()
-    end
-    self.profiles, self.profiles_path = sections, path
-  end
-  return self.profiles[profile .. "." .. provider], self.profiles_path
+local function connect_opts(self, provider)
+  return { transport = self:transport(provider), profiles = profiles(self) }
 end
 
 ---The connection of an account (made on first use).
@@ -419,7 +397,8 @@ function Fleet:connection(a)
   if (package.loaded["sg.options"] or {}).sim then opts.base_url = nil end
   local creds = credential_defs(a.provider)
   if a.profile then
-    local values, file = self:profile(a.profile, a.provider)
+    local sections, file = profiles(self)
+    local values = sections[a.profile .. "." .. a.provider]
     if not values then
       error(string.format("account %s: no section [%s.%s] in the profile file %s", a.name, a.profile,
         a.provider, file or "(none: set SGRUN_PROFILES)"), 0)
