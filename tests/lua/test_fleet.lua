@@ -1,5 +1,6 @@
 -- sg.fleet's per-provider limiter: requests beyond the limit queue and are handed slots in the
--- order they asked, none left behind; a waiter cancelled in the queue is passed over.
+-- order they asked, none left behind; a waiter cancelled in the queue is passed over. And the
+-- profile file is read once however many accounts are connected.
 local t = require "testlib"
 local sg = require "sg"
 local fleet = require "sg.fleet"
@@ -76,6 +77,51 @@ t.test("a waiter cancelled in the queue is passed over; the others are served", 
   t.eq(waiters[3]:wait(), true)
   t.eq(served, { 1, 3 })
   t.eq({ l.active, l.waiting }, { 0, 0 })
+end)
+
+local function shell_quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+t.test("the profile file is read once for all the accounts of a fleet", function()
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(os.execute("mkdir -p " .. shell_quote(dir)))
+  local sections, accounts = {}, {}
+  for i = 1, 5 do
+    sections[#sections + 1] = string.format("[acct-%d.gcore]\napi_key = key-%d-000000\nproject_id = %d\n" ..
+      "region_id = 76\n", i, i, i)
+    accounts[#accounts + 1] = string.format('{ name = "acct-%d", provider = "gcore", profile = "acct-%d", ' ..
+      'groups = { { group = "web", source = "gcore:web" } } },', i, i)
+  end
+  local profiles = io.open(dir .. "/profiles", "w")
+  profiles:write(table.concat(sections, "\n"))
+  profiles:close()
+  assert(os.execute("chmod 600 " .. shell_quote(dir .. "/profiles")))
+  local inventory = io.open(dir .. "/fleet.lua", "w")
+  inventory:write("return {\n", table.concat(accounts, "\n"), "\n}\n")
+  inventory:close()
+  -- in a child, where SGRUN_PROFILES can be set: count the reads of the file while every account
+  -- is connected and lists its groups (answered here, nothing is sent): each account's project
+  -- comes from its own section
+  local code = [[
+    local fs, http = require "_sg.fs", require "_sg.http"
+    local read, reads = fs.read_private, 0
+    fs.read_private = function(...) reads = reads + 1 return read(...) end
+    local projects = {}
+    http.request = function(req)
+      projects[#projects + 1] = req.url:match("securitygroups/(%d+)/")
+      return { status = 200, headers = {}, body = '{"count":0,"results":[]}' }
+    end
+    local f = require("sg.fleet").load(os.getenv("INVENTORY"))
+    for _, a in ipairs(f.accounts) do f:connection(a):list_security_groups() end
+    print(reads, table.concat(projects, " "))]]
+  local p = assert(io.popen(string.format("SGRUN_PROFILES=%s INVENTORY=%s %s -e %s 2>&1",
+    shell_quote(dir .. "/profiles"), shell_quote(dir .. "/fleet.lua"), shell_quote(arg[-1]), shell_quote(code))))
+  local out = p:read("a")
+  p:close()
+  os.execute("rm -rf " .. shell_quote(dir))
+  t.eq(out, "1\t1 2 3 4 5\n")
 end)
 
 t.run()
