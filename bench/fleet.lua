@@ -26,12 +26,13 @@ local wall = sg.now() - t0
 -- the fleet's own peak, taken before the emulator's log is read below
 local peak = peak_mb()
 
--- The log carries every request and response body, far over the default 16 MiB cap: it is read
--- one provider at a time, each dropped before the next, so that reading it does not take more
--- memory than the fleet did. Returns the provider's request count and the seconds they were held.
+-- The log carries every request and response body, far over the default 16 MiB cap and 30 s
+-- timeout (the emulator takes a minute to write 10,000 accounts' worth): it is read one provider
+-- at a time, each dropped before the next, so that reading it does not take more memory than the
+-- fleet did. Returns the provider's request count and the seconds they were held.
 local function provider_log(p)
   local log = sg.json.decode(assert(sg.http.request { url = SIM .. "/_sim/log?provider=" .. p,
-    max_size = 1024 * 1024 * 1024 }).body)
+    max_size = 1024 * 1024 * 1024, timeout = 600 }).body)
   local held = 0
   for _, e in ipairs(log.requests) do held = held + ((e.t_end or e.t_start) - e.t_start) end
   return log.count, held
