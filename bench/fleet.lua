@@ -20,9 +20,11 @@ end
 
 assert(sg.http.request { method = "DELETE", url = SIM .. "/_sim/log" })
 local inv = fleet.load(inventory)
-local t0 = sg.now()
+local t0, c0 = sg.now(), os.clock()
 local report = inv:run("drift", { per_provider = per_provider })
-local wall = sg.now() - t0
+-- the process's CPU time: what the fleet's own work costs, which other load on the machine
+-- hardly changes (unlike the wall time)
+local wall, cpu = sg.now() - t0, os.clock() - c0
 -- the fleet's own peak, taken before the emulator's log is read below
 local peak = peak_mb()
 
@@ -57,6 +59,7 @@ print(string.format("  wall %.2f s, ideal %.2f s (busiest provider %d requests /
   wall, ideal, busiest, per_provider, latency, wall / ideal))
 print(string.format("  the emulator held each request %.0f ms on average (its latency included)",
   served / math.max(1, logged) * 1000))
+print(string.format("  fleet process CPU %.2f s, %.2f ms per request", cpu, cpu / math.max(1, logged) * 1000))
 -- The same number of bare requests, as many at once, straight to the emulator: what this machine
 -- manages right now without any of the fleet's work (on a loaded machine this is well above ideal).
 local lanes = {}
