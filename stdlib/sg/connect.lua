@@ -705,10 +705,10 @@ end
 
 ---Opens a connection: credentials and base URL are resolved now; nothing is sent.
 ---opts: credentials by name, profile, profiles (the sections read_profiles() returned, used
----instead of reading the profile file: a fleet reads it once for all its accounts), base_url, zone (Exoscale), timeout (s per attempt),
----max_size (bytes), page_size (auto-paging lists; default the provider's maximum), ca_file /
----ca_path (the CA bundle or directory TLS verifies against; also from the profile, else
----$SGRUN_CA_FILE),
+---instead of reading the profile file: a fleet reads it once for all its accounts), base_url,
+---zone (Exoscale), timeout (s per attempt), max_size (bytes), page_size (auto-paging lists;
+---default the provider's maximum), ca_file / ca_path (the CA bundle or directory TLS verifies
+---against; also from the profile, else $SGRUN_CA_FILE),
 ---allow_insecure_http (plain http:// to a host other than loopback; also from the profile),
 ---resolve ({"HOST:PORT:ADDRESS"} as curl --resolve; tests), max_connections (at most this many
 ---connections per host: HTTP/1.1 keep-alive connections are reused up to it; HTTP/2 multiplexes),
