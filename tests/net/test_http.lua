@@ -45,6 +45,39 @@ t.test("a response carries status, lower-case headers, body and time", function(
   t.ok(type(res.time) == "number" and res.time >= 0, "time is a number of seconds")
 end)
 
+t.test("a pooled handle carries nothing from one request to the next", function()
+  -- one task's requests one after another run on the same pooled easy handle, which is not
+  -- reset between them: each must go out exactly as asked
+  local seq = {
+    { method = "POST", body = "one" },
+    { method = "HEAD" },
+    { method = "GET" },
+    { method = "DELETE" },
+    { method = "PUT", body = "two", headers = { ["user-agent"] = "mine/1" } },
+    { method = "GET", headers = { ["X-Test"] = "x" } },
+    { method = "PATCH", body = "" },
+    { method = "OPTIONS" },
+    { method = "GET", max_size = 2 },
+    { method = "GET" },
+  }
+  for i, req in ipairs(seq) do
+    req.url = base .. "/echo"
+    local what = "request " .. i .. " (" .. req.method .. ")"
+    local res = assert(sg.http.request(req))
+    t.eq(res.status, 200, what)
+    t.eq(res.headers["x-method"], req.method, what .. ": the method on the wire")
+    if req.method ~= "HEAD" then t.eq(res.body, req.body or "", what .. ": the body") end
+    t.eq(res.headers["x-test-echo"], req.headers and req.headers["X-Test"], what .. ": the headers")
+    local agents = res.headers["x-user-agents"]
+    if req.headers and req.headers["user-agent"] then t.eq(agents, "mine/1", what .. ": the caller's User-Agent alone")
+    else t.ok(agents and agents:match("^sgrun/[%d.]+$"), what .. ": one User-Agent, sgrun's: " .. tostring(agents)) end
+  end
+  local res, msg, code = sg.http.request { url = base .. "/bytes?n=100", max_size = 10 }
+  t.eq(res, nil, msg)
+  t.eq(code, "too_large")
+  t.eq(assert(sg.http.request { url = base .. "/bytes?n=100" }).body, ("x"):rep(100), "the size cap does not stay")
+end)
+
 t.test("HTTP errors are responses, not failures", function()
   for _, code in ipairs({ 404, 429, 503 }) do
     local res = assert(get("/status?code=" .. code))
