@@ -40,7 +40,7 @@ struct handle {
   struct curl_slist *nodes;   /* CURLOPT_HTTPHEADER, built in place; never curl_slist_free_all'd */
   size_t nodes_cap;
   size_t max_size;
-  int head_lines;             /* header lines in head, to presize the Lua table */
+  int head_lines;             /* header fields in head, to presize the Lua table */
   int too_large, headers_too_large;
   unsigned set;               /* SET_* */
   const char *proxy;          /* CURLOPT_PROXY as set: one of the resolved strings, or NULL */
@@ -200,7 +200,8 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud) {
   struct handle *h = ud;
   size_t n = size * nmemb;
   /* a new status line (after 1xx or a redirect) starts a new header block */
-  if (n >= 5 && memcmp(data, "HTTP/", 5) == 0) {
+  int status_line = n >= 5 && memcmp(data, "HTTP/", 5) == 0;
+  if (status_line) {
     h->head.len = 0;
     h->head_lines = 0;
   }
@@ -208,7 +209,7 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud) {
     h->headers_too_large = 1;
     return 0; /* stops the transfer */
   }
-  h->head_lines++;
+  if (!status_line && n > 2) h->head_lines++; /* not the blank line that ends the block */
   return append(&h->head, data, n) == 0 ? n : 0;
 }
 
