@@ -32,7 +32,7 @@ enum { SET_BODY = 1, SET_NOBODY = 2, SET_CUSTOM = 4, SET_FRESH = 8, SET_PIPEWAIT
 
 /* An easy handle and what stays with it between requests. Reusing the handle keeps its DNS and
  * TLS session caches warm; keeping the rest saves, per request, curl_easy_reset and a full
- * set-up (about 4.5k instructions), the response buffers' allocations and the header list's. */
+ * set-up (about 4.4k instructions), the response buffers' allocations and the header list's. */
 struct handle {
   CURL *easy;
   struct buffer body, head;
@@ -43,7 +43,7 @@ struct handle {
   int head_lines;             /* header fields in head, to presize the Lua table */
   int too_large, headers_too_large;
   unsigned set;               /* SET_* */
-  const char *proxy;          /* CURLOPT_PROXY as set: one of the resolved strings, or NULL */
+  const char *proxy;          /* CURLOPT_PROXY as set: proxy_env.http or .https, or NULL */
   char *ca_file, *ca_path;    /* copies of CURLOPT_CAINFO/CAPATH as set; NULL is curl's default */
   char errbuf[CURL_ERROR_SIZE];
 };
@@ -63,33 +63,43 @@ static int dry_run;
 static int in_flight; /* transfers handed to curl and not yet released */
 
 /* libcurl reads the proxy variables (no_proxy, <scheme>_proxy, all_proxy) from the environment
- * on every request (about 2k instructions); sgrun reads them once, the way libcurl does, and sets
- * them as options. "" tells libcurl "no proxy" and stops it from looking itself. */
+ * on every request (about 2k instructions); sgrun reads them once per Lua state, in libcurl's
+ * order, and sets them as options. "" tells libcurl "no proxy" and stops it from looking. The
+ * values are copies: the environment may change under a running emulator. */
 static struct {
   int done;
-  const char *http, *https, *no_proxy;
+  char *http, *https, *no_proxy;
 } proxy_env;
 
-static const char *env_nonempty(const char *name) {
-  const char *v = getenv(name);
-  return v && *v ? v : NULL;
+/* The first of two variables that is set and not empty, else "". */
+static const char *env_first(const char *a, const char *b) {
+  const char *v = getenv(a);
+  if ((!v || !*v) && b) v = getenv(b);
+  return v && *v ? v : "";
 }
 
-static void resolve_proxy_env(void) {
-  if (proxy_env.done) return;
+static void forget_proxy_env(void) {
+  free(proxy_env.http);
+  free(proxy_env.https);
+  free(proxy_env.no_proxy);
+  memset(&proxy_env, 0, sizeof proxy_env);
+}
+
+static int resolve_proxy_env(void) {
+  if (proxy_env.done) return 0;
+  const char *all = env_first("all_proxy", "ALL_PROXY");
+  /* never HTTP_PROXY in upper case, as libcurl: a CGI program gets it from a request's "Proxy:"
+   * header */
+  const char *http = env_first("http_proxy", NULL), *https = env_first("https_proxy", "HTTPS_PROXY");
+  proxy_env.http = strdup(*http ? http : all);
+  proxy_env.https = strdup(*https ? https : all);
+  proxy_env.no_proxy = strdup(env_first("no_proxy", "NO_PROXY"));
+  if (!proxy_env.http || !proxy_env.https || !proxy_env.no_proxy) {
+    forget_proxy_env();
+    return -1;
+  }
   proxy_env.done = 1;
-  const char *all = env_nonempty("all_proxy");
-  if (!all) all = env_nonempty("ALL_PROXY");
-  /* libcurl ignores HTTP_PROXY in upper case: a CGI program gets it from a request's
-   * "Proxy:" header */
-  proxy_env.http = env_nonempty("http_proxy");
-  if (!proxy_env.http) proxy_env.http = all ? all : "";
-  proxy_env.https = env_nonempty("https_proxy");
-  if (!proxy_env.https) proxy_env.https = env_nonempty("HTTPS_PROXY");
-  if (!proxy_env.https) proxy_env.https = all ? all : "";
-  proxy_env.no_proxy = env_nonempty("no_proxy");
-  if (!proxy_env.no_proxy) proxy_env.no_proxy = env_nonempty("NO_PROXY");
-  if (!proxy_env.no_proxy) proxy_env.no_proxy = "";
+  return 0;
 }
 
 /* Response buffers above this are freed when their handle goes back to the pool: a large answer
@@ -585,6 +595,7 @@ static int l_dry_run(lua_State *L) {
 static int close_http(lua_State *L) {
   (void)L;
   while (pooled) free_handle(pool[--pooled]);
+  forget_proxy_env();
   sg_curlmux_cleanup();
   return 0;
 }
@@ -592,7 +603,7 @@ static int close_http(lua_State *L) {
 int luaopen__sg_http(lua_State *L) {
   if (!sg_sched_loop() || sg_curlmux_init(sg_sched_loop()) != 0)
     return luaL_error(L, "http: the event loop is not running in this Lua state");
-  resolve_proxy_env();
+  if (resolve_proxy_env() != 0) return luaL_error(L, "http: out of memory");
   if (luaL_newmetatable(L, REQUEST_MT)) {
     lua_pushcfunction(L, request_gc);
     lua_setfield(L, -2, "__gc");

@@ -78,6 +78,26 @@ t.test("a pooled handle carries nothing from one request to the next", function(
   t.eq(assert(sg.http.request { url = base .. "/bytes?n=100" }).body, ("x"):rep(100), "the size cap does not stay")
 end)
 
+t.test("proxy variables are honoured as libcurl reads them", function()
+  -- each case a process of its own: sgrun reads the variables once; port 1 has no proxy behind it
+  local clean = "env -u http_proxy -u HTTP_PROXY -u https_proxy -u HTTPS_PROXY -u all_proxy -u ALL_PROXY"
+    .. " -u no_proxy -u NO_PROXY "
+  local function run(vars)
+    local p = io.popen(clean .. vars .. " " .. arg[-1] .. [[ -e "local r, _, c = require('sg').http.request { url = ']]
+      .. base .. [[/hello' } io.write(r and r.status or c)" 2>&1]])
+    local out = p:read("a")
+    p:close()
+    return out
+  end
+  t.eq(run(""), "200", "no proxy")
+  t.eq(run("http_proxy=http://127.0.0.1:1"), "connect", "http_proxy")
+  t.eq(run("all_proxy=http://127.0.0.1:1"), "connect", "all_proxy")
+  t.eq(run("http_proxy=http://127.0.0.1:1 no_proxy=127.0.0.1"), "200", "no_proxy")
+  t.eq(run("http_proxy=http://127.0.0.1:1 NO_PROXY=127.0.0.1"), "200", "NO_PROXY")
+  t.eq(run("HTTP_PROXY=http://127.0.0.1:1"), "200", "HTTP_PROXY in upper case is not used (httpoxy)")
+  t.eq(run("https_proxy=http://127.0.0.1:1"), "200", "https_proxy is not for http://")
+end)
+
 t.test("HTTP errors are responses, not failures", function()
   for _, code in ipairs({ 404, 429, 503 }) do
     local res = assert(get("/status?code=" .. code))
