@@ -11,8 +11,8 @@
 
 
 /* Task userdata slots: the coroutine, then the outcome (results table or error value), then the
- * traceback of a failure. */
-enum { UV_THREAD = 1, UV_OUTCOME, UV_TRACEBACK, UV_COUNT = UV_TRACEBACK };
+ * traceback of a failure, then the task's context (inherited by the tasks it spawns). */
+enum { UV_THREAD = 1, UV_OUTCOME, UV_TRACEBACK, UV_CONTEXT, UV_COUNT = UV_CONTEXT };
 
 struct waiter;
 
@@ -49,7 +49,8 @@ static struct {
   int graceful_term;
   int graceful;               /* sg.rollout: the first SIGINT/SIGTERM is Lua's to handle */
   volatile sig_atomic_t signals_seen; /* signals since graceful was turned on */
-} sched;
+  int on_abandon;             /* registry ref: what to print when a second signal ends the run */
+} sched = {.on_abandon = LUA_NOREF};
 
 char sg_yield_sentinel;
 
@@ -155,6 +156,12 @@ sg_task *sg_task_spawn(lua_State *L, int nargs) {
   t->anchor = luaL_ref(L, LUA_REGISTRYINDEX);
   t->parent = sched.current;
   if (t->parent) {
+    /* the context goes down to every task the parent spawns (a roll-out's write scope reaches
+     * the concurrent writes an adapter starts) */
+    push_handle(L, t->parent);
+    lua_getiuservalue(L, -1, UV_CONTEXT);
+    lua_setiuservalue(L, -3, UV_CONTEXT);
+    lua_pop(L, 1);
     t->next_sibling = t->parent->child;
     if (t->next_sibling) t->next_sibling->prev_sibling = t;
     t->parent->child = t;
@@ -264,6 +271,45 @@ void sg_sched_set_graceful(int on) {
   sched.signals_seen = 0;
 }
 
+void sg_sched_set_on_abandon(lua_State *L) {
+  luaL_unref(L, LUA_REGISTRYINDEX, sched.on_abandon);
+  sched.on_abandon = luaL_ref(L, LUA_REGISTRYINDEX); /* nil gives LUA_REFNIL: none */
+}
+
+/* A second signal ends a graceful run at once: its summary function runs here, in the loop and
+ * outside any task (never in the signal handler), before the tasks are torn down. */
+static void abandon(lua_State *L) {
+  if (!sched.graceful || sched.on_abandon == LUA_NOREF || sched.on_abandon == LUA_REFNIL) return;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, sched.on_abandon);
+  if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
+    fprintf(stderr, "sgrun: the summary of the interrupted run could not be printed: %s\n",
+            sg_tostring_error(L, -1));
+    lua_pop(L, 1);
+  }
+  luaL_unref(L, LUA_REGISTRYINDEX, sched.on_abandon);
+  sched.on_abandon = LUA_NOREF;
+}
+
+int sg_sched_push_context(lua_State *L) {
+  if (!sched.current) {
+    lua_pushnil(L);
+    return 1;
+  }
+  push_handle(L, sched.current);
+  lua_getiuservalue(L, -1, UV_CONTEXT);
+  lua_remove(L, -2);
+  return 1;
+}
+
+int sg_sched_set_context(lua_State *L) {
+  if (!sched.current) return luaL_error(L, "a task's context can only be set inside a task");
+  push_handle(L, sched.current);
+  lua_insert(L, -2);
+  lua_setiuservalue(L, -2, UV_CONTEXT);
+  lua_pop(L, 1);
+  return 0;
+}
+
 /* A signal that must stop the running task now. */
 static int stop_requested(void) {
   int sig = sg_loop_peek_signal();
@@ -280,6 +326,7 @@ enum sg_task_state sg_sched_run(lua_State *L, sg_task *root) {
     }
     if (root->state >= SG_DONE) break;
     if (stop_requested()) {
+      abandon(L);
       sg_task_cancel(L, root);
       return SG_CANCELLED;
     }

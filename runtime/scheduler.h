@@ -66,6 +66,15 @@ void sg_sched_set_graceful_term(int on);
  * _sg.task.signal() and winds down itself; a second one stops the task as usual. */
 void sg_sched_set_graceful(int on);
 
+/* Pops a function (or nil) that a second signal during a graceful run calls, outside any task,
+ * before the run ends: it prints what is known then. */
+void sg_sched_set_on_abandon(lua_State *L);
+
+/* The running task's context (any Lua value; a new task starts with its parent's): push pushes
+ * it (nil outside a task), set pops the new one. Lua functions. */
+int sg_sched_push_context(lua_State *L);
+int sg_sched_set_context(lua_State *L);
+
 /* Cancels every live task (used before the state closes). */
 void sg_sched_shutdown(lua_State *L);
 
