@@ -25,7 +25,7 @@ local M = {}
 ---@class sg.RolloutTarget
 ---@field provider string
 ---@field group any
----@field status "converged"|"unchanged"|"rolled_back"|"failed"|"planned"|"interrupted"
+---@field status "converged"|"unchanged"|"rolled_back"|"failed"|"planned"|"interrupted"|"unknown"
 ---@field added integer
 ---@field removed integer
 ---@field changes {add: sg.Rule[], remove: sg.Rule[]} done (or planned under dry_run)
@@ -40,6 +40,7 @@ local M = {}
 ---@field targets sg.RolloutTarget[]
 ---@field aborted boolean? confirm said no
 ---@field interrupted string? the signal that stopped the roll-out
+---@field abandoned boolean? a second signal ended the run at once: statuses are what was known then
 ---@field findings_once {rule: sg.Rule, kind: string, why: string, targets: integer[]}[]
 
 local Report = {}
@@ -80,6 +81,8 @@ end
 ---@field on_progress fun(event: table)?
 ---@field confirm (fun(report: sg.RolloutReport): boolean)?
 ---@field plan_file table? a plan read by read_plan: apply exactly it
+---@field on_abandon fun(report: sg.RolloutReport)? prints the report when a second SIGINT/SIGTERM
+---ends the run at once; it is called outside any task, so it must not wait
 
 M.RESTORE_DEADLINE = 120
 
@@ -286,6 +289,35 @@ function M.rollout(source, targets, opts)
     pcall(opts.on_progress, ev)
   end
   local function interrupted() return signals.signal() end
+
+  -- The guard of one target's writes (sg.task.guarded), with its progress: once the roll-out is
+  -- interrupted no new write starts, and the refused one first lets the writes and waits in
+  -- flight end, so that restoring reads a group nothing is still changing.
+  local function write_guard(i, total)
+    local busy, done = 0, 0
+    local guard = {}
+    function guard.enter(kind, what)
+      if kind == "write" then
+        local sig = interrupted()
+        if sig then
+          while busy > 0 do task.sleep(0.05) end
+          error(string.format("stopped by %s in the middle of its changes: %s and the writes after it " ..
+            "were not sent", sig, what), 0)
+        end
+      else
+        progress(i, "waiting", { done = done, total = math.max(total, done) })
+      end
+      busy = busy + 1
+    end
+    function guard.leave(kind, ok)
+      busy = busy - 1
+      if kind == "write" and ok then
+        done = done + 1
+        progress(i, "applying", { done = done, total = math.max(total, done) })
+      end
+    end
+    return guard
+  end
   local function finish()
     report.interrupted = interrupted()
     for i, t in ipairs(report_targets) do progress(i, "done", { status = t.status }) end
@@ -314,14 +346,21 @@ function M.rollout(source, targets, opts)
       restores[i] = function()
         if not st.touched or not (st.failed or (opts.atomic and any_failed)) then return end
         st.restoring = true
-        if not st.failed then report_targets[i].error = "rolled back because another target failed" end
+        if not st.failed then
+          local sig = interrupted()
+          report_targets[i].error = sig and ("rolled back: the atomic roll-out was interrupted by " .. sig)
+            or "rolled back because another target failed"
+        end
         local until_ = task.now() + math.min(opts.restore_deadline or M.RESTORE_DEADLINE, remaining())
         local policy, attempt = retry.policy(), 0
         while true do
           attempt = attempt + 1
           progress(i, "restoring", { done = attempt })
           local err = bounded(math.max(0, until_ - task.now()), "restoring", restore_once, st)
-          if err == true then return end
+          if err == true then
+            st.restored = true
+            return
+          end
           st.restore_error = err
           local wait = retry.backoff(policy, math.min(attempt, 6))
           if task.now() + wait >= until_ then error(err, 0) end
@@ -391,7 +430,7 @@ function M.rollout(source, targets, opts)
           end
         end
       elseif st.interrupted then
-        t.status, t.error = "interrupted", "interrupted before its first write"
+        t.status, t.error = "interrupted", "left untouched: interrupted before its first write"
         t.changes, t.added, t.removed = { add = {}, remove = {} }, 0, 0
       elseif st.plan then
         t.status = "unchanged"
@@ -542,10 +581,13 @@ function M.rollout(source, targets, opts)
         end
         st.touched = true
         jnl:record({ ev = "write", target = i })
-        progress(i, "applying", { done = 0, total = #st.plan.add + #st.plan.remove })
+        local total = apply.write_count(st.plan)
+        task.context({ guard = write_guard(i, total) })
+        progress(i, "applying", { done = 0, total = total })
         local r = apply.apply(st.plan)
         jnl:record({ ev = "written", target = i })
         if not r.ok then error(r.error, 0) end
+        st.applied = true
         progress(i, "verifying")
       end
     end
@@ -565,10 +607,39 @@ function M.rollout(source, targets, opts)
     return rep
   end
 
-  if not dry_run then signals.graceful(true) end
+  -- What is known when a second signal ends the run at once. Called from the loop outside any
+  -- task, so nothing here waits: each target says what it had reached, unverified.
+  local function known_now()
+    local again = "run the same roll-out again: it finds the journal and completes it (with --atomic, undoes it)"
+    for i, st in ipairs(states) do
+      local t = report_targets[i]
+      if st.restored then
+        t.status, t.changes, t.added, t.removed = "rolled_back", { add = {}, remove = {} }, 0, 0
+      elseif st.restoring or (st.touched and not st.applied) then
+        t.status = "unknown"
+        t.error = string.format("interrupted again %s; %s",
+          st.restoring and "while restoring its snapshot" or "in the middle of its changes", again)
+        t.changes, t.added, t.removed = { add = {}, remove = {} }, 0, 0
+      elseif st.applied then
+        t.status = "converged"
+      elseif st.plan then
+        t.status, t.error = "interrupted", "left untouched: the run stopped before its first write"
+        t.changes, t.added, t.removed = { add = {}, remove = {} }, 0, 0
+      end
+    end
+    report.ok, report.abandoned, report.interrupted = false, true, interrupted()
+    report.findings_once = findings_once(report_targets)
+    opts.on_abandon(report)
+  end
+
+  if not dry_run then
+    signals.graceful(true)
+    if opts.on_abandon then signals.on_abandon(known_now) end
+  end
   local ok, res = pcall(retry.with_call_timeout, opts.timeout, run)
   if not dry_run then
     signals.graceful(false)
+    if opts.on_abandon then signals.on_abandon(nil) end
     -- taken: the playbook decides how to end (exit 130/143), after printing the report
     local sig = signals.signal(true)
     if ok and sig then
