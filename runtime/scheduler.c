@@ -49,8 +49,9 @@ static struct {
   int graceful_term;
   int graceful;               /* sg.rollout: the first SIGINT/SIGTERM is Lua's to handle */
   volatile sig_atomic_t signals_seen; /* signals since graceful was turned on */
-  int on_abandon;             /* registry ref: what to print when a second signal ends the run */
-} sched = {.on_abandon = LUA_NOREF};
+  int signals_told;           /* how many of them on_signal was told about */
+  int on_signal;              /* registry ref: Lua's on_signal(name, count) for a graceful run */
+} sched = {.on_signal = LUA_NOREF};
 
 char sg_yield_sentinel;
 
@@ -269,25 +270,29 @@ void sg_sched_set_graceful_term(int on) { sched.graceful_term = on; }
 void sg_sched_set_graceful(int on) {
   sched.graceful = on;
   sched.signals_seen = 0;
+  sched.signals_told = 0;
 }
 
-void sg_sched_set_on_abandon(lua_State *L) {
-  luaL_unref(L, LUA_REGISTRYINDEX, sched.on_abandon);
-  sched.on_abandon = luaL_ref(L, LUA_REGISTRYINDEX); /* nil gives LUA_REFNIL: none */
+void sg_sched_set_on_signal(lua_State *L) {
+  luaL_unref(L, LUA_REGISTRYINDEX, sched.on_signal);
+  sched.on_signal = luaL_ref(L, LUA_REGISTRYINDEX); /* nil gives LUA_REFNIL: none */
 }
 
-/* A second signal ends a graceful run at once: its summary function runs here, in the loop and
- * outside any task (never in the signal handler), before the tasks are torn down. */
-static void abandon(lua_State *L) {
-  if (!sched.graceful || sched.on_abandon == LUA_NOREF || sched.on_abandon == LUA_REFNIL) return;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, sched.on_abandon);
-  if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
-    fprintf(stderr, "sgrun: the summary of the interrupted run could not be printed: %s\n",
-            sg_tostring_error(L, -1));
+/* Tells Lua about the signals of a graceful run: from the loop, outside any task, never in the
+ * signal handler. The first lets it say what happens now; the second (count 2, also when both
+ * came at once) ends the run right after this call, so it prints what is known. */
+static void tell_signals(lua_State *L) {
+  int seen = sched.signals_seen;
+  if (!sched.graceful || seen == sched.signals_told) return;
+  sched.signals_told = seen;
+  if (sched.on_signal == LUA_NOREF || sched.on_signal == LUA_REFNIL) return;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, sched.on_signal);
+  lua_pushstring(L, sg_loop_peek_signal() == SIGTERM ? "SIGTERM" : "SIGINT");
+  lua_pushinteger(L, seen < 2 ? seen : 2);
+  if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+    fprintf(stderr, "sgrun: reporting the interruption failed: %s\n", sg_tostring_error(L, -1));
     lua_pop(L, 1);
   }
-  luaL_unref(L, LUA_REGISTRYINDEX, sched.on_abandon);
-  sched.on_abandon = LUA_NOREF;
 }
 
 int sg_sched_push_context(lua_State *L) {
@@ -325,8 +330,8 @@ enum sg_task_state sg_sched_run(lua_State *L, sg_task *root) {
       resume(L, t);
     }
     if (root->state >= SG_DONE) break;
+    tell_signals(L);
     if (stop_requested()) {
-      abandon(L);
       sg_task_cancel(L, root);
       return SG_CANCELLED;
     }

@@ -66,9 +66,9 @@ void sg_sched_set_graceful_term(int on);
  * _sg.task.signal() and winds down itself; a second one stops the task as usual. */
 void sg_sched_set_graceful(int on);
 
-/* Pops a function (or nil) that a second signal during a graceful run calls, outside any task,
- * before the run ends: it prints what is known then. */
-void sg_sched_set_on_abandon(lua_State *L);
+/* Pops a function (or nil) called as f(signal name, count) for the signals of a graceful run,
+ * outside any task: count 1 the first, count 2 a second, which then ends the run at once. */
+void sg_sched_set_on_signal(lua_State *L);
 
 /* The running task's context (any Lua value; a new task starts with its parent's): push pushes
  * it (nil outside a task), set pops the new one. Lua functions. */

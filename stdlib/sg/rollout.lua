@@ -78,7 +78,7 @@ end
 ---@field timeout number? seconds per provider call (HTTP attempt)
 ---@field deadline number? seconds for the whole roll-out, rollback included
 ---@field restore_deadline number? seconds restoring one target may take (default 120)
----@field on_progress fun(event: table)?
+---@field on_progress fun(event: table?)? nil: something else was written below the progress
 ---@field confirm (fun(report: sg.RolloutReport): boolean)?
 ---@field plan_file table? a plan read by read_plan: apply exactly it
 ---@field on_abandon fun(report: sg.RolloutReport)? prints the report when a second SIGINT/SIGTERM
@@ -407,7 +407,8 @@ function M.rollout(source, targets, opts)
           t.added, t.removed = #t.changes.add, #t.changes.remove
           if st.restoring then
             if absent_as_before or (st.before and st.final and same_keys(final, before)) then
-              t.status = "rolled_back"
+              -- a group it created is gone again: the report must not say "created group"
+              t.status, t.create_group = "rolled_back", false
             elseif st.final and same_keys(final, expected) then
               -- putting it back failed, but the failed apply had in fact reached the plan
               t.status = "converged"
@@ -607,19 +608,20 @@ function M.rollout(source, targets, opts)
     return rep
   end
 
-  -- What is known when a second signal ends the run at once. Called from the loop outside any
-  -- task, so nothing here waits: each target says what it had reached, unverified.
+  -- What is known when a second signal ends the run at once: each target says what it had
+  -- reached, unverified.
   local function known_now()
     local again = "run the same roll-out again: it finds the journal and completes it (with --atomic, undoes it)"
     for i, st in ipairs(states) do
       local t = report_targets[i]
       if st.restored then
         t.status, t.changes, t.added, t.removed = "rolled_back", { add = {}, remove = {} }, 0, 0
+        t.create_group = false
       elseif st.restoring or (st.touched and not st.applied) then
         t.status = "unknown"
         t.error = string.format("interrupted again %s; %s",
           st.restoring and "while restoring its snapshot" or "in the middle of its changes", again)
-        t.changes, t.added, t.removed = { add = {}, remove = {} }, 0, 0
+        t.changes, t.added, t.removed, t.create_group = { add = {}, remove = {} }, 0, 0, false
       elseif st.applied then
         t.status = "converged"
       elseif st.plan then
@@ -632,14 +634,26 @@ function M.rollout(source, targets, opts)
     opts.on_abandon(report)
   end
 
+  -- Called from the loop outside any task (so nothing here waits) for each signal of the run.
+  local function on_signal(sig, count)
+    if count == 1 then
+      if opts.on_progress then pcall(opts.on_progress, nil) end -- a line below the progress block
+      require("_sg.log").write("warn", "rollout_interrupted", "stopping: no new write starts; the writes " ..
+        "in flight finish, then each target is kept or restored by the mode (" .. sig ..
+        " again stops at once)", { signal = sig })
+    elseif opts.on_abandon then
+      known_now()
+    end
+  end
+
   if not dry_run then
     signals.graceful(true)
-    if opts.on_abandon then signals.on_abandon(known_now) end
+    signals.on_signal(on_signal)
   end
   local ok, res = pcall(retry.with_call_timeout, opts.timeout, run)
   if not dry_run then
     signals.graceful(false)
-    if opts.on_abandon then signals.on_abandon(nil) end
+    signals.on_signal(nil)
     -- taken: the playbook decides how to end (exit 130/143), after printing the report
     local sig = signals.signal(true)
     if ok and sig then
