@@ -329,8 +329,8 @@ enum sg_task_state sg_sched_run(lua_State *L, sg_task *root) {
       if (!sched.ready_head) sched.ready_tail = NULL;
       resume(L, t);
     }
+    tell_signals(L); /* also when the signal's hook just ended the root task */
     if (root->state >= SG_DONE) break;
-    tell_signals(L);
     if (stop_requested()) {
       sg_task_cancel(L, root);
       return SG_CANCELLED;
