@@ -119,8 +119,9 @@ function M.text(report, opts)
       paint(STATUS_COLOR[t.status], string.format("%-12s", t.status)), t.added or 0, t.removed or 0,
       report.interrupted and ("  " .. (ACCOUNT[t.status] or t.status)) or "")
     if create_group_of(t) then
+      -- a rolled-back target deleted the group it had created
       lines[#lines + 1] = paint("green", t.status == "planned" and "      will create group " or
-        "      created group ") .. group_text(t.group)
+        "      created group ") .. group_text(t.group) .. (t.status == "rolled_back" and ", deleted again" or "")
     end
     for _, line in ipairs(diff_lines(t)) do
       lines[#lines + 1] = "      " .. paint(line:sub(1, 1) == "+" and "green" or "red", line)

@@ -407,8 +407,7 @@ function M.rollout(source, targets, opts)
           t.added, t.removed = #t.changes.add, #t.changes.remove
           if st.restoring then
             if absent_as_before or (st.before and st.final and same_keys(final, before)) then
-              -- a group it created is gone again: the report must not say "created group"
-              t.status, t.create_group = "rolled_back", false
+              t.status = "rolled_back"
             elseif st.final and same_keys(final, expected) then
               -- putting it back failed, but the failed apply had in fact reached the plan
               t.status = "converged"
@@ -616,7 +615,6 @@ function M.rollout(source, targets, opts)
       local t = report_targets[i]
       if st.restored then
         t.status, t.changes, t.added, t.removed = "rolled_back", { add = {}, remove = {} }, 0, 0
-        t.create_group = false
       elseif st.restoring or (st.touched and not st.applied) then
         t.status = "unknown"
         t.error = string.format("interrupted again %s; %s",
@@ -624,9 +622,14 @@ function M.rollout(source, targets, opts)
         t.changes, t.added, t.removed, t.create_group = { add = {}, remove = {} }, 0, 0, false
       elseif st.applied then
         t.status = "converged"
-      elseif st.plan then
-        t.status, t.error = "interrupted", "left untouched: the run stopped before its first write"
-        t.changes, t.added, t.removed = { add = {}, remove = {} }, 0, 0
+      else
+        -- not touched: planned or not (a failed plan keeps its error)
+        if st.plan and st.plan:empty() then
+          t.status = "unchanged"
+        else
+          t.status, t.error = "interrupted", t.error or "left untouched: the run stopped before its first write"
+        end
+        t.changes, t.added, t.removed, t.create_group = { add = {}, remove = {} }, 0, 0, false
       end
     end
     report.ok, report.abandoned, report.interrupted = false, true, interrupted()
