@@ -296,6 +296,7 @@ function M.rollout(source, targets, opts)
   local function write_guard(i, total)
     local busy, done = 0, 0
     local guard = {}
+    ---@async
     function guard.enter(kind, what)
       if kind == "write" then
         local sig = interrupted()
