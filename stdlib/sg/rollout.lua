@@ -234,6 +234,41 @@ local function plan_from_file(st, entry, group, plan_opts)
   return p
 end
 
+-- The roll-outs running in this process (sg.fleet runs many at once), by their signal handlers.
+-- The signal state is the process's: the first to start makes the first SIGINT/SIGTERM Lua's
+-- to handle, and the last to end takes the signal, so that none of the others misses it.
+local running = {}
+
+-- Called from the loop outside any task (so nothing here waits) for each signal.
+local function running_signal(sig, count)
+  if count == 1 then
+    require("_sg.log").write("warn", "rollout_interrupted", "stopping: no new write starts; the writes " ..
+      "in flight finish, then each target is kept or restored by the mode (" .. sig ..
+      " again stops at once)", { signal = sig })
+  end
+  for _, handler in ipairs(running) do handler(count) end
+end
+
+local function running_start(handler)
+  running[#running + 1] = handler
+  if #running == 1 then
+    signals.graceful(true)
+    signals.on_signal(running_signal)
+  end
+end
+
+-- The signal that interrupted the roll-out, or nil.
+local function running_end(handler)
+  for i, h in ipairs(running) do
+    if h == handler then table.remove(running, i) break end
+  end
+  if #running > 0 then return signals.signal() end
+  signals.graceful(false)
+  signals.on_signal(nil)
+  -- taken: the playbook decides how to end (exit 130/143), after printing the report
+  return signals.signal(true)
+end
+
 ---Rolls the rules of `source` out to every target: `targets` is a list of {conn, group_ref}.
 ---@async
 ---@param source sg.Snapshot|sg.Rule[]|nil (nil with opts.plan_file)
@@ -638,28 +673,19 @@ function M.rollout(source, targets, opts)
     opts.on_abandon(report)
   end
 
-  -- Called from the loop outside any task (so nothing here waits) for each signal of the run.
-  local function on_signal(sig, count)
+  -- This roll-out's part of a signal (see running_signal).
+  local function on_signal(count)
     if count == 1 then
       if opts.on_progress then pcall(opts.on_progress, nil) end -- a line below the progress block
-      require("_sg.log").write("warn", "rollout_interrupted", "stopping: no new write starts; the writes " ..
-        "in flight finish, then each target is kept or restored by the mode (" .. sig ..
-        " again stops at once)", { signal = sig })
     elseif opts.on_abandon then
       known_now()
     end
   end
 
-  if not dry_run then
-    signals.graceful(true)
-    signals.on_signal(on_signal)
-  end
+  if not dry_run then running_start(on_signal) end
   local ok, res = pcall(retry.with_call_timeout, opts.timeout, run)
   if not dry_run then
-    signals.graceful(false)
-    signals.on_signal(nil)
-    -- taken: the playbook decides how to end (exit 130/143), after printing the report
-    local sig = signals.signal(true)
+    local sig = running_end(on_signal)
     if ok and sig then
       res.interrupted, res.ok = sig, false
     end
