@@ -22,7 +22,9 @@
 --   --apply-plan FILE    apply exactly that plan; a target whose rules changed since is refused
 -- Exit status: 0 every target converged (or already was), 1 a target failed or the roll-out was
 -- not confirmed, 2 usage, 3 a dry run or --plan-out found changes to make, 130/143 interrupted by
--- SIGINT/SIGTERM (the report says what each target ended as).
+-- SIGINT/SIGTERM (the first signal starts no new write, restores what was mid-change (with
+-- --atomic, every changed target) and reports what each target ended as; a second one stops at
+-- once and reports what was known then).
 local sg = require "sg"
 local cli = require "sg.cli"
 local progress = require "sg.progress"
@@ -108,6 +110,15 @@ local function confirm(report)
   return answer ~= nil and answer:lower():match("^%s*y") ~= nil
 end
 
+local function print_report(report)
+  if options.json then
+    print(sg.json.encode(render.json_table(report)))
+  else
+    print(render.text(report, { color = cli.color("stdout") }))
+  end
+  io.stdout:flush()
+end
+
 local report = sg.rollout(source, targets, {
   lossy = flags["allow-lossy"] and "allow" or "error",
   mode = flags.additive and "additive" or "authoritative",
@@ -118,6 +129,8 @@ local report = sg.rollout(source, targets, {
   plan_file = plan_file,
   on_progress = show_progress,
   confirm = (cli.isatty("stdin") and not flags.yes and not dry_run) and confirm or nil,
+  -- a second SIGINT/SIGTERM ends the run at once, with this account of what was known then
+  on_abandon = print_report,
 })
 
 if flags["plan-out"] and report.ok then
@@ -127,11 +140,7 @@ if flags["plan-out"] and report.ok then
   rollout.write_plan(report, flags["plan-out"])
 end
 
-if options.json then
-  print(sg.json.encode(render.json_table(report)))
-else
-  print(render.text(report, { color = cli.color("stdout") }))
-end
+print_report(report)
 
 if report.interrupted then os.exit(report.interrupted == "SIGTERM" and 143 or 130) end
 if not report.ok or report.aborted then os.exit(1) end

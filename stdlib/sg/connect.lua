@@ -553,7 +553,12 @@ invoke = function(conn, ep, ...)
     if query and next(query) then
       url = url .. (url:find("?", 1, true) and "&" or "?") .. encode_query(query)
     end
-    result = request(conn, ep, url, body, used, args)
+    if ep.method == "GET" then
+      result = request(conn, ep, url, body, used, args)
+    else
+      -- a write: an interrupted roll-out refuses to start new ones (sg.task.guarded)
+      result = task.guarded("write", p.def.name .. ":" .. ep.name, request, conn, ep, url, body, used, args)
+    end
   end
   if type(result) == "table" then origin[result] = { ep = ep, args = args, body = body, nargs = used } end
   return result
