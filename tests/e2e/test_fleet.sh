@@ -13,6 +13,7 @@ export SGRUN_LOCK_DIR=$tmp
 sim_pid=""
 trap '[ -n "$sim_pid" ] && kill $sim_pid 2>/dev/null; rm -rf "$tmp"' EXIT
 . "$(dirname "${BASH_SOURCE[0]}")/../support/check.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/../support/sim.sh"
 fleet() { "$sgrun" "$root/scripts/fleet.lua" "$@"; }
 # canon: a Lua function giving a value's JSON with sorted keys, so two reports compare as text
 canon='local function canon(v)
@@ -33,14 +34,7 @@ report() {
     $2"
 }
 
-"$sgrun" sim --port 0 --accounts 10 --fleet-file "$tmp/fleet.lua" --ready-file "$tmp/url" \
-  --env-file "$tmp/env" --task-delay 100 --seed 7 --quiet >/dev/null 2>"$tmp/sim.err" &
-sim_pid=$!
-for _ in $(seq 200); do [ -s "$tmp/env" ] && break; sleep 0.05; done
-set -a
-. "$tmp/env"
-set +a
-url=$(cat "$tmp/url")
+start_sim --accounts 10 --fleet-file "$tmp/fleet.lua" --task-delay 100 --seed 7
 check "the profile file is beside the inventory, mode 0600" \
   [ "$(stat -c %a "$tmp/fleet.profiles")" = 600 ]
 check "the env file names it" [ "$SGRUN_PROFILES" = "$tmp/fleet.profiles" ]

@@ -10,6 +10,7 @@ export SGRUN_LOCK_DIR=$tmp
 sim_pid=""
 trap '[ -n "$sim_pid" ] && kill $sim_pid 2>/dev/null; rm -rf "$tmp"' EXIT
 . "$(dirname "${BASH_SOURCE[0]}")/../support/check.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/../support/sim.sh"
 
 "$sgrun" --sim "$root/scripts/rollout.lua" >"$tmp/out" 2>"$tmp/err"
 check "the main job exits 0" [ $? = 0 ]
@@ -25,13 +26,7 @@ check "--json prints the report as JSON" "$sgrun" -e "
   local r = assert(require('sg').json.decode(io.open('$tmp/out.json'):read('a')))
   assert(r.ok == true and #r.targets == 4)"
 
-"$sgrun" sim --port 0 --ready-file "$tmp/url" --env-file "$tmp/env" --task-delay 150 --quiet >/dev/null &
-sim_pid=$!
-for _ in $(seq 100); do [ -s "$tmp/env" ] && break; sleep 0.05; done
-set -a
-. "$tmp/env"
-set +a
-url=$(cat "$tmp/url")
+start_sim --task-delay 150
 mutations() {
   "$sgrun" -e "
     local sg = require 'sg'

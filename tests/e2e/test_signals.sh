@@ -13,15 +13,9 @@ export SGRUN_LOCK_DIR=$tmp
 sim_pid="" run_pid=""
 trap '[ -n "$run_pid" ] && kill -KILL $run_pid 2>/dev/null; [ -n "$sim_pid" ] && kill $sim_pid 2>/dev/null; rm -rf "$tmp"' EXIT
 . "$here/../support/check.sh"
+. "$here/../support/sim.sh"
 
-"$sgrun" sim --port 0 --ready-file "$tmp/url" --env-file "$tmp/env" --task-delay 5000 --quiet \
-  >"$tmp/sim.log" 2>&1 &
-sim_pid=$!
-for _ in $(seq 200); do [ -s "$tmp/env" ] && break; sleep 0.05; done
-set -a
-. "$tmp/env"
-set +a
-url=$(cat "$tmp/url")
+start_sim --task-delay 5000
 
 source=exoscale:web
 targets=(gcore:web genesis:web barrack:web hostup:vm=10000)

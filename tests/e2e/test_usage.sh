@@ -11,14 +11,9 @@ export SGRUN_LOCK_DIR=$tmp
 sim_pid=""
 trap '[ -n "$sim_pid" ] && kill $sim_pid 2>/dev/null; rm -rf "$tmp"' EXIT
 . "$(dirname "${BASH_SOURCE[0]}")/../support/check.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/../support/sim.sh"
 
-"$sgrun" sim --port 0 --ready-file "$tmp/url" --env-file "$tmp/env" --task-delay 50 --quiet >/dev/null &
-sim_pid=$!
-for _ in $(seq 100); do [ -s "$tmp/env" ] && break; sleep 0.05; done
-set -a
-. "$tmp/env"
-set +a
-url=$(cat "$tmp/url")
+start_sim --task-delay 50
 requests() {
   curl -s "$url/_sim/log" | "$sgrun" -e "
     local log = require('sg').json.decode(io.read('a'))
