@@ -168,4 +168,49 @@ function M.json_table(report)
     targets = targets, findings = findings }
 end
 
+-- What recovering did to one target, as the --recover report says it.
+local function recovery_outcome(t)
+  if t.status == "converged" then return "recovered: converged" end
+  if t.status == "rolled_back" then return "recovered: restored" end
+  if t.status == "unchanged" then return "untouched: the killed run had not written to it" end
+  return "not recovered: " .. tostring(t.error or t.status)
+end
+
+---Whether every journal of a --recover run was recovered (or left alone: its run is alive).
+---@param results sg.RecoverResult[]
+---@return boolean
+function M.recovery_ok(results)
+  for _, res in ipairs(results) do
+    for _, t in ipairs(res.report and res.report.targets or {}) do
+      if t.status == "failed" or t.status == "interrupted" then return false end
+    end
+  end
+  return true
+end
+
+---The report of a --recover run: per journal, what was done to each target.
+---@param results sg.RecoverResult[]
+---@param where string what was searched, for the "nothing to recover" line
+---@return string
+function M.recovery(results, where)
+  if #results == 0 then return "recover: no unfinished roll-out in " .. where .. "; nothing to do" end
+  local lines = {}
+  for _, res in ipairs(results) do
+    if res.busy then
+      lines[#lines + 1] = "left alone: " .. res.busy
+    else
+      local atomic = res.report.recovered and res.report.recovered.action == "undone"
+      lines[#lines + 1] = string.format("journal %s (%s roll-out):", res.path, atomic and "atomic" or "per-target")
+      for _, t in ipairs(res.report.targets) do
+        lines[#lines + 1] = string.format("  %-9s %-22s %s", t.provider, group_text(t.group), recovery_outcome(t))
+        for _, r in ipairs(t.not_restored or {}) do lines[#lines + 1] = "      not restored: " .. rule.tostring(r) end
+      end
+    end
+  end
+  local verdict = M.recovery_ok(results) and "done" or "some targets could not be recovered; " ..
+    "the journals are kept: fix what the errors name and run --recover again"
+  lines[#lines + 1] = "recover: " .. verdict
+  return table.concat(lines, "\n")
+end
+
 return M

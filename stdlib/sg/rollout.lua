@@ -80,6 +80,7 @@ end
 ---@field on_progress fun(event: table)?
 ---@field confirm (fun(report: sg.RolloutReport): boolean)?
 ---@field plan_file table? a plan read by read_plan: apply exactly it
+---@field recover sg.ClaimedJournal? internal (M.recover): finish this journal's roll-out, nothing else
 
 M.RESTORE_DEADLINE = 120
 
@@ -99,6 +100,68 @@ function M.journal_path(targets, opts)
   end
   return journal.path(table.concat(identity, "\n"))
 end
+-- A group reference as read back from a journal: JSON numbers come back as floats, and
+-- {vm = 10000.0} would name another group than {vm = 10000}.
+local function journal_ref(ref)
+  if type(ref) ~= "table" then return ref end
+  local out = {}
+  for k, v in pairs(ref) do out[k] = math.tointeger(v) or v end
+  return out
+end
+
+---The unfinished roll-out journals in the journal directory, optionally only those that name
+---one of `only` (provider and group reference pairs).
+---@param only {[1]: string, [2]: any}[]? nil: every journal
+---@return string[] paths
+function M.unfinished(only)
+  local out = {}
+  for _, path in ipairs(journal.list()) do
+    local j = journal.read(path)
+    local wanted = j ~= nil and only == nil
+    for _, b in ipairs(j and j.begin.targets or {}) do
+      for _, o in ipairs(only or {}) do
+        if o[1] == b.provider and snapshot.group_text(o[2]) == snapshot.group_text(journal_ref(b.group)) then
+          wanted = true
+        end
+      end
+    end
+    if wanted then out[#out + 1] = path end
+  end
+  return out
+end
+
+---@class sg.RecoverResult
+---@field path string the journal
+---@field busy string? set when the journal's run is still alive: it was left alone
+---@field report sg.RolloutReport? what recovering did (status per target)
+
+---Completes or undoes the roll-out of one unfinished journal, according to the mode it
+---recorded: atomic, every target whose writes had started is restored to its snapshot;
+---otherwise each such target is brought to the killed run's plan (and, if that fails,
+---restored). A journal whose run still holds it is left alone; one that could not be fully
+---recovered is kept for another try; any other is removed.
+---@async
+---@param path string
+---@param connect fun(provider: string): sg.Connection
+---@param opts {timeout: number?, deadline: number?, on_progress: fun(event: table)?}?
+---@return sg.RecoverResult|nil nil: the journal is gone or finished (its run ended meanwhile)
+function M.recover(path, connect, opts)
+  opts = opts or {}
+  local claimed, busy = journal.claim(path)
+  if claimed == false then return { path = path, busy = busy } end
+  if not claimed then return nil end
+  local targets = {}
+  for i, b in ipairs(claimed.begin.targets) do targets[i] = { connect(b.provider), journal_ref(b.group) } end
+  local ok, rep = pcall(M.rollout, nil, targets, { atomic = claimed.begin.atomic == true,
+    mode = claimed.begin.mode, recover = claimed, timeout = opts.timeout, deadline = opts.deadline,
+    on_progress = opts.on_progress, dry_run = false })
+  if not ok then
+    claimed:release()
+    error(rep, 0)
+  end
+  return { path = path, report = rep }
+end
+
 M.PLAN_FORMAT = "sgrun.plan/1"
 
 local function keyset(rules)
@@ -276,7 +339,7 @@ function M.rollout(source, targets, opts)
   end
   local report = setmetatable({ ok = false, targets = report_targets }, Report)
   -- the same roll-out (same targets, mode and atomicity) finds the journal of a killed run
-  local jpath = M.journal_path(targets, opts)
+  local jpath = opts.recover and opts.recover.path or M.journal_path(targets, opts)
   local jnl
 
   local function progress(i, step, extra)
@@ -402,16 +465,19 @@ function M.rollout(source, targets, opts)
     return finish()
   end
 
-  -- A journal left by a killed run: with atomic, every target it had started writing is put back
-  -- (and this run changes nothing more); otherwise this run completes it by converging.
+  -- A journal left by a killed run, claimed (locked) by this run. With atomic, every target it
+  -- had started writing is put back (and this run changes nothing more). Otherwise a re-run
+  -- drops it and converges from its source, while a standalone recovery (opts.recover: no
+  -- source) completes each started target to the killed run's plan: what it kept plus what it
+  -- added. A standalone recovery that leaves a target failed keeps the journal for a next try.
   ---@async
-  local function recover(prior)
+  local function recover(prior, standalone)
     local begun = {}
     for i in pairs(prior.started) do begun[#begun + 1] = i end
     table.sort(begun)
-    report.recovered = { journal = jpath, targets = begun, action = opts.atomic and "undone" or "completed" }
-    if not opts.atomic or #begun == 0 then
-      journal.remove(jpath)
+    report.recovered = { journal = prior.path, targets = begun, action = opts.atomic and "undone" or "completed" }
+    if not standalone and (not opts.atomic or #begun == 0) then
+      prior:remove()
       return nil
     end
     for i, st in ipairs(states) do
@@ -421,20 +487,58 @@ function M.rollout(source, targets, opts)
         for j, r in ipairs(b.before or {}) do rules[j] = rule.normalize(r) end
         st.before = b.exists and { rules = rules, raw = b.raw, provider = st.conn.provider,
           group = { id = b.group_id } } or nil
-        st.touched, st.failed = true, true
-        report_targets[i].error = "undoing the interrupted atomic roll-out found in " .. jpath
+        st.touched = true
+        if opts.atomic then
+          st.failed = true
+          report_targets[i].error = "undoing the interrupted atomic roll-out found in " .. prior.path
+        else
+          st.complete = {}
+          for _, list in ipairs({ b.keep or {}, b.add or {} }) do
+            for _, r in ipairs(list) do st.complete[#st.complete + 1] = rule.normalize(r) end
+          end
+        end
       else
         report_targets[i].status = "unchanged"
       end
     end
-    local rep = settle(true)
-    journal.remove(jpath)
+    if not opts.atomic then
+      local completes = {}
+      for i, st in ipairs(states) do
+        completes[i] = function()
+          if not st.complete then return end
+          progress(i, "reading")
+          local group = read(st.conn, st.group_ref)
+          local p = apply.plan_group(st.conn, st.group_ref, group, nil, st.complete,
+            { mode = "authoritative", lossy = "allow", create = true, description = opts.description })
+          progress(i, "applying", { done = 0, total = #p.add + #p.remove })
+          local r = apply.apply(p)
+          -- reading back judges the group against the killed run's plan, not this catch-up plan
+          st.plan = { keep = st.complete, add = {} }
+          if not r.ok then error(r.error, 0) end
+        end
+      end
+      local done = contained(completes, remaining(), "completing")
+      for i, st in ipairs(states) do
+        if done[i] ~= true then
+          st.failed = true
+          report_targets[i].error = done[i]
+        end
+      end
+    end
+    local rep = settle(opts.atomic)
+    local all_done = true
+    for _, t in ipairs(rep.targets) do
+      if t.status == "failed" then all_done = false end
+    end
+    if standalone and not all_done then prior:release() else prior:remove() end
     return rep
   end
 
   local function run()
+    if opts.recover then return recover(opts.recover, true) end
     if not dry_run then
-      local prior = journal.read(jpath)
+      local prior, busy = journal.claim(jpath)
+      if prior == false then error(busy, 0) end
       if prior then
         local rep = recover(prior)
         if rep then return rep end
@@ -527,9 +631,12 @@ function M.rollout(source, targets, opts)
         -- raw rules and group id: recovery restores the provider's own form as restore does
         raw = st.before and json.array({ table.unpack(st.before.raw or {}) }),
         group_id = st.before and st.before.group.id,
+        -- what completing needs without the source: the plan's kept rules and additions
+        keep = rules_array(st.plan and st.plan.keep),
         add = rules_array(st.plan and st.plan.add), remove = rules_array(st.plan and st.plan.remove) }
     end
-    jnl = journal.start(jpath, { targets = jtargets, atomic = opts.atomic or false })
+    jnl = journal.start(jpath, { targets = jtargets, atomic = opts.atomic or false,
+      mode = opts.mode or "authoritative" })
 
     -- 2. apply every non-empty plan concurrently; keep a third of the deadline for putting back
     local applies = {}
