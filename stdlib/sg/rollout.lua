@@ -468,8 +468,10 @@ function M.rollout(source, targets, opts)
   -- A journal left by a killed run, claimed (locked) by this run. With atomic, every target it
   -- had started writing is put back (and this run changes nothing more). Otherwise a re-run
   -- drops it and converges from its source, while a standalone recovery (opts.recover: no
-  -- source) completes each started target to the killed run's plan: what it kept plus what it
-  -- added. A standalone recovery that leaves a target failed keeps the journal for a next try.
+  -- source) completes the roll-out: every target is brought to the killed run's plan (what it
+  -- kept plus what it added), a target not yet written only if it still holds its snapshot (a
+  -- plan made from a changed group is not applied). A standalone recovery that leaves a target
+  -- failed keeps the journal for a next try.
   ---@async
   local function recover(prior, standalone)
     local begun = {}
@@ -482,7 +484,7 @@ function M.rollout(source, targets, opts)
     end
     for i, st in ipairs(states) do
       local b = prior.begin.targets[i]
-      if prior.started[i] and b then
+      if b and (prior.started[i] or not opts.atomic) then
         local rules = {}
         for j, r in ipairs(b.before or {}) do rules[j] = rule.normalize(r) end
         st.before = b.exists and { rules = rules, raw = b.raw, provider = st.conn.provider,
@@ -492,7 +494,7 @@ function M.rollout(source, targets, opts)
           st.failed = true
           report_targets[i].error = "undoing the interrupted atomic roll-out found in " .. prior.path
         else
-          st.complete = {}
+          st.complete, st.unwritten = {}, not prior.started[i]
           for _, list in ipairs({ b.keep or {}, b.add or {} }) do
             for _, r in ipairs(list) do st.complete[#st.complete + 1] = rule.normalize(r) end
           end
@@ -508,6 +510,10 @@ function M.rollout(source, targets, opts)
           if not st.complete then return end
           progress(i, "reading")
           local group = read(st.conn, st.group_ref)
+          if st.unwritten and M.fingerprint(group and group.rules) ~= M.fingerprint(st.before and st.before.rules) then
+            st.changed = true
+            return
+          end
           local p = apply.plan_group(st.conn, st.group_ref, group, nil, st.complete,
             { mode = "authoritative", lossy = "allow", create = true, description = opts.description })
           progress(i, "applying", { done = 0, total = #p.add + #p.remove })
@@ -519,7 +525,14 @@ function M.rollout(source, targets, opts)
       end
       local done = contained(completes, remaining(), "completing")
       for i, st in ipairs(states) do
-        if done[i] ~= true then
+        if st.changed then
+          -- left as it is: putting back the snapshot would undo whoever changed it
+          st.touched = false
+          local t = report_targets[i]
+          t.status, t.changes, t.added, t.removed = "failed", { add = {}, remove = {} }, 0, 0
+          t.error = "not written: the group changed since the killed run read it, so its plan is " ..
+            "stale; run the roll-out again to plan it anew"
+        elseif done[i] ~= true then
           st.failed = true
           report_targets[i].error = done[i]
         end

@@ -1,21 +1,22 @@
--- SIGKILL at fixed points of a roll-out (a delay after the start, spread over the run), each
--- followed by a re-run of the same roll-out: every re-run ends with all targets converged (in
--- atomic mode: all back to what they held before) and no journal left behind.
--- SGRUN_KILL_POINTS sets the number of points per mode (default 4; the issue's 20 with 10).
+-- SIGKILL at random points of a roll-out (scripts/rollout.lua, per target and --atomic), each
+-- followed by a re-run of the same roll-out or by `--recover`: every re-run ends with all
+-- targets converged (--atomic: all back to what they held before) and no journal left behind.
+--
+-- A point is a count of writes, not a delay: the emulator itself SIGKILLs the run at its N-th
+-- write request (/_sim/kill), before or after that write takes effect, so every point is hit
+-- exactly however loaded the machine is. Points come from a fixed seed, printed
+-- (SGRUN_KILL_SEED repeats another); SGRUN_KILL_POINTS sets how many per mode (default 20).
+package.path = (arg[0]:match("^(.*)/[^/]*$") or ".") .. "/?.lua;" .. package.path
 local t = require "testlib"
 local sg = require "sg"
-local rule = require "sg.rule"
-local codec = require "sg.codec"
+local journal = require "sg.journal"
+local matrix = require "matrix"
+local wire = require "sim_wire"
 
-local SIM = assert(os.getenv("SGRUN_SIM_URL"), "run through with_sim.sh")
-local POINTS = tonumber(os.getenv("SGRUN_KILL_POINTS")) or 4
-
-local function control(method, path, body)
-  local res = assert(sg.http.request { method = method, url = SIM .. path,
-    body = body and sg.json.encode(body), headers = { ["Content-Type"] = "application/json" } })
-  assert(res.status < 300, res.body)
-  return res.body ~= "" and sg.json.decode(res.body) or nil
-end
+local SEED = tonumber(os.getenv("SGRUN_KILL_SEED")) or 20261
+local POINTS = tonumber(os.getenv("SGRUN_KILL_POINTS")) or 20
+-- short async tasks: the points are counted in writes, so their speed changes nothing but time
+local KNOBS = { task_duration_ms = 20 }
 
 local sgrun
 do
@@ -23,116 +24,123 @@ do
   while arg[lowest - 1] do lowest = lowest - 1 end
   sgrun = arg[lowest]
 end
+local here = arg[0]:match("^(.*)/[^/]*$") or "."
+local PLAYBOOK = here .. "/../../scripts/rollout.lua"
+local SOURCE = "exoscale:web"
+local go_file = os.tmpname()
 
-local dir = os.tmpname()
-os.remove(dir)
-assert(os.execute("mkdir -p " .. dir))
-local playbook = dir .. "/rollout.lua"
-do
-  local f = assert(io.open(playbook, "w"))
-  f:write([[
-local sg = require "sg"
-local atomic = arg[1] == "atomic"
-local src = sg.snapshot(sg.connect("exoscale"), "web")
-local report = sg.rollout(src, { { sg.connect("gcore"), "web" }, { sg.connect("hostup"), { vm = 10000 } },
-  { sg.connect("barrack"), "web" }, { sg.connect("gcore"), "kill-new" } }, { lossy = "allow", atomic = atomic })
-os.exit(report.ok and 0 or 1)
-]])
-  f:close()
+local function shell_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+
+local function command(mode, extra)
+  local args = { sgrun, PLAYBOOK }
+  if mode == "atomic" then args[#args + 1] = "--atomic" end
+  for _, a in ipairs(extra) do args[#args + 1] = a end
+  for i, a in ipairs(args) do args[i] = shell_quote(a) end
+  return table.concat(args, " ")
 end
 
-local TARGETS = { { "gcore", "web" }, { "hostup", { vm = 10000 } }, { "barrack", "web" }, { "gcore", "kill-new" } }
-
-local function keyset(rules)
-  local s = {}
-  for _, r in ipairs(rules or {}) do s[rule.key(r)] = true end
-  return s
+local function roll_args()
+  local out = { "--allow-lossy", "--yes", SOURCE }
+  for _, text in ipairs(matrix.TARGET_ARGS) do out[#out + 1] = text end
+  return out
 end
 
 local function state()
   local out = {}
-  for i, tg in ipairs(TARGETS) do
+  for i, tg in ipairs(matrix.TARGETS) do
     local g = sg.connect(tg[1]):group(tg[2])
-    out[i] = g and keyset(g.rules) or false
+    out[i] = g and matrix.keyset(g.rules) or false
   end
   return out
 end
 
-local function journals()
-  local p = assert(io.popen("ls " .. dir .. " | grep -c journal"))
-  local n = tonumber(p:read("a")) or 0
+local function alive(pid) return os.execute("kill -0 " .. pid .. " 2>/dev/null") == true end
+
+-- Starts the roll-out held at the door (a shell that execs sgrun, keeping its pid, once the go
+-- file exists), so that the kill is armed for its pid before it sends anything; returns when it
+-- has ended, and whether the emulator killed it.
+local function run_killed(mode, writes, when)
+  os.remove(go_file)
+  local p = assert(io.popen(string.format("sh -c 'echo $$; exec >/dev/null 2>&1 </dev/null; " ..
+    "while [ ! -e %s ]; do sleep 0.01; done; exec %s' &", go_file, command(mode, roll_args()):gsub("'", "'\\''"))))
+  local pid = assert(tonumber(p:read("l")), "no pid")
   p:close()
+  wire.control("PUT", "/_sim/kill", { pid = pid, writes = writes, when = when })
+  assert(io.open(go_file, "w")):close()
+  -- bounded: a run that neither ends nor is killed fails the test instead of hanging it
+  for _ = 1, 1200 do
+    if not alive(pid) then break end
+    sg.sleep(0.05)
+  end
+  t.ok(not alive(pid), "the killed run ended")
+  local fired = wire.control("GET", "/_sim/kill").fired
+  wire.control("DELETE", "/_sim/kill")
+  return fired
+end
+
+-- How many writes a whole roll-out of `mode` sends: the range the kill points are drawn from.
+local function writes_of_a_run(mode)
+  wire.reset()
+  wire.knobs(KNOBS)
+  wire.control("DELETE", "/_sim/log")
+  os.execute(command(mode, roll_args()) .. " >/dev/null 2>&1")
+  local n = 0
+  for _, e in ipairs(wire.control("GET", "/_sim/log").requests) do
+    if e.provider ~= sg.json.null and e.method ~= "GET" and e.method ~= "HEAD" then n = n + 1 end
+  end
   return n
 end
 
-local function run_killed(mode, delay)
-  local env = string.format("SGRUN_LOCK_DIR=%s", dir)
-  local p = assert(io.popen(string.format("%s %s %s %s >/dev/null 2>&1 & echo $!", env, sgrun, playbook, mode)))
-  local pid = tonumber(p:read("l"))
-  p:close()
-  sg.sleep(delay)
-  assert(io.popen("kill -KILL " .. pid .. " 2>/dev/null; true")):close()
-  sg.sleep(0.1)
-end
+print(string.format("kill test: seed %d, %d points per mode (SGRUN_KILL_SEED, SGRUN_KILL_POINTS)", SEED, POINTS))
 
-local function run_again(mode)
-  return os.execute(string.format("SGRUN_LOCK_DIR=%s %s %s %s >/dev/null 2>&1", dir, sgrun, playbook, mode))
-end
-
-for _, mode in ipairs({ "per-target", "atomic" }) do
+for m, mode in ipairs({ "per-target", "atomic" }) do
   t.test("SIGKILL at " .. POINTS .. " points, " .. mode .. ": the re-run ends clean", function()
+    local total = writes_of_a_run(mode)
+    t.ok(total > 0, "a roll-out writes")
+    math.randomseed(SEED, m)
     for n = 1, POINTS do
-      control("POST", "/_sim/reset")
-      control("PUT", "/_sim/knobs", { task_duration_ms = 150, seed = n })
-      local exo = sg.connect("exoscale")
-      local source = sg.snapshot(exo, "web")
+      local writes, when = math.random(total), math.random(2) == 1 and "before" or "after"
+      -- one re-run in three is --recover (this roll-out's targets, or every journal)
+      local how = ({ "re-run", "--recover", "--recover TARGET" })[math.random(3)]
+      wire.reset()
+      wire.knobs(KNOBS)
+      local source = sg.snapshot(sg.connect("exoscale"), "web")
       local before = state()
-      local delay = 0.15 + (n - 1) * 1.5 / POINTS
-      print(string.format("  %s: kill after %.2f s", mode, delay))
-      run_killed(mode, delay)
-      -- did the killed run start writing? (its journal says so)
-      local wrote = false
-      local ls = assert(io.popen("ls " .. dir .. "/*.journal 2>/dev/null"))
-      for path in ls:lines() do
-        local j = require("sg.journal").read(path)
-        if j and next(j.started) then wrote = true end
+      local fired = run_killed(mode, writes, when)
+      local where = string.format("%s point %d (kill %s write %d of %d, then %s)", mode, n, when, writes, total, how)
+      print("  " .. where .. (fired and "" or ": the run ended first"))
+      local extra = roll_args()
+      if how == "--recover" then
+        extra = { "--recover" }
+      elseif how == "--recover TARGET" then
+        extra = { "--recover", matrix.TARGET_ARGS[math.random(#matrix.TARGET_ARGS)] }
       end
-      ls:close()
-      print(string.format("    the killed run had %s writing", wrote and "started" or "not started"))
-      run_again(mode)
+      local out = assert(io.popen(command(mode == "atomic" and how == "re-run" and "atomic" or "per-target", extra) ..
+        " 2>/dev/null"))
+      local text = out:read("a")
+      local ok = out:close()
+      if how ~= "re-run" then
+        t.ok(ok, where .. ": --recover exits 0:\n" .. text)
+        t.ok(not fired or text:find("recovered: ", 1, true), where .. ": --recover reports:\n" .. text)
+      end
       local after = state()
-      for i, tg in ipairs(TARGETS) do
-        local where = string.format("%s kill at %.2f s, target %d", mode, delay, i)
-        if mode == "atomic" then
-          local want = {}
-          local c = codec.get(tg[1])
-          for _, r in ipairs(source.rules) do
-            local tr = c.translate(r)
-            if tr.rule then want[rule.key(tr.rule)] = true end
-          end
-          -- atomic: a run killed while writing is undone by the re-run; one killed before
-          -- its first write left nothing to undo, and the re-run converges
-          if wrote then
-            t.ok(after[i] == false and before[i] == false or t.deep_equal(after[i], before[i]),
-              where .. ": not restored")
-          else
-            t.eq(after[i], want, where .. ": not converged")
-          end
+      -- atomic: a killed run is undone (one that ended first converged)
+      local restore = mode == "atomic" and fired
+      for i, tg in ipairs(matrix.TARGETS) do
+        local target = string.format("%s, target %d (%s)", where, i, matrix.TARGET_ARGS[i])
+        if restore then
+          t.ok(after[i] == false and before[i] == false or after[i] and before[i] and matrix.same(after[i], before[i]),
+            target .. ": not restored\n" .. text)
         else
-          local want = {}
-          local c = codec.get(tg[1])
-          for _, r in ipairs(source.rules) do
-            local tr = c.translate(r)
-            if tr.rule then want[rule.key(tr.rule)] = true end
-          end
-          t.eq(after[i], want, where .. ": not converged")
+          t.ok(after[i] and matrix.same(after[i], matrix.translated(tg[1], source.rules)),
+            target .. ": not converged\n" .. text)
         end
       end
-      t.eq(journals(), 0, "no journal left")
+      t.eq(journal.list(), {}, where .. ": no journal left")
     end
   end)
 end
 
-t.test("cleanup", function() os.execute("rm -rf " .. dir) end)
+t.test("cleanup", function() os.remove(go_file) end)
 
 t.run()
