@@ -54,7 +54,15 @@ local function state()
   return out
 end
 
-local function alive(pid) return os.execute("kill -0 " .. pid .. " 2>/dev/null") == true end
+-- A process that has ended but is not reaped yet (a zombie, whose parent shell is gone) counts
+-- as ended.
+local function alive(pid)
+  local f = io.open("/proc/" .. pid .. "/stat")
+  if not f then return os.execute("kill -0 " .. pid .. " 2>/dev/null") == true end
+  local stat = f:read("a") or ""
+  f:close()
+  return stat ~= "" and not stat:match("^%d+ %b() [ZX]")
+end
 
 -- Starts the roll-out held at the door (a shell that execs sgrun, keeping its pid, once the go
 -- file exists), so that the kill is armed for its pid before it sends anything; returns when it
