@@ -37,11 +37,13 @@ function M.roll_args()
   return out
 end
 
----Runs the command; returns its exit status (an integer) and its standard output.
+---Runs the command; returns its exit status (an integer) and its standard output (and its
+---standard error after it, with `stderr`).
 ---@param cmd string
+---@param stderr boolean?
 ---@return integer, string
-function M.run(cmd)
-  local p = assert(io.popen(cmd .. " 2>/dev/null"))
+function M.run(cmd, stderr)
+  local p = assert(io.popen(cmd .. (stderr and " 2>&1" or " 2>/dev/null")))
   local text = p:read("a")
   local _, _, code = p:close()
   return code, text
