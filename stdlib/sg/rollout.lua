@@ -492,7 +492,9 @@ function M.rollout(source, targets, opts)
         st.touched = true
         if opts.atomic then
           st.failed = true
-          report_targets[i].error = "undoing the interrupted atomic roll-out found in " .. prior.path
+          -- a standalone recovery's report names the journal once, above its targets
+          report_targets[i].error = "undoing the interrupted atomic roll-out" ..
+            (standalone and "" or " found in " .. prior.path)
         else
           st.complete, st.unwritten = {}, not prior.started[i]
           for _, list in ipairs({ b.keep or {}, b.add or {} }) do
