@@ -67,11 +67,18 @@ if flags.recover then
   end
   local results = {}
   for _, path in ipairs(rollout.unfinished(only)) do
-    local res = rollout.recover(path, function(provider) return cli.connect(provider, { timeout = flags.timeout }) end,
-      { timeout = flags.timeout, deadline = flags.deadline })
+    -- one journal's failure (a provider it names that cannot be reached) does not stop the others
+    local ok, res = pcall(rollout.recover, path, function(provider)
+      return cli.connect(provider, { timeout = flags.timeout })
+    end, { timeout = flags.timeout, deadline = flags.deadline })
+    if not ok then res = { path = path, error = cli.is_usage_error(res) and res.message or tostring(res) } end
     results[#results + 1] = res
   end
-  io.write(render.recovery(results, only and "these targets" or "the journal directory"), "\n")
+  if options.json then
+    print(sg.json.encode(render.recovery_json(results)))
+  else
+    print(render.recovery(results, only and "these targets" or "the journal directory"))
+  end
   os.exit(render.recovery_ok(results) and 0 or 1)
 end
 if flags["plan-out"] and flags["apply-plan"] then

@@ -181,6 +181,7 @@ end
 ---@return boolean
 function M.recovery_ok(results)
   for _, res in ipairs(results) do
+    if res.error then return false end
     for _, t in ipairs(res.report and res.report.targets or {}) do
       if t.status == "failed" or t.status == "interrupted" then return false end
     end
@@ -198,6 +199,8 @@ function M.recovery(results, where)
   for _, res in ipairs(results) do
     if res.busy then
       lines[#lines + 1] = "left alone: " .. res.busy
+    elseif res.error then
+      lines[#lines + 1] = string.format("journal %s: not recovered: %s", res.path, res.error)
     else
       local atomic = res.report.recovered and res.report.recovered.action == "undone"
       lines[#lines + 1] = string.format("journal %s (%s roll-out):", res.path, atomic and "atomic" or "per-target")
@@ -211,6 +214,26 @@ function M.recovery(results, where)
     "the journals are kept: fix what the errors name and run --recover again"
   lines[#lines + 1] = "recover: " .. verdict
   return table.concat(lines, "\n")
+end
+
+---The report of a --recover run as a JSON-able table: per journal its path, and either
+---left_alone (why), error (why it could not be dealt with) or the mode and per target its
+---status, outcome (the text report's words), error and not_restored.
+---@param results sg.RecoverResult[]
+---@return table
+function M.recovery_json(results)
+  local journals = json.array()
+  for i, res in ipairs(results) do
+    local entry = { journal = res.path, left_alone = res.busy, error = res.error }
+    if res.report then
+      local full = M.json_table(res.report)
+      entry.atomic = res.report.recovered ~= nil and res.report.recovered.action == "undone"
+      for j, t in ipairs(full.targets) do t.outcome = recovery_outcome(res.report.targets[j]) end
+      entry.targets = full.targets
+    end
+    journals[i] = entry
+  end
+  return { ok = M.recovery_ok(results), journals = journals }
 end
 
 return M

@@ -134,6 +134,7 @@ end
 ---@field path string the journal
 ---@field busy string? set when the journal's run is still alive: it was left alone
 ---@field report sg.RolloutReport? what recovering did (status per target)
+---@field error string? why the journal could not be dealt with (the playbook sets it)
 
 ---Completes or undoes the roll-out of one unfinished journal, according to the mode it
 ---recorded: atomic, every target whose writes had started is restored to its snapshot;

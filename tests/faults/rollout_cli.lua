@@ -17,12 +17,15 @@ local PLAYBOOK = (arg[0]:match("^(.*)/[^/]*$") or ".") .. "/../../scripts/rollou
 
 local function shell_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 
----The shell command running the playbook with `args` (--atomic first when atomic).
+---The shell command running the playbook with `args` (--atomic first when atomic), and
+---sgrun's own options `own` (such as --json) before the playbook.
 ---@param atomic boolean
 ---@param args string[]
+---@param own string[]?
 ---@return string
-function M.command(atomic, args)
-  local words = { sgrun, PLAYBOOK }
+function M.command(atomic, args, own)
+  local words = { sgrun, table.unpack(own or {}) }
+  words[#words + 1] = PLAYBOOK
   if atomic then words[#words + 1] = "--atomic" end
   for _, a in ipairs(args) do words[#words + 1] = a end
   for i, w in ipairs(words) do words[i] = shell_quote(w) end
@@ -50,6 +53,7 @@ function M.run(cmd, stderr)
 end
 
 ---Every target's rules (keysets), false for a group that does not exist.
+---@async
 ---@return (table|false)[]
 function M.state()
   local out = {}
@@ -77,6 +81,7 @@ local go_file = os.tmpname()
 ---keeping its pid, once the go file exists) so that the kill is armed for its pid before it sends
 ---anything. Returns once it has ended: whether it was killed (false: it ended first), and
 ---whether it ended at all within a minute.
+---@async
 ---@param atomic boolean
 ---@param writes integer
 ---@param when "before"|"after"

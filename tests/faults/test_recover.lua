@@ -96,10 +96,16 @@ t.test("a journal that cannot be recovered: exit 1, the report says why, the jou
   t.ok(text:find("gcore%s+web%s+not recovered: "), text)
   t.ok(text:find("run --recover again", 1, true), text)
   t.eq(#journal.list(), 1, "the journal is kept for another try")
-  -- the provider back: the same journal recovers
-  code, text = cli.run(cli.command(false, { "--recover" }))
+  -- the provider back: the same journal recovers (the report as JSON this time)
+  code, text = cli.run(cli.command(false, { "--recover" }, { "--json" }))
   t.eq(code, 0, text)
-  t.ok(text:find("recovered: restored", 1, true), text)
+  local doc = sg.json.decode(text)
+  t.eq(doc.ok, true, text)
+  t.eq(#doc.journals, 1, text)
+  t.eq(doc.journals[1].atomic, true, text)
+  for _, target in ipairs(doc.journals[1].targets) do
+    t.eq({ target.status, target.outcome }, { "rolled_back", "recovered: restored" }, text)
+  end
   t.eq(journal.list(), {}, "recovered: no journal left")
 end)
 
