@@ -109,6 +109,10 @@ end
 function M.text(report, opts)
   local paint = painter(opts and opts.color)
   local lines = { paint("bold", headline(report)) }
+  if report.recovered then
+    lines[#lines + 1] = string.format("first %s the roll-out a killed run left unfinished (journal %s)",
+      report.recovered.action == "undone" and "undid" or "completed", report.recovered.journal)
+  end
   for _, t in ipairs(report.targets) do
     lines[#lines + 1] = string.format("  %-9s %-22s %s +%d -%d", t.provider, group_text(t.group),
       paint(STATUS_COLOR[t.status], string.format("%-12s", t.status)), t.added or 0, t.removed or 0)
@@ -164,8 +168,10 @@ function M.json_table(report)
     findings[i] = { rule = f.rule, text = rule.tostring(f.rule), kind = f.kind, why = f.why,
       targets = json.array(f.targets) }
   end
+  local recovered = report.recovered and { journal = report.recovered.journal, action = report.recovered.action,
+    targets = json.array({ table.unpack(report.recovered.targets) }) }
   return { ok = report.ok, interrupted = report.interrupted, aborted = report.aborted or nil,
-    targets = targets, findings = findings }
+    recovered = recovered, targets = targets, findings = findings }
 end
 
 -- What recovering did to one target, as the --recover report says it.

@@ -100,6 +100,7 @@ function M.journal_path(targets, opts)
   end
   return journal.path(table.concat(identity, "\n"))
 end
+
 -- A group reference as read back from a journal: JSON numbers come back as floats, and
 -- {vm = 10000.0} would name another group than {vm = 10000}.
 local function journal_ref(ref)
@@ -496,9 +497,13 @@ function M.rollout(source, targets, opts)
           -- a standalone recovery's report names the journal once, above its targets
           report_targets[i].error = "undoing the interrupted atomic roll-out" ..
             (standalone and "" or " found in " .. prior.path)
+        elseif b.keep == nil then
+          -- without the kept rules, the additions alone would remove everything else
+          st.skip = "not written: its journal (from an older sgrun) does not record the rules the " ..
+            "plan kept; run the roll-out again to complete it"
         else
           st.complete, st.unwritten = {}, not prior.started[i]
-          for _, list in ipairs({ b.keep or {}, b.add or {} }) do
+          for _, list in ipairs({ b.keep, b.add or {} }) do
             for _, r in ipairs(list) do st.complete[#st.complete + 1] = rule.normalize(r) end
           end
         end
@@ -514,7 +519,8 @@ function M.rollout(source, targets, opts)
           progress(i, "reading")
           local group = read(st.conn, st.group_ref)
           if st.unwritten and M.fingerprint(group and group.rules) ~= M.fingerprint(st.before and st.before.rules) then
-            st.changed = true
+            st.skip = "not written: the group changed since the killed run read it, so its plan is " ..
+              "stale; run the roll-out again to plan it anew"
             return
           end
           local p = apply.plan_group(st.conn, st.group_ref, group, nil, st.complete,
@@ -528,13 +534,11 @@ function M.rollout(source, targets, opts)
       end
       local done = contained(completes, remaining(), "completing")
       for i, st in ipairs(states) do
-        if st.changed then
-          -- left as it is: putting back the snapshot would undo whoever changed it
+        if st.skip then
+          -- left as it is: putting back the snapshot could undo whoever changed it since
           st.touched = false
           local t = report_targets[i]
-          t.status, t.changes, t.added, t.removed = "failed", { add = {}, remove = {} }, 0, 0
-          t.error = "not written: the group changed since the killed run read it, so its plan is " ..
-            "stale; run the roll-out again to plan it anew"
+          t.status, t.error, t.changes, t.added, t.removed = "failed", st.skip, { add = {}, remove = {} }, 0, 0
         elseif done[i] ~= true then
           st.failed = true
           report_targets[i].error = done[i]

@@ -48,7 +48,9 @@ for m, mode in ipairs({ "per-target", "atomic" }) do
       print("  " .. where .. (fired and "" or ": the run ended first"))
       t.ok(ended, where .. ": the killed run ended")
       local code, text = cli.run(cli.command(atomic and how == "re-run", extra))
-      if how ~= "re-run" then
+      if how == "re-run" then
+        t.ok(not fired or text:find("a killed run left unfinished", 1, true), where .. ": the re-run says so:\n" .. text)
+      else
         t.eq(code, 0, where .. ": --recover's exit status\n" .. text)
         t.ok(not fired or text:find("recovered: ", 1, true), where .. ": --recover reports:\n" .. text)
       end
