@@ -109,6 +109,24 @@ t.test("a journal that cannot be recovered: exit 1, the report says why, the jou
   t.eq(journal.list(), {}, "recovered: no journal left")
 end)
 
+t.test("a per-target journal without the kept rules (an older sgrun's) is not completed", function()
+  fresh()
+  local before = cli.state()
+  local path = journal.path("test_recover older journal")
+  local old = journal.start(path, { atomic = false, targets = sg.json.array {
+    { provider = "gcore", group = "web", exists = true, before = sg.json.array(), add = sg.json.array(),
+      remove = sg.json.array() } } })
+  old:record({ ev = "write", target = 1 })
+  -- killed: the kernel closes its files, and with them drops its lock
+  old.file:close()
+  old.lock:close()
+  local code, text = cli.run(cli.command(false, { "--recover" }))
+  t.eq(code, 1, text)
+  t.ok(text:find("gcore%s+web%s+not recovered: not written: its journal %(from an older sgrun%)"), text)
+  t.eq(cli.state(), before, "nothing written")
+  t.eq(journal.list(), { path }, "the journal is kept")
+end)
+
 t.test("a journal whose run is alive is left alone, and --recover says so", function()
   fresh()
   -- this process plays the live run: it holds the journal's lock as a writing run does
