@@ -37,7 +37,8 @@ end
 
 ---@class sg.Journal
 ---@field path string
----@field file file*
+---@field file file* where records are appended
+---@field lock file* holds the flock that tells a live run's journal from a dead one's
 local Journal = {}
 Journal.__index = Journal
 
@@ -45,18 +46,16 @@ local function open_locked(path, mode)
   local f, err = io.open(path, mode)
   if not f then return nil, err end
   local locked, lerr = require("_sg.fs").try_lock(f)
-  if not locked then
-    f:close()
-    return false, lerr
-  end
-  return f
+  if locked then return f end
+  f:close()
+  if locked == false then return false end
+  return nil, lerr
 end
 
 local function busy_message(path)
   return string.format("roll-out journal %s is held by a run that is still going (it holds the " ..
     "journal's lock); wait for that run to end, then run the roll-out (or --recover) again", path)
 end
-M.busy_message = busy_message
 
 ---Starts a journal at path (replacing an old one) with its first record; the journal stays
 ---locked by this process until finish().
