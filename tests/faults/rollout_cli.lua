@@ -107,6 +107,7 @@ function M.run_killed(atomic, writes, when)
 end
 
 ---How many writes a whole roll-out sends (it runs one).
+---@async
 ---@param atomic boolean
 ---@return integer
 function M.writes_of_a_run(atomic)
