@@ -77,7 +77,7 @@ if flags.recover then
   if options.json then
     print(sg.json.encode(render.recovery_json(results)))
   else
-    print(render.recovery(results, only and "these targets" or "the journal directory"))
+    print(render.recovery(results, only and "for these targets" or "in " .. require("sg.journal").dir()))
   end
   os.exit(render.recovery_ok(results) and 0 or 1)
 end

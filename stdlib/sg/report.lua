@@ -197,10 +197,10 @@ end
 
 ---The report of a --recover run: per journal, what was done to each target.
 ---@param results sg.RecoverResult[]
----@param where string what was searched, for the "nothing to recover" line
+---@param where string what was searched ("in DIR", "for these targets"), for the "nothing to do" line
 ---@return string
 function M.recovery(results, where)
-  if #results == 0 then return "recover: no unfinished roll-out in " .. where .. "; nothing to do" end
+  if #results == 0 then return "recover: no unfinished roll-out " .. where .. "; nothing to do" end
   local lines = {}
   for _, res in ipairs(results) do
     if res.busy then
