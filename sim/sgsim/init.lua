@@ -65,6 +65,8 @@ THE CORE
   (any method but GET/HEAD) to a provider from then on SIGKILLs pid before or after it takes
   effect, under the server's lock, so the process is dead before any reply could reach it: the
   kill test's points are counts of writes, not delays. GET /_sim/kill says whether it fired.
+  Since it lets a client kill the emulator user's processes, it answers 403 unless the emulator
+  was started with SGRUN_SIM_TEST_HOOKS=1 (tests/support/with_sim.sh sets it).
 ]]
 
 local cjson = require "cjson.safe"
@@ -484,7 +486,7 @@ function M.new(opts)
 
   local self = setmetatable({ knobs = knobs, clock = opts.clock or os.time, modules = {},
     order = {}, states = {}, log = {}, seq = 0, open = {}, buckets = {}, in_flight = 0,
-    max_in_flight = 0 }, Core)
+    max_in_flight = 0, test_hooks = os.getenv("SGRUN_SIM_TEST_HOOKS") == "1" }, Core)
   -- Every answered request, bodies included, as one JSON line each: the suite's traffic that
   -- tests/schemas/validate_traffic.py checks against the vendors' schemas.
   local traffic = opts.traffic_file or os.getenv("SGRUN_SIM_TRAFFIC")
@@ -720,7 +722,8 @@ function Core:count_write(method)
   return nil
 end
 
----SIGKILLs the armed pid and waits until it is gone (os.execute returns once kill(1) has).
+---SIGKILLs the armed pid; os.execute returns once kill(1) has sent the signal, after which the
+---process runs no more code (it may linger as a zombie until reaped).
 function Core:fire_kill()
   local k = self.kill
   k.fired = true
@@ -850,6 +853,9 @@ function Core:control(method, path, query, body)
     if not ok then return bad(400, kerr) end
     return 200, self:knob_values()
   elseif route == "/_sim/kill" then
+    if not self.test_hooks then
+      return bad(403, "the kill hook is for tests only: start the emulator with SGRUN_SIM_TEST_HOOKS=1")
+    end
     if method == "GET" then
       local k = self.kill
       return 200, { armed = k ~= nil and not k.fired, fired = k ~= nil and k.fired, seen = k and k.seen or 0 }
