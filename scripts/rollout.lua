@@ -13,10 +13,12 @@
 -- A roll-out keeps a journal (next to sgrun's locks) while it writes. When a run is killed, the
 -- next run of the same roll-out first completes it (per target) or undoes it (--atomic), and
 -- --recover does that without a SOURCE: for every unfinished journal naming one of the TARGETs
--- (every journal when none is given) it brings each target the killed run had started writing
--- to that run's plan (or, --atomic, back to its snapshot) and prints per target "recovered:
--- converged", "recovered: restored" or "not recovered: why". A journal whose run is still
--- alive is left alone (the report says so).
+-- (every journal when none is given) it follows the mode the journal records. Per target, every
+-- target is brought to the killed run's plan (one not yet written only if it still holds its
+-- snapshot) or, failing that, restored; --atomic, each target the killed run had started
+-- writing is restored to its snapshot. It prints per target "recovered: converged",
+-- "recovered: restored" or "not recovered: why". A journal whose run is still alive is left
+-- alone (the report says so).
 -- Options (after the playbook name; sgrun's own, such as --dry-run and --json, go before it):
 --   --allow-lossy        translate rules a target can only express approximately (and skip what
 --                        it cannot express) instead of stopping; the report lists each such rule
