@@ -26,38 +26,159 @@ struct buffer {
   size_t len, cap;
 };
 
-struct request {
+/* Options a request may move away from a handle's base configuration; the next request on the
+ * handle puts back only those it does not want itself. */
+enum { SET_BODY = 1, SET_NOBODY = 2, SET_CUSTOM = 4, SET_FRESH = 8, SET_PIPEWAIT = 16, SET_RESOLVE = 32 };
+
+/* An easy handle and what stays with it between requests. Reusing the handle keeps its DNS and
+ * TLS session caches warm; keeping the rest saves, per request, curl_easy_reset and a full
+ * set-up (about 4.4k instructions), the response buffers' allocations and the header list's. */
+struct handle {
   CURL *easy;
-  struct curl_slist *headers;
-  struct curl_slist *resolve;
   struct buffer body, head;
+  struct buffer lines;        /* request header lines, NUL-separated, that nodes point into */
+  struct curl_slist *nodes;   /* CURLOPT_HTTPHEADER, built in place; never curl_slist_free_all'd */
+  size_t nodes_cap;
   size_t max_size;
-  int too_large;
-  int headers_too_large;
-  int done;
-  CURLcode result;
-  sg_task *task;
+  int head_lines;             /* header fields in head, to presize the Lua table */
+  int too_large, headers_too_large;
+  unsigned set;               /* SET_* */
+  const char *proxy;          /* CURLOPT_PROXY as set: proxy_env.http or .https, or NULL */
+  char *ca_file, *ca_path;    /* copies of CURLOPT_CAINFO/CAPATH as set; NULL is curl's default */
   char errbuf[CURL_ERROR_SIZE];
 };
 
-/* Idle easy handles: reusing them keeps their DNS and TLS session caches warm. */
-static CURL *pool[POOL_MAX];
+struct request {
+  struct handle *h;
+  struct curl_slist *resolve;
+  int done;
+  CURLcode result;
+  sg_task *task;
+};
+
+/* Idle handles. */
+static struct handle *pool[POOL_MAX];
 static int pooled;
 static int dry_run;
 static int in_flight; /* transfers handed to curl and not yet released */
 
-static CURL *take_easy(void) {
-  if (pooled) return pool[--pooled];
-  return curl_easy_init();
+/* libcurl reads the proxy variables (no_proxy, <scheme>_proxy, all_proxy) from the environment
+ * on every request (about 2k instructions); sgrun reads them once per Lua state, in libcurl's
+ * order, and sets them as options. "" tells libcurl "no proxy" and stops it from looking. The
+ * values are copies: the environment may change under a running emulator. */
+static struct {
+  int done;
+  char *http, *https, *no_proxy;
+} proxy_env;
+
+/* The first of two variables that is set and not empty, else "". */
+static const char *env_first(const char *a, const char *b) {
+  const char *v = getenv(a);
+  if ((!v || !*v) && b) v = getenv(b);
+  return v && *v ? v : "";
 }
 
-static void give_back_easy(CURL *easy) {
-  if (pooled < POOL_MAX) {
-    curl_easy_reset(easy);
-    pool[pooled++] = easy;
-  } else {
-    curl_easy_cleanup(easy);
+static void forget_proxy_env(void) {
+  free(proxy_env.http);
+  free(proxy_env.https);
+  free(proxy_env.no_proxy);
+  memset(&proxy_env, 0, sizeof proxy_env);
+}
+
+static int resolve_proxy_env(void) {
+  if (proxy_env.done) return 0;
+  const char *all = env_first("all_proxy", "ALL_PROXY");
+  /* never HTTP_PROXY in upper case, as libcurl: a CGI program gets it from a request's "Proxy:"
+   * header */
+  const char *http = env_first("http_proxy", NULL), *https = env_first("https_proxy", "HTTPS_PROXY");
+  proxy_env.http = strdup(*http ? http : all);
+  proxy_env.https = strdup(*https ? https : all);
+  proxy_env.no_proxy = strdup(env_first("no_proxy", "NO_PROXY"));
+  if (!proxy_env.http || !proxy_env.https || !proxy_env.no_proxy) {
+    forget_proxy_env();
+    return -1;
   }
+  proxy_env.done = 1;
+  return 0;
+}
+
+/* Response buffers above this are freed when their handle goes back to the pool: a large answer
+ * must not stay pinned in an idle handle. */
+#define KEEP_BUFFER (64 * 1024)
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *ud);
+static size_t on_header(char *data, size_t size, size_t nmemb, void *ud);
+
+/* The options every request shares: set when the handle is made and after a reset. */
+static void configure(struct handle *h) {
+  CURL *e = h->easy;
+  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+  curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+  curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+  /* never follow a redirect: it could carry the credentials in the headers to another host or
+   * scheme; a 3xx is returned as a response */
+  curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, h);
+  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(e, CURLOPT_HEADERDATA, h);
+  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, h->errbuf);
+  curl_easy_setopt(e, CURLOPT_NOPROXY, proxy_env.no_proxy);
+  h->proxy = NULL;
+  h->set = 0;
+}
+
+static struct handle *take_handle(void) {
+  if (pooled) return pool[--pooled];
+  struct handle *h = calloc(1, sizeof *h);
+  if (!h) return NULL;
+  h->easy = curl_easy_init();
+  if (!h->easy) {
+    free(h);
+    return NULL;
+  }
+  configure(h);
+  return h;
+}
+
+static void free_buffer(struct buffer *b) {
+  free(b->data);
+  memset(b, 0, sizeof *b);
+}
+
+static void free_handle(struct handle *h) {
+  curl_easy_cleanup(h->easy);
+  free_buffer(&h->body);
+  free_buffer(&h->head);
+  free_buffer(&h->lines);
+  free(h->nodes);
+  free(h->ca_file);
+  free(h->ca_path);
+  free(h);
+}
+
+static void give_back_handle(struct handle *h) {
+  if (pooled == POOL_MAX) {
+    free_handle(h);
+    return;
+  }
+  /* the request's body string and resolve list are about to go: curl keeps no pointer to them */
+  if (h->set & SET_BODY) {
+    curl_easy_setopt(h->easy, CURLOPT_POSTFIELDS, NULL);
+    curl_easy_setopt(h->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)-1);
+    curl_easy_setopt(h->easy, CURLOPT_HTTPGET, 1L);
+    h->set &= ~(unsigned)(SET_BODY | SET_NOBODY);
+  }
+  if (h->set & SET_RESOLVE) {
+    curl_easy_setopt(h->easy, CURLOPT_RESOLVE, NULL);
+    h->set &= ~(unsigned)SET_RESOLVE;
+  }
+  if (h->body.cap > KEEP_BUFFER) free_buffer(&h->body);
+  if (h->head.cap > KEEP_BUFFER) free_buffer(&h->head);
+  if (h->lines.cap > KEEP_BUFFER) free_buffer(&h->lines);
+  pool[pooled++] = h;
 }
 
 static int append(struct buffer *b, const char *data, size_t n) {
@@ -76,25 +197,30 @@ static int append(struct buffer *b, const char *data, size_t n) {
 }
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *ud) {
-  struct request *r = ud;
+  struct handle *h = ud;
   size_t n = size * nmemb;
-  if (r->body.len + n > r->max_size) {
-    r->too_large = 1;
+  if (h->body.len + n > h->max_size) {
+    h->too_large = 1;
     return 0; /* makes curl stop with CURLE_WRITE_ERROR */
   }
-  return append(&r->body, data, n) == 0 ? n : 0;
+  return append(&h->body, data, n) == 0 ? n : 0;
 }
 
 static size_t on_header(char *data, size_t size, size_t nmemb, void *ud) {
-  struct request *r = ud;
+  struct handle *h = ud;
   size_t n = size * nmemb;
   /* a new status line (after 1xx or a redirect) starts a new header block */
-  if (n >= 5 && memcmp(data, "HTTP/", 5) == 0) r->head.len = 0;
-  if (r->head.len + n > HEADER_LIMIT) {
-    r->headers_too_large = 1;
+  int status_line = n >= 5 && memcmp(data, "HTTP/", 5) == 0;
+  if (status_line) {
+    h->head.len = 0;
+    h->head_lines = 0;
+  }
+  if (h->head.len + n > HEADER_LIMIT) {
+    h->headers_too_large = 1;
     return 0; /* stops the transfer */
   }
-  return append(&r->head, data, n) == 0 ? n : 0;
+  if (!status_line && n > 2) h->head_lines++; /* not the blank line that ends the block */
+  return append(&h->head, data, n) == 0 ? n : 0;
 }
 
 static void release(struct request *r) {
@@ -102,19 +228,13 @@ static void release(struct request *r) {
     in_flight--;
     r->task = NULL;
   }
-  if (r->easy) {
-    sg_curlmux_remove(r->easy);
-    give_back_easy(r->easy);
-    r->easy = NULL;
+  if (r->h) {
+    sg_curlmux_remove(r->h->easy);
+    give_back_handle(r->h);
+    r->h = NULL;
   }
-  curl_slist_free_all(r->headers);
-  r->headers = NULL;
   curl_slist_free_all(r->resolve);
   r->resolve = NULL;
-  free(r->body.data);
-  free(r->head.data);
-  memset(&r->body, 0, sizeof r->body);
-  memset(&r->head, 0, sizeof r->head);
 }
 
 static int request_gc(lua_State *L) {
@@ -127,7 +247,7 @@ static void on_done(void *ud, CURLcode result) {
   r->done = 1;
   r->result = result;
   /* a Content-Length over the cap stops the transfer before the body arrives */
-  if (result == CURLE_FILESIZE_EXCEEDED) r->too_large = 1;
+  if (result == CURLE_FILESIZE_EXCEEDED) r->h->too_large = 1;
   sg_sched_wake(r->task);
 }
 
@@ -136,11 +256,11 @@ static void on_cancel(void *ud) { release(ud); }
 /* libcurl refuses a header line over its own limit (100 KiB) with CURLE_OUT_OF_MEMORY, its only
  * common cause here; the message names both. */
 static int header_refused(const struct request *r) {
-  return r->headers_too_large || r->result == CURLE_OUT_OF_MEMORY;
+  return r->h->headers_too_large || r->result == CURLE_OUT_OF_MEMORY;
 }
 
 static const char *failure_code(const struct request *r) {
-  if (r->too_large || header_refused(r)) return "too_large";
+  if (r->h->too_large || header_refused(r)) return "too_large";
   switch (r->result) {
   case CURLE_OPERATION_TIMEDOUT: return "timeout";
   case CURLE_COULDNT_CONNECT: return "connect";
@@ -162,19 +282,19 @@ static const char *failure_code(const struct request *r) {
   }
 }
 
-static void push_headers(lua_State *L, const struct buffer *head) {
-  lua_newtable(L);
-  if (!head->data) return;
-  const char *p = head->data, *end = head->data + head->len;
+/* The response's header lines as a table of lower-case names; the names are lower-cased in
+ * place (the buffer is the handle's own and is rewritten by the next response). */
+static void push_headers(lua_State *L, struct handle *h) {
+  lua_createtable(L, 0, h->head_lines);
+  if (!h->head.data) return;
+  char *p = h->head.data, *end = h->head.data + h->head.len;
   while (p < end) {
-    const char *eol = memchr(p, '\n', (size_t)(end - p));
+    char *eol = memchr(p, '\n', (size_t)(end - p));
     if (!eol) eol = end;
-    const char *colon = memchr(p, ':', (size_t)(eol - p));
+    char *colon = memchr(p, ':', (size_t)(eol - p));
     if (colon && memcmp(p, "HTTP/", 5) != 0) {
-      luaL_Buffer name;
-      luaL_buffinit(L, &name);
-      for (const char *c = p; c < colon; c++) luaL_addchar(&name, (char)tolower((unsigned char)*c));
-      luaL_pushresult(&name);
+      for (char *c = p; c < colon; c++) *c = (char)tolower((unsigned char)*c);
+      lua_pushlstring(L, p, (size_t)(colon - p));
       const char *v = colon + 1, *vend = eol;
       while (v < vend && (*v == ' ' || *v == '\t')) v++;
       while (vend > v && (vend[-1] == '\r' || vend[-1] == ' ' || vend[-1] == '\t')) vend--;
@@ -196,31 +316,32 @@ static void push_headers(lua_State *L, const struct buffer *head) {
 static int request_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   struct request *r = (struct request *)ctx;
-  if (r->result != CURLE_OK || r->too_large || r->headers_too_large) {
+  struct handle *h = r->h;
+  if (r->result != CURLE_OK || h->too_large || h->headers_too_large) {
     luaL_pushfail(L);
-    if (r->too_large)
-      lua_pushfstring(L, "response body larger than the %I byte limit (max_size)", (lua_Integer)r->max_size);
+    if (h->too_large)
+      lua_pushfstring(L, "response body larger than the %I byte limit (max_size)", (lua_Integer)h->max_size);
     else if (header_refused(r))
       lua_pushfstring(L, "response headers larger than the limit (%d bytes in all, 100 KiB a line)%s: "
                       "the server sent more than any API answer needs", HEADER_LIMIT,
-                      r->headers_too_large ? "" : ", or memory ran out");
+                      h->headers_too_large ? "" : ", or memory ran out");
     else
-      lua_pushfstring(L, "%s%s%s", curl_easy_strerror(r->result), r->errbuf[0] ? ": " : "",
-                      r->errbuf);
+      lua_pushfstring(L, "%s%s%s", curl_easy_strerror(r->result), h->errbuf[0] ? ": " : "",
+                      h->errbuf);
     lua_pushstring(L, failure_code(r));
     release(r);
     return 3;
   }
   long code = 0;
   curl_off_t micros = 0;
-  curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &code);
-  curl_easy_getinfo(r->easy, CURLINFO_TOTAL_TIME_T, &micros);
+  curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &code);
+  curl_easy_getinfo(h->easy, CURLINFO_TOTAL_TIME_T, &micros);
   lua_createtable(L, 0, 4);
   lua_pushinteger(L, code);
   lua_setfield(L, -2, "status");
-  push_headers(L, &r->head);
+  push_headers(L, h);
   lua_setfield(L, -2, "headers");
-  lua_pushlstring(L, r->body.data ? r->body.data : "", r->body.len);
+  lua_pushlstring(L, h->body.data ? h->body.data : "", h->body.len);
   lua_setfield(L, -2, "body");
   lua_pushnumber(L, (double)micros / 1e6);
   lua_setfield(L, -2, "time");
@@ -248,6 +369,17 @@ static double opt_number(lua_State *L, const char *field, double def) {
   else if (t != LUA_TNIL) luaL_error(L, "http.request: '%s' must be a number, not %s", field, lua_typename(L, t));
   lua_pop(L, 1);
   return v;
+}
+
+static int same_string(const char *a, const char *b) {
+  return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* Sets a 0/1 option when it differs from what the handle has. */
+static void set_flag(struct handle *h, unsigned flag, int on, CURLoption opt) {
+  if (!on == !(h->set & flag)) return;
+  curl_easy_setopt(h->easy, opt, (long)(on != 0));
+  h->set ^= flag;
 }
 
 static int l_request(lua_State *L) {
@@ -300,22 +432,54 @@ static int l_request(lua_State *L) {
   struct request *r = lua_newuserdatauv(L, sizeof *r, 0);
   memset(r, 0, sizeof *r);
   luaL_setmetatable(L, REQUEST_MT);
-  r->max_size = (size_t)max_size;
+  r->h = take_handle();
+  if (!r->h) return luaL_error(L, "http.request: out of memory");
+  struct handle *h = r->h;
 
+  /* "name: value" lines written one after another into the handle's buffer, then linked */
+  size_t nlines = 0;
+  int own_ua = 0;
+  h->lines.len = 0;
   if (lua_getfield(L, 1, "headers") == LUA_TTABLE) {
     lua_pushnil(L);
     while (lua_next(L, -2)) {
       if (lua_type(L, -2) != LUA_TSTRING || !lua_isstring(L, -1))
         return luaL_error(L, "http.request: headers must map names to strings");
-      const char *line = lua_pushfstring(L, "%s: %s", lua_tostring(L, -2), lua_tostring(L, -1));
-      if (strpbrk(line, "\r\n")) return luaL_error(L, "http.request: header '%s' contains a line break", lua_tostring(L, -3));
-      struct curl_slist *h = curl_slist_append(r->headers, line);
-      if (!h) return luaL_error(L, "http.request: out of memory");
-      r->headers = h;
-      lua_pop(L, 2);
+      /* up to a NUL, as curl reads each line */
+      const char *name = lua_tostring(L, -2), *value = lua_tostring(L, -1);
+      size_t nlen = strlen(name), vlen = strlen(value);
+      if (strpbrk(name, "\r\n") || strpbrk(value, "\r\n"))
+        return luaL_error(L, "http.request: header '%s' contains a line break", name);
+      if (append(&h->lines, name, nlen) || append(&h->lines, ": ", 2) || append(&h->lines, value, vlen + 1))
+        return luaL_error(L, "http.request: out of memory");
+      nlines++;
+      if (nlen == 10 && strncasecmp(name, "User-Agent", 10) == 0) own_ua = 1;
+      lua_pop(L, 1);
     }
   }
   lua_pop(L, 1);
+  if (nlines + 1 > h->nodes_cap) {
+    struct curl_slist *n = realloc(h->nodes, (nlines + 1) * sizeof *n);
+    if (!n) return luaL_error(L, "http.request: out of memory");
+    h->nodes = n;
+    h->nodes_cap = nlines + 1;
+  }
+  char *line = h->lines.data;
+  for (size_t i = 0; i < nlines; i++) {
+    h->nodes[i].data = line;
+    h->nodes[i].next = &h->nodes[i + 1];
+    line += strlen(line) + 1;
+  }
+  /* curl would otherwise wait for "100 Continue" before sending larger bodies */
+  static char no_expect[] = "Expect:";
+  /* sgrun's User-Agent rides the header list unless the caller set one: as CURLOPT_USERAGENT
+   * libcurl formats it anew for every request (about 2.5k instructions). It is not sent on a
+   * proxy's CONNECT, which carries no other header of the list either. */
+  static char ua[] = "User-Agent: sgrun/" SGRUN_VERSION;
+  static struct curl_slist ua_node = {ua, NULL};
+  h->nodes[nlines].data = no_expect;
+  h->nodes[nlines].next = own_ua ? NULL : &ua_node;
+
   /* resolve = {"HOST:PORT:ADDRESS", ...}, as curl --resolve: tests give a non-loopback name to a
    * loopback server with it, so a broken check still sends nothing off the machine */
   if (lua_getfield(L, 1, "resolve") == LUA_TTABLE) {
@@ -330,53 +494,75 @@ static int l_request(lua_State *L) {
     return luaL_error(L, "http.request: 'resolve' must be a list of \"HOST:PORT:ADDRESS\" strings");
   }
   lua_pop(L, 1);
-  /* curl would otherwise wait for "100 Continue" before sending larger bodies */
-  struct curl_slist *h = curl_slist_append(r->headers, "Expect:");
-  if (!h) return luaL_error(L, "http.request: out of memory");
-  r->headers = h;
 
-  r->easy = take_easy();
-  if (!r->easy) return luaL_error(L, "http.request: out of memory");
-  CURL *e = r->easy;
+  CURL *e = h->easy;
+  /* No option puts curl's default CA back once another was set: a handle that had other CA
+   * options than this request's starts over from a reset. Requests to one service share theirs,
+   * so this is rare. */
+  if (!same_string(h->ca_file, ca_file) || !same_string(h->ca_path, ca_path)) {
+    curl_easy_reset(e);
+    configure(h);
+    free(h->ca_file);
+    free(h->ca_path);
+    h->ca_file = h->ca_path = NULL;
+    char *f = ca_file ? strdup(ca_file) : NULL, *d = ca_path ? strdup(ca_path) : NULL;
+    if ((ca_file && !f) || (ca_path && !d)) {
+      free(f);
+      free(d);
+      return luaL_error(L, "http.request: out of memory");
+    }
+    if (f) curl_easy_setopt(e, CURLOPT_CAINFO, f);
+    if (d) curl_easy_setopt(e, CURLOPT_CAPATH, d);
+    h->ca_file = f;
+    h->ca_path = d;
+  }
+  int https = strncasecmp(url, "https://", 8) == 0;
+  const char *proxy = https ? proxy_env.https : proxy_env.http;
+  if (h->proxy != proxy) {
+    curl_easy_setopt(e, CURLOPT_PROXY, proxy);
+    h->proxy = proxy;
+  }
   curl_easy_setopt(e, CURLOPT_URL, url);
-  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
-  curl_easy_setopt(e, CURLOPT_USERAGENT, "sgrun/" SGRUN_VERSION);
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, h->nodes);
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(timeout * 1000));
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(timeout < 10 ? timeout * 1000 : 10000));
-  curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-  curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
-  curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
-  if (ca_file) curl_easy_setopt(e, CURLOPT_CAINFO, ca_file);
-  if (ca_path) curl_easy_setopt(e, CURLOPT_CAPATH, ca_path);
-  if (r->resolve) curl_easy_setopt(e, CURLOPT_RESOLVE, r->resolve);
-  /* never follow a redirect: it could carry the credentials in the headers to another host or
-   * scheme; a 3xx is returned as a response */
-  curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
-  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-  curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
-  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
-  curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)r->max_size);
+  if (r->resolve) {
+    curl_easy_setopt(e, CURLOPT_RESOLVE, r->resolve);
+    h->set |= SET_RESOLVE;
+  }
+  h->max_size = (size_t)max_size;
+  curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)h->max_size);
+  h->body.len = h->head.len = 0;
+  h->head_lines = 0;
+  h->too_large = h->headers_too_large = 0;
+  h->errbuf[0] = 0;
+  int write = !is_read_method(method);
   /* libcurl silently re-sends a request once when a reused connection turns out dead before any
    * response byte. For a write that may duplicate a create or repeat a positional delete or
    * update (HostUp's DELETE ...?pos=N), so every method that is not a read gets a connection of
    * its own and only the caller's retry policy (which re-reads first) ever repeats it. */
-  if (!is_read_method(method)) curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+  set_flag(h, SET_FRESH, write, CURLOPT_FRESH_CONNECT);
   /* a burst of reads to a new host waits for the first connection's handshake: when ALPN says
    * h2 they all ride it, instead of each opening a connection before anyone knows. Plain http://
    * never speaks h2 here (CURL_HTTP_VERSION_2TLS), and there curl would only learn that from the
    * first response, holding the burst back for one whole request. */
-  else if (strncasecmp(url, "https://", 8) == 0) curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+  set_flag(h, SET_PIPEWAIT, !write && https, CURLOPT_PIPEWAIT);
   if (max_connections > 0) sg_curlmux_set_host_limit((long)max_connections);
-  if (strcmp(method, "HEAD") == 0) curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
-  else if (strcmp(method, "GET") != 0) curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+  int head = strcmp(method, "HEAD") == 0;
+  set_flag(h, SET_NOBODY, head, CURLOPT_NOBODY);
+  if (!head && strcmp(method, "GET") != 0) {
+    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+    h->set |= SET_CUSTOM;
+  } else if (h->set & SET_CUSTOM) {
+    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, NULL);
+    h->set &= ~(unsigned)SET_CUSTOM;
+  }
   if (body) {
-    /* the body string is kept alive by the options table on this task's stack */
+    /* the body string is kept alive by the options table on this task's stack; the handle drops
+     * the pointer when it goes back to the pool */
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+    h->set |= SET_BODY;
   }
 
   if (!sg_sched_current() || !lua_isyieldable(L)) return sg_sched_block(L, NULL, NULL, NULL, 0);
@@ -408,7 +594,8 @@ static int l_dry_run(lua_State *L) {
 /* Runs when the state closes, after every request's own finaliser (it was created first). */
 static int close_http(lua_State *L) {
   (void)L;
-  while (pooled) curl_easy_cleanup(pool[--pooled]);
+  while (pooled) free_handle(pool[--pooled]);
+  forget_proxy_env();
   sg_curlmux_cleanup();
   return 0;
 }
@@ -416,6 +603,7 @@ static int close_http(lua_State *L) {
 int luaopen__sg_http(lua_State *L) {
   if (!sg_sched_loop() || sg_curlmux_init(sg_sched_loop()) != 0)
     return luaL_error(L, "http: the event loop is not running in this Lua state");
+  if (resolve_proxy_env() != 0) return luaL_error(L, "http: out of memory");
   if (luaL_newmetatable(L, REQUEST_MT)) {
     lua_pushcfunction(L, request_gc);
     lua_setfield(L, -2, "__gc");

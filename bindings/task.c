@@ -43,11 +43,26 @@ static int l_signal(lua_State *L) {
   return 1;
 }
 
+/* on_signal(fn|nil): fn(name, count) for the signals of a graceful() run (sg_sched_set_on_signal). */
+static int l_on_signal(lua_State *L) {
+  if (!lua_isnil(L, 1)) luaL_checktype(L, 1, LUA_TFUNCTION);
+  lua_settop(L, 1);
+  sg_sched_set_on_signal(L);
+  return 0;
+}
+
+/* context([value]): the running task's context; with an argument, sets it. */
+static int l_context(lua_State *L) {
+  if (lua_gettop(L) == 0) return sg_sched_push_context(L);
+  lua_settop(L, 1);
+  return sg_sched_set_context(L);
+}
+
 int luaopen__sg_task(lua_State *L) {
   static const luaL_Reg fns[] = {
       {"spawn", l_spawn}, {"wait", sg_task_wait_lua}, {"cancel", l_cancel}, {"sleep", sg_sched_sleep_lua},
       {"now", l_now},     {"status", l_status},       {"graceful", l_graceful},
-      {"signal", l_signal}, {NULL, NULL},
+      {"signal", l_signal}, {"on_signal", l_on_signal}, {"context", l_context}, {NULL, NULL},
   };
   luaL_newlib(L, fns);
   return 1;

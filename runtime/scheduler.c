@@ -11,8 +11,8 @@
 
 
 /* Task userdata slots: the coroutine, then the outcome (results table or error value), then the
- * traceback of a failure. */
-enum { UV_THREAD = 1, UV_OUTCOME, UV_TRACEBACK, UV_COUNT = UV_TRACEBACK };
+ * traceback of a failure, then the task's context (inherited by the tasks it spawns). */
+enum { UV_THREAD = 1, UV_OUTCOME, UV_TRACEBACK, UV_CONTEXT, UV_COUNT = UV_CONTEXT };
 
 struct waiter;
 
@@ -49,7 +49,9 @@ static struct {
   int graceful_term;
   int graceful;               /* sg.rollout: the first SIGINT/SIGTERM is Lua's to handle */
   volatile sig_atomic_t signals_seen; /* signals since graceful was turned on */
-} sched;
+  int signals_told;           /* how many of them on_signal was told about */
+  int on_signal;              /* registry ref: Lua's on_signal(name, count) for a graceful run */
+} sched = {.on_signal = LUA_NOREF};
 
 char sg_yield_sentinel;
 
@@ -155,6 +157,12 @@ sg_task *sg_task_spawn(lua_State *L, int nargs) {
   t->anchor = luaL_ref(L, LUA_REGISTRYINDEX);
   t->parent = sched.current;
   if (t->parent) {
+    /* the context goes down to every task the parent spawns (a roll-out's write scope reaches
+     * the concurrent writes an adapter starts) */
+    push_handle(L, t->parent);
+    lua_getiuservalue(L, -1, UV_CONTEXT);
+    lua_setiuservalue(L, -3, UV_CONTEXT);
+    lua_pop(L, 1);
     t->next_sibling = t->parent->child;
     if (t->next_sibling) t->next_sibling->prev_sibling = t;
     t->parent->child = t;
@@ -262,6 +270,49 @@ void sg_sched_set_graceful_term(int on) { sched.graceful_term = on; }
 void sg_sched_set_graceful(int on) {
   sched.graceful = on;
   sched.signals_seen = 0;
+  sched.signals_told = 0;
+}
+
+void sg_sched_set_on_signal(lua_State *L) {
+  luaL_unref(L, LUA_REGISTRYINDEX, sched.on_signal);
+  sched.on_signal = luaL_ref(L, LUA_REGISTRYINDEX); /* nil gives LUA_REFNIL: none */
+}
+
+/* Tells Lua about the signals of a graceful run: from the loop, outside any task, never in the
+ * signal handler. The first lets it say what happens now; the second (count 2, also when both
+ * came at once) ends the run right after this call, so it prints what is known. */
+static void tell_signals(lua_State *L) {
+  int seen = sched.signals_seen;
+  if (!sched.graceful || seen == sched.signals_told) return;
+  sched.signals_told = seen;
+  if (sched.on_signal == LUA_NOREF || sched.on_signal == LUA_REFNIL) return;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, sched.on_signal);
+  lua_pushstring(L, sg_loop_peek_signal() == SIGTERM ? "SIGTERM" : "SIGINT");
+  lua_pushinteger(L, seen < 2 ? seen : 2);
+  if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+    fprintf(stderr, "sgrun: reporting the interruption failed: %s\n", sg_tostring_error(L, -1));
+    lua_pop(L, 1);
+  }
+}
+
+int sg_sched_push_context(lua_State *L) {
+  if (!sched.current) {
+    lua_pushnil(L);
+    return 1;
+  }
+  push_handle(L, sched.current);
+  lua_getiuservalue(L, -1, UV_CONTEXT);
+  lua_remove(L, -2);
+  return 1;
+}
+
+int sg_sched_set_context(lua_State *L) {
+  if (!sched.current) return luaL_error(L, "a task's context can only be set inside a task");
+  push_handle(L, sched.current);
+  lua_insert(L, -2);
+  lua_setiuservalue(L, -2, UV_CONTEXT);
+  lua_pop(L, 1);
+  return 0;
 }
 
 /* A signal that must stop the running task now. */
@@ -278,6 +329,7 @@ enum sg_task_state sg_sched_run(lua_State *L, sg_task *root) {
       if (!sched.ready_head) sched.ready_tail = NULL;
       resume(L, t);
     }
+    tell_signals(L); /* also when the signal's hook just ended the root task */
     if (root->state >= SG_DONE) break;
     if (stop_requested()) {
       sg_task_cancel(L, root);

@@ -66,6 +66,15 @@ void sg_sched_set_graceful_term(int on);
  * _sg.task.signal() and winds down itself; a second one stops the task as usual. */
 void sg_sched_set_graceful(int on);
 
+/* Pops a function (or nil) called as f(signal name, count) for the signals of a graceful run,
+ * outside any task: count 1 the first, count 2 a second, which then ends the run at once. */
+void sg_sched_set_on_signal(lua_State *L);
+
+/* The running task's context (any Lua value; a new task starts with its parent's): push pushes
+ * it (nil outside a task), set pops the new one. Lua functions. */
+int sg_sched_push_context(lua_State *L);
+int sg_sched_set_context(lua_State *L);
+
 /* Cancels every live task (used before the state closes). */
 void sg_sched_shutdown(lua_State *L);
 

@@ -34,8 +34,10 @@
 --                        --timeout and --deadline (the mode is the journal's)
 -- Exit status: 0 every target converged (or already was), 1 a target failed or the roll-out was
 -- not confirmed, 2 usage, 3 a dry run or --plan-out found changes to make, 130/143 interrupted by
--- SIGINT/SIGTERM (the report says what each target ended as). With --recover: 0 every journal
--- recovered, left alone because its run is alive, or none to recover; 1 a target could not be.
+-- SIGINT/SIGTERM (the first signal starts no new write, restores what was mid-change (with
+-- --atomic, every changed target) and reports what each target ended as; a second one stops at
+-- once and reports what was known then). With --recover: 0 every journal recovered, left alone
+-- because its run is alive, or none to recover; 1 a target could not be.
 local sg = require "sg"
 local cli = require "sg.cli"
 local progress = require "sg.progress"
@@ -153,6 +155,15 @@ local function confirm(report)
   return answer ~= nil and answer:lower():match("^%s*y") ~= nil
 end
 
+local function print_report(report)
+  if options.json then
+    print(sg.json.encode(render.json_table(report)))
+  else
+    print(render.text(report, { color = cli.color("stdout") }))
+  end
+  io.stdout:flush()
+end
+
 local report = sg.rollout(source, targets, {
   lossy = flags["allow-lossy"] and "allow" or "error",
   mode = flags.additive and "additive" or "authoritative",
@@ -163,6 +174,8 @@ local report = sg.rollout(source, targets, {
   plan_file = plan_file,
   on_progress = show_progress,
   confirm = (cli.isatty("stdin") and not flags.yes and not dry_run) and confirm or nil,
+  -- a second SIGINT/SIGTERM ends the run at once, with this account of what was known then
+  on_abandon = print_report,
 })
 
 if flags["plan-out"] and report.ok then
@@ -172,11 +185,7 @@ if flags["plan-out"] and report.ok then
   rollout.write_plan(report, flags["plan-out"])
 end
 
-if options.json then
-  print(sg.json.encode(render.json_table(report)))
-else
-  print(render.text(report, { color = cli.color("stdout") }))
-end
+print_report(report)
 
 if report.interrupted then os.exit(report.interrupted == "SIGTERM" and 143 or 130) end
 if not report.ok or report.aborted then os.exit(1) end

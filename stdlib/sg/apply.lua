@@ -105,6 +105,19 @@ local function verify(p, after)
     p.target.provider, after.name, table.concat(missing, "; "), table.concat(unexpected, "; "))
 end
 
+---How many provider writes applying p takes, for progress ("applying 3/7 writes"): creating the
+---group, then one per rule change where the provider changes rules one by one
+---(adapter.per_rule_writes), else one for the whole list. An estimate: a retried or repairing
+---write is not foreseen.
+---@param p sg.Plan
+---@return integer
+function M.write_count(p)
+  local b = bound[p]
+  local changes = #p.add + #p.remove
+  local per_rule = b and groups.get(b.conn.provider).per_rule_writes
+  return (p.create_group and 1 or 0) + (per_rule and changes or math.min(changes, 1))
+end
+
 ---@class sg.ApplyResult
 ---@field ok boolean
 ---@field added integer

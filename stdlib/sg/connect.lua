@@ -52,44 +52,58 @@ local function profile_path()
   if home and home ~= "" then return home .. "/.config/sgrun/profiles" end
 end
 
----Reads [profile.provider] from the profile file: a table of key = value, or nil when the
----file or the section does not exist. Raises when the file is readable by others or belongs to
----someone other than the invoking user or root (checked on the opened file, symlinks by target).
----@param profile string
----@param provider string
----@return table|nil values, string|nil path
-function M.read_profile(profile, provider)
+---Reads every section of the profile file: {["profile.provider"] = {key = value}} (empty when
+---the file does not exist) and its path (nil when neither SGRUN_PROFILES nor HOME names one).
+---Raises when the file is readable by others or belongs to someone other than the invoking user
+---or root (checked on the opened file, symlinks by target), or when a line is not
+---`key = value`, `[profile.provider]`, blank or a comment. A caller that connects many accounts
+---reads it once and passes the result as the `profiles` connect option.
+---@return table<string, table<string, string>> sections, string|nil path
+function M.read_profiles()
   local path = profile_path()
-  if not path then return nil end
+  if not path then return {} end
   local text, err, kind = fs.read_private(path)
   if not text then
-    if kind == "missing" then return nil, path end
+    if kind == "missing" then return {}, path end
     error("sg.connect: " .. err, 0)
   end
-  local want = profile .. "." .. provider
-  local section, values, lineno = nil, nil, 0
+  local sections, values, lineno = {}, nil, 0
   for line in (text .. "\n"):gmatch("(.-)\r?\n") do
     lineno = lineno + 1
     line = line:match("^%s*(.-)%s*$")
     if line ~= "" and not line:match("^[#;]") then
       local name = line:match("^%[%s*(.-)%s*%]$")
       if name then
-        section = name
-        if section == want then values = values or {} end
+        sections[name] = sections[name] or {}
+        values = sections[name]
       else
         local k, v = line:match("^([%w_%.%-]+)%s*=%s*(.-)$")
         if not k then
           error(string.format("sg.connect: %s line %d: expected 'key = value' or '[profile.provider]'",
             path, lineno), 0)
         end
-        if section == want then
-          v = v:match('^"(.*)"$') or v:match("^'(.*)'$") or v
-          values[k] = v
-        end
+        if values then values[k] = v:match('^"(.*)"$') or v:match("^'(.*)'$") or v end
       end
     end
   end
-  return values, path
+  return sections, path
+end
+
+---Reads [profile.provider] from the profile file: a table of key = value, or nil when the
+---file or the section does not exist; raises as read_profiles does.
+---@param profile string
+---@param provider string
+---@return table|nil values, string|nil path
+function M.read_profile(profile, provider)
+  local sections, path = M.read_profiles()
+  return sections[profile .. "." .. provider], path
+end
+
+-- The connection's [profile.provider] section: from the `profiles` option (the sections
+-- read_profiles returned) when given, else from the file.
+local function profile_section(opts, profile, provider)
+  if opts.profiles ~= nil then return opts.profiles[profile .. "." .. provider], nil end
+  return M.read_profile(profile, provider)
 end
 
 ---------------------------------------------------------------------------------------------
@@ -110,7 +124,7 @@ local function resolve_credentials(def, opts)
     if v == "" then v = nil end
     if v == nil then
       if not profile_read then
-        profile_values, profile_file = M.read_profile(profile, def.name)
+        profile_values, profile_file = profile_section(opts, profile, def.name)
         profile_read = true
       end
       v = profile_values and (profile_values[c.name] or profile_values[c.env])
@@ -139,7 +153,7 @@ end
 -- profile's section. Profile values are strings: "true" opts in.
 local function transport_setting(def, opts, name, cache)
   if opts[name] ~= nil then return opts[name], "sg.connect option " .. name end
-  if cache.values == nil then cache.values = M.read_profile(profile_name(opts), def.name) or false end
+  if cache.values == nil then cache.values = profile_section(opts, profile_name(opts), def.name) or false end
   local v = cache.values and cache.values[name] or nil
   if v == nil then return nil end
   if name == "allow_insecure_http" then v = v == "true" or v == "1" or v == "yes" end
@@ -539,7 +553,12 @@ invoke = function(conn, ep, ...)
     if query and next(query) then
       url = url .. (url:find("?", 1, true) and "&" or "?") .. encode_query(query)
     end
-    result = request(conn, ep, url, body, used, args)
+    if ep.method == "GET" then
+      result = request(conn, ep, url, body, used, args)
+    else
+      -- a write: an interrupted roll-out refuses to start new ones (sg.task.guarded)
+      result = task.guarded("write", p.def.name .. ":" .. ep.name, request, conn, ep, url, body, used, args)
+    end
   end
   if type(result) == "table" then origin[result] = { ep = ep, args = args, body = body, nargs = used } end
   return result
@@ -690,10 +709,11 @@ local function limit_digest(creds)
 end
 
 ---Opens a connection: credentials and base URL are resolved now; nothing is sent.
----opts: credentials by name, profile, base_url, zone (Exoscale), timeout (s per attempt),
----max_size (bytes), page_size (auto-paging lists; default the provider's maximum), ca_file /
----ca_path (the CA bundle or directory TLS verifies against; also from the profile, else
----$SGRUN_CA_FILE),
+---opts: credentials by name, profile, profiles (the sections read_profiles() returned, used
+---instead of reading the profile file: a fleet reads it once for all its accounts), base_url,
+---zone (Exoscale), timeout (s per attempt), max_size (bytes), page_size (auto-paging lists;
+---default the provider's maximum), ca_file / ca_path (the CA bundle or directory TLS verifies
+---against; also from the profile, else $SGRUN_CA_FILE),
 ---allow_insecure_http (plain http:// to a host other than loopback; also from the profile),
 ---resolve ({"HOST:PORT:ADDRESS"} as curl --resolve; tests), max_connections (at most this many
 ---connections per host: HTTP/1.1 keep-alive connections are reused up to it; HTTP/2 multiplexes),
@@ -708,6 +728,9 @@ function M.connect(provider, opts)
   end
   if opts ~= nil and type(opts) ~= "table" then error("sg.connect: opts must be a table", 2) end
   opts = opts or {}
+  if opts.profiles ~= nil and type(opts.profiles) ~= "table" then
+    error("sg.connect: profiles must be the sections sg.connect.read_profiles() returned", 2)
+  end
   local def = M.describe(provider)
   local creds, secrets = resolve_credentials(def, opts)
   local scope = {}

@@ -243,12 +243,25 @@ end
 ---------------------------------------------------------------------------------------------
 -- Per-provider request limits.
 
+-- This caps requests in flight per provider, which the issue's per-provider limit asks for. It is
+-- not sg.limiter, which paces a rate per account learned from 429s and never caps concurrency;
+-- a fleet's transport absorbs its 429s here (pausing the provider), so sg.limiter does not act
+-- on them too.
+
+---@class sg.FleetLimiter
+---@field limit integer requests in flight at most
+---@field active integer slots held
+---@field waiting integer acquirers queued
+---@field throttled integer 429s seen
 local Limiter = {}
 Limiter.__index = Limiter
 
-local function new_limiter(limit)
-  return setmetatable({ limit = limit, active = 0, queue = {}, head = 1, waiting = 0, paused_until = 0,
-    throttled = 0 }, Limiter)
+---A limiter of `limit` requests in flight; waiters are served first come, first served.
+---@param limit integer
+---@return sg.FleetLimiter
+function M.new_limiter(limit)
+  return setmetatable({ limit = limit, active = 0, queue = {}, head = 1, tail = 0, waiting = 0,
+    paused_until = 0, throttled = 0 }, Limiter)
 end
 
 -- A waiter sleeps on a short-lived gate task that release() cancels to hand it a slot; it renews
@@ -256,11 +269,17 @@ end
 -- is passed over (a live waiter passed over that way queues again when it wakes).
 local GATE_SECONDS, RENEW_SECONDS = 2, 1
 
+-- The queue is queue[head .. tail]. Its tail is counted, not taken from #queue: once served
+-- entries below head are cleared, # may give any border, and an entry written there would sit
+-- below head, never handed a slot: its waiter stalled until a renewal of its gate found a slot
+-- free, behind later arrivals.
 local function enqueue(self, entry)
-  self.queue[#self.queue + 1] = entry
+  self.tail = self.tail + 1
+  self.queue[self.tail] = entry
   self.waiting = self.waiting + 1
 end
 
+---Waits for a slot (and for a 429's pause to end).
 ---@async
 function Limiter:acquire()
   if self.waiting == 0 and self.active < self.limit then
@@ -294,8 +313,9 @@ function Limiter:acquire()
   if wait > 0 then task.sleep(wait) end
 end
 
+---Frees a slot, handing it to the first live waiter.
 function Limiter:release()
-  while self.head <= #self.queue do
+  while self.head <= self.tail do
     local entry = self.queue[self.head]
     self.queue[self.head] = nil
     self.head = self.head + 1
@@ -310,10 +330,12 @@ function Limiter:release()
       entry.skipped = true -- its waiter is gone, or re-queues itself when it wakes
     end
   end
-  self.queue, self.head = {}, 1
+  self.queue, self.head, self.tail = {}, 1, 0
   self.active = self.active - 1
 end
 
+---Holds the provider's requests for `seconds` (a 429's Retry-After).
+---@param seconds number
 function Limiter:pause(seconds)
   self.throttled = self.throttled + 1
   self.paused_until = math.max(self.paused_until, task.now() + seconds)
@@ -322,7 +344,7 @@ end
 function Fleet:limiter(provider)
   local l = self.limiters[provider]
   if not l then
-    l = new_limiter(self.per_provider)
+    l = M.new_limiter(self.per_provider)
     self.limiters[provider] = l
   end
   return l
@@ -350,39 +372,17 @@ end
 ---------------------------------------------------------------------------------------------
 -- Connections, made on first use.
 
-local function connect_opts(self, provider)
-  return { transport = self:transport(provider) }
+-- The profile file's sections, read once per run and handed to every connection (the
+-- `profiles` connect option): a fleet has a section per account, and reading the whole file for
+-- each of thousands of accounts would cost their square. Raises as sg.connect would (the file's
+-- mode, its syntax); then the account being connected fails, and the next one tries again.
+local function profiles(self)
+  if self.profiles == nil then self.profiles, self.profiles_path = connect.read_profiles() end
+  return self.profiles, self.profiles_path
 end
 
----The [profile.provider] section of the profile file, like sg.connect's read_profile, but the
----file is read once per run: a fleet has a section per account, and reading the whole file
----for each of thousands of accounts would cost their square.
----@param profile string
----@param provider string
----@return table|nil values, string|nil path
-function Fleet:profile(profile, provider)
-  if self.profiles == nil then
-    -- sg.connect's reader checks the file's mode and syntax (and raises as it would)
-    local _, path = connect.read_profile(profile, provider)
-    local sections, current = {}, nil
-    local f = path and io.open(path, "r")
-    if f then
-      for line in f:lines() do
-        line = line:match("^%s*(.-)%s*$")
-        local name = line:match("^%[%s*(.-)%s*%]$")
-        if name then
-          sections[name] = sections[name] or {}
-          current = sections[name]
-        elseif current and line ~= "" and not line:match("^[#;]") then
-          local k, v = line:match("^([%w_%.%-]+)%s*=%s*(.-)$")
-          if k then current[k] = v:match('^"(.*)"$') or v:match("^'(.*)'$") or v end
-        end
-      end
-      f:close()
-    end
-    self.profiles, self.profiles_path = sections, path
-  end
-  return self.profiles[profile .. "." .. provider], self.profiles_path
+local function connect_opts(self, provider)
+  return { transport = self:transport(provider), profiles = profiles(self) }
 end
 
 ---The connection of an account (made on first use).
@@ -397,7 +397,8 @@ function Fleet:connection(a)
   if (package.loaded["sg.options"] or {}).sim then opts.base_url = nil end
   local creds = credential_defs(a.provider)
   if a.profile then
-    local values, file = self:profile(a.profile, a.provider)
+    local sections, file = profiles(self)
+    local values = sections[a.profile .. "." .. a.provider]
     if not values then
       error(string.format("account %s: no section [%s.%s] in the profile file %s", a.name, a.profile,
         a.provider, file or "(none: set SGRUN_PROFILES)"), 0)

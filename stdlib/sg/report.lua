@@ -11,7 +11,10 @@ local M = {}
 
 local COLORS = { green = "\27[32m", red = "\27[31m", yellow = "\27[33m", bold = "\27[1m", dim = "\27[2m" }
 local STATUS_COLOR = { converged = "green", unchanged = "dim", planned = "yellow", rolled_back = "yellow",
-  failed = "red", interrupted = "red" }
+  failed = "red", interrupted = "red", unknown = "red" }
+-- What an interrupted roll-out did to each target, in the words of its summary.
+local ACCOUNT = { converged = "changed", rolled_back = "restored", unchanged = "left untouched",
+  interrupted = "left untouched", failed = "failed (see the error)", unknown = "unknown" }
 
 local function painter(enabled)
   return function(color, text)
@@ -96,7 +99,9 @@ local function headline(report)
   local parts = {}
   for _, status in ipairs(order) do parts[#parts + 1] = counts[status] .. " " .. status:gsub("_", " ") end
   local verdict = report.ok and "ok" or "FAILED"
-  if report.interrupted then verdict = "INTERRUPTED by " .. report.interrupted
+  if report.abandoned then
+    verdict = "INTERRUPTED by " .. report.interrupted .. " twice, stopped at once (what was known then)"
+  elseif report.interrupted then verdict = "INTERRUPTED by " .. report.interrupted
   elseif report.aborted then verdict = "not confirmed, nothing changed" end
   return string.format("roll-out: %s (%s)", verdict, table.concat(parts, ", "))
 end
@@ -114,11 +119,13 @@ function M.text(report, opts)
       report.recovered.action == "undone" and "undid" or "completed", report.recovered.journal)
   end
   for _, t in ipairs(report.targets) do
-    lines[#lines + 1] = string.format("  %-9s %-22s %s +%d -%d", t.provider, group_text(t.group),
-      paint(STATUS_COLOR[t.status], string.format("%-12s", t.status)), t.added or 0, t.removed or 0)
+    lines[#lines + 1] = string.format("  %-9s %-22s %s +%d -%d%s", t.provider, group_text(t.group),
+      paint(STATUS_COLOR[t.status], string.format("%-12s", t.status)), t.added or 0, t.removed or 0,
+      report.interrupted and ("  " .. (ACCOUNT[t.status] or t.status)) or "")
     if create_group_of(t) then
+      -- a rolled-back target deleted the group it had created
       lines[#lines + 1] = paint("green", t.status == "planned" and "      will create group " or
-        "      created group ") .. group_text(t.group)
+        "      created group ") .. group_text(t.group) .. (t.status == "rolled_back" and ", deleted again" or "")
     end
     for _, line in ipairs(diff_lines(t)) do
       lines[#lines + 1] = "      " .. paint(line:sub(1, 1) == "+" and "green" or "red", line)
@@ -147,9 +154,9 @@ local function rule_array(list)
   return json.array(rule.sort(copy))
 end
 
----The report as a JSON-able table: ok, interrupted, aborted, per target its status, counts,
----changes {add, remove} (canonical rules), diff (the +/- lines), create_group, error and
----not_restored, and the findings once with the targets (1-based indices) they concern.
+---The report as a JSON-able table: ok, interrupted, abandoned, aborted, per target its status,
+---counts, changes {add, remove} (canonical rules), diff (the +/- lines), create_group, error,
+---not_restored and, when interrupted, account (changed, restored, left untouched, unknown), and the findings once with the targets (1-based indices) they concern.
 ---@param report sg.RolloutReport
 ---@return table
 function M.json_table(report)
@@ -161,7 +168,8 @@ function M.json_table(report)
       changes = { add = rule_array(add), remove = rule_array(remove) },
       diff = json.array(diff_lines(t)),
       error = t.error ~= nil and tostring(t.error) or nil,
-      not_restored = t.not_restored and rule_array(t.not_restored) or nil }
+      not_restored = t.not_restored and rule_array(t.not_restored) or nil,
+      account = report.interrupted and (ACCOUNT[t.status] or t.status) or nil }
   end
   local findings = json.array()
   for i, f in ipairs(findings_once(report)) do
@@ -170,8 +178,8 @@ function M.json_table(report)
   end
   local recovered = report.recovered and { journal = report.recovered.journal, action = report.recovered.action,
     targets = json.array({ table.unpack(report.recovered.targets) }) }
-  return { ok = report.ok, interrupted = report.interrupted, aborted = report.aborted or nil,
-    recovered = recovered, targets = targets, findings = findings }
+  return { ok = report.ok, interrupted = report.interrupted, abandoned = report.abandoned or nil,
+    aborted = report.aborted or nil, recovered = recovered, targets = targets, findings = findings }
 end
 
 -- What recovering did to one target, as the --recover report says it.

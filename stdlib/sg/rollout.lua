@@ -25,7 +25,7 @@ local M = {}
 ---@class sg.RolloutTarget
 ---@field provider string
 ---@field group any
----@field status "converged"|"unchanged"|"rolled_back"|"failed"|"planned"|"interrupted"
+---@field status "converged"|"unchanged"|"rolled_back"|"failed"|"planned"|"interrupted"|"unknown"
 ---@field added integer
 ---@field removed integer
 ---@field changes {add: sg.Rule[], remove: sg.Rule[]} done (or planned under dry_run)
@@ -40,6 +40,7 @@ local M = {}
 ---@field targets sg.RolloutTarget[]
 ---@field aborted boolean? confirm said no
 ---@field interrupted string? the signal that stopped the roll-out
+---@field abandoned boolean? a second signal ended the run at once: statuses are what was known then
 ---@field findings_once {rule: sg.Rule, kind: string, why: string, targets: integer[]}[]
 
 local Report = {}
@@ -77,9 +78,11 @@ end
 ---@field timeout number? seconds per provider call (HTTP attempt)
 ---@field deadline number? seconds for the whole roll-out, rollback included
 ---@field restore_deadline number? seconds restoring one target may take (default 120)
----@field on_progress fun(event: table)?
+---@field on_progress fun(event: table?)? nil: something else was written below the progress
 ---@field confirm (fun(report: sg.RolloutReport): boolean)?
 ---@field plan_file table? a plan read by read_plan: apply exactly it
+---@field on_abandon fun(report: sg.RolloutReport)? prints the report when a second SIGINT/SIGTERM
+---ends the run at once; it is called outside any task, so it must not wait
 ---@field recover sg.ClaimedJournal? internal (M.recover): finish this journal's roll-out, nothing else
 
 M.RESTORE_DEADLINE = 120
@@ -296,6 +299,41 @@ local function plan_from_file(st, entry, group, plan_opts)
   return p
 end
 
+-- The roll-outs running in this process (sg.fleet runs many at once), by their signal handlers.
+-- The signal state is the process's: the first to start makes the first SIGINT/SIGTERM Lua's
+-- to handle, and the last to end takes the signal, so that none of the others misses it.
+local running = {}
+
+-- Called from the loop outside any task (so nothing here waits) for each signal.
+local function running_signal(sig, count)
+  if count == 1 then
+    require("_sg.log").write("warn", "rollout_interrupted", "stopping: no new write starts; the writes " ..
+      "in flight finish, then each target is kept or restored by the mode (" .. sig ..
+      " again stops at once)", { signal = sig })
+  end
+  for _, handler in ipairs(running) do handler(count) end
+end
+
+local function running_start(handler)
+  running[#running + 1] = handler
+  if #running == 1 then
+    signals.graceful(true)
+    signals.on_signal(running_signal)
+  end
+end
+
+-- The signal that interrupted the roll-out, or nil.
+local function running_end(handler)
+  for i, h in ipairs(running) do
+    if h == handler then table.remove(running, i) break end
+  end
+  if #running > 0 then return signals.signal() end
+  signals.graceful(false)
+  signals.on_signal(nil)
+  -- taken: the playbook decides how to end (exit 130/143), after printing the report
+  return signals.signal(true)
+end
+
 ---Rolls the rules of `source` out to every target: `targets` is a list of {conn, group_ref}.
 ---@async
 ---@param source sg.Snapshot|sg.Rule[]|nil (nil with opts.plan_file)
@@ -351,6 +389,36 @@ function M.rollout(source, targets, opts)
     pcall(opts.on_progress, ev)
   end
   local function interrupted() return signals.signal() end
+
+  -- The guard of one target's writes (sg.task.guarded), with its progress: once the roll-out is
+  -- interrupted no new write starts, and the refused one first lets the writes and waits in
+  -- flight end, so that restoring reads a group nothing is still changing.
+  local function write_guard(i, total)
+    local busy, done = 0, 0
+    local guard = {}
+    ---@async
+    function guard.enter(kind, what)
+      if kind == "write" then
+        local sig = interrupted()
+        if sig then
+          while busy > 0 do task.sleep(0.05) end
+          error(string.format("stopped by %s in the middle of its changes: %s and the writes after it " ..
+            "were not sent", sig, what), 0)
+        end
+      else
+        progress(i, "waiting", { done = done, total = math.max(total, done) })
+      end
+      busy = busy + 1
+    end
+    function guard.leave(kind, ok)
+      busy = busy - 1
+      if kind == "write" and ok then
+        done = done + 1
+        progress(i, "applying", { done = done, total = math.max(total, done) })
+      end
+    end
+    return guard
+  end
   local function finish()
     report.interrupted = interrupted()
     for i, t in ipairs(report_targets) do progress(i, "done", { status = t.status }) end
@@ -379,14 +447,21 @@ function M.rollout(source, targets, opts)
       restores[i] = function()
         if not st.touched or not (st.failed or (opts.atomic and any_failed)) then return end
         st.restoring = true
-        if not st.failed then report_targets[i].error = "rolled back because another target failed" end
+        if not st.failed then
+          local sig = interrupted()
+          report_targets[i].error = sig and ("rolled back: the atomic roll-out was interrupted by " .. sig)
+            or "rolled back because another target failed"
+        end
         local until_ = task.now() + math.min(opts.restore_deadline or M.RESTORE_DEADLINE, remaining())
         local policy, attempt = retry.policy(), 0
         while true do
           attempt = attempt + 1
           progress(i, "restoring", { done = attempt })
           local err = bounded(math.max(0, until_ - task.now()), "restoring", restore_once, st)
-          if err == true then return end
+          if err == true then
+            st.restored = true
+            return
+          end
           st.restore_error = err
           local wait = retry.backoff(policy, math.min(attempt, 6))
           if task.now() + wait >= until_ then error(err, 0) end
@@ -456,7 +531,7 @@ function M.rollout(source, targets, opts)
           end
         end
       elseif st.interrupted then
-        t.status, t.error = "interrupted", "interrupted before its first write"
+        t.status, t.error = "interrupted", "left untouched: interrupted before its first write"
         t.changes, t.added, t.removed = { add = {}, remove = {} }, 0, 0
       elseif st.plan then
         t.status = "unchanged"
@@ -669,10 +744,13 @@ function M.rollout(source, targets, opts)
         end
         st.touched = true
         jnl:record({ ev = "write", target = i })
-        progress(i, "applying", { done = 0, total = #st.plan.add + #st.plan.remove })
+        local total = apply.write_count(st.plan)
+        task.context({ guard = write_guard(i, total) })
+        progress(i, "applying", { done = 0, total = total })
         local r = apply.apply(st.plan)
         jnl:record({ ev = "written", target = i })
         if not r.ok then error(r.error, 0) end
+        st.applied = true
         progress(i, "verifying")
       end
     end
@@ -692,12 +770,49 @@ function M.rollout(source, targets, opts)
     return rep
   end
 
-  if not dry_run then signals.graceful(true) end
+  -- What is known when a second signal ends the run at once: each target says what it had
+  -- reached, unverified.
+  local function known_now()
+    local again = "run the same roll-out again: it finds the journal and completes it (with --atomic, undoes it)"
+    for i, st in ipairs(states) do
+      local t = report_targets[i]
+      if st.restored then
+        t.status, t.changes, t.added, t.removed = "rolled_back", { add = {}, remove = {} }, 0, 0
+      elseif st.restoring or (st.touched and not st.applied) then
+        t.status = "unknown"
+        t.error = string.format("interrupted again %s; %s",
+          st.restoring and "while restoring its snapshot" or "in the middle of its changes", again)
+        t.changes, t.added, t.removed, t.create_group = { add = {}, remove = {} }, 0, 0, false
+      elseif st.applied then
+        t.status = "converged"
+      else
+        -- not touched: planned or not (a failed plan keeps its error)
+        if st.plan and st.plan:empty() then
+          t.status = "unchanged"
+        else
+          t.status, t.error = "interrupted", t.error or "left untouched: the run stopped before its first write"
+        end
+        t.changes, t.added, t.removed, t.create_group = { add = {}, remove = {} }, 0, 0, false
+      end
+    end
+    report.ok, report.abandoned, report.interrupted = false, true, interrupted()
+    report.findings_once = findings_once(report_targets)
+    opts.on_abandon(report)
+  end
+
+  -- This roll-out's part of a signal (see running_signal).
+  local function on_signal(count)
+    if count == 1 then
+      if opts.on_progress then pcall(opts.on_progress, nil) end -- a line below the progress block
+    elseif opts.on_abandon then
+      known_now()
+    end
+  end
+
+  if not dry_run then running_start(on_signal) end
   local ok, res = pcall(retry.with_call_timeout, opts.timeout, run)
   if not dry_run then
-    signals.graceful(false)
-    -- taken: the playbook decides how to end (exit 130/143), after printing the report
-    local sig = signals.signal(true)
+    local sig = running_end(on_signal)
     if ok and sig then
       res.interrupted, res.ok = sig, false
     end

@@ -28,6 +28,34 @@ M.sleep = core.sleep
 ---@return number
 M.now = core.now
 
+---The running task's context (nil outside a task or when none was set); context(value) sets it.
+---Tasks it spawns start with the same context.
+---@param value any?
+---@return any
+M.context = core.context
+
+---@class sg.TaskGuard
+---@field enter fun(kind: "write"|"wait", what: string) called before; raises to refuse the call
+---@field leave fun(kind: "write"|"wait", ok: boolean) called after, however it ended
+
+---Runs fn(...) under the guard of the running task's context ({guard = sg.TaskGuard}), when it
+---has one: sg.rollout's guard refuses new provider writes once the roll-out is interrupted,
+---counts what is in flight and shows progress. Without a guard, just fn(...).
+---@async
+---@param kind "write"|"wait"
+---@param what string the call, for messages
+---@param fn function
+function M.guarded(kind, what, fn, ...)
+  local ctx = core.context()
+  local guard = type(ctx) == "table" and ctx.guard
+  if not guard then return fn(...) end
+  guard.enter(kind, what)
+  local out = table.pack(pcall(fn, ...))
+  guard.leave(kind, out[1])
+  if not out[1] then error(out[2], 0) end
+  return table.unpack(out, 2, out.n)
+end
+
 -- Wraps a child's error so the waiter sees where it happened.
 local function with_traceback(err)
   if type(err) == "string" then return debug.traceback(err, 2) end

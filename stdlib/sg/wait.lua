@@ -275,7 +275,7 @@ function M.poll(provider, what, opts, hint, step)
   local o = options(opts)
   -- no connection here, so no secrets to scrub: the adapter's step only ever holds re-read state
   local c = { def = { name = provider }, new_error = function(fields) return errors.new(fields) end }
-  return (poll(c, what, o, task.now() + o.timeout, step, hint))
+  return (task.guarded("wait", provider .. " " .. what, poll, c, what, o, task.now() + o.timeout, step, hint))
 end
 
 ---Waits for x: a value an async method returned (or, for operations and tasks, an id).
@@ -298,7 +298,8 @@ function M.wait(c, x, opts)
   if not kind then
     error("conn:wait: cannot tell what to wait for; pass the value an async " .. c.def.name .. " method returned", 2)
   end
-  return kinds[kind](c, x, origin, o, task.now() + o.timeout)
+  -- a roll-out shows "waiting for the provider's task" and counts the wait as in flight
+  return task.guarded("wait", c.def.name .. " " .. kind, kinds[kind], c, x, origin, o, task.now() + o.timeout)
 end
 
 return M

@@ -113,6 +113,36 @@ t.test("a profile file others can read is refused, saying chmod 600", function()
   t.ok(out:find("chmod 600", 1, true), "group-readable is refused too: " .. out)
 end)
 
+t.test("read_profiles returns every section; the profiles option stands in for the file", function()
+  local out = child({ SGRUN_PROFILES = PROFILE }, [[
+    local connect = require "sg.connect"
+    local sections, path = connect.read_profiles()
+    local names = {}
+    for name in pairs(sections) do names[#names + 1] = name end
+    table.sort(names)
+    print(table.concat(names, " "), sections["work.gcore"].api_key, sections["default.gcore"].project_id,
+      path == os.getenv("SGRUN_PROFILES"))
+    local one = connect.read_profile("work", "gcore")
+    print(one.api_key, one.region_id)]])
+  t.eq(out, "default.gcore work.gcore\twork-key-000000\t7\ttrue\nwork-key-000000\t10\n")
+  -- the file named by SGRUN_PROFILES is one others can read, which reading would refuse: the
+  -- option's sections are used and the file is not read at all
+  local open = TMP .. "/open-profiles-2"
+  write_file(open, "[default.gcore]\napi_key = leaked-key-000000\n", "644")
+  out = child({ SGRUN_PROFILES = open }, [[
+    local sg = require "sg"
+    local profiles = { ["lab.gcore"] = { api_key = "lab-key-000000", project_id = "5", region_id = "6",
+      ca_file = "/lab/ca.pem" } }
+    local c = sg.connect("gcore", { profile = "lab", profiles = profiles, transport = function(req)
+      io.write(req.headers.Authorization, " ", req.url, " ", req.ca_file, "\n")
+      return { status = 200, headers = {}, body = '{"count":0,"results":[]}' }
+    end })
+    c:list_security_groups()
+    print(select(2, pcall(sg.connect, "gcore", { profiles = "lab" })))]])
+  t.eq(out, "APIKey lab-key-000000 https://api.gcore.com/cloud/v1/securitygroups/5/6?limit=1000&offset=0 " ..
+    "/lab/ca.pem\nsg.connect: profiles must be the sections sg.connect.read_profiles() returned\n")
+end)
+
 t.test("a missing credential names the environment variable and the alternatives", function()
   local out = child({ SGRUN_PROFILES = TMP .. "/none" }, PRINT_AUTH:format(""))
   t.ok(out:find("ERROR sg.connect('gcore'): no api_key", 1, true), out)

@@ -62,6 +62,23 @@ t.test("text: errors, rules not restored, interrupted and aborted headlines", fu
   t.ok(report.text(r):find("not confirmed, nothing changed", 1, true))
 end)
 
+t.test("an interrupted roll-out says per target what was changed, restored or left untouched", function()
+  local r = sample("converged")
+  r.ok, r.interrupted = false, "SIGTERM"
+  r.targets[2].status, r.targets[2].changes = "rolled_back", { add = {}, remove = {} }
+  local text = report.text(r)
+  t.ok(text:find("converged    +1 -1  changed", 1, true), text)
+  t.ok(text:find("rolled_back  +2 -0  restored", 1, true), text)
+  t.ok(text:find("created group vm=10000, deleted again", 1, true), text)
+  local j = report.json_table(r)
+  t.eq({ j.targets[1].account, j.targets[2].account, j.interrupted }, { "changed", "restored", "SIGTERM" })
+  t.eq(report.json_table(sample("converged")).targets[1].account, nil, "no account when not interrupted")
+  r.abandoned, r.targets[1].status = true, "unknown"
+  t.ok(report.text(r):find("INTERRUPTED by SIGTERM twice, stopped at once", 1, true), report.text(r))
+  t.eq(report.json_table(r).abandoned, true)
+  t.eq(report.json_table(r).targets[1].account, "unknown")
+end)
+
 t.test("colour only when asked", function()
   t.ok(not report.text(sample("planned")):find("\27", 1, true), "no escape codes by default")
   local colored = report.text(sample("planned"), { color = true })
@@ -115,6 +132,18 @@ t.test("progress on a terminal: one line per target, redrawn in place", function
   on { target = 2, provider = "hostup", group = { vm = 10000 }, step = "applying", done = 1, total = 2 }
   local after = out:text():sub(before + 1)
   t.ok(not after:find("\27%[%d+A"), "no move up over the question: " .. after)
+end)
+
+t.test("progress on a terminal: a new step is drawn at once, a mere count at most every REDRAW", function()
+  local out = buffer()
+  local on = progress.new(out, { tty = true })
+  on { target = 1, provider = "hostup", group = { vm = 10000 }, step = "applying", done = 0, total = 3 }
+  on { target = 1, provider = "hostup", group = { vm = 10000 }, step = "applying", done = 1, total = 3 }
+  on { target = 1, provider = "hostup", group = { vm = 10000 }, step = "waiting", done = 1, total = 3 }
+  local text = out:text()
+  t.ok(text:find("applying 0/3 writes", 1, true), text)
+  t.ok(not text:find("applying 1/3", 1, true), "a count right after a draw waits: " .. text)
+  t.ok(text:find("waiting for the provider's task (1/3 writes)", 1, true), text)
 end)
 
 t.test("progress elsewhere: nothing written (logs are not flooded)", function()

@@ -148,4 +148,31 @@ t.test("waiting where no task can wait explains why", function()
     "must run inside a task")
 end)
 
+t.test("a task's context goes to the tasks it spawns; guarded runs under its guard", function()
+  local task = require "sg.task"
+  local calls = {}
+  local guard = {
+    enter = function(kind, what)
+      if what == "refused" then error("refused: " .. kind, 0) end
+      calls[#calls + 1] = "enter " .. kind
+    end,
+    leave = function(kind, ok) calls[#calls + 1] = "leave " .. kind .. " " .. tostring(ok) end,
+  }
+  local outer = sg.spawn(function()
+    task.context({ guard = guard })
+    local inner = sg.spawn(function()
+      local a, b = task.guarded("write", "w", function(x) sg.sleep(0) return x, "b" end, "a")
+      t.raises(function() task.guarded("wait", "x", function() error("boom", 0) end) end, "boom")
+      t.raises(function() task.guarded("write", "refused", function() calls[#calls + 1] = "ran" end) end,
+        "refused: write")
+      return a .. b
+    end)
+    return select(2, inner:wait())
+  end)
+  t.eq({ outer:wait() }, { true, "ab" })
+  t.eq(calls, { "enter write", "leave write true", "enter wait", "leave wait false" })
+  t.eq(task.context(), nil, "the main task's context is untouched")
+  t.eq(task.guarded("write", "w", function() return 1 end), 1, "no guard: just the call")
+end)
+
 t.run()

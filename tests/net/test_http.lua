@@ -45,6 +45,59 @@ t.test("a response carries status, lower-case headers, body and time", function(
   t.ok(type(res.time) == "number" and res.time >= 0, "time is a number of seconds")
 end)
 
+t.test("a pooled handle carries nothing from one request to the next", function()
+  -- one task's requests one after another run on the same pooled easy handle, which is not
+  -- reset between them: each must go out exactly as asked
+  local seq = {
+    { method = "POST", body = "one" },
+    { method = "HEAD" },
+    { method = "GET" },
+    { method = "DELETE" },
+    { method = "PUT", body = "two", headers = { ["user-agent"] = "mine/1" } },
+    { method = "GET", headers = { ["X-Test"] = "x" } },
+    { method = "PATCH", body = "" },
+    { method = "OPTIONS" },
+    { method = "GET", max_size = 2 },
+    { method = "GET" },
+  }
+  for i, req in ipairs(seq) do
+    req.url = base .. "/echo"
+    local what = "request " .. i .. " (" .. req.method .. ")"
+    local res = assert(sg.http.request(req))
+    t.eq(res.status, 200, what)
+    t.eq(res.headers["x-method"], req.method, what .. ": the method on the wire")
+    if req.method ~= "HEAD" then t.eq(res.body, req.body or "", what .. ": the body") end
+    t.eq(res.headers["x-test-echo"], req.headers and req.headers["X-Test"], what .. ": the headers")
+    local agents = res.headers["x-user-agents"]
+    if req.headers and req.headers["user-agent"] then t.eq(agents, "mine/1", what .. ": the caller's User-Agent alone")
+    else t.ok(agents and agents:match("^sgrun/[%d.]+$"), what .. ": one User-Agent, sgrun's: " .. tostring(agents)) end
+  end
+  local res, msg, code = sg.http.request { url = base .. "/bytes?n=100", max_size = 10 }
+  t.eq(res, nil, msg)
+  t.eq(code, "too_large")
+  t.eq(assert(sg.http.request { url = base .. "/bytes?n=100" }).body, ("x"):rep(100), "the size cap does not stay")
+end)
+
+t.test("proxy variables are honoured as libcurl reads them", function()
+  -- each case a process of its own: sgrun reads the variables once; port 1 has no proxy behind it
+  local clean = "env -u http_proxy -u HTTP_PROXY -u https_proxy -u HTTPS_PROXY -u all_proxy -u ALL_PROXY"
+    .. " -u no_proxy -u NO_PROXY "
+  local function run(vars)
+    local p = io.popen(clean .. vars .. " " .. arg[-1] .. [[ -e "local r, _, c = require('sg').http.request { url = ']]
+      .. base .. [[/hello' } io.write(r and r.status or c)" 2>&1]])
+    local out = p:read("a")
+    p:close()
+    return out
+  end
+  t.eq(run(""), "200", "no proxy")
+  t.eq(run("http_proxy=http://127.0.0.1:1"), "connect", "http_proxy")
+  t.eq(run("all_proxy=http://127.0.0.1:1"), "connect", "all_proxy")
+  t.eq(run("http_proxy=http://127.0.0.1:1 no_proxy=127.0.0.1"), "200", "no_proxy")
+  t.eq(run("http_proxy=http://127.0.0.1:1 NO_PROXY=127.0.0.1"), "200", "NO_PROXY")
+  t.eq(run("HTTP_PROXY=http://127.0.0.1:1"), "200", "HTTP_PROXY in upper case is not used (httpoxy)")
+  t.eq(run("https_proxy=http://127.0.0.1:1"), "200", "https_proxy is not for http://")
+end)
+
 t.test("HTTP errors are responses, not failures", function()
   for _, code in ipairs({ 404, 429, 503 }) do
     local res = assert(get("/status?code=" .. code))

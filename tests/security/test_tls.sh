@@ -31,6 +31,17 @@ check "without the CA, verification fails (tls)" [ "$(probe)" = tls ]
 check "ca_file in the connect options is used" [ "$(probe ", ca_file = '$tmp/ca.pem'")" = bad_response ]
 check "ca_path in the connect options is used" [ "$(probe ", ca_path = '$tmp/capath'")" = bad_response ]
 check "a wrong ca_file still fails" [ "$(probe ", ca_file = '$tmp/srv.key'")" = tls ]
+# one process, requests one after another (so on one pooled handle): each uses its own CA options
+# and none is left over for the next
+check "CA options do not carry over between requests" [ "$("$sgrun" -e "
+  local http = require('sg').http
+  local function try(opts)
+    opts.url = '$url'
+    local res, _, code = http.request(opts)
+    return res and 'ok' or code
+  end
+  io.write(table.concat({ try {}, try { ca_file = '$tmp/ca.pem' }, try {}, try { ca_path = '$tmp/capath' },
+    try { ca_file = '$tmp/srv.key' }, try { ca_file = '$tmp/ca.pem' } }, ' '))" 2>&1)" = "tls ok tls ok tls ok" ]
 printf '[default.hostup]\nca_file = %s/ca.pem\n[other.hostup]\nca_path = %s/capath\n' "$tmp" "$tmp" >profiles
 chmod 600 profiles
 check "ca_file in the profile is used" [ "$(SGRUN_PROFILES=$tmp/profiles probe)" = bad_response ]

@@ -5,7 +5,8 @@
  *   /stats            {"current":..,"max_concurrent":..,"total":..};  /reset zeroes them
  *   /bytes?n=N        N bytes of 'x'
  *   /status?code=N    an empty response with that status
- *   /echo             the request body back; X-Method and X-Query headers say what came
+ *   /echo             the request body back; X-Method, X-Test-Echo (the X-Test header) and
+ *                     X-User-Agents (every User-Agent header, joined by " | ") say what came
  *   /drop             closes the connection without answering
  *   /redirect?to=URL  302 to URL
  *   /headers?n=N&size=S  N extra response headers of S bytes each
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -38,6 +40,16 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const ch
 static long arg_long(struct MHD_Connection *c, const char *name, long def) {
   const char *v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, name);
   return v ? strtol(v, NULL, 10) : def;
+}
+
+/* Joins every User-Agent header of a request: a client that sent two must show it. */
+static enum MHD_Result collect_agents(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
+  (void)kind;
+  char *out = cls;
+  if (strcasecmp(key, "User-Agent") != 0 || !value) return MHD_YES;
+  size_t used = strlen(out);
+  snprintf(out + used, 256 - used, "%s%s", used ? " | " : "", value);
+  return MHD_YES;
 }
 
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
@@ -105,6 +117,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     MHD_add_response_header(r, "X-Method", method);
     const char *q = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Test");
     if (q) MHD_add_response_header(r, "X-Test-Echo", q);
+    char agents[256] = "";
+    MHD_get_connection_values(c, MHD_HEADER_KIND, collect_agents, agents);
+    if (*agents) MHD_add_response_header(r, "X-User-Agents", agents);
     enum MHD_Result ret = MHD_queue_response(c, 200, r);
     MHD_destroy_response(r);
     return ret;

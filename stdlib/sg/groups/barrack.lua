@@ -9,6 +9,9 @@ local task = require "sg.task"
 local wait = require "sg.wait"
 
 local M = { name = "barrack" }
+
+-- one provider write per rule added or removed (sg.apply.write_count)
+M.per_rule_writes = true
 --
 -- INFERRED, like the codec: a rule object carries `status` (CREATING until it is
 -- effective, then ACTIVE or ERROR; the same states as bindings/barrack.c's async table); a

@@ -14,6 +14,9 @@ local task = require "sg.task"
 
 local M = { name = "exoscale" }
 
+-- one provider write per rule added or removed (sg.apply.write_count)
+M.per_rule_writes = true
+
 -- Rule operations in flight at once during apply: enough to hide the latency of each
 -- operation, few enough not to trip the API's rate limit with a large rule set.
 local CONCURRENCY = 8

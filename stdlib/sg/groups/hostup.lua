@@ -8,6 +8,9 @@ local task = require "sg.task"
 
 local M = { name = "hostup" }
 
+-- one provider write per rule added or removed (sg.apply.write_count)
+M.per_rule_writes = true
+
 --
 -- Positions are the only handle on a rule, and they move: a new rule lands at position 0 and
 -- pushes every other rule down, a delete pulls the later ones up, and the API has no "move".

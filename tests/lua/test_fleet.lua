@@ -1,0 +1,127 @@
+-- sg.fleet's per-provider limiter: requests beyond the limit queue and are handed slots in the
+-- order they asked, none left behind; a waiter cancelled in the queue is passed over. And the
+-- profile file is read once however many accounts are connected.
+local t = require "testlib"
+local sg = require "sg"
+local fleet = require "sg.fleet"
+
+-- Spawns n tasks, `burst` at a time with a yield in between (so that some arrive while others
+-- are being served), that each take a slot of `l`, note their number, yield `hold(i)` times
+-- while holding it, and give it back. Returns the order in which they got their slots, and the
+-- most held at once.
+local function crowd(l, n, burst, hold)
+  local order, held, most = {}, 0, 0
+  local tasks = {}
+  for i = 1, n do
+    if i % burst == 0 then sg.sleep(0) end
+    tasks[i] = sg.spawn(function()
+      l:acquire()
+      order[#order + 1] = i
+      held = held + 1
+      most = math.max(most, held)
+      for _ = 1, hold(i) do sg.sleep(0) end
+      held = held - 1
+      l:release()
+    end)
+  end
+  for _, task in ipairs(tasks) do t.eq(task:wait(), true) end
+  return order, most
+end
+
+local function one_to(n)
+  local list = {}
+  for i = 1, n do list[i] = i end
+  return list
+end
+
+t.test("many waiters are all served, never over the limit", function()
+  local l = fleet.new_limiter(3)
+  -- holders finish out of order (1 to 4 yields), so slots come free in a shuffled order
+  local order, most = crowd(l, 200, 5, function(i) return 1 + i * 7 % 4 end)
+  table.sort(order)
+  t.eq(order, one_to(200))
+  t.eq(most, 3)
+  t.eq({ l.active, l.waiting }, { 0, 0 }, "nothing held or queued at the end")
+end)
+
+-- With one slot, nobody can take a slot that was already handed to a waiter that has not run
+-- yet, so the order of service is exactly the order of arrival. A waiter left out of the queue
+-- (its entry written below the queue's head) would only get its slot on renewing its gate,
+-- after the ones that came later.
+t.test("waiters arriving while others are served are served in the order they came", function()
+  local l = fleet.new_limiter(1)
+  for round = 1, 30 do
+    local n = 2 + round
+    local order = crowd(l, n, 1 + round % 4, function(i) return 1 + i % 3 end)
+    t.eq(order, one_to(n), "round " .. round)
+    t.eq({ l.active, l.waiting }, { 0, 0 }, "round " .. round)
+  end
+end)
+
+t.test("a waiter cancelled in the queue is passed over; the others are served", function()
+  local l = fleet.new_limiter(1)
+  l:acquire()
+  local served = {}
+  local waiters = {}
+  for i = 1, 3 do
+    waiters[i] = sg.spawn(function()
+      l:acquire()
+      served[#served + 1] = i
+      l:release()
+    end)
+  end
+  sg.sleep(0) -- all three queue up
+  waiters[2]:cancel()
+  l:release()
+  t.eq(waiters[1]:wait(), true)
+  t.eq(waiters[3]:wait(), true)
+  t.eq(served, { 1, 3 })
+  t.eq({ l.active, l.waiting }, { 0, 0 })
+end)
+
+local function shell_quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+t.test("the profile file is read once for all the accounts of a fleet", function()
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(os.execute("mkdir -p " .. shell_quote(dir)))
+  local sections, accounts = {}, {}
+  for i = 1, 5 do
+    sections[#sections + 1] = string.format("[acct-%d.gcore]\napi_key = key-%d-000000\nproject_id = %d\n" ..
+      "region_id = 76\n", i, i, i)
+    accounts[#accounts + 1] = string.format('{ name = "acct-%d", provider = "gcore", profile = "acct-%d", ' ..
+      'groups = { { group = "web", source = "gcore:web" } } },', i, i)
+  end
+  local profiles = io.open(dir .. "/profiles", "w")
+  profiles:write(table.concat(sections, "\n"))
+  profiles:close()
+  assert(os.execute("chmod 600 " .. shell_quote(dir .. "/profiles")))
+  local inventory = io.open(dir .. "/fleet.lua", "w")
+  inventory:write("return {\n", table.concat(accounts, "\n"), "\n}\n")
+  inventory:close()
+  -- in a child, where SGRUN_PROFILES can be set: count the reads of the file while every account
+  -- is connected and lists its groups (answered here, nothing is sent): each account's project
+  -- comes from its own section
+  local code = [[
+    local fs, http = require "_sg.fs", require "_sg.http"
+    local read, reads = fs.read_private, 0
+    fs.read_private = function(...) reads = reads + 1 return read(...) end
+    local projects = {}
+    http.request = function(req)
+      projects[#projects + 1] = req.url:match("securitygroups/(%d+)/")
+      return { status = 200, headers = {}, body = '{"count":0,"results":[]}' }
+    end
+    local f = require("sg.fleet").load(os.getenv("INVENTORY"))
+    for _, a in ipairs(f.accounts) do f:connection(a):list_security_groups() end
+    print(reads, table.concat(projects, " "))]]
+  local p = assert(io.popen(string.format("SGRUN_PROFILES=%s INVENTORY=%s %s -e %s 2>&1",
+    shell_quote(dir .. "/profiles"), shell_quote(dir .. "/fleet.lua"), shell_quote(arg[-1]), shell_quote(code))))
+  local out = p:read("a")
+  p:close()
+  os.execute("rm -rf " .. shell_quote(dir))
+  t.eq(out, "1\t1 2 3 4 5\n")
+end)
+
+t.run()
