@@ -87,6 +87,20 @@ end
 
 M.RESTORE_DEADLINE = 120
 
+-- The account a connection reaches (provider, endpoint and a digest of its credentials).
+local function account_key(conn)
+  local ok, internals = pcall(require("sg.connect").internals, conn)
+  return ok and internals.account_key or conn.provider
+end
+
+-- What a journal records of a target's account: a digest of account_key, so that recovering
+-- can tell it connects to the same account without the journal holding anything derived
+-- directly from credentials.
+local function account_id(conn)
+  local crypto = require "_sg.crypto"
+  return crypto.hex_encode(crypto.sha256(account_key(conn))):sub(1, 16)
+end
+
 ---Where the journal of a roll-out lives: the same roll-out (targets, mode, atomicity) run again
 ---finds the journal a killed run left.
 ---@param targets table[] {connection, group reference} pairs, as sg.rollout takes them
@@ -97,9 +111,7 @@ function M.journal_path(targets, opts)
   local identity = { "rollout", opts.mode or "authoritative", opts.atomic and "atomic" or "per-target" }
   for _, pair in ipairs(targets) do
     -- the account too: one process may roll out to the same group name on many accounts (fleets)
-    local ok, internals = pcall(require("sg.connect").internals, pair[1])
-    local account = ok and internals.account_key or pair[1].provider
-    identity[#identity + 1] = account .. ":" .. snapshot.group_text(pair[2])
+    identity[#identity + 1] = account_key(pair[1]) .. ":" .. snapshot.group_text(pair[2])
   end
   return journal.path(table.concat(identity, "\n"))
 end
@@ -156,7 +168,17 @@ function M.recover(path, connect, opts)
   if claimed == false then return { path = path, busy = busy } end
   if not claimed then return nil end
   local targets = {}
-  for i, b in ipairs(claimed.begin.targets) do targets[i] = { connect(b.provider), journal_ref(b.group) } end
+  for i, b in ipairs(claimed.begin.targets) do
+    local ok, conn = pcall(connect, b.provider)
+    local why = not ok and conn or (b.account and b.account ~= account_id(conn) and string.format(
+      "it was written for another %s account than the one sgrun connects to now; set that account's " ..
+      "credentials (or --profile) and run --recover again", b.provider))
+    if why then
+      claimed:release()
+      error(why, 0)
+    end
+    targets[i] = { conn, journal_ref(b.group) }
+  end
   local ok, rep = pcall(M.rollout, nil, targets, { atomic = claimed.begin.atomic == true,
     mode = claimed.begin.mode, recover = claimed, timeout = opts.timeout, deadline = opts.deadline,
     on_progress = opts.on_progress, dry_run = false })
@@ -721,7 +743,8 @@ function M.rollout(source, targets, opts)
     local json = require "sg.json"
     local jtargets = json.array()
     for i, st in ipairs(states) do
-      jtargets[i] = { provider = st.conn.provider, group = st.group_ref, exists = st.before ~= nil,
+      jtargets[i] = { provider = st.conn.provider, account = account_id(st.conn), group = st.group_ref,
+        exists = st.before ~= nil,
         before = rules_array(st.before and st.before.rules),
         -- raw rules and group id: recovery restores the provider's own form as restore does
         raw = st.before and json.array({ table.unpack(st.before.raw or {}) }),

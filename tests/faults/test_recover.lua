@@ -127,6 +127,23 @@ t.test("a per-target journal without the kept rules (an older sgrun's) is not co
   t.eq(journal.list(), { path }, "the journal is kept")
 end)
 
+t.test("a journal written for another account is not recovered with this one's credentials", function()
+  fresh()
+  local before = cli.state()
+  local path = journal.path("test_recover other account")
+  local other = journal.start(path, { atomic = true, mode = "authoritative", targets = sg.json.array {
+    { provider = "gcore", account = "0000000000000000", group = "web", exists = true, before = sg.json.array(),
+      keep = sg.json.array(), add = sg.json.array(), remove = sg.json.array() } } })
+  other:record({ ev = "write", target = 1 })
+  other.file:close()
+  other.lock:close()
+  local code, text = cli.run(cli.command(false, { "--recover" }))
+  t.eq(code, 1, text)
+  t.ok(text:find("not recovered: it was written for another gcore account", 1, true), text)
+  t.eq(cli.state(), before, "nothing written")
+  t.eq(journal.list(), { path }, "the journal is kept")
+end)
+
 t.test("a journal whose run is alive is left alone, and --recover says so", function()
   fresh()
   -- this process plays the live run: it holds the journal's lock as a writing run does
