@@ -8,7 +8,9 @@
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <dirent.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -137,12 +139,56 @@ static int l_lock_dir(lua_State *L) {
   return 1;
 }
 
+/* try_lock(file) -> true | false (another process holds it) | nil, message. An exclusive,
+ * non-blocking flock on an open Lua file: it lasts until the file is closed or the process
+ * ends (a SIGKILL included), which is how a roll-out's journal tells a live run from a dead one. */
+static int l_try_lock(lua_State *L) {
+  luaL_Stream *p = (luaL_Stream *)luaL_checkudata(L, 1, LUA_FILEHANDLE);
+  if (p->closef == NULL) return luaL_error(L, "try_lock: the file is closed");
+  if (flock(fileno(p->f), LOCK_EX | LOCK_NB) == 0) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  if (errno == EWOULDBLOCK) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  int err = errno;
+  luaL_pushfail(L);
+  lua_pushfstring(L, "flock: %s", strerror(err));
+  return 2;
+}
+
+/* list(dir) -> array of the names in dir, in the file system's order (no "." and "..") | nil, message. */
+static int l_list(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  DIR *d = opendir(path);
+  if (!d) {
+    int err = errno;
+    luaL_pushfail(L);
+    lua_pushfstring(L, "%s: %s", path, strerror(err));
+    return 2;
+  }
+  lua_newtable(L);
+  lua_Integer n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+    lua_pushstring(L, e->d_name);
+    lua_rawseti(L, -2, ++n);
+  }
+  closedir(d);
+  return 1;
+}
+
 int luaopen__sg_fs(lua_State *L) {
   static const luaL_Reg fns[] = {{"fsync", l_fsync},
                                  {"mode", l_mode},
                                  {"write_temp", l_write_temp},
                                  {"read_private", l_read_private},
                                  {"lock_dir", l_lock_dir},
+                                 {"try_lock", l_try_lock},
+                                 {"list", l_list},
                                  {NULL, NULL}};
   luaL_newlib(L, fns);
   return 1;

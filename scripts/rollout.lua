@@ -3,12 +3,22 @@
 --
 -- usage: sgrun [sgrun options] scripts/rollout.lua [options] SOURCE TARGET...
 --        sgrun --sim scripts/rollout.lua          (the demo: no arguments, against the emulator)
+--        sgrun scripts/rollout.lua --recover [TARGET...]
 --   SOURCE and TARGET are PROVIDER:GROUP: gcore:web, exoscale:web, genesis:web, barrack:web,
 --   hostup:vm=10000, barrack:instance=BRK-100001A. A missing target group is created.
 --   SOURCE may also be a snapshot file (snapshot.lua writes one).
 -- By default each target stands on its own: it ends converged, or, when it fails, restored to
 -- the rules it had (a group the roll-out created is deleted again); the other targets keep the
 -- change. With --atomic it is all or nothing: any failure restores every target.
+-- A roll-out keeps a journal (next to sgrun's locks) while it writes. When a run is killed, the
+-- next run of the same roll-out first completes it (per target) or undoes it (--atomic), and
+-- --recover does that without a SOURCE: for every unfinished journal naming one of the TARGETs
+-- (every journal when none is given) it follows the mode the journal records. Per target, every
+-- target is brought to the killed run's plan (one not yet written only if it still holds its
+-- snapshot) or, failing that, restored; --atomic, each target the killed run had started
+-- writing is restored to its snapshot. It prints per target "recovered: converged",
+-- "recovered: restored" or "not recovered: why". A journal whose run is still alive is left
+-- alone (the report says so).
 -- Options (after the playbook name; sgrun's own, such as --dry-run and --json, go before it):
 --   --allow-lossy        translate rules a target can only express approximately (and skip what
 --                        it cannot express) instead of stopping; the report lists each such rule
@@ -20,11 +30,14 @@
 --   --deadline SECONDS   limit for the whole roll-out, rollback included
 --   --plan-out FILE      plan only (no write) and save the rule-level plan of every target
 --   --apply-plan FILE    apply exactly that plan; a target whose rules changed since is refused
+--   --recover            finish the roll-outs of killed runs (see above); takes only TARGETs,
+--                        --timeout and --deadline (the mode is the journal's)
 -- Exit status: 0 every target converged (or already was), 1 a target failed or the roll-out was
 -- not confirmed, 2 usage, 3 a dry run or --plan-out found changes to make, 130/143 interrupted by
 -- SIGINT/SIGTERM (the first signal starts no new write, restores what was mid-change (with
 -- --atomic, every changed target) and reports what each target ended as; a second one stops at
--- once and reports what was known then).
+-- once and reports what was known then). With --recover: 0 every journal recovered, left alone
+-- because its run is alive, or none to recover; 1 a target could not be.
 local sg = require "sg"
 local cli = require "sg.cli"
 local progress = require "sg.progress"
@@ -33,13 +46,45 @@ local rollout = require "sg.rollout"
 
 local USAGE = "usage: sgrun [--dry-run] [--json] scripts/rollout.lua [--allow-lossy] [--additive] " ..
   "[--atomic] [--yes] [--save FILE] [--timeout SECONDS] [--deadline SECONDS] " ..
-  "[--plan-out FILE | --apply-plan FILE] SOURCE TARGET..."
+  "[--plan-out FILE | --apply-plan FILE] SOURCE TARGET...\n" ..
+  "       sgrun scripts/rollout.lua --recover [--timeout SECONDS] [--deadline SECONDS] [TARGET...]"
 
 local flags, positional = cli.parse_args({ ... }, { usage = USAGE, options = {
   ["allow-lossy"] = "flag", additive = "flag", atomic = "flag", yes = "flag", save = "FILE",
   timeout = "seconds", deadline = "seconds", ["plan-out"] = "FILE", ["apply-plan"] = "FILE",
+  recover = "flag",
 } })
 local options = sg.options or package.loaded["sg.options"] or {}
+
+if flags.recover then
+  for _, name in ipairs({ "allow-lossy", "additive", "atomic", "yes", "save", "plan-out", "apply-plan" }) do
+    if flags[name] then
+      cli.usage_error(string.format("--recover takes no --%s: it finishes each journal the way its " ..
+        "roll-out was started", name), USAGE)
+    end
+  end
+  if options.dry_run then cli.usage_error("--recover cannot be a dry run: drop --dry-run", USAGE) end
+  local only
+  if #positional > 0 then
+    only = {}
+    for i, text in ipairs(positional) do only[i] = { cli.parse_target(text) } end
+  end
+  local results = {}
+  for _, path in ipairs(rollout.unfinished(only)) do
+    -- one journal's failure (a provider it names that cannot be reached) does not stop the others
+    local ok, res = pcall(rollout.recover, path, function(provider)
+      return cli.connect(provider, { timeout = flags.timeout })
+    end, { timeout = flags.timeout, deadline = flags.deadline })
+    if not ok then res = { path = path, error = cli.is_usage_error(res) and res.message or tostring(res) } end
+    results[#results + 1] = res
+  end
+  if options.json then
+    print(sg.json.encode(render.recovery_json(results)))
+  else
+    print(render.recovery(results, only and "for these targets" or "in " .. require("sg.journal").dir()))
+  end
+  os.exit(render.recovery_ok(results) and 0 or 1)
+end
 if flags["plan-out"] and flags["apply-plan"] then
   cli.usage_error("use --plan-out or --apply-plan, not both", USAGE)
 end

@@ -61,6 +61,12 @@ THE CORE
     core:finish(seq)      -- records t_end in the request log
     core:env(base_url), core:banner(base_url), core:dump() -> JSON, core:load(json) -> ok, err
   Control endpoints live under /_sim/ (see control() below); they bypass latency and faults.
+  PUT /_sim/kill {pid =, writes = N, when = "before"|"after"} arms a test hook: the N-th write
+  (any method but GET/HEAD) to a provider from then on SIGKILLs pid before or after it takes
+  effect, under the server's lock, so the process is dead before any reply could reach it: the
+  kill test's points are counts of writes, not delays. GET /_sim/kill says whether it fired.
+  Since it lets a client kill the emulator user's processes, it answers 403 unless the emulator
+  was started with SGRUN_SIM_TEST_HOOKS=1 (tests/support/with_sim.sh sets it).
 ]]
 
 local cjson = require "cjson.safe"
@@ -480,7 +486,7 @@ function M.new(opts)
 
   local self = setmetatable({ knobs = knobs, clock = opts.clock or os.time, modules = {},
     order = {}, states = {}, log = {}, seq = 0, open = {}, buckets = {}, in_flight = 0,
-    max_in_flight = 0 }, Core)
+    max_in_flight = 0, test_hooks = os.getenv("SGRUN_SIM_TEST_HOOKS") == "1" }, Core)
   -- Every answered request, bodies included, as one JSON line each: the suite's traffic that
   -- tests/schemas/validate_traffic.py checks against the vendors' schemas.
   local traffic = opts.traffic_file or os.getenv("SGRUN_SIM_TRAFFIC")
@@ -651,6 +657,8 @@ function Core:request(creq)
       providers = self:prefixes() })
   end
   local mod = self.modules[name]
+  local kill_now = self:count_write(method)
+  if kill_now == "before" then self:fire_kill() end
   if creq.oversized then
     return done(413, mod.error_body(413, "request body too large (the emulator accepts up to 1 MiB)"))
   end
@@ -698,8 +706,28 @@ function Core:request(creq)
     if not ok then io.stderr:write("sgrun sim: ", name, " advance error: ", tostring(err), "\n") end
   end
   local status, rbody, rheaders = self:call_module(name, mod.handle, state, req, self.ctx)
+  if kill_now == "after" then self:fire_kill() end
   if drop then entry.processed = true end
   return done(status, rbody, rheaders, drop)
+end
+
+---Counts a provider request toward an armed kill: "before"/"after" when it is the one.
+---@param method string
+---@return string|nil when
+function Core:count_write(method)
+  local k = self.kill
+  if not k or k.fired or method == "GET" or method == "HEAD" then return nil end
+  k.seen = k.seen + 1
+  if k.seen == k.writes then return k.when end
+  return nil
+end
+
+---SIGKILLs the armed pid; os.execute returns once kill(1) has sent the signal, after which the
+---process runs no more code (it may linger as a zombie until reaped).
+function Core:fire_kill()
+  local k = self.kill
+  k.fired = true
+  os.execute(string.format("kill -KILL %d 2>/dev/null", k.pid))
 end
 
 ---@return table<string,string> prefixes by provider
@@ -815,7 +843,7 @@ function Core:control(method, path, query, body)
   if route == "/_sim" then
     if method ~= "GET" then return bad(405, "method not allowed") end
     return 200, { providers = self:prefixes(), endpoints = { "GET/PUT /_sim/knobs", "GET /_sim/state",
-      "POST /_sim/load", "POST /_sim/reset", "GET/DELETE /_sim/log" } }
+      "POST /_sim/load", "POST /_sim/reset", "GET/DELETE /_sim/log", "GET/PUT/DELETE /_sim/kill" } }
   elseif route == "/_sim/knobs" then
     if method == "GET" then return 200, self:knob_values() end
     if method ~= "PUT" and method ~= "POST" and method ~= "PATCH" then return bad(405, "method not allowed") end
@@ -824,6 +852,29 @@ function Core:control(method, path, query, body)
     local ok, kerr = self:set_knobs(v)
     if not ok then return bad(400, kerr) end
     return 200, self:knob_values()
+  elseif route == "/_sim/kill" then
+    if not self.test_hooks then
+      return bad(403, "the kill hook is for tests only: start the emulator with SGRUN_SIM_TEST_HOOKS=1")
+    end
+    if method == "GET" then
+      local k = self.kill
+      return 200, { armed = k ~= nil and not k.fired, fired = k ~= nil and k.fired, seen = k and k.seen or 0 }
+    elseif method == "DELETE" then
+      self.kill = nil
+      return 200, { armed = false }
+    elseif method ~= "PUT" and method ~= "POST" then
+      return bad(405, "method not allowed")
+    end
+    local v, err = decoded()
+    if v == nil then return bad(400, err) end
+    local pid = type(v) == "table" and type(v.pid) == "number" and math.tointeger(v.pid)
+    local writes = type(v) == "table" and type(v.writes) == "number" and math.tointeger(v.writes)
+    if not pid or pid <= 1 or not writes or writes < 1
+        or (v.when ~= "before" and v.when ~= "after") then
+      return bad(400, 'expected {"pid": N > 1, "writes": N >= 1, "when": "before" or "after"}')
+    end
+    self.kill = { pid = pid, writes = writes, when = v.when, seen = 0, fired = false }
+    return 200, { armed = true }
   elseif route == "/_sim/state" then
     if method ~= "GET" then return bad(405, "method not allowed") end
     return 200, self:state_table()

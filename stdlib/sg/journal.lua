@@ -1,12 +1,17 @@
 -- sg.journal: the intent journal of a roll-out, so that a killed run can be completed or undone
--- by the next run of the same roll-out.
+-- by the next run of the same roll-out, or by `scripts/rollout.lua --recover`.
 --
 -- One small file per roll-out, next to the playbook locks (the directory runtime/schedule.c
 -- checks and uses), named after the
 -- roll-out's identity (its targets, mode and atomicity). It holds JSON lines, each flushed and
--- fsynced before the step it announces: "begin" with every target's snapshot and plan, then per
--- target "write" (its writes are starting) and "written" (they finished, successfully or not).
--- A finished run removes the file. A torn last line (a kill mid-append) is ignored.
+-- fsynced before the step it announces: "begin" with the roll-out's mode and every target's
+-- snapshot and plan, then per target "write" (its writes are starting) and "written" (they
+-- finished, successfully or not), and "end" just before a finished run removes the file. A torn
+-- last line (a kill mid-append) is ignored.
+--
+-- The run writing a journal holds an exclusive flock on it until it ends; the kernel drops it
+-- when the process dies, SIGKILL included. Whoever deals with a journal takes the same lock
+-- first (without waiting), so a journal whose run is still alive is never touched.
 local json = require "sg.json"
 
 local M = {}
@@ -32,21 +37,43 @@ end
 
 ---@class sg.Journal
 ---@field path string
----@field file file*
+---@field file file* where records are appended
+---@field lock file* holds the flock that tells a live run's journal from a dead one's
 local Journal = {}
 Journal.__index = Journal
 
----Starts a journal at path (replacing an old one) with its first record.
+local function open_locked(path, mode)
+  local f, err = io.open(path, mode)
+  if not f then return nil, err end
+  local locked, lerr = require("_sg.fs").try_lock(f)
+  if locked then return f end
+  f:close()
+  if locked == false then return false end
+  return nil, lerr
+end
+
+local function busy_message(path)
+  return string.format("roll-out journal %s is held by a run that is still going (it holds the " ..
+    "journal's lock); wait for that run to end, then run the roll-out (or --recover) again", path)
+end
+
+---Starts a journal at path (replacing an old one) with its first record; the journal stays
+---locked by this process until finish().
 ---@param path string
 ---@param begin table the "begin" record
 ---@return sg.Journal
 function M.start(path, begin)
-  local f, err = io.open(path, "wb")
+  -- locked before truncating: a live run's journal is never overwritten
+  local lock, err = open_locked(path, "ab")
+  local f
+  if lock then f, err = io.open(path, "wb") end
+  if lock == false then error(busy_message(path), 0) end
   if not f then
+    if lock then lock:close() end
     error(string.format("roll-out journal %s: cannot write: %s (set SGRUN_LOCK_DIR to a writable directory)",
       path, tostring(err)), 0)
   end
-  local j = setmetatable({ path = path, file = f }, Journal)
+  local j = setmetatable({ path = path, file = f, lock = lock }, Journal)
   begin.ev = "begin"
   j:record(begin)
   local dir = path:match("^(.*)/[^/]*$") or "."
@@ -63,19 +90,16 @@ function Journal:record(rec)
   if not ok then error(string.format("roll-out journal %s: write failed: %s", self.path, tostring(err)), 0) end
 end
 
----Ends the run: the journal is removed.
+---Ends the run: the journal is marked finished, removed, and only then unlocked (so that
+---whoever takes the lock next never mistakes it for the journal of a killed run).
 function Journal:finish()
-  self.file:close()
+  self:record({ ev = "end" })
   os.remove(self.path)
+  self.file:close()
+  self.lock:close()
 end
 
----Reads an unfinished journal: nil when there is none, else {begin = record, started = {[i] =
----true}, finished = {[i] = true}}.
----@param path string
----@return table|nil
-function M.read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
+local function parse(f)
   local out = { started = {}, finished = {} }
   for line in f:lines() do
     local rec = json.decode(line)
@@ -86,18 +110,76 @@ function M.read(path)
         out.started[rec.target] = true
       elseif rec.ev == "written" then
         out.finished[rec.target] = true
+      elseif rec.ev == "end" then
+        return nil
       end
     end
   end
-  f:close()
   if not out.begin then return nil end
   return out
 end
 
----Removes a journal that has been dealt with.
+---Reads an unfinished journal without locking it: nil when there is none, else {begin =
+---record, started = {[i] = true}, finished = {[i] = true}}.
 ---@param path string
-function M.remove(path)
-  os.remove(path)
+---@return table|nil
+function M.read(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local out = parse(f)
+  f:close()
+  return out
+end
+
+---@class sg.ClaimedJournal
+---@field path string
+---@field begin table the "begin" record: mode, atomic, targets
+---@field started table<integer, true> targets whose writes had started
+---@field finished table<integer, true> targets whose writes had finished
+---@field lock file*
+
+---Takes an unfinished journal to deal with it: nil when there is none (or it is finished),
+---false and a message when its run is still alive, else the journal, locked until
+---release() or remove().
+---@param path string
+---@return sg.ClaimedJournal|false|nil
+---@return string? busy
+function M.claim(path)
+  local f = open_locked(path, "rb")
+  if f == false then return false, busy_message(path) end
+  if not f then return nil end
+  local out = parse(f)
+  if not out then
+    f:close()
+    return nil
+  end
+  out.path, out.lock = path, f
+  return setmetatable(out, { __index = {
+    ---Keeps the journal for a later attempt and unlocks it (once; later calls do nothing).
+    release = function(self)
+      if io.type(self.lock) == "file" then self.lock:close() end
+    end,
+    ---Removes the journal that has been dealt with, then unlocks it.
+    remove = function(self)
+      if io.type(self.lock) ~= "file" then return end
+      os.remove(self.path)
+      self.lock:close()
+    end,
+  } })
+end
+
+---The paths of every roll-out journal in the journal directory, sorted.
+---@return string[]
+function M.list()
+  local dir = M.dir()
+  local names, err = require("_sg.fs").list(dir)
+  if not names then error("roll-out journals: cannot list " .. tostring(err), 0) end
+  local out = {}
+  for _, name in ipairs(names) do
+    if name:match("^sgrun%-rollout%-%x+%.journal$") then out[#out + 1] = dir .. "/" .. name end
+  end
+  table.sort(out)
+  return out
 end
 
 return M

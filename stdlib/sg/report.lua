@@ -114,6 +114,10 @@ end
 function M.text(report, opts)
   local paint = painter(opts and opts.color)
   local lines = { paint("bold", headline(report)) }
+  if report.recovered then
+    lines[#lines + 1] = string.format("first %s the roll-out a killed run left unfinished (journal %s)",
+      report.recovered.action == "undone" and "undid" or "completed", report.recovered.journal)
+  end
   for _, t in ipairs(report.targets) do
     lines[#lines + 1] = string.format("  %-9s %-22s %s +%d -%d%s", t.provider, group_text(t.group),
       paint(STATUS_COLOR[t.status], string.format("%-12s", t.status)), t.added or 0, t.removed or 0,
@@ -172,9 +176,78 @@ function M.json_table(report)
     findings[i] = { rule = f.rule, text = rule.tostring(f.rule), kind = f.kind, why = f.why,
       targets = json.array(f.targets) }
   end
+  local recovered = report.recovered and { journal = report.recovered.journal, action = report.recovered.action,
+    targets = json.array({ table.unpack(report.recovered.targets) }) }
   return { ok = report.ok, interrupted = report.interrupted, abandoned = report.abandoned or nil,
-    aborted = report.aborted or nil,
-    targets = targets, findings = findings }
+    aborted = report.aborted or nil, recovered = recovered, targets = targets, findings = findings }
+end
+
+-- What recovering did to one target, as the --recover report says it.
+local function recovery_outcome(t)
+  if t.status == "converged" then return "recovered: converged" end
+  if t.status == "rolled_back" then return "recovered: restored" end
+  if t.status == "unchanged" then return "untouched: the killed run had not written to it" end
+  return "not recovered: " .. tostring(t.error or t.status)
+end
+
+---Whether every journal of a --recover run was recovered (or left alone: its run is alive).
+---@param results sg.RecoverResult[]
+---@return boolean
+function M.recovery_ok(results)
+  for _, res in ipairs(results) do
+    if res.error then return false end
+    for _, t in ipairs(res.report and res.report.targets or {}) do
+      if t.status == "failed" or t.status == "interrupted" then return false end
+    end
+  end
+  return true
+end
+
+---The report of a --recover run: per journal, what was done to each target.
+---@param results sg.RecoverResult[]
+---@param where string what was searched ("in DIR", "for these targets"), for the "nothing to do" line
+---@return string
+function M.recovery(results, where)
+  if #results == 0 then return "recover: no unfinished roll-out " .. where .. "; nothing to do" end
+  local lines = {}
+  for _, res in ipairs(results) do
+    if res.busy then
+      lines[#lines + 1] = "left alone: " .. res.busy
+    elseif res.error then
+      lines[#lines + 1] = string.format("journal %s: not recovered: %s", res.path, res.error)
+    else
+      local atomic = res.report.recovered and res.report.recovered.action == "undone"
+      lines[#lines + 1] = string.format("journal %s (%s roll-out):", res.path, atomic and "atomic" or "per-target")
+      for _, t in ipairs(res.report.targets) do
+        lines[#lines + 1] = string.format("  %-9s %-22s %s", t.provider, group_text(t.group), recovery_outcome(t))
+        for _, r in ipairs(t.not_restored or {}) do lines[#lines + 1] = "      not restored: " .. rule.tostring(r) end
+      end
+    end
+  end
+  local verdict = M.recovery_ok(results) and "done" or "some targets could not be recovered; " ..
+    "the journals are kept: fix what the errors name and run --recover again"
+  lines[#lines + 1] = "recover: " .. verdict
+  return table.concat(lines, "\n")
+end
+
+---The report of a --recover run as a JSON-able table: per journal its path, and either
+---left_alone (why), error (why it could not be dealt with) or the mode and per target its
+---status, outcome (the text report's words), error and not_restored.
+---@param results sg.RecoverResult[]
+---@return table
+function M.recovery_json(results)
+  local journals = json.array()
+  for i, res in ipairs(results) do
+    local entry = { journal = res.path, left_alone = res.busy, error = res.error }
+    if res.report then
+      local full = M.json_table(res.report)
+      entry.atomic = res.report.recovered ~= nil and res.report.recovered.action == "undone"
+      for j, t in ipairs(full.targets) do t.outcome = recovery_outcome(res.report.targets[j]) end
+      entry.targets = full.targets
+    end
+    journals[i] = entry
+  end
+  return { ok = M.recovery_ok(results), journals = journals }
 end
 
 return M

@@ -83,8 +83,23 @@ end
 ---@field plan_file table? a plan read by read_plan: apply exactly it
 ---@field on_abandon fun(report: sg.RolloutReport)? prints the report when a second SIGINT/SIGTERM
 ---ends the run at once; it is called outside any task, so it must not wait
+---@field recover sg.ClaimedJournal? internal (M.recover): finish this journal's roll-out, nothing else
 
 M.RESTORE_DEADLINE = 120
+
+-- The account a connection reaches (provider, endpoint and a digest of its credentials).
+local function account_key(conn)
+  local ok, internals = pcall(require("sg.connect").internals, conn)
+  return ok and internals.account_key or conn.provider
+end
+
+-- What a journal records of a target's account: a digest of account_key, so that recovering
+-- can tell it connects to the same account without the journal holding anything derived
+-- directly from credentials.
+local function account_id(conn)
+  local crypto = require "_sg.crypto"
+  return crypto.hex_encode(crypto.sha256(account_key(conn))):sub(1, 16)
+end
 
 ---Where the journal of a roll-out lives: the same roll-out (targets, mode, atomicity) run again
 ---finds the journal a killed run left.
@@ -96,12 +111,84 @@ function M.journal_path(targets, opts)
   local identity = { "rollout", opts.mode or "authoritative", opts.atomic and "atomic" or "per-target" }
   for _, pair in ipairs(targets) do
     -- the account too: one process may roll out to the same group name on many accounts (fleets)
-    local ok, internals = pcall(require("sg.connect").internals, pair[1])
-    local account = ok and internals.account_key or pair[1].provider
-    identity[#identity + 1] = account .. ":" .. snapshot.group_text(pair[2])
+    identity[#identity + 1] = account_key(pair[1]) .. ":" .. snapshot.group_text(pair[2])
   end
   return journal.path(table.concat(identity, "\n"))
 end
+
+-- A group reference as read back from a journal: JSON numbers come back as floats, and
+-- {vm = 10000.0} would name another group than {vm = 10000}.
+local function journal_ref(ref)
+  if type(ref) ~= "table" then return ref end
+  local out = {}
+  for k, v in pairs(ref) do out[k] = math.tointeger(v) or v end
+  return out
+end
+
+---The unfinished roll-out journals in the journal directory, optionally only those that name
+---one of `only` (provider and group reference pairs).
+---@param only {[1]: string, [2]: any}[]? nil: every journal
+---@return string[] paths
+function M.unfinished(only)
+  local out = {}
+  for _, path in ipairs(journal.list()) do
+    local j = journal.read(path)
+    local wanted = j ~= nil and only == nil
+    for _, b in ipairs(j and j.begin.targets or {}) do
+      for _, o in ipairs(only or {}) do
+        if o[1] == b.provider and snapshot.group_text(o[2]) == snapshot.group_text(journal_ref(b.group)) then
+          wanted = true
+        end
+      end
+    end
+    if wanted then out[#out + 1] = path end
+  end
+  return out
+end
+
+---@class sg.RecoverResult
+---@field path string the journal
+---@field busy string? set when the journal's run is still alive: it was left alone
+---@field report sg.RolloutReport? what recovering did (status per target)
+---@field error string? why the journal could not be dealt with (the playbook sets it)
+
+---Completes or undoes the roll-out of one unfinished journal, according to the mode it
+---recorded: atomic, every target whose writes had started is restored to its snapshot;
+---otherwise each such target is brought to the killed run's plan (and, if that fails,
+---restored). A journal whose run still holds it is left alone; one that could not be fully
+---recovered is kept for another try; any other is removed.
+---@async
+---@param path string
+---@param connect fun(provider: string): sg.Connection
+---@param opts {timeout: number?, deadline: number?, on_progress: fun(event: table)?}?
+---@return sg.RecoverResult|nil nil: the journal is gone or finished (its run ended meanwhile)
+function M.recover(path, connect, opts)
+  opts = opts or {}
+  local claimed, busy = journal.claim(path)
+  if claimed == false then return { path = path, busy = busy } end
+  if not claimed then return nil end
+  local targets = {}
+  for i, b in ipairs(claimed.begin.targets) do
+    local ok, conn = pcall(connect, b.provider)
+    local why = not ok and conn or (b.account and b.account ~= account_id(conn) and string.format(
+      "it was written for another %s account than the one sgrun connects to now; set that account's " ..
+      "credentials (or --profile) and run --recover again", b.provider))
+    if why then
+      claimed:release()
+      error(why, 0)
+    end
+    targets[i] = { conn, journal_ref(b.group) }
+  end
+  local ok, rep = pcall(M.rollout, nil, targets, { atomic = claimed.begin.atomic == true,
+    mode = claimed.begin.mode, recover = claimed, timeout = opts.timeout, deadline = opts.deadline,
+    on_progress = opts.on_progress, dry_run = false })
+  if not ok then
+    claimed:release()
+    error(rep, 0)
+  end
+  return { path = path, report = rep }
+end
+
 M.PLAN_FORMAT = "sgrun.plan/1"
 
 local function keyset(rules)
@@ -314,7 +401,7 @@ function M.rollout(source, targets, opts)
   end
   local report = setmetatable({ ok = false, targets = report_targets }, Report)
   -- the same roll-out (same targets, mode and atomicity) finds the journal of a killed run
-  local jpath = M.journal_path(targets, opts)
+  local jpath = opts.recover and opts.recover.path or M.journal_path(targets, opts)
   local jnl
 
   local function progress(i, step, extra)
@@ -477,39 +564,98 @@ function M.rollout(source, targets, opts)
     return finish()
   end
 
-  -- A journal left by a killed run: with atomic, every target it had started writing is put back
-  -- (and this run changes nothing more); otherwise this run completes it by converging.
+  -- A journal left by a killed run, claimed (locked) by this run. With atomic, every target it
+  -- had started writing is put back (and this run changes nothing more). Otherwise a re-run
+  -- drops it and converges from its source, while a standalone recovery (opts.recover: no
+  -- source) completes the roll-out: every target is brought to the killed run's plan (what it
+  -- kept plus what it added), a target not yet written only if it still holds its snapshot (a
+  -- plan made from a changed group is not applied). A standalone recovery that leaves a target
+  -- failed keeps the journal for a next try.
   ---@async
-  local function recover(prior)
+  local function recover(prior, standalone)
     local begun = {}
     for i in pairs(prior.started) do begun[#begun + 1] = i end
     table.sort(begun)
-    report.recovered = { journal = jpath, targets = begun, action = opts.atomic and "undone" or "completed" }
-    if not opts.atomic or #begun == 0 then
-      journal.remove(jpath)
+    report.recovered = { journal = prior.path, targets = begun, action = opts.atomic and "undone" or "completed" }
+    if not standalone and (not opts.atomic or #begun == 0) then
+      prior:remove()
       return nil
     end
     for i, st in ipairs(states) do
       local b = prior.begin.targets[i]
-      if prior.started[i] and b then
+      if b and (prior.started[i] or not opts.atomic) then
         local rules = {}
         for j, r in ipairs(b.before or {}) do rules[j] = rule.normalize(r) end
         st.before = b.exists and { rules = rules, raw = b.raw, provider = st.conn.provider,
           group = { id = b.group_id } } or nil
-        st.touched, st.failed = true, true
-        report_targets[i].error = "undoing the interrupted atomic roll-out found in " .. jpath
+        st.touched = true
+        if opts.atomic then
+          st.failed = true
+          -- a standalone recovery's report names the journal once, above its targets
+          report_targets[i].error = "undoing the interrupted atomic roll-out" ..
+            (standalone and "" or " found in " .. prior.path)
+        elseif b.keep == nil then
+          -- without the kept rules, the additions alone would remove everything else
+          st.skip = "not written: its journal (from an older sgrun) does not record the rules the " ..
+            "plan kept; run the roll-out again to complete it"
+        else
+          st.complete, st.unwritten = {}, not prior.started[i]
+          for _, list in ipairs({ b.keep, b.add or {} }) do
+            for _, r in ipairs(list) do st.complete[#st.complete + 1] = rule.normalize(r) end
+          end
+        end
       else
         report_targets[i].status = "unchanged"
       end
     end
-    local rep = settle(true)
-    journal.remove(jpath)
+    if not opts.atomic then
+      local completes = {}
+      for i, st in ipairs(states) do
+        completes[i] = function()
+          if not st.complete then return end
+          progress(i, "reading")
+          local group = read(st.conn, st.group_ref)
+          if st.unwritten and M.fingerprint(group and group.rules) ~= M.fingerprint(st.before and st.before.rules) then
+            st.skip = "not written: the group changed since the killed run read it, so its plan is " ..
+              "stale; run the roll-out again to plan it anew"
+            return
+          end
+          local p = apply.plan_group(st.conn, st.group_ref, group, nil, st.complete,
+            { mode = "authoritative", lossy = "allow", create = true, description = opts.description })
+          progress(i, "applying", { done = 0, total = #p.add + #p.remove })
+          local r = apply.apply(p)
+          -- reading back judges the group against the killed run's plan, not this catch-up plan
+          st.plan = { keep = st.complete, add = {} }
+          if not r.ok then error(r.error, 0) end
+        end
+      end
+      local done = contained(completes, remaining(), "completing")
+      for i, st in ipairs(states) do
+        if st.skip then
+          -- left as it is: putting back the snapshot could undo whoever changed it since
+          st.touched = false
+          local t = report_targets[i]
+          t.status, t.error, t.changes, t.added, t.removed = "failed", st.skip, { add = {}, remove = {} }, 0, 0
+        elseif done[i] ~= true then
+          st.failed = true
+          report_targets[i].error = done[i]
+        end
+      end
+    end
+    local rep = settle(opts.atomic)
+    local all_done = true
+    for _, t in ipairs(rep.targets) do
+      if t.status == "failed" then all_done = false end
+    end
+    if standalone and not all_done then prior:release() else prior:remove() end
     return rep
   end
 
   local function run()
+    if opts.recover then return recover(opts.recover, true) end
     if not dry_run then
-      local prior = journal.read(jpath)
+      local prior, busy = journal.claim(jpath)
+      if prior == false then error(busy, 0) end
       if prior then
         local rep = recover(prior)
         if rep then return rep end
@@ -597,14 +743,18 @@ function M.rollout(source, targets, opts)
     local json = require "sg.json"
     local jtargets = json.array()
     for i, st in ipairs(states) do
-      jtargets[i] = { provider = st.conn.provider, group = st.group_ref, exists = st.before ~= nil,
+      jtargets[i] = { provider = st.conn.provider, account = account_id(st.conn), group = st.group_ref,
+        exists = st.before ~= nil,
         before = rules_array(st.before and st.before.rules),
         -- raw rules and group id: recovery restores the provider's own form as restore does
         raw = st.before and json.array({ table.unpack(st.before.raw or {}) }),
         group_id = st.before and st.before.group.id,
+        -- what completing needs without the source: the plan's kept rules and additions
+        keep = rules_array(st.plan and st.plan.keep),
         add = rules_array(st.plan and st.plan.add), remove = rules_array(st.plan and st.plan.remove) }
     end
-    jnl = journal.start(jpath, { targets = jtargets, atomic = opts.atomic or false })
+    jnl = journal.start(jpath, { targets = jtargets, atomic = opts.atomic or false,
+      mode = opts.mode or "authoritative" })
 
     -- 2. apply every non-empty plan concurrently; keep a third of the deadline for putting back
     local applies = {}

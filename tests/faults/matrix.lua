@@ -30,6 +30,8 @@ local function control(method, path, body)
   return res.body ~= "" and sg.json.decode(res.body) or nil
 end
 
+---@param rules sg.Rule[]?
+---@return table<string, true>
 local function keyset(rules)
   local out = {}
   for _, r in ipairs(rules or {}) do out[rule.key(r)] = true end
@@ -58,14 +60,17 @@ local function translated(provider, rules)
   return want
 end
 
--- Every emulated cloud but the source's own, at its demo group, and one group the roll-out creates.
-local TARGETS = {}
+-- Every emulated cloud but the source's own, at its demo group, and one group the roll-out
+-- creates: as PROVIDER:GROUP arguments (TARGET_ARGS) and parsed (TARGETS).
+local TARGET_ARGS = {}
 for _, name in ipairs(require("sg.connect").providers()) do
-  if name ~= "exoscale" then
-    TARGETS[#TARGETS + 1] = { require("sg.cli").parse_target(name .. ":" .. require("sgsim." .. name).demo_target) }
-  end
+  if name ~= "exoscale" then TARGET_ARGS[#TARGET_ARGS + 1] = name .. ":" .. require("sgsim." .. name).demo_target end
 end
-TARGETS[#TARGETS + 1] = { "gcore", "made-by-rollout" }
+TARGET_ARGS[#TARGET_ARGS + 1] = "gcore:made-by-rollout"
+local TARGETS = {}
+for i, text in ipairs(TARGET_ARGS) do TARGETS[i] = { require("sg.cli").parse_target(text) } end
+M.TARGET_ARGS, M.TARGETS = TARGET_ARGS, TARGETS
+M.keyset, M.same, M.translated = keyset, same, translated
 
 ---The latency kind scaled by `f` (latency, jitter and timeout alike), for a faster suite.
 ---@param f number

@@ -589,4 +589,13 @@ t.test("all: state survives a JSON round trip", function()
   end
 end)
 
+t.test("the kill hook is refused unless the emulator was started with SGRUN_SIM_TEST_HOOKS=1", function()
+  t.eq(os.getenv("SGRUN_SIM_TEST_HOOKS"), nil, "the library tests run without it")
+  local core = assert(sgsim.new({ seed = 1 }))
+  local status, body = core:request({ method = "PUT", uri = "/_sim/kill", headers = {},
+    body = '{"pid": 99999, "writes": 1, "when": "before"}' })
+  t.eq(status, 403)
+  t.ok(body:find("SGRUN_SIM_TEST_HOOKS=1", 1, true), body)
+end)
+
 t.run()

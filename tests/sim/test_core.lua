@@ -221,4 +221,33 @@ t.test("concurrency: 500 concurrent requests are in flight at the server at once
   t.ok(log.max_in_flight > 1, "requests overlapped at the server: " .. log.max_in_flight)
 end)
 
+t.test("kill hook: the N-th write SIGKILLs the armed pid; bad arguments refused", function()
+  for _, body in ipairs({ {}, { pid = 1, writes = 1, when = "before" }, { pid = 99999, writes = 0, when = "after" },
+    { pid = 99999, writes = 1, when = "later" }, { pid = "x", writes = 1, when = "before" } }) do
+    t.eq(control("PUT", "/_sim/kill", body).status, 400, cjson.encode(body))
+  end
+  local p = assert(io.popen("sleep 30 >/dev/null 2>&1 & echo $!"))
+  local pid = assert(tonumber(p:read("l")))
+  p:close()
+  t.eq(control("PUT", "/_sim/kill", { pid = pid, writes = 2, when = "before" }).json.armed, true)
+  -- reads do not count; the first write does not reach the count
+  assert(req("GET", GLIST, nil, GCORE_AUTH))
+  assert(req("POST", GCORE .. "/cloud/v2/security_groups/1/76", "{}", GCORE_AUTH))
+  t.eq(control("GET", "/_sim/kill").json, { armed = true, fired = false, seen = 1 })
+  assert(req("POST", GCORE .. "/cloud/v2/security_groups/1/76", "{}", GCORE_AUTH))
+  t.eq(control("GET", "/_sim/kill").json, { armed = false, fired = true, seen = 2 })
+  -- the signal is sent; the process ends as soon as the kernel schedules it (bounded wait), and
+  -- as its parent shell is gone it may linger as a zombie
+  local stat
+  for _ = 1, 200 do
+    local f = io.open("/proc/" .. pid .. "/stat")
+    stat = f and f:read("a") or ""
+    if f then f:close() end
+    if stat == "" or stat:match("^%d+ %b() [ZX]") then break end
+    task.sleep(0.05)
+  end
+  t.ok(stat == "" or stat:match("^%d+ %b() [ZX]"), "the armed process is gone: " .. stat)
+  t.eq(control("DELETE", "/_sim/kill").json.armed, false)
+end)
+
 t.run()

@@ -356,6 +356,13 @@ t.test("recovering an interrupted atomic roll-out puts rules back in the provide
   end
   t.ok(#narrower < #snap.rules, "the seeded VM has a rule on port 443")
   t.ok(sg.apply(sg.plan(hu, { vm = 10000 }, narrower)).ok)
+  -- while its run lives (holds the journal's lock), the same roll-out leaves it alone
+  t.raises(function()
+    sg.rollout({ SSH }, { { hu, { vm = 10000 } } }, { lossy = "allow", atomic = true })
+  end, "is held by a run that is still going")
+  -- the kill: the kernel closes the run's files, and with them drops its lock
+  jnl.file:close()
+  jnl.lock:close()
   local report = sg.rollout({ SSH }, { { hu, { vm = 10000 } } }, { lossy = "allow", atomic = true })
   t.eq(report.recovered and report.recovered.action, "undone", tostring(report))
   t.eq(report.targets[1].status, "rolled_back", tostring(report))

@@ -37,8 +37,9 @@ if [ -n "${SGRUN_TRAFFIC_DIR:-}" ]; then
   traffic="$SGRUN_TRAFFIC_DIR/$(basename "$test" .lua).jsonl"
 fi
 
-# A short task duration keeps the suite fast; tests that care set it through /_sim/knobs.
-SGRUN_SIM_TRAFFIC=$traffic "$sgrun" sim --port 0 --ready-file "$tmp/ready" --env-file "$tmp/env" --task-delay 200 --quiet "$@" \
+# A short task duration keeps the suite fast; tests that care set it through /_sim/knobs. The
+# test hooks (/_sim/kill) are on: this emulator serves one test on loopback.
+SGRUN_SIM_TEST_HOOKS=1 SGRUN_SIM_TRAFFIC=$traffic "$sgrun" sim --port 0 --ready-file "$tmp/ready" --env-file "$tmp/env" --task-delay 200 --quiet "$@" \
   >"$tmp/sim.log" 2>&1 &
 sim_pid=$!
 
