@@ -276,6 +276,23 @@ local function new_target(conn, ref)
     changes = { add = {}, remove = {} }, create_group = false, findings = {} }
 end
 
+-- A planned target's status as a dry run reports it.
+local function planned_status(t)
+  return t.plan:empty() and "unchanged" or "planned"
+end
+
+-- The report as the confirmation question shows it: each planned target "planned" or
+-- "unchanged" (the report itself keeps "failed" until a target's writes have run, so that a
+-- target that dies on the way is reported as such).
+local function as_planned(report)
+  local view = setmetatable({ targets = {} }, { __index = report })
+  for i, t in ipairs(report.targets) do
+    view.targets[i] = setmetatable({ status = (t.error == nil and t.plan) and planned_status(t) or t.status },
+      { __index = t })
+  end
+  return view
+end
+
 -- findings de-duplicated across targets
 local function findings_once(targets)
   local out, at = {}, {}
@@ -701,7 +718,7 @@ function M.rollout(source, targets, opts)
     if dry_run then
       for i, t in ipairs(report_targets) do
         if t.error == nil then
-          t.status = t.plan:empty() and "unchanged" or "planned"
+          t.status = planned_status(t)
           t.fingerprint = states[i].fingerprint
         end
       end
@@ -725,7 +742,7 @@ function M.rollout(source, targets, opts)
     for _, st in ipairs(states) do
       if st.plan and #st.plan.remove > 0 then removes = true end
     end
-    if removes and opts.confirm and not opts.confirm(report) then
+    if removes and opts.confirm and not opts.confirm(as_planned(report)) then
       report.aborted, report.ok = true, false
       untouched(nil)
       return finish()

@@ -52,6 +52,10 @@ rollout="'$sgrun' '$root/scripts/rollout.lua' --allow-lossy exoscale:web gcore:w
 curl -s -X DELETE "$url/_sim/log" >/dev/null
 start_terminal no "$rollout"
 check "on a terminal a roll-out that removes rules asks" wait_for_screen no "Go ahead? [y/N]"
+tmux -L $sock capture-pane -p -S -200 -t no >"$tmp/question.screen"
+check "the question shows the plan: the target planned, not failed" \
+  bash -c "grep -q 'roll-out: ok (1 planned)' '$tmp/question.screen' && ! grep -q failed '$tmp/question.screen'"
+check "with the rules it would remove" grep -qE '^ +- ' "$tmp/question.screen"
 tmux -L $sock send-keys -t no n Enter
 finish_terminal no
 check "answering n exits 1" [ "$(cat "$tmp/no.done")" = 1 ]
