@@ -63,7 +63,8 @@ static int l_write_temp(lua_State *L) {
 /* read_private(path) -> content | nil, message, kind. For files holding credentials: the
  * checks are made with fstat on the opened descriptor (a symlink is judged by its target, and
  * nothing can be swapped between check and read). kind: "missing", "owner" (neither the
- * invoking user's nor root's), "mode" (group or others have any permission), "read". */
+ * invoking user's nor root's), "mode" (group or others have any permission, except a root-owned
+ * file only the user's own group may read), "read". */
 static int l_read_private(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
@@ -95,7 +96,12 @@ static int l_read_private(lua_State *L) {
     lua_pushliteral(L, "owner");
     return 3;
   }
-  if (st.st_mode & 077) {
+  /* One layout with group permission is private all the same: a root-owned file that only the
+   * invoking user's own group may read, which is how Kubernetes mounts a Secret for a non-root
+   * pod (fsGroup: mode 0440, group = the pod's group). Root itself never gets this exception. */
+  int root_given_to_own_group = st.st_uid == 0 && geteuid() != 0 && st.st_gid == getegid() &&
+                                (st.st_mode & 077) == 040;
+  if ((st.st_mode & 077) && !root_given_to_own_group) {
     close(fd);
     luaL_pushfail(L);
     char mode[8];

@@ -85,7 +85,7 @@ else
   skip "kubectl kustomize is not available; checking the unrendered YAML"
   rendered=$src/deploy/kubernetes/cronjob.yaml
 fi
-check "kubernetes manifests: indexed job, Forbid, shards agree, 0400 secret, non-root, read-only root" \
+check "kubernetes manifests: indexed job, Forbid, shards agree, 0400 secret, non-root, read-only root, /tmp" \
   /usr/bin/python3 - "$rendered" <<'PY'
 import sys, yaml
 docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
@@ -106,6 +106,13 @@ need(secret.get("defaultMode") == 0o400, "profile secret mode 0400")
 need(pod["securityContext"].get("runAsNonRoot") is True, "runAsNonRoot")
 need(c["securityContext"].get("readOnlyRootFilesystem") is True, "readOnlyRootFilesystem")
 need(any(d["kind"] == "ConfigMap" for d in docs) or "kustomization" not in sys.argv[1], "inventory ConfigMap")
+# with a read-only root, sgrun's lock directory (/tmp/sgrun-UID, created 0700) needs a writable
+# /tmp; a mount point as SGRUN_LOCK_DIR would be refused (an emptyDir is 0777)
+need(any(m["mountPath"] == "/tmp" for m in c["volumeMounts"]) and "SGRUN_LOCK_DIR" not in env,
+     "a writable /tmp and no SGRUN_LOCK_DIR")
+# the Secret reaches the pod as root's file, mode 0440, group fsGroup: sgrun reads it only when
+# that group is the process's own
+need(pod["securityContext"].get("fsGroup") == pod["securityContext"].get("runAsGroup"), "fsGroup = runAsGroup")
 if problems:
     print("missing: " + ", ".join(problems), file=sys.stderr)
     sys.exit(1)

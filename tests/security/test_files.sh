@@ -79,4 +79,21 @@ check "... and the mode is judged on the target" grep -q "others can read it (mo
 # when that user can read it at all; here it cannot, and says so without a traceback
 out=$(as sgrun-attacker env SGRUN_PROFILES="$tmp/mine" "$(public_sgrun)" -e "$probe" 2>&1)
 check "an unreadable profile is an error, not 'no profile'" grep -q "Permission denied" <<<"$out"
+# Kubernetes mounts a Secret for a non-root pod as root's file that the pod's group may read
+# (fsGroup: mode 0440): private to that user's own group, so accepted; any other group, group
+# write, or others' read is still refused.
+chgrp sgrun-attacker "$tmp/mine"
+chmod 440 "$tmp/mine"
+out=$(as sgrun-attacker env SGRUN_PROFILES="$tmp/mine" "$(public_sgrun)" -e "$probe" 2>&1)
+check "root's profile that only the user's own group reads is accepted ($out)" [ "$out" = accepted ]
+chmod 460 "$tmp/mine"
+out=$(as sgrun-attacker env SGRUN_PROFILES="$tmp/mine" "$(public_sgrun)" -e "$probe" 2>&1)
+check "... not when that group may write it" grep -q "others can read it (mode 460)" <<<"$out"
+chmod 444 "$tmp/mine"
+out=$(as sgrun-attacker env SGRUN_PROFILES="$tmp/mine" "$(public_sgrun)" -e "$probe" 2>&1)
+check "... nor when others may read it" grep -q "others can read it (mode 444)" <<<"$out"
+chgrp root "$tmp/mine"
+chmod 440 "$tmp/mine"
+out=$(env -u HOSTUP_API_KEY SGRUN_PROFILES="$tmp/mine" "$sgrun" -e "$probe" 2>&1)
+check "... nor for root itself" grep -q "others can read it (mode 440)" <<<"$out"
 finish
