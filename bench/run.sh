@@ -28,22 +28,27 @@ fanout() {
   stop_server
 }
 
+# Each client runs 3 times, alternating, and keeps its best rate: other load on the machine only
+# ever takes some away.
 throughput() {
-  local n=20000 c=100
+  local n=20000 c=100 rounds=3
   start_server
-  local wrk_rps curl_rps sg_rps list
-  wrk_rps=$(wrk -t2 -c$c -d5s "$url/hello" | awk '/Requests\/sec/ {print $2}')
+  local wrk_rps=0 curl_rps=0 sg_rps=0 rps list t0 t1
   list=$(mktemp)
   for _ in $(seq $n); do echo "url = \"$url/hello\""; echo "output = /dev/null"; done >"$list"
-  local t0 t1
-  t0=$(date +%s.%N)
-  curl -s --parallel --parallel-immediate --parallel-max $c -K "$list" 2>/dev/null
-  t1=$(date +%s.%N)
-  curl_rps=$(echo "$n / ($t1 - $t0)" | bc -l)
+  for _ in $(seq $rounds); do
+    rps=$(wrk -t2 -c$c -d3s "$url/hello" | awk '/Requests\/sec/ {print $2}')
+    wrk_rps=$(echo "if ($rps > $wrk_rps) $rps else $wrk_rps" | bc -l)
+    t0=$(date +%s.%N)
+    curl -s --parallel --parallel-immediate --parallel-max $c -K "$list" 2>/dev/null
+    t1=$(date +%s.%N)
+    curl_rps=$(echo "r = $n / ($t1 - $t0); if (r > $curl_rps) r else $curl_rps" | bc -l)
+    rps=$("$sgrun" bench/throughput.lua "$url/hello" $n $c)
+    sg_rps=$(echo "if ($rps > $sg_rps) $rps else $sg_rps" | bc -l)
+  done
   rm -f "$list"
-  sg_rps=$("$sgrun" bench/throughput.lua "$url/hello" $n $c)
   stop_server
-  printf 'throughput (%d requests, %d in flight, keep-alive):\n' $n $c
+  printf 'throughput (%d requests, %d in flight, keep-alive, best of %d):\n' $n $c $rounds
   printf '  wrk            %8.0f req/s\n' "$wrk_rps"
   printf '  curl --parallel %7.0f req/s\n' "$curl_rps"
   printf '  sgrun          %8.0f req/s  (%.2f x wrk, %.2f x curl --parallel)\n' "$sg_rps" \
