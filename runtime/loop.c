@@ -19,7 +19,8 @@ struct sg_timer {
 
 struct watch {
   int fd;
-  int events;
+  int events; /* as registered with epoll */
+  int parked; /* registered, but its events are not wanted now */
   sg_fd_fn fn;
   void *ud;
 };
@@ -84,6 +85,13 @@ static int to_epoll(int events) {
   return (events & SG_READ ? EPOLLIN : 0) | (events & SG_WRITE ? EPOLLOUT : 0);
 }
 
+static void unwatch(sg_loop *loop, struct watch *w) {
+  epoll_ctl(loop->epfd, EPOLL_CTL_DEL, w->fd, NULL); /* fd may already be closed: ignore */
+  if (!w->parked) loop->nwatches--;
+  loop->watches[w->fd] = NULL;
+  free(w);
+}
+
 int sg_loop_watch(sg_loop *loop, int fd, int events, sg_fd_fn fn, void *ud) {
   if (fd < 0) return -EBADF;
   if (fd >= loop->capwatches) {
@@ -98,12 +106,7 @@ int sg_loop_watch(sg_loop *loop, int fd, int events, sg_fd_fn fn, void *ud) {
   }
   struct watch *w = loop->watches[fd];
   if (!events) {
-    if (w) {
-      epoll_ctl(loop->epfd, EPOLL_CTL_DEL, fd, NULL); /* fd may already be closed: ignore */
-      free(w);
-      loop->watches[fd] = NULL;
-      loop->nwatches--;
-    }
+    if (w) unwatch(loop, w);
     return 0;
   }
   struct epoll_event ev = {.events = (uint32_t)to_epoll(events), .data.fd = fd};
@@ -117,14 +120,23 @@ int sg_loop_watch(sg_loop *loop, int fd, int events, sg_fd_fn fn, void *ud) {
     }
     loop->watches[fd] = w;
     loop->nwatches++;
-  } else if (w->events != events && epoll_ctl(loop->epfd, EPOLL_CTL_MOD, fd, &ev) < 0) {
-    return -errno;
+  } else {
+    if (w->events != events && epoll_ctl(loop->epfd, EPOLL_CTL_MOD, fd, &ev) < 0) return -errno;
+    if (w->parked) loop->nwatches++;
   }
   w->fd = fd;
   w->events = events;
+  w->parked = 0;
   w->fn = fn;
   w->ud = ud;
   return 0;
+}
+
+void sg_loop_park(sg_loop *loop, int fd) {
+  struct watch *w = fd >= 0 && fd < loop->capwatches ? loop->watches[fd] : NULL;
+  if (!w || w->parked) return;
+  w->parked = 1;
+  loop->nwatches--;
 }
 
 static int timer_before(const sg_timer *a, const sg_timer *b) {
@@ -239,6 +251,10 @@ int sg_loop_run_once(sg_loop *loop, double max_wait) {
     /* A callback may stop watching another fd of this batch: look it up again each time. */
     struct watch *w = fd < loop->capwatches ? loop->watches[fd] : NULL;
     if (!w) continue;
+    if (w->parked) { /* e.g. the peer closed an idle connection: nobody wants to hear of it now */
+      unwatch(loop, w);
+      continue;
+    }
     int events = 0;
     if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) events |= SG_READ;
     if (evs[i].events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) events |= SG_WRITE;

@@ -22,6 +22,13 @@ double sg_now(void);
 /* Watch fd for events (SG_READ|SG_WRITE); events == 0 stops watching. Returns 0 or -errno. */
 int sg_loop_watch(sg_loop *loop, int fd, int events, sg_fd_fn fn, void *ud);
 
+/* Stops dispatching fd's events but keeps it registered with the kernel, so that watching it
+ * again for the same events makes no system call: a kept-alive connection goes idle and back to
+ * work once per request. A parked fd does not count as pending; an event on it unregisters it.
+ * The owner must call sg_loop_watch(loop, fd, 0, ...) before closing it, since a new file given
+ * the same number would otherwise inherit the registration's bookkeeping. */
+void sg_loop_park(sg_loop *loop, int fd);
+
 /* A one-shot timer after delay seconds (0 runs on the next iteration). Returned handle is valid
  * until it fires or is stopped. */
 sg_timer *sg_timer_start(sg_loop *loop, double delay, sg_timer_fn fn, void *ud);

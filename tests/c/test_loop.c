@@ -69,6 +69,49 @@ static void test_fd_readiness(void) {
   sg_loop_free(loop);
 }
 
+/* A parked fd: no callback, not pending, back to work without a new registration; an event while
+ * parked drops it; a closed and reused fd number is watched afresh. */
+static void test_parked_fd(void) {
+  sg_loop *loop = sg_loop_new();
+  int fds[2];
+  CHECK(pipe2(fds, O_NONBLOCK) == 0);
+  readable_calls = 0;
+  CHECK(sg_loop_watch(loop, fds[0], SG_READ, on_readable, NULL) == 0);
+  sg_loop_park(loop, fds[0]);
+  CHECK(sg_loop_pending(loop) == 0);
+  CHECK(sg_loop_watch(loop, fds[0], SG_READ, on_readable, NULL) == 0);
+  CHECK(sg_loop_pending(loop) == 1);
+  CHECK(write(fds[1], "x", 1) == 1);
+  sg_loop_run_once(loop, 1);
+  CHECK(readable_calls == 1);
+
+  sg_loop_park(loop, fds[0]);
+  CHECK(write(fds[1], "y", 1) == 1);
+  CHECK(sg_loop_run_once(loop, 1) == 0); /* the event is swallowed and the registration dropped */
+  CHECK(readable_calls == 1);
+  CHECK(sg_loop_watch(loop, fds[0], SG_READ, on_readable, NULL) == 0); /* registers it again */
+  sg_loop_run_once(loop, 1);
+  CHECK(readable_calls == 2);
+
+  /* the owner unwatches before closing; the number's next file gets its own registration */
+  sg_loop_park(loop, fds[0]);
+  sg_loop_watch(loop, fds[0], 0, NULL, NULL);
+  CHECK(sg_loop_pending(loop) == 0);
+  int old = fds[0];
+  close(fds[0]);
+  close(fds[1]);
+  CHECK(pipe2(fds, O_NONBLOCK) == 0);
+  CHECK(fds[0] == old);
+  CHECK(sg_loop_watch(loop, fds[0], SG_READ, on_readable, NULL) == 0);
+  CHECK(write(fds[1], "z", 1) == 1);
+  sg_loop_run_once(loop, 1);
+  CHECK(readable_calls == 3);
+  sg_loop_watch(loop, fds[0], 0, NULL, NULL);
+  close(fds[0]);
+  close(fds[1]);
+  sg_loop_free(loop);
+}
+
 static void test_signal_wakes_a_blocked_loop(void) {
   sg_loop *loop = sg_loop_new();
   sg_loop_catch_signals(loop, NULL);
@@ -86,6 +129,7 @@ int main(void) {
   test_timers_fire_in_deadline_order();
   test_zero_delay_timers_keep_start_order();
   test_fd_readiness();
+  test_parked_fd();
   test_signal_wakes_a_blocked_loop();
   return check_report();
 }
