@@ -4,7 +4,9 @@
 # Three TLS servers with a certificate from the CA `sgrun sim --tls` makes: H2_URL speaks HTTP/2,
 # H2_SHORT_URL too but closes every connection (GOAWAY) after 3 requests, H1_URL only HTTP/1.1. Every request answers 200 {"ok":true}; NGINX_LOG is the access log, one line a request:
 # "CONNECTION_SERIAL REQUESTS_ON_IT METHOD URI PROTOCOL" (distinct serials = connections = TLS
-# handshakes). Exports SGRUN_CA_FILE. Exit 77 (skipped) when nginx is not installed.
+# handshakes). Under /slow/ every server answers after 50 ms (nginx's echo module,
+# libnginx-mod-http-echo); NGINX_SLOW=1 says it is there. Exports SGRUN_CA_FILE. Exit 77 (skipped)
+# when nginx is not installed.
 set -u
 sgrun=$1
 test=$2
@@ -26,12 +28,20 @@ for _ in $(seq 100); do [ -s "$tmp/env" ] && break; sleep 0.05; done
 kill "$sim" && wait "$sim" 2>/dev/null
 [ -s "$tmp/tls/server.pem" ] || { echo "with_nginx.sh: no certificate was made"; exit 1; }
 
+echo_module=/usr/lib/nginx/modules/ngx_http_echo_module.so
+load_echo="" slow=""
+if [ -f "$echo_module" ]; then
+  load_echo="load_module $echo_module;"
+  slow="location /slow/ { echo_sleep 0.05; echo -n '{\"ok\":true}'; }"
+fi
+
 for attempt in $(seq 20); do
   p2=$((20000 + RANDOM % 20000))
   p1=$((p2 + 1))
   p3=$((p2 + 2))
   mkdir -p "$tmp/body"
   cat >"$tmp/nginx.conf" <<CONF
+$load_echo
 daemon off;
 worker_processes 1;
 pid $tmp/nginx.pid;
@@ -52,16 +62,19 @@ http {
     listen 127.0.0.1:$p2 ssl http2;
     keepalive_requests 100000;
     location / { return 200 '{"ok":true}'; }
+    $slow
   }
   server {
     listen 127.0.0.1:$p3 ssl http2;
     keepalive_requests 3;
     location / { return 200 '{"ok":true}'; }
+    $slow
   }
   server {
     listen 127.0.0.1:$p1 ssl;
     keepalive_requests 100000;
     location / { return 200 '{"ok":true}'; }
+    $slow
   }
 }
 CONF
@@ -77,7 +90,7 @@ done
 [ -n "$nginx_pid" ] || { echo "with_nginx.sh: no free port pair for nginx"; exit 1; }
 
 export H2_URL=https://127.0.0.1:$p2 H1_URL=https://127.0.0.1:$p1 H2_SHORT_URL=https://127.0.0.1:$p3
-export NGINX_LOG=$tmp/access.log
+export NGINX_LOG=$tmp/access.log NGINX_SLOW=$([ -n "$slow" ] && echo 1 || echo 0)
 export SGRUN_CA_FILE=$tmp/tls/ca.pem
 shift
 if [ $# = 1 ] && [ "${test%.lua}" != "$test" ]; then "$sgrun" "$test"; else "$@"; fi
