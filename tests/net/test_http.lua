@@ -192,4 +192,33 @@ t.test("a burst to a new plain-http host is all in flight together from the star
   t.eq(sg.json.decode(assert(get("/stats")).body).max_concurrent, 20)
 end)
 
+-- Between requests a kept-alive connection's socket stays registered with the event loop
+-- (runtime/loop.c parks it). A server that closes it there must neither make the loop spin on
+-- the closed socket nor leave the next requests waiting on a registration that is gone.
+t.test("connections the server closes while idle are replaced, and the idle loop stays idle", function()
+  local port = base:match(":(%d+)$")
+  local function batch()
+    local fns = {}
+    for i = 1, 10 do
+      fns[i] = function()
+        return assert(sg.http.request { url = "http://idle.test:" .. port .. "/idle-close?s=1",
+          resolve = { "idle.test:" .. port .. ":127.0.0.1" }, timeout = 20 }).status
+      end
+    end
+    for i, status in ipairs(sg.all(fns)) do t.eq(status, 200, "request " .. i) end
+  end
+  local function connections() return sg.json.decode(assert(get("/stats")).body).connections end
+  local before = connections()
+  batch()
+  local first = connections() - before
+  t.ok(first >= 10, "the first batch opened " .. first .. " connections")
+  local cpu = os.clock()
+  sg.sleep(2.5) -- the server closes all ten after 1 s idle
+  cpu = os.clock() - cpu
+  t.ok(cpu < 0.5, string.format("%.2f s of CPU while waiting: the loop spun on closed sockets", cpu))
+  local mid = connections()
+  batch()
+  t.ok(connections() - mid >= 10, "the second batch opened new connections for the closed ones")
+end)
+
 t.run()

@@ -10,6 +10,8 @@
  *   /drop             closes the connection without answering
  *   /redirect?to=URL  302 to URL
  *   /headers?n=N&size=S  N extra response headers of S bytes each
+ *   /idle-close?s=N   answers {} and closes the connection once it has been idle N seconds
+ *                     (a server's keep-alive timeout); /stats counts "connections" opened
  * usage: testserver [--port N]
  * TESTSERVER_CONNECTION_MEMORY=BYTES raises each connection's memory (MHD's default is 32 KiB) for
  * tests that need response headers larger than that. Only those tests set it: libmicrohttpd clears
@@ -25,7 +27,7 @@
 #include <unistd.h>
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static long current, max_concurrent, total;
+static long current, max_concurrent, total, connections;
 
 struct upload {
   char *data;
@@ -92,8 +94,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
   }
   if (strcmp(url, "/stats") == 0) {
     pthread_mutex_lock(&lock);
-    int n = snprintf(buf, sizeof buf, "{\"current\":%ld,\"max_concurrent\":%ld,\"total\":%ld}", current,
-                     max_concurrent, total);
+    int n = snprintf(buf, sizeof buf,
+                     "{\"current\":%ld,\"max_concurrent\":%ld,\"total\":%ld,\"connections\":%ld}", current,
+                     max_concurrent, total, connections);
     pthread_mutex_unlock(&lock);
     return reply(c, 200, buf, (size_t)n, "application/json");
   }
@@ -129,6 +132,10 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     return ret;
   }
   if (strcmp(url, "/drop") == 0) return MHD_NO;
+  if (strcmp(url, "/idle-close") == 0) {
+    MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned)arg_long(c, "s", 1));
+    return reply(c, 200, "{}", 2, "application/json");
+  }
   if (strcmp(url, "/headers") == 0) {
     long n = arg_long(c, "n", 1), size = arg_long(c, "size", 10);
     if (n < 0 || n > 10000 || size < 1 || size > 1000000) return reply(c, 400, "", 0, NULL);
@@ -168,6 +175,17 @@ static void completed(void *cls, struct MHD_Connection *c, void **state, enum MH
   *state = NULL;
 }
 
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code) {
+  (void)cls;
+  (void)c;
+  (void)socket_context;
+  if (code != MHD_CONNECTION_NOTIFY_STARTED) return;
+  pthread_mutex_lock(&lock);
+  connections++;
+  pthread_mutex_unlock(&lock);
+}
+
 static volatile sig_atomic_t stop;
 static void on_signal(int sig) {
   (void)sig;
@@ -181,7 +199,8 @@ int main(int argc, char **argv) {
   size_t connection_memory = memory ? strtoul(memory, NULL, 10) : 32 * 1024;
   struct MHD_Daemon *d = MHD_start_daemon(
       MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL, (uint16_t)port, NULL,
-      NULL, handle, NULL, MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_CONNECTION_LIMIT, 4000u,
+      NULL, handle, NULL, MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
+      MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL, MHD_OPTION_CONNECTION_LIMIT, 4000u,
       MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_CONNECTION_TIMEOUT, 60u,
       MHD_OPTION_CONNECTION_MEMORY_LIMIT, connection_memory, MHD_OPTION_END);
   if (!d) {
