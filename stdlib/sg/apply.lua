@@ -62,20 +62,22 @@ function M.plan_group(conn, ref, group, err, source, opts)
   -- desired rules say otherwise, and a provider that cannot remove them refuses in
   -- check_new_group before the group is created, not after.
   local current = group and group.rules or adapter.new_group_rules and adapter.new_group_rules() or {}
+  local origin, raw_order
+  if group then origin, raw_order = common.origin(target_codec, group, source) end
   local p = plan_lib.compute {
     target = { provider = conn.provider, group = group and group.name or ref },
     current = current,
     desired = desired,
     codec = target_codec,
     -- rules read from this very group (a restore) go back in the provider's own form
-    origin = group and common.origin(target_codec, group, source),
+    origin = origin,
     repair = group and adapter.leftovers and adapter.leftovers(group) or 0,
     mode = opts.mode,
     lossy = opts.lossy,
     create_group = not group and ref or nil,
   }
   if not group and adapter.check_new_group then adapter.check_new_group(ref, p) end
-  bound[p] = { conn = conn, group = group, description = opts.description }
+  bound[p] = { conn = conn, group = group, description = opts.description, raw_order = raw_order }
   return p
 end
 
@@ -149,7 +151,7 @@ function M.apply(p)
       for _, r in ipairs(p.keep) do desired[#desired + 1] = r end
       for _, r in ipairs(p.add) do desired[#desired + 1] = r end
       local done = adapter.apply(b.conn, group, { add = p.add, remove = p.remove, desired = desired,
-        raw = p.raw_add })
+        raw = p.raw_add, raw_order = b.raw_order })
       result.added, result.removed = done.added, done.removed
     elseif p.repair > 0 then
       -- nothing else to write, but a failed write left something (a restore after it)

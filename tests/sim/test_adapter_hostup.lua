@@ -196,9 +196,11 @@ end)
 
 -- Restoring goes through the roll-out's path: plan from the rules read before (or a snapshot
 -- file of the VM), apply; the VM then holds the raw rules it held, field for field and in order.
-local function restore_case(name, restore_from)
+-- `setup` may rearrange the seeded list first.
+local function restore_case(name, restore_from, setup)
   t.test(name, function()
     w.reset()
+    if setup then setup() end
     local apply = require "sg.apply"
     local snapshot = require "sg.snapshot"
     local before = hostup.get_group(hu, { vm = 10000 })
@@ -209,19 +211,31 @@ local function restore_case(name, restore_from)
     t.eq(#listed(10000), 1)
     local back = apply.apply(apply.plan(hu, { vm = 10000 }, restore_from(before, snap), { lossy = "allow" }))
     t.ok(back.ok, tostring(back.error))
-    t.eq(listed(10000), SEEDED)
     t.eq(hu:list_firewall_rules(10000).data, snap.raw, "the raw rules the snapshot held")
   end)
 end
-restore_case("restore from the rules read before: the raw rules come back as they were",
-  function(before) return before.rules end)
-restore_case("restore from a snapshot file: the raw rules come back as they were", function(_, snap)
+local function from_rules(before) return before.rules end
+-- First match decides on a Proxmox firewall: an accept for one address above a drop for everyone
+-- lets that address in. Restored with the drop on top (the order new rules get), it would not be.
+local function accept_above_drop()
+  hu:add_firewall_rule(10000, { type = "in", action = "DROP", proto = "tcp", dport = "22",
+    source = "0.0.0.0/0", comment = "ssh closed", enable = 1 })
+  hu:delete_firewall_rule(10000, 1) -- the seeded "22 from 198.51.100.10", now below the drop
+  hu:add_firewall_rule(10000, { type = "in", action = "ACCEPT", proto = "tcp", dport = "22",
+    source = "198.51.100.10", comment = "", enable = 1 })
+  t.eq(listed(10000), { SEEDED[1], { "DROP", "22", "0.0.0.0/0" }, SEEDED[2], SEEDED[3] })
+end
+restore_case("restore: an accept that stood above a drop goes back above it", from_rules, accept_above_drop)
+restore_case("restore from the rules read before: the raw rules come back as they were", from_rules)
+local function from_file(_, snap)
   local path = os.tmpname()
   require("sg.snapshot").save(snap, path)
   local loaded = require("sg.snapshot").load(path)
   os.remove(path)
   return loaded
-end)
+end
+restore_case("restore from a snapshot file: the raw rules come back as they were", from_file)
+restore_case("restore from a snapshot file: the accept goes back above the drop", from_file, accept_above_drop)
 
 t.test("restore after a rule was narrowed: \"80\" becomes \"80,443\" again in place", function()
   w.reset()

@@ -22,6 +22,8 @@ local M = {}
 ---@field desired sg.Rule[]? the full final rule set
 ---@field raw sg.RawAdd[]? added rules that were read from this group before, with the raw rule
 ---each came from: an adapter that can sends that raw rule instead of encoding them again
+---@field raw_order table[]? with `raw`: every raw rule of that earlier read, in its order, so that
+---an adapter whose rules are ordered (first match wins) can put each back where it stood
 
 -- Ids arrive as strings or as numbers (cjson floats such as 5.0): compare them as text of the
 -- integer where there is one, so that 5, 5.0 and "5" are the same id.
@@ -40,7 +42,8 @@ local origins = setmetatable({}, { __mode = "k" })
 ---@param group sg.Group
 ---@return sg.Group group
 function M.remember(provider, group)
-  origins[group.rules] = { provider = provider, id = id_text(group.id), source = group.source }
+  origins[group.rules] = { provider = provider, id = id_text(group.id), source = group.source,
+    raw_rules = group.raw_rules }
   return group
 end
 
@@ -52,11 +55,13 @@ end
 ---@param group sg.Group the target as read
 ---@param source table a snapshot or a list of rules
 ---@return table<table, table>? origin
+---@return table[]? raw_order the raw rules of that read or snapshot, in their order (the values of
+---origin are among them)
 function M.origin(codec, group, source)
   local list = source.rules or source
   local known = origins[list]
   if known then
-    if known.provider == codec.name and known.id == id_text(group.id) then return known.source end
+    if known.provider == codec.name and known.id == id_text(group.id) then return known.source, known.raw_rules end
     return nil
   end
   if source.provider ~= codec.name or type(source.raw) ~= "table" or type(source.group) ~= "table"
@@ -83,7 +88,7 @@ function M.origin(codec, group, source)
       end
     end
   end
-  return out
+  return out, source.raw
 end
 
 ---Builds an sg.Group. Rules are decoded one by one (not with decode_all) so that each canonical

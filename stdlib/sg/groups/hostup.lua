@@ -263,6 +263,50 @@ local function writer(conn, vmid, list)
 end
 
 
+-- What a rule says, as one string: rules read at different times are matched by it.
+local function content_key(body)
+  local out = {}
+  for i, f in ipairs(WRITE_FIELDS) do out[i] = tostring(body[f] or "") end
+  return table.concat(out, "\0")
+end
+
+-- Rules of an earlier read (`order`, every raw rule of it in list order) go back where they
+-- stood: below the last rule that preceded it then and is in the list now (matched by what it
+-- says; the top when none is), and never below the first one that followed it. That is the
+-- highest such place, since an insert at position k costs 1 + k writes. Placed from the last one
+-- up, so that each finds the ones that followed it already back. `bodies`: raw rule of that
+-- read -> the body to write.
+---@async
+local function put_back(w, list, order, bodies)
+  if not order or not next(bodies) then return end
+  local present = {}
+  for _, b in ipairs(list) do present[content_key(b)] = present[content_key(b)] or b end
+  local function now(raw) return present[content_key(body_of(raw))] end
+  local placed = {}
+  for i = #order, 1, -1 do
+    local body = bodies[order[i]]
+    if body then
+      local at = 0
+      for j = i - 1, 1, -1 do
+        local before = not bodies[order[j]] and now(order[j])
+        if before then
+          at = w.pos_of(before) + 1
+          break
+        end
+      end
+      for j = i + 1, #order do
+        local follower = placed[order[j]] or now(order[j])
+        if follower then
+          at = math.min(at, w.pos_of(follower))
+          break
+        end
+      end
+      w.insert(at, body)
+      placed[order[i]] = body
+    end
+  end
+end
+
 -- The one raw rule that holds exactly `kept` (and nothing else, and nothing being removed), or
 -- nil: a rule narrowed since it was read, which can take back its own form with one PUT.
 local function narrowed(group, kept, removed)
@@ -286,7 +330,9 @@ end
 ---(above everything), new accepts are inserted just below the last denial in the list, each
 ---group in `order()` sequence; rules that stay keep their positions (reordering rules of one
 ---kind would cost a PUT per rule and changes nothing that passes or is blocked), and a rule
----narrowed by a partial remove keeps its position and action.
+---narrowed by a partial remove keeps its position and action. A restore is the exception:
+---rules read from this VM before (changes.raw, with changes.raw_order) go back where they stood
+---in that read, so an accept that stood above a drop lets its traffic in again.
 ---@async
 ---@param conn sg.Connection
 ---@param group sg.Group from get_group
@@ -322,7 +368,7 @@ function M.apply(conn, group, changes)
   -- adds: denials at the top, accepts below the last denial (see the doc comment); rules read
   -- from this VM before go back as the rule they were read from ("80,443" stays one rule, an
   -- address stays without "/32"), in the order they were read
-  local denials, accepts, restored = {}, {}, {}
+  local denials, accepts, restored, in_place = {}, {}, {}, {}
   local function queue(b)
     local part = DENY[b.action] and denials or accepts
     part[#part + 1] = b
@@ -334,7 +380,7 @@ function M.apply(conn, group, changes)
     if into then
       widen[#widen + 1] = { raw = into, body = body_of(e.raw) }
     elseif #keep == 0 then
-      queue(body_of(e.raw))
+      if changes.raw_order then in_place[e.raw] = body_of(e.raw) else queue(body_of(e.raw)) end
     end
     if into or #keep == 0 then
       for _, r in ipairs(e.rules) do restored[r] = true end
@@ -345,6 +391,7 @@ function M.apply(conn, group, changes)
     if not restored[r] then fresh[#fresh + 1] = r end
   end
   for _, r in ipairs(C.order(fresh)) do queue(write_body(r)) end
+  put_back(w, list, changes.raw_order, in_place)
   for i = #denials, 1, -1 do w.add(denials[i]) end
   local below = 0
   for i, b in ipairs(list) do
