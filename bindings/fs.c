@@ -44,6 +44,25 @@ static int l_mode(lua_State *L) {
   return 1;
 }
 
+/* create_private(path) -> true | nil, message: makes sure path is a regular file only its owner
+ * may read or write (created 0600 when missing, narrowed to 0600 when not), never following a
+ * symlink planted there. For files opened afterwards with io.open, which creates them 0666 minus
+ * the umask. */
+static int l_create_private(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  int fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
+  if (fd < 0 || fchmod(fd, 0600) != 0) {
+    int err = errno;
+    if (fd >= 0) close(fd);
+    luaL_pushfail(L);
+    lua_pushfstring(L, "%s: %s", path, strerror(err));
+    return 2;
+  }
+  close(fd);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 /* write_temp(path, data) -> temporary path | nil, message: "PATH.PID.XXXXXX.tmp" created exclusively
  * (0600, a planted file or symlink is never followed) and written; the caller syncs and renames. */
 static int l_write_temp(lua_State *L) {
@@ -190,6 +209,7 @@ static int l_list(lua_State *L) {
 int luaopen__sg_fs(lua_State *L) {
   static const luaL_Reg fns[] = {{"fsync", l_fsync},
                                  {"mode", l_mode},
+                                 {"create_private", l_create_private},
                                  {"write_temp", l_write_temp},
                                  {"read_private", l_read_private},
                                  {"lock_dir", l_lock_dir},

@@ -63,8 +63,10 @@ end
 ---@param begin table the "begin" record
 ---@return sg.Journal
 function M.start(path, begin)
+  -- owner-only, as the lock directory is: it holds every target's rules
+  local lock, err = require("_sg.fs").create_private(path)
   -- locked before truncating: a live run's journal is never overwritten
-  local lock, err = open_locked(path, "ab")
+  if lock then lock, err = open_locked(path, "ab") end
   local f
   if lock then f, err = io.open(path, "wb") end
   if lock == false then error(busy_message(path), 0) end

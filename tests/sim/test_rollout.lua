@@ -349,6 +349,7 @@ t.test("recovering an interrupted atomic roll-out puts rules back in the provide
     provider = "hostup", group = { vm = 10000 }, exists = true, before = json.array(snap.rules),
     raw = json.array(snap.raw), group_id = snap.group.id, add = json.array(), remove = json.array() } } })
   jnl:record({ ev = "write", target = 1 })
+  t.eq(require("_sg.fs").mode(jpath), tonumber("600", 8), "the journal is its owner's only")
   -- what the killed run did: one port of a multi-port rule is gone
   local narrower = {}
   for _, r in ipairs(snap.rules) do
