@@ -184,6 +184,18 @@ static int l_try_lock(lua_State *L) {
   return 2;
 }
 
+/* is_at(file, path) -> whether path still names the open Lua file (same device and inode): a
+ * lock taken on a file that was removed or replaced meanwhile guards nothing at that path. */
+static int l_is_at(lua_State *L) {
+  luaL_Stream *p = (luaL_Stream *)luaL_checkudata(L, 1, LUA_FILEHANDLE);
+  const char *path = luaL_checkstring(L, 2);
+  if (p->closef == NULL) return luaL_error(L, "is_at: the file is closed");
+  struct stat open_st, path_st;
+  lua_pushboolean(L, fstat(fileno(p->f), &open_st) == 0 && stat(path, &path_st) == 0 &&
+                         open_st.st_dev == path_st.st_dev && open_st.st_ino == path_st.st_ino);
+  return 1;
+}
+
 /* list(dir) -> array of the names in dir, in the file system's order (no "." and "..") | nil, message. */
 static int l_list(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
@@ -214,6 +226,7 @@ int luaopen__sg_fs(lua_State *L) {
                                  {"read_private", l_read_private},
                                  {"lock_dir", l_lock_dir},
                                  {"try_lock", l_try_lock},
+                                 {"is_at", l_is_at},
                                  {"list", l_list},
                                  {NULL, NULL}};
   luaL_newlib(L, fns);

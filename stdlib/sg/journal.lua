@@ -7,7 +7,8 @@
 -- fsynced before the step it announces: "begin" with the roll-out's mode and every target's
 -- snapshot and plan, then per target "write" (its writes are starting) and "written" (they
 -- finished, successfully or not), and "end" just before a finished run removes the file. A torn
--- last line (a kill mid-append) is ignored.
+-- last line (a kill mid-append) is ignored; a journal whose only line is torn recorded no write
+-- and is removed by whoever claims it.
 --
 -- The run writing a journal holds an exclusive flock on it until it ends; the kernel drops it
 -- when the process dies, SIGKILL included. Whoever deals with a journal takes the same lock
@@ -63,10 +64,21 @@ end
 ---@param begin table the "begin" record
 ---@return sg.Journal
 function M.start(path, begin)
-  -- owner-only, as the lock directory is: it holds every target's rules
-  local lock, err = require("_sg.fs").create_private(path)
-  -- locked before truncating: a live run's journal is never overwritten
-  if lock then lock, err = open_locked(path, "ab") end
+  local fs = require "_sg.fs"
+  local lock, err
+  -- Locked before truncating: a live run's journal is never overwritten. Whoever removes a
+  -- journal holds its lock, so one that is still at its path once locked stays there; one that
+  -- went (a claim removing a dead run's leftover just before) is created again.
+  for _ = 1, 10 do
+    -- owner-only, as the lock directory is: it holds every target's rules
+    local created
+    created, err = fs.create_private(path)
+    lock = nil
+    if created then lock, err = open_locked(path, "ab") end
+    if not lock or fs.is_at(lock, path) then break end
+    lock:close()
+    lock, err = nil, "it was removed each time it was locked"
+  end
   local f
   if lock then f, err = io.open(path, "wb") end
   if lock == false then error(busy_message(path), 0) end
@@ -140,9 +152,10 @@ end
 ---@field finished table<integer, true> targets whose writes had finished
 ---@field lock file*
 
----Takes an unfinished journal to deal with it: nil when there is none (or it is finished),
----false and a message when its run is still alive, else the journal, locked until
----release() or remove().
+---Takes an unfinished journal to deal with it: nil when there is none, false and a message when
+---its run is still alive, else the journal, locked until release() or remove(). A dead run's
+---journal that records nothing to finish is removed (nil): one that ended but was not yet
+---removed, or one whose "begin" record is torn (killed while starting, before any write).
 ---@param path string
 ---@return sg.ClaimedJournal|false|nil
 ---@return string? busy
@@ -150,8 +163,15 @@ function M.claim(path)
   local f = open_locked(path, "rb")
   if f == false then return false, busy_message(path) end
   if not f then return nil end
+  if not require("_sg.fs").is_at(f, path) then
+    -- removed by its run as it ended, between our open and our lock: what the path names now
+    -- (if anything) is another run's
+    f:close()
+    return nil
+  end
   local out = parse(f)
   if not out then
+    os.remove(path)
     f:close()
     return nil
   end

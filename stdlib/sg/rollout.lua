@@ -133,6 +133,8 @@ function M.unfinished(only)
   local out = {}
   for _, path in ipairs(journal.list()) do
     local j = journal.read(path)
+    -- nothing to finish: a dead run's leftover goes (claim removes it), a live run's stays
+    if not j then journal.claim(path) end
     local wanted = j ~= nil and only == nil
     for _, b in ipairs(j and j.begin.targets or {}) do
       for _, o in ipairs(only or {}) do
