@@ -92,6 +92,7 @@ local INFERRED = {
 ---@class BarrackTask
 ---@field started number
 ---@field fails boolean
+---@field ended boolean? seen ended once (a later hold_tasks does not make it pending again)
 
 ---@class BarrackInstance
 ---@field instance_id string "BRK-123456D" style
@@ -192,7 +193,10 @@ end
 local function status_of(ctx, item)
   local t, s = item.task, INFERRED.status
   if not t then return s.done end
-  if ctx.now() < t.started + (ctx.task_duration or 0) then return s.pending end
+  if not t.ended then
+    if ctx.tasks_held or ctx.now() < t.started + (ctx.task_duration or 0) then return s.pending end
+    t.ended = true -- seen ended: holding tasks later does not make it pending again
+  end
   return t.fails and s.failed or s.done
 end
 

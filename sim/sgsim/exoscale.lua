@@ -295,7 +295,7 @@ function M.advance(st, ctx)
   for _, id in ipairs(st.pending or {}) do
     local op = st.operations[id]
     if op and op.state == "pending" then
-      if now >= op.done_at then
+      if not ctx.tasks_held and now >= op.done_at then
         if op.outcome == "failure" then
           op.state, op.reason = "failure", INFERRED.failure_reason
           op.message = "operation failed (simulated by the sgrun sim task_error knob)"

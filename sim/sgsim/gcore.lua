@@ -493,7 +493,7 @@ function M.advance(st, ctx, now)
   for _, id in ipairs(st.pending or {}) do
     local t = st.tasks[id]
     if t and not t.applied then
-      if now - t.created_at >= t.duration then
+      if not ctx.tasks_held and now - t.created_at >= t.duration then
         t.applied = true
         t.finished_at = t.created_at + t.duration
         if t.outcome == "ERROR" then

@@ -293,7 +293,7 @@ function M.advance(state, ctx)
   local kept, gone = {}, {}
   for _, g in ipairs(state.groups) do
     local t = g.task
-    if t and now >= t.started + duration then
+    if t and not ctx.tasks_held and now >= t.started + duration then
       g.task = nil
       g.updated_at = t.started + duration
       if t.fails then

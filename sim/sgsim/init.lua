@@ -454,6 +454,7 @@ end
 ---task error rate to the providers it names, so one cloud can fail while the others work
 local function sync_ctx(self, provider)
   self.ctx.task_duration = self.knobs.task_duration_ms / 1000
+  self.ctx.tasks_held = self.knobs.hold_tasks == true
   self.ctx.task_error_rate = listed(self.knobs.task_error_only, provider) and self.knobs.task_error_rate or 0
 end
 
@@ -470,7 +471,7 @@ end
 function M.new(opts)
   opts = opts or {}
   local knobs = { latency_ms = 0, jitter_ms = 0, task_duration_ms = DEFAULT_TASK_MS, error_rate = 0,
-    drop_rate = 0, task_error_rate = 0, rate_limit = 0, throttle_rate = 0,
+    drop_rate = 0, task_error_rate = 0, rate_limit = 0, throttle_rate = 0, hold_tasks = false,
     accounts = tonumber(os.getenv("SGRUN_SIM_ACCOUNTS") or "") or 0, account_groups = 1 }
   for k in pairs(KNOB_LIMITS) do
     if opts[k] ~= nil then
@@ -759,6 +760,11 @@ function Core:set_knobs(changes)
     elseif key == "seed" then
       if type(v) ~= "number" or v ~= math.floor(v) then return nil, "seed must be an integer" end
       new.seed = math.tointeger(v)
+    elseif key == "hold_tasks" then
+      -- no provider's async work completes while true: a test holds a target mid-change for as
+      -- long as it needs, then lets go, instead of betting on a long task duration
+      if type(v) ~= "boolean" then return nil, "hold_tasks must be true or false" end
+      new.hold_tasks = v
     elseif key == "task_error_only" or key == "throttle_only" then
       if type(v) ~= "string" then return nil, key .. " must be a comma-separated list of providers (\"\" for all)" end
       new[key] = v

@@ -1,9 +1,10 @@
 #!/bin/bash
 # Interrupted roll-outs (issue 11, items 3 and 7): scripts/rollout.lua against a real emulator over
-# HTTP, stopped by SIGINT/SIGTERM while a target has writes in flight. The emulator's provider
-# tasks take seconds, so a target that has sent its first write waits on the provider's task; the
-# signal is sent on that target's "waiting" progress event (never after a fixed sleep), and every
-# assertion is about what was printed and what the clouds read back, not about time.
+# HTTP, stopped by SIGINT/SIGTERM while a target has writes in flight. The emulator holds every
+# provider task (the hold_tasks knob), so a target that has sent its first write waits on it for
+# as long as the test needs; the signal is sent on that target's "waiting" progress event, the
+# tasks are let go once the run has announced the interruption, and every assertion is about what
+# was printed and what the clouds read back, not about time.
 set -u
 sgrun=$1
 root=${SGRUN_SOURCE_DIR:?}
@@ -15,7 +16,7 @@ trap '[ -n "$run_pid" ] && kill -KILL $run_pid 2>/dev/null; [ -n "$sim_pid" ] &&
 . "$here/../support/check.sh"
 . "$here/../support/sim.sh"
 
-start_sim --task-delay 5000
+start_sim --task-delay 200
 
 source=exoscale:web
 targets=(gcore:web genesis:web barrack:web hostup:vm=10000)
@@ -31,6 +32,20 @@ wait_for() {
   return 1
 }
 
+# hold_tasks true|false: whether the emulator keeps every provider task from completing
+hold_tasks() {
+  curl -sf -X PUT -d "{\"hold_tasks\": $1}" "$url/_sim/knobs" >/dev/null || { echo "could not set hold_tasks" >&2; exit 1; }
+}
+# interrupt SIGNAL NAME: sends the signal once the run waits on genesis's held task, then lets the
+# tasks go when the run has announced that it stops (the write in flight can then finish)
+interrupt() {
+  wait_for "$genesis_waiting" "$tmp/$2.log"
+  check "$1 ($2): the roll-out was in the middle of a target's writes" [ $? = 0 ]
+  kill -"$1" "$run_pid"
+  wait_for '"event":"rollout_interrupted"' "$tmp/$2.log"
+  hold_tasks false
+}
+
 # start NAME [sgrun options] -- [playbook options]: a fresh emulator state, the targets' fingerprints
 # saved, then the roll-out in the background (stdout $tmp/NAME.out, JSON log $tmp/NAME.log)
 start() {
@@ -41,6 +56,7 @@ start() {
   post=("$@")
   curl -s -X POST "$url/_sim/reset" >/dev/null
   "${outcome[@]}" save "$tmp/$name.before" "$source" "${targets[@]}"
+  hold_tasks true
   "$sgrun" --log-format json "${pre[@]}" "$root/scripts/rollout.lua" --allow-lossy "${post[@]}" \
     "$source" "${targets[@]}" >"$tmp/$name.out" 2>"$tmp/$name.log" &
   run_pid=$!
@@ -58,9 +74,7 @@ finish() {
 # 1. SIGINT while genesis:web has a write in flight: the write finishes, no new one starts,
 # genesis:web is restored (its group deleted again), the others end converged; exit 130.
 start int --
-wait_for "$genesis_waiting" "$tmp/int.log"
-check "SIGINT: the roll-out was in the middle of a target's writes" [ $? = 0 ]
-kill -INT "$run_pid"
+interrupt INT int
 finish
 check "SIGINT: exit 130" [ $? = 130 ]
 check "SIGINT: the summary says so" grep -q "^roll-out: INTERRUPTED by SIGINT" "$tmp/int.out"
@@ -79,8 +93,7 @@ check "SIGINT: a roll-out that settled leaves no journal" bash -c "! ls '$tmp'/*
 
 # 2. SIGTERM under --json: exit 143 and the summary is JSON, with an account of every target
 start term --json --
-wait_for "$genesis_waiting" "$tmp/term.log"
-kill -TERM "$run_pid"
+interrupt TERM term
 finish
 check "SIGTERM: exit 143" [ $? = 143 ]
 check "SIGTERM: the --json summary parses and accounts for every target" "$sgrun" -e "
@@ -93,8 +106,7 @@ check "SIGTERM: every target reads back converged or restored exactly" \
 
 # 3. --atomic: all or nothing, so SIGINT restores every target, the converged ones too
 start atomic -- --atomic
-wait_for "$genesis_waiting" "$tmp/atomic.log"
-kill -INT "$run_pid"
+interrupt INT atomic
 finish
 check "--atomic SIGINT: exit 130" [ $? = 130 ]
 check "--atomic SIGINT: no target is left changed" bash -c "! grep -q '  changed$' '$tmp/atomic.out'"
@@ -108,7 +120,7 @@ start twice --json --
 wait_for "$genesis_waiting" "$tmp/twice.log"
 kill -INT "$run_pid"
 # the first signal is taken (announced) before the second is sent: two signals sent back to back
-# may reach the process as one
+# may reach the process as one. The tasks stay held, so genesis is still mid-change.
 wait_for '"event":"rollout_interrupted"' "$tmp/twice.log"
 kill -INT "$run_pid"
 finish
@@ -123,6 +135,7 @@ check "second SIGINT: the summary says what was known, in JSON" "$sgrun" -e "
   end
   assert(unknown > 0, 'genesis was mid-change')"
 check "second SIGINT: the journal is left for the next run" bash -c "ls '$tmp'/*.journal >/dev/null 2>&1"
+hold_tasks false
 "$sgrun" "$root/scripts/rollout.lua" --allow-lossy "$source" "${targets[@]}" >"$tmp/again.out" 2>&1
 check "the next run recovers: exit 0" [ $? = 0 ]
 check "the next run: every target reads back converged" \
