@@ -19,9 +19,16 @@ M.group_text = group_text
 ---@async
 ---@param conn sg.Connection
 ---@param ref any group reference: name or id; Barrack {instance = ...}; HostUp {vm = N}
+---@param read (fun(ref: any): sg.Group|nil, string?)? a group reader to find it with (see
+---sg.groups: group_reader) instead of a read of its own
 ---@return sg.Group
-function M.read_group(conn, ref)
-  local group, err = groups.get(conn.provider).get_group(conn, ref)
+function M.read_group(conn, ref, read)
+  local group, err
+  if read then
+    group, err = read(ref)
+  else
+    group, err = groups.get(conn.provider).get_group(conn, ref)
+  end
   if not group then
     error(string.format("%s has no group %s: %s", conn.provider, group_text(ref), tostring(err)), 0)
   end

@@ -126,9 +126,9 @@ function M.list_groups(conn)
 end
 
 ---@async
-local function firewall_by_name(conn, name)
+local function firewall_by_name(conn, name, listed)
   local found, names = {}, {}
-  for _, fw in ipairs(list_of(conn:list_firewalls().firewalls)) do
+  for _, fw in ipairs(listed or list_of(conn:list_firewalls().firewalls)) do
     names[#names + 1] = tostring(fw.name)
     if fw.name == name then found[#found + 1] = fw end
   end
@@ -166,14 +166,22 @@ local function legacy_instance(conn, id)
   return instance_group(inst)
 end
 
----One group: a firewall by name or id, or {instance = "BRK-..."} for a legacy instance's rules.
----A string of digits is tried as an id first, then as a name.
+-- A firewall by id: from `listed` (the account's firewalls, read earlier) when given, else read.
 ---@async
----@param conn sg.Connection
----@param ref string|integer|{instance: string}
----@return sg.Group|nil group
----@return string? why there is none
-function M.get_group(conn, ref)
+local function firewall_with_id(conn, id, listed)
+  if not listed then return firewall_by_id(conn, id) end
+  for _, fw in ipairs(listed) do
+    if id_text(fw.id) == id_text(id) then
+      return type(fw.rules) == "table" and firewall_group(fw) or firewall_by_id(conn, fw.id)
+    end
+  end
+  return nil
+end
+
+-- get_group, finding firewalls in `listed` when given. Called in tail position, so that a bad
+-- reference is blamed on get_group's caller.
+---@async
+local function find_group(conn, ref, listed)
   if type(ref) == "table" then
     local id = ref.instance
     if type(id) ~= "string" or id == "" or next(ref, next(ref)) ~= nil then bad_ref(ref) end
@@ -182,16 +190,37 @@ function M.get_group(conn, ref)
   if type(ref) == "number" then
     local id = math.tointeger(ref)
     if not id then bad_ref(ref) end
-    local g = firewall_by_id(conn, id)
+    local g = firewall_with_id(conn, id, listed)
     if g then return g end
     return nil, "no Barrack firewall has id " .. id
   end
   if type(ref) ~= "string" or ref == "" then bad_ref(ref) end
   if ref:match("^%d+$") then
-    local g = firewall_by_id(conn, math.tointeger(tonumber(ref)))
+    local g = firewall_with_id(conn, math.tointeger(tonumber(ref)), listed)
     if g then return g end
   end
-  return firewall_by_name(conn, ref)
+  return firewall_by_name(conn, ref, listed)
+end
+
+---One group: a firewall by name or id, or {instance = "BRK-..."} for a legacy instance's rules.
+---A string of digits is tried as an id first, then as a name.
+---@async
+---@param conn sg.Connection
+---@param ref string|integer|{instance: string}
+---@return sg.Group|nil group
+---@return string? why there is none
+function M.get_group(conn, ref)
+  return find_group(conn, ref)
+end
+
+---Lists the account's firewalls once; the function returned finds groups as get_group does,
+---from that list (a legacy instance, {instance = ...}, is still read on its own).
+---@async
+---@param conn sg.Connection
+---@return fun(ref: any): sg.Group|nil, string?
+function M.group_reader(conn)
+  local listed = list_of(conn:list_firewalls().firewalls)
+  return function(ref) return find_group(conn, ref, listed) end
 end
 
 -- Firewalls are created in a region (INFERRED: Hyperstack's environment). The neutral interface

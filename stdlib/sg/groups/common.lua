@@ -343,13 +343,15 @@ function M.final_rules(provider, group, changes)
   return out
 end
 
----list_groups and get_group for a provider whose one list request returns every group of the
----connection's scope with its rules: to_group(raw, maps) turns a listed group into an sg.Group.
+---list_groups, get_group and group_reader for a provider whose one list request returns every
+---group of the connection's scope with its rules: to_group(raw, maps) turns a listed group into
+---an sg.Group.
 ---@param provider string
 ---@param list_raw fun(conn: sg.Connection): table[]
 ---@param to_group fun(raw: table, maps: table?): sg.Group
 ---@return fun(conn: sg.Connection): sg.Group[] list_groups
 ---@return fun(conn: sg.Connection, ref: any): sg.Group|nil, string? get_group
+---@return fun(conn: sg.Connection): fun(ref: any): sg.Group|nil, string? group_reader
 function M.listing(provider, list_raw, to_group)
   ---@async
   local function list_groups(conn)
@@ -360,14 +362,22 @@ function M.listing(provider, list_raw, to_group)
     return out
   end
   ---@async
-  local function get_group(conn, ref)
-    M.check_ref(provider, ref)
+  local function group_reader(conn)
     local raws = list_raw(conn)
-    local raw, err = M.find(provider, raws, ref)
-    if not raw then return nil, err end
-    return to_group(raw, M.maps(raws))
+    local maps = M.maps(raws)
+    return function(ref)
+      M.check_ref(provider, ref)
+      local raw, err = M.find(provider, raws, ref)
+      if not raw then return nil, err end
+      return to_group(raw, maps)
+    end
   end
-  return list_groups, get_group
+  ---@async
+  local function get_group(conn, ref)
+    M.check_ref(provider, ref) -- before any request
+    return group_reader(conn)(ref)
+  end
+  return list_groups, get_group, group_reader
 end
 
 return M

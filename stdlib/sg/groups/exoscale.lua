@@ -100,7 +100,7 @@ end
 -- list_groups(conn): every private security group of the organisation (one list request carries
 --   the rules too).
 -- get_group(conn, ref): one group by name or id; nil and a message when there is none.
-M.list_groups, M.get_group = common.listing("exoscale", list_raw, to_group)
+M.list_groups, M.get_group, M.group_reader = common.listing("exoscale", list_raw, to_group)
 
 ---Creates an empty group and waits for the operation; returns it as re-read.
 ---@async

@@ -55,7 +55,7 @@ end
 -- list_groups(conn): every security group of the connection's project and region (one list request).
 -- get_group(conn, ref): one group by name or id; nil and a message when there is none; raises when several groups
 --   have the name.
-M.list_groups, M.get_group = common.listing("gcore", list_raw, to_group)
+M.list_groups, M.get_group, M.group_reader = common.listing("gcore", list_raw, to_group)
 
 ---Creates an empty group (no default rules), waits for its task and returns it as re-read.
 ---@async

@@ -60,7 +60,7 @@ end
 -- list_groups(conn): every security group of the account (every page of the list).
 -- get_group(conn, ref): one group by name or id; nil and a message when there is none; raises
 --   when several groups have the name.
-M.list_groups, M.get_group = common.listing("genesis", list_raw, to_group)
+M.list_groups, M.get_group, M.group_reader = common.listing("genesis", list_raw, to_group)
 
 -- The region a new group goes to (see the header).
 ---@async

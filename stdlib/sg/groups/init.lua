@@ -10,6 +10,10 @@
 --   create_group(conn, name, description) -> sg.Group   an empty group, waited for
 --   apply(conn, group, changes) -> {added, removed}     see sg.GroupChanges
 --   delete_group(conn, group)               where the provider can delete a group
+--   group_reader(conn) -> fun(ref): sg.Group | nil, why   where one listing holds every group:
+--                                           reads it once; the function then finds groups in it
+--                                           as get_group would (sg.fleet reads many groups of
+--                                           one account with it)
 --   leftovers(group) -> integer             where a failed write leaves something behind (rules
 --   repair(conn, group) -> integer          in ERROR, a group in status error): counts it (no
 --                                           request), clears it
@@ -23,6 +27,7 @@
 ---@field create_group fun(conn: sg.Connection, name: string, description: string?): sg.Group
 ---@field apply fun(conn: sg.Connection, group: sg.Group, changes: sg.GroupChanges): {added: integer, removed: integer}
 ---@field delete_group (fun(conn: sg.Connection, group: sg.Group))?
+---@field group_reader (fun(conn: sg.Connection): fun(ref: any): sg.Group|nil, string?)?
 ---@field leftovers (fun(group: sg.Group): integer)?
 ---@field repair (fun(conn: sg.Connection, group: sg.Group): integer)?
 ---@field new_group_rules (fun(): sg.Rule[])? the rules a just-created group reads back with (default none)
