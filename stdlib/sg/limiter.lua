@@ -22,13 +22,15 @@ M.FREE_AFTER = 4   -- drop the limit when it is this many times what was sent ov
 ---@field sent number[] start times within the window
 ---@field passed number[] times of successes within the window
 ---@field cut_at number when the rate was last lowered
+---@field pruned_at table<string, integer> per list: its length after it was last pruned
 
 local states = {}
 
 local function state(key)
   local st = states[key]
   if not st then
-    st = { next_slot = 0, hold_until = 0, sent = {}, passed = {}, cut_at = -math.huge }
+    st = { next_slot = 0, hold_until = 0, sent = {}, passed = {}, cut_at = -math.huge,
+      pruned_at = { sent = 0, passed = 0 } }
     states[key] = st
   end
   return st
@@ -41,7 +43,18 @@ local function recent(st, field, now)
     if now - t < M.WINDOW then keep[#keep + 1] = t end
   end
   st[field] = keep
+  st.pruned_at[field] = #keep
   return #keep
+end
+
+-- Appends a time to st[field]. Once the list has doubled since it was last pruned, the times
+-- older than the window go: a key that never meets a 429 would otherwise keep every request's
+-- time for as long as the process lives (a scheduled job, a REPL), and pruning only on doubling
+-- keeps the cost per request constant.
+local function append(st, field, now)
+  local list = st[field]
+  list[#list + 1] = now
+  if #list >= 2 * math.max(32, st.pruned_at[field]) then recent(st, field, now) end
 end
 
 ---Waits until a request of `key` may start.
@@ -64,7 +77,7 @@ function M.acquire(key)
       break
     end
   end
-  st.sent[#st.sent + 1] = task.now()
+  append(st, "sent", task.now())
 end
 
 ---Learns from one response of `key`: status 429 slows the key down (retry_after: seconds the
@@ -85,7 +98,7 @@ function M.observe(key, status, retry_after)
     end
     if retry_after and retry_after > 0 then st.hold_until = math.max(st.hold_until, now + retry_after) end
   elseif status < 500 then
-    st.passed[#st.passed + 1] = now
+    append(st, "passed", now)
     if st.rate then
       st.rate = st.rate + 1 / st.rate
       if st.rate > M.FREE_AFTER * math.max(1, recent(st, "sent", now) / M.WINDOW) then st.rate = nil end
@@ -98,6 +111,15 @@ end
 ---@return number|nil
 function M.rate(key)
   return states[key] and states[key].rate
+end
+
+---How many request times a key keeps (sent, passed), for tests.
+---@param key string
+---@return integer sent, integer passed
+function M.kept(key)
+  local st = states[key]
+  if not st then return 0, 0 end
+  return #st.sent, #st.passed
 end
 
 ---Forgets everything learned (tests).
