@@ -382,9 +382,31 @@ static void set_flag(struct handle *h, unsigned flag, int on, CURLoption opt) {
   h->set ^= flag;
 }
 
+/* A misspelt option would otherwise be dropped: {methd = "POST"} would send a GET. */
+static void check_option_names(lua_State *L) {
+  static const char *const known[] = {"url",      "method",  "headers", "body",    "timeout",
+                                      "max_size", "resolve", "ca_file", "ca_path", "max_connections"};
+  lua_pushnil(L);
+  while (lua_next(L, 1)) {
+    lua_pop(L, 1);
+    int is_string = lua_type(L, -1) == LUA_TSTRING, found = 0;
+    if (is_string) {
+      const char *name = lua_tostring(L, -1);
+      for (size_t i = 0; i < sizeof known / sizeof *known && !found; i++) found = strcmp(name, known[i]) == 0;
+    }
+    if (!found) {
+      const char *quote = is_string ? "'" : "";
+      const char *name = luaL_tolstring(L, -1, NULL);
+      luaL_error(L, "http.request: unknown option %s%s%s (known: body, ca_file, ca_path, headers, "
+                 "max_connections, max_size, method, resolve, timeout, url)", quote, name, quote);
+    }
+  }
+}
+
 static int l_request(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 1);
+  check_option_names(L);
   const char *url = opt_string(L, "url", NULL);
   if (!url) return luaL_error(L, "http.request: 'url' is required");
   const char *method = opt_string(L, "method", "GET");

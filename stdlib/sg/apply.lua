@@ -20,6 +20,8 @@ local bound = setmetatable({}, { __mode = "k" })
 ---@field create boolean? plan the creation of a missing group (by name) instead of raising
 ---@field description string? for a group that gets created
 
+M.PLAN_OPTIONS = { "mode", "lossy", "create", "description" }
+
 local function rules_of(source)
   if type(source) ~= "table" then
     error("sg.plan: the desired rules must be a snapshot or a list of rules, not " .. type(source), 3)
@@ -35,6 +37,7 @@ end
 ---@param opts sg.PlanOptions?
 ---@return sg.Plan
 function M.plan(conn, ref, source, opts)
+  require("sg.optcheck").check("sg.plan", opts, M.PLAN_OPTIONS, 2) -- before the group is read
   local group, err = groups.get(conn.provider).get_group(conn, ref)
   return M.plan_group(conn, ref, group, err, source, opts)
 end
@@ -48,6 +51,7 @@ end
 ---@param opts sg.PlanOptions?
 ---@return sg.Plan
 function M.plan_group(conn, ref, group, err, source, opts)
+  require("sg.optcheck").check("sg.plan", opts, M.PLAN_OPTIONS, 2)
   opts = opts or {}
   local desired = rules_of(source)
   if not group and not (opts.create and type(ref) == "string") then

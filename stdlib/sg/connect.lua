@@ -708,6 +708,26 @@ local function limit_digest(creds)
   return crypto.hex_encode(crypto.sha256(table.concat(parts, "\n"))):sub(1, 16)
 end
 
+-- Every option sg.connect reads for a provider: the common ones, its credentials and scope, and
+-- what its default base URL is built from (Exoscale's zone).
+local COMMON_OPTIONS = { "profile", "profiles", "base_url", "region", "timeout", "max_size", "page_size",
+  "ca_file", "ca_path", "allow_insecure_http", "resolve", "max_connections", "retry", "transport" }
+local function option_names(def)
+  local names, seen = {}, {}
+  local function add(name)
+    if not seen[name] then
+      seen[name] = true
+      names[#names + 1] = name
+    end
+  end
+  for _, name in ipairs(COMMON_OPTIONS) do add(name) end
+  for _, c in ipairs(def.credentials) do add(c.name) end
+  for _, name in ipairs(def.scope) do add(name) end
+  for name in def.default_base_url:gmatch("{([%w_]+)}") do add(name) end
+  for name in pairs(def.defaults) do add(name) end
+  return names
+end
+
 ---Opens a connection: credentials and base URL are resolved now; nothing is sent.
 ---opts: credentials by name, profile, profiles (the sections read_profiles() returned, used
 ---instead of reading the profile file: a fleet reads it once for all its accounts), base_url,
@@ -732,6 +752,7 @@ function M.connect(provider, opts)
     error("sg.connect: profiles must be the sections sg.connect.read_profiles() returned", 2)
   end
   local def = M.describe(provider)
+  require("sg.optcheck").check("sg.connect('" .. def.name .. "')", opts, option_names(def), 2)
   local creds, secrets = resolve_credentials(def, opts)
   local scope = {}
   for _, name in ipairs(def.scope) do scope[name] = creds[name] or opts[name] end

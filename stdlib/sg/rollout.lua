@@ -87,6 +87,10 @@ end
 
 M.RESTORE_DEADLINE = 120
 
+local ROLLOUT_OPTIONS = { "dry_run", "atomic", "timeout", "deadline", "restore_deadline", "on_progress",
+  "confirm", "plan_file", "on_abandon", "recover" }
+for _, name in ipairs(apply.PLAN_OPTIONS) do ROLLOUT_OPTIONS[#ROLLOUT_OPTIONS + 1] = name end
+
 -- The account a connection reaches (provider, endpoint and a digest of its credentials).
 local function account_key(conn)
   local ok, internals = pcall(require("sg.connect").internals, conn)
@@ -382,6 +386,7 @@ end
 ---@param opts sg.RolloutOptions?
 ---@return sg.RolloutReport
 function M.rollout(source, targets, opts)
+  require("sg.optcheck").check("sg.rollout", opts, ROLLOUT_OPTIONS, 2)
   opts = opts or {}
   if type(targets) ~= "table" or #targets == 0 then
     error("sg.rollout: targets must be a list of {connection, group} pairs", 2)

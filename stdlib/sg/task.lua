@@ -80,6 +80,7 @@ function M.all(first, ...)
     end
   end
   local n = fns.n or #fns
+  require("sg.optcheck").check("sg.all", opts, { "limit" }, 2)
   opts = opts or {}
   for i = 1, n do
     if type(fns[i]) ~= "function" then

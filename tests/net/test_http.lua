@@ -153,6 +153,10 @@ t.test("misuse raises before anything is sent", function()
   t.raises(function() sg.http.request { url = base, method = "get" } end, "upper case")
   t.raises(function() sg.http.request { url = base, headers = { ["X"] = "a\r\nB: c" } } end,
     "line break")
+  -- a misspelt option is not dropped: {methd = "POST"} would send a GET
+  t.raises(function() sg.http.request { url = base, methd = "POST" } end,
+    "http.request: unknown option 'methd' (known: body,")
+  t.raises(function() sg.http.request { url = base, [1] = "x" } end, "unknown option 1 (known:")
 end)
 
 t.test("blocking requests work inside pcall and coroutine.wrap", function()

@@ -1,0 +1,55 @@
+-- sg.optcheck: refuses option names a function does not know. Without it a misspelt option is
+-- dropped without a word: {modes = "additive"} would roll out authoritatively and remove rules,
+-- {regionid = 99} would connect to the default region.
+local M = {}
+
+-- Edit distance (insertions, deletions, substitutions) between two short names.
+local function distance(a, b)
+  local previous = {}
+  for j = 0, #b do previous[j] = j end
+  for i = 1, #a do
+    local row = { [0] = i }
+    for j = 1, #b do
+      local cost = a:byte(i) == b:byte(j) and 0 or 1
+      row[j] = math.min(previous[j] + 1, row[j - 1] + 1, previous[j - 1] + cost)
+    end
+    previous = row
+  end
+  return previous[#b]
+end
+
+-- The known name a misspelt one most likely meant: a case or underscore slip, or at most two
+-- edits away (a third of the name, for short ones).
+local function nearest(name, known)
+  local folded = name:lower():gsub("[_%-]", "")
+  local best, best_d
+  for _, k in ipairs(known) do
+    local d = k:lower():gsub("[_%-]", "") == folded and 0 or distance(name, k)
+    if d <= math.min(2, math.max(1, #k // 3)) and (not best_d or d < best_d) then best, best_d = k, d end
+  end
+  return best
+end
+
+---Raises, naming `where`, when `opts` has a key that is not in `known`.
+---@param where string the function, as the caller knows it ("sg.rollout")
+---@param opts table|nil
+---@param known string[] every option name the function reads
+---@param level integer? the error level, as error() takes it, seen from the caller of check
+function M.check(where, opts, known, level)
+  if opts == nil then return end
+  local set = {}
+  for _, k in ipairs(known) do set[k] = true end
+  for k in pairs(opts) do
+    if not set[k] then
+      local sorted = table.move(known, 1, #known, 1, {})
+      table.sort(sorted)
+      local guess = type(k) == "string" and nearest(k, sorted)
+      error(string.format("%s: unknown option %s%s (known: %s)", where,
+        type(k) == "string" and ("'" .. k .. "'") or tostring(k),
+        guess and ("; did you mean '" .. guess .. "'?") or "", table.concat(sorted, ", ")),
+        (level or 1) + 1)
+    end
+  end
+end
+
+return M

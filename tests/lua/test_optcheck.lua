@@ -1,0 +1,68 @@
+-- A misspelt option name raises, naming the nearest known one, before anything is sent: without
+-- it {modes = "additive"} rolled out authoritatively (removing rules) and {regionid = 99}
+-- connected to the default region.
+local t = require "testlib"
+local sg = require "sg"
+local optcheck = require "sg.optcheck"
+
+local sent = 0
+local function conn()
+  return sg.connect("gcore", { api_key = "k-12345678", project_id = 1, region_id = 9,
+    transport = function()
+      sent = sent + 1
+      error("no request may be sent", 0)
+    end })
+end
+
+t.test("sg.rollout: an unknown option raises before any request, with the likely one", function()
+  sent = 0
+  local err = t.raises(function() sg.rollout({}, { { conn(), "web" } }, { modes = "additive" }) end,
+    "sg.rollout: unknown option 'modes'; did you mean 'mode'?")
+  t.ok(err:find("known: atomic, confirm, create", 1, true), err)
+  t.raises(function() sg.rollout({}, { { conn(), "web" } }, { atomc = true }) end, "did you mean 'atomic'?")
+  t.eq(sent, 0)
+end)
+
+t.test("sg.plan: checked before the group is read", function()
+  sent = 0
+  t.raises(function() sg.plan(conn(), "web", {}, { Mode = "additive" }) end,
+    "sg.plan: unknown option 'Mode'; did you mean 'mode'?")
+  t.raises(function() sg.plan(conn(), "web", {}, { lossey = "allow" }) end, "did you mean 'lossy'?")
+  t.eq(sent, 0)
+end)
+
+t.test("sg.connect: the provider's own credential and scope names are known, others are not", function()
+  t.raises(function() sg.connect("gcore", { api_key = "k-12345678", project_id = 1, regionid = 99 }) end,
+    "sg.connect('gcore'): unknown option 'regionid'; did you mean 'region_id'?")
+  t.raises(function() sg.connect("exoscale", { key = "EXOabc", secret = "s", zonee = "ch-gva-2" }) end,
+    "did you mean 'zone'?")
+  -- Gcore has no zone: another provider's option is refused, not silently ignored
+  t.raises(function() sg.connect("gcore", { api_key = "k-12345678", project_id = 1, region_id = 9, zone = "x" }) end,
+    "unknown option 'zone'")
+  t.ok(sg.connect("exoscale", { key = "EXOabc", secret = "s", zone = "ch-gva-2" }))
+end)
+
+t.test("sg.all: its one option is limit", function()
+  t.raises(function() sg.all({ function() end }, { limt = 2 }) end, "sg.all: unknown option 'limt'; did you mean 'limit'?")
+  t.eq(sg.all({ function() return 1 end }, { limit = 1 }), { 1 })
+end)
+
+t.test("the error points at the caller's line", function()
+  local ok, err = pcall(function()
+    local r = sg.rollout({}, { { conn(), "web" } }, { modes = "additive" }) -- this line
+    return r
+  end)
+  t.eq(ok, false)
+  t.ok(err:find("test_optcheck.lua:%d+: sg.rollout: unknown option"), err)
+end)
+
+t.test("no guess when nothing is close; odd keys are named as they are", function()
+  local err = t.raises(function() optcheck.check("f", { zzzzzz = 1 }, { "mode", "lossy" }) end,
+    "f: unknown option 'zzzzzz' (known: lossy, mode)")
+  t.ok(not err:find("did you mean", 1, true), err)
+  t.raises(function() optcheck.check("f", { [1] = "x" }, { "mode" }) end, "f: unknown option 1 (known: mode)")
+  optcheck.check("f", nil, { "mode" })
+  optcheck.check("f", { mode = 1 }, { "mode" })
+end)
+
+t.run()
