@@ -250,7 +250,7 @@ function M.parse_faults(spec)
     local name, value = item:match("^%s*([%w_]+)%s*=%s*([^%s]+)%s*$")
     local knob = name and (FAULT_NAMES[name] or (KNOB_LIMITS[name] and name))
     if not knob then
-      return nil, string.format("invalid --faults item %q (expected NAME=VALUE with NAME one of 5xx, drop, task_error, rate_limit)", item)
+      return nil, string.format("invalid --faults item %q (expected NAME=VALUE with NAME one of 5xx, drop, task_error, rate_limit, 429)", item)
     end
     local v = tonumber(value)
     local lim = KNOB_LIMITS[knob]

@@ -37,6 +37,7 @@ end
 ---@param opts sg.PlanOptions?
 ---@return sg.Plan
 function M.plan(conn, ref, source, opts)
+  require("sg.connect").check_connection("sg.plan", conn, 2)
   require("sg.optcheck").check("sg.plan", opts, M.PLAN_OPTIONS, 2) -- before the group is read
   local group, err = groups.get(conn.provider).get_group(conn, ref)
   return M.plan_group(conn, ref, group, err, source, opts)

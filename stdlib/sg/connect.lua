@@ -639,6 +639,18 @@ end
 
 ---Hooks for sg.wait: everything it needs from a connection, without exposing credentials.
 ---@param conn sg.Connection
+---Raises, naming `where`, unless conn is a connection sg.connect made: a nil or a provider name
+---passed instead would otherwise fail deep inside with "attempt to index a nil value".
+---@param where string the function, as the caller knows it ("sg.plan")
+---@param conn any
+---@param level integer the error level, as error() takes it, seen from the caller of check_connection
+function M.check_connection(where, conn, level)
+  if private[conn] then return end
+  local what = type(conn) == "string" and string.format("the string %q", conn) or type(conn)
+  error(string.format("%s: expected a connection (sg.connect(provider, ...)) as the first argument, got %s",
+    where, what), level + 1)
+end
+
 function M.internals(conn)
   local p = private[conn]
   if not p then error("not a connection", 2) end

@@ -41,6 +41,7 @@ end
 ---@param ref any
 ---@return sg.Snapshot
 function M.snapshot(conn, ref)
+  require("sg.connect").check_connection("sg.snapshot", conn, 2)
   local group = M.read_group(conn, ref)
   return {
     format = snapshot_file.FORMAT,

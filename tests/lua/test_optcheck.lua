@@ -1,6 +1,7 @@
--- A misspelt option name raises, naming the nearest known one, before anything is sent: without
--- it {modes = "additive"} rolled out authoritatively (removing rules) and {regionid = 99}
--- connected to the default region.
+-- Misuse raises at once with a message that says what is wrong: a misspelt option name (naming
+-- the nearest known one), before anything is sent (without it {modes = "additive"} rolled out
+-- authoritatively, removing rules, and {regionid = 99} connected to the default region), and a
+-- first argument that is not a connection.
 local t = require "testlib"
 local sg = require "sg"
 local optcheck = require "sg.optcheck"
@@ -45,6 +46,13 @@ end)
 t.test("sg.all: its one option is limit", function()
   t.raises(function() sg.all({ function() end }, { limt = 2 }) end, "sg.all: unknown option 'limt'; did you mean 'limit'?")
   t.eq(sg.all({ function() return 1 end }, { limit = 1 }), { 1 })
+end)
+
+t.test("sg.plan and sg.snapshot say so when the first argument is not a connection", function()
+  t.raises(function() sg.plan(nil, "web", {}) end, "sg.plan: expected a connection (sg.connect(provider, ...)) " ..
+    "as the first argument, got nil")
+  t.raises(function() sg.plan("gcore", "web", {}) end, 'got the string "gcore"')
+  t.raises(function() sg.snapshot({ provider = "gcore" }, "web") end, "sg.snapshot: expected a connection")
 end)
 
 t.test("the error points at the caller's line", function()
