@@ -330,7 +330,9 @@ int sg_lock_playbook(const char *playbook, char *const *args, int nargs, const c
   char mine[64];
   int len = snprintf(mine, sizeof mine, "%ld %lld\n", (long)getpid(), (long long)time(NULL));
   if (ftruncate(fd, 0) != 0 || pwrite(fd, mine, (size_t)len, 0) != len) {
-    snprintf(holder, holderlen, "cannot write the lock file %s: %s", path, strerror(errno));
+    snprintf(holder, holderlen,
+             "cannot write the lock file %s: %s (free space there, or set SGRUN_LOCK_DIR to another directory)",
+             path, strerror(errno));
     close(fd);
     return -2;
   }

@@ -31,6 +31,16 @@ function Error.__tostring(e)
   return table.concat(parts)
 end
 
+local LocalFailure = { __name = "sg.LocalFailure" }
+LocalFailure.__tostring = function(e) return e.message end
+
+---Raises a failure of this machine that the user can fix (a full disk, a directory sgrun may not
+---write): sgrun prints the message, which must say what to do, without a traceback, and exits 1.
+---@param message string
+function M.raise_local(message)
+  error(setmetatable({ message = message, exit_code = 1 }, LocalFailure), 0)
+end
+
 ---True when v is an error object made here.
 ---@param v any
 ---@return boolean

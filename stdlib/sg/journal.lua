@@ -13,6 +13,7 @@
 -- The run writing a journal holds an exclusive flock on it until it ends; the kernel drops it
 -- when the process dies, SIGKILL included. Whoever deals with a journal takes the same lock
 -- first (without waiting), so a journal whose run is still alive is never touched.
+local errors = require "sg.errors"
 local json = require "sg.json"
 
 local M = {}
@@ -81,15 +82,22 @@ function M.start(path, begin)
   end
   local f
   if lock then f, err = io.open(path, "wb") end
-  if lock == false then error(busy_message(path), 0) end
+  if lock == false then errors.raise_local(busy_message(path)) end
   if not f then
     if lock then lock:close() end
-    error(string.format("roll-out journal %s: cannot write: %s (set SGRUN_LOCK_DIR to a writable directory)",
-      path, tostring(err)), 0)
+    errors.raise_local(string.format("roll-out journal %s: cannot write: %s; nothing was sent to any " ..
+      "provider (set SGRUN_LOCK_DIR to a writable directory)", path, tostring(err)))
   end
   local j = setmetatable({ path = path, file = f, lock = lock }, Journal)
   begin.ev = "begin"
-  j:record(begin)
+  local ok, rerr = pcall(j.record, j, begin)
+  if not ok then
+    -- nothing may be written that the journal does not cover: stop here, with no journal left
+    os.remove(path)
+    f:close()
+    lock:close()
+    errors.raise_local(tostring(rerr) .. "; nothing was sent to any provider")
+  end
   local dir = path:match("^(.*)/[^/]*$") or "."
   fsync(dir)
   return j
@@ -101,16 +109,26 @@ function Journal:record(rec)
   local ok, err = self.file:write(json.encode(rec), "\n")
   if ok then ok, err = self.file:flush() end
   if ok then ok, err = fsync(self.path) end
-  if not ok then error(string.format("roll-out journal %s: write failed: %s", self.path, tostring(err)), 0) end
+  if not ok then
+    errors.raise_local(string.format("roll-out journal %s: write failed: %s (free space there, or set " ..
+      "SGRUN_LOCK_DIR to another directory)", self.path, tostring(err)))
+  end
 end
 
 ---Ends the run: the journal is marked finished, removed, and only then unlocked (so that
 ---whoever takes the lock next never mistakes it for the journal of a killed run).
 function Journal:finish()
-  self:record({ ev = "end" })
-  os.remove(self.path)
+  -- "end" only covers a kill between it and the removal: if it cannot be written (a full disk),
+  -- removing the journal still ends it, and the roll-out's report is not lost to that
+  pcall(self.record, self, { ev = "end" })
+  local removed, err = os.remove(self.path)
   self.file:close()
   self.lock:close()
+  if not removed then
+    require("_sg.log").write("warn", "journal_left", string.format("could not remove the finished roll-out's " ..
+      "journal (%s): the next run of the same roll-out finds it and checks every target again, which " ..
+      "changes nothing that is already right", tostring(err)), { path = self.path })
+  end
 end
 
 local function parse(f)

@@ -136,6 +136,39 @@ t.test("with atomic = true a failure puts every touched target back", function()
   t.eq(keyset(assert(conn("hostup"):group({ vm = 10000 })).rules), keyset(hostup_before.rules))
 end)
 
+-- A full disk under the journal once writes are under way (tests/e2e/test_disk_full covers a full
+-- one from the start): the journal's records fail where a full disk would make them fail.
+t.test("a journal record that cannot be written mid-run: that target is restored, the report is whole", function()
+  reset()
+  local journal, errors = require "sg.journal", require "sg.errors"
+  local before = assert(conn("gcore"):group("web"))
+  local real_start = journal.start
+  local path
+  journal.start = function(...)
+    local j = real_start(...)
+    path = j.path
+    local real_record = j.record
+    j.record = function(self, rec)
+      if (rec.ev == "written" and rec.target == 1) or rec.ev == "end" then
+        errors.raise_local("roll-out journal " .. self.path .. ": write failed: No space left on device")
+      end
+      return real_record(self, rec)
+    end
+    return j
+  end
+  local snap = sg.snapshot(conn("exoscale"), "web")
+  local ok, report = pcall(sg.rollout, snap, { { conn("gcore"), "web" }, { conn("hostup"), { vm = 10000 } } },
+    { lossy = "allow" })
+  journal.start = real_start
+  t.ok(ok, "the roll-out returns its report: " .. tostring(report))
+  t.eq(report.ok, false)
+  t.eq(report.targets[1].status, "rolled_back", tostring(report))
+  t.ok(tostring(report.targets[1].error):find("No space left on device", 1, true), tostring(report))
+  t.eq(report.targets[2].status, "converged", tostring(report))
+  t.eq(keyset(assert(conn("gcore"):group("web")).rules), keyset(before.rules), "gcore is back to its snapshot")
+  t.eq(io.open(path), nil, "no journal is left, though its end record could not be written")
+end)
+
 t.test("429s and 5xx are ridden out", function()
   reset({ rate_limit = 8, error_rate = 0.15 })
   local snap = sg.snapshot(conn("exoscale"), "web")
