@@ -102,8 +102,28 @@ end
 -- The connection's [profile.provider] section: from the `profiles` option (the sections
 -- read_profiles returned) when given, else from the file.
 local function profile_section(opts, profile, provider)
-  if opts.profiles ~= nil then return opts.profiles[profile .. "." .. provider], nil end
-  return M.read_profile(profile, provider)
+  local values, path
+  if opts.profiles ~= nil then
+    values = opts.profiles[profile .. "." .. provider]
+  else
+    values, path = M.read_profile(profile, provider)
+  end
+  if values then
+    -- a misspelt key would be dropped: a missing credential then says to add what is there, and a
+    -- misspelt ca_file would leave TLS trusting the system's CAs
+    local known = { "allow_insecure_http", "ca_file", "ca_path" }
+    for _, c in ipairs(M.describe(provider).credentials) do
+      known[#known + 1] = c.name
+      known[#known + 1] = c.env
+    end
+    local k, guess, sorted = require("sg.optcheck").first_unknown(values, known)
+    if k ~= nil then
+      error(string.format("sg.connect('%s'): %s [%s.%s]: unknown key '%s'%s (known: %s)", provider,
+        path or profile_path() or "the profile file", profile, provider, k,
+        guess and ("; did you mean '" .. guess .. "'?") or "", table.concat(sorted, ", ")), 0)
+    end
+  end
+  return values, path
 end
 
 ---------------------------------------------------------------------------------------------

@@ -30,6 +30,22 @@ local function nearest(name, known)
   return best
 end
 
+---The first key of `t` that is not in `known` (nil when there is none), the known name it most
+---likely meant (nil when none is close), and the known names sorted.
+---@param t table
+---@param known string[]
+---@return any unknown, string? guess, string[] sorted
+function M.first_unknown(t, known)
+  local set = {}
+  for _, k in ipairs(known) do set[k] = true end
+  local sorted = table.move(known, 1, #known, 1, {})
+  table.sort(sorted)
+  for k in pairs(t) do
+    if not set[k] then return k, type(k) == "string" and nearest(k, sorted) or nil, sorted end
+  end
+  return nil, nil, sorted
+end
+
 ---Raises, naming `where`, when `opts` has a key that is not in `known`.
 ---@param where string the function, as the caller knows it ("sg.rollout")
 ---@param opts table|nil
@@ -37,19 +53,11 @@ end
 ---@param level integer? the error level, as error() takes it, seen from the caller of check
 function M.check(where, opts, known, level)
   if opts == nil then return end
-  local set = {}
-  for _, k in ipairs(known) do set[k] = true end
-  for k in pairs(opts) do
-    if not set[k] then
-      local sorted = table.move(known, 1, #known, 1, {})
-      table.sort(sorted)
-      local guess = type(k) == "string" and nearest(k, sorted)
-      error(string.format("%s: unknown option %s%s (known: %s)", where,
-        type(k) == "string" and ("'" .. k .. "'") or tostring(k),
-        guess and ("; did you mean '" .. guess .. "'?") or "", table.concat(sorted, ", ")),
-        (level or 1) + 1)
-    end
-  end
+  local k, guess, sorted = M.first_unknown(opts, known)
+  if k == nil then return end
+  error(string.format("%s: unknown option %s%s (known: %s)", where,
+    type(k) == "string" and ("'" .. k .. "'") or tostring(k),
+    guess and ("; did you mean '" .. guess .. "'?") or "", table.concat(sorted, ", ")), (level or 1) + 1)
 end
 
 return M

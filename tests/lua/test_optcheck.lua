@@ -43,6 +43,17 @@ t.test("sg.connect: the provider's own credential and scope names are known, oth
   t.ok(sg.connect("exoscale", { key = "EXOabc", secret = "s", zone = "ch-gva-2" }))
 end)
 
+t.test("a profile section's keys are checked too: credentials by name or variable, TLS settings", function()
+  local function with(section)
+    return sg.connect("gcore", { profiles = { ["default.gcore"] = section } })
+  end
+  t.raises(function() with({ api_kye = "k-12345678", project_id = "1", region_id = "76" }) end,
+    "[default.gcore]: unknown key 'api_kye'; did you mean 'api_key'?")
+  t.raises(function() with({ api_key = "k-12345678", project_id = "1", region_id = "76", ca_fiel = "/x" }) end,
+    "unknown key 'ca_fiel'; did you mean 'ca_file'?")
+  t.ok(with({ GCORE_API_KEY = "k-12345678", project_id = "1", region_id = "76", allow_insecure_http = "false" }))
+end)
+
 t.test("sg.all: its one option is limit", function()
   t.raises(function() sg.all({ function() end }, { limt = 2 }) end, "sg.all: unknown option 'limt'; did you mean 'limit'?")
   t.eq(sg.all({ function() return 1 end }, { limit = 1 }), { 1 })
