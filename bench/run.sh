@@ -28,10 +28,10 @@ fanout() {
   stop_server
 }
 
-# Each client runs 3 times, alternating, and keeps its best rate: other load on the machine only
+# Each client runs 5 times, alternating, and keeps its best rate: other load on the machine only
 # ever takes some away.
 throughput() {
-  local n=20000 c=100 rounds=3
+  local n=20000 c=100 rounds=5
   start_server
   local wrk_rps=0 curl_rps=0 sg_rps=0 rps list t0 t1
   list=$(mktemp)
