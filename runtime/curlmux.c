@@ -1,6 +1,8 @@
 #include "curlmux.h"
 
 #include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 struct transfer {
@@ -12,7 +14,30 @@ static struct {
   CURLM *multi;
   sg_loop *loop;
   sg_timer *timer;
+  /* By fd: 1 while it is a socket curl opened for a connection. Those are parked between
+   * transfers; curl closes other sockets it watches (its threaded resolver's socketpair) without
+   * calling close_socket, so a parked one of those could outlive its number. */
+  unsigned char *connection;
+  int connection_cap;
 } mux;
+
+static int is_connection(int fd) { return fd >= 0 && fd < mux.connection_cap && mux.connection[fd]; }
+
+static int mark_connection(int fd, unsigned char on) {
+  if (fd < 0) return 0;
+  if (fd >= mux.connection_cap) {
+    if (!on) return 0;
+    int cap = mux.connection_cap ? mux.connection_cap : 64;
+    while (cap <= fd) cap *= 2;
+    unsigned char *p = realloc(mux.connection, (size_t)cap);
+    if (!p) return -1;
+    memset(p + mux.connection_cap, 0, (size_t)(cap - mux.connection_cap));
+    mux.connection = p;
+    mux.connection_cap = cap;
+  }
+  mux.connection[fd] = on;
+  return 0;
+}
 
 static void check_done(void) {
   CURLMsg *msg;
@@ -59,16 +84,29 @@ static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *
   if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT) events |= SG_WRITE;
   /* curl removes a kept-alive connection's socket after every transfer and adds it back for the
    * next one: parking it saves two epoll_ctl calls per request. */
-  if (what == CURL_POLL_REMOVE)
+  if (what == CURL_POLL_REMOVE && is_connection(fd))
     sg_loop_park(mux.loop, fd);
   else
-    sg_loop_watch(mux.loop, fd, events, on_socket_ready, NULL);
+    sg_loop_watch(mux.loop, fd, what == CURL_POLL_REMOVE ? 0 : events, on_socket_ready, NULL);
   return 0;
 }
 
-/* Every socket curl closes passes here, so a parked one never outlives its number. */
+/* Every socket curl opens for a connection is made here and closed in close_socket, so a parked
+ * one never outlives its number. Close-on-exec: a program a playbook starts inherits none. */
+static curl_socket_t open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *address) {
+  (void)clientp;
+  (void)purpose;
+  int fd = socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
+  if (fd >= 0 && mark_connection(fd, 1) != 0) {
+    close(fd);
+    return CURL_SOCKET_BAD;
+  }
+  return fd < 0 ? CURL_SOCKET_BAD : fd;
+}
+
 static int close_socket(void *clientp, curl_socket_t fd) {
   (void)clientp;
+  mark_connection(fd, 0);
   sg_loop_watch(mux.loop, fd, 0, NULL, NULL);
   return close(fd);
 }
@@ -106,6 +144,9 @@ void sg_curlmux_cleanup(void) {
   mux.timer = NULL;
   curl_multi_cleanup(mux.multi);
   mux.multi = NULL;
+  free(mux.connection);
+  mux.connection = NULL;
+  mux.connection_cap = 0;
   curl_global_cleanup();
 }
 
@@ -115,6 +156,7 @@ int sg_curlmux_add(CURL *easy, sg_curl_done_fn done, void *ud) {
   tr->done = done;
   tr->ud = ud;
   curl_easy_setopt(easy, CURLOPT_PRIVATE, tr);
+  curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, open_socket);
   curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION, close_socket);
   CURLMcode rc = curl_multi_add_handle(mux.multi, easy);
   if (rc != CURLM_OK) {

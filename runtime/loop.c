@@ -121,7 +121,11 @@ int sg_loop_watch(sg_loop *loop, int fd, int events, sg_fd_fn fn, void *ud) {
     loop->watches[fd] = w;
     loop->nwatches++;
   } else {
-    if (w->events != events && epoll_ctl(loop->epfd, EPOLL_CTL_MOD, fd, &ev) < 0) return -errno;
+    /* ENOENT: the fd was closed and its number reused without a word to the loop; the new file
+     * gets a registration of its own */
+    if (w->events != events && epoll_ctl(loop->epfd, EPOLL_CTL_MOD, fd, &ev) < 0 &&
+        (errno != ENOENT || epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, &ev) < 0))
+      return -errno;
     if (w->parked) loop->nwatches++;
   }
   w->fd = fd;
