@@ -226,6 +226,31 @@ local function accept_above_drop()
   t.eq(listed(10000), { SEEDED[1], { "DROP", "22", "0.0.0.0/0" }, SEEDED[2], SEEDED[3] })
 end
 restore_case("restore: an accept that stood above a drop goes back above it", from_rules, accept_above_drop)
+
+-- The other way round, with the drop narrowed by the change: the drop covers 22 and 23 above an
+-- accept for one address on 22, which it shadows. The change removes the accept and narrows the
+-- drop to 23; the restore widens the drop again, and the accept must go back below it, not on
+-- top, where it would let that address in on 22.
+t.test("restore: an accept the drop above it shadowed goes back below the drop, widened again", function()
+  w.reset()
+  local apply = require "sg.apply"
+  hu:add_firewall_rule(10000, { type = "in", action = "DROP", proto = "tcp", dport = "22,23",
+    source = "0.0.0.0/0", comment = "telnet and ssh closed", enable = 1 })
+  local before = hostup.get_group(hu, { vm = 10000 })
+  local snap = require("sg.snapshot").snapshot(hu, { vm = 10000 })
+  t.eq(listed(10000)[1], { "DROP", "22,23", "0.0.0.0/0" })
+  local changed = {}
+  for _, r in ipairs(before.rules) do
+    local drop22 = r.action == "drop" and r.port_min == 22
+    local office = r.action == "accept" and r.port_min == 22
+    if not drop22 and not office then changed[#changed + 1] = r end
+  end
+  t.ok(apply.apply(apply.plan(hu, { vm = 10000 }, changed)).ok)
+  t.eq(listed(10000)[1], { "DROP", "23", "0.0.0.0/0" })
+  local back = apply.apply(apply.plan(hu, { vm = 10000 }, before.rules, { lossy = "allow" }))
+  t.ok(back.ok, tostring(back.error))
+  t.eq(hu:list_firewall_rules(10000).data, snap.raw, "the raw rules the snapshot held, in order")
+end)
 restore_case("restore from the rules read before: the raw rules come back as they were", from_rules)
 local function from_file(_, snap)
   local path = os.tmpname()

@@ -391,6 +391,12 @@ function M.apply(conn, group, changes)
     if not restored[r] then fresh[#fresh + 1] = r end
   end
   for _, r in ipairs(C.order(fresh)) do queue(write_body(r)) end
+  -- a rule narrowed since it was read gets back the parts it lost: rewritten in place as read,
+  -- first, so that rules put back next to it recognise it
+  for _, x in ipairs(widen) do
+    w.put(w.pos_of(entry[x.raw]), x.body)
+    entry[x.raw] = x.body
+  end
   put_back(w, list, changes.raw_order, in_place)
   for i = #denials, 1, -1 do w.add(denials[i]) end
   local below = 0
@@ -398,11 +404,6 @@ function M.apply(conn, group, changes)
     if DENY[b.action] then below = i end
   end
   for i = #accepts, 1, -1 do w.insert(below, accepts[i]) end
-  -- a rule narrowed since it was read gets back the parts it lost: rewritten in place as read
-  for _, x in ipairs(widen) do
-    w.put(w.pos_of(entry[x.raw]), x.body)
-    entry[x.raw] = x.body
-  end
 
   -- partial removes: the parts that stay are written first (inserted right below the rule),
   -- then the rule is narrowed in place; whole removes are collected for the deletes
