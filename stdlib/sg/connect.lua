@@ -657,8 +657,6 @@ local function class_for(def)
   return cls
 end
 
----Hooks for sg.wait: everything it needs from a connection, without exposing credentials.
----@param conn sg.Connection
 ---Raises, naming `where`, unless conn is a connection sg.connect made: a nil or a provider name
 ---passed instead would otherwise fail deep inside with "attempt to index a nil value".
 ---@param where string the function, as the caller knows it ("sg.plan")
@@ -671,6 +669,8 @@ function M.check_connection(where, conn, level)
     where, what), level + 1)
 end
 
+---Hooks for sg.wait: everything it needs from a connection, without exposing credentials.
+---@param conn sg.Connection
 function M.internals(conn)
   local p = private[conn]
   if not p then error("not a connection", 2) end

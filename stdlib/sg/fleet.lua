@@ -476,12 +476,20 @@ local function group_entry(g, status)
 end
 
 -- How an action finds the groups of one account: from one listing of them all where the
--- provider has one (adapter.group_reader), else a read per group.
----@async
+-- provider has one (adapter.group_reader), else a read per group. The listing is made by the
+-- first group to ask, once, and a listing that fails fails each group that needed it (in that
+-- group's report entry), as its own read would have.
 local function group_reader(conn)
   local adapter = require("sg.groups").get(conn.provider)
-  if adapter.group_reader then return adapter.group_reader(conn) end
-  return function(ref) return adapter.get_group(conn, ref) end
+  if not adapter.group_reader then return function(ref) return adapter.get_group(conn, ref) end end
+  local making
+  ---@async
+  return function(ref)
+    making = making or task.spawn(adapter.group_reader, conn)
+    local ok, read = task.wait(making)
+    if not ok then error(read, 0) end
+    return read(ref)
+  end
 end
 
 local ACTIONS = {}

@@ -69,16 +69,31 @@ function M.start(path, begin)
   local lock, err
   -- Locked before truncating: a live run's journal is never overwritten. Whoever removes a
   -- journal holds its lock, so one that is still at its path once locked stays there; one that
-  -- went (a claim removing a dead run's leftover just before) is created again.
+  -- went (a claim removing a dead run's leftover just before) is created again. A claim holds
+  -- the lock only for a moment, unless it is recovering that journal: busy is asked again a few
+  -- times before it is believed.
   for _ = 1, 10 do
-    -- owner-only, as the lock directory is: it holds every target's rules
     local created
     created, err = fs.create_private(path)
     lock = nil
     if created then lock, err = open_locked(path, "ab") end
-    if not lock or fs.is_at(lock, path) then break end
-    lock:close()
-    lock, err = nil, "it was removed each time it was locked"
+    if lock and fs.is_at(lock, path) then
+      -- owner-only, as the lock directory is: it holds every target's rules (io.open may have
+      -- made the file, if it went between create_private and the open)
+      created, err = fs.create_private(path)
+      if not created then
+        lock:close()
+        lock = nil
+      end
+      break
+    end
+    if lock then
+      lock:close()
+      lock, err = nil, "it was removed each time it was locked"
+    elseif lock == nil then
+      break
+    end
+    require("sg.task").sleep(0.05)
   end
   local f
   if lock then f, err = io.open(path, "wb") end

@@ -138,7 +138,13 @@ function M.unfinished(only)
   for _, path in ipairs(journal.list()) do
     local j = journal.read(path)
     -- nothing to finish: a dead run's leftover goes (claim removes it), a live run's stays
-    if not j then journal.claim(path) end
+    if not j then
+      local claimed = journal.claim(path)
+      if claimed then -- its begin record was completed meanwhile: an unfinished journal after all
+        claimed:release()
+        j = journal.read(path)
+      end
+    end
     local wanted = j ~= nil and only == nil
     for _, b in ipairs(j and j.begin.targets or {}) do
       for _, o in ipairs(only or {}) do

@@ -38,6 +38,24 @@ t.test("a journal is its owner's only, locked while its run lives, removed when 
   t.eq(exists(path), false)
 end)
 
+t.test("a start waits out a claim's moment on the lock instead of calling the journal busy", function()
+  local path = temp_path()
+  write(path, '{"ev":"begin","targ') -- a dead run's leftover, which a claim is looking at
+  local claim = assert(io.open(path, "rb"))
+  t.eq(fs.try_lock(claim), true)
+  local task = require "sg.task"
+  task.spawn(function()
+    task.sleep(0.1)
+    os.remove(path) -- what the claim does with it: nothing to finish
+    claim:close()
+  end)
+  local j = journal.start(path, { targets = {} })
+  t.eq(fs.mode(path), tonumber("600", 8))
+  t.eq(fs.is_at(j.lock, path), true, "the lock is on the file at the path")
+  j:finish()
+  t.eq(exists(path), false)
+end)
+
 t.test("a dead run's journal with a torn first line is removed by a claim: nothing was written", function()
   local path = temp_path()
   write(path, '{"ev":"begin","targ')

@@ -50,8 +50,12 @@ t.test("barrack: a legacy instance is read on its own, a bad reference blamed on
   w.reset()
   local conn = w.connect("barrack")
   local read = groups.get("barrack").group_reader(conn)
+  local since = w.last_seq("barrack")
   local g = assert(read({ instance = "BRK-100001A" }))
   t.eq(g.ref, { instance = "BRK-100001A" })
+  for _, e in ipairs(w.sim_log("barrack", since)) do
+    t.ok(not e.path:find("/firewalls", 1, true), "a legacy instance alone lists no firewalls: " .. e.path)
+  end
   local _, err = pcall(function()
     local bad = read({ instance = "" }) -- the line the message must point at
     return bad

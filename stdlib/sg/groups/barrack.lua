@@ -213,14 +213,21 @@ function M.get_group(conn, ref)
   return find_group(conn, ref)
 end
 
----Lists the account's firewalls once; the function returned finds groups as get_group does,
----from that list (a legacy instance, {instance = ...}, is still read on its own).
----@async
+---The function returned finds groups as get_group does, from one listing of the account's
+---firewalls, made when a firewall is first asked for (a legacy instance, {instance = ...}, is
+---read on its own, so an account of legacy instances only is never listed).
 ---@param conn sg.Connection
 ---@return fun(ref: any): sg.Group|nil, string?
 function M.group_reader(conn)
-  local listed = list_of(conn:list_firewalls().firewalls)
-  return function(ref) return find_group(conn, ref, listed) end
+  local listing
+  ---@async
+  return function(ref)
+    if type(ref) == "table" then return find_group(conn, ref) end
+    listing = listing or task.spawn(function() return list_of(conn:list_firewalls().firewalls) end)
+    local ok, listed = task.wait(listing)
+    if not ok then error(listed, 0) end
+    return find_group(conn, ref, listed)
+  end
 end
 
 -- Firewalls are created in a region (INFERRED: Hyperstack's environment). The neutral interface

@@ -11,9 +11,9 @@
 --   apply(conn, group, changes) -> {added, removed}     see sg.GroupChanges
 --   delete_group(conn, group)               where the provider can delete a group
 --   group_reader(conn) -> fun(ref): sg.Group | nil, why   where one listing holds every group:
---                                           reads it once; the function then finds groups in it
---                                           as get_group would (sg.fleet reads many groups of
---                                           one account with it)
+--                                           the function finds groups in that one listing as
+--                                           get_group would (sg.fleet reads many groups of one
+--                                           account with it)
 --   leftovers(group) -> integer             where a failed write leaves something behind (rules
 --   repair(conn, group) -> integer          in ERROR, a group in status error): counts it (no
 --                                           request), clears it
