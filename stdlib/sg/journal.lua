@@ -60,7 +60,8 @@ local function busy_message(path)
 end
 
 ---Starts a journal at path (replacing an old one) with its first record; the journal stays
----locked by this process until finish().
+---locked by this process until finish(). Waits a little when a claim holds the lock.
+---@async
 ---@param path string
 ---@param begin table the "begin" record
 ---@return sg.Journal
