@@ -60,7 +60,8 @@ local INFERRED = {
 ---@field action string
 ---@field proto string
 ---@field dport string "" when the rule has no port restriction
----@field source string
+---@field source string? nil only for a rule made in Proxmox's panel (any address)
+---@field dest string? only on a rule made in Proxmox's panel: the v1 body has no dest
 ---@field comment string
 ---@field enable integer
 
@@ -235,8 +236,8 @@ end
 local function digest(ctx, vm)
   local parts = {}
   for i, r in ipairs(vm.rules) do
-    parts[i] = table.concat({ r.type, r.action, r.proto, r.dport, r.source, r.comment,
-      string.format("%d", r.enable) }, "\0")
+    parts[i] = table.concat({ r.type, r.action, r.proto, r.dport, r.source or "", r.dest or "",
+      r.comment, string.format("%d", r.enable) }, "\0")
   end
   return ctx.crypto.hex_encode(ctx.crypto.sha256(table.concat(parts, "\n"))):sub(1, 40)
 end
@@ -270,7 +271,11 @@ function ops.list_rules(_, _, ctx, vm)
     local row = echo_rule(r)
     if row.comment == "" then row.comment = nil end -- Proxmox leaves unset options out
     if row.dport == "" then row.dport = nil end
-    row.pos, row.digest, row.ipversion = i - 1, d, check_source(r.source)
+    -- rules made in Proxmox's panel (loaded through /_sim/load) may have no source (any
+    -- address) and a dest, which the v1 body cannot write; ipversion comes from the addresses
+    row.dest = r.dest
+    local address = r.source or r.dest
+    row.pos, row.digest, row.ipversion = i - 1, d, address and check_source(address) or nil
     out[i] = row
   end
   return envelope(ctx, 200, out)

@@ -266,6 +266,24 @@ t.test("hostup: one Proxmox rule can be several canonical rules", function()
   t.eq(rule.tostring(flat[2]), "egress udp 53 to 9.9.9.9/32")
 end)
 
+t.test("hostup: a VM-side address of 'any' narrows only the family", function()
+  -- the v1 body has no dest: an "out" rule made through it carries the VM side as its source
+  local out = hostup.decode(raw('{"type":"out","action":"ACCEPT","proto":"tcp","dport":"443",' ..
+    '"source":"0.0.0.0/0","enable":1}'))
+  t.eq(#out, 1)
+  t.eq(rule.tostring(out[1]), "egress tcp 443 to 0.0.0.0/0")
+  out = hostup.decode(raw('{"type":"out","action":"ACCEPT","proto":"udp","dport":"53",' ..
+    '"source":"::/0","dest":"2001:db8::53","enable":1}'))
+  t.eq(rule.tostring(out[1]), "egress udp 53 to 2001:db8::53/128")
+  local inbound = hostup.decode(raw('{"type":"in","action":"ACCEPT","proto":"tcp","dport":"22",' ..
+    '"dest":"::/0","enable":1}'))
+  t.eq(#inbound, 1)
+  t.eq(rule.tostring(inbound[1]), "ingress tcp 22 from ::/0")
+  t.raises(function()
+    hostup.decode(raw('{"type":"out","action":"ACCEPT","proto":"tcp","source":"203.0.113.5","enable":1}'))
+  end, "source 203.0.113.5: the VM-side address is not modelled; sgrun reads only 0.0.0.0/0 or ::/0")
+end)
+
 t.test("hostup: what it cannot model raises, naming it", function()
   t.raises(function() hostup.decode(raw('{"type":"group","action":"webservers","pos":3}')) end,
     "references firewall group webservers")

@@ -291,4 +291,65 @@ t.test("a snapshot of another VM is not restored in its raw form", function()
   t.eq(p.raw_add, {})
 end)
 
+-- Loads VM 10000's rules as Proxmox's panel may have made them: fields the v1 body cannot
+-- write (no source, a dest) included.
+local function load_panel_rules(rules)
+  local st = w.control("GET", "/_sim/state")
+  st.providers.hostup.vms[1].rules = rules
+  w.control("POST", "/_sim/load", st)
+end
+
+local function panel_rule(action, dport, source)
+  return { type = "in", action = action, proto = "tcp", dport = dport, source = source,
+    comment = "", enable = 1 }
+end
+
+t.test("a panel-made rule the v1 body cannot write is found before the first request", function()
+  w.reset()
+  local apply = require "sg.apply"
+  -- a DROP for any address on top: an accept goes below it, which means writing the DROP again
+  -- one place down, and the v1 API refuses a rule without a source
+  load_panel_rules { panel_rule("DROP", "23", nil), panel_rule("ACCEPT", "22", "198.51.100.10") }
+  local before = hu:list_firewall_rules(10000).data
+  t.eq(before[1].source, nil)
+  local g = hostup.get_group(hu, { vm = 10000 })
+  local desired = { n { direction = "ingress", protocol = "tcp", port = 443 } }
+  for _, r in ipairs(g.rules) do desired[#desired + 1] = r end
+  local since = last_seq()
+  local change = apply.apply(apply.plan(hu, { vm = 10000 }, desired))
+  t.ok(not change.ok, "refused")
+  t.eq(change.error.code, "unwritable")
+  for _, needle in ipairs { "no source address", "Nothing was sent", "DROP tcp port 23 from any address" } do
+    t.ok(tostring(change.error):find(needle, 1, true), "the message says " .. needle)
+  end
+  t.eq(writes(since), {}, "no write request")
+  t.eq(hu:list_firewall_rules(10000).data, before)
+
+  -- the same rule for one address copies, as before
+  load_panel_rules { panel_rule("DROP", "23", "0.0.0.0/0"), panel_rule("ACCEPT", "22", "198.51.100.10") }
+  desired = { desired[1] }
+  for _, r in ipairs(hostup.get_group(hu, { vm = 10000 }).rules) do desired[#desired + 1] = r end
+  change = apply.apply(apply.plan(hu, { vm = 10000 }, desired))
+  t.ok(change.ok, tostring(change.error))
+  t.eq(listed(10000), { { "DROP", "23", "0.0.0.0/0" }, { "ACCEPT", "443", "0.0.0.0/0" },
+    { "ACCEPT", "22", "198.51.100.10" } })
+end)
+
+t.test("a panel-made rule that is never written again does not stand in the way", function()
+  w.reset()
+  local apply = require "sg.apply"
+  -- an ACCEPT for any address at the bottom: a new DROP goes on top and nothing is copied
+  load_panel_rules { panel_rule("ACCEPT", "22", nil) }
+  local g = hostup.get_group(hu, { vm = 10000 })
+  local desired = { n { direction = "ingress", protocol = "tcp", port = 23, action = "drop" } }
+  for _, r in ipairs(g.rules) do desired[#desired + 1] = r end
+  local since = last_seq()
+  local change = apply.apply(apply.plan(hu, { vm = 10000 }, desired))
+  t.ok(change.ok, tostring(change.error))
+  t.eq(writes(since), { "POST" })
+  local now = hu:list_firewall_rules(10000).data
+  t.eq({ now[1].action, now[1].dport, now[1].source }, { "DROP", "23", "0.0.0.0/0" })
+  t.eq({ now[2].action, now[2].dport, now[2].source, now[2].ipversion }, { "ACCEPT", "22", nil, nil })
+end)
+
 t.run()

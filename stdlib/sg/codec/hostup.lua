@@ -11,6 +11,9 @@
 --   sources, and a rule with no source (any IPv4 and any IPv6 address; ICMP rules only the
 --   family of their protocol) [inferred from PVE].
 -- * Disabled rules (enable 0) filter nothing, so they decode to no rule.
+-- * The VM-side address (dest of an "in" rule, source of an "out" one) is read only when it is
+--   0.0.0.0/0 or ::/0, which narrows the rule to that family: an "out" rule written through the
+--   v1 body must carry a source. Any other VM-side address is not modelled.
 -- * Port ranges are "a:b"; encode sends "1:65535" for every port and "" for icmp, because the
 --   docs mark dport required and Proxmox refuses ports on icmp.
 -- * What the v1 write body cannot say is inexpressible: egress rules (it has a source field but
@@ -54,6 +57,8 @@ local ICMP_TYPES = {
   ["router-advertisement"] = 9, ["router-solicitation"] = 10, ["time-exceeded"] = 11,
   ["parameter-problem"] = 12, ["timestamp-request"] = 13, ["timestamp-reply"] = 14,
 }
+
+local VM_SIDE_ANY = { ["0.0.0.0/0"] = 4, ["::/0"] = 6 }
 
 local function text(v)
   if rule.absent(v) then return nil end
@@ -117,9 +122,12 @@ function M.decode(raw, _ctx)
   if text(raw.sport) then fail("sport %s: source ports are not modelled", raw.sport) end
   local local_side, remote_side = "dest", "source"
   if direction == "egress" then local_side, remote_side = "source", "dest" end
-  if text(raw[local_side]) then
-    fail("%s %s: the VM-side address is not modelled", local_side, raw[local_side])
-  end
+  -- the VM-side address: "any address of a family" only narrows the family (the v1 body makes
+  -- an "out" rule carry a source, which is this side); a real address is not modelled
+  local vm_side = text(raw[local_side])
+  local vm_family = vm_side and (VM_SIDE_ANY[vm_side] or
+    fail("%s %s: the VM-side address is not modelled; sgrun reads only 0.0.0.0/0 or ::/0 there " ..
+      "(edit or remove this rule in HostUp's panel to manage the VM with sgrun)", local_side, vm_side))
 
   local protocol = rule.protocol(text(raw.proto) and raw.proto:lower(), "hostup rule")
   local dport = text(raw.dport)
@@ -138,7 +146,7 @@ function M.decode(raw, _ctx)
   local opts = { clear_host_bits = true, where = "hostup rule" }
   local out = {}
   -- an address-less rule covers both families, except ICMP, whose protocol picks the family
-  local family = codec.int(raw.ipversion) or
+  local family = vm_family or codec.int(raw.ipversion) or
     (protocol == "icmp" and 4) or (protocol == "icmpv6" and 6) or nil
   for _, cidr in ipairs(networks(text(raw[remote_side]), family)) do
     for _, range in ipairs(ranges) do

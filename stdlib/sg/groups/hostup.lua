@@ -23,8 +23,9 @@ M.per_rule_writes = true
 -- * re-reads the list at the end and raises when it differs from the model (a concurrent edit,
 --   or a lost response whose retry found an equal rule instead of creating one).
 
--- The fields of the v1 write body (all documented as required), plus `dest`, which Proxmox uses
--- for the remote side of an "out" rule (see encode).
+-- The fields of the v1 write body (all documented as required), plus `dest`, which a listed rule
+-- may carry (Proxmox's other address) and which decides whether two listed rules are the same.
+-- The v1 body has no `dest`: a listed rule with one cannot be written back (see unwritable).
 local WRITE_FIELDS = { "type", "action", "proto", "dport", "source", "dest", "comment", "enable" }
 local DENY = { DROP = true, REJECT = true, drop = true, reject = true }
 
@@ -59,6 +60,22 @@ local function write_body(r)
   local b = C.encode(r)
   b.dport = b.dport or ""
   return b
+end
+
+-- Why the v1 API cannot take `body` as it is (nil when it can). Bodies sgrun builds always pass;
+-- a listed rule sgrun copies while it inserts (see w.insert) may not: Proxmox's panel writes
+-- rules with no source (any address), with a destination, or of type "out", and the v1 body is
+-- seven required fields with type "in" or "out" and no destination.
+local function unwritable(body)
+  if rule.absent(body.source) then return "it has no source address (any address)" end
+  if not rule.absent(body.dest) then return "it has a destination address, which the v1 body lacks" end
+  if body.type ~= "in" then return "it is of type " .. tostring(body.type) end
+end
+
+local function describe(body)
+  return string.format("%s %s%s from %s", tostring(body.action), tostring(body.proto),
+    rule.absent(body.dport) and "" or (" port " .. tostring(body.dport)),
+    rule.absent(body.source) and "any address" or tostring(body.source))
 end
 
 local function same_rule(a, b)
@@ -196,11 +213,27 @@ local RECONCILE_ATTEMPTS = 5
 -- when one fails in a way that may or may not have reached the VM, the list is read back: equal
 -- to the model after the write means it landed, equal to the model before means it did not and
 -- it is sent again (a few times, backing off), anything else is a concurrent change and raises.
+-- A rehearsal writer (conn nil) sends nothing: it only changes the model and raises on the first
+-- body the v1 API cannot take, so that apply finds it before its first request.
 local function writer(conn, vmid, list)
   local w = {}
 
   ---@async
-  local function write(op, send, mutate)
+  local function write(op, send, mutate, body)
+    if not conn then
+      local why = body and unwritable(body)
+      if why then
+        error(errors.new({ provider = "hostup", op = "apply", code = "unwritable", retryable = false,
+          message = string.format("vm %d: this change has to write the rule %s (HostUp adds rules " ..
+            "only at the top, so the rules above a new one are written again one place down, and a " ..
+            "restored rule is written as it was read), and HostUp's v1 API cannot write it as it " ..
+            "is: %s. Nothing was sent. Edit that rule in HostUp's panel (give it a source address: " ..
+            "one rule for 0.0.0.0/0 and one for ::/0 mean any) or move it to the bottom of the " ..
+            "list, then run again", vmid, describe(body), why) }), 0)
+      end
+      mutate()
+      return
+    end
     local before = table.move(list, 1, #list, 1, {})
     mutate()
     local pause = 0.2
@@ -223,13 +256,13 @@ local function writer(conn, vmid, list)
   ---@async
   function w.add(body)
     write("add_firewall_rule", function() conn:add_firewall_rule(vmid, body) end,
-      function() table.insert(list, 1, body) end)
+      function() table.insert(list, 1, body) end, body)
   end
 
   ---@async
   function w.put(pos, body)
     write("update_firewall_rule", function() conn:update_firewall_rule(vmid, pos, body) end,
-      function() list[pos + 1] = body end)
+      function() list[pos + 1] = body end, body)
   end
 
   ---@async
@@ -323,6 +356,76 @@ local function narrowed(group, kept, removed)
   return raw
 end
 
+-- Every write of a change, in order, through writer `w` over the model `list` (`entry`: raw
+-- rule of the group -> its body in `list`). `removed`: raw rule -> the canonical rules it loses.
+---@async
+local function write_changes(w, list, entry, group, changes, removed)
+  -- adds: denials at the top, accepts below the last denial (see the doc comment); rules read
+  -- from this VM before go back as the rule they were read from ("80,443" stays one rule, an
+  -- address stays without "/32"), in the order they were read
+  local denials, accepts, restored, in_place = {}, {}, {}, {}
+  local function queue(b)
+    local part = DENY[b.action] and denials or accepts
+    part[#part + 1] = b
+  end
+  local widen = {}
+  for _, e in ipairs(changes.raw or {}) do
+    local keep = e.keep or {}
+    local into = #keep > 0 and narrowed(group, keep, removed)
+    if into then
+      widen[#widen + 1] = { raw = into, body = body_of(e.raw) }
+    elseif #keep == 0 then
+      if changes.raw_order then in_place[e.raw] = body_of(e.raw) else queue(body_of(e.raw)) end
+    end
+    if into or #keep == 0 then
+      for _, r in ipairs(e.rules) do restored[r] = true end
+    end
+  end
+  local fresh = {}
+  for _, r in ipairs(changes.add or {}) do
+    if not restored[r] then fresh[#fresh + 1] = r end
+  end
+  for _, r in ipairs(C.order(fresh)) do queue(write_body(r)) end
+  -- a rule narrowed since it was read gets back the parts it lost: rewritten in place as read,
+  -- first, so that rules put back next to it recognise it
+  for _, x in ipairs(widen) do
+    w.put(w.pos_of(entry[x.raw]), x.body)
+    entry[x.raw] = x.body
+  end
+  put_back(w, list, changes.raw_order, in_place)
+  for i = #denials, 1, -1 do w.add(denials[i]) end
+  local below = 0
+  for i, b in ipairs(list) do
+    if DENY[b.action] then below = i end
+  end
+  for i = #accepts, 1, -1 do w.insert(below, accepts[i]) end
+
+  -- partial removes: the parts that stay are written first (inserted right below the rule),
+  -- then the rule is narrowed in place; whole removes are collected for the deletes
+  local doomed = {}
+  for _, raw in ipairs(group.raw_rules) do
+    local gone = removed[raw]
+    if gone then
+      local keep = {}
+      for _, c in ipairs(group.rules) do
+        if group.source[c] == raw and not gone[c] then keep[#keep + 1] = c end
+      end
+      if #keep == 0 then
+        doomed[#doomed + 1] = entry[raw]
+      else
+        local bodies = bodies_for(keep)
+        for i = #bodies, 2, -1 do w.insert(w.pos_of(entry[raw]) + 1, bodies[i]) end
+        w.put(w.pos_of(entry[raw]), bodies[1])
+      end
+    end
+  end
+  -- deletes from the highest position down: a delete moves only the rules below it
+  local at = {}
+  for i, b in ipairs(doomed) do at[i] = w.pos_of(b) end
+  table.sort(at, function(a, b) return a > b end)
+  for _, p in ipairs(at) do w.delete(p) end
+end
+
 ---Applies adds, then removes, by position. Raises the provider's error object on failure.
 ---
 ---Order: every drop/reject rule ends above every accept rule, which is what codec `order()`
@@ -358,77 +461,20 @@ function M.apply(conn, group, changes)
   if pos then
     error(changed_error("apply", vmid, pos, "the firewall changed since the group was read"), 0)
   end
-  local list, entry = {}, {}
-  for i, raw in ipairs(raws) do
-    list[i] = body_of(raw)
-    entry[raw] = list[i]
-  end
-  local w = writer(conn, vmid, list)
-
-  -- adds: denials at the top, accepts below the last denial (see the doc comment); rules read
-  -- from this VM before go back as the rule they were read from ("80,443" stays one rule, an
-  -- address stays without "/32"), in the order they were read
-  local denials, accepts, restored, in_place = {}, {}, {}, {}
-  local function queue(b)
-    local part = DENY[b.action] and denials or accepts
-    part[#part + 1] = b
-  end
-  local widen = {}
-  for _, e in ipairs(changes.raw or {}) do
-    local keep = e.keep or {}
-    local into = #keep > 0 and narrowed(group, keep, removed)
-    if into then
-      widen[#widen + 1] = { raw = into, body = body_of(e.raw) }
-    elseif #keep == 0 then
-      if changes.raw_order then in_place[e.raw] = body_of(e.raw) else queue(body_of(e.raw)) end
+  -- rehearsed on a copy of the model first: a rule the v1 API cannot take fails the apply
+  -- before its first request instead of in the middle of it
+  local function model()
+    local list, entry = {}, {}
+    for i, raw in ipairs(raws) do
+      list[i] = body_of(raw)
+      entry[raw] = list[i]
     end
-    if into or #keep == 0 then
-      for _, r in ipairs(e.rules) do restored[r] = true end
-    end
+    return list, entry
   end
-  local fresh = {}
-  for _, r in ipairs(adds) do
-    if not restored[r] then fresh[#fresh + 1] = r end
-  end
-  for _, r in ipairs(C.order(fresh)) do queue(write_body(r)) end
-  -- a rule narrowed since it was read gets back the parts it lost: rewritten in place as read,
-  -- first, so that rules put back next to it recognise it
-  for _, x in ipairs(widen) do
-    w.put(w.pos_of(entry[x.raw]), x.body)
-    entry[x.raw] = x.body
-  end
-  put_back(w, list, changes.raw_order, in_place)
-  for i = #denials, 1, -1 do w.add(denials[i]) end
-  local below = 0
-  for i, b in ipairs(list) do
-    if DENY[b.action] then below = i end
-  end
-  for i = #accepts, 1, -1 do w.insert(below, accepts[i]) end
-
-  -- partial removes: the parts that stay are written first (inserted right below the rule),
-  -- then the rule is narrowed in place; whole removes are collected for the deletes
-  local doomed = {}
-  for _, raw in ipairs(raws) do
-    local gone = removed[raw]
-    if gone then
-      local keep = {}
-      for _, c in ipairs(group.rules) do
-        if group.source[c] == raw and not gone[c] then keep[#keep + 1] = c end
-      end
-      if #keep == 0 then
-        doomed[#doomed + 1] = entry[raw]
-      else
-        local bodies = bodies_for(keep)
-        for i = #bodies, 2, -1 do w.insert(w.pos_of(entry[raw]) + 1, bodies[i]) end
-        w.put(w.pos_of(entry[raw]), bodies[1])
-      end
-    end
-  end
-  -- deletes from the highest position down: a delete moves only the rules below it
-  local at = {}
-  for i, b in ipairs(doomed) do at[i] = w.pos_of(b) end
-  table.sort(at, function(a, b) return a > b end)
-  for _, p in ipairs(at) do w.delete(p) end
+  local rehearsal, rehearsal_entry = model()
+  write_changes(writer(nil, vmid, rehearsal), rehearsal, rehearsal_entry, group, changes, removed)
+  local list, entry = model()
+  write_changes(writer(conn, vmid, list), list, entry, group, changes, removed)
 
   pos = first_difference(list_rules(conn, vmid), list)
   if pos then
