@@ -411,15 +411,20 @@ local function reconcile_create(conn, ep, args, body, path_args)
   return find_created(conn, ep, args, body, path_args)
 end
 
--- What a recovered create returns: the matched item, in the place where the async kind would
--- look for it, so that conn:wait on it works like on the real response.
-local function recovered_response(ep, item)
-  local r = { recovered = true, item = item }
+-- A response that stands for async work already done, so that conn:wait on it returns at once.
+local function done_response(ep, r)
   if ep.async == "operation" then
     r.state = "success"
   elseif ep.async == "tasks" then
     r.tasks = json.array()
   end
+  return r
+end
+
+-- What a recovered create returns: the matched item, in the place where the async kind would
+-- look for it, so that conn:wait on it works like on the real response.
+local function recovered_response(ep, item)
+  local r = done_response(ep, { recovered = true, item = item })
   local at = (ep.poll_arg and ep.poll_arg:match("^@(.+)$")) or ep.poll_id
   if at then
     local parent = at:match("^(.*)%.[^.]+$")
@@ -489,6 +494,11 @@ local function request(conn, ep, url, body, path_args, args)
     error(e, 0)
   end
   if not resp then error(transport_error(p, ep, outcome.err, outcome.code, outcome.attempts), 0) end
+  -- a delete re-sent after an attempt that may have landed finds nothing to delete: that attempt
+  -- deleted it (the vendors' advice: a 404 on delete is success)
+  if outcome.maybe_delivered and ep.method == "DELETE" and resp.status == 404 then
+    return done_response(ep, { already_deleted = true })
+  end
   local e = errors.from_response(p.def, ep.name, resp, p.secrets)
   -- a re-sent create refused as a duplicate
   if outcome.maybe_delivered and ep.match_read and resp.status >= 400 and resp.status < 500 then

@@ -192,4 +192,58 @@ t.test("Exoscale, Genesis, Barrack: a group create whose response was lost makes
   end
 end)
 
+-- A transport that sends every request for real but loses the response of the first DELETE:
+-- the server deleted, the client saw a closed connection and sends it again.
+local function losing_delete()
+  local http = require "_sg.http"
+  local deletes, lost = 0, false
+  return { transport = function(req)
+    local resp, err, code = http.request(req)
+    if req.method == "DELETE" then
+      deletes = deletes + 1
+      if not lost and resp then
+        lost = true
+        return nil, "connection closed before the response (simulated)", "closed"
+      end
+    end
+    return resp, err, code
+  end, retry = { base = 0.05, cap = 0.5 } }, function() return deletes end
+end
+
+t.test("a delete whose response was lost is done when the re-sent one finds nothing", function()
+  w.reset()
+  w.knobs({ task_duration_ms = 0 })
+  -- Gcore: a synchronous delete (204), then 404
+  local o, deletes = losing_delete()
+  local gc = sg.connect("gcore", o)
+  gc:wait(gc:create_security_group({ name = "lost-delete", rules = sg.json.array() }))
+  local group = gc:list_security_groups({ name = "lost-delete" }).results[1]
+  t.ok(group, "created")
+  local r = gc:delete_security_group(group.id)
+  t.eq({ r.already_deleted, deletes() }, { true, 2 })
+  t.eq(#gc:list_security_groups({ name = "lost-delete" }).results, 0)
+
+  -- Exoscale: the delete is an operation; the re-sent delete is answered 404 and conn:wait on
+  -- the result returns at once
+  o, deletes = losing_delete()
+  local exo = sg.connect("exoscale", o)
+  local sgid
+  for _, g in ipairs(exo:list_security_groups()["security-groups"]) do
+    if #(g.rules or {}) > 0 then sgid = g.id break end
+  end
+  local full = exo:get_security_group(sgid)
+  local before = #full.rules
+  r = exo:delete_rule_from_security_group(sgid, full.rules[1].id)
+  t.eq({ r.already_deleted, deletes() }, { true, 2 })
+  t.eq(exo:wait(r).state, "success")
+  t.eq(#exo:get_security_group(sgid).rules, before - 1)
+
+  -- a delete answered 404 at the first attempt is still an error: nothing says it was done
+  exo = w.connect("exoscale")
+  local ok, err = pcall(function() return exo:delete_rule_from_security_group(sgid, "00000000-0000-4000-8000-000000000000") end)
+  t.ok(not ok, "refused")
+  t.eq(err.status, 404)
+  w.knobs({ task_duration_ms = 200 })
+end)
+
 t.run()

@@ -24,7 +24,7 @@ M.per_rule_writes = true
 --   or a lost response whose retry found an equal rule instead of creating one).
 
 -- The fields of the v1 write body (all documented as required), plus `dest`, which a listed rule
--- may carry (Proxmox's other address) and which decides whether two listed rules are the same.
+-- may carry (Proxmox's other address) and which tells two listed rules apart.
 -- The v1 body has no `dest`: a listed rule with one cannot be written back (see unwritable).
 local WRITE_FIELDS = { "type", "action", "proto", "dport", "source", "dest", "comment", "enable" }
 local DENY = { DROP = true, REJECT = true, drop = true, reject = true }
@@ -64,12 +64,11 @@ end
 
 -- Why the v1 API cannot take `body` as it is (nil when it can). Bodies sgrun builds always pass;
 -- a listed rule sgrun copies while it inserts (see w.insert) may not: Proxmox's panel writes
--- rules with no source (any address), with a destination, or of type "out", and the v1 body is
--- seven required fields with type "in" or "out" and no destination.
+-- rules with no source (any address) and with a destination, and the v1 body is seven required
+-- fields, source among them, and no destination.
 local function unwritable(body)
   if rule.absent(body.source) then return "it has no source address (any address)" end
   if not rule.absent(body.dest) then return "it has a destination address, which the v1 body lacks" end
-  if body.type ~= "in" then return "it is of type " .. tostring(body.type) end
 end
 
 local function describe(body)
