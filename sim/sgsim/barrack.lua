@@ -332,7 +332,7 @@ local function check_text(body, field, max, required)
   if v == nil then return required and (field .. " is required") or nil end
   if type(v) ~= "string" then return field .. " must be a string" .. (v == JSON_NULL and ", not null" or "") end
   if required and v == "" then return field .. " must not be empty" end
-  if #v > max then return field .. " must be at most " .. max .. " characters" end
+  if sgsim.chars(v) > max then return field .. " must be at most " .. max .. " characters" end
 end
 
 ---@alias BarrackOp fun(state: BarrackState, req: table, ctx: table, a: string|nil, b: string|nil): integer, table

@@ -508,7 +508,7 @@ local function validate_rule(st, body)
     rule["security-group"] = { id = found.id, name = found.name, visibility = vis }
   end
   if body.description ~= nil then
-    if type(body.description) ~= "string" or #body.description > 255 then
+    if type(body.description) ~= "string" or sgsim.chars(body.description) > 255 then
       return nil, "description must be a string of at most 255 characters"
     end
     if body.description ~= "" then rule.description = body.description end
@@ -544,10 +544,10 @@ local function create_group(st, req, ctx)
   err = unknown_fields(body, { name = true, description = true })
   if err then return fail(400, err) end
   if body.name == nil then return fail(400, "missing required field: name") end
-  if type(body.name) ~= "string" or #body.name < 1 or #body.name > 255 then
+  if type(body.name) ~= "string" or body.name == "" or sgsim.chars(body.name) > 255 then
     return fail(400, "name must be a string of 1 to 255 characters")
   end
-  if body.description ~= nil and (type(body.description) ~= "string" or #body.description > 255) then
+  if body.description ~= nil and (type(body.description) ~= "string" or sgsim.chars(body.description) > 255) then
     return fail(400, "description must be a string of at most 255 characters")
   end
   for _, g in pairs(st.groups) do

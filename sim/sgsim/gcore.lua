@@ -286,6 +286,11 @@ local function validate_rule(st, body, prefix, errs, self_id)
       r.protocol = body.protocol
     end
   end
+  -- Neutron refuses the IPv6-only protocols with ethertype IPv4 (and takes "icmp" for IPv6 as
+  -- ICMPv6) [inferred]
+  if r.protocol and r.protocol:match("^ipv6%-") and r.ethertype == "IPv4" then
+    bad("ethertype", "protocol " .. r.protocol .. " conflicts with ethertype IPv4 (use IPv6)")
+  end
   local pmin, pmax = body.port_range_min, body.port_range_max
   local ports_typed = true
   for name, v in pairs({ port_range_min = pmin, port_range_max = pmax }) do
@@ -307,6 +312,9 @@ local function validate_rule(st, body, prefix, errs, self_id)
       bad("protocol", "port ranges are only allowed for tcp, udp, udplite, sctp, dccp (icmp: type/code)")
     elseif not icmp and pmin > pmax then
       bad("port_range_max", "port_range_max must be greater than or equal to port_range_min")
+    elseif icmp and (pmin > 255 or (not absent(pmax) and pmax > 255)) then
+      -- Neutron: ICMP type and code are 0..255 [inferred]
+      bad("port_range_min", "ICMP type (port_range_min) and code (port_range_max) must be 0..255")
     else
       r.port_range_min, r.port_range_max = math.tointeger(pmin), pmax ~= nil and math.tointeger(pmax) or nil
     end
@@ -336,7 +344,7 @@ local function validate_rule(st, body, prefix, errs, self_id)
   if body.description ~= nil then
     if type(body.description) ~= "string" then
       bad("description", "Input should be a valid string")
-    elseif #body.description > 255 then
+    elseif sgsim.chars(body.description) > 255 then
       bad("description", "String should have at most 255 characters")
     else
       r.description = body.description
@@ -635,10 +643,10 @@ end
 local function validate_tags(tags, allow_null)
   if type(tags) ~= "table" or tags[1] ~= nil then return nil, "tags", "Input should be a valid dictionary" end
   for k, v in pairs(tags) do
-    if type(k) ~= "string" or #k < 1 or #k > 255 or k:find("[%s=]") then
+    if type(k) ~= "string" or k == "" or sgsim.chars(k) > 255 or k:find("[%s=]") then
       return nil, "tags." .. tostring(k), "tag keys are 1..255 characters without spaces or '='"
     end
-    if not (allow_null and v == null) and (type(v) ~= "string" or #v < 1 or #v > 255) then
+    if not (allow_null and v == null) and (type(v) ~= "string" or v == "" or sgsim.chars(v) > 255) then
       return nil, "tags." .. k, "tag values are strings of 1..255 characters"
     end
   end
@@ -702,7 +710,7 @@ local function create_group(st, req, ctx)
   elseif not valid_name(body.name) then
     errs.name = { NAME_MESSAGE }
   end
-  if body.description ~= nil and (type(body.description) ~= "string" or #body.description > 255) then
+  if body.description ~= nil and (type(body.description) ~= "string" or sgsim.chars(body.description) > 255) then
     errs.description = { "Input should be a valid string of at most 255 characters" }
   end
   local id = ctx.new_id("gcore-sg")
@@ -713,7 +721,7 @@ local function create_group(st, req, ctx)
     specs = validate_rule_list(st, body.rules, errs, id)
   end
   local tags = {}
-  if not absent(body.tags) then
+  if body.tags ~= nil then -- null too: the schema's tags is an object, not nullable
     local t, field, err = validate_tags(body.tags)
     if not t then errs[field] = { err } else tags = t end
   end
@@ -752,7 +760,7 @@ local function update_group(st, g, req, ctx)
     end
   end
   if body.description ~= nil then
-    if type(body.description) ~= "string" or #body.description > 255 then
+    if type(body.description) ~= "string" or sgsim.chars(body.description) > 255 then
       errs.description = { "Input should be a valid string of at most 255 characters" }
     elseif body.description ~= g.description then
       action.description, changed = body.description, true

@@ -261,7 +261,7 @@ local function check_text(body, field, max, required)
   if v == nil then return required and (field .. " is required") or nil end
   if type(v) ~= "string" then return field .. " must be a string" .. (v == JSON_NULL and ", not null" or "") end
   if field == "name" and v == "" then return "name must not be empty" end
-  if #v > max then return field .. " must be at most " .. max .. " characters" end
+  if sgsim.chars(v) > max then return field .. " must be at most " .. max .. " characters" end
 end
 
 ---@return string|nil error

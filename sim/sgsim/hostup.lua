@@ -213,7 +213,7 @@ local function parse_rule(body)
   local _, err = check_source(body.source)
   if err then return nil, err end
   if type(body.comment) ~= "string" then return nil, "comment must be a string" end
-  if #body.comment > INFERRED.max_comment_len then
+  if sgsim.chars(body.comment) > INFERRED.max_comment_len then
     return nil, "comment is longer than " .. INFERRED.max_comment_len .. " characters"
   end
   local enable = math.type(body.enable) == "integer" and body.enable
@@ -348,10 +348,10 @@ local function parse_group(body)
   for k in pairs(body) do
     if k ~= "name" and k ~= "description" and k ~= "rules" then return nil, "Unknown option: " .. tostring(k) end
   end
-  if type(body.name) ~= "string" or body.name == "" or #body.name > 255 then
+  if type(body.name) ~= "string" or body.name == "" or sgsim.chars(body.name) > 255 then
     return nil, "name must be a non-empty string of at most 255 characters"
   end
-  if type(body.description) ~= "string" or #body.description > 1024 then
+  if type(body.description) ~= "string" or sgsim.chars(body.description) > 1024 then
     return nil, "description must be a string of at most 1024 characters"
   end
   if not sgsim.is_array(body.rules) then return nil, "rules must be an array" end
@@ -382,7 +382,7 @@ local function parse_group(body)
     if r.id ~= nil and type(r.id) ~= "string" and math.type(r.id) ~= "integer" then
       return nil, where .. ".id must be a string or an integer"
     end
-    if #r.comment > INFERRED.max_comment_len then return nil, where .. ".comment is too long" end
+    if sgsim.chars(r.comment) > INFERRED.max_comment_len then return nil, where .. ".comment is too long" end
     if r.proto ~= "icmp" and r.dport ~= "" then
       local err = check_dport(r.dport)
       if err then return nil, where .. ".dport: " .. err end

@@ -321,6 +321,14 @@ function M.is_array(v)
   return n == #v
 end
 
+---A string's length in characters, which is what JSON Schema's maxLength and the vendors' "at
+---most N characters" count ("é" is one, not two); in bytes when it is not UTF-8.
+---@param s string
+---@return integer
+function M.chars(s)
+  return utf8.len(s) or #s
+end
+
 ---A JSON integer: written without fraction or exponent (8080, not 8080.0 nor "8080").
 ---@param v any
 ---@return boolean

@@ -191,6 +191,10 @@ t.test("create-security-group: validation", function()
   expect_error(call("POST", "/security-group", { body = { name = "x", colour = "red" } }), 400, "unknown field")
   expect_error(call("POST", "/security-group", { body = '{"name": "x"' }), 400, "malformed JSON")
   expect_error(call("POST", "/security-group", { body = "[1,2]" }), 400)
+  -- maxLength counts characters: 200 two-byte ones are a valid description
+  local r = call("POST", "/security-group", { body = { name = "utf8-group", description = string.rep("é", 200) } })
+  t.eq(r.status, 200, r.body)
+  expect_error(call("POST", "/security-group", { body = { name = "y", description = string.rep("é", 256) } }), 400)
 end)
 
 t.test("add-rule-to-security-group: reference.id is the group, the rule appears on success", function()

@@ -257,6 +257,9 @@ t.test("add rule (v2): validation and refusals", function()
     { { direction = "ingress", remote_group_id = "not-a-uuid" }, "remote_group_id" },
     { { direction = "ingress", description = string.rep("d", 256) }, "description" },
     { { direction = "ingress", priority = 5 }, "priority" },
+    { { direction = "ingress", protocol = "icmp", port_range_min = 300, port_range_max = 0 }, "port_range_min" },
+    { { direction = "ingress", protocol = "icmp", port_range_min = 8, port_range_max = 999 }, "port_range_min" },
+    { { direction = "ingress", protocol = "ipv6-icmp", ethertype = "IPv4" }, "ethertype" },
   }
   for i, c in ipairs(cases) do
     local r = call("POST", path, c[1])
@@ -437,6 +440,7 @@ t.test("strict: {} for rules, null for string fields and non-integer ports are 4
     { "PATCH", V2 .. "/" .. web.id, '{"description": null}', "description" },
     { "PATCH", V2 .. "/" .. web.id, '{"rules": null}', "rules" },
     { "POST", V2, '{"name": null}', "name" },
+    { "POST", V2, '{"name": "strict-1", "rules": [], "tags": null}', "tags" },
   }
   local rule = '{"direction": "ingress", "protocol": "tcp", "port_range_min": %s, "port_range_max": %s%s}'
   for _, bad in ipairs({ { '"8080"', '"8080"', "" }, { "true", "true", "" }, { "8080.0", "8080", "" },
@@ -453,6 +457,13 @@ t.test("strict: {} for rules, null for string fields and non-integer ports are 4
   -- the same fields absent are fine: absent takes the default, null does not
   local r = call("POST", V2 .. "/" .. web.id .. "/rules", rule:format("8080", "8080", ""))
   t.eq(r.status, 200, r.body)
+  -- "at most 255 characters" counts characters: 200 two-byte ones are fine, 256 are not
+  r = call("POST", V2 .. "/" .. web.id .. "/rules", { direction = "ingress", protocol = "udp",
+    port_range_min = 9000, port_range_max = 9000, description = string.rep("é", 200) })
+  t.eq(r.status, 200, r.body)
+  expect_error(call("POST", V2 .. "/" .. web.id .. "/rules", { direction = "ingress", protocol = "udp",
+    port_range_min = 9001, port_range_max = 9001, description = string.rep("é", 256) }), 400, "ValidationError",
+    "description")
 end)
 
 t.test("strict: the Authorization header is APIKey, one space, the token", function()
