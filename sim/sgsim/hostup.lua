@@ -20,6 +20,11 @@ local POLICIES = { ACCEPT = true, DROP = true }
 local RULE_FIELDS = { "type", "action", "proto", "dport", "source", "comment", "enable" }
 -- [FACT for Proxmox] port list syntax limits and the source length limit.
 local MAX_PORT_NUMBERS = 15
+-- [FACT for Proxmox] the common ICMP type names it takes (the full list is iptables')
+local ICMP_TYPE_NAMES = { any = true, ["echo-reply"] = true, ["destination-unreachable"] = true,
+  redirect = true, ["echo-request"] = true, ["router-advertisement"] = true,
+  ["router-solicitation"] = true, ["time-exceeded"] = true, ["parameter-problem"] = true,
+  ["timestamp-request"] = true, ["timestamp-reply"] = true }
 local MAX_SOURCE_LEN = 512
 
 local TITLES = {
@@ -202,7 +207,11 @@ local function parse_rule(body)
   if type(body.proto) ~= "string" or not PROTOS[body.proto] then return nil, "proto must be one of: icmp, tcp, udp" end
   if type(body.dport) ~= "string" then return nil, "dport must be a string" end
   if body.proto == "icmp" then
-    if body.dport ~= "" then return nil, "protocol 'icmp' does not support ports" end
+    -- Proxmox keeps an ICMP type in dport for icmp rules [inferred from PVE's verify_rule]
+    if body.dport ~= "" and not ICMP_TYPE_NAMES[body.dport] and
+        not (body.dport:match("^%d+$") and tonumber(body.dport) <= 255) then
+      return nil, "invalid ICMP type '" .. body.dport .. "' for protocol 'icmp'"
+    end
   else
     local err = check_dport(body.dport)
     if err then return nil, "dport: " .. err end

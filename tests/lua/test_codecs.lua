@@ -266,6 +266,19 @@ t.test("hostup: one Proxmox rule can be several canonical rules", function()
   t.eq(rule.tostring(flat[2]), "egress udp 53 to 9.9.9.9/32")
 end)
 
+t.test("hostup: an icmp rule's dport is its ICMP type, as Proxmox stores it", function()
+  local r = hostup.decode(raw('{"type":"in","action":"ACCEPT","proto":"icmp","dport":"echo-request",' ..
+    '"source":"0.0.0.0/0","enable":1}'))
+  t.eq({ #r, r[1].icmp_type }, { 1, 8 })
+  r = hostup.decode(raw('{"type":"in","action":"ACCEPT","proto":"icmp","dport":"3","source":"0.0.0.0/0"}'))
+  t.eq(r[1].icmp_type, 3)
+  r = hostup.decode(raw('{"type":"in","action":"ACCEPT","proto":"icmp","dport":"any","source":"0.0.0.0/0"}'))
+  t.eq(r[1].icmp_type, nil)
+  t.raises(function()
+    hostup.decode(raw('{"type":"in","action":"ACCEPT","proto":"icmp","dport":"80,443","source":"0.0.0.0/0"}'))
+  end, 'icmp type "80,443" is not a known ICMP type name or number')
+end)
+
 t.test("hostup: a VM-side address of 'any' narrows only the family", function()
   -- the v1 body has no dest: an "out" rule made through it carries the VM side as its source
   local out = hostup.decode(raw('{"type":"out","action":"ACCEPT","proto":"tcp","dport":"443",' ..

@@ -91,7 +91,9 @@ t.test("validation: Proxmox syntax, unknown options, wrong types, malformed JSON
   refused({ dport = "2000:1000" }, "backwards range")
   refused({ dport = "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16" }, "too many entries")
   refused({ source = "10.0.0.1,2001:db8::1" }, "mixed ipv4/ipv6")
-  refused({ proto = "icmp" }, "does not support ports")
+  refused({ proto = "icmp" }, "invalid ICMP type '443'") -- icmp's dport holds an ICMP type
+  refused({ proto = "icmp", dport = "80,443" }, "invalid ICMP type")
+  refused({ proto = "icmp", dport = "300" }, "invalid ICMP type")
   refused({ enable = true }, "enable")
   refused({ action = "ALLOW" }, "action")
   local status, body = api("POST", "/vm/10000/firewall", '{"type": "in",')

@@ -17,10 +17,10 @@
 -- * Port ranges are "a:b"; encode sends "1:65535" for every port and "" for icmp, because the
 --   docs mark dport required and Proxmox refuses ports on icmp.
 -- * What the v1 write body cannot say is inexpressible: egress rules (it has a source field but
---   no destination), "any protocol" (proto is required and tcp|udp|icmp) and ICMP types (Proxmox
---   keeps those in an icmp-type option the body lacks). Rules read from a VM may still have
---   them: an "out" rule's remote address is `dest` and an ICMP type is `icmp-type` (Proxmox
---   semantics) [inferred].
+--   no destination) and "any protocol" (proto is required and tcp|udp|icmp). ICMP types are not
+--   written either: Proxmox takes one in an icmp rule's dport, but HostUp documents dport as a
+--   port only. Rules read from a VM may still have them: an "out" rule's remote address is
+--   `dest`, and an ICMP type is `icmp-type` or an icmp rule's dport (Proxmox semantics) [inferred].
 -- * New rules are sent with enable = 1: Proxmox creates a rule disabled when enable is absent.
 -- Groups on the wire (a VM's firewall, by position): stdlib/sg/groups/hostup.lua.
 local rule = require "sg.rule"
@@ -34,7 +34,7 @@ M.capabilities = {
   -- the v1 API's documented proto enum, and proto is required: no way to say "any protocol"
   protocols = codec.set { "tcp", "udp", "icmp" },
   ports = true,
-  -- Proxmox takes an ICMP type in its own icmp-type option, which the v1 body does not have
+  -- Proxmox takes an ICMP type in an icmp rule's dport; HostUp documents dport as ports only
   icmp_type = false,
   icmp_code = false,
   cidr = true,
@@ -134,10 +134,15 @@ function M.decode(raw, _ctx)
   local ranges, itype = { { nil, nil } }, nil
   if rule.PORT_PROTOCOLS[protocol] then
     ranges = port_ranges(dport)
-  elseif text(raw["icmp-type"]) and (protocol == "icmp" or protocol == "icmpv6") then
-    local name = text(raw["icmp-type"])
-    itype = tonumber(name) or ICMP_TYPES[name:lower()]
-    if not itype then fail("icmp-type %q is not a known type name or number", name) end
+  elseif (protocol == "icmp" or protocol == "icmpv6") and (text(raw["icmp-type"]) or dport) then
+    -- Proxmox keeps an ICMP type in icmp-type, or in dport ("we re-use dport to store
+    -- --icmp-type", PVE's verify_rule) [inferred]
+    local name = text(raw["icmp-type"]) or dport
+    if name:lower() ~= "any" then
+      itype = math.tointeger(tonumber(name)) or (protocol == "icmp" and ICMP_TYPES[name:lower()])
+      if not itype then fail("icmp type %q is not a known ICMP type name or number", name) end
+    end
+    dport = nil
   end
   if dport and not rule.PORT_PROTOCOLS[protocol] then
     fail("dport %s on protocol %s", dport, protocol)
