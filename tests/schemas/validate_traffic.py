@@ -8,7 +8,9 @@ line an answered request with provider, method, route (the path after the provid
 status, request_body and response_body. A request the emulator accepted (2xx) must validate
 against its route's request schema; every response against the schema of its status (or the
 route's "default" for an error). Violations name the test, the request and the field; any fails
-the run. Routes without a schema are counted and listed, not failed.
+the run. Routes without a schema are counted and listed, not failed. The responses of a
+test_legacy_* test are not judged: it loads data in shapes older API versions gave, which today's
+response schemas refuse on purpose; its requests are judged like every other.
 """
 import glob
 import json
@@ -32,6 +34,7 @@ def main():
     violations = []
     for path in files:
         test = os.path.basename(path)[:-len(".jsonl")]
+        legacy = test.startswith("test_legacy_")
         with open(path) as f:
             for line in f:
                 e = json.loads(line)
@@ -68,7 +71,7 @@ def main():
                 schema = responses.get(str(status))
                 if schema is None and status >= 400:
                     schema = responses.get("default")
-                if schema is not None and e.get("response_body"):
+                if schema is not None and e.get("response_body") and not legacy:
                     n_resp += 1
                     check(schema, e["response_body"], "response body")
     print("validate_traffic: %d tests, %d requests recorded, %d request bodies and %d response bodies "

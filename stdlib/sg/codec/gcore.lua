@@ -85,6 +85,14 @@ function M.decode(raw, ctx)
 end
 
 ---@param r sg.Rule a rule translated for Gcore
+---The v2 request's protocol for a canonical one: nil for any (the schema's default, null).
+---@param protocol string a canonical protocol (sg.rule.protocol)
+---@return string|nil
+function M.wire_protocol(protocol)
+  if protocol == "any" then return nil end
+  return protocol == "icmpv6" and "ipv6-icmp" or protocol
+end
+
 ---@param ctx sg.GroupContext?
 ---@return table one CreateSecurityGroupRuleSerializerV2 (also an element of the PATCH rules list)
 function M.encode(r, ctx)
@@ -93,9 +101,7 @@ function M.encode(r, ctx)
     ethertype = r.ethertype,
     description = r.description,
   }
-  if r.protocol ~= "any" then
-    body.protocol = r.protocol == "icmpv6" and "ipv6-icmp" or r.protocol
-  end
+  body.protocol = M.wire_protocol(r.protocol)
   if r.port_min then
     body.port_range_min, body.port_range_max = r.port_min, r.port_max
   elseif r.icmp_type then

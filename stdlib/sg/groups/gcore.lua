@@ -20,8 +20,9 @@ local REQUEST_FIELDS = { "direction", "ethertype", "protocol", "port_range_min",
 
 ---A rule as read (SecurityGroupRule), in the shape of the PATCH list. Only fields that hold a
 ---value are sent: responses say null where the request schema has plain strings
----(remote_group_id, description), and an absent field takes the schema's default. "Any
----protocol" is left out (default null) whatever spelling the response used.
+---(remote_group_id, description), and an absent field takes the schema's default. The protocol
+---is sent by its name in the request enum whatever spelling the response used (older responses
+---say "0" for any protocol and "50" for esp); "any" is left out (default null).
 ---@param raw table
 ---@return table
 local function as_request(raw)
@@ -30,7 +31,8 @@ local function as_request(raw)
     if not rule.absent(raw[f]) then out[f] = raw[f] end
   end
   local p = out.protocol
-  if p == "any" or p == "0" or p == 0 then out.protocol = nil end
+  if p == "0" or p == 0 then p = nil end -- the legacy SDK's "any", as decode reads it
+  out.protocol = C.wire_protocol(rule.protocol(p, "gcore rule " .. tostring(raw.id)))
   return out
 end
 
