@@ -219,8 +219,12 @@ local function parse_rule(body)
   if type(body.source) ~= "string" or body.source == "" then
     return nil, "source must be an address, CIDR or range (e.g. 0.0.0.0/0)"
   end
-  local _, err = check_source(body.source)
+  local ipversion, err = check_source(body.source)
   if err then return nil, err end
+  -- icmp is ICMP for IPv4: Proxmox refuses it with IPv6 addresses [inferred from PVE]
+  if body.proto == "icmp" and ipversion == 6 then
+    return nil, "detected mixed ipv4/ipv6 addresses in rule (proto icmp is IPv4 only)"
+  end
   if type(body.comment) ~= "string" then return nil, "comment must be a string" end
   if sgsim.chars(body.comment) > INFERRED.max_comment_len then
     return nil, "comment is longer than " .. INFERRED.max_comment_len .. " characters"

@@ -94,6 +94,7 @@ t.test("validation: Proxmox syntax, unknown options, wrong types, malformed JSON
   refused({ proto = "icmp" }, "invalid ICMP type '443'") -- icmp's dport holds an ICMP type
   refused({ proto = "icmp", dport = "80,443" }, "invalid ICMP type")
   refused({ proto = "icmp", dport = "300" }, "invalid ICMP type")
+  refused({ proto = "icmp", dport = "", source = "::/0" }, "mixed ipv4/ipv6")
   refused({ enable = true }, "enable")
   refused({ action = "ALLOW" }, "action")
   local status, body = api("POST", "/vm/10000/firewall", '{"type": "in",')
