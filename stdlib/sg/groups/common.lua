@@ -343,12 +343,28 @@ function M.final_rules(provider, group, changes)
   return out
 end
 
+---The raw rules of a listed group. A listing that leaves the rules field out says nothing about
+---them (neither vendor lists it among the required fields; Exoscale's OpenAPI marks it write-only),
+---so the group is then read alone, and only a group read alone without rules has none: taken for
+---empty, a group would lose every rule to an authoritative apply.
+---@async
+---@param raw table the listed group
+---@param field string where the rules are
+---@param read_alone fun(): table the group as its own read returns it
+---@return table[]
+function M.listed_rules(raw, field, read_alone)
+  local rules = raw[field]
+  if rules == nil then rules = read_alone()[field] end
+  if rule.absent(rules) then return {} end
+  return rules
+end
+
 ---list_groups, get_group and group_reader for a provider whose one list request returns every
----group of the connection's scope with its rules: to_group(raw, maps) turns a listed group into
----an sg.Group.
+---group of the connection's scope with its rules: to_group(raw, maps, conn) turns a listed group
+---into an sg.Group (it may read the group alone when the listing left something out).
 ---@param provider string
 ---@param list_raw fun(conn: sg.Connection): table[]
----@param to_group fun(raw: table, maps: table?): sg.Group
+---@param to_group fun(raw: table, maps: table?, conn: sg.Connection): sg.Group
 ---@return fun(conn: sg.Connection): sg.Group[] list_groups
 ---@return fun(conn: sg.Connection, ref: any): sg.Group|nil, string? get_group
 ---@return fun(conn: sg.Connection): fun(ref: any): sg.Group|nil, string? group_reader
@@ -358,7 +374,7 @@ function M.listing(provider, list_raw, to_group)
     local raws = list_raw(conn)
     local maps = M.maps(raws)
     local out = {}
-    for i, raw in ipairs(raws) do out[i] = to_group(raw, maps) end
+    for i, raw in ipairs(raws) do out[i] = to_group(raw, maps, conn) end
     return out
   end
   ---@async
@@ -369,7 +385,7 @@ function M.listing(provider, list_raw, to_group)
       M.check_ref(provider, ref)
       local raw, err = M.find(provider, raws, ref)
       if not raw then return nil, err end
-      return to_group(raw, maps)
+      return to_group(raw, maps, conn)
     end
   end
   ---@async

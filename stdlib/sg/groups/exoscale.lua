@@ -85,12 +85,13 @@ function M.check_new_group(name, p)
   refuse_open_egress(name, p.remove, desired)
 end
 
+---@async
 ---@param raw table an Exoscale security group
 ---@param maps table? id <-> name maps of the organisation's groups
+---@param conn sg.Connection
 ---@return sg.Group
-local function to_group(raw, maps)
-  local rules = raw.rules
-  if rule.absent(rules) then rules = {} end
+local function to_group(raw, maps, conn)
+  local rules = common.listed_rules(raw, "rules", function() return conn:get_security_group(raw.id) end)
   local group = common.group(C, { id = raw.id, name = raw.name, description = raw.description, raw = raw,
     ref = raw.id }, rules, maps)
   add_implicit_egress(group)
@@ -112,7 +113,7 @@ function M.create_group(conn, name, description)
   common.check_name("exoscale", name, description)
   local final, created = conn:wait(conn:create_security_group({ name = name, description = description }))
   -- the wait finds the group by re-listing; the operation's reference names it too
-  return to_group(created or conn:get_security_group(final.reference.id), nil)
+  return to_group(created or conn:get_security_group(final.reference.id), nil, conn)
 end
 
 ---Adds the new rules (concurrently, each operation waited for), then deletes the old ones the

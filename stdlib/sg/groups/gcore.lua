@@ -44,12 +44,14 @@ local function list_raw(conn)
   return groups
 end
 
+---@async
 ---@param raw table a SecurityGroup
 ---@param maps table? id <-> name maps of the region's groups
+---@param conn sg.Connection
 ---@return sg.Group
-local function to_group(raw, maps)
-  local rules = raw.security_group_rules
-  if rule.absent(rules) then rules = {} end
+local function to_group(raw, maps, conn)
+  local rules = common.listed_rules(raw, "security_group_rules",
+    function() return conn:get_security_group(raw.id) end)
   return common.group(C, { id = raw.id, name = raw.name, description = raw.description, raw = raw,
     ref = raw.id }, rules, maps)
 end
@@ -79,7 +81,7 @@ function M.create_group(conn, name, description)
     end
     created = conn:get_security_group(id)
   end
-  return to_group(created, nil)
+  return to_group(created, nil, conn)
 end
 
 ---One PATCH with the full rule list (kept rules as read, added rules encoded), its tasks waited
