@@ -120,8 +120,7 @@ t.test("apply: rules the seeded group holds as read (null remote, null protocol)
   adapter.apply(gc, web, changes_for(web, desired))
   -- CreateSecurityGroupRuleSerializerV2 types remote_group_id and description as plain strings:
   -- a rule read back with nulls there must be sent without those fields, never with null
-  local patch
-  for i = sent_before + 1, #wire do if wire[i].method == "PATCH" then patch = wire[i] end end
+  local patch = w.last_sent(wire, sent_before, "PATCH")
   t.ok(patch, "one PATCH")
   for i, r in ipairs(json.decode(patch.body).rules) do
     for k, v in pairs(r) do t.ok(v ~= json.null, string.format("rule %d field %s is not null", i, k)) end

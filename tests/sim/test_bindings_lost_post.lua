@@ -79,24 +79,24 @@ t.test("Gcore: a rule create whose response was lost is found by re-reading, not
   t.ok(done >= 3, "most creates completed (" .. done .. ")")
 end)
 
--- A transport that sends every request for real but loses the response of the first POST: the
--- server applied it, the client saw a closed connection.
-local function losing(conn_opts)
+-- A transport that sends every request for real but loses the response of the first request
+-- with `method` (POST unless given): the server applied it, the client saw a closed connection.
+-- Returns the connection options and a counter of the requests with that method.
+local function losing(method)
+  method = method or "POST"
   local http = require "_sg.http"
-  local posts, lost = 0, false
-  local o = { transport = function(req)
+  local sent, lost = 0, false
+  return { transport = function(req)
     local resp, err, code = http.request(req)
-    if req.method == "POST" then
-      posts = posts + 1
+    if req.method == method then
+      sent = sent + 1
       if not lost and resp then
         lost = true
         return nil, "connection closed before the response (simulated)", "closed"
       end
     end
     return resp, err, code
-  end, retry = { base = 0.05, cap = 0.5 } }
-  for k, v in pairs(conn_opts or {}) do o[k] = v end
-  return o, function() return posts end
+  end, retry = { base = 0.05, cap = 0.5 } }, function() return sent end
 end
 
 t.test("a lost create response is recovered by re-reading, on every provider that creates", function()
@@ -192,29 +192,11 @@ t.test("Exoscale, Genesis, Barrack: a group create whose response was lost makes
   end
 end)
 
--- A transport that sends every request for real but loses the response of the first DELETE:
--- the server deleted, the client saw a closed connection and sends it again.
-local function losing_delete()
-  local http = require "_sg.http"
-  local deletes, lost = 0, false
-  return { transport = function(req)
-    local resp, err, code = http.request(req)
-    if req.method == "DELETE" then
-      deletes = deletes + 1
-      if not lost and resp then
-        lost = true
-        return nil, "connection closed before the response (simulated)", "closed"
-      end
-    end
-    return resp, err, code
-  end, retry = { base = 0.05, cap = 0.5 } }, function() return deletes end
-end
-
 t.test("a delete whose response was lost is done when the re-sent one finds nothing", function()
   w.reset()
   w.knobs({ task_duration_ms = 0 })
   -- Gcore: a synchronous delete (204), then 404
-  local o, deletes = losing_delete()
+  local o, deletes = losing("DELETE")
   local gc = sg.connect("gcore", o)
   gc:wait(gc:create_security_group({ name = "lost-delete", rules = sg.json.array() }))
   local group = gc:list_security_groups({ name = "lost-delete" }).results[1]
@@ -225,7 +207,7 @@ t.test("a delete whose response was lost is done when the re-sent one finds noth
 
   -- Exoscale: the delete is an operation; the re-sent delete is answered 404 and conn:wait on
   -- the result returns at once
-  o, deletes = losing_delete()
+  o, deletes = losing("DELETE")
   local exo = sg.connect("exoscale", o)
   local sgid
   for _, g in ipairs(exo:list_security_groups()["security-groups"]) do

@@ -30,8 +30,7 @@ t.test("gcore: a kept rule read with a legacy protocol number goes back by its e
   desired[#desired + 1] = rule.normalize { direction = "ingress", protocol = "udp", port = 51821, cidr = "0.0.0.0/0" }
   local sent_before = #wire
   adapter.apply(gc, group, changes_for(group, desired))
-  local patch
-  for i = sent_before + 1, #wire do if wire[i].method == "PATCH" then patch = wire[i] end end
+  local patch = w.last_sent(wire, sent_before, "PATCH")
   t.ok(patch, "one PATCH")
   local protocols = {}
   for _, r in ipairs(json.decode(patch.body).rules) do protocols[tostring(r.protocol)] = true end

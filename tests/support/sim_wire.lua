@@ -33,6 +33,14 @@ function M.connect(provider, opts)
   return sg.connect(provider, o), log
 end
 
+---The last request with `method` a recorder log (M.connect's second result) holds after its
+---first `since` entries, or nil.
+function M.last_sent(log, since, method)
+  local found
+  for i = since + 1, #log do if log[i].method == method then found = log[i] end end
+  return found
+end
+
 ---The path (from the host on, no query) and the decoded query of a URL.
 function M.split(url)
   local path, query = url:match("^https?://[^/]+([^?]*)%??(.*)$")
