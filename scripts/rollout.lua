@@ -127,8 +127,22 @@ else
   local file = io.open(positional[1])
   if file then file:close() end
   local source_target = positional[1]:find(":", 1, true) and not file
-  local parsed = {}
-  for i = source_target and 1 or 2, #positional do parsed[i] = { cli.parse_target(positional[i]) } end
+  local parsed, seen = {}, {}
+  for i = source_target and 1 or 2, #positional do
+    parsed[i] = { cli.parse_target(positional[i]) }
+    -- the same group twice would be planned twice from one read, and its second apply would
+    -- undo or repeat the first
+    local provider, ref = parsed[i][1], parsed[i][2]
+    local key = provider .. ":" .. tostring(ref)
+    if type(ref) == "table" then
+      local k, v = next(ref)
+      key = provider .. ":" .. k .. "=" .. tostring(v)
+    end
+    if i > 1 and seen[key] then
+      cli.usage_error(string.format("target %s is given twice: name each group once", positional[i]), USAGE)
+    end
+    seen[key] = true
+  end
   if source_target then
     source = sg.snapshot(cli.connect(parsed[1][1], connect_opts), parsed[1][2])
   else

@@ -128,6 +128,21 @@ function M.parse_args(args, spec)
           if value == nil then
             M.usage_error(string.format("--%s needs a value (%s)", name, kind), spec.usage)
           end
+          -- a forgotten value must not swallow the next option or target: "--save --additive"
+          -- would otherwise run authoritatively, "--save gcore:web ..." lose a target
+          if value:match("^%-%-?%a") then
+            M.usage_error(string.format("--%s needs a value (%s) before %s (to name a file that " ..
+              "starts with '-', write --%s=%s)", name, kind, value, name, value), spec.usage)
+          end
+          local provider = kind == "FILE" and value:match("^([%w_]+):.")
+          if provider then
+            for _, known in ipairs(providers()) do
+              if provider == known then
+                M.usage_error(string.format("--%s needs a file name, and %s is a target (to name a " ..
+                  "file so, write --%s=./%s)", name, value, name, value), spec.usage)
+              end
+            end
+          end
         end
         if kind == "seconds" then
           local n = tonumber(value)

@@ -590,7 +590,10 @@ function M.rollout(source, targets, opts)
         if t.error == nil then t.changes, t.added, t.removed = { add = {}, remove = {} }, 0, 0 end
       end
     end
-    report.ok = not any_failed and not interrupted()
+    -- a target can fail after its apply went through (its read-back failed or differs)
+    local target_failed = false
+    for _, t in ipairs(report_targets) do target_failed = target_failed or t.status == "failed" end
+    report.ok = not any_failed and not target_failed and not interrupted()
     return finish()
   end
 

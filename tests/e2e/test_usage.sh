@@ -43,6 +43,15 @@ usage_case "vm that is not a number" "$sgrun" "$root/scripts/rollout.lua" exosca
 check "says vm= takes a number" grep -q "vm= takes a positive whole number" "$tmp/err"
 usage_case "unknown provider" "$sgrun" "$root/scripts/snapshot.lua" nocloud:web "$tmp/s.json"
 check "lists the known providers" grep -q "known: barrack, exoscale" "$tmp/err"
+usage_case "a value-taking option before another option" "$sgrun" "$root/scripts/rollout.lua" --save --additive exoscale:web hostup:vm=10000
+check "says --save needs its value" grep -q -- "--save needs a value (FILE) before --additive" "$tmp/err"
+[ ! -e ./--additive ]
+check "and writes no file named --additive" [ $? = 0 ]
+usage_case "a value-taking option before a target" "$sgrun" "$root/scripts/rollout.lua" --save exoscale:web hostup:vm=10000 gcore:web
+check "says exoscale:web is a target" grep -q "exoscale:web is a target" "$tmp/err"
+usage_case "a target given twice" "$sgrun" "$root/scripts/rollout.lua" exoscale:web genesis:web genesis:web
+check "names the repeated target" grep -q "target genesis:web is given twice" "$tmp/err"
+usage_case "the same VM twice" "$sgrun" "$root/scripts/rollout.lua" exoscale:web hostup:vm=10000 hostup:vm=10000
 usage_case "bad --timeout" "$sgrun" "$root/scripts/drift.lua" --timeout=soon x.json
 usage_case "missing snapshot file" "$sgrun" "$root/scripts/drift.lua" "$tmp/none.json"
 check "names the file" grep -q "none.json" "$tmp/err"

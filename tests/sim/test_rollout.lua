@@ -257,6 +257,23 @@ t.test("a rollback that fails is contained: the report names every rule it could
   t.ok(steps.reading and steps.planning and steps.applying and steps.restoring, "progress events")
 end)
 
+t.test("a target whose read-back fails after its apply went through fails the report", function()
+  reset()
+  -- every read fails once the roll-out verifies: the apply went through, its result is unknown
+  local verifying = false
+  local gen = sg.connect("genesis", { retry = { attempts = 1 }, transport = function(req)
+    if req.method == "GET" and verifying then
+      return { status = 400, headers = {}, body = '{"code":"bad","message":"refused by the test"}' }
+    end
+    return sg.http.request(req)
+  end })
+  local report = sg.rollout(EXO, { { conn("exoscale"), "web" }, { gen, "web" } }, { lossy = "allow",
+    on_progress = function(ev) if ev.target == 2 and ev.step == "verifying" then verifying = true end end })
+  t.eq(report.targets[2].status, "failed", tostring(report))
+  t.ok(tostring(report.targets[2].error):find("state is unknown", 1, true), tostring(report))
+  t.eq(report.ok, false, "a failed target fails the report")
+end)
+
 t.test("a target rolled back leaves no group it created; the other target stays converged", function()
   reset()
   local exo = breakable("exoscale", function(req) return req.method == "POST" and req.url:find("/rules", 1, true) end)
