@@ -36,7 +36,11 @@ static int l_graceful(lua_State *L) {
 
 /* signal([take]): "SIGINT" or "SIGTERM" when one arrived (nil otherwise); take clears it. */
 static int l_signal(lua_State *L) {
-  int sig = lua_toboolean(L, 1) ? sg_loop_take_signal() : sg_loop_peek_signal();
+  int sig = sg_loop_peek_signal();
+  /* under --every/--cron a SIGTERM is the schedule's: the run goes on to its end, then the
+   * schedule stops; a playbook that took it would end its run early and keep the schedule going */
+  if (sig == SIGTERM && sg_sched_term_is_graceful()) sig = 0;
+  else if (sig && lua_toboolean(L, 1)) sg_loop_take_signal();
   if (sig == SIGINT) lua_pushliteral(L, "SIGINT");
   else if (sig == SIGTERM) lua_pushliteral(L, "SIGTERM");
   else lua_pushnil(L);

@@ -21,6 +21,9 @@
 
 static const char *progname = "sgrun";
 
+/* --every's upper bound: a longer period is a typo (and overflows no time_t arithmetic) */
+#define MAX_EVERY (366.0 * 86400)
+
 static int debug_errors; /* --debug or SGRUN_DEBUG=1: a traceback with every error */
 
 /* os.exit(n) in the script's main task ends the run, not the process at once: it records n here,
@@ -137,8 +140,10 @@ static int parse_args(int argc, char **argv, struct options *o, int *done) {
       o->log_format = value;
     } else if (strcmp(a, "--every") == 0) {
       o->every = value ? sg_parse_duration(value) : -1;
-      if (o->every <= 0)
-        return usage_error("'--every' needs a duration such as 30s, 5m or 1h30m, not", value ? value : "nothing");
+      /* whole seconds: the schedule keeps time in time_t, where 0.5s would be 0 and spin */
+      if (!(o->every >= 1 && o->every <= MAX_EVERY && o->every == (double)(long)o->every))
+        return usage_error("'--every' needs a duration of whole seconds from 1s to 366d, such as 30s, 5m or 1h30m, not",
+                           value ? value : "nothing");
     } else if (strcmp(a, "--state") == 0) {
       if (!value || !*value) return usage_error("'--state' needs a file name", NULL);
       o->state_file = value;
@@ -151,6 +156,8 @@ static int parse_args(int argc, char **argv, struct options *o, int *done) {
       char err[300];
       if (!value) return usage_error("'--cron' needs an expression such as \"*/15 * * * *\"", NULL);
       if (sg_cron_parse(value, &o->cron_spec, err, sizeof err) != 0) return usage_error(err, NULL);
+      if (sg_cron_next(&o->cron_spec, time(NULL)) < 0)
+        return usage_error("the cron expression matches no time in the next five years:", value);
       o->cron = value;
     } else {
       takes_value = 0;
@@ -261,16 +268,18 @@ static int run_task(lua_State *L, int nargs) {
   enum sg_task_state state = sg_sched_run(L, main_task);
   main_task = NULL;
   int code = 0;
+  /* a signal stopped Lua code that was computing: the signal is the news, not its traceback */
+  int interrupted = sg_sched_interrupted();
   if (exit_requested) {
     if (state == SG_FAILED) sg_task_push_error(L, -1); /* the unwinding is observed, not reported */
     code = exit_status;
   } else if (state == SG_FAILED) {
     const char *tb = sg_task_push_error(L, -1);
     if (is_expected_error(L, -1, &code) && !debug_errors) tb = NULL;
-    report_error(tb ? tb : sg_tostring_error(L, -1));
+    if (!interrupted || debug_errors) report_error(tb ? tb : sg_tostring_error(L, -1));
   }
   int sig = sg_loop_peek_signal();
-  if (sig == SIGINT || (sig && state == SG_CANCELLED)) {
+  if (sig == SIGINT || (sig && (state == SG_CANCELLED || interrupted))) {
     sg_loop_take_signal();
     report_error(sig == SIGINT ? "interrupted" : "terminated");
     code = 128 + sig;
@@ -471,6 +480,7 @@ static int wait_until(time_t when) {
 }
 
 static time_t next_due(const struct options *o, time_t previous) {
+  if (previous < 0) return -1;
   return o->cron ? sg_cron_next(&o->cron_spec, previous) : previous + (time_t)o->every;
 }
 
@@ -499,14 +509,21 @@ static int run_schedule(int argc, char **argv, const struct options *o) {
     sg_log(code == 0 || exit_requested ? "info" : "error", "run_finished", NULL, "status", status, "exit_code", exit_code,
            "seconds", took, NULL);
     sg_log_set_run(NULL);
-    if (sg_loop_peek_signal()) break;
-    time_t now = time(NULL);
-    for (due = next_due(o, due); due <= now; due = next_due(o, due)) {
-      char when[32];
+    /* a playbook that handled SIGINT itself (a roll-out restoring its targets) took the signal
+     * and ended with its code: the schedule stops all the same */
+    if (sg_loop_peek_signal() || code == 128 + SIGINT || code == 128 + SIGTERM) break;
+    time_t now = time(NULL), first_skipped = 0;
+    unsigned long skipped = 0;
+    for (due = next_due(o, due); due >= 0 && due <= now; due = next_due(o, due))
+      if (skipped++ == 0) first_skipped = due;
+    if (skipped) {
+      char when[32], count[24];
       struct tm tm;
-      localtime_r(&due, &tm);
+      localtime_r(&first_skipped, &tm);
       strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
-      sg_log("warn", "run_skipped", "the previous run was still going when this one was due", "due", when, NULL);
+      snprintf(count, sizeof count, "%lu", skipped);
+      sg_log("warn", "run_skipped", "the previous run was still going when these were due", "due", when, "runs",
+             count, NULL);
     }
     if (due < 0) {
       report_error("the cron expression matches no time in the next five years");

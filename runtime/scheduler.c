@@ -250,11 +250,22 @@ int sg_sched_block(lua_State *L, sg_cancel_fn cancel, void *ctx, lua_KFunction k
   return lua_yieldk(L, 1, kctx, k);
 }
 
+static int interrupt_fired; /* the hook below stopped a task since sg_sched_interrupted() last said */
+
 static void on_interrupt(lua_State *L, lua_Debug *ar) {
   (void)ar;
   lua_sethook(L, NULL, 0, 0);
+  interrupt_fired = 1;
   luaL_error(L, "interrupted!");
 }
+
+int sg_sched_interrupted(void) {
+  int fired = interrupt_fired;
+  interrupt_fired = 0;
+  return fired;
+}
+
+int sg_sched_term_is_graceful(void) { return sched.graceful_term; }
 
 /* Runs in the signal handler: lua_sethook is safe there (lua.c does the same), and it stops
  * Lua code that computes without ever waiting. */

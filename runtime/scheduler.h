@@ -62,6 +62,10 @@ int sg_sched_sleep_lua(lua_State *L);
 /* When on (scheduled runs), SIGTERM does not cancel the running task: the run finishes and the
  * caller sees the signal afterwards. SIGINT always cancels. */
 void sg_sched_set_graceful_term(int on);
+int sg_sched_term_is_graceful(void);
+
+/* 1 when a signal stopped a computing task since the last call (its error is "interrupted!"). */
+int sg_sched_interrupted(void);
 /* While on, the first SIGINT or SIGTERM does not stop the running task: Lua sees it through
  * _sg.task.signal() and winds down itself; a second one stops the task as usual. */
 void sg_sched_set_graceful(int on);

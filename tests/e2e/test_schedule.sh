@@ -109,6 +109,17 @@ check "and that is logged" grep -q "lock_taken_over" "$tmp/err"
 
 "$sgrun" --every 0 "$tmp/tick.lua" 2>/dev/null
 check "a bad duration is a usage error" [ $? = 2 ]
+# periods a time_t schedule cannot keep would spin: refused before the first run
+for every in 0.5 1.9 inf nan 1e300 400d; do
+  "$sgrun" --every "$every" "$tmp/tick.lua" >"$tmp/out" 2>"$tmp/err"
+  check "--every $every is a usage error" [ $? = 2 ]
+  check "--every $every runs nothing" [ ! -s "$tmp/out" ]
+done
+check "and says what it takes" grep -q "whole seconds from 1s to 366d" "$tmp/err"
+"$sgrun" --cron "0 0 31 2 *" "$tmp/tick.lua" >"$tmp/out" 2>"$tmp/err"
+check "a cron expression that never matches is a usage error" [ $? = 2 ]
+check "and runs nothing" [ ! -s "$tmp/out" ]
+check "and says so" grep -q "matches no time" "$tmp/err"
 "$sgrun" --cron "* * *" "$tmp/tick.lua" 2>"$tmp/err"
 check "a bad cron expression is a usage error" [ $? = 2 ]
 check "that explains the fields" grep -q "5 fields" "$tmp/err"

@@ -158,6 +158,41 @@ check "--log-format json: at most one progress event per target step" "$sgrun" -
   assert(steps.applying and steps.applying.message:match('^applying %d+/%d+ writes$'), 'no applying n/m writes')
   assert(steps.waiting and steps.waiting.message:match(\"^waiting for the provider's task\"), 'no waiting')"
 
+# 7. Under --every, SIGTERM lets the running roll-out finish, then stops the schedule (exit 0);
+# SIGINT interrupts the roll-out as in 1, and stops the schedule too.
+start sched --every 1h --
+wait_for "$genesis_waiting" "$tmp/sched.log"
+check "--every SIGTERM: the roll-out was in the middle of a target's writes" [ $? = 0 ]
+kill -TERM "$run_pid"
+hold_tasks false
+finish
+check "--every SIGTERM: the schedule stops with exit 0" [ $? = 0 ]
+check "--every SIGTERM: the running roll-out was not interrupted" bash -c \
+  "grep -q '^roll-out: ok' '$tmp/sched.out' && ! grep -q INTERRUPTED '$tmp/sched.out'"
+check "--every SIGTERM: every target reads back converged" \
+  "${outcome[@]}" check "$tmp/sched.before" - "$source" "${targets[@]}"
+check "--every SIGTERM: the stop is logged" grep -q '"event":"schedule_stopped"' "$tmp/sched.log"
+start schedint --every 1h --
+interrupt INT schedint
+finish
+check "--every SIGINT: the schedule stops" [ $? = 0 ]
+check "--every SIGINT: the roll-out was interrupted" grep -q "^roll-out: INTERRUPTED by SIGINT" "$tmp/schedint.out"
+check "--every SIGINT: the stop is logged" grep -q '"event":"schedule_stopped"' "$tmp/schedint.log"
+
+# 8. A signal while Lua computes: the exit code says which, and no traceback (a bug's mark) is shown
+printf 'io.write("ready\\n") io.flush()\nwhile true do end\n' >"$tmp/spin.lua"
+for sig in TERM INT; do
+  "$sgrun" "$tmp/spin.lua" >"$tmp/spin.out" 2>"$tmp/spin.err" &
+  run_pid=$!
+  wait_for ready "$tmp/spin.out"
+  kill -"$sig" "$run_pid"
+  finish
+  code=$?
+  [ "$sig" = TERM ] && want=143 || want=130
+  check "SIG$sig while computing: exit $want" [ "$code" = "$want" ]
+  check "SIG$sig while computing: no traceback" bash -c "! grep -q 'stack traceback' '$tmp/spin.err'"
+done
+
 # 6. Progress on a terminal: stderr a pty (script(1), util-linux); the lines are redrawn in place
 if ! command -v script >/dev/null; then
   echo "$passed passed, $failed failed (the terminal part needs script(1) from util-linux: install it)"
