@@ -512,6 +512,10 @@ local function has_any(q, a, b)
   return type(q) == "table" and (q[a] ~= nil or (b and q[b] ~= nil))
 end
 
+-- A listing longer than this is a server that never stops (or ignores the page parameter and
+-- sends page 1 again and again): every listing sgrun makes is of groups or their rules.
+local MAX_LISTED = 100000
+
 -- Auto-paging: every page of a list, concatenated under the endpoint's items key; the rest of
 -- the first page's envelope is kept (count / total_count stay what the server said).
 ---@async
@@ -536,6 +540,12 @@ local function all_pages(conn, ep, url_base, query, path_args, args)
     n = n + #got
     local total = tonumber(errors.dig(resp, pg.total))
     if #got == 0 or #got < size or (total and n >= total) then break end
+    if n >= MAX_LISTED then
+      error(errors.new({ provider = private[conn].def.name, op = ep.name, code = "bad_response",
+        message = string.format("the listing went on past %d items (%d pages) without ending: the " ..
+          "server keeps sending full pages; check the base URL, or ask for one page with an explicit " ..
+          "query", MAX_LISTED, page) }, private[conn].secrets), 0)
+    end
     page = page + 1
   end
   first[ep.items] = items

@@ -14,6 +14,7 @@ local M = {}
 M.MIN_RATE = 0.5   -- requests per second: never slower than this
 M.WINDOW = 1       -- seconds over which the sending rate is measured
 M.FREE_AFTER = 4   -- drop the limit when it is this many times what was sent over the window
+M.MAX_HOLD = 60    -- seconds: the longest a Retry-After holds a key (a server may ask for years)
 
 ---@class sg.LimiterState
 ---@field rate number? requests per second; nil: no limit known
@@ -96,7 +97,9 @@ function M.observe(key, status, retry_after)
       st.rate = math.max(M.MIN_RATE, math.min(st.rate or math.huge, target))
       st.cut_at = now
     end
-    if retry_after and retry_after > 0 then st.hold_until = math.max(st.hold_until, now + retry_after) end
+    if retry_after and retry_after > 0 then
+      st.hold_until = math.max(st.hold_until, now + math.min(retry_after, M.MAX_HOLD))
+    end
   elseif status < 500 then
     append(st, "passed", now)
     if st.rate then
@@ -104,6 +107,13 @@ function M.observe(key, status, retry_after)
       if st.rate > M.FREE_AFTER * math.max(1, recent(st, "sent", now) / M.WINDOW) then st.rate = nil end
     end
   end
+end
+
+---When a key's Retry-After hold ends (task.now() time; in the past when there is none), for tests.
+---@param key string
+---@return number
+function M.held_until(key)
+  return state(key).hold_until
 end
 
 ---The learned rate of a key (nil: unlimited), for reports and tests.

@@ -175,7 +175,7 @@ function M.run(p, send, opts)
     local resp, err, code = send(attempt)
     last = { resp = resp, err = err, code = code, attempts = attempt, maybe_delivered = maybe_delivered }
     local retry, delivered, retry_after = M.classify(resp, code)
-    limiter.observe(opts.key, resp and resp.status, retry_after)
+    limiter.observe(opts.key, resp and resp.status, retry_after and math.min(retry_after, p.retry_after_cap))
     if not retry or attempt == p.attempts then return last end
     maybe_delivered = maybe_delivered or delivered
     last.maybe_delivered = maybe_delivered

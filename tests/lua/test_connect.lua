@@ -367,4 +367,17 @@ t.test("cleanup", function()
   os.execute("rm -rf " .. shell_quote(TMP))
 end)
 
+t.test("a server that never stops sending full pages ends in an error, not in memory", function()
+  local groups = {}
+  for i = 1, 100 do groups[i] = { id = "sg" .. i, name = "g" .. i, rules = {} } end
+  local page = sg.json.encode { security_groups = groups, total_count = 1e12 }
+  local log, transport = recorder(page)
+  local conn = sg.connect("genesis", { token = "gtok", base_url = "https://x.test", transport = transport })
+  local ok, err = pcall(conn.list_security_groups, conn)
+  t.ok(not ok, "refused")
+  t.eq(err.code, "bad_response")
+  t.ok(tostring(err):find("keeps sending full pages", 1, true), tostring(err))
+  t.eq(#log, 1000, "stopped after 100,000 items")
+end)
+
 t.run()

@@ -22,4 +22,24 @@ t.test("a key that never meets a 429 keeps only about a window's request times",
   t.eq(limiter.rate("gcore:acct"), nil, "no limit was learned")
 end)
 
+t.test("a Retry-After of years holds a key for at most MAX_HOLD", function()
+  limiter.reset()
+  local now = task.now()
+  limiter.observe("genesis:acct", 429, 999999999)
+  local held = limiter.held_until("genesis:acct") - now
+  t.ok(held > 0 and held <= limiter.MAX_HOLD + 1, "held " .. held .. " s")
+end)
+
+t.test("retry.run passes on a Retry-After cut to its policy's cap", function()
+  limiter.reset()
+  local retry = require "sg.retry"
+  local policy = retry.policy { attempts = 1, retry_after_cap = 2 }
+  local now = task.now()
+  retry.run(policy, function()
+    return { status = 429, headers = { ["retry-after"] = "999999999" }, body = "" }
+  end, { idempotent = true, key = "genesis:capped" })
+  local held = limiter.held_until("genesis:capped") - now
+  t.ok(held > 0 and held <= 3, "held " .. held .. " s")
+end)
+
 t.run()
