@@ -56,8 +56,10 @@ function M.plan_group(conn, ref, group, err, source, opts)
   opts = opts or {}
   local desired = rules_of(source)
   if not group and not (opts.create and type(ref) == "string") then
-    error(string.format("sg.plan: %s has no group %s (%s)%s", conn.provider, snapshot.group_text(ref),
-      tostring(err), type(ref) == "string" and "; pass {create = true} to create it" or ""), 2)
+    require("sg.errors").raise_user(string.format("sg.plan: %s has no group %s%s%s", conn.provider,
+      snapshot.group_text(ref), err and (": " .. tostring(err)) or "",
+      type(ref) == "string" and "; pass {create = true} to create it" or
+        "; sgrun cannot create one of this kind: check the reference"))
   end
   local target_codec = codec.get(conn.provider)
   local adapter = groups.get(conn.provider)

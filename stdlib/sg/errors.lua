@@ -41,6 +41,15 @@ function M.raise_local(message)
   error(setmetatable({ message = message, exit_code = 1 }, LocalFailure), 0)
 end
 
+---Raises an error the user made and can fix (a group that does not exist, a file that cannot be
+---read): sgrun prints the message, which must say what to fix, without a traceback, and exits
+---with `exit_code` (2 unless given: README's "usage or user error").
+---@param message string
+---@param exit_code integer?
+function M.raise_user(message, exit_code)
+  error(setmetatable({ message = message, exit_code = exit_code or 2 }, LocalFailure), 0)
+end
+
 ---True when v is an error object made here.
 ---@param v any
 ---@return boolean

@@ -688,7 +688,8 @@ function M.rollout(source, targets, opts)
     if opts.recover then return recover(opts.recover, true) end
     if not dry_run then
       local prior, busy = journal.claim(jpath)
-      if prior == false then error(busy, 0) end
+      -- the same roll-out running elsewhere: skipped, as a playbook whose lock is taken (75)
+      if prior == false then require("sg.errors").raise_user(busy, 75) end
       if prior then
         local rep = recover(prior)
         if rep then return rep end
@@ -699,7 +700,7 @@ function M.rollout(source, targets, opts)
     for i, st in ipairs(states) do
       planned[i] = function()
         progress(i, "reading")
-        local group = read(st.conn, st.group_ref)
+        local group, absent = read(st.conn, st.group_ref)
         -- snapshot-shaped, so that restoring puts back the provider's own form of each rule
         st.before = group and { rules = group.rules, raw = group.raw_rules, provider = st.conn.provider,
           group = { id = group.id } } -- nil: the roll-out creates the group
@@ -707,7 +708,7 @@ function M.rollout(source, targets, opts)
         if opts.plan_file then
           st.plan = plan_from_file(st, opts.plan_file.targets[i], group, plan_opts)
         else
-          st.plan = apply.plan_group(st.conn, st.group_ref, group, nil, source, plan_opts)
+          st.plan = apply.plan_group(st.conn, st.group_ref, group, absent, source, plan_opts)
         end
         st.fingerprint = M.fingerprint(group and group.rules)
       end

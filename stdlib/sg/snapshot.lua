@@ -30,7 +30,8 @@ function M.read_group(conn, ref, read)
     group, err = groups.get(conn.provider).get_group(conn, ref)
   end
   if not group then
-    error(string.format("%s has no group %s: %s", conn.provider, group_text(ref), tostring(err)), 0)
+    require("sg.errors").raise_user(string.format("%s has no group %s: %s (check the name; " ..
+      "conn:groups() lists the groups)", conn.provider, group_text(ref), tostring(err)))
   end
   return group
 end

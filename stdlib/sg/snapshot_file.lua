@@ -6,6 +6,7 @@
 -- sees the old file or the new one, never half of one.
 local rule = require "sg.rule"
 local json = require "sg.json"
+local errors = require "sg.errors"
 local fs = require "_sg.fs"
 
 local M = {}
@@ -25,8 +26,14 @@ M.FORMAT = "sgrun.snapshot/1"
 ---@type fun(path: string): boolean?, string?
 M.fsync = fs.fsync
 
+-- A snapshot file that cannot be read or is not a snapshot is the user's to fix (exit 2); one
+-- that cannot be written is this machine's (exit 1). Either way the message says what is wrong.
 local function fail(where, fmt, ...)
-  error(string.format("snapshot %s: " .. fmt, where, ...), 0)
+  errors.raise_user(string.format("snapshot %s: " .. fmt, where, ...))
+end
+
+local function fail_write(where, fmt, ...)
+  errors.raise_local(string.format("snapshot %s: " .. fmt, where, ...))
 end
 
 -- Checks the shape shared by save and load; returns the rules normalised.
@@ -82,16 +89,16 @@ function M.write_atomic(path, text)
   -- created exclusively (0600) beside the target: a file or symlink planted in a shared
   -- directory makes the save fail instead of being followed
   local tmp, terr = fs.write_temp(path, text)
-  if not tmp then fail(path, "%s", terr) end
+  if not tmp then fail_write(path, "%s", terr) end
   local ok, werr = true, nil
   if ok then ok, werr = M.fsync(tmp) end
   if ok then ok, werr = os.rename(tmp, path) end
   if not ok then
     os.remove(tmp)
-    fail(path, "write failed: %s", tostring(werr))
+    fail_write(path, "write failed: %s", tostring(werr))
   end
   local synced, serr = M.fsync(dir)
-  if not synced then fail(path, "written, but the directory could not be synced: %s", tostring(serr)) end
+  if not synced then fail_write(path, "written, but the directory could not be synced: %s", tostring(serr)) end
 end
 
 ---Reads and validates a snapshot file. Rules come back normalised; raises naming the file and
@@ -102,8 +109,9 @@ function M.load(path)
   if type(path) ~= "string" or path == "" then error("snapshot: load needs a file path", 2) end
   local f, err = io.open(path, "rb")
   if not f then fail(path, "cannot read: %s", err) end
-  local text = f:read("a")
+  local text, rerr = f:read("a")
   f:close()
+  if not text then fail(path, "cannot read: %s", tostring(rerr)) end
   if text == "" then fail(path, "the file is empty") end
   local doc, jerr = json.decode(text)
   if doc == nil then fail(path, "damaged file: %s", jerr) end

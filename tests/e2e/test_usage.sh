@@ -57,6 +57,17 @@ usage_case "missing snapshot file" "$sgrun" "$root/scripts/drift.lua" "$tmp/none
 check "names the file" grep -q "none.json" "$tmp/err"
 check "no request was sent by any of these" [ "$(requests)" = 0 ]
 
+# user errors met after reading: exit 2 (or 1 for this machine's), a message, no traceback
+usage_case "a group that does not exist" "$sgrun" "$root/scripts/audit.lua" gcore:wbe
+check "names the group and what to do" grep -q "gcore has no group wbe: .*check the name" "$tmp/err"
+mkdir -p "$tmp/adir"
+usage_case "a directory for a snapshot file" "$sgrun" "$root/scripts/drift.lua" "$tmp/adir"
+check "says it cannot be read" grep -q "cannot read: Is a directory" "$tmp/err"
+"$sgrun" "$root/scripts/snapshot.lua" gcore:web "$tmp/adir" >"$tmp/out" 2>"$tmp/err"
+check "a snapshot that cannot be written: exit 1" [ $? = 1 ]
+check "a snapshot that cannot be written: no traceback" bash -c "! grep -q 'stack traceback' '$tmp/err'"
+check "a snapshot that cannot be written: says why" grep -q "write failed: Is a directory" "$tmp/err"
+
 SGRUN_DEBUG=1 "$sgrun" "$root/scripts/drift.lua" "$tmp/none.json" 2>"$tmp/err"
 check "SGRUN_DEBUG=1 shows the traceback" grep -q "stack traceback" "$tmp/err"
 "$sgrun" --debug "$root/scripts/drift.lua" "$tmp/none.json" 2>"$tmp/err"
