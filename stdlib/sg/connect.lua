@@ -397,6 +397,22 @@ local function pending_create(conn, ep, body)
   return { [a["tasks.list"]] = ids }
 end
 
+-- Waits for every task the provider lists as still running in this account (def.async
+-- "tasks.active"); returns at once for a provider without such a list. A task that ends in error
+-- changed nothing, so only a wait that cannot finish raises.
+---@async
+local function settle(conn, opts)
+  local a = private[conn].def.async
+  if not a["tasks.active"] then return end
+  local active = p_endpoint(conn, a["tasks.active"])
+  local tasks = invoke(conn, active)[active.items]
+  local ids = json.array()
+  for _, t in ipairs(type(tasks) == "table" and tasks or {}) do ids[#ids + 1] = t.id end
+  if #ids == 0 then return end
+  local ok, err = pcall(conn.wait, conn, { [a["tasks.list"]] = ids }, opts)
+  if not ok and not (type(err) == "table" and tostring(err.code):match("^task_")) then error(err, 0) end
+end
+
 -- Re-reads for a create whose earlier attempt may have landed: the item, or nil when re-sending is
 -- safe. Pending matching tasks are listed BEFORE the re-read, so that one finishing in between is
 -- seen by the re-read, and waited for when the item is not there yet; a task that ends in error
@@ -647,6 +663,14 @@ local function class_for(def)
   ---@async
   function methods.wait(self, x, opts)
     return wait.wait(M.internals(self), x, opts)
+  end
+  ---Waits until no async work of this account is still running at the provider, as far as the
+  ---provider lists it (Gcore's active tasks; other providers return at once). A recovery calls it
+  ---before reading what a killed run left: a task still running would land after that read.
+  ---@async
+  ---@param opts table|nil as conn:wait's
+  function methods.settle(self, opts)
+    return settle(self, opts)
   end
   ---Every group in the connection's scope, provider-neutral (see sg.Group).
   ---@async

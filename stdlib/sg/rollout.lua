@@ -614,6 +614,16 @@ function M.rollout(source, targets, opts)
       prior:remove()
       return nil
     end
+    -- the killed run's async work may still be running at the provider: it would land after
+    -- this run read the group and undo what recovery does, so it is waited for first
+    local settled = {}
+    for _, i in ipairs(begun) do
+      local c = states[i].conn
+      if not settled[c] then
+        settled[c] = true
+        c:settle()
+      end
+    end
     for i, st in ipairs(states) do
       local b = prior.begin.targets[i]
       if b and (prior.started[i] or not opts.atomic) then

@@ -193,6 +193,30 @@ for sig in TERM INT; do
   check "SIG$sig while computing: no traceback" bash -c "! grep -q 'stack traceback' '$tmp/spin.err'"
 done
 
+# 9. A killed --atomic run whose Gcore task is still running: --recover waits for that task
+# before it reads the group, so the group ends exactly as saved (a recovery that read first found
+# nothing to undo, and the task landed after it).
+gcore_waiting='"event":"rollout_progress".*"step":"waiting".*"provider":"gcore"\|"event":"rollout_progress".*"provider":"gcore".*"step":"waiting"'
+start killed -- --atomic
+wait_for "$gcore_waiting" "$tmp/killed.log"
+check "killed: gcore's first write is in flight" [ $? = 0 ]
+kill -KILL "$run_pid"
+wait "$run_pid" 2>/dev/null
+curl -s -X DELETE "$url/_sim/log" >/dev/null
+"$sgrun" "$root/scripts/rollout.lua" --recover >"$tmp/recover.out" 2>&1 &
+run_pid=$!
+active_asked() { curl -s "$url/_sim/log?provider=gcore" | grep -q '/active'; }
+for _ in $(seq 1800); do active_asked && break; kill -0 "$run_pid" 2>/dev/null || break; sleep 0.1; done
+check "--recover asks for gcore's running tasks" active_asked
+check "--recover waits while gcore's task runs" kill -0 "$run_pid"
+hold_tasks false
+finish
+check "--recover: exit 0" [ $? = 0 ]
+"${outcome[@]}" save "$tmp/killed.after" "$source" "${targets[@]}"
+check "--recover: gcore:web reads back exactly as before the killed run" \
+  [ "$(grep '^gcore:web ' "$tmp/killed.before")" = "$(grep '^gcore:web ' "$tmp/killed.after")" ]
+[ "$failed" = 0 ] || cat "$tmp/recover.out" >&2
+
 # 6. Progress on a terminal: stderr a pty (script(1), util-linux); the lines are redrawn in place
 if ! command -v script >/dev/null; then
   echo "$passed passed, $failed failed (the terminal part needs script(1) from util-linux: install it)"
