@@ -451,7 +451,9 @@ end
 
 local function decode_body(p, ep, resp)
   if resp.body == nil or resp.body == "" or resp.status == 204 then return {} end
-  local v, err = json.decode(resp.body)
+  -- a server may echo a credential in any field it returns (a rule's description): what sgrun
+  -- reads is scrubbed before anything can print it, as error messages are
+  local v, err = json.decode(errors.scrub(resp.body, p.secrets))
   if v == nil then
     error(errors.new({ provider = p.def.name, op = ep.name, status = resp.status, code = "bad_response",
       message = "the response is not JSON (" .. tostring(err) .. "); is the base URL right?" }, p.secrets), 0)

@@ -63,7 +63,8 @@ end
 local MIN_PREFIX, MIN_SECRET = 8, 4
 
 -- The forms a secret takes on the wire: as is, JSON-escaped (cjson writes "/" as "\/"; other
--- encoders escape quotes and backslashes) and percent-encoded (in URLs and form bodies).
+-- encoders escape quotes and backslashes), percent-encoded (in URLs and form bodies) and upper
+-- case (servers that normalise what they echo).
 local function forms(secret)
   local out, seen = {}, {}
   local function add(f)
@@ -78,6 +79,7 @@ local function forms(secret)
   add((escaped:gsub("/", "\\/")))
   add((secret:gsub("/", "\\/")))
   add((secret:gsub("[^%w%-%._~]", function(c) return string.format("%%%02X", c:byte()) end)))
+  add(secret:upper())
   return out
 end
 
@@ -98,17 +100,24 @@ end
 ---@return string
 function M.scrub(s, secrets)
   if type(s) ~= "string" or not secrets then return s end
-  local pieces, seen = {}, {}
+  -- every piece starts with its form's shortest piece: a text holding none of those (almost
+  -- every response body) is returned after one search per form
+  local candidates = {}
   for _, secret in ipairs(secrets) do
     if type(secret) == "string" and #secret >= MIN_SECRET then
       for _, form in ipairs(forms(secret)) do
-        for len = #form, math.min(#form, MIN_PREFIX), -1 do
-          local piece = form:sub(1, len)
-          if not seen[piece] then
-            seen[piece] = true
-            pieces[#pieces + 1] = piece
-          end
-        end
+        if s:find(form:sub(1, math.min(#form, MIN_PREFIX)), 1, true) then candidates[#candidates + 1] = form end
+      end
+    end
+  end
+  if #candidates == 0 then return s end
+  local pieces, seen = {}, {}
+  for _, form in ipairs(candidates) do
+    for len = #form, math.min(#form, MIN_PREFIX), -1 do
+      local piece = form:sub(1, len)
+      if not seen[piece] then
+        seen[piece] = true
+        pieces[#pieces + 1] = piece
       end
     end
   end

@@ -615,13 +615,14 @@ function M.rollout(source, targets, opts)
       return nil
     end
     -- the killed run's async work may still be running at the provider: it would land after
-    -- this run read the group and undo what recovery does, so it is waited for first
+    -- this run read the group and undo what recovery does, so it is waited for first. When the
+    -- provider cannot even list it, the reads below fail the same way and each target reports it.
     local settled = {}
     for _, i in ipairs(begun) do
       local c = states[i].conn
       if not settled[c] then
         settled[c] = true
-        c:settle()
+        pcall(c.settle, c)
       end
     end
     for i, st in ipairs(states) do

@@ -367,6 +367,18 @@ t.test("cleanup", function()
   os.execute("rm -rf " .. shell_quote(TMP))
 end)
 
+t.test("a credential echoed in a successful reply is scrubbed before anything can print it", function()
+  local token = "gtok-secret-0123456789abcdef"
+  local body = sg.json.encode { security_groups = { { id = "sg1", name = "web",
+    description = "key " .. token, rules = { { protocol = "tcp", description = token:upper() } } } },
+    total_count = 1 }
+  local _, transport = recorder(body)
+  local conn = sg.connect("genesis", { token = token, base_url = "https://x.test", transport = transport })
+  local text = sg.json.encode(conn:list_security_groups())
+  t.ok(not text:find(token, 1, true) and not text:find(token:upper(), 1, true), text)
+  t.ok(text:find("key [REDACTED]", 1, true), text)
+end)
+
 t.test("a server that never stops sending full pages ends in an error, not in memory", function()
   local groups = {}
   for i = 1, 100 do groups[i] = { id = "sg" .. i, name = "g" .. i, rules = {} } end
