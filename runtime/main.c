@@ -69,7 +69,7 @@ static void usage(FILE *out) {
           "  --dry-run          send no request other than reads (GET, HEAD, OPTIONS)\n"
           "  --json             ask playbooks for machine-readable output (sg.options.json)\n"
           "  --profile NAME     the credentials profile sg.connect uses by default\n"
-          "  --every DURATION   run the script now and then every DURATION (30s, 5m, 1h30m)\n"
+          "  --every DURATION   run the script now and then every DURATION (30s, 5m, 1h30m; 1s to 366d)\n"
           "  --cron \"EXPR\"      run the script at the times of a 5-field cron expression\n"
           "  --log-format FMT   run logs on stderr as 'text' (default) or 'json' (one object a line)\n"
           "  --no-lock          do not take the playbook's lock (see below)\n"
@@ -315,7 +315,12 @@ static int run_require(lua_State *L, const char *spec) {
 static int run_script(lua_State *L, int argc, char **argv, int script) {
   const char *fname = strcmp(argv[script], "-") == 0 ? NULL : argv[script];
   if (!fname && strcmp(argv[script - 1], "--") == 0) fname = "-";
-  if (luaL_loadfile(L, fname) != LUA_OK) return report_load_error(L);
+  if (luaL_loadfile(L, fname) != LUA_OK) {
+    /* a script that cannot be opened is the user's to fix (2); one that does not compile, a bug (1) */
+    int unopened = fname && access(fname, R_OK) != 0;
+    report_load_error(L);
+    return unopened ? 2 : 1;
+  }
   int n = argc - script - 1;
   luaL_checkstack(L, n, "too many arguments to the script");
   for (int i = script + 1; i < argc; i++) lua_pushstring(L, argv[i]);

@@ -60,7 +60,7 @@ check "with the child's traceback" grep -q "stack traceback" "$tmp/err"
 check "error objects print through __tostring" grep -q "custom error object" "$tmp/err"
 
 "$sgrun" "$tmp/missing.lua" 2>"$tmp/err"
-check "a missing script exits 1" [ $? = 1 ]
+check "a missing script is a user error: exit 2" [ $? = 2 ]
 check "naming the file" grep -q "missing.lua" "$tmp/err"
 
 # Ctrl-C while waiting, and while computing: clean exit 130, no core, no hang.

@@ -52,6 +52,8 @@ check "says exoscale:web is a target" grep -q "exoscale:web is a target" "$tmp/e
 usage_case "a target given twice" "$sgrun" "$root/scripts/rollout.lua" exoscale:web genesis:web genesis:web
 check "names the repeated target" grep -q "target genesis:web is given twice" "$tmp/err"
 usage_case "the same VM twice" "$sgrun" "$root/scripts/rollout.lua" exoscale:web hostup:vm=10000 hostup:vm=10000
+usage_case "a playbook that does not exist" "$sgrun" "$tmp/nothere.lua"
+check "names it" grep -q "cannot open .*nothere.lua" "$tmp/err"
 usage_case "bad --timeout" "$sgrun" "$root/scripts/drift.lua" --timeout=soon x.json
 usage_case "missing snapshot file" "$sgrun" "$root/scripts/drift.lua" "$tmp/none.json"
 check "names the file" grep -q "none.json" "$tmp/err"

@@ -379,6 +379,19 @@ t.test("a credential echoed in a successful reply is scrubbed before anything ca
   t.ok(text:find("key [REDACTED]", 1, true), text)
 end)
 
+t.test("a rule the provider sent that cannot be read is the provider's error, not a bug's traceback", function()
+  local body = sg.json.encode { security_groups = { { id = "sg1", name = "web",
+    rules = { { direction = "sideways", protocol = "tcp" } } } },
+    total_count = 1 }
+  local _, transport = recorder(body)
+  local conn = sg.connect("genesis", { token = "gtok", base_url = "https://x.test", transport = transport })
+  local ok, err = pcall(sg.snapshot, conn, "web")
+  t.ok(not ok, "refused")
+  t.ok(require("sg.errors").is(err), "an sg.Error: " .. tostring(err))
+  t.eq({ err.provider, err.code }, { "genesis", "unreadable_rule" })
+  t.ok(tostring(err):find("rule 1 cannot be read", 1, true), tostring(err))
+end)
+
 t.test("a server that never stops sending full pages ends in an error, not in memory", function()
   local groups = {}
   for i = 1, 100 do groups[i] = { id = "sg" .. i, name = "g" .. i, rules = {} } end

@@ -3,6 +3,7 @@
 -- remote-group rules need, and mapping a change set back to the provider's raw rules. Nothing
 -- here knows a provider; each adapter passes its own pieces (and its codec) in.
 local rule = require "sg.rule"
+local errors = require "sg.errors"
 
 local M = {}
 
@@ -108,8 +109,10 @@ function M.group(codec, g, raw_rules, maps)
     local raw = raw_rules[i]
     local ok, r = pcall(codec.decode, raw, ctx)
     if not ok then
-      error(string.format("%s group %s (%s): rule %d cannot be read: %s", codec.name, tostring(g.name),
-        id_text(g.id), i, tostring(r)), 0)
+      -- what the provider sent, not a bug of sgrun's: an error object, printed without traceback
+      error(errors.new({ provider = codec.name, op = "read", code = "unreadable_rule",
+        message = string.format("group %s (%s): rule %d cannot be read: %s", tostring(g.name),
+          id_text(g.id), i, tostring(r)) }), 0)
     end
     if rule.is_normalized(r) then r = { r } end
     for _, one in ipairs(r) do
