@@ -379,6 +379,14 @@ local function find_created(conn, ep, args, body, path_args, ids)
   end
 end
 
+-- The tasks the provider lists as still running in this account (def.async "tasks.active").
+---@async
+local function active_tasks(conn)
+  local active = p_endpoint(conn, private[conn].def.async["tasks.active"])
+  local tasks = invoke(conn, active)[active.items]
+  return type(tasks) == "table" and tasks or {}
+end
+
 -- The pending tasks (def.async "tasks.active") whose request data matches this create's body, as
 -- {tasks = ids}, or nil. A create whose response was lost may still be running as a task: its item
 -- is not listed yet, and a re-send would make a second one where names are not unique (Gcore).
@@ -386,10 +394,8 @@ end
 local function pending_create(conn, ep, body)
   local a = private[conn].def.async
   if ep.async ~= "tasks" or not a["tasks.active"] or type(body) ~= "table" then return nil end
-  local active = p_endpoint(conn, a["tasks.active"])
-  local tasks = invoke(conn, active)[active.items]
   local want, ids = wanted(ep, body), json.array()
-  for _, t in ipairs(type(tasks) == "table" and tasks or {}) do
+  for _, t in ipairs(active_tasks(conn)) do
     local data = t[a["tasks.data"]]
     if type(data) == "table" and matches(want, data) then ids[#ids + 1] = t.id end
   end
@@ -404,10 +410,8 @@ end
 local function settle(conn, opts)
   local a = private[conn].def.async
   if not a["tasks.active"] then return end
-  local active = p_endpoint(conn, a["tasks.active"])
-  local tasks = invoke(conn, active)[active.items]
   local ids = json.array()
-  for _, t in ipairs(type(tasks) == "table" and tasks or {}) do ids[#ids + 1] = t.id end
+  for _, t in ipairs(active_tasks(conn)) do ids[#ids + 1] = t.id end
   if #ids == 0 then return end
   local ok, err = pcall(conn.wait, conn, { [a["tasks.list"]] = ids }, opts)
   if not ok and not (type(err) == "table" and tostring(err.code):match("^task_")) then error(err, 0) end

@@ -359,7 +359,7 @@ end
 -- rule of the group -> its body in `list`). `removed`: raw rule -> the canonical rules it loses.
 ---@async
 local function write_changes(w, list, entry, group, changes, removed)
-  -- adds: denials at the top, accepts below the last denial (see the doc comment); rules read
+  -- adds: denials at the top, accepts below the last denial (see M.apply); rules read
   -- from this VM before go back as the rule they were read from ("80,443" stays one rule, an
   -- address stays without "/32"), in the order they were read
   local denials, accepts, restored, in_place = {}, {}, {}, {}
