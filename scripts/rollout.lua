@@ -132,12 +132,7 @@ else
     parsed[i] = { cli.parse_target(positional[i]) }
     -- the same group twice would be planned twice from one read, and its second apply would
     -- undo or repeat the first
-    local provider, ref = parsed[i][1], parsed[i][2]
-    local key = provider .. ":" .. tostring(ref)
-    if type(ref) == "table" then
-      local k, v = next(ref)
-      key = provider .. ":" .. k .. "=" .. tostring(v)
-    end
+    local key = parsed[i][1] .. ":" .. require("sg.plan").group_text(parsed[i][2])
     if i > 1 and seen[key] then
       cli.usage_error(string.format("target %s is given twice: name each group once", positional[i]), USAGE)
     end

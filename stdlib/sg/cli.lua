@@ -32,6 +32,13 @@ local function providers()
   return names
 end
 
+local function is_provider(name)
+  for _, known in ipairs(providers()) do
+    if name == known then return true end
+  end
+  return false
+end
+
 local TARGET_FORM = "expected PROVIDER:GROUP such as gcore:web, exoscale:web, hostup:vm=10000 or " ..
   "barrack:instance=BRK-100001A"
 
@@ -49,9 +56,7 @@ function M.parse_target(text)
   local provider, group = text:match("^([%w_]+):(.+)$")
   if not provider then M.usage_error(string.format("target %q: %s", text, TARGET_FORM)) end
   local known = providers()
-  local found = false
-  for _, name in ipairs(known) do found = found or name == provider end
-  if not found then
+  if not is_provider(provider) then
     M.usage_error(string.format("target %q: unknown provider %q (known: %s)", text, provider,
       table.concat(known, ", ")))
   end
@@ -134,14 +139,9 @@ function M.parse_args(args, spec)
             M.usage_error(string.format("--%s needs a value (%s) before %s (to name a file that " ..
               "starts with '-', write --%s=%s)", name, kind, value, name, value), spec.usage)
           end
-          local provider = kind == "FILE" and value:match("^([%w_]+):.")
-          if provider then
-            for _, known in ipairs(providers()) do
-              if provider == known then
-                M.usage_error(string.format("--%s needs a file name, and %s is a target (to name a " ..
-                  "file so, write --%s=./%s)", name, value, name, value), spec.usage)
-              end
-            end
+          if kind == "FILE" and is_provider(value:match("^([%w_]+):.")) then
+            M.usage_error(string.format("--%s needs a file name, and %s is a target (to name a " ..
+              "file so, write --%s=./%s)", name, value, name, value), spec.usage)
           end
         end
         if kind == "seconds" then
