@@ -83,7 +83,7 @@ end
 
 -- sgrun's own options: after the playbook name they would reach the playbook, not sgrun.
 local SGRUN_OPTIONS = { "dry-run", "json", "sim", "profile", "every", "cron", "log-format", "no-lock",
-  "lock-name", "debug", "state", "seed" }
+  "lock-name", "debug", "state", "seed", "tls" }
 
 ---@class sg.CliSpec
 ---@field usage string the usage line(s), printed with every usage error and by --help

@@ -35,6 +35,13 @@ check "says where --dry-run belongs" grep -q "put --dry-run before the playbook 
 check "and prints the usage line" grep -q "^usage: sgrun .*rollout.lua" "$tmp/err"
 usage_case "misplaced --json" "$sgrun" "$root/scripts/drift.lua" x.json --json
 check "says where --json belongs" grep -q "put --json before the playbook name" "$tmp/err"
+# every option of sgrun's own (read off its --help, so a new one cannot be missed) given after
+# the playbook name is pointed back before it
+for opt in $("$sgrun" --help | grep -oE '^  (-[a-z], )?--[a-z][a-z-]*' | sed 's/.*--/--/'); do
+  case $opt in --help | --version) continue ;; esac
+  usage_case "misplaced $opt" "$sgrun" "$root/scripts/rollout.lua" exoscale:web gcore:web "$opt"
+  check "says where $opt belongs" grep -q "put $opt before the playbook name" "$tmp/err"
+done
 usage_case "typoed flag" "$sgrun" "$root/scripts/rollout.lua" --addtive exoscale:web gcore:web
 check "names the unknown option" grep -q "unknown option --addtive" "$tmp/err"
 usage_case "empty group" "$sgrun" "$root/scripts/rollout.lua" exoscale:web gcore:
