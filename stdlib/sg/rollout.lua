@@ -920,18 +920,29 @@ function M.read_plan(path)
   if not f then error(string.format("plan %s: cannot read: %s", path, err), 2) end
   local text = f:read("a")
   f:close()
-  local doc, jerr = require("sg.json").decode(text)
+  local json = require "sg.json"
+  local doc, jerr = json.decode(text)
   if type(doc) ~= "table" then error(string.format("plan %s: damaged file: %s", path, tostring(jerr)), 2) end
   if doc.format ~= M.PLAN_FORMAT then
     error(string.format("plan %s: not a plan file (format %s, expected %s)", path, tostring(doc.format),
       M.PLAN_FORMAT), 2)
   end
-  if type(doc.targets) ~= "table" then error(string.format("plan %s: no targets", path), 2) end
+  -- a plan is read back exactly as write_plan wrote it: anything else is a damaged or hand-made
+  -- file, refused here with its place named rather than failing somewhere in the roll-out
+  local function damaged(fmt, ...)
+    error(string.format("plan %s: " .. fmt .. "; make the plan again with --plan-out", path, ...), 3)
+  end
+  if not json.is_array(doc.targets) or #doc.targets == 0 then damaged("'targets' is not a list of targets") end
   for i, t in ipairs(doc.targets) do
-    if type(t.provider) ~= "string" or t.group == nil or type(t.fingerprint) ~= "string" then
-      error(string.format("plan %s: target %d is incomplete (provider, group, fingerprint)", path, i), 2)
+    if type(t) ~= "table" or type(t.provider) ~= "string" or type(t.fingerprint) ~= "string"
+        or not ((type(t.group) == "string" and t.group ~= "") or math.type(t.group) == "integer") then
+      damaged("target %d is incomplete (a provider, a group name or id, a fingerprint)", i)
+    end
+    if t.create_group ~= nil and type(t.create_group) ~= "boolean" then
+      damaged("target %d: 'create_group' is not true or false", i)
     end
     for _, list in ipairs({ "add", "remove" }) do
+      if t[list] ~= nil and not json.is_array(t[list]) then damaged("target %d: '%s' is not a list of rules", i, list) end
       local rules = {}
       for j, r in ipairs(t[list] or {}) do
         rules[j] = rule.normalize(r, { where = string.format("plan %s: target %d %s[%d]", path, i, list, j) })

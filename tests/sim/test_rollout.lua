@@ -313,6 +313,37 @@ t.test("dry run plans; write_plan/read_plan apply exactly that plan and refuse a
   os.remove(path)
 end)
 
+t.test("read_plan refuses a damaged plan, naming the place and what to do", function()
+  local ro = require "sg.rollout"
+  local F = string.format("%q", ro.PLAN_FORMAT)
+  local function target(extra)
+    return '{"provider":"gcore","group":"web","fingerprint":"f"' .. extra .. '}'
+  end
+  local cases = {
+    { '"x"', "'targets' is not a list" },
+    { '{"a":1}', "'targets' is not a list" },
+    { '[]', "'targets' is not a list" },
+    { '[1]', "target 1 is incomplete" },
+    { '[' .. target("") .. ',"x"]', "target 2 is incomplete" },
+    { '[{"provider":"gcore","group":{},"fingerprint":"f"}]', "target 1 is incomplete" },
+    { '[{"provider":"gcore","group":"","fingerprint":"f"}]', "target 1 is incomplete" },
+    { '[' .. target(',"add":"x"') .. ']', "target 1: 'add' is not a list of rules" },
+    { '[' .. target(',"remove":{"a":1}') .. ']', "target 1: 'remove' is not a list of rules" },
+    { '[' .. target(',"create_group":"yes"') .. ']', "target 1: 'create_group' is not true or false" },
+  }
+  local path = os.tmpname()
+  for _, c in ipairs(cases) do
+    local f = assert(io.open(path, "w"))
+    f:write('{"format":' .. F .. ',"targets":' .. c[1] .. '}')
+    f:close()
+    local ok, err = pcall(ro.read_plan, path)
+    t.eq(ok, false, c[1])
+    t.ok(tostring(err):find(c[2], 1, true), c[1] .. ": " .. tostring(err))
+    t.ok(tostring(err):find("make the plan again", 1, true), tostring(err))
+  end
+  os.remove(path)
+end)
+
 t.test("confirm = false aborts before any write", function()
   reset()
   control("DELETE", "/_sim/log")
