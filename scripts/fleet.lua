@@ -15,7 +15,8 @@
 --   --concurrency N     accounts worked on at once (default: --per-provider times the providers)
 --   --per-provider N    requests in flight to one provider at once (default 20)
 --   --additive          rollout: only add rules
--- Exit status: 0 clean, 3 drift or findings, 1 an account failed (the others still run), 2 usage.
+-- Exit status: 0 clean, 3 drift or findings, 1 an account failed (the others still run), 2 usage
+-- or an inventory or report that cannot be read or is not what this expects.
 local sg = require "sg"
 local cli = require "sg.cli"
 local fleet = require "sg.fleet"
@@ -25,6 +26,8 @@ local USAGE = "usage: sgrun scripts/fleet.lua drift|audit|rollout [--json] [--sh
   "       sgrun scripts/fleet.lua merge [--json] REPORT...\n"
 
 local function usage(msg) cli.usage_error(msg or "an action and an inventory are needed", USAGE) end
+-- the user's file is wrong, not an account: the message names the file and the fix
+local function file_error(msg) io.stderr:write("fleet: ", msg, "\n") os.exit(2) end
 
 local flags, positional = cli.parse_args({ ... }, { usage = USAGE, options = {
   json = "flag", additive = "flag", shard = "I/N", shards = "N", concurrency = "N", ["per-provider"] = "N",
@@ -42,15 +45,15 @@ if action == "merge" then
   local reports = {}
   for n, path in ipairs(positional) do
     local f, err = io.open(path, "r")
-    if not f then io.stderr:write("fleet: cannot read ", err, "\n") os.exit(1) end
+    if not f then file_error("cannot read " .. err) end
     local text = f:read("a")
     f:close()
-    local ok, value = pcall(sg.json.decode, text)
-    if not ok then io.stderr:write(string.format("fleet: %s is not JSON: %s\n", path, tostring(value))) os.exit(1) end
+    local value, jerr = sg.json.decode(text)
+    if value == nil then file_error(string.format("%s is not JSON (%s): give the file scripts/fleet.lua --json wrote", path, jerr)) end
     reports[n] = value
   end
   local ok, merged = pcall(fleet.merge, reports)
-  if not ok then io.stderr:write("fleet: ", tostring(merged), "\n") os.exit(1) end
+  if not ok then file_error(tostring(merged)) end
   emit(merged)
 end
 
@@ -85,7 +88,7 @@ elseif flags.shards then
 end
 
 local ok, inv = pcall(fleet.load, positional[1])
-if not ok then io.stderr:write("fleet: ", tostring(inv), "\n") os.exit(1) end
+if not ok then file_error(tostring(inv)) end
 if shard_count then inv:shard(shard_index, shard_count) end
 
 local report = inv:run(action, {

@@ -716,7 +716,10 @@ function M.merge(reports)
       if shards[r.shard.index] then error(string.format("report %d repeats shard %d/%d", i, r.shard.index, count), 0) end
       shards[r.shard.index] = true
     end
-    for _, a in ipairs(r.accounts) do
+    for j, a in ipairs(r.accounts) do
+      if type(a) ~= "table" or type(a.name) ~= "string" then
+        error(string.format("report %d: account %d has no name: the report is damaged; write it again with --json", i, j), 0)
+      end
       if seen[a.name] then error(string.format("account %s is in more than one report", a.name), 0) end
       seen[a.name] = true
       accounts[#accounts + 1] = as_arrays(a)

@@ -175,7 +175,23 @@ check "and equals the unsharded report" "$sgrun" -e "$canon
   assert(canon(a.accounts) == canon(m.accounts), 'accounts differ')
   assert(canon(a.totals) == canon(m.totals), 'totals differ')"
 fleet merge "$tmp"/shard{0,1,3}.json >/dev/null 2>"$tmp/merge.err"
-check "a missing shard is an error" grep -q "shard 2/4 is missing" "$tmp/merge.err"
+check "a missing shard is an error (exit 2)" [ $? = 2 ]
+check "naming the missing shard" grep -q "shard 2/4 is missing" "$tmp/merge.err"
+# a damaged report is never merged into a clean result
+printf '{"format":"sgrun.fleet' >"$tmp/cut.json"
+fleet merge "$tmp/cut.json" >"$tmp/merge.out" 2>"$tmp/merge.err"
+check "a cut-off report is a user error (exit 2)" [ $? = 2 ]
+check "saying it is not JSON, and no report" \
+  bash -c "grep -q 'cut.json is not JSON' '$tmp/merge.err' && [ ! -s '$tmp/merge.out' ]"
+printf '{"format":"sgrun.fleet-report/1","action":"drift","accounts":[1]}' >"$tmp/noname.json"
+fleet merge "$tmp/noname.json" >/dev/null 2>"$tmp/merge.err"
+check "a report with a damaged account is a user error (exit 2)" [ $? = 2 ]
+check "naming the account" grep -q "report 1: account 1 has no name" "$tmp/merge.err"
+fleet merge "$tmp/absent.json" >/dev/null 2>"$tmp/merge.err"
+check "a missing report file: exit 2" [ $? = 2 ]
+fleet drift "$tmp/absent.lua" >/dev/null 2>"$tmp/merge.err"
+check "a missing inventory: exit 2" [ $? = 2 ]
+check "naming it" grep -q "absent.lua: cannot load the inventory" "$tmp/merge.err"
 check "a stable assignment: an added account moves no other" "$sgrun" -e "
   local fleet = require 'sg.fleet'
   for i = 1, 200 do
@@ -193,7 +209,7 @@ return {
 }
 EOF
 fleet drift "$tmp/inline.lua" >/dev/null 2>"$tmp/inline.err"
-check "an inline credential is refused (exit 1)" [ $? = 1 ]
+check "an inline credential is refused (exit 2)" [ $? = 2 ]
 check "naming the entry, without the secret" \
   bash -c "grep -q 'account 2 (leaky): connect.api_key is a credential' '$tmp/inline.err' && ! grep -q 'abc' '$tmp/inline.err'"
 printf 'return { { name = "x", provider = "hostup", groups = { { group = "vm=1", source = "nobody:web" } } } }\n' >"$tmp/ref.lua"
