@@ -934,9 +934,11 @@ function M.read_plan(path)
   end
   if not json.is_array(doc.targets) or #doc.targets == 0 then damaged("'targets' is not a list of targets") end
   for i, t in ipairs(doc.targets) do
+    -- a group is a name, an id, or a provider's table reference such as HostUp's {vm = id}
+    local g = type(t) == "table" and t.group
     if type(t) ~= "table" or type(t.provider) ~= "string" or type(t.fingerprint) ~= "string"
-        or not ((type(t.group) == "string" and t.group ~= "") or math.type(t.group) == "integer") then
-      damaged("target %d is incomplete (a provider, a group name or id, a fingerprint)", i)
+        or not ((type(g) == "string" and g ~= "") or math.type(g) == "integer" or (type(g) == "table" and next(g))) then
+      damaged("target %d is incomplete (a provider, a group reference, a fingerprint)", i)
     end
     if t.create_group ~= nil and type(t.create_group) ~= "boolean" then
       damaged("target %d: 'create_group' is not true or false", i)
