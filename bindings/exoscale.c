@@ -381,12 +381,15 @@ static const struct sg_kv errors[] = {
     {"code", "code,type"}, {"message", "message,detail,title,error"}, {"request_id", "request_id"},
     {"request_id_header", "x-request-id"}, {0, 0}};
 
-/* §4: pending -> success | failure | timeout; reference.id names the resource. */
+/* §4: pending -> success | failure | timeout; reference.id names the resource. Of the §4.1
+ * failure reasons, "conflict" ends a create that was a duplicate and "not-found" a delete of
+ * what is already gone: how a re-sent create or delete learns that its first attempt landed. */
 static const struct sg_kv async[] = {
     {"operation.id", "id"}, {"operation.get", "get_operation"}, {"operation.state", "state"},
     {"operation.pending", "pending"}, {"operation.success", "success"},
     {"operation.failure", "failure,timeout"}, {"operation.reason", "reason,message"},
-    {"operation.result", "reference"}, {0, 0}};
+    {"operation.result", "reference"}, {"operation.duplicate", "conflict"},
+    {"operation.gone", "not-found"}, {0, 0}};
 
 /* auth(request, credentials): signs method, wire path, raw query and body bytes exactly as they
  * will be sent. Called again on every retry, so an attempt never carries a stale expiry. */

@@ -76,6 +76,8 @@ local RULE_FIELDS = { ["flow-direction"] = true, protocol = true, ["start-port"]
 --   are accepted (200, an operation) and the operation ends in state "failure", reason
 --   "conflict": the vendor reports them there (reference/exoscale.md: "A 200 submission can
 --   still end with state: failure"), so a client that does not wait for the operation is caught.
+--   An operation whose group, rule or instance is gone by the time it runs (a second delete
+--   accepted while the first was pending) ends with reason "not-found", from the same enum.
 local INFERRED = {
   conflict_status = 409,
   auth_status = 403,
@@ -300,9 +302,9 @@ function M.advance(st, ctx)
           op.state, op.reason = "failure", INFERRED.failure_reason
           op.message = "operation failed (simulated by the sgrun sim task_error knob)"
         else
-          local err = apply_action(st, op.action)
+          local err, reason = apply_action(st, op.action)
           if err then
-            op.state, op.reason, op.message = "failure", "conflict", err
+            op.state, op.reason, op.message = "failure", reason or "conflict", err
           else
             op.state = "success"
           end
@@ -336,6 +338,7 @@ end
 ---@param st ExoState
 ---@param action table
 ---@return string|nil err why it could not be applied
+---@return string|nil reason the operation's failure reason when not "conflict"
 function apply_action(st, action)
   local kind = action.kind
   if kind == "create_group" then
@@ -347,7 +350,7 @@ function apply_action(st, action)
     return nil
   end
   local g = find_group(st, action.group_id)
-  if not g then return "security group not found" end
+  if not g then return "security group not found", "not-found" end
   if kind == "delete_group" then
     st.groups[g.id] = nil
     for i, id in ipairs(st.group_order) do
@@ -369,7 +372,7 @@ function apply_action(st, action)
         return nil
       end
     end
-    return "rule not found"
+    return "rule not found", "not-found"
   elseif kind == "add_source" then
     for _, c in ipairs(g["external-sources"]) do
       if c == action.cidr then return "external source already present" end
@@ -385,7 +388,7 @@ function apply_action(st, action)
     return "external source not found"
   elseif kind == "attach" or kind == "detach" then
     local inst = st.instances[action.instance_id]
-    if not inst then return "instance not found" end
+    if not inst then return "instance not found", "not-found" end
     local list = inst["security-groups"]
     for i, id in ipairs(list) do
       if id == g.id then

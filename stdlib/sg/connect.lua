@@ -495,13 +495,19 @@ local function request(conn, ep, url, body, path_args, args)
   local resp = outcome.resp
   if resp and resp.status >= 200 and resp.status < 300 then
     local value = decode_body(p, ep, resp)
-    -- Exoscale accepts a duplicate create and fails its operation ("conflict"): a re-sent create
-    -- is only known to be a duplicate once its operation ends.
-    if outcome.maybe_delivered and ep.match_read and ep.async == "operation" then
+    -- An operation API accepts a duplicate create and fails its operation instead: a re-sent
+    -- create is only known to be a duplicate once its operation ends. Likewise a delete re-sent
+    -- while the first attempt's operation was still running: the thing was still there, so the
+    -- second is accepted, and its operation fails once the first has deleted it.
+    if outcome.maybe_delivered and ep.async == "operation" and (ep.match_read or ep.method == "DELETE") then
+      local async = p.def.async
       local ok, err = pcall(conn.wait, conn, value)
-      if not ok and type(err) == "table" and err.code == "conflict" then
+      local reason = not ok and type(err) == "table" and err.code
+      if reason and ep.match_read and reason == async["operation.duplicate"] then
         local found = look_again()
         if found then return found end
+      elseif reason and ep.method == "DELETE" and reason == async["operation.gone"] then
+        return done_response(ep, { already_deleted = true })
       end
     end
     return value

@@ -220,6 +220,20 @@ t.test("a delete whose response was lost is done when the re-sent one finds noth
   t.eq(exo:wait(r).state, "success")
   t.eq(#exo:get_security_group(sgid).rules, before - 1)
 
+  -- the first delete's operation is still running when the re-sent one arrives: the rule is
+  -- still listed, so Exoscale accepts the second delete, and its operation ends "not-found" once
+  -- the first has removed the rule. That is the first attempt's success, not a failure.
+  w.knobs({ task_duration_ms = 1500 })
+  o, deletes = losing("DELETE")
+  exo = sg.connect("exoscale", o)
+  full = exo:get_security_group(sgid)
+  before = #full.rules
+  r = exo:delete_rule_from_security_group(sgid, full.rules[1].id)
+  t.eq({ r.already_deleted, deletes() }, { true, 2 })
+  t.eq(exo:wait(r).state, "success")
+  t.eq(#exo:get_security_group(sgid).rules, before - 1)
+  w.knobs({ task_duration_ms = 0 })
+
   -- a delete answered 404 at the first attempt is still an error: nothing says it was done
   exo = w.connect("exoscale")
   local ok, err = pcall(function() return exo:delete_rule_from_security_group(sgid, "00000000-0000-4000-8000-000000000000") end)
