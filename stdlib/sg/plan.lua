@@ -159,6 +159,11 @@ function M.compute(args)
   -- desired rules as the target will hold them, by identity; later set to true when a current
   -- rule matches, so that one table serves both sides
   local wanted, wanted_order, findings = {}, {}, {}
+  -- desired rules the codec does not write as they are, by their own identity: a current rule
+  -- equal to one of them is already there as wanted (read back from the target, which can hold
+  -- more than its write API can make), so it is kept, and neither its translation nor its
+  -- finding stands
+  local unwritten, wanted_by = {}, {}
   local origin, raw_of, parts = args.origin, {}, {}
   if origin ~= nil and type(origin) ~= "table" then bad("origin must map desired rules to raw rules") end
   local check = codec and (codec.check or function(r)
@@ -172,11 +177,17 @@ function M.compute(args)
     if not is_normalized(r) then r = normalize(r, { where = "plan: desired[" .. i .. "]" }) end
     if check then
       local status, out, why = check(r)
-      if status ~= "exact" then findings[#findings + 1] = { rule = r, kind = status, why = why } end
+      if status ~= "exact" then
+        local finding = { rule = r, kind = status, why = why }
+        findings[#findings + 1] = finding
+        local k = key(r)
+        if not unwritten[k] then unwritten[k] = { finding = finding, out = out and key(out) } end
+      end
       r = out
     end
     if r then
       local k = key(r)
+      wanted_by[k] = (wanted_by[k] or 0) + 1
       if not wanted[k] then
         wanted[k] = r
         wanted_order[#wanted_order + 1] = k
@@ -184,19 +195,20 @@ function M.compute(args)
       end
     end
   end
-  local provider = codec and codec.capabilities and codec.capabilities.provider or target.provider
-  if #findings > 0 and lossy ~= "allow" then untranslatable(target, provider, findings) end
-
   local add, remove, keep, kept_from = {}, {}, {}, {}
   for i = 1, #current do
     local r = current[i]
     if not is_normalized(r) then r = normalize(r, { where = "plan: current[" .. i .. "]" }) end
     local k = key(r)
-    local w = wanted[k]
+    local w, u = wanted[k], unwritten[k]
     if w and w ~= true then
       wanted[k] = true
       keep[#keep + 1] = r
       kept_from[r] = raw_of[w]
+    elseif u and not u.held then
+      u.held = true
+      keep[#keep + 1] = r
+      if u.out then wanted_by[u.out] = wanted_by[u.out] - 1 end
     elseif mode == "authoritative" or (created and created[k] and not w) then
       -- not wanted, or a duplicate of a kept rule
       remove[#remove + 1] = r
@@ -205,9 +217,17 @@ function M.compute(args)
     end
   end
   for i = 1, #wanted_order do
-    local w = wanted[wanted_order[i]]
-    if w ~= true then add[#add + 1] = w end
+    local k = wanted_order[i]
+    if wanted[k] ~= true and wanted_by[k] > 0 then add[#add + 1] = wanted[k] end
   end
+  local standing = {}
+  for _, f in ipairs(findings) do
+    local u = unwritten[key(f.rule)]
+    if not (u and u.held) then standing[#standing + 1] = f end
+  end
+  findings = standing
+  local provider = codec and codec.capabilities and codec.capabilities.provider or target.provider
+  if #findings > 0 and lossy ~= "allow" then untranslatable(target, provider, findings) end
 
   local raw_add = raw_adds(add, keep, raw_of, kept_from, parts)
 

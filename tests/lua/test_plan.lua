@@ -95,6 +95,34 @@ t.test("lossy = allow: lossy rules translated with the loss, inexpressible skipp
   t.eq(#q.add, 1)
 end)
 
+t.test("a desired rule the target already holds exactly is kept, even one its codec cannot write", function()
+  -- a HostUp VM read back holds an outbound DROP and an ESP rule, which the v1 write body cannot
+  -- carry: restoring that snapshot, or planning a group against itself, must keep them, not
+  -- remove them as "not wanted" (that would open traffic)
+  local out_drop = n { direction = "egress", action = "drop", protocol = "tcp", port = 25 }
+  local esp = n { direction = "ingress", action = "drop", protocol = "esp", cidr = "203.0.113.0/24" }
+  local SSH_ANY = n { direction = "ingress", protocol = "tcp", port = 22 }
+  local target = { provider = "hostup", group = { vm = 10000 } }
+  local p = plan.compute { target = target, current = { out_drop, esp, SSH_ANY },
+    desired = { out_drop, esp, SSH_ANY }, codec = "hostup" }
+  t.ok(p:empty(), tostring(p))
+  t.eq(#p.keep, 3)
+  t.eq(#p.findings, 0, "nothing is lost: the rules are there as wanted")
+  -- with lossy = allow as a restore plans it: still nothing removed
+  p = plan.compute { target = target, current = { out_drop, esp, SSH_ANY, HTTPS },
+    desired = { out_drop, esp, SSH_ANY }, codec = "hostup", lossy = "allow" }
+  t.eq(p.remove, { HTTPS })
+  t.eq(#p.add, 0)
+  -- a wanted rule the target lacks and cannot hold is still a finding
+  t.raises(function()
+    plan.compute { target = target, current = { SSH_ANY }, desired = { out_drop, SSH_ANY }, codec = "hostup" }
+  end, "cannot be expressed exactly")
+  -- a lossy rule already held exactly is not re-added in its lossy form
+  local ping = n { direction = "ingress", protocol = "icmp", icmp_type = 8, icmp_code = 0 }
+  p = plan.compute { target = target, current = { ping }, desired = { ping }, codec = "hostup", lossy = "allow" }
+  t.ok(p:empty(), tostring(p))
+end)
+
 t.test("rule limit of the target", function()
   local many = {}
   for i = 1, 251 do many[i] = n { direction = "ingress", protocol = "tcp", port = i } end

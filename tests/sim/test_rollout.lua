@@ -344,6 +344,31 @@ t.test("read_plan refuses a damaged plan, naming the place and what to do", func
   os.remove(path)
 end)
 
+t.test("a rollback keeps the rules the target held that its write API cannot make", function()
+  reset()
+  -- HostUp reads outbound rules, which its v1 write body cannot carry; an atomic additive
+  -- roll-out whose other target fails restores HostUp's snapshot, and that restore must leave
+  -- the outbound DROP it never touched
+  local st = control("GET", "/_sim/state")
+  st.providers.hostup.vms[1].rules = {
+    { type = "out", action = "DROP", proto = "tcp", dport = "25", source = "0.0.0.0/0", comment = "no smtp out", enable = 1 },
+    { type = "in", action = "ACCEPT", proto = "tcp", dport = "22", source = "198.51.100.10", comment = "", enable = 1 },
+  }
+  local vm = 10000 -- the first VM
+  control("POST", "/_sim/load", st)
+  local hu = conn("hostup")
+  local before = hu:list_firewall_rules(vm).data
+  local https = rule.normalize { direction = "ingress", protocol = "tcp", port = 443 }
+  -- the other target: a stopped legacy Barrack instance, which refuses rule writes
+  local report = sg.rollout({ https }, { { hu, { vm = vm } }, { conn("barrack"), { instance = "BRK-100002B" } } },
+    { mode = "additive", atomic = true, lossy = "allow" })
+  t.eq(report.ok, false, tostring(report))
+  t.eq(report.targets[1].status, "rolled_back", tostring(report))
+  local after = hu:list_firewall_rules(vm).data
+  t.eq(#after, #before, "the restore deleted nothing it did not add")
+  t.eq({ after[1].type, after[1].action, after[1].dport }, { "out", "DROP", "25" })
+end)
+
 t.test("confirm = false aborts before any write", function()
   reset()
   control("DELETE", "/_sim/log")
