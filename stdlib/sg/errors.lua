@@ -50,6 +50,15 @@ function M.raise_user(message, exit_code)
   error(setmetatable({ message = message, exit_code = exit_code or 2 }, LocalFailure), 0)
 end
 
+---An error as a user reads it: a string error without the traceback that sg.all's workers add
+---(kept for --debug, which prints the raw error), any other error through its __tostring.
+---@param err any
+---@return string
+function M.text(err)
+  if type(err) == "string" then return (err:gsub("\nstack traceback:.*$", "")) end
+  return tostring(err)
+end
+
 ---True when v is an error object made here.
 ---@param v any
 ---@return boolean

@@ -449,10 +449,7 @@ end
 ---------------------------------------------------------------------------------------------
 -- The actions.
 
-local function error_text(err)
-  if type(err) == "string" then return (err:gsub("\nstack traceback:.*$", "")) end
-  return tostring(err)
-end
+local error_text = require("sg.errors").text
 
 local function rule_texts(list)
   local out = json.array()

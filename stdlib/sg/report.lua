@@ -2,6 +2,7 @@
 -- +/- rule lines, "will create group", then every lossy or inexpressible finding once) and for
 -- programs (json_table: the same facts, rules both as canonical tables and as their text form).
 -- sg.rollout produces reports; this module only renders them.
+local errors = require "sg.errors"
 local json = require "sg.json"
 local rule = require "sg.rule"
 
@@ -133,7 +134,7 @@ function M.text(report, opts)
     for _, r in ipairs(t.not_restored or {}) do
       lines[#lines + 1] = "      " .. paint("red", "not restored: " .. rule.tostring(r))
     end
-    if t.error ~= nil then lines[#lines + 1] = "      " .. paint("red", "error: " .. tostring(t.error)) end
+    if t.error ~= nil then lines[#lines + 1] = "      " .. paint("red", "error: " .. errors.text(t.error)) end
   end
   local findings = findings_once(report)
   if #findings > 0 then
@@ -167,7 +168,7 @@ function M.json_table(report)
       removed = t.removed or 0, create_group = create_group_of(t),
       changes = { add = rule_array(add), remove = rule_array(remove) },
       diff = json.array(diff_lines(t)),
-      error = t.error ~= nil and tostring(t.error) or nil,
+      error = t.error ~= nil and errors.text(t.error) or nil,
       not_restored = t.not_restored and rule_array(t.not_restored) or nil,
       account = report.interrupted and (ACCOUNT[t.status] or t.status) or nil }
   end
@@ -187,7 +188,7 @@ local function recovery_outcome(t)
   if t.status == "converged" then return "recovered: converged" end
   if t.status == "rolled_back" then return "recovered: restored" end
   if t.status == "unchanged" then return "untouched: the killed run had not written to it" end
-  return "not recovered: " .. tostring(t.error or t.status)
+  return "not recovered: " .. (t.error ~= nil and errors.text(t.error) or tostring(t.status))
 end
 
 ---Whether every journal of a --recover run was recovered (or left alone: its run is alive).

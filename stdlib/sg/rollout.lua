@@ -48,7 +48,7 @@ Report.__index = Report
 
 local function error_text(err)
   if err == nil then return nil end
-  return tostring(err)
+  return require("sg.errors").text(err)
 end
 
 local function rules_array(list)

@@ -369,6 +369,22 @@ t.test("a rollback keeps the rules the target held that its write API cannot mak
   t.eq({ after[1].type, after[1].action, after[1].dport }, { "out", "DROP", "25" })
 end)
 
+t.test("a target's error in the report is the message, without the traceback sg.all adds", function()
+  reset()
+  -- Exoscale's rule writes run concurrently (sg.all), which adds a traceback to a string error
+  local exo = sg.connect("exoscale", { transport = function(req)
+    if req.method == "POST" then error("simulated transport failure", 0) end
+    return sg.http.request(req)
+  end, retry = { attempts = 1 } })
+  local report = sg.rollout({ rule.normalize { direction = "ingress", protocol = "tcp", port = 4443 },
+    rule.normalize { direction = "ingress", protocol = "tcp", port = 4444 } }, { { exo, "web" } },
+    { mode = "additive" })
+  local text = tostring(report)
+  t.ok(text:find("simulated transport failure", 1, true), text)
+  t.ok(not text:find("stack traceback", 1, true), text)
+  t.ok(not sg.json.encode(report:to_table()):find("stack traceback", 1, true), "nor in the JSON form")
+end)
+
 t.test("confirm = false aborts before any write", function()
   reset()
   control("DELETE", "/_sim/log")
