@@ -85,7 +85,8 @@ static void usage(FILE *out) {
           "root, else /tmp/sgrun-UID; the directory must be yours alone), so two sgrun processes\n"
           "never run the same job (playbook and arguments) at once; a run that finds it taken is\n"
           "skipped (exit 75). On a schedule, a run still going when the next is due makes that\n"
-          "one skipped; SIGTERM lets the current run finish, then exits.\n"
+          "one skipped; SIGTERM lets the current run finish, then exits 0; SIGINT interrupts the\n"
+          "current run, then exits with its 130.\n"
           "Exit codes: 0 success, 1 error, 2 usage or user error, 3 changes pending or found\n"
           "(dry runs, drift, audit), 75 skipped (locked), 130 interrupted (SIGINT), 143 terminated\n"
           "(SIGTERM); playbooks may use others (os.exit). On a schedule, os.exit(n) ends that run\n"
@@ -497,6 +498,7 @@ static int run_schedule(int argc, char **argv, const struct options *o) {
   snprintf(every, sizeof every, "%gs", o->every);
   sg_log("info", "schedule_started", NULL, o->cron ? "cron" : "every", o->cron ? o->cron : every, NULL);
   time_t due = o->cron ? sg_cron_next(&o->cron_spec, time(NULL)) : time(NULL);
+  int interrupted = 0; /* the exit code of a run the signal interrupted: the schedule's too */
   for (unsigned long run = 1;; run++) {
     int sig = wait_until(due);
     if (sig) break;
@@ -516,7 +518,8 @@ static int run_schedule(int argc, char **argv, const struct options *o) {
     sg_log_set_run(NULL);
     /* a playbook that handled SIGINT itself (a roll-out restoring its targets) took the signal
      * and ended with its code: the schedule stops all the same */
-    if (sg_loop_peek_signal() || code == 128 + SIGINT || code == 128 + SIGTERM) break;
+    if (code == 128 + SIGINT || code == 128 + SIGTERM) interrupted = code;
+    if (sg_loop_peek_signal() || interrupted) break;
     time_t now = time(NULL), first_skipped = 0;
     unsigned long skipped = 0;
     for (due = next_due(o, due); due >= 0 && due <= now; due = next_due(o, due))
@@ -537,7 +540,9 @@ static int run_schedule(int argc, char **argv, const struct options *o) {
   }
   int sig = sg_loop_take_signal();
   sg_log("info", "schedule_stopped", sig == SIGTERM ? "SIGTERM" : "SIGINT", NULL);
-  return 0;
+  /* a stop between runs, or after the run SIGTERM let finish, is a clean stop; a run the signal
+   * cut short is not, and cron or a service manager must see that */
+  return interrupted;
 }
 
 int main(int argc, char **argv) {

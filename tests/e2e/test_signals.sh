@@ -159,7 +159,7 @@ check "--log-format json: at most one progress event per target step" "$sgrun" -
   assert(steps.waiting and steps.waiting.message:match(\"^waiting for the provider's task\"), 'no waiting')"
 
 # 7. Under --every, SIGTERM lets the running roll-out finish, then stops the schedule (exit 0);
-# SIGINT interrupts the roll-out as in 1, and stops the schedule too.
+# SIGINT interrupts the roll-out as in 1, and stops the schedule too, with that run's exit 130.
 start sched --every 1h --
 wait_for "$genesis_waiting" "$tmp/sched.log"
 check "--every SIGTERM: the roll-out was in the middle of a target's writes" [ $? = 0 ]
@@ -175,7 +175,7 @@ check "--every SIGTERM: the stop is logged" grep -q '"event":"schedule_stopped"'
 start schedint --every 1h --
 interrupt INT schedint
 finish
-check "--every SIGINT: the schedule stops" [ $? = 0 ]
+check "--every SIGINT: the schedule stops with the interrupted run's exit 130" [ $? = 130 ]
 check "--every SIGINT: the roll-out was interrupted" grep -q "^roll-out: INTERRUPTED by SIGINT" "$tmp/schedint.out"
 check "--every SIGINT: the stop is logged" grep -q '"event":"schedule_stopped"' "$tmp/schedint.log"
 
