@@ -191,6 +191,19 @@ static int parse_args(int argc, char **argv, struct options *o, int *done) {
     i += takes_value;
   }
   o->script = i < argc ? i : 0;
+  /* What follows the script is its own, as in lua.c, but these three decide whether and where
+   * anything is written: given there by mistake, a playbook that does not look for them would
+   * write for real, to real accounts. A playbook that wants such a word takes it after "--". */
+  for (int j = o->script ? o->script + 1 : argc; j < argc && strcmp(argv[j], "--") != 0; j++) {
+    const char *a = argv[j];
+    if (strcmp(a, "--dry-run") == 0 || strcmp(a, "--sim") == 0 || strcmp(a, "--profile") == 0 ||
+        strncmp(a, "--profile=", 10) == 0) {
+      char what[96];
+      int n = (int)strcspn(a, "=");
+      snprintf(what, sizeof what, "%.*s is an option of sgrun, not of the playbook: put %.*s before", n, a, n, a);
+      return usage_error(what, strcmp(argv[o->script], "-") == 0 ? "the '-'" : "the playbook name");
+    }
+  }
   if ((o->every > 0 || o->cron) && (!o->script || strcmp(argv[o->script], "-") == 0))
     return usage_error("'--every' and '--cron' need a script file to run", NULL);
   if (o->every > 0 && o->cron) return usage_error("use '--every' or '--cron', not both", NULL);

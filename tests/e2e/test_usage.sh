@@ -32,7 +32,7 @@ usage_case() {
 }
 usage_case "misplaced --dry-run" "$sgrun" "$root/scripts/rollout.lua" --dry-run exoscale:web gcore:web
 check "says where --dry-run belongs" grep -q "put --dry-run before the playbook name" "$tmp/err"
-check "and prints the usage line" grep -q "^usage: sgrun .*rollout.lua" "$tmp/err"
+check "and where the options are" grep -q "^Try 'sgrun --help'" "$tmp/err"
 usage_case "misplaced --json" "$sgrun" "$root/scripts/drift.lua" x.json --json
 check "says where --json belongs" grep -q "put --json before the playbook name" "$tmp/err"
 # every option of sgrun's own (read off its --help, so a new one cannot be missed) given after
@@ -64,7 +64,20 @@ check "names it" grep -q "cannot open .*nothere.lua" "$tmp/err"
 usage_case "bad --timeout" "$sgrun" "$root/scripts/drift.lua" --timeout=soon x.json
 usage_case "missing snapshot file" "$sgrun" "$root/scripts/drift.lua" "$tmp/none.json"
 check "names the file" grep -q "none.json" "$tmp/err"
+# a playbook of the user's own, which reads no options: one of the options that decide whether
+# and where anything is written, given after its name (or after "-"), stops the run before it
+# starts; after "--" it is the playbook's
+printf 'local sg = require "sg"\nsg.connect("genesis"):create_security_group({ name = "should-not-exist" })\n' >"$tmp/writes.lua"
+usage_case "--dry-run after a user's playbook" "$sgrun" "$tmp/writes.lua" --dry-run
+check "says where --dry-run belongs" grep -q "put --dry-run before the playbook name" "$tmp/err"
+usage_case "--dry-run after -" bash -c "\"\$0\" - --dry-run <'$tmp/writes.lua'" "$sgrun"
+check "says where --dry-run belongs, for -" grep -q "put --dry-run before the '-'" "$tmp/err"
+usage_case "--profile=x after a user's playbook" "$sgrun" "$tmp/writes.lua" a --profile=x
+check "says where --profile belongs" grep -q "put --profile before the playbook name" "$tmp/err"
 check "no request was sent by any of these" [ "$(requests)" = 0 ]
+printf 'print(arg[1], arg[2])\n' >"$tmp/args.lua"
+"$sgrun" "$tmp/args.lua" -- --dry-run >"$tmp/out" 2>&1
+check "after --, --dry-run is the playbook's" grep -q "^--	--dry-run$" "$tmp/out"
 
 # user errors met after reading: exit 2 (or 1 for this machine's), a message, no traceback
 usage_case "a group that does not exist" "$sgrun" "$root/scripts/audit.lua" gcore:wbe
