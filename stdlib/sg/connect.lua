@@ -403,12 +403,25 @@ local function pending_create(conn, ep, body)
   return { [a["tasks.list"]] = ids }
 end
 
--- Waits for every task the provider lists as still running in this account (def.async
--- "tasks.active"); returns at once for a provider without such a list. A task that ends in error
--- changed nothing, so only a wait that cannot finish raises.
+-- Waits for the async work this connection started and nobody saw finish, then for every task
+-- the provider lists as still running in this account (def.async "tasks.active", where the
+-- provider has such a list: work a killed run started). Work that ended in failure is over too:
+-- only a wait that cannot tell (a timeout, reads that keep failing) raises.
 ---@async
 local function settle(conn, opts)
-  local a = private[conn].def.async
+  local p = private[conn]
+  local started = {}
+  for x in pairs(p.outstanding) do started[#started + 1] = x end
+  for _, x in ipairs(started) do
+    local ok, err = pcall(wait.wait, M.internals(conn), x, opts)
+    if not ok and type(err) == "table" and (err.code == "timeout" or err.retryable or err.op ~= "wait") then
+      error(err, 0)
+    elseif not ok and type(err) ~= "table" then
+      error(err, 0)
+    end
+    p.outstanding[x] = nil
+  end
+  local a = p.def.async
   if not a["tasks.active"] then return end
   local ids = json.array()
   for _, t in ipairs(active_tasks(conn)) do ids[#ids + 1] = t.id end
@@ -628,7 +641,12 @@ invoke = function(conn, ep, ...)
       result = task.guarded("write", p.def.name .. ":" .. ep.name, request, conn, ep, url, body, used, args)
     end
   end
-  if type(result) == "table" then origin[result] = { ep = ep, args = args, body = body, nargs = used } end
+  if type(result) == "table" then
+    origin[result] = { ep = ep, args = args, body = body, nargs = used }
+    -- async work this connection started goes on at the provider whether or not anyone waits for
+    -- it: conn:settle waits for what is still outstanding (a roll-out cut short by its deadline)
+    if ep.async and ep.method ~= "GET" then p.outstanding[result] = true end
+  end
   return result
 end
 
@@ -674,11 +692,14 @@ local function class_for(def)
   ---Waits for the async work a method started (see sg.wait). Returns the final state.
   ---@async
   function methods.wait(self, x, opts)
-    return wait.wait(M.internals(self), x, opts)
+    local r = table.pack(wait.wait(M.internals(self), x, opts))
+    if type(x) == "table" then private[self].outstanding[x] = nil end
+    return table.unpack(r, 1, r.n)
   end
-  ---Waits until no async work of this account is still running at the provider, as far as the
-  ---provider lists it (Gcore's active tasks; other providers return at once). A recovery calls it
-  ---before reading what a killed run left: a task still running would land after that read.
+  ---Waits until no async work is still running at the provider: what this connection started
+  ---and nobody waited to the end, and what the provider lists as running in the account (Gcore's
+  ---active tasks). A recovery, and a roll-out whose deadline cut its waits short, call it before
+  ---reading a group back: work still running would land after that read.
   ---@async
   ---@param opts table|nil as conn:wait's
   function methods.settle(self, opts)
@@ -871,6 +892,7 @@ function M.connect(provider, opts)
     ca_file = transport_setting(def, opts, "ca_file", cache),
     ca_path = transport_setting(def, opts, "ca_path", cache),
     resolve = opts.resolve, max_connections = opts.max_connections,
+    outstanding = {}, -- async responses of writes not yet waited to the end (settle)
     -- the rate limiter's key: one per provider endpoint and account (a digest: no secret kept in it)
     limit_key = def.name .. " " .. conn.base_url .. " " .. limit_digest(creds),
   }

@@ -147,6 +147,13 @@ function Journal:finish()
   end
 end
 
+---Ends the run but keeps the journal, unlocked, for the next run of the same roll-out or a
+---recovery (--recover): a target was left in a state the run could not settle.
+function Journal:keep()
+  self.file:close()
+  self.lock:close()
+end
+
 local function parse(f)
   local out = { started = {}, finished = {} }
   for line in f:lines() do

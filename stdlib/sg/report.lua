@@ -136,6 +136,11 @@ function M.text(report, opts)
     end
     if t.error ~= nil then lines[#lines + 1] = "      " .. paint("red", "error: " .. errors.text(t.error)) end
   end
+  if report.journal_kept then
+    lines[#lines + 1] = paint("red", string.format("the journal %s is kept: once the providers' work has " ..
+      "ended, `sgrun scripts/rollout.lua --recover` finishes this roll-out (or run the same roll-out again)",
+      report.journal_kept))
+  end
   local findings = findings_once(report)
   if #findings > 0 then
     lines[#lines + 1] = "findings:"
@@ -157,7 +162,8 @@ end
 
 ---The report as a JSON-able table: ok, interrupted, abandoned, aborted, per target its status,
 ---counts, changes {add, remove} (canonical rules), diff (the +/- lines), create_group, error,
----not_restored and, when interrupted, account (changed, restored, left untouched, unknown), and the findings once with the targets (1-based indices) they concern.
+---not_restored and, when interrupted, account (changed, restored, left untouched, unknown), and the findings once with the targets (1-based indices) they concern;
+---journal_kept: the path of the journal kept for --recover, when a target was left failed.
 ---@param report sg.RolloutReport
 ---@return table
 function M.json_table(report)
@@ -180,7 +186,8 @@ function M.json_table(report)
   local recovered = report.recovered and { journal = report.recovered.journal, action = report.recovered.action,
     targets = json.array({ table.unpack(report.recovered.targets) }) }
   return { ok = report.ok, interrupted = report.interrupted, abandoned = report.abandoned or nil,
-    aborted = report.aborted or nil, recovered = recovered, targets = targets, findings = findings }
+    aborted = report.aborted or nil, recovered = recovered, journal_kept = report.journal_kept,
+    targets = targets, findings = findings }
 end
 
 -- What recovering did to one target, as the --recover report says it.

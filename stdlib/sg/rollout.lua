@@ -42,6 +42,7 @@ local M = {}
 ---@field interrupted string? the signal that stopped the roll-out
 ---@field abandoned boolean? a second signal ended the run at once: statuses are what was known then
 ---@field findings_once {rule: sg.Rule, kind: string, why: string, targets: integer[]}[]
+---@field journal_kept string? the journal left for --recover: a touched target ended failed
 
 local Report = {}
 Report.__index = Report
@@ -493,11 +494,34 @@ function M.rollout(source, targets, opts)
   -- 3. and 4.: put back what must be, then read every touched target back
   ---@async
   local function settle(any_failed)
-    -- 3. put back the targets that failed (with atomic, every touched target)
+    -- 3. put back the targets that failed (with atomic, every touched target); first, the
+    -- provider's work those targets' writes started must end: a write cut short here (its
+    -- target failed, a sibling write failed, the deadline came) may still be running there, and
+    -- would land after the restore read the group. Work that cannot be seen to end leaves the
+    -- target's state unknown: not restored, and the journal kept for --recover.
+    local unsettled = {}
+    local function provider_work_done(i, st)
+      local c = st.conn
+      if unsettled[c] == nil then
+        local budget = math.min(opts.restore_deadline or M.RESTORE_DEADLINE, remaining())
+        local done = bounded(budget, "waiting for the provider", c.settle, c)
+        unsettled[c] = done ~= true and error_text(done) or false
+      end
+      if unsettled[c] then
+        st.unknown = string.format("this run's changes were still running at the provider (%s), so " ..
+          "the group's state is unknown; once they end, finish the roll-out with " ..
+          "`sgrun scripts/rollout.lua --recover` (or run the same roll-out again)", unsettled[c])
+        report_targets[i].error = report_targets[i].error
+          and string.format("%s; %s", error_text(report_targets[i].error), st.unknown) or st.unknown
+        return false
+      end
+      return true
+    end
     local restores = {}
     for i, st in ipairs(states) do
       restores[i] = function()
         if not st.touched or not (st.failed or (opts.atomic and any_failed)) then return end
+        if not provider_work_done(i, st) then return end
         st.restoring = true
         if not st.failed then
           local sig = interrupted()
@@ -541,7 +565,10 @@ function M.rollout(source, targets, opts)
     end)
     for i, st in ipairs(states) do
       local t = report_targets[i]
-      if st.touched then
+      if st.unknown then
+        t.status = "failed"
+        t.changes, t.added, t.removed = { add = {}, remove = {} }, 0, 0
+      elseif st.touched then
         if read_back[i] ~= true then
           t.status = "failed"
           t.error = string.format("%s; reading the group back failed, so its state is unknown: %s",
@@ -834,7 +861,18 @@ function M.rollout(source, targets, opts)
     end
 
     local rep = settle(any_failed)
-    jnl:finish()
+    -- a target left neither as planned nor as it was (its restore failed, or its state is
+    -- unknown) is what a journal is for: kept, a later --recover or re-run finishes it
+    local left = false
+    for i, t in ipairs(report_targets) do
+      if states[i].touched and t.status == "failed" then left = true end
+    end
+    if left then
+      jnl:keep()
+      rep.journal_kept = jpath
+    else
+      jnl:finish()
+    end
     return rep
   end
 

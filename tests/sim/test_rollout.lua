@@ -492,4 +492,52 @@ t.test("recovering an interrupted atomic roll-out puts rules back in the provide
   t.eq(hu:list_firewall_rules(10000).data, raw_before, "the raw rules the journal held")
 end)
 
+t.test("a failed target's restore waits for the provider's work still running from its writes", function()
+  -- Exoscale's rule adds run concurrently; one is refused while the other's operation is still
+  -- running at the provider. Restoring before that operation lands would find nothing to undo,
+  -- report the target rolled back, and leave the rule it then adds.
+  reset({ task_duration_ms = 1500 })
+  local exo = sg.connect("exoscale", { transport = function(req)
+    if req.method == "POST" and tostring(req.body):find('"start-port":8080', 1, true) then
+      sg.sleep(0.3) -- the other add is accepted first
+      return { status = 400, headers = {}, body = '{"message":"refused by the test"}' }
+    end
+    return sg.http.request(req)
+  end })
+  local before = keyset(assert(exo:group("web")).rules)
+  local adds = { rule.normalize { direction = "ingress", protocol = "tcp", port = 8080 },
+    rule.normalize { direction = "ingress", protocol = "tcp", port = 8443 } }
+  local report = sg.rollout(adds, { { exo, "web" } }, { mode = "additive" })
+  t.eq(report.ok, false)
+  t.eq(report.targets[1].status, "rolled_back", tostring(report))
+  sg.sleep(2) -- anything still running at the provider has landed by now
+  t.eq(keyset(assert(exo:group("web")).rules), before, "the group holds its snapshot, for good")
+end)
+
+t.test("a deadline that leaves the provider's work running: failed, journal kept, --recover finishes", function()
+  reset({ task_duration_ms = 1500 })
+  local exo = conn("exoscale")
+  local before = keyset(assert(exo:group("web")).rules)
+  local adds = { rule.normalize { direction = "ingress", protocol = "tcp", port = 8081 } }
+  local ro = require "sg.rollout"
+  local report = sg.rollout(adds, { { exo, "web" } }, { mode = "additive", deadline = 0.6 })
+  t.eq(report.ok, false)
+  t.eq(report.targets[1].status, "failed", tostring(report))
+  t.ok(tostring(report.targets[1].error):find("still running at the provider", 1, true), tostring(report))
+  local jpath = ro.journal_path({ { exo, "web" } }, { mode = "additive" })
+  local kept = io.open(jpath)
+  t.ok(kept, "the journal is kept for a recovery")
+  if kept then kept:close() end
+  t.ok(tostring(report):find("--recover", 1, true), "the report says how to finish: " .. tostring(report))
+  sg.sleep(2)
+  local prior = assert(require("sg.journal").claim(jpath))
+  local rec = sg.rollout(nil, { { exo, "web" } }, { mode = "additive", recover = prior })
+  t.eq(rec.targets[1].status, "converged", tostring(rec))
+  local want = {}
+  for k in pairs(before) do want[k] = true end
+  want[rule.key(adds[1])] = true
+  t.eq(keyset(assert(exo:group("web")).rules), want)
+  t.eq(io.open(jpath), nil, "a finished recovery removes the journal")
+end)
+
 t.run()
