@@ -18,6 +18,10 @@ local ACTIONS = { ACCEPT = true, DROP = true, REJECT = true }
 local PROTOS = { icmp = true, tcp = true, udp = true }
 local POLICIES = { ACCEPT = true, DROP = true }
 local RULE_FIELDS = { "type", "action", "proto", "dport", "source", "comment", "enable" }
+-- [FACT for Proxmox] rule options a VM rule may carry that the v1 body has no field for: a rule
+-- made in Proxmox's panel (loaded through /_sim/load) keeps and lists them, and a v1 write that
+-- sends one is refused ("Unknown option").
+local PANEL_FIELDS = { "dest", "sport", "iface", "log", "icmp-type", "macro" }
 -- [FACT for Proxmox] port list syntax limits and the source length limit.
 local MAX_PORT_NUMBERS = 15
 -- [FACT for Proxmox] the common ICMP type names it takes (the full list is iptables')
@@ -67,6 +71,7 @@ local INFERRED = {
 ---@field dport string "" when the rule has no port restriction
 ---@field source string? nil only for a rule made in Proxmox's panel (any address)
 ---@field dest string? only on a rule made in Proxmox's panel: the v1 body has no dest
+---@field iface string? like dest (also sport, log, icmp-type, macro: PANEL_FIELDS)
 ---@field comment string
 ---@field enable integer
 
@@ -285,8 +290,10 @@ function ops.list_rules(_, _, ctx, vm)
     if row.comment == "" then row.comment = nil end -- Proxmox leaves unset options out
     if row.dport == "" then row.dport = nil end
     -- rules made in Proxmox's panel (loaded through /_sim/load) may have no source (any
-    -- address) and a dest, which the v1 body cannot write; ipversion comes from the addresses
-    row.dest = r.dest
+    -- address) and options the v1 body cannot write; ipversion comes from the addresses
+    for _, f in ipairs(PANEL_FIELDS) do
+      if r[f] ~= "" then row[f] = r[f] end
+    end
     local address = r.source or r.dest
     row.pos, row.digest, row.ipversion = i - 1, d, address and check_source(address) or nil
     out[i] = row

@@ -521,6 +521,25 @@ t.test("hostup: rule validation", function()
   end
 end)
 
+t.test("hostup: a panel-made rule keeps and lists the options the v1 body lacks; writes with one are refused", function()
+  local a = account(hostup)
+  a.state.vms[1].rules[1] = { type = "in", action = "ACCEPT", proto = "tcp", dport = "22",
+    source = "198.51.100.10", comment = "", enable = 1, iface = "net1", log = "info", sport = "1024:65535" }
+  a.state.vms[1].rules[3] = { type = "in", action = "ACCEPT", proto = "icmp", dport = "", source = "0.0.0.0/0",
+    comment = "Ping", enable = 1, ["icmp-type"] = "echo-request" }
+  local listed = rules_of(a)
+  t.eq({ listed[1].iface, listed[1].log, listed[1].sport, listed[1].pos }, { "net1", "info", "1024:65535", 0 })
+  t.eq({ listed[3]["icmp-type"], listed[3].dport }, { "echo-request", nil })
+  t.eq(listed[2].iface, nil)
+  for _, extra in ipairs({ { iface = "net1" }, { log = "info" }, { ["icmp-type"] = "echo-request" }, { dest = "10.0.0.1" } }) do
+    local b = {}
+    for k, v in pairs(HOSTUP_RULE) do b[k] = v end
+    for k, v in pairs(extra) do b[k] = v end
+    local status, body = a.call("POST", "/vm/10000/firewall", b)
+    t.eq({ status, body.message }, { 400, "Unknown option: " .. next(extra) })
+  end
+end)
+
 t.test("hostup: the rule limit", function()
   local a = account(hostup)
   local status, body

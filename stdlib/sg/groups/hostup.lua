@@ -20,6 +20,10 @@ M.per_rule_writes = true
 -- * keeps a model of the list, changes it exactly as Proxmox does after every request, and takes
 --   every position from the model;
 -- * deletes from the highest position down, so a delete never moves a rule still to be deleted;
+-- * rehearses every write on a copy of the model first and refuses, before the first request, a
+--   rule it would have to write again that the v1 body cannot say as it is (see unwritable): a
+--   listed rule may carry Proxmox options the body has no field for (iface, log, icmp-type, ...),
+--   and writing it back without them would widen it without a word;
 -- * re-reads the list at the end and raises when it differs from the model (a concurrent edit,
 --   or a lost response whose retry found an equal rule instead of creating one).
 
@@ -44,6 +48,42 @@ local function vmid_of(ref)
   return v
 end
 
+-- Fields of a listed rule that no write has to carry: its place (positions come from the model),
+-- Proxmox's config digest and the address family it derives from the addresses.
+local READ_ONLY = { pos = true, digest = true, ipversion = true }
+local IN_BODY = {}
+for _, f in ipairs(WRITE_FIELDS) do IN_BODY[f] = true end
+
+-- What each Proxmox rule option that the v1 body lacks does, for the message that refuses to
+-- drop it; an option not named here is still refused, with a generic why.
+local DROPPED = {
+  iface = "the rule would apply on every interface instead of only %s",
+  log = "the rule would stop logging (log level %s)",
+  ["icmp-type"] = "the rule would match every ICMP type instead of only %s",
+  sport = "the rule would match every source port instead of only %s",
+  macro = "the rule would lose its macro %s",
+}
+
+-- The listed rule each body copied from one was read as (body -> raw rule): a write of that
+-- body also has to say what the rest of the raw rule says (see lost_fields). Weak: a body lives
+-- as long as the model list that holds it.
+local read_as = setmetatable({}, { __mode = "k" })
+
+-- The options of a listed rule that the v1 write body has no field for, sorted: writing the rule
+-- again would drop them without a word (an iface=net1 rule would come back on every interface).
+-- "" and null say nothing; Proxmox's log level "nolog" is what a rule without one does.
+local function lost_fields(raw)
+  local out = {}
+  for k, v in pairs(raw) do
+    if not READ_ONLY[k] and not IN_BODY[k] and not rule.absent(v) and v ~= "" and
+        not (k == "log" and v == "nolog") then
+      out[#out + 1] = k
+    end
+  end
+  table.sort(out)
+  return out
+end
+
 -- The write body that says what a listed rule says: Proxmox lists "" fields as absent.
 local function body_of(raw)
   local b = {}
@@ -51,6 +91,7 @@ local function body_of(raw)
     if not rule.absent(raw[f]) then b[f] = raw[f] end
   end
   b.dport, b.comment = b.dport or "", b.comment or ""
+  read_as[b] = raw
   return b
 end
 
@@ -62,18 +103,39 @@ local function write_body(r)
   return b
 end
 
--- Why the v1 API cannot take `body` as it is (nil when it can). Bodies sgrun builds always pass;
--- a listed rule sgrun copies while it inserts (see w.insert) may not: Proxmox's panel writes
--- rules with no source (any address) and with a destination, and the v1 body is seven required
--- fields, source among them, and no destination.
+-- Why the v1 API cannot take `body` as it is (nil when it can), and what the user can do about
+-- it. Bodies sgrun builds always pass; a listed rule sgrun copies while it inserts (see w.insert)
+-- may not: Proxmox's panel writes rules with no source (any address) and with a destination,
+-- and the v1 body is seven required fields, source among them, and no destination.
 local function unwritable(body)
-  if rule.absent(body.source) then return "it has no source address (any address)" end
-  if not rule.absent(body.dest) then return "it has a destination address, which the v1 body lacks" end
+  if rule.absent(body.source) then
+    return "it has no source address (any address)",
+      "give that rule a source address (one rule for 0.0.0.0/0 and one for ::/0 mean any)"
+  end
+  if not rule.absent(body.dest) then
+    return "it has a destination address, which the v1 body lacks", "remove that rule's destination"
+  end
+  local raw = read_as[body]
+  if raw then
+    local lost = lost_fields(raw)
+    if #lost > 0 then
+      local given, effect = {}, {}
+      for i, f in ipairs(lost) do
+        local value = tostring(raw[f])
+        given[i] = f .. "=" .. value
+        effect[i] = string.format(DROPPED[f] or ("the rule would lose " .. f .. " %s"), value)
+      end
+      return string.format("it carries %s, which the v1 body has no field for: written back " ..
+          "without it, %s", table.concat(given, ", "), table.concat(effect, "; ")),
+        "remove " .. table.concat(lost, ", ") .. " from that rule if it may do without (or make " ..
+        "the whole change there)"
+    end
+  end
 end
 
 local function describe(body)
   return string.format("%s %s%s from %s", tostring(body.action), tostring(body.proto),
-    rule.absent(body.dport) and "" or (" port " .. tostring(body.dport)),
+    (rule.absent(body.dport) or body.dport == "") and "" or (" port " .. tostring(body.dport)),
     rule.absent(body.source) and "any address" or tostring(body.source))
 end
 
@@ -220,15 +282,18 @@ local function writer(conn, vmid, list)
   ---@async
   local function write(op, send, mutate, body)
     if not conn then
-      local why = body and unwritable(body)
+      local why, fix
+      if body then why, fix = unwritable(body) end
       if why then
+        local raw = read_as[body]
+        local at = raw and math.type(raw.pos) == "integer" and string.format(" (pos %d as read)", raw.pos) or ""
         error(errors.new({ provider = "hostup", op = "apply", code = "unwritable", retryable = false,
-          message = string.format("vm %d: this change has to write the rule %s (HostUp adds rules " ..
-            "only at the top, so the rules above a new one are written again one place down, and a " ..
-            "restored rule is written as it was read), and HostUp's v1 API cannot write it as it " ..
-            "is: %s. Nothing was sent. Edit that rule in HostUp's panel (give it a source address: " ..
-            "one rule for 0.0.0.0/0 and one for ::/0 mean any) or move it to the bottom of the " ..
-            "list, then run again", vmid, describe(body), why) }), 0)
+          message = string.format("vm %d: this change has to write the rule %s%s again (HostUp adds " ..
+            "rules only at the top, so the rules above a new one are written again one place down, " ..
+            "a narrowed rule is rewritten in place, and a restored rule is written as it was read), " ..
+            "and HostUp's v1 API cannot write it as it is: %s. Nothing was sent. In HostUp's panel, " ..
+            "%s, or move that rule to the bottom of the list; then run again", vmid, describe(body),
+            at, why, fix) }), 0)
       end
       mutate()
       return
@@ -413,6 +478,8 @@ local function write_changes(w, list, entry, group, changes, removed)
         doomed[#doomed + 1] = entry[raw]
       else
         local bodies = bodies_for(keep)
+        -- they rewrite that rule: what it says beyond the v1 body must not go quietly
+        for _, b in ipairs(bodies) do read_as[b] = raw end
         for i = #bodies, 2, -1 do w.insert(w.pos_of(entry[raw]) + 1, bodies[i]) end
         w.put(w.pos_of(entry[raw]), bodies[1])
       end

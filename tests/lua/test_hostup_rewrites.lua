@@ -1,0 +1,147 @@
+-- The HostUp adapter's positional writes against a Proxmox-like fake server that keeps every rule
+-- option it holds (iface, log, icmp-type, ...) and lists every one of them, as Proxmox does: a
+-- rule the adapter has to write again, but that says something the v1 write body cannot carry,
+-- is refused before the first request instead of coming back wider than it was.
+local t = require "testlib"
+local json = require "sg.json"
+local sg = require "sg"
+local rule = require "sg.rule"
+local apply = require "sg.apply"
+
+-- The v1 write body (reference 3.2): seven fields, all required; proto one of icmp|tcp|udp.
+local BODY = { type = true, action = true, proto = true, dport = true, source = true, comment = true,
+  enable = true }
+local PROTOS = { icmp = true, tcp = true, udp = true }
+
+local function copy(t0)
+  local out = {}
+  for k, v in pairs(t0) do out[k] = v end
+  return out
+end
+
+---A fake VM firewall holding `rules` (Proxmox rule objects, position = index - 1): a connection to
+---it, the list of writes it saw ("POST", "PUT pos=1", "DELETE pos=2") and its rules.
+local function fake_vm(rules)
+  local vm = { rules = rules, writes = {} }
+  local function reply(status, data)
+    return { status = status, headers = { ["content-type"] = "application/json" },
+      body = json.encode(status == 200 and { success = true, data = data } or data) }
+  end
+  local function transport(req)
+    local pos = tonumber(req.url:match("[?&]pos=(%d+)"))
+    if req.method == "GET" then
+      local data = json.array()
+      for i, r in ipairs(vm.rules) do
+        local row = copy(r)
+        row.pos = i - 1
+        data[i] = row
+      end
+      return reply(200, data)
+    end
+    vm.writes[#vm.writes + 1] = req.method .. (pos and (" pos=" .. pos) or "")
+    local b = req.body and json.decode(req.body)
+    if b then
+      -- what the vendor refuses, it refuses here too
+      for k in pairs(b) do
+        if not BODY[k] then return reply(400, { error = "Bad Request", message = "Unknown option: " .. k }) end
+      end
+      if not PROTOS[b.proto] then
+        return reply(400, { error = "Bad Request", message = "proto must be one of: icmp, tcp, udp" })
+      end
+      for k, v in pairs(b) do
+        if v == "" then b[k] = nil end -- Proxmox keeps no empty options
+      end
+    end
+    if req.method == "POST" then
+      table.insert(vm.rules, 1, b)
+      return reply(200, { success = true, rule = b })
+    elseif req.method == "PUT" then
+      vm.rules[pos + 1] = b
+      return reply(200, { success = true, pos = tostring(pos) })
+    end
+    table.remove(vm.rules, pos + 1)
+    return reply(200, { success = true, pos = tostring(pos) })
+  end
+  vm.conn = sg.connect("hostup", { api_key = "k", base_url = "http://127.0.0.1:9/api", transport = transport })
+  return vm
+end
+
+local function r(action, proto, dport, source, extra)
+  local out = { type = "in", action = action, proto = proto, dport = dport, source = source, enable = 1 }
+  for k, v in pairs(extra or {}) do out[k] = v end
+  return out
+end
+
+local HTTPS = rule.normalize { direction = "ingress", protocol = "tcp", port = 443, cidr = "0.0.0.0/0" }
+
+-- Adds an accept for 443 and leaves the rest alone: the accept goes right below the last DROP,
+-- so every rule above that DROP is written again one place down.
+local function add_https(vm)
+  return apply.apply(apply.plan(vm.conn, { vm = 10000 }, { HTTPS }, { mode = "additive" }))
+end
+
+local function same_rules(vm, before, what)
+  for i, want in ipairs(before) do t.eq(vm.rules[i], want, what .. ": rule " .. (i - 1)) end
+  t.eq(#vm.rules, #before, what .. ": as many rules as before")
+end
+
+for _, case in ipairs {
+  { field = "iface", value = "net1", rule = r("ACCEPT", "tcp", "22", "198.51.100.0/24", { iface = "net1" }),
+    says = "on every interface instead of only net1", names = "ACCEPT tcp port 22 from 198.51.100.0/24" },
+  { field = "log", value = "info", rule = r("ACCEPT", "tcp", "22", "198.51.100.0/24", { log = "info" }),
+    says = "stop logging", names = "ACCEPT tcp port 22 from 198.51.100.0/24" },
+  { field = "icmp-type", value = "echo-request",
+    rule = r("ACCEPT", "icmp", nil, "198.51.100.0/24", { ["icmp-type"] = "echo-request" }),
+    says = "every ICMP type instead of only echo-request", names = "ACCEPT icmp from 198.51.100.0/24" },
+} do
+  t.test(case.field .. ": a rule the change must write again is refused before any request", function()
+    local vm = fake_vm { case.rule, r("DROP", "tcp", "23", "0.0.0.0/0") }
+    local before = { copy(vm.rules[1]), copy(vm.rules[2]) }
+    local res = add_https(vm)
+    t.ok(not res.ok, "refused")
+    t.eq({ res.error.provider, res.error.code }, { "hostup", "unwritable" })
+    local text = tostring(res.error)
+    for _, needle in ipairs { case.names, "(pos 0 as read)", case.field .. "=" .. case.value, case.says,
+      "Nothing was sent", "remove " .. case.field .. " from that rule" } do
+      t.ok(text:find(needle, 1, true), "the message says " .. needle .. ": " .. text)
+    end
+    t.eq(vm.writes, {}, "no write request")
+    same_rules(vm, before, case.field)
+  end)
+end
+
+t.test("log=nolog is what a rule without a log level does: the rule is written again", function()
+  local vm = fake_vm { r("ACCEPT", "tcp", "22", "198.51.100.0/24", { log = "nolog" }), r("DROP", "tcp", "23", "0.0.0.0/0") }
+  local res = add_https(vm)
+  t.ok(res.ok, tostring(res.error))
+  t.eq(vm.writes, { "POST", "PUT pos=1", "PUT pos=2" })
+end)
+
+t.test("a rule with iface that the change does not write again stays as it is", function()
+  -- below the DROP: the accept for 443 goes between them and nothing above it is copied
+  local vm = fake_vm { r("DROP", "tcp", "23", "0.0.0.0/0"), r("ACCEPT", "tcp", "22", "198.51.100.0/24", { iface = "net1" }) }
+  local res = add_https(vm)
+  t.ok(res.ok, tostring(res.error))
+  t.eq(vm.writes, { "POST", "PUT pos=1" })
+  t.eq({ vm.rules[3].dport, vm.rules[3].iface }, { "22", "net1" })
+  t.eq(vm.rules[2].dport, "443")
+end)
+
+t.test("a rule with iface may be deleted; narrowing it is a rewrite and is refused", function()
+  local vm = fake_vm { r("ACCEPT", "tcp", "22,80", "198.51.100.0/24", { iface = "net1" }) }
+  local g = vm.conn:group({ vm = 10000 })
+  local keep = {}
+  for _, c in ipairs(g.rules) do
+    if c.port_min == 22 then keep[#keep + 1] = c end
+  end
+  local res = apply.apply(apply.plan(vm.conn, { vm = 10000 }, keep))
+  t.ok(not res.ok, "narrowing refused")
+  t.ok(tostring(res.error):find("iface=net1", 1, true), tostring(res.error))
+  t.eq(vm.writes, {})
+  res = apply.apply(apply.plan(vm.conn, { vm = 10000 }, {}))
+  t.ok(res.ok, tostring(res.error))
+  t.eq(vm.writes, { "DELETE pos=0" })
+  t.eq(#vm.rules, 0)
+end)
+
+t.run()
