@@ -67,7 +67,7 @@ local INFERRED = {
 ---@class HostupRule  one Proxmox VM firewall rule; its position is its index - 1
 ---@field type string
 ---@field action string
----@field proto string
+---@field proto string? nil (or "") only for a rule made in Proxmox's panel: every protocol
 ---@field dport string "" when the rule has no port restriction
 ---@field source string? nil only for a rule made in Proxmox's panel (any address)
 ---@field dest string? only on a rule made in Proxmox's panel: the v1 body has no dest
@@ -254,8 +254,11 @@ end
 local function digest(ctx, vm)
   local parts = {}
   for i, r in ipairs(vm.rules) do
-    parts[i] = table.concat({ r.type, r.action, r.proto, r.dport, r.source or "", r.dest or "",
-      r.comment, string.format("%d", r.enable) }, "\0")
+    -- a rule made in Proxmox's panel may leave any option out, proto included (every protocol)
+    local fields = {}
+    for _, f in ipairs(RULE_FIELDS) do fields[#fields + 1] = tostring(r[f] or "") end
+    for _, f in ipairs(PANEL_FIELDS) do fields[#fields + 1] = tostring(r[f] or "") end
+    parts[i] = table.concat(fields, "\0")
   end
   return ctx.crypto.hex_encode(ctx.crypto.sha256(table.concat(parts, "\n"))):sub(1, 40)
 end
@@ -287,8 +290,11 @@ function ops.list_rules(_, _, ctx, vm)
   local out = {}
   for i, r in ipairs(vm.rules) do
     local row = echo_rule(r)
-    if row.comment == "" then row.comment = nil end -- Proxmox leaves unset options out
+    -- Proxmox leaves unset options out: an empty comment or dport, and a rule made in its panel
+    -- without a protocol (it matches every protocol; the v1 body cannot write one)
+    if row.comment == "" then row.comment = nil end
     if row.dport == "" then row.dport = nil end
+    if row.proto == "" then row.proto = nil end
     -- rules made in Proxmox's panel (loaded through /_sim/load) may have no source (any
     -- address) and options the v1 body cannot write; ipversion comes from the addresses
     for _, f in ipairs(PANEL_FIELDS) do

@@ -144,4 +144,30 @@ t.test("a rule with iface may be deleted; narrowing it is a rewrite and is refus
   t.eq(#vm.rules, 0)
 end)
 
+for _, case in ipairs {
+  { what = "no protocol", proto = nil, says = "no protocol", names = "DROP any protocol from 203.0.113.0/24",
+    fix = "give that rule a protocol" },
+  { what = "protocol gre", proto = "gre", says = 'its protocol "gre" is not one the v1 body takes',
+    names = "DROP gre from 203.0.113.0/24", fix = "make it a tcp, udp or icmp rule" },
+  { what = "protocol 6", proto = "6", says = 'its protocol "6" is not one the v1 body takes',
+    names = "DROP 6 from 203.0.113.0/24", fix = "make it a tcp, udp or icmp rule" },
+} do
+  t.test(case.what .. ": a rule outside the v1 proto enum is not written again half-way", function()
+    -- Proxmox lists it; the v1 body cannot say it, so copying it one place down would fail at
+    -- its PUT, after the POST of the copy above it (a DROP twice, the accept never added)
+    local vm = fake_vm { r("DROP", "tcp", "23", "0.0.0.0/0"), r("DROP", case.proto, nil, "203.0.113.0/24"),
+      r("ACCEPT", "tcp", "22", "198.51.100.10") }
+    local before = { copy(vm.rules[1]), copy(vm.rules[2]), copy(vm.rules[3]) }
+    local res = add_https(vm)
+    t.ok(not res.ok, "refused")
+    t.eq({ res.error.provider, res.error.code }, { "hostup", "unwritable" })
+    local text = tostring(res.error)
+    for _, needle in ipairs { case.names, "(pos 1 as read)", case.says, "Nothing was sent", case.fix } do
+      t.ok(text:find(needle, 1, true), "the message says " .. needle .. ": " .. text)
+    end
+    t.eq(vm.writes, {}, "no write request")
+    same_rules(vm, before, case.what)
+  end)
+end
+
 t.run()

@@ -540,6 +540,30 @@ t.test("hostup: a panel-made rule keeps and lists the options the v1 body lacks;
   end
 end)
 
+t.test("hostup: a panel-made rule without a protocol is held and listed; writes without one are refused", function()
+  local a = account(hostup)
+  a.state.vms[1].rules[2] = { type = "in", action = "DROP", source = "203.0.113.0/24", enable = 1 }
+  a.state.vms[1].rules[3] = { type = "in", action = "DROP", proto = "", dport = "", source = "192.0.2.0/24",
+    comment = "", enable = 1 }
+  local status, body = a.call("GET", "/vm/10000/firewall")
+  t.eq(status, 200)
+  local listed = body.data
+  t.eq(#listed, 3)
+  for i = 2, 3 do
+    t.eq({ listed[i].proto, listed[i].dport, listed[i].pos, #listed[i].digest }, { nil, nil, i - 1, 40 })
+  end
+  t.eq(listed[2].source, "203.0.113.0/24")
+  local b = {}
+  for k, v in pairs(HOSTUP_RULE) do b[k] = v end
+  b.proto = nil
+  status, body = a.call("PUT", "/vm/10000/firewall?pos=1", b)
+  t.eq({ status, body.message }, { 400, "proto is required" })
+  b.proto = ""
+  status, body = a.call("POST", "/vm/10000/firewall", b)
+  t.eq({ status, body.message }, { 400, "proto must be one of: icmp, tcp, udp" })
+  t.eq(#rules_of(a), 3)
+end)
+
 t.test("hostup: the rule limit", function()
   local a = account(hostup)
   local status, body

@@ -356,6 +356,31 @@ t.test("a panel-made rule restricted to one interface is not written back on eve
   t.eq(hu:list_firewall_rules(10000).data, before)
 end)
 
+t.test("a panel-made rule without a protocol is read, and not written again half-way", function()
+  w.reset()
+  local apply = require "sg.apply"
+  -- a DROP of every protocol from one network, below a DROP and above an accept: the accept for
+  -- 443 goes below it, which means writing it again one place down, and the v1 body's proto is
+  -- one of icmp, tcp, udp
+  local every = panel_rule("DROP", nil, "203.0.113.0/24")
+  every.proto, every.comment = nil, "block net"
+  load_panel_rules { panel_rule("DROP", "23", "0.0.0.0/0"), every, panel_rule("ACCEPT", "22", "198.51.100.10") }
+  local before = hu:list_firewall_rules(10000).data
+  t.eq({ before[2].proto, before[2].source }, { nil, "203.0.113.0/24" })
+  local g = hostup.get_group(hu, { vm = 10000 })
+  t.eq(g.rules[2].protocol, "any")
+  local since = last_seq()
+  local change = apply.apply(apply.plan(hu, { vm = 10000 },
+    { n { direction = "ingress", protocol = "tcp", port = 443 } }, { mode = "additive" }))
+  t.ok(not change.ok, "refused")
+  t.eq(change.error.code, "unwritable")
+  for _, needle in ipairs { "DROP any protocol from 203.0.113.0/24", "no protocol", "Nothing was sent" } do
+    t.ok(tostring(change.error):find(needle, 1, true), "the message says " .. needle)
+  end
+  t.eq(writes(since), {}, "no write request")
+  t.eq(hu:list_firewall_rules(10000).data, before)
+end)
+
 t.test("a panel-made rule that is never written again does not stand in the way", function()
   w.reset()
   local apply = require "sg.apply"

@@ -105,9 +105,22 @@ end
 
 -- Why the v1 API cannot take `body` as it is (nil when it can), and what the user can do about
 -- it. Bodies sgrun builds always pass; a listed rule sgrun copies while it inserts (see w.insert)
--- may not: Proxmox's panel writes rules with no source (any address) and with a destination,
--- and the v1 body is seven required fields, source among them, and no destination.
+-- may not: Proxmox's panel writes rules with no protocol or one outside the v1 enum, with no
+-- source (any address) and with a destination, and the v1 body is seven required fields, proto
+-- (icmp|tcp|udp) and source among them, and no destination. Refused here, such a rule fails the
+-- apply before its first request instead of half-way through it.
 local function unwritable(body)
+  -- Proxmox takes a rule without a protocol (every protocol) or with any /etc/protocols name or
+  -- number, and lists it so; the v1 body's proto is required and one of icmp, tcp, udp
+  local proto = body.proto
+  if rule.absent(proto) or proto == "" then
+    return "it has no protocol (it matches every protocol), and the v1 body needs one of icmp, tcp, udp",
+      "give that rule a protocol (tcp, udp or icmp)"
+  end
+  if not C.capabilities.protocols[proto] then
+    return string.format("its protocol %q is not one the v1 body takes (icmp, tcp, udp)", tostring(proto)),
+      "make it a tcp, udp or icmp rule"
+  end
   if rule.absent(body.source) then
     return "it has no source address (any address)",
       "give that rule a source address (one rule for 0.0.0.0/0 and one for ::/0 mean any)"
@@ -134,7 +147,9 @@ local function unwritable(body)
 end
 
 local function describe(body)
-  return string.format("%s %s%s from %s", tostring(body.action), tostring(body.proto),
+  local proto = body.proto
+  if rule.absent(proto) or proto == "" then proto = "any protocol" end
+  return string.format("%s %s%s from %s", tostring(body.action), tostring(proto),
     (rule.absent(body.dport) or body.dport == "") and "" or (" port " .. tostring(body.dport)),
     rule.absent(body.source) and "any address" or tostring(body.source))
 end
