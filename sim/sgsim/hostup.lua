@@ -46,7 +46,10 @@ local INFERRED = {
   -- Only UNAUTHORIZED and INTERNAL_ERROR are documented codes; the others are guesses.
   codes = { [400] = "INVALID_REQUEST", [401] = "UNAUTHORIZED", [404] = "NOT_FOUND",
     [405] = "METHOD_NOT_ALLOWED", [413] = "PAYLOAD_TOO_LARGE", [429] = "RATE_LIMITED" },
-  -- maxRules 100 is the v2 example value; applied to v1 too, refused as a 400.
+  -- maxRules 100 is the v2 example value (GET /api/v2/vps/{id}/firewall reports it per VPS; the
+  -- v1 API reports none): applied to v1 adds too, the add that would cross it refused as a 400 in
+  -- the documented v1 error body; status and code are guesses. stdlib/sg/groups/hostup.lua
+  -- assumes the same number (VM_RULE_LIMIT) and refuses a change that would cross it.
   max_rules = 100,
   rule_limit_code = "RULE_LIMIT_REACHED",
   max_comment_len = 512,

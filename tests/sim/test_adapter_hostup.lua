@@ -381,6 +381,74 @@ t.test("a panel-made rule without a protocol is read, and not written again half
   t.eq(hu:list_firewall_rules(10000).data, before)
 end)
 
+-- VM 10001 with `count` accepts for ports 1001, 1002, ...
+local function load_many(count)
+  local st = w.control("GET", "/_sim/state")
+  local rules = {}
+  for i = 1, count do
+    rules[i] = { type = "in", action = "ACCEPT", proto = "tcp", dport = tostring(1000 + i), source = "0.0.0.0/0",
+      comment = "", enable = 1 }
+  end
+  st.providers.hostup.vms[2].rules = rules
+  w.control("POST", "/_sim/load", st)
+end
+
+-- Replaces the accepts for 1001 and 1002 with accepts for 80 and 443 on VM 10001.
+local function replace_two()
+  local apply = require "sg.apply"
+  local desired = { n { direction = "ingress", protocol = "tcp", port = 80 },
+    n { direction = "ingress", protocol = "tcp", port = 443 } }
+  for _, r in ipairs(hostup.get_group(hu, { vm = 10001 }).rules) do
+    if r.port_min ~= 1001 and r.port_min ~= 1002 then desired[#desired + 1] = r end
+  end
+  return apply.apply(apply.plan(hu, { vm = 10001 }, desired))
+end
+
+t.test("the rule limit: a change whose adds would cross it is refused before any request", function()
+  w.reset()
+  load_many(99) -- adds go before removes: 99 + 2 = 101 at the peak, 99 at the end
+  local before = hu:list_firewall_rules(10001).data
+  local since = last_seq()
+  local change = replace_two()
+  t.ok(not change.ok, "refused")
+  t.eq({ change.error.provider, change.error.code }, { "hostup", "rule_limit" })
+  for _, needle in ipairs { "101 rules at its peak", "the 99 there now plus 2 added before the 2 deletes",
+    "HostUp allows 100 per VPS", "Nothing was sent", "remove 1 rule(s) in HostUp's panel" } do
+    t.ok(tostring(change.error):find(needle, 1, true), "the message says " .. needle .. ": " .. tostring(change.error))
+  end
+  t.eq(writes(since), {}, "no write request")
+  t.eq(hu:list_firewall_rules(10001).data, before)
+end)
+
+t.test("the rule limit: a change that reaches it exactly goes through (the server takes rule 100)", function()
+  w.reset()
+  load_many(98)
+  local change = replace_two()
+  t.ok(change.ok, tostring(change.error))
+  local now = hu:list_firewall_rules(10001).data
+  t.eq(#now, 98)
+  t.eq({ now[1].dport, now[2].dport }, { "80", "443" })
+end)
+
+t.test("the rule limit: a change that would end above it is refused, and the server agrees", function()
+  w.reset()
+  load_many(100)
+  local apply = require "sg.apply"
+  local since = last_seq()
+  local change = apply.apply(apply.plan(hu, { vm = 10001 }, { n { direction = "ingress", protocol = "tcp", port = 443 } },
+    { mode = "additive" }))
+  t.ok(not change.ok, "refused")
+  t.eq(change.error.code, "rule_limit")
+  t.ok(tostring(change.error):find("leaves the VM with 101 rules", 1, true), tostring(change.error))
+  t.eq(writes(since), {})
+  -- what sgrun refuses, the emulator refuses too, in the v1 error body
+  local ok, err = pcall(hu.add_firewall_rule, hu, 10001, { type = "in", action = "ACCEPT", proto = "tcp",
+    dport = "443", source = "0.0.0.0/0", comment = "", enable = 1 })
+  t.ok(not ok, "the 101st rule is refused")
+  t.eq({ err.status, err.code }, { 400, "RULE_LIMIT_REACHED" })
+  t.eq(#hu:list_firewall_rules(10001).data, 100)
+end)
+
 t.test("a panel-made rule that is never written again does not stand in the way", function()
   w.reset()
   local apply = require "sg.apply"

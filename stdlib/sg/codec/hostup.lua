@@ -45,7 +45,9 @@ M.capabilities = {
   actions = { accept = true, drop = true, reject = true },
   description = true,
   ordered = true,
-  max_rules = nil, -- per VM: GET /api/v2/vps/{id}/firewall says limits.maxRules
+  -- per VM: only the v2 API reports it (limits.maxRules); groups/hostup.lua checks its apply's
+  -- peak against the documented 100 (VM_RULE_LIMIT), since a v1 {vm = N} target cannot read it
+  max_rules = nil,
 }
 
 local DIRECTION = { ["in"] = "ingress", out = "egress" }

@@ -284,6 +284,41 @@ end
 
 local RECONCILE_ATTEMPTS = 5
 
+-- How many rules a VM's firewall may hold [INFERRED]. HostUp reports the limit per VPS, but only
+-- through its v2 API (GET /api/v2/vps/{id}/firewall, limits.maxRules: 100 in the example,
+-- "read it per VPS"), addressed by a public vps_... id that the numeric vmid of a {vm = N}
+-- reference does not lead to (reference 3.3: the mapping is unknown; v2 VPS objects carry no
+-- vmid), and the v1 listing sgrun reads says nothing about it. So sgrun takes the documented
+-- value, here and only here; a VM that already holds more has a higher limit sgrun cannot read,
+-- and is not checked (see check_limit). sim/sgsim/hostup.lua enforces the same number.
+local VM_RULE_LIMIT = 100
+
+-- Refuses, before the first request, a change that would take the VM past its rule limit at any
+-- moment: the server would refuse the add that crosses it, after the writes before it landed.
+-- The peak is the rehearsal's: every add (copies, restored rules, the parts a narrowed rule
+-- keeps) goes before the deletes. The writes are not reordered to keep under the limit instead:
+-- deleting first would let traffic in (a DROP gone before its replacement lands) or cut traffic
+-- that stays allowed (an ACCEPT gone before the narrower one that replaces it lands), and sgrun
+-- adds before it removes. Splitting the change is the user's call, so the message says how.
+local function check_limit(vmid, now, peak, final)
+  if now > VM_RULE_LIMIT or peak <= VM_RULE_LIMIT then return end
+  local message
+  if final > VM_RULE_LIMIT then
+    message = string.format("vm %d: this change leaves the VM with %d rules, and HostUp allows %d " ..
+      "per VPS. Nothing was sent. Ask for fewer rules (\"80,443\"-style port lists and address lists " ..
+      "of one family share a rule), then run again", vmid, final, VM_RULE_LIMIT)
+  else
+    message = string.format("vm %d: this change would hold %d rules at its peak: the %d there now " ..
+      "plus %d added before the %d deletes (sgrun adds before it removes, so that nothing is let " ..
+      "in or cut off in between), and HostUp allows %d per VPS. Nothing was sent. Make room first: " ..
+      "apply the same desired rules without the new ones (that only removes), or remove %d rule(s) " ..
+      "in HostUp's panel; then run again", vmid, peak, now, peak - now, peak - final, VM_RULE_LIMIT,
+      peak - VM_RULE_LIMIT)
+  end
+  error(errors.new({ provider = "hostup", op = "apply", code = "rule_limit", retryable = false,
+    message = message }), 0)
+end
+
 -- The writer: every request, mirrored in the model `list` (bodies, position = index - 1).
 -- Positional writes cannot be re-sent blindly (a repeated delete would remove the next rule), so
 -- when one fails in a way that may or may not have reached the VM, the list is read back: equal
@@ -293,6 +328,7 @@ local RECONCILE_ATTEMPTS = 5
 -- body the v1 API cannot take, so that apply finds it before its first request.
 local function writer(conn, vmid, list)
   local w = {}
+  local peak = #list
 
   ---@async
   local function write(op, send, mutate, body)
@@ -311,6 +347,7 @@ local function writer(conn, vmid, list)
             at, why, fix) }), 0)
       end
       mutate()
+      peak = math.max(peak, #list)
       return
     end
     local before = table.move(list, 1, #list, 1, {})
@@ -363,6 +400,10 @@ local function writer(conn, vmid, list)
     for pos = 1, k - 1 do w.put(pos, list[pos + 2]) end
     w.put(k, body)
   end
+
+  ---The most rules the list held at once so far.
+  ---@return integer
+  function w.peak() return peak end
 
   function w.pos_of(body)
     for i, b in ipairs(list) do
@@ -542,8 +583,8 @@ function M.apply(conn, group, changes)
   if pos then
     error(changed_error("apply", vmid, pos, "the firewall changed since the group was read"), 0)
   end
-  -- rehearsed on a copy of the model first: a rule the v1 API cannot take fails the apply
-  -- before its first request instead of in the middle of it
+  -- rehearsed on a copy of the model first: a rule the v1 API cannot take, or more rules than the
+  -- VM may hold, fails the apply before its first request instead of in the middle of it
   local function model()
     local list, entry = {}, {}
     for i, raw in ipairs(raws) do
@@ -553,7 +594,9 @@ function M.apply(conn, group, changes)
     return list, entry
   end
   local rehearsal, rehearsal_entry = model()
-  write_changes(writer(nil, vmid, rehearsal), rehearsal, rehearsal_entry, group, changes, removed)
+  local rehearsed = writer(nil, vmid, rehearsal)
+  write_changes(rehearsed, rehearsal, rehearsal_entry, group, changes, removed)
+  check_limit(vmid, #raws, rehearsed.peak(), #rehearsal)
   local list, entry = model()
   write_changes(writer(conn, vmid, list), list, entry, group, changes, removed)
 
