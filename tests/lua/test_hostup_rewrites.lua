@@ -170,4 +170,32 @@ for _, case in ipairs {
   end)
 end
 
+-- A connection whose every request is answered with `body` (status 200).
+local function answering(body)
+  return sg.connect("hostup", { api_key = "k", base_url = "http://127.0.0.1:9/api", transport = function()
+    return { status = 200, headers = { ["content-type"] = "application/json" }, body = body }
+  end })
+end
+
+for _, case in ipairs {
+  { body = '{"success":true,"data":null}', says = "has 'data': null" },
+  { body = '{"success":true}', says = "has no 'data'" },
+  { body = '{"success":true,"data":{}}', says = "is not a list (an object)" },
+  { body = '{"success":true,"data":{"rules":[{"pos":0,"type":"in","action":"DROP","proto":"tcp",' ..
+    '"dport":"23","source":"0.0.0.0/0","enable":1}]}}', says = "is not a list (an object)" },
+  { body = '{"success":true,"data":"none"}', says = "is not a list (string)" },
+  { body = '{"success":true,"data":[[]]}', says = "not a rule object at index 0" },
+} do
+  t.test("a listing without a data list is a bad response, not an empty firewall: " .. case.body, function()
+    local err = t.raises(function() sg.snapshot(answering(case.body), { vm = 10000 }) end, case.says)
+    t.eq({ err.provider, err.op, err.code }, { "hostup", "list_firewall_rules", "bad_response" })
+    t.ok(tostring(err):find("does not take that for an empty firewall", 1, true), tostring(err))
+  end)
+end
+
+t.test("an empty data list is an empty firewall", function()
+  local snap = sg.snapshot(answering('{"success":true,"data":[]}'), { vm = 10000 })
+  t.eq(#snap.rules, 0)
+end)
+
 t.run()

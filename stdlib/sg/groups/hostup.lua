@@ -4,6 +4,7 @@ local rule = require "sg.rule"
 local C = require "sg.codec.hostup"
 local common = require "sg.groups.common"
 local errors = require "sg.errors"
+local json = require "sg.json"
 local task = require "sg.task"
 
 local M = { name = "hostup" }
@@ -176,10 +177,31 @@ local function first_difference(listed, want)
   end
 end
 
+local function bad_listing(vmid, what)
+  return errors.new({ provider = "hostup", op = "list_firewall_rules", code = "bad_response",
+    message = string.format("vm %d: the rule listing %s; sgrun does not take that for an empty " ..
+      "firewall (a snapshot of it would hold no rule, and restoring or applying it would delete " ..
+      "every rule). Try again; if it persists, check that SGRUN_HOSTUP_URL (or base_url) points " ..
+      "at HostUp's API", vmid, what) })
+end
+
+-- The VM's rules, in position order. Only a `data` list is a listing: null, an object or no
+-- `data` at all says nothing about the rules (the same guard as common.listed_rules, which has
+-- no second read to fall back on here: this listing is the VM's only one).
 ---@async
 local function list_rules(conn, vmid)
-  local raws = conn:list_firewall_rules(vmid).data
-  raws = type(raws) == "table" and raws or {}
+  local resp = conn:list_firewall_rules(vmid)
+  local raws = type(resp) == "table" and resp.data
+  if not json.is_array(raws) then
+    local what = raws == nil and "has no 'data'" or raws == json.null and "has 'data': null"
+      or "has a 'data' that is not a list (" .. (type(raws) == "table" and "an object" or type(raws)) .. ")"
+    error(bad_listing(vmid, what), 0)
+  end
+  for i, raw in ipairs(raws) do
+    if type(raw) ~= "table" or json.is_array(raw) then
+      error(bad_listing(vmid, string.format("holds something that is not a rule object at index %d", i - 1)), 0)
+    end
+  end
   -- the list is in position order; sort anyway when every rule says its position
   local positioned = true
   for _, raw in ipairs(raws) do positioned = positioned and type(raw.pos) == "number" end
