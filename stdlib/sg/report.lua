@@ -116,8 +116,10 @@ function M.text(report, opts)
   local paint = painter(opts and opts.color)
   local lines = { paint("bold", headline(report)) }
   if report.recovered then
-    lines[#lines + 1] = string.format("first %s the roll-out a killed run left unfinished (journal %s)",
-      report.recovered.action == "undone" and "undid" or "completed", report.recovered.journal)
+    local did = { undone = "first undid", completed = "first completed",
+      superseded = "took over, planning anew from the source," }
+    lines[#lines + 1] = string.format("%s the roll-out a killed run left unfinished (journal %s)",
+      did[report.recovered.action], report.recovered.journal)
   end
   for _, t in ipairs(report.targets) do
     lines[#lines + 1] = string.format("  %-9s %-22s %s +%d -%d%s", t.provider, group_text(t.group),

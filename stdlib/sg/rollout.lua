@@ -631,16 +631,26 @@ function M.rollout(source, targets, opts)
   -- kept plus what it added), a target not yet written only if it still holds its snapshot (a
   -- plan made from a changed group is not applied). A standalone recovery that leaves a target
   -- failed keeps the journal for a next try.
+  local superseded -- a killed run's journal this run takes over (non-atomic re-run)
+
   ---@async
   local function recover(prior, standalone)
     local begun = {}
     for i in pairs(prior.started) do begun[#begun + 1] = i end
     table.sort(begun)
-    report.recovered = { journal = prior.path, targets = begun, action = opts.atomic and "undone" or "completed" }
-    if not standalone and (not opts.atomic or #begun == 0) then
+    if not standalone and #begun == 0 then
+      -- killed before its first write: nothing of it to finish
       prior:remove()
       return nil
     end
+    if not standalone and not opts.atomic then
+      -- this run plans every target from the source again, which finishes the killed run's
+      -- roll-out; the journal stays until this run's own replaces it (see run)
+      report.recovered = { journal = prior.path, targets = begun, action = "superseded" }
+      superseded = prior
+      return nil
+    end
+    report.recovered = { journal = prior.path, targets = begun, action = opts.atomic and "undone" or "completed" }
     -- the killed run's async work may still be running at the provider: it would land after
     -- this run read the group and undo what recovery does, so it is waited for first. When the
     -- provider cannot even list it, the reads below fail the same way and each target reports it.
@@ -793,6 +803,14 @@ function M.rollout(source, targets, opts)
         "before touching any")
       return finish()
     end
+    if plan_failed and superseded then
+      -- the killed run's journal is all that records what it left half-done on the target that
+      -- could not be planned: it is kept, so nothing is written that would replace it
+      untouched(string.format("not changed: a killed run left this roll-out unfinished (journal %s) " ..
+        "and not every target could be planned now; fix the error above and run again, or finish " ..
+        "the killed run's plan with `sgrun scripts/rollout.lua --recover`", superseded.path))
+      return finish()
+    end
     local removes = false
     for _, st in ipairs(states) do
       if st.plan and #st.plan.remove > 0 then removes = true end
@@ -825,6 +843,7 @@ function M.rollout(source, targets, opts)
         keep = rules_array(st.plan and st.plan.keep),
         add = rules_array(st.plan and st.plan.add), remove = rules_array(st.plan and st.plan.remove) }
     end
+    if superseded then superseded:remove() end
     jnl = journal.start(jpath, { targets = jtargets, atomic = opts.atomic or false,
       mode = opts.mode or "authoritative" })
 
@@ -917,6 +936,8 @@ function M.rollout(source, targets, opts)
 
   if not dry_run then running_start(on_signal) end
   local ok, res = pcall(retry.with_call_timeout, opts.timeout, run)
+  -- not replaced by this run's journal (it stopped before writing): kept for the next
+  if superseded then superseded:release() end
   if not dry_run then
     local sig = running_end(on_signal)
     if ok and sig then

@@ -540,4 +540,39 @@ t.test("a deadline that leaves the provider's work running: failed, journal kept
   t.eq(io.open(jpath), nil, "a finished recovery removes the journal")
 end)
 
+t.test("a re-run that cannot plan every target keeps a killed run's journal; one that can takes it over", function()
+  reset()
+  local json = sg.json
+  local journal = require "sg.journal"
+  local gen = conn("genesis")
+  local snap = sg.snapshot(gen, "demo-ssh-web")
+  -- the journal of a non-atomic run killed while writing to that group
+  local targets_of = function(c) return { { c, "demo-ssh-web" } } end
+  local jpath = require("sg.rollout").journal_path(targets_of(gen), {})
+  local jnl = journal.start(jpath, { atomic = false, mode = "authoritative", targets = json.array { {
+    provider = "genesis", group = "demo-ssh-web", exists = true, before = json.array(snap.rules),
+    raw = json.array(snap.raw), group_id = snap.group.id, keep = json.array(snap.rules),
+    add = json.array { SSH }, remove = json.array() } } })
+  jnl:record({ ev = "write", target = 1 })
+  jnl.file:close()
+  jnl.lock:close()
+  -- the re-run cannot read the group: it must not drop the journal
+  local failing = sg.connect("genesis", { transport = function(req)
+    if req.method == "GET" then return { status = 503, headers = {}, body = '{"code":503,"message":"down"}' } end
+    return sg.http.request(req)
+  end, retry = { attempts = 1 } })
+  local report = sg.rollout({ SSH }, targets_of(failing), { lossy = "allow" })
+  t.eq(report.ok, false)
+  t.eq(mutations(), 0, "nothing written")
+  local kept = io.open(jpath)
+  t.ok(kept, "the killed run's journal is still there")
+  if kept then kept:close() end
+  t.ok(not tostring(report):find("first completed", 1, true), "no claim of completing: " .. tostring(report))
+  -- a re-run that can plan takes it over and ends it
+  report = sg.rollout({ SSH }, targets_of(gen), { lossy = "allow" })
+  t.ok(report.ok, tostring(report))
+  t.ok(tostring(report):find("took over", 1, true), tostring(report))
+  t.eq(io.open(jpath), nil, "the journal is gone once the roll-out is done")
+end)
+
 t.run()
