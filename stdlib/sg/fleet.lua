@@ -123,8 +123,12 @@ local function check_entry(path, i, e, base)
     if type(e.env) ~= "table" then bad("env must map credential names to environment variable names") end
     for k, v in pairs(e.env) do
       if not creds[k] then bad("env.%s: %s has no credential of that name", tostring(k), e.provider) end
+      -- what is written here may be the credential itself, pasted by mistake: never echo it
       if type(v) ~= "string" or not v:match("^[%a_][%w_]*$") then
-        bad("env.%s must name an environment variable (got %s)", k, tostring(v))
+        bad("env.%s must be the name of the environment variable that holds the credential (letters, " ..
+          "digits and '_', e.g. %s), not the credential itself (what is written there is not shown): " ..
+          "put the credential in that variable, or under [%s.%s] in the profile file with profile = \"%s\"",
+          k, creds[k].env, e.profile or e.name, e.provider, e.profile or e.name)
       end
     end
   end
@@ -412,7 +416,12 @@ function Fleet:connection(a)
   for name, var in pairs(a.env or {}) do
     local v = os.getenv(var)
     if v == nil or v == "" then
-      error(string.format("account %s: the environment variable %s (its %s) is not set", a.name, var, name), 0)
+      -- an unset "variable" may be a credential written in the inventory in its place (one that
+      -- happens to look like a name): the name is not shown, env.NAME says where to look
+      error(string.format("account %s: env.%s names an environment variable that is not set (or is empty); " ..
+        "set it to the credential before running. env.%s must hold the variable's name (e.g. %s), never the " ..
+        "credential itself; the name is not shown here in case a credential was written there",
+        a.name, name, name, creds[name] and creds[name].env or "VARIABLE"), 0)
     end
     opts[name] = v
   end

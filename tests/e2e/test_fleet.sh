@@ -212,6 +212,28 @@ fleet drift "$tmp/inline.lua" >/dev/null 2>"$tmp/inline.err"
 check "an inline credential is refused (exit 2)" [ $? = 2 ]
 check "naming the entry, without the secret" \
   bash -c "grep -q 'account 2 (leaky): connect.api_key is a credential' '$tmp/inline.err' && ! grep -q 'abc' '$tmp/inline.err'"
+# a credential written where env wants a variable's name: it looks like a name (so the account
+# fails when its variable is found unset) or it does not (refused on load); never echoed
+cat >"$tmp/envlit.lua" <<'EOF'
+return {
+  { name = "lab-hostup", provider = "hostup", env = { api_key = "abcdefSECRETtoken123" },
+    groups = { { group = "vm=10000", source = "hostup:vm=10000" } } },
+}
+EOF
+fleet drift "$tmp/envlit.lua" >"$tmp/envlit.out" 2>&1
+check "a credential-like env name whose variable is unset fails the account (exit 1)" [ $? = 1 ]
+fleet drift --json "$tmp/envlit.lua" >"$tmp/envlit.json" 2>>"$tmp/envlit.out"
+check "in --json too" [ $? = 1 ]
+check "both say env.api_key's variable is not set, without the value" \
+  bash -c "grep -q 'env.api_key names an environment variable that is not set' '$tmp/envlit.out' &&
+    grep -q 'env.api_key names an environment variable that is not set' '$tmp/envlit.json' &&
+    ! grep -q 'SECRET' '$tmp/envlit.out' '$tmp/envlit.json'"
+sed 's/abcdefSECRETtoken123/hostup-demo-key-5f3a9c0d7e/' "$tmp/envlit.lua" >"$tmp/envdash.lua"
+fleet drift "$tmp/envdash.lua" >"$tmp/envdash.out" 2>&1
+check "a value that cannot be a variable's name is refused on load (exit 2)" [ $? = 2 ]
+check "saying what env.api_key must hold, without the value" \
+  bash -c "grep -q 'env.api_key must be the name of the environment variable' '$tmp/envdash.out' &&
+    grep -q 'e.g. HOSTUP_API_KEY' '$tmp/envdash.out' && ! grep -q '5f3a9c0d7e' '$tmp/envdash.out'"
 printf 'return { { name = "x", provider = "hostup", groups = { { group = "vm=1", source = "nobody:web" } } } }\n' >"$tmp/ref.lua"
 fleet drift "$tmp/ref.lua" >/dev/null 2>"$tmp/ref.err"
 check "an unknown source account is named" grep -q "account 1 (x): groups\[1\]: source nobody:web" "$tmp/ref.err"
