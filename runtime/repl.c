@@ -141,15 +141,31 @@ static enum read_result read_line(const char *prompt, char **line) {
   return result;
 }
 
-/* Lines that look like they carry a credential are not kept in the history file. */
-static void remember(lua_State *L, const char *line) {
-  if (!*line) return;
-  call_repl_helper(L, "should_remember", line);
+/* A chunk that looks like it carries a credential is not kept in the history file, in none of
+ * its lines: the filter sees the whole chunk, because a credential typed on a continuation line
+ * ("{ api_key =" then the value) is only recognisable next to the line before it. The lines are
+ * kept one by one, as typed. */
+static void remember(lua_State *L, const char *chunk) {
+  if (!*chunk) return;
+  call_repl_helper(L, "should_remember", chunk);
   int keep = lua_toboolean(L, -1);
   lua_pop(L, 1);
   if (!keep) return;
-  add_history(line);
-  if (history_file) append_history(1, history_file);
+  int added = 0;
+  for (const char *p = chunk; *p;) {
+    const char *end = strchr(p, '\n');
+    size_t len = end ? (size_t)(end - p) : strlen(p);
+    if (len > 0) {
+      char *line = strndup(p, len);
+      if (!line) break; /* out of memory: keep fewer lines rather than fail the session */
+      add_history(line);
+      free(line);
+      added++;
+    }
+    p += len;
+    if (*p) p++;
+  }
+  if (history_file && added) append_history(added, history_file);
 }
 
 /* lua.c's test: a syntax error at <eof> means the chunk is incomplete, so read another line. */
@@ -177,13 +193,14 @@ static int try_expression(lua_State *L, const char *line) {
 }
 
 /* Reads a whole chunk (more lines while it is incomplete) and leaves it compiled on the stack,
- * or a syntax error message. */
+ * or a syntax error message. The chunk goes to the history once it is complete (or abandoned):
+ * only then can the filter see all of it. */
 static enum read_result read_chunk(lua_State *L, int *status) {
   char *line;
   enum read_result r = read_line(PROMPT, &line);
   if (r != READ_LINE) return r;
-  remember(L, line);
   if (try_expression(L, line) == LUA_OK) {
+    remember(L, line);
     free(line);
     *status = LUA_OK;
     return READ_LINE;
@@ -194,15 +211,18 @@ static enum read_result read_chunk(lua_State *L, int *status) {
     const char *code = lua_tostring(L, -1);
     *status = luaL_loadbuffer(L, code, strlen(code), "=stdin");
     if (!incomplete(L, *status)) {
+      remember(L, lua_tostring(L, -2));
       lua_remove(L, -2);
       return READ_LINE;
     }
     r = read_line(PROMPT_MORE, &line);
     if (r != READ_LINE) {
+      /* Ctrl-C or Ctrl-D inside a chunk: what was typed is kept as it was before (line by line
+       * as typed), under the same filter */
+      remember(L, lua_tostring(L, -1));
       lua_pop(L, 1);
       return r;
     }
-    remember(L, line);
     lua_pushliteral(L, "\n");
     lua_pushstring(L, line);
     free(line);

@@ -80,7 +80,9 @@ local secret_names = { "api[_%-]?key", "secret", "token", "password", "passwd", 
   "credential", "x%-auth", "%f[%w_]key%f[^%w_]" }
 local secret_values = { "bearer%s+%S", "basic%s+%S", "authorization%s*:" }
 
----Whether a line may be written to the history file.
+---Whether a chunk may be written to the history file: one line, or every line of a multi-line
+---chunk joined by "\n" (runtime/repl.c asks once per chunk and keeps all of its lines or none, as
+---a name and its value may sit on different lines).
 ---@param line string
 ---@return boolean
 function M.should_remember(line)

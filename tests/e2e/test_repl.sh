@@ -92,6 +92,14 @@ check "a table is printed" shows 'name = "demo"'
 check "credential values are redacted (only the typed line shows it)" \
   [ "$(tmux capture-pane -p -t "$session" -S -200 | grep -c SUPERSECRET)" = 1 ]
 
+# a credential on a continuation line: the chunk as a whole carries it, so none of its lines is kept
+type_line 'c2 = sg.connect("hostup", { api_key ='
+type_line '"hostup-demo-key-MULTILINE0123" })'
+type_line 'c3 = {api_key'
+type_line '= "SPLITSECRET-2"}'
+type_line '"after the multi-line secrets"'
+shows '^"after the multi-line secrets"'
+
 type_line "res, err = sg.http.request{url = '$url/hostup/api/vm/10000/firewall'}"
 sleep 0.7
 tmux send-keys -t "$session" C-c
@@ -114,6 +122,9 @@ check "history persists across sessions" shows 'sg> "remember me"'
 tmux send-keys -t "$session" C-u
 check "a line with a credential is not in the history file" bash -c "! grep -q SUPERSECRET $tmp/history"
 check "other lines are" grep -q 'double(21)' "$tmp/history"
+check "every line of an ordinary multi-line chunk is" grep -q 'return x \* 2' "$tmp/history"
+check "no line of a chunk with a credential on a continuation line is" \
+  bash -c "! grep -q 'MULTILINE0123\\|SPLITSECRET\\|c2 = sg.connect\\|c3 = {api_key' $tmp/history"
 
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

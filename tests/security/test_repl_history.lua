@@ -36,4 +36,11 @@ t.test("ordinary lines are", function()
   for _, line in ipairs(ordinary) do t.eq(repl.should_remember(line), true, line) end
 end)
 
+t.test("a multi-line chunk is judged whole: a name and its value on different lines", function()
+  t.eq(repl.should_remember('c = sg.connect("hostup", { api_key =\n"hostup-demo-key-0123" })'), false)
+  t.eq(repl.should_remember('c = {api_key\n= "s3cr3t"}'), false)
+  t.eq(repl.should_remember('h = {["X-API-Key"]\n  = k}'), false)
+  t.eq(repl.should_remember("function double(x)\n  return x * 2\nend"), true)
+end)
+
 t.run()
