@@ -20,12 +20,25 @@ local function key_order(a, b)
   return tostring(a) < tostring(b)
 end
 
--- Values under names like these are never shown, wherever they sit in a table.
+-- Values under names like these are never shown, wherever they sit in a table. Names are
+-- compared in lower case without separators, so that the header spellings (X-API-Key, HostUp's
+-- and Barrack's; X-Auth-Token), snake_case and camelCase fields are one name: api-key, api_key
+-- and apiKey all read "apikey".
+local SECRET_PARTS = { "secret", "password", "passwd", "passphrase", "token", "apikey", "accesskey",
+  "privatekey", "authorization", "credential", "cookie" }
+-- whole names only: as parts they are in too many ordinary words (monkey, author)
+local SECRET_NAMES = { key = true, auth = true, xauth = true }
+
+---@param k any
+---@return boolean
 local function is_secret_key(k)
   if type(k) ~= "string" then return false end
-  local lower = k:lower()
-  return lower:find("secret", 1, true) or lower:find("password", 1, true) or lower:find("token", 1, true)
-    or lower:find("api_?key") or lower:find("authorization", 1, true) or lower == "key"
+  local name = k:lower():gsub("[^%w]", "")
+  if SECRET_NAMES[name] then return true end
+  for _, part in ipairs(SECRET_PARTS) do
+    if name:find(part, 1, true) then return true end
+  end
+  return false
 end
 
 local function scalar(v)
