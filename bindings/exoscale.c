@@ -367,8 +367,10 @@ static const struct sg_endpoint endpoints[] = {
      .doc = "Get an instance"},
     {0}};
 
+/* The key is secret too: with a signature it sends, a server that echoes the Authorization
+ * header would hand both to whoever reads the error or trace; and it names the account. */
 static const struct sg_credential credentials[] = {
-    {"key", "EXOSCALE_API_KEY", 0, 1},
+    {"key", "EXOSCALE_API_KEY", 1, 1},
     {"secret", "EXOSCALE_API_SECRET", 1, 1},
     {0}};
 

@@ -313,7 +313,48 @@ local function encode_json(v)
   return (json.encode(v):gsub("\\(.)", function(c) return c == "/" and "/" or "\\" .. c end))
 end
 
--- One HTTP exchange, signed for this attempt, traced when SGRUN_DEBUG=http.
+-- Auth-header values shorter than this are not secrets (an expiry time, a list of signed query
+-- parameters): scrubbing them would hit ordinary numbers and words in what the server says.
+local MIN_AUTH_SECRET = 16
+
+-- The secret parts of the headers the auth hook set (RFC 7235's `scheme token68` or
+-- `scheme name=value, ...`, or a bare value such as X-API-Key's): the token, or each parameter's
+-- value. They are secrets beyond the credentials: Exoscale's signature lets whoever reads it
+-- replay the request until it expires. The scheme is left out, as a public word ("Bearer",
+-- "EXO2-HMAC-SHA256") whose every mention would be scrubbed; so is anything p.secrets holds.
+local function auth_secrets(before, headers, secrets)
+  local out, known = {}, {}
+  for _, s in ipairs(secrets) do known[s] = true end
+  local function add(v)
+    v = v:match("^%s*(.-)%s*$")
+    if #v >= MIN_AUTH_SECRET and not known[v] then
+      known[v] = true
+      out[#out + 1] = v
+    end
+  end
+  for name, value in pairs(headers) do
+    if type(value) == "string" and before[name] ~= value then
+      local rest = value:match("^[%w!#$%%&'*+.^_`|~-]+ +(.+)$") or value
+      if rest:match("^[%w%-%._~+/]+=*$") then
+        add(rest)
+      else
+        for item in rest:gmatch("[^,]+") do add(item:match("^%s*[%w!#$%%&'*+.^_`|~-]+=%s*\"?(.-)\"?%s*$") or item) end
+      end
+    end
+  end
+  return out
+end
+
+-- A copy of list with more appended.
+local function joined(list, more)
+  if #more == 0 then return list end
+  local out = table.move(list, 1, #list, 1, {})
+  return table.move(more, 1, #more, #out + 1, out)
+end
+
+-- One HTTP exchange, signed for this attempt, traced when SGRUN_DEBUG=http. A server may echo the
+-- auth header (in a body or a header): what comes back is scrubbed of its secret parts here, as
+-- only this attempt knows them, before any error, caller or trace can see it.
 ---@async
 local function send_once(p, ep, url, body_text, attempt)
   local headers = { Accept = "application/json", ["User-Agent"] = "sgrun" }
@@ -321,10 +362,20 @@ local function send_once(p, ep, url, body_text, attempt)
   local req = { method = ep.method, url = url, headers = headers, body = body_text,
     timeout = retry.call_timeout(p.timeout), max_size = p.max_size, ca_file = p.ca_file, ca_path = p.ca_path,
     resolve = p.resolve, max_connections = p.max_connections }
+  local before = {}
+  for k, v in pairs(headers) do before[k] = v end
   if p.def.auth then p.def.auth(req, p.creds) end
+  local extra = auth_secrets(before, headers, p.secrets)
   local resp, err, code = p.transport(req)
+  if type(resp) == "table" and #extra > 0 then
+    resp.body = errors.scrub(resp.body, extra)
+    if type(resp.headers) == "table" then
+      for k, v in pairs(resp.headers) do resp.headers[k] = errors.scrub(v, extra) end
+    end
+  end
+  if err ~= nil then err = errors.scrub(tostring(err), extra) end
   trace.log(p.def.name, ep.name, req, resp, err,
-    { redact = p.def.redact, secrets = p.secrets, attempt = attempt })
+    { redact = p.def.redact, secrets = joined(p.secrets, extra), attempt = attempt })
   return resp, err, code
 end
 

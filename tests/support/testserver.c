@@ -7,6 +7,9 @@
  *   /status?code=N    an empty response with that status
  *   /echo             the request body back; X-Method, X-Test-Echo (the X-Test header) and
  *                     X-User-Agents (every User-Agent header, joined by " | ") say what came
+ *   /echo-auth/...    (any path under it) a hostile server: 401 with the request's Authorization
+ *                     and X-API-Key headers echoed in a JSON body {"message", "code", "detail"}
+ *                     and in the response headers X-Echo-Authorization and X-Echo-Api-Key
  *   /drop             closes the connection without answering
  *   /redirect?to=URL  302 to URL
  *   /headers?n=N&size=S  N extra response headers of S bytes each
@@ -56,6 +59,23 @@ static enum MHD_Result collect_agents(void *cls, enum MHD_ValueKind kind, const 
   size_t used = strlen(out);
   snprintf(out + used, 256 - used, "%s%s", used ? " | " : "", value);
   return MHD_YES;
+}
+
+/* s as the inside of a JSON string, cut to fit out (size > 0). */
+static void json_escape(char *out, size_t size, const char *s) {
+  size_t o = 0;
+  for (; *s && o + 7 < size; s++) {
+    unsigned char ch = (unsigned char)*s;
+    if (ch == '"' || ch == '\\') {
+      out[o++] = '\\';
+      out[o++] = (char)ch;
+    } else if (ch < 0x20) {
+      o += (size_t)snprintf(out + o, size - o, "\\u%04x", ch);
+    } else {
+      out[o++] = (char)ch;
+    }
+  }
+  out[o] = 0;
 }
 
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
@@ -128,6 +148,24 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     MHD_get_connection_values(c, MHD_HEADER_KIND, collect_agents, agents);
     if (*agents) MHD_add_response_header(r, "X-User-Agents", agents);
     enum MHD_Result ret = MHD_queue_response(c, 200, r);
+    MHD_destroy_response(r);
+    return ret;
+  }
+  if (strncmp(url, "/echo-auth/", 11) == 0) {
+    const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+    const char *key = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-API-Key");
+    char got[2048];
+    json_escape(got, sizeof got, auth ? auth : (key ? key : ""));
+    char body[8192];
+    int n = snprintf(body, sizeof body,
+                     "{\"message\":\"bad credentials: %s\",\"code\":\"%s\",\"detail\":\"Authorization: %s\"}", got,
+                     got, got);
+    if (n < 0 || (size_t)n >= sizeof body) return reply(c, 500, "", 0, NULL);
+    struct MHD_Response *r = MHD_create_response_from_buffer((size_t)n, body, MHD_RESPMEM_MUST_COPY);
+    MHD_add_response_header(r, "Content-Type", "application/json");
+    if (auth) MHD_add_response_header(r, "X-Echo-Authorization", auth);
+    if (key) MHD_add_response_header(r, "X-Echo-Api-Key", key);
+    enum MHD_Result ret = MHD_queue_response(c, 401, r);
     MHD_destroy_response(r);
     return ret;
   }
