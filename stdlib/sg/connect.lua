@@ -6,7 +6,8 @@
 --   local r = gc:create_security_group_rule(group_id, { direction = "ingress", ... })
 --   gc:wait(r)
 --
--- Credentials: opts, then the vendor's environment variables, then the profile file
+-- Credentials: opts, then the vendor's environment variables (the whitespace around a value
+-- trimmed; a control character left inside any credential is refused), then the profile file
 -- (SGRUN_PROFILES or ~/.config/sgrun/profiles; [profile.provider] sections of key = value;
 -- refused when group/other can read it or it is not the user's or root's). Base URL: opts.base_url, SGRUN_<PROVIDER>_URL, the
 -- documented default. Credentials are kept outside the connection table, so printing a
@@ -134,26 +135,68 @@ local function profile_name(opts)
   return opts.profile or (options and options.profile) or "default"
 end
 
+-- The value of an environment variable without the whitespace around it: a Kubernetes Secret
+-- made from a file, or a systemd EnvironmentFile, often ends it with a line break (or "\r\n").
+-- nil when unset or blank.
+---@param var string
+---@return string|nil
+local function env_value(var)
+  local v = os.getenv(var)
+  v = v and v:match("^%s*(.-)%s*$")
+  if v == "" then return nil end
+  return v
+end
+
+-- Raises a user error when a credential holds a control character, which no HTTP header may
+-- carry (the request would fail deep inside with a traceback). The message names where the value
+-- came from, never the value.
+---@param v string
+---@param who string what the message starts with: "sg.connect('gcore')", "account lab"
+---@param source string "the environment variable GCORE_API_KEY", ...
+local function check_credential(v, who, source)
+  if not v:find("%c") then return end
+  errors.raise_user(string.format("%s: %s holds a control character (a line break or a tab inside " ..
+    "the credential, say), which cannot be sent: set it to the credential alone, on one line " ..
+    "(the value is not shown)", who, source))
+end
+
+---Reads a credential from the environment variable `var` as sg.connect does: the whitespace
+---around it trimmed, nil when unset or blank. Raises a user error naming `var` (never the value)
+---when a control character is left inside it.
+---@param var string
+---@param who string what an error message starts with ("account lab-hostup")
+---@return string|nil
+function M.env_credential(var, who)
+  local v = env_value(var)
+  if v then check_credential(v, who, "the environment variable " .. var) end
+  return v
+end
+
 local function resolve_credentials(def, opts)
   local creds, secrets, missing = {}, {}, {}
   local profile_values, profile_file, profile_read = nil, nil, false
   local profile = profile_name(opts)
+  local who = "sg.connect('" .. def.name .. "')"
   for _, c in ipairs(def.credentials) do
-    local v = opts[c.name]
-    if v == nil then v = os.getenv(c.env) end
+    local v, source = opts[c.name], "the option " .. c.name
+    if v == nil then v, source = env_value(c.env), "the environment variable " .. c.env end
     if v == "" then v = nil end
     if v == nil then
       if not profile_read then
         profile_values, profile_file = profile_section(opts, profile, def.name)
         profile_read = true
       end
-      v = profile_values and (profile_values[c.name] or profile_values[c.env])
+      local key = profile_values and (profile_values[c.name] and c.name or profile_values[c.env] and c.env)
+      v = key and profile_values[key] or nil
+      source = string.format("'%s' under [%s.%s] in %s", key, profile, def.name,
+        profile_file or profile_path() or "the profile file")
     end
     if v ~= nil then
       if type(v) ~= "string" and type(v) ~= "number" then
         error(string.format("sg.connect('%s'): %s must be a string or a number, not a %s",
           def.name, c.name, type(v)), 0)
       end
+      check_credential(tostring(v), who, source)
       creds[c.name] = tostring(v)
       if c.secret then secrets[#secrets + 1] = tostring(v) end
     elseif c.required then
@@ -825,7 +868,7 @@ function M.accounts()
     local def = M.describe(name)
     local complete = true
     for _, c in ipairs(def.credentials) do
-      if c.required and (os.getenv(c.env) or "") == "" then complete = false end
+      if c.required and not env_value(c.env) then complete = false end
     end
     if complete then found[#found + 1] = name .. " (environment)" end
   end

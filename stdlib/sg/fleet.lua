@@ -414,8 +414,9 @@ function Fleet:connection(a)
     opts.profile = a.profile
   end
   for name, var in pairs(a.env or {}) do
-    local v = os.getenv(var)
-    if v == nil or v == "" then
+    -- trimmed and checked as sg.connect does its own variables: this one reaches it as an option
+    local v = connect.env_credential(var, "account " .. a.name)
+    if v == nil then
       -- an unset "variable" may be a credential written in the inventory in its place (one that
       -- happens to look like a name): the name is not shown, env.NAME says where to look
       error(string.format("account %s: env.%s names an environment variable that is not set (or is empty); " ..

@@ -32,8 +32,8 @@ local function child(env, code)
   parts[#parts + 1] = shell_quote(SGRUN) .. " -e " .. shell_quote(code) .. " 2>&1"
   local p = assert(io.popen(table.concat(parts, " ")))
   local out = p:read("a")
-  local ok = p:close()
-  return out, ok
+  local ok, _, status = p:close()
+  return out, ok, status
 end
 
 local function write_file(path, text, mode)
@@ -86,6 +86,37 @@ t.test("the environment beats the profile file", function()
   local out = child({ GCORE_API_KEY = "env-key-000000", GCORE_CLOUD_PROJECT_ID = "1",
     GCORE_CLOUD_REGION_ID = "2", SGRUN_PROFILES = PROFILE }, PRINT_AUTH:format(""))
   t.eq(out, "APIKey env-key-000000 https://api.gcore.com/cloud/v1/securitygroups/1/2?limit=1000&offset=0\n")
+end)
+
+t.test("a credential from the environment is sent without the whitespace around it", function()
+  -- a Kubernetes Secret made from a file, or a systemd EnvironmentFile, ends it with a line break
+  for _, tail in ipairs({ "\n", "\r\n", " \n", "\t" }) do
+    local out = child({ GCORE_API_KEY = " env-key-000000" .. tail, GCORE_CLOUD_PROJECT_ID = "1\n",
+      GCORE_CLOUD_REGION_ID = "2", SGRUN_PROFILES = PROFILE }, PRINT_AUTH:format(""))
+    t.eq(out, "APIKey env-key-000000 https://api.gcore.com/cloud/v1/securitygroups/1/2?limit=1000&offset=0\n",
+      string.format("tail %q", tail))
+  end
+  -- blank is unset: the profile file's value is used
+  local out = child({ GCORE_API_KEY = "\n", GCORE_CLOUD_REGION_ID = "2", SGRUN_PROFILES = PROFILE },
+    PRINT_AUTH:format(""))
+  t.ok(out:find("APIKey prof-key-000000", 1, true), out)
+end)
+
+t.test("a control character inside a credential is a user error naming its place, never the value", function()
+  -- not caught: sgrun prints the error as a script's user would see it
+  local out, _, code = child({ GCORE_API_KEY = "4242$ctlSECRET\nsecondLINE\n", GCORE_CLOUD_PROJECT_ID = "1",
+    GCORE_CLOUD_REGION_ID = "2", SGRUN_PROFILES = PROFILE }, [[require("sg").connect("gcore")]])
+  t.eq(code, 2, "exit 2: " .. out)
+  t.ok(out:find("sg.connect('gcore'): the environment variable GCORE_API_KEY holds a control character", 1, true), out)
+  t.ok(out:find("set it to the credential alone", 1, true), out)
+  t.ok(not out:find("ctlSECRET", 1, true) and not out:find("secondLINE", 1, true), "the value is shown: " .. out)
+  t.ok(not out:find("traceback", 1, true), out)
+  local tabbed = TMP .. "/tab-profiles"
+  write_file(tabbed, "[default.gcore]\napi_key = tab\tSECRETkey\nproject_id = 1\nregion_id = 2\n", "600")
+  out, _, code = child({ SGRUN_PROFILES = tabbed }, [[require("sg").connect("gcore")]])
+  t.eq(code, 2, "exit 2: " .. out)
+  t.ok(out:find("'api_key' under [default.gcore] in " .. tabbed .. " holds a control character", 1, true), out)
+  t.ok(not out:find("SECRETkey", 1, true), "the value is shown: " .. out)
 end)
 
 t.test("the profile file fills what opts and environment leave out; opts.profile selects", function()

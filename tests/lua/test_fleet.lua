@@ -124,4 +124,34 @@ t.test("the profile file is read once for all the accounts of a fleet", function
   t.eq(out, "1\t1 2 3 4 5\n")
 end)
 
+t.test("a credential an account's env names is trimmed, and refused with a control character inside", function()
+  local inventory = os.tmpname()
+  local f = assert(io.open(inventory, "w"))
+  f:write('return { { name = "lab", provider = "hostup", env = { api_key = "LAB_KEY" }, ' ..
+    'groups = { { group = "vm=10000", source = "hostup:vm=10000" } } } }\n')
+  f:close()
+  -- in a child, where LAB_KEY can be set; the request is answered here, nothing is sent
+  local code = [[
+    local http = require "_sg.http"
+    http.request = function(req)
+      io.write("KEY [", req.headers["X-API-Key"], "]\n")
+      return { status = 200, headers = {}, body = '{"firewall_rules":[]}' }
+    end
+    local f = require("sg.fleet").load(os.getenv("INVENTORY"))
+    local ok, err = pcall(function() f:connection(f.accounts[1]):list_firewall_rules(10000) end)
+    if not ok then io.write("ERROR ", tostring(err), "\n") end]]
+  local function run(value)
+    local p = assert(io.popen(string.format("SGRUN_PROFILES=/nonexistent LAB_KEY=%s INVENTORY=%s %s -e %s 2>&1",
+      shell_quote(value), shell_quote(inventory), shell_quote(arg[-1]), shell_quote(code))))
+    local out = p:read("a")
+    p:close()
+    return out
+  end
+  t.eq(run("hostup-lab-key-0123\r\n"), "KEY [hostup-lab-key-0123]\n")
+  local out = run("hostup-lab\nkeySECRET")
+  t.ok(out:find("ERROR account lab: the environment variable LAB_KEY holds a control character", 1, true), out)
+  t.ok(not out:find("keySECRET", 1, true), "the value is shown: " .. out)
+  os.remove(inventory)
+end)
+
 t.run()
