@@ -10,6 +10,10 @@
 
 #define INST "/instances/{instance_id}"
 #define FW "/firewalls/{firewall_id}"
+/* Left out of a rule body, both ports mean all ports (§2.3: "Exclude the port_range_min and
+ * port_range_max fields ... to allow all ports"), and read back null: a lost create of "tcp from X"
+ * must not be taken for an existing "tcp 22 from X". */
+#define RULE_DEFAULTS "port_range_min,port_range_max"
 
 static const struct sg_endpoint endpoints[] = {
     {.name = "list_instances", .method = "GET", .path = "/instances/", .flags = SG_EP_READ,
@@ -20,6 +24,7 @@ static const struct sg_endpoint endpoints[] = {
      .flags = SG_EP_BODY | SG_EP_CREATE, .async = "activation", .poll = "get_instance",
      .poll_arg = "1", .poll_items = "instance.security_rules", .poll_id = "security_rule.id",
      .match_read = "get_instance", .match_items = "instance.security_rules",
+     .match_absent = RULE_DEFAULTS,
      .doc = "Add a security rule to a legacy-tier instance (async: activation)"},
     {.name = "remove_instance_security_rule", .method = "DELETE",
      .path = INST "/security-rules/{rule_id}/",
@@ -39,6 +44,7 @@ static const struct sg_endpoint endpoints[] = {
      .flags = SG_EP_BODY | SG_EP_CREATE, .async = "activation", .poll = "get_firewall",
      .poll_arg = "1", .poll_items = "firewall.rules", .poll_id = "firewall_rule.id",
      .match_read = "get_firewall", .match_items = "firewall.rules",
+     .match_absent = RULE_DEFAULTS,
      .doc = "Add a firewall rule (async: activation) [INFERRED path]"},
     {.name = "remove_firewall_rule", .method = "DELETE", .path = FW "/firewall-rules/{rule_id}/",
      .doc = "Remove a firewall rule [INFERRED path]"},

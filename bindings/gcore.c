@@ -33,7 +33,11 @@ static const struct sg_endpoint endpoints[] = {
      .flags = SG_EP_READ, .doc = "List the instances a security group is assigned to"},
     {.name = "create_security_group_rule", .method = "POST", .path = SG2 "/{group_id}/rules",
      .flags = SG_EP_BODY | SG_EP_CREATE, .async = "tasks", .match_read = "get_security_group",
-     .match_items = "security_group_rules", .doc = "Add a rule (v2, async: tasks)"},
+     .match_items = "security_group_rules",
+     /* left out, these read back null and mean any / all (§4.10); ethertype is not listed: left
+      * out it reads back "IPv4" */
+     .match_absent = "protocol,port_range_min,port_range_max,remote_ip_prefix,remote_group_id",
+     .doc = "Add a rule (v2, async: tasks)"},
     {.name = "delete_security_group_rule", .method = "DELETE",
      .path = SG2 "/{group_id}/rules/{rule_id}", .async = "tasks",
      .doc = "Delete a rule (v2, async: tasks)"},

@@ -27,7 +27,7 @@ static void push_names(lua_State *L, const char *const *names) {
 }
 
 static void push_endpoint(lua_State *L, const struct sg_endpoint *e) {
-  lua_createtable(L, 0, 16);
+  lua_createtable(L, 0, 20);
   set_string(L, "name", e->name);
   set_string(L, "method", e->method);
   set_string(L, "path", e->path);
@@ -47,6 +47,7 @@ static void push_endpoint(lua_State *L, const struct sg_endpoint *e) {
   set_string(L, "match_read", e->match_read);
   set_string(L, "match_items", e->match_items);
   set_string(L, "match_skip", e->match_skip);
+  set_string(L, "match_absent", e->match_absent);
   set_string(L, "doc", e->doc);
 }
 

@@ -34,6 +34,11 @@ struct sg_endpoint {
   const char *match_read;  /* creates: endpoint whose response lists existing items ("1" arg) */
   const char *match_items; /* the list (dotted path) in that response */
   const char *match_skip;  /* body fields the listed items do not echo ("tags"), comma-separated */
+  const char *match_absent; /* body fields that a body leaves out to ask for the provider's
+                               default ("all ports"), comma-separated: a body without one matches
+                               only an item without it (absent, null or ""), never any value. A
+                               field the provider fills in on read when it is left out is not
+                               listed (it cannot be told from a value that was sent). */
   const char *doc;         /* one line: what it does (stubs, help) */
 };
 

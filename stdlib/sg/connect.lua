@@ -422,9 +422,11 @@ local function send_once(p, ep, url, body_text, attempt)
   return resp, err, code
 end
 
--- Does `have` (an item the server lists) carry every scalar field `want` (a request body) sets?
+-- Does `have` (an item the server lists) carry every scalar field `want` (see wanted) sets?
 -- Lists are not compared (their order and shape differ between requests and responses);
--- null/"" in the request match an absent field.
+-- null/"" in the request match an absent field. A field `want` leaves out is not compared: the
+-- item's own fields (id, status) are not in the body; the body fields whose absence means the
+-- provider's default are put in as null by wanted.
 local function matches(want, have)
   if want == nil then return true end
   if want == json.null or want == "" then
@@ -444,12 +446,18 @@ end
 
 local invoke
 
--- The fields of a create's body that a listed item echoes (all but ep.match_skip).
+-- What a listed item must hold to be the one a create's body made: the body's fields that items
+-- echo (all but ep.match_skip), and null for each of ep.match_absent the body leaves out. A left
+-- out field asks for the provider's default (Barrack: no ports means all ports), so it must not
+-- match an item that carries a value there: "tcp from X" is not "tcp 22 from X".
 local function wanted(ep, body)
-  if not ep.match_skip then return body end
+  if not ep.match_skip and not ep.match_absent then return body end
   local want = {}
   for k, v in pairs(body) do want[k] = v end
-  for k in ep.match_skip:gmatch("[^,]+") do want[k] = nil end
+  for k in (ep.match_skip or ""):gmatch("[^,]+") do want[k] = nil end
+  for k in (ep.match_absent or ""):gmatch("[^,]+") do
+    if want[k] == nil then want[k] = json.null end
+  end
   return want
 end
 

@@ -158,6 +158,63 @@ t.test("a lost create response is recovered by re-reading, on every provider tha
   t.eq({ final.state, erule["start-port"] }, { "success", 6001 })
 end)
 
+-- A body that leaves a field out asks for the provider's default (Barrack: no ports means all
+-- ports), so a lost create of "tcp from X" must be matched to the new all-ports rule, never to an
+-- existing narrower "tcp 22 from X" that matches every field the body does send.
+t.test("a lost create that leaves its ports out is not matched to an existing rule with ports", function()
+  w.reset()
+  w.knobs({ task_duration_ms = 100 })
+  local null = sg.json.null
+  local function unset(v) return v == nil or v == null end
+
+  -- Barrack: demo-firewall (id 1) holds tcp 22 from 0.0.0.0/0
+  local o, posts = losing()
+  local brk = sg.connect("barrack", o)
+  local r = brk:add_firewall_rule(1, { direction = "ingress", protocol = "tcp", ethertype = "IPv4",
+    remote_ip_prefix = "0.0.0.0/0" })
+  t.eq({ r.recovered, posts() }, { true, 1 })
+  t.ok(unset(r.item.port_range_min) and unset(r.item.port_range_max),
+    "recovered the all-ports rule, not " .. tostring(r.item.port_range_min))
+  local _, item = brk:wait(r)
+  t.eq({ item.id, item.status }, { r.item.id, "ACTIVE" })
+
+  -- Gcore: the same shape (ports, and also protocol and remote prefix, left out mean any)
+  o, posts = losing()
+  local gc = sg.connect("gcore", o)
+  local web = gc:list_security_groups({ name = "web" }).results[1]
+  gc:wait(w.connect("gcore"):create_security_group_rule(web.id, { direction = "ingress", protocol = "tcp",
+    ethertype = "IPv4", port_range_min = 22, port_range_max = 22, remote_ip_prefix = "198.51.100.0/24" }))
+  r = gc:create_security_group_rule(web.id, { direction = "ingress", protocol = "tcp", ethertype = "IPv4",
+    remote_ip_prefix = "198.51.100.0/24" })
+  t.eq(r.recovered, true)
+  t.ok(posts() <= 2, "at most one re-send after a confirmed absence")
+  local _, found = gc:wait(r)
+  t.ok(found and unset(found.port_range_min), "waited for the all-ports rule, not the port 22 one")
+  local n = 0
+  for _, x in ipairs(gc:get_security_group(web.id).security_group_rules) do
+    if x.remote_ip_prefix == "198.51.100.0/24" and unset(x.port_range_min) then n = n + 1 end
+  end
+  t.eq(n, 1, "one all-ports rule")
+end)
+
+-- The user-visible harm: apply waited on the old rule's id, so it reported success while the rule
+-- it had created ended in ERROR.
+t.test("Barrack: apply of an all-ports rule whose create response was lost fails when that rule fails", function()
+  w.reset()
+  local rule = require "sg.rule"
+  local apply = require "sg.apply"
+  local o = losing()
+  local brk = sg.connect("barrack", o)
+  local desired = {}
+  for _, x in ipairs(brk:group("demo-firewall").rules) do desired[#desired + 1] = x end
+  desired[#desired + 1] = rule.normalize { direction = "ingress", protocol = "tcp", cidr = "0.0.0.0/0" }
+  local p = apply.plan(brk, "demo-firewall", desired)
+  w.knobs({ task_duration_ms = 200, task_error_rate = 1 })
+  local res = apply.apply(p)
+  w.knobs({ task_error_rate = 0 })
+  t.eq(res.ok, false, "the new rule ended in ERROR")
+end)
+
 t.test("Gcore: a group create whose response was lost while its task runs is waited for, not re-sent", function()
   w.reset()
   -- the task outlasts the retry pause, so the first re-read does not list the group yet; Gcore
