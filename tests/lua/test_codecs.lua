@@ -214,8 +214,21 @@ t.test("barrack: reference example round-trips", function()
   t.eq(all, { direction = "ingress", protocol = "udp", ethertype = "IPv6", remote_ip_prefix = "::/0" })
 end)
 
+t.test("barrack: ICMP over IPv6 is icmp + IPv6 on the wire, icmpv6 in the canonical rule", function()
+  local c, body = round_trip(barrack, [[{"id":7,"direction":"ingress","protocol":"icmp",
+    "ethertype":"IPv6","remote_ip_prefix":"::/0","port_range_min":null,"port_range_max":null}]], nil,
+    { "direction", "protocol", "ethertype", "remote_ip_prefix" })
+  t.eq({ c.protocol, c.ethertype }, { "icmpv6", "IPv6" })
+  t.eq(body, { direction = "ingress", protocol = "icmp", ethertype = "IPv6", remote_ip_prefix = "::/0" })
+  local tr = barrack.translate(n { direction = "egress", protocol = "icmpv6", cidr = "2001:db8::/32" })
+  t.eq({ tr.status, tr.rule and tr.rule.protocol }, { "exact", "icmpv6" })
+  -- a type is still lost: Barrack rules carry none
+  local typed = barrack.translate(n { direction = "ingress", protocol = "icmpv6", cidr = "::/0", icmp_type = 128 })
+  t.eq({ typed.status, typed.rule.icmp_type }, { "lossy", nil })
+end)
+
 t.test("barrack: translation", function()
-  t.eq(barrack.translate(n { direction = "egress" }).status, "inexpressible") -- tcp/udp/icmp only
+  t.eq(barrack.translate(n { direction = "egress" }).status, "inexpressible") -- tcp/udp/icmp(v6) only: no "any"
   t.eq(barrack.translate(n { direction = "ingress", protocol = "tcp", port = 22,
     remote_group = "web" }).status, "inexpressible")
   local d = barrack.translate(n { direction = "ingress", protocol = "tcp", port = 22,
@@ -348,7 +361,7 @@ t.test("rules cross providers: exoscale -> each target", function()
   local expect = {
     gcore = { "exact", "exact", "exact", "exact" },
     genesis = { "lossy", "exact", "inexpressible", "exact" },
-    barrack = { "exact", "exact", "inexpressible", "inexpressible" },
+    barrack = { "exact", "exact", "lossy", "inexpressible" }, -- icmpv6 without its type
     hostup = { "exact", "exact", "inexpressible", "inexpressible" },
   }
   for name, statuses in pairs(expect) do

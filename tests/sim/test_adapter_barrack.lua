@@ -197,6 +197,27 @@ t.test("round trip: seeded firewall -> canonical -> a new firewall", function()
   t.eq(keys(inst.rules), keys { SSH })
 end)
 
+-- Barrack's body has no icmpv6 protocol: ICMP over IPv6 is protocol icmp with ethertype IPv6,
+-- which reads back as the canonical icmpv6. A plan that adds one (a roll-out from a provider that
+-- has it) is exact, goes on the wire in that shape, and the re-read holds the same rule.
+t.test("ICMPv6: planned exact, sent as icmp + IPv6, read back as icmpv6", function()
+  w.reset()
+  w.knobs({ task_duration_ms = 100 })
+  local apply = require "sg.apply"
+  local PING6 = n { direction = "ingress", protocol = "icmpv6", cidr = "2001:db8::/32" }
+  local desired = { SSH, PING6 }
+  local conn, log = w.connect("barrack")
+  local p = apply.plan(conn, "demo-firewall", desired)
+  t.eq({ #p.add, #p.remove, #p.findings }, { 1, 0, 0 })
+  t.eq(apply.apply(p).ok, true)
+  w.body_has(t, w.last_sent(log, 0, "POST"),
+    { protocol = "icmp", ethertype = "IPv6", remote_ip_prefix = "2001:db8::/32" }, "the add-rule body")
+  local g = barrack.get_group(brk, "demo-firewall")
+  t.eq(keys(g.rules), keys(desired))
+  -- the firewall's own rules plan to nothing
+  t.ok(apply.plan(brk, "demo-firewall", g.rules):empty(), "a plan against its own rules is empty")
+end)
+
 t.test("delete_group: a group created and deleted no longer reads", function()
   w.check_delete(t, barrack, brk, "adapter-barrack-deleted")
 end)

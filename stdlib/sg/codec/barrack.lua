@@ -6,6 +6,7 @@
 -- * rule body {direction, protocol, ethertype, remote_ip_prefix, port_range_min, port_range_max},
 --   the same for instance rules and firewall rules; responses add id (and status, created_at);
 -- * protocols tcp, udp and icmp only (the page text); "any" in a response is read as any;
+--   ICMP over IPv6 is "icmp" with ethertype "IPv6" (both in the body's enums), canonical icmpv6;
 -- * remote_ip_prefix is required ("0.0.0.0/0" for any); ports are left out for all ports;
 -- * no description, no ICMP type/code, no remote groups, allow rules only.
 -- Groups on the wire (firewalls, legacy instances): stdlib/sg/groups/barrack.lua.
@@ -19,7 +20,8 @@ local DECODE_OPTS = { clear_host_bits = true, where = "barrack rule" }
 ---@type sg.Capabilities
 M.capabilities = {
   provider = "Barrack",
-  protocols = codec.set { "tcp", "udp", "icmp" },
+  -- icmpv6 is written as icmp + IPv6 (see encode): the rule read back is the same icmpv6 rule
+  protocols = codec.set { "tcp", "udp", "icmp", "icmpv6" },
   ports = true,
   icmp_type = false,
   icmp_code = false,
@@ -57,7 +59,8 @@ end
 function M.encode(r)
   return {
     direction = r.direction,
-    protocol = r.protocol,
+    -- the documented protocol enum has no icmpv6: the ethertype (IPv6 here) says which ICMP
+    protocol = r.protocol == "icmpv6" and "icmp" or r.protocol,
     ethertype = r.ethertype,
     remote_ip_prefix = r.cidr,
     port_range_min = r.port_min,
