@@ -82,10 +82,10 @@ static const struct sg_kv errors[] = {
     {"code", "exception_class,code"}, {"message", "message,detail,errors"},
     {"request_id", "request_id"}, {"request_id_header", "x-request-id"}, {0, 0}};
 
-/* §4.1: offset paging; always send limit (the documented defaults disagree). */
+/* §4.1: offset paging; always send limit (the documented defaults disagree; at most 1000). */
 static const struct sg_kv paging[] = {
     {"style", "offset"}, {"limit", "limit"}, {"offset", "offset"}, {"total", "count"},
-    {"size", "1000"}, {0, 0}};
+    {"size", "1000"}, {"max", "1000"}, {0, 0}};
 
 /* §5: every task id is polled; NEW and RUNNING are both pending. */
 static const struct sg_kv async[] = {

@@ -47,10 +47,10 @@ static const struct sg_kv errors[] = {
     {"code", "code"}, {"message", "message"}, {"request_id", "request_id"},
     {"request_id_header", "x-request-id"}, {0, 0}};
 
-/* §1.6: page/per_page (per_page <= 100), total_count. */
+/* §1.6: page/per_page ("positive int <= 100"), total_count. */
 static const struct sg_kv paging[] = {
     {"style", "page"}, {"page", "page"}, {"limit", "per_page"}, {"total", "total_count"},
-    {"size", "100"}, {0, 0}};
+    {"size", "100"}, {"max", "100"}, {0, 0}};
 
 /* §1.4: unknown statuses (legacy "enqueued", ...) count as in progress. */
 static const struct sg_kv async[] = {

@@ -66,7 +66,9 @@ struct sg_provider {
   lua_CFunction auth; /* auth(request, credentials): adds headers to request.headers */
   const char *const *redact; /* header names (lower case) that carry secrets */
   const struct sg_kv *errors; /* code / message / request_id: comma-separated candidate fields */
-  const struct sg_kv *paging; /* style = offset|page and the parameter and field names */
+  const struct sg_kv *paging; /* style = offset|page and the parameter and field names; size =
+                                 the page size sent by default, max = the largest the provider
+                                 documents (a larger page_size is refused before any request) */
   const struct sg_kv *async;  /* per kind: state field, pending/success/failure values, ... */
 };
 

@@ -942,7 +942,8 @@ end
 ---Opens a connection: credentials and base URL are resolved now; nothing is sent.
 ---opts: credentials by name, profile, profiles (the sections read_profiles() returned, used
 ---instead of reading the profile file: a fleet reads it once for all its accounts), base_url,
----zone (Exoscale), timeout (s per attempt), max_size (bytes), page_size (auto-paging lists;
+---zone (Exoscale), timeout (s per attempt), max_size (bytes), page_size (auto-paging lists; at
+---most the provider's documented maximum, refused above it;
 ---default the provider's maximum), ca_file / ca_path (the CA bundle or directory TLS verifies
 ---against; also from the profile, else $SGRUN_CA_FILE),
 ---allow_insecure_http (plain http:// to a host other than loopback; also from the profile),
@@ -985,6 +986,13 @@ function M.connect(provider, opts)
   end
   if opts.page_size ~= nil and (math.type(opts.page_size) ~= "integer" or opts.page_size < 1) then
     error("sg.connect: page_size must be a positive integer", 2)
+  end
+  -- a provider refuses a page larger than it documents (Genesis: per_page <= 100) on every list:
+  -- said here, once, instead of as an HTTP 400 from the first listing
+  local max_page = math.tointeger(tonumber(def.paging.max))
+  if opts.page_size ~= nil and max_page and opts.page_size > max_page then
+    error(string.format("sg.connect: page_size %d is more than %s allows (at most %d per page): " ..
+      "use 1 to %d, or leave page_size out for the default", opts.page_size, def.name, max_page, max_page), 2)
   end
   private[conn] = {
     def = def, creds = creds, secrets = secrets, scope = scope, base_url = conn.base_url,

@@ -272,6 +272,19 @@ t.test("misuse raises at once, before anything is sent", function()
   t.eq(#log, 0)
 end)
 
+t.test("a page_size above the provider's documented maximum is refused at connect", function()
+  local log, transport = recorder('{"security_groups":[],"total_count":0,"page":1,"per_page":100}')
+  t.raises(function() sg.connect("genesis", { token = "g", base_url = "https://x.test", page_size = 500,
+    transport = transport }) end, "page_size 500 is more than genesis allows (at most 100 per page): use 1 to 100")
+  t.raises(function() sg.connect("gcore", { api_key = "k", project_id = 1, region_id = 1, page_size = 1001,
+    base_url = "https://x.test", transport = transport }) end, "at most 1000 per page")
+  t.eq(#log, 0)
+  local gen = sg.connect("genesis", { token = "g", base_url = "https://x.test", page_size = 100,
+    transport = transport })
+  gen:list_security_groups()
+  t.ok(log[1].url:find("per_page=100", 1, true), log[1].url)
+end)
+
 t.test("bare body values are wrapped by the endpoint's body_key", function()
   local log, transport = recorder()
   local gen = sg.connect("genesis", { token = "k", base_url = "https://x.test", transport = transport })

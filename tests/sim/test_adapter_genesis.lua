@@ -209,6 +209,33 @@ t.test("round trip: the seeded group's rules applied to a new group read back fi
   t.eq(sorted(after.raw_rules), sorted(demo.raw_rules))
 end)
 
+-- "default and standard are not allowed names" (reference §1.2): refused before any write, with
+-- what to do, instead of a 400 in the middle of an apply or a roll-out.
+t.test("reserved names: a new group named default or standard is refused before any write", function()
+  local apply = require "sg.apply"
+  local sg = require "sg"
+  local desired = rules { { direction = "ingress", protocol = "tcp", port = 22 } }
+  local seq = last_seq()
+  for _, name in ipairs({ "standard", "default" }) do
+    local ok, err = pcall(apply.plan, gen, name, desired, { create = true })
+    t.ok(not ok, "plan refused")
+    t.eq(err.exit_code, 2, "a user error")
+    t.ok(tostring(err.message):find('genesis reserves the group name "' .. name .. '"', 1, true)
+      and err.message:find("choose another name", 1, true), tostring(err.message))
+    t.raises(function() adapter.create_group(gen, name) end, "choose another name")
+  end
+  local report = sg.rollout(desired, { { gen, "standard" } })
+  t.eq({ report.ok, report.targets[1].status }, { false, "failed" })
+  t.ok(tostring(report.targets[1].error):find("reserves the group name", 1, true),
+    tostring(report.targets[1].error))
+  t.eq(#mutations(seq), 0, "nothing written")
+  -- an existing group of that name (the standard group instances get) is still planned
+  local st = w.control("GET", "/_sim/state")
+  st.providers.genesis.groups[1].name = "standard"
+  w.control("POST", "/_sim/load", st)
+  t.eq(apply.plan(gen, "standard", demo.rules):empty(), true)
+end)
+
 t.test("delete_group: a group created and deleted no longer reads", function()
   w.check_delete(t, adapter, gen, "adapter-genesis-deleted")
 end)

@@ -19,6 +19,12 @@ local task = require "sg.task"
 
 local M = { name = "genesis" }
 
+-- "default and standard are not allowed names (reserved words)" (reference §1.2): the API refuses
+-- to create a group so named (400). An existing group of that name (the standard group instances
+-- get by default) is still read and planned. [Whether the check ignores case is unknown: only the
+-- exact words are refused here.]
+M.reserved_names = { "default", "standard" }
+
 -- How long apply keeps re-reading a group that reads "created" with its old rules after a PATCH
 -- (see the header): pauses of 1, 2, 4 and 8 s.
 local SETTLE_PAUSES = { 1, 2, 4, 8 }

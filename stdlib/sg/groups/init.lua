@@ -14,6 +14,7 @@
 --                                           the function finds groups in that one listing as
 --                                           get_group would (sg.fleet reads many groups of one
 --                                           account with it)
+--   reserved_names = {names}                names the provider refuses for a new group (Genesis)
 --   leftovers(group) -> integer             where a failed write leaves something behind (rules
 --   repair(conn, group) -> integer          in ERROR, a group in status error): counts it (no
 --                                           request), clears it
@@ -32,6 +33,7 @@
 ---@field repair (fun(conn: sg.Connection, group: sg.Group): integer)?
 ---@field new_group_rules (fun(): sg.Rule[])? the rules a just-created group reads back with (default none)
 ---@field check_new_group (fun(name: string, p: sg.Plan))? raises when a plan creating a group cannot be carried out
+---@field reserved_names string[]? names the provider refuses for a new group (see reserved)
 
 local M = {}
 
@@ -63,6 +65,23 @@ function M.get(name)
   end
   loaded[name] = mod
   return mod
+end
+
+---Why a provider refuses `name` for a new group (its adapter's reserved_names), or nil: said
+---before anything is sent, not as the provider's 400 once a roll-out is under way.
+---@param provider string
+---@param name string
+---@return string? why
+function M.reserved(provider, name)
+  local names = M.get(provider).reserved_names
+  if not names then return nil end
+  for _, reserved in ipairs(names) do
+    if name == reserved then
+      return string.format("%s reserves the group name %q (%s cannot name a new group): choose " ..
+        "another name", provider, name, table.concat(names, ", "))
+    end
+  end
+  return nil
 end
 
 return M
