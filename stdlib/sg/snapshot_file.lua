@@ -36,6 +36,15 @@ local function fail_write(where, fmt, ...)
   errors.raise_local(string.format("snapshot %s: " .. fmt, where, ...))
 end
 
+-- A value as a message shows it: numbers and short strings as they are, anything else by kind.
+local function describe(v)
+  if math.type(v) == "float" then return string.format("%.17g", v) end
+  if math.type(v) == "integer" then return tostring(v) end
+  if type(v) == "string" then return v == "" and "an empty string" or string.format("%q", v:sub(1, 60)) end
+  if type(v) == "table" then return (v[1] ~= nil or json.is_array(v)) and "a list" or "an object" end
+  return type(v)
+end
+
 -- Checks the shape shared by save and load; returns the rules normalised.
 local function validate(s, where)
   if type(s) ~= "table" then fail(where, "expected a table, got %s", type(s)) end
@@ -49,6 +58,20 @@ local function validate(s, where)
   if type(s.group) ~= "table" then fail(where, "missing field 'group' ({id =, name =})") end
   if rule.absent(s.group.id) and rule.absent(s.group.name) then
     fail(where, "field 'group' has neither id nor name")
+  end
+  -- the group reference is handed to the provider as it stands (drift re-reads that group): a
+  -- hand-edited or hostile file must fail here, naming the field, not inside an adapter
+  local id, name = s.group.id, s.group.name
+  if not rule.absent(id) and not ((type(id) == "string" and id ~= "") or math.type(id) == "integer") then
+    fail(where, "field 'group.id' must be the group's id, a non-empty string or an integer, not %s; " ..
+      "restore it from the provider or take a new snapshot", describe(id))
+  end
+  if not rule.absent(name) and (type(name) ~= "string" or name == "") then
+    fail(where, "field 'group.name' must be the group's name, a non-empty string, not %s; " ..
+      "restore it from the provider or take a new snapshot", describe(name))
+  end
+  if not rule.absent(s.group.description) and type(s.group.description) ~= "string" then
+    fail(where, "field 'group.description' must be a string, not %s", describe(s.group.description))
   end
   if type(s.rules) ~= "table" then fail(where, "missing field 'rules' (a list of rules)") end
   if s.raw ~= nil and type(s.raw) ~= "table" then fail(where, "field 'raw' is not a list") end
@@ -117,6 +140,10 @@ function M.load(path)
   if doc == nil then fail(path, "damaged file: %s", jerr) end
   doc.rules = validate(doc, path)
   if rule.absent(doc.raw) then doc.raw = {} end
+  -- null reads as absent: callers pick `group.id or group.name`
+  if rule.absent(doc.group.id) then doc.group.id = nil end
+  if rule.absent(doc.group.name) then doc.group.name = nil end
+  if rule.absent(doc.group.description) then doc.group.description = nil end
   return doc
 end
 

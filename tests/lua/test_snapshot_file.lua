@@ -128,6 +128,47 @@ t.test("load: clear errors naming the file", function()
   end, 'badrule.json: rules[1]: cidr "10.0.0.1/8" has host bits set')
 end)
 
+-- The group reference goes to the provider as it stands (drift re-reads that group): a hostile or
+-- hand-edited one is the file's error, naming the field, not a traceback from an adapter.
+local function with_group(group)
+  return '{"format":"sgrun.snapshot/1","provider":"gcore","group":' .. group .. ',"rules":[]}'
+end
+
+t.test("load: a group reference of the wrong type is refused, naming the field", function()
+  local cases = {
+    { '{"name":["web"]}', "field 'group.name' must be the group's name, a non-empty string, not a list" },
+    { '{"id":1.5}', "field 'group.id' must be the group's id, a non-empty string or an integer, not 1.5" },
+    { '{"id":{"a":1},"name":"web"}', "field 'group.id' must be the group's id, a non-empty string or an integer, not an object" },
+    { '{"id":"","name":"web"}', "field 'group.id' must be the group's id, a non-empty string or an integer, not an empty string" },
+    { '{"id":true}', "not boolean" },
+    { '{"id":"x","description":5}', "field 'group.description' must be a string, not 5" },
+  }
+  for i, c in ipairs(cases) do
+    t.raises(function() snapshot_file.load(write("ref" .. i .. ".json", with_group(c[1]))) end, c[2])
+  end
+  -- null stands for absent
+  local s = snapshot_file.load(write("nullid.json", with_group('{"id":null,"name":"web","description":null}')))
+  t.eq({ s.group.id, s.group.name, s.group.description }, { nil, "web", nil })
+  t.eq(snapshot_file.load(write("intid.json", with_group('{"id":7}'))).group.id, 7)
+end)
+
+t.test("drift.lua on such a file: a usage error (exit 2) naming the field, no traceback", function()
+  local sgrun = arg[-1]
+  local root = (debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or ".") .. "/../.."
+  for i, c in ipairs({ { '{"name":["web"]}', "group.name" }, { '{"id":1.5}', "group.id" } }) do
+    local file = write("drift" .. i .. ".json", with_group(c[1]))
+    -- credentials and a loopback URL (nothing listens: no request may be needed to refuse it)
+    local p = assert(io.popen(string.format("GCORE_API_KEY=k GCORE_CLOUD_PROJECT_ID=1 " ..
+      "GCORE_CLOUD_REGION_ID=1 SGRUN_GCORE_URL=http://127.0.0.1:9 '%s' '%s/scripts/drift.lua' '%s' 2>&1; " ..
+      "echo \"exit=$?\"", sgrun, root, file)))
+    local out = p:read("a")
+    p:close()
+    t.ok(out:find("exit=2", 1, true), out)
+    t.ok(out:find("field '" .. c[2] .. "'", 1, true), out)
+    t.ok(not out:find("traceback", 1, true) and not out:find("%.lua:%d+:"), out)
+  end
+end)
+
 t.test("cleanup", function()
   for _, name in ipairs(files()) do os.remove(path(name)) end
   t.ok(os.remove(dir))
