@@ -81,6 +81,32 @@ function M.parse_target(text)
   return provider, { [key] = value }
 end
 
+---Why `ref` cannot be a group reference, or nil when it can: a non-empty string, an integer, or one
+---of the table forms parse_target makes ({vm = 10000}, {instance = "BRK-1"}). Which provider
+---takes which form is the provider's adapter's to say; this refuses what none takes.
+---@param ref any
+---@return string? why
+function M.ref_problem(ref)
+  if (type(ref) == "string" and ref ~= "") or math.type(ref) == "integer" then return nil end
+  local function shown(v)
+    if type(v) == "string" then return v == "" and "an empty string" or string.format("%q", v) end
+    if type(v) == "table" then return next(v) == nil and "an empty table" or "that table" end
+    return tostring(v)
+  end
+  local forms = "a group name or id (a non-empty string or an integer), {vm = N} or {instance = \"ID\"}"
+  if type(ref) ~= "table" then return string.format("expected %s, not %s", forms, shown(ref)) end
+  local key, value = next(ref)
+  local kind = type(key) == "string" and REF_KEYS[key]
+  if not kind or next(ref, key) ~= nil then return string.format("expected %s, not %s", forms, shown(ref)) end
+  if kind == "integer" and not (math.type(value) == "integer" and value > 0) then
+    return string.format("%s must be a positive whole number, not %s", key, shown(value))
+  end
+  if kind == "string" and (type(value) ~= "string" or value == "") then
+    return string.format("%s must be a non-empty string, not %s", key, shown(value))
+  end
+  return nil
+end
+
 -- sgrun's own options: after the playbook name they would reach the playbook, not sgrun.
 local SGRUN_OPTIONS = { "dry-run", "json", "sim", "profile", "every", "cron", "log-format", "no-lock",
   "lock-name", "debug", "state", "seed", "tls" }

@@ -939,6 +939,33 @@ local function option_names(def)
   return names
 end
 
+-- Refuses the connect option values sg.connect cannot use, each message starting with `prefix`
+-- and naming the option; `level` as error() takes it, 0 for no position (a file being checked).
+local function check_values(def, opts, prefix, level)
+  local function bad(text) error(prefix .. text, level == 0 and 0 or level + 1) end
+  -- "not (x > 0)" also catches NaN, which every comparison calls false
+  if opts.timeout ~= nil and (type(opts.timeout) ~= "number" or not (opts.timeout > 0 and opts.timeout <= 86400)) then
+    bad("timeout must be a number of seconds above 0 and at most 86400")
+  end
+  if opts.max_size ~= nil and (type(opts.max_size) ~= "number" or not (opts.max_size >= 0 and opts.max_size <= 1e15)) then
+    bad("max_size must be a number of bytes from 0 to 1e15")
+  end
+  if opts.max_connections ~= nil and (math.type(opts.max_connections) ~= "integer"
+      or opts.max_connections < 1 or opts.max_connections > 100000) then
+    bad("max_connections must be an integer from 1 to 100000")
+  end
+  if opts.page_size ~= nil and (math.type(opts.page_size) ~= "integer" or opts.page_size < 1) then
+    bad("page_size must be a positive integer")
+  end
+  -- a provider refuses a page larger than it documents (Genesis: per_page <= 100) on every list:
+  -- said here, once, instead of as an HTTP 400 from the first listing
+  local max_page = math.tointeger(tonumber(def.paging.max))
+  if opts.page_size ~= nil and max_page and opts.page_size > max_page then
+    bad(string.format("page_size %d is more than %s allows (at most %d per page): use 1 to %d, " ..
+      "or leave page_size out for the default", opts.page_size, def.name, max_page, max_page))
+  end
+end
+
 ---Opens a connection: credentials and base URL are resolved now; nothing is sent.
 ---opts: credentials by name, profile, profiles (the sections read_profiles() returned, used
 ---instead of reading the profile file: a fleet reads it once for all its accounts), base_url,
@@ -973,27 +1000,7 @@ function M.connect(provider, opts)
   local cache = {}
   local conn = setmetatable({ provider = def.name, base_url = base_url(def, opts, cache), region = opts.region },
     class_for(def))
-  -- "not (x > 0)" also catches NaN, which every comparison calls false
-  if opts.timeout ~= nil and (type(opts.timeout) ~= "number" or not (opts.timeout > 0 and opts.timeout <= 86400)) then
-    error("sg.connect: timeout must be a number of seconds above 0 and at most 86400", 2)
-  end
-  if opts.max_size ~= nil and (type(opts.max_size) ~= "number" or not (opts.max_size >= 0 and opts.max_size <= 1e15)) then
-    error("sg.connect: max_size must be a number of bytes from 0 to 1e15", 2)
-  end
-  if opts.max_connections ~= nil and (math.type(opts.max_connections) ~= "integer"
-      or opts.max_connections < 1 or opts.max_connections > 100000) then
-    error("sg.connect: max_connections must be an integer from 1 to 100000", 2)
-  end
-  if opts.page_size ~= nil and (math.type(opts.page_size) ~= "integer" or opts.page_size < 1) then
-    error("sg.connect: page_size must be a positive integer", 2)
-  end
-  -- a provider refuses a page larger than it documents (Genesis: per_page <= 100) on every list:
-  -- said here, once, instead of as an HTTP 400 from the first listing
-  local max_page = math.tointeger(tonumber(def.paging.max))
-  if opts.page_size ~= nil and max_page and opts.page_size > max_page then
-    error(string.format("sg.connect: page_size %d is more than %s allows (at most %d per page): " ..
-      "use 1 to %d, or leave page_size out for the default", opts.page_size, def.name, max_page, max_page), 2)
-  end
+  check_values(def, opts, "sg.connect: ", 3)
   private[conn] = {
     def = def, creds = creds, secrets = secrets, scope = scope, base_url = conn.base_url,
     policy = retry.policy(opts.retry), timeout = opts.timeout or DEFAULT_TIMEOUT,
@@ -1007,6 +1014,30 @@ function M.connect(provider, opts)
     limit_key = def.name .. " " .. conn.base_url .. " " .. limit_digest(creds),
   }
   return conn
+end
+
+---Checks connect options written in a file (a fleet inventory's `connect = {...}`) before anything
+---connects: the names and values sg.connect would refuse. Raises a message without a position,
+---naming each option as `name`.option ("connect.timeout must be ..."); credentials are not checked.
+---@param provider string
+---@param opts table
+---@param name string how the file names the options table ("connect")
+function M.check_options(provider, opts, name)
+  local def = M.describe(provider)
+  -- a secret is never written in such a file: not offered as a known option
+  local secret, names = {}, {}
+  for _, c in ipairs(def.credentials) do secret[c.name] = c.secret end
+  for _, n in ipairs(option_names(def)) do
+    if not secret[n] then names[#names + 1] = n end
+  end
+  require("sg.optcheck").check(name, opts, names, 0)
+  check_values(def, opts, name .. ".", 0)
+  if opts.retry ~= nil then
+    if type(opts.retry) ~= "table" then error(name .. ".retry must be a table of retry policy fields", 0) end
+    local ok, err = pcall(retry.policy, opts.retry)
+    -- retry.policy blames its caller's caller: the position is this function's, not the file's
+    if not ok then error(name .. "." .. tostring(err):gsub("^[^\n]-:%d+: ", ""), 0) end
+  end
 end
 
 ---The LuaLS annotation stubs (stdlib/meta/sg_providers.lua), generated from the endpoint tables:

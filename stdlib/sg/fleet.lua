@@ -118,6 +118,9 @@ local function check_entry(path, i, e, base)
           "with env = {%s = \"VARIABLE\"}", k, e.profile or e.name, e.provider, e.profile or e.name, k)
       end
     end
+    -- what sg.connect would refuse, refused now: at connect time it fails the account mid-run
+    local ok, err = pcall(connect.check_options, e.provider, e.connect, "connect")
+    if not ok then bad("%s", tostring(err)) end
   end
   if e.env ~= nil then
     if type(e.env) ~= "table" then bad("env must map credential names to environment variable names") end
@@ -141,6 +144,9 @@ local function check_entry(path, i, e, base)
     if type(g) ~= "table" or g.group == nil then bad("%s must be {group = NAME, source = ...}", gwhere) end
     local okref, ref = pcall(parse_ref, e.provider, g.group)
     if not okref then bad("%s: %s", gwhere, tostring(ref)) end
+    -- checked here, not by the adapter when the account's turn comes
+    local why = cli.ref_problem(ref)
+    if why then bad("%s.group: %s", gwhere, why) end
     if type(g.source) ~= "string" or g.source == "" then
       bad("%s (%s): source must be a snapshot file or ACCOUNT:GROUP", gwhere, ref_text(ref))
     end

@@ -50,14 +50,15 @@ end
 ---@param where string the function, as the caller knows it ("sg.rollout")
 ---@param opts table|nil
 ---@param known string[] every option name the function reads
----@param level integer? the error level, as error() takes it, seen from the caller of check
+---@param level integer? the error level, as error() takes it, seen from the caller of check; 0
+---for no position (options read from a file)
 function M.check(where, opts, known, level)
   if opts == nil then return end
   local k, guess, sorted = M.first_unknown(opts, known)
   if k == nil then return end
   error(string.format("%s: unknown option %s%s (known: %s)", where,
     type(k) == "string" and ("'" .. k .. "'") or tostring(k),
-    guess and ("; did you mean '" .. guess .. "'?") or "", table.concat(sorted, ", ")), (level or 1) + 1)
+    guess and ("; did you mean '" .. guess .. "'?") or "", table.concat(sorted, ", ")), level == 0 and 0 or (level or 1) + 1)
 end
 
 return M

@@ -154,4 +154,61 @@ t.test("a credential an account's env names is trimmed, and refused with a contr
   os.remove(inventory)
 end)
 
+-- A hand-edited inventory is checked when it is loaded: a bad group reference or connect option
+-- is the file's error, naming the account and the field, not a traceback or fleet.lua:NNN text
+-- from the account's turn.
+t.test("the inventory check refuses bad group references and connect options, naming them", function()
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(os.execute("mkdir -p " .. shell_quote(dir)))
+  local function inventory(name, entry)
+    local f = io.open(dir .. "/" .. name, "w")
+    f:write('return { { name = "shop", ', entry, " } }\n")
+    f:close()
+    return dir .. "/" .. name
+  end
+  local cases = {
+    { 'provider = "gcore", groups = { { group = {}, source = "gcore:web" } }',
+      "account 1 (shop): groups[1].group: expected a group name or id (a non-empty string or an integer), " ..
+      '{vm = N} or {instance = "ID"}, not an empty table' },
+    { 'provider = "gcore", groups = { { group = 1.5, source = "gcore:web" } }', "groups[1].group: expected", "not 1.5" },
+    { 'provider = "hostup", groups = { { group = { vm = 0 }, source = "hostup:vm=1" } }',
+      "groups[1].group: vm must be a positive whole number, not 0" },
+    { 'provider = "barrack", groups = { { group = { instance = "" }, source = "barrack:web" } }',
+      "groups[1].group: instance must be a non-empty string, not an empty string" },
+    { 'provider = "gcore", groups = { { group = { vm = 1, x = 2 }, source = "gcore:web" } }', "not that table" },
+    { 'provider = "gcore", connect = { timeout = -1 }, groups = { { group = "web", source = "gcore:web" } }',
+      "account 1 (shop): connect.timeout must be a number of seconds above 0 and at most 86400" },
+    { 'provider = "genesis", connect = { page_size = 500 }, groups = { { group = "web", source = "genesis:web" } }',
+      "account 1 (shop): connect.page_size 500 is more than genesis allows (at most 100 per page)" },
+    { 'provider = "gcore", connect = { timout = 5 }, groups = { { group = "web", source = "gcore:web" } }',
+      "account 1 (shop): connect: unknown option 'timout'; did you mean 'timeout'?" },
+    { 'provider = "gcore", connect = { retry = { tries = 2 } }, groups = { { group = "web", source = "gcore:web" } }',
+      "account 1 (shop): connect.retry: unknown option 'tries'" },
+    { 'provider = "gcore", connect = { retry = 3 }, groups = { { group = "web", source = "gcore:web" } }',
+      "account 1 (shop): connect.retry must be a table" },
+  }
+  for i, c in ipairs(cases) do
+    local path = inventory("inv" .. i .. ".lua", c[1])
+    local ok, err = pcall(fleet.load, path)
+    t.ok(not ok, "refused: " .. c[1])
+    for j = 2, #c do t.ok(tostring(err):find(c[j], 1, true), tostring(err)) end
+    t.ok(not tostring(err):find("%.lua:%d+:"), "no file:line: " .. tostring(err))
+  end
+  -- the script: a usage error (exit 2), before any connection
+  for _, i in ipairs({ 1, 6 }) do
+    local p = assert(io.popen(string.format("%s %s drift %s 2>&1; echo exit=$?", shell_quote(arg[-1]),
+      shell_quote((debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or ".") .. "/../../scripts/fleet.lua"),
+      shell_quote(dir .. "/inv" .. i .. ".lua"))))
+    local out = p:read("a")
+    p:close()
+    t.ok(out:find("exit=2", 1, true) and out:find("account 1 (shop)", 1, true)
+      and not out:find("%.lua:%d+:") and not out:find("traceback", 1, true), out)
+  end
+  -- what is fine still loads
+  t.ok(fleet.load(inventory("ok.lua", 'provider = "hostup", connect = { timeout = 5, retry = { attempts = 2 } }, ' ..
+    'groups = { { group = { vm = 10000 }, source = "hostup:vm=10000" }, { group = "vm=10001", source = "hostup:vm=1" } }')))
+  os.execute("rm -rf " .. shell_quote(dir))
+end)
+
 t.run()
