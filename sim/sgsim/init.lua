@@ -466,11 +466,143 @@ local function sync_ctx(self, provider)
   self.ctx.task_error_rate = listed(self.knobs.task_error_only, provider) and self.knobs.task_error_rate or 0
 end
 
+-- The shape of a provider's state, taken from its seeded demo state, that a loaded state (--state,
+-- /_sim/load) must have: a hand-edited or hostile file is refused once, at load, instead of every
+-- request ending in a handler's traceback. Generic on purpose: no provider's fields are named
+-- here. Only what no saved state can differ in is required: the state's own keys, of the same
+-- type; below them, that a place the demo holds a table holds a table (a list, an object, or
+-- either when the demo's is empty) and a place it holds a value holds no table. Fields inside
+-- items are optional (an item made later may lack what the demo's have), and their scalar types
+-- are not compared (ids are numbers in one place and strings in another).
+-- Two shapes of one place (the items of a list): what both allow.
+local function merge(a, b)
+  if a.kind == "any" or b.kind == "any" then return { kind = "any" } end
+  if a.kind == "table" and b.kind ~= "value" then return b end
+  if b.kind == "table" and a.kind ~= "value" then return a end
+  if a.kind ~= b.kind then
+    return { kind = (a.kind ~= "value" and b.kind ~= "value") and "table" or "any" }
+  end
+  local out = { kind = a.kind }
+  if a.item or b.item then out.item = a.item and b.item and merge(a.item, b.item) or a.item or b.item end
+  if a.fields then
+    out.fields = {}
+    for k, x in pairs(a.fields) do out.fields[k] = b.fields[k] and merge(x, b.fields[k]) or x end
+    for k, x in pairs(b.fields) do out.fields[k] = out.fields[k] or x end
+  end
+  return out
+end
+
+local function shape_of(v)
+  if v == null then return { kind = "any" } end
+  if type(v) ~= "table" then return { kind = "value" } end
+  if next(v) == nil then
+    local mt = getmetatable(v)
+    return { kind = mt == array_mt and "list" or mt == object_mt and "object" or "table" }
+  end
+  if M.is_array(v) then
+    local item
+    for _, x in ipairs(v) do item = item and merge(item, shape_of(x)) or shape_of(x) end
+    return { kind = "list", item = item }
+  end
+  local fields, all_tables = {}, true
+  for k, x in pairs(v) do
+    fields[k] = shape_of(x)
+    all_tables = all_tables and type(x) == "table"
+  end
+  if not all_tables then return { kind = "object", fields = fields } end
+  -- an object whose values are all tables is keyed by ids (groups by id): one shape for them all
+  local item
+  for _, x in pairs(fields) do item = item and merge(item, x) or x end
+  return { kind = "map", item = item }
+end
+
+local function kind_text(v)
+  if type(v) ~= "table" then return type(v) == "userdata" and "null" or ("a " .. type(v)) end
+  if next(v) == nil then return "empty" end
+  return M.is_array(v) and "a list" or "an object"
+end
+
+-- nil when `v` fits `shape`, else what is wrong at `where`.
+local function misfit(shape, v, where)
+  if v == nil or v == null or shape.kind == "any" then return nil end
+  if shape.kind == "value" then
+    if type(v) == "table" then return where .. " must be a single value, not " .. kind_text(v) end
+    return nil
+  end
+  if type(v) ~= "table" then
+    local want = ({ list = "a list", object = "an object", map = "an object" })[shape.kind] or "a list or an object"
+    return string.format("%s must be %s, not %s", where, want, kind_text(v))
+  end
+  if next(v) == nil then return nil end
+  local is_list = M.is_array(v)
+  if shape.kind == "list" and not is_list then return where .. " must be a list, not an object" end
+  if (shape.kind == "object" or shape.kind == "map") and is_list then
+    return where .. " must be an object, not a list"
+  end
+  if shape.kind == "list" and shape.item then
+    for i, x in ipairs(v) do
+      local why = misfit(shape.item, x, string.format("%s[%d]", where, i))
+      if why then return why end
+    end
+  elseif shape.kind == "map" and shape.item then
+    for k, x in pairs(v) do
+      local why = misfit(shape.item, x, string.format("%s[%q]", where, tostring(k)))
+      if why then return why end
+    end
+  elseif shape.kind == "object" then
+    for k, s in pairs(shape.fields) do
+      local why = misfit(s, v[k], where .. "." .. tostring(k))
+      if why then return why end
+    end
+  end
+  return nil
+end
+
 ---@param self SimCore
 ---@param name string
 local function fresh_state(self, name)
   local mod = self.modules[name]
   self.states[name] = mod.new_state(self.ctx)
+  if not self.shapes[name] then
+    local shape = { kind = "object", fields = {}, keys = {} }
+    for k, v in pairs(self.states[name]) do
+      shape.fields[k] = shape_of(v)
+      shape.keys[k] = type(v)
+    end
+    self.shapes[name] = shape
+  end
+end
+
+---nil when `st` can stand for provider `name`'s state, else what is wrong, naming the place.
+---@param self SimCore
+---@param name string
+---@param st any
+---@return string|nil why
+local function state_misfit(self, name, st)
+  if type(st) ~= "table" or M.is_array(st) and next(st) ~= nil then
+    return string.format("providers.%s must be an object (that provider's state), not %s", name, kind_text(st))
+  end
+  local shape = self.shapes[name]
+  local keys = {}
+  for k in pairs(shape.keys) do keys[#keys + 1] = k end
+  table.sort(keys)
+  -- a field of the wrong kind first: it says more about the file than one missing beside it
+  for _, k in ipairs(keys) do
+    local v = st[k]
+    if v == nil or v == null then goto next end
+    local want = shape.keys[k]
+    if (want == "table") ~= (type(v) == "table") or (want ~= "table" and type(v) ~= want) then
+      return string.format("providers.%s.%s must be %s, not %s", name, k,
+        want == "table" and (shape.fields[k].kind == "list" and "a list" or "an object") or ("a " .. want), kind_text(v))
+    end
+    local why = misfit(shape.fields[k], v, string.format("providers.%s.%s", name, k))
+    if why then return why end
+    ::next::
+  end
+  for _, k in ipairs(keys) do
+    if st[k] == nil or st[k] == null then return string.format("providers.%s has no %s", name, k) end
+  end
+  return nil
 end
 
 ---Creates the emulator core. Returns nil and a message on a bad option.
@@ -494,7 +626,7 @@ function M.new(opts)
   knobs.seed = math.tointeger(opts.seed) or random_seed()
 
   local self = setmetatable({ knobs = knobs, clock = opts.clock or os.time, modules = {},
-    order = {}, states = {}, log = {}, seq = 0, open = {}, buckets = {}, in_flight = 0,
+    order = {}, states = {}, shapes = {}, log = {}, seq = 0, open = {}, buckets = {}, in_flight = 0,
     max_in_flight = 0, test_hooks = os.getenv("SGRUN_SIM_TEST_HOOKS") == "1" }, Core)
   -- Every answered request, bodies included, as one JSON line each: the suite's traffic that
   -- tests/schemas/validate_traffic.py checks against the vendors' schemas.
@@ -810,17 +942,28 @@ end
 ---@param data string|table
 ---@return boolean|nil ok, string|nil err
 function Core:load(data)
+  local fix = "; give a state the emulator saved (--state FILE, GET /_sim/state), or remove the file " ..
+    "to start from the demo state"
   if type(data) == "string" then
+    -- the C side reads a directory as no bytes at all
+    if data == "" then
+      return nil, "nothing in it: it is empty or a directory; --state takes a file (one that does not " ..
+        "exist yet is written at exit)"
+    end
     local v, err = json_decode(data)
-    if v == nil then return nil, "not JSON: " .. tostring(err) end
+    if v == nil then return nil, "not JSON: " .. tostring(err) .. fix end
     data = v
   end
   if type(data) ~= "table" or type(data.providers) ~= "table" then
-    return nil, 'expected {"providers": {"<name>": state, ...}}'
+    return nil, 'expected {"providers": {"<name>": state, ...}}' .. fix
+  end
+  if data.format ~= nil and data.format ~= "sgrun.sim-state/1" then
+    return nil, string.format("unknown format %s; this emulator reads sgrun.sim-state/1%s", tostring(data.format), fix)
   end
   for name, st in pairs(data.providers) do
-    if not self.modules[name] then return nil, "unknown provider: " .. tostring(name) end
-    if type(st) ~= "table" then return nil, "state of " .. name .. " must be an object" end
+    if not self.modules[name] then return nil, "unknown provider: " .. tostring(name) .. fix end
+    local why = state_misfit(self, name, st)
+    if why then return nil, why .. fix end
   end
   for name, st in pairs(data.providers) do self.states[name] = st end
   return true

@@ -47,6 +47,19 @@ check "with the same --seed, a fresh emulator has the same ids: no drift, exit 0
 "$sgrun" --seed 7 "$root/scripts/drift.lua" "$tmp/web.json" 2>"$tmp/err"
 check "--state and --seed without --sim are a usage error" [ $? = 2 ]
 
+# a hostile or hand-edited state file is refused before anything runs, naming the place, and left
+# as it was; a directory is said to be one
+printf '{"providers":{"exoscale":{"groups":5}}}' >"$tmp/hostile.json"
+"$sgrun" --sim --state "$tmp/hostile.json" -e 'print("ran")' >"$tmp/out" 2>"$tmp/err"
+check "a state file of the wrong shape is refused" [ $? != 0 ]
+check "naming the field, without a traceback, before the playbook ran" bash -c \
+  "grep -q 'providers.exoscale.groups must be an object, not a number' '$tmp/err' && ! grep -q traceback '$tmp/err' && ! grep -q ran '$tmp/out'"
+check "and the file is left as it was" [ "$(cat "$tmp/hostile.json")" = '{"providers":{"exoscale":{"groups":5}}}' ]
+mkdir "$tmp/state-dir"
+"$sgrun" --sim --state "$tmp/state-dir" -e 'print("ran")' >"$tmp/out" 2>"$tmp/err"
+check "a directory as the state file is refused, saying so" bash -c \
+  "grep -q 'a directory; --state takes a file' '$tmp/err' && ! grep -q 'not JSON' '$tmp/err'"
+
 "$sgrun" --sim --state "$state" --every 1s --log-format json "$root/scripts/drift.lua" "$tmp/web.json" \
   >"$tmp/out" 2>"$tmp/log" &
 pid=$!

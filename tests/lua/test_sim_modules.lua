@@ -641,4 +641,44 @@ t.test("the kill hook is refused unless the emulator was started with SGRUN_SIM_
   t.ok(body:find("SGRUN_SIM_TEST_HOOKS=1", 1, true), body)
 end)
 
+-- A state file (--state) or /_sim/load body of the wrong shape is refused once, at load, naming
+-- the place; the emulator keeps its state, instead of a traceback on every request after it.
+t.test("a loaded state of the wrong shape is refused at load, naming the place", function()
+  local core = assert(sgsim.new({ seed = 1 }))
+  local function get_genesis()
+    return (core:request({ method = "GET", uri = "/genesis/compute/v1/security-groups",
+      headers = AUTH.genesis }))
+  end
+  local cases = {
+    { '{"providers":{"exoscale":{"groups":5}}}', "providers.exoscale.groups must be an object, not a number" },
+    { '{"providers":{"exoscale":5}}', "providers.exoscale must be an object (that provider's state), not a number" },
+    { '{"providers":{"genesis":{"groups":[5],"instances":[],"token":"x"}}}', "providers.genesis.groups[1] must be an object, not a number" },
+    { '{"providers":{"genesis":{"groups":[{"name":{"a":1},"rules":[]}],"instances":[],"token":"x"}}}',
+      "providers.genesis.groups[1].name must be a single value, not an object" },
+    { '{"providers":{"genesis":{"groups":[{"rules":{"a":1}}],"instances":[],"token":"x"}}}',
+      "providers.genesis.groups[1].rules must be a list, not an object" },
+    { '{"providers":{"genesis":{"groups":[],"instances":[]}}}', "providers.genesis has no token" },
+    { '{"providers":{"genesis":{"groups":[],"instances":[],"token":7}}}', "providers.genesis.token must be a string, not a number" },
+    { '{"providers":{"barrack":{"api_key":"k","firewalls":[],"instances":[],"next_id":"x"}}}', "providers.barrack.next_id must be a number" },
+    { '{"format":"sgrun.sim-state/9","providers":{}}', "unknown format sgrun.sim-state/9" },
+    { '[]', 'expected {"providers"' },
+    { "", "it is empty or a directory; --state takes a file" },
+  }
+  for _, c in ipairs(cases) do
+    local ok, err = core:load(c[1])
+    t.eq(ok, nil, c[1])
+    t.ok(tostring(err):find(c[2], 1, true), tostring(err))
+    if c[1] ~= "" then t.ok(err:find("give a state the emulator saved", 1, true), err) end
+    t.eq(get_genesis(), 200, "the emulator still answers from its own state")
+  end
+  -- what the emulator saves loads back, also after changes (a group made, a rule added)
+  t.eq(core:request({ method = "POST", uri = "/genesis/compute/v1/security-groups", headers = AUTH.genesis,
+    body = '{"name":"made","region":"NORD-NO-KRS-1","rules":[]}' }), 201)
+  t.eq(core:request({ method = "POST", uri = "/barrack/api/firewalls/1/firewall-rules/", headers = AUTH.barrack,
+    body = '{"direction":"ingress","protocol":"udp","ethertype":"IPv6","remote_ip_prefix":"::/0"}' }), 200)
+  local other = assert(sgsim.new({ seed = 2 }))
+  t.eq({ other:load(core:dump()) }, { true })
+  t.eq({ core:load(core:dump()) }, { true })
+end)
+
 t.run()
