@@ -516,6 +516,9 @@ local function settle(conn, opts)
   for x in pairs(p.outstanding) do started[#started + 1] = x end
   for _, x in ipairs(started) do
     local ok, err = pcall(wait.wait, M.internals(conn), x, opts)
+    if not ok and type(err) == "table" and err.status == 404 then
+      ok = true -- the work, or the provider's record of it, is gone: nothing runs under it any more
+    end
     if not ok and type(err) == "table" and (err.code == "timeout" or err.retryable or err.op ~= "wait") then
       error(err, 0)
     elseif not ok and type(err) ~= "table" then
@@ -695,6 +698,18 @@ local function all_pages(conn, ep, url_base, query, path_args, args)
   return first
 end
 
+-- The plain-data form of a write's async work (see conn:follow): what another process needs to
+-- wait for it. Path arguments are strings or numbers; nil when one is not (nothing to re-read by).
+local function async_handle(ep, args, used, result)
+  local path_args = json.array()
+  for i = 1, used do
+    local v = args[i]
+    if type(v) ~= "string" and type(v) ~= "number" then return nil end
+    path_args[i] = v
+  end
+  return { endpoint = ep.name, args = path_args, value = result }
+end
+
 ---Calls an endpoint: path arguments, then the body (when it takes one), then a query table.
 ---@async
 invoke = function(conn, ep, ...)
@@ -747,7 +762,11 @@ invoke = function(conn, ep, ...)
     origin[result] = { ep = ep, args = args, body = body, nargs = used }
     -- async work this connection started goes on at the provider whether or not anyone waits for
     -- it: conn:settle waits for what is still outstanding (a roll-out cut short by its deadline)
-    if ep.async and ep.method ~= "GET" then p.outstanding[result] = true end
+    if ep.async and ep.method ~= "GET" then
+      p.outstanding[result] = true
+      local handle = async_handle(ep, args, used, result)
+      if handle then task.started(handle) end
+    end
   end
   return result
 end
@@ -806,6 +825,21 @@ local function class_for(def)
   ---@param opts table|nil as conn:wait's
   function methods.settle(self, opts)
     return settle(self, opts)
+  end
+  ---Takes on async work that another run of this account started (its handle, journaled by
+  ---sg.rollout from sg.task's guard): conn:settle then waits for it to end as for this
+  ---connection's own. It is only waited for, never matched to what it created.
+  ---@param handle {endpoint: string, args: (string|number)[], value: table}
+  function methods.follow(self, handle)
+    local p = private[self]
+    local ep = type(handle) == "table" and type(handle.endpoint) == "string" and p.def.endpoint[handle.endpoint]
+    if not ep or not ep.async or type(handle.args) ~= "table" or type(handle.value) ~= "table" then
+      error(string.format("conn:follow: not the handle of %s async work: {endpoint =, args =, value =}",
+        p.def.name), 2)
+    end
+    local waited = setmetatable({ match_read = false }, { __index = ep })
+    origin[handle.value] = { ep = waited, args = handle.args, nargs = #handle.args }
+    p.outstanding[handle.value] = true
   end
   ---Every group in the connection's scope, provider-neutral (see sg.Group).
   ---@async

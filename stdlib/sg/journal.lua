@@ -2,11 +2,12 @@
 -- by the next run of the same roll-out, or by `scripts/rollout.lua --recover`.
 --
 -- One small file per roll-out, next to the playbook locks (the directory runtime/schedule.c
--- checks and uses), named after the
--- roll-out's identity (its targets, mode and atomicity). It holds JSON lines, each flushed and
--- fsynced before the step it announces: "begin" with the roll-out's mode and every target's
--- snapshot and plan, then per target "write" (its writes are starting) and "written" (they
--- finished, successfully or not), and "end" just before a finished run removes the file. A torn
+-- checks and uses), named after the roll-out's identity (its targets, mode and atomicity). It
+-- holds JSON lines, each flushed and (but "async") fsynced before the step it announces: "begin"
+-- with the roll-out's mode and every target's snapshot and plan, then per target "write" (its
+-- writes are starting), "async" (one of them started work that goes on at the provider: its
+-- handle, for conn:follow) and "written" (they finished, successfully or not), and "end" just
+-- before a finished run removes the file. A torn
 -- last line (a kill mid-append) is ignored; a journal whose only line is torn recorded no write
 -- and is removed by whoever claims it.
 --
@@ -119,17 +120,26 @@ function M.start(path, begin)
   return j
 end
 
----Appends one record, flushed and fsynced before returning.
----@param rec table
-function Journal:record(rec)
-  local ok, err = self.file:write(json.encode(rec), "\n")
-  if ok then ok, err = self.file:flush() end
-  if ok then ok, err = fsync(self.path) end
+-- Appends one record, flushed to the kernel, and fsynced when `durable`.
+local function append(j, rec, durable)
+  local ok, err = j.file:write(json.encode(rec), "\n")
+  if ok then ok, err = j.file:flush() end
+  if ok and durable then ok, err = fsync(j.path) end
   if not ok then
     errors.raise_local(string.format("roll-out journal %s: write failed: %s (free space there, or set " ..
-      "SGRUN_LOCK_DIR to another directory)", self.path, tostring(err)))
+      "SGRUN_LOCK_DIR to another directory)", j.path, tostring(err)))
   end
 end
+
+---Appends one record, flushed and fsynced before returning.
+---@param rec table
+function Journal:record(rec) append(self, rec, true) end
+
+---Appends one record, flushed to the kernel but not fsynced: what only matters after the process
+---is killed, which the kernel's copy survives (async work's handles: after a machine crash, that
+---work has long ended by the time anything recovers).
+---@param rec table
+function Journal:note(rec) append(self, rec, false) end
 
 ---Ends the run: the journal is marked finished, removed, and only then unlocked (so that
 ---whoever takes the lock next never mistakes it for the journal of a killed run).
@@ -155,7 +165,7 @@ function Journal:keep()
 end
 
 local function parse(f)
-  local out = { started = {}, finished = {} }
+  local out = { started = {}, finished = {}, async = {} }
   for line in f:lines() do
     local rec = json.decode(line)
     if type(rec) == "table" then
@@ -165,6 +175,10 @@ local function parse(f)
         out.started[rec.target] = true
       elseif rec.ev == "written" then
         out.finished[rec.target] = true
+      elseif rec.ev == "async" and type(rec.handle) == "table" then
+        local list = out.async[rec.target] or {}
+        list[#list + 1] = rec.handle
+        out.async[rec.target] = list
       elseif rec.ev == "end" then
         return nil
       end
@@ -175,7 +189,7 @@ local function parse(f)
 end
 
 ---Reads an unfinished journal without locking it: nil when there is none, else {begin =
----record, started = {[i] = true}, finished = {[i] = true}}.
+---record, started = {[i] = true}, finished = {[i] = true}, async = {[i] = {handle...}}}.
 ---@param path string
 ---@return table|nil
 function M.read(path)
@@ -191,6 +205,7 @@ end
 ---@field begin table the "begin" record: mode, atomic, targets
 ---@field started table<integer, true> targets whose writes had started
 ---@field finished table<integer, true> targets whose writes had finished
+---@field async table<integer, table[]> per target, the handles of the async work its writes started
 ---@field lock file*
 
 ---Takes an unfinished journal to deal with it: nil when there is none, false and a message when

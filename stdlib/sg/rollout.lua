@@ -470,6 +470,10 @@ function M.rollout(source, targets, opts)
         progress(i, "applying", { done = done, total = math.max(total, done) })
       end
     end
+    -- a kill from here on leaves work running at the provider: whoever takes over waits for it
+    function guard.started(handle)
+      jnl:note({ ev = "async", target = i, handle = handle })
+    end
     return guard
   end
   local function finish()
@@ -643,28 +647,60 @@ function M.rollout(source, targets, opts)
       prior:remove()
       return nil
     end
+    report.recovered = { journal = prior.path, targets = begun,
+      action = opts.atomic and "undone" or standalone and "completed" or "superseded" }
+    -- the killed run's async work may still be running at the provider: it would land after
+    -- this run read the group and undo what this run does, so it is waited for first: what the
+    -- journal names, and what the provider lists as running. A target whose account's work
+    -- cannot be seen to end is left alone, its journal kept.
+    local unsettled, settled = {}, {}
+    for _, i in ipairs(begun) do
+      for _, handle in ipairs(prior.async[i] or {}) do
+        if not pcall(states[i].conn.follow, states[i].conn, handle) then
+          unsettled[i] = "the journal's record of its provider's work is damaged"
+        end
+      end
+    end
+    for _, i in ipairs(begun) do
+      local c = states[i].conn
+      if settled[c] == nil then
+        local ok, err = pcall(c.settle, c)
+        settled[c] = ok or err
+      end
+      if settled[c] ~= true then unsettled[i] = error_text(settled[c]) end
+    end
+    local function leave_unsettled()
+      for i, why in pairs(unsettled) do
+        local t = report_targets[i]
+        t.status, t.changes, t.added, t.removed = "failed", { add = {}, remove = {} }, 0, 0
+        t.error = "left as it is: the killed run's work at the provider could not be seen to end: " .. why
+      end
+    end
     if not standalone and not opts.atomic then
+      if next(unsettled) then
+        -- planning now would read groups that work still running is about to change
+        for i, t in ipairs(report_targets) do
+          if not unsettled[i] then
+            t.status, t.error = "unchanged", "not changed: another target's provider is still busy " ..
+              "with a killed run's work"
+          end
+        end
+        leave_unsettled()
+        report.recovered = nil -- not taken over: the report names the journal it keeps
+        prior:release()
+        report.journal_kept = prior.path
+        return finish()
+      end
       -- this run plans every target from the source again, which finishes the killed run's
       -- roll-out; the journal stays until this run's own replaces it (see run)
-      report.recovered = { journal = prior.path, targets = begun, action = "superseded" }
       superseded = prior
       return nil
     end
-    report.recovered = { journal = prior.path, targets = begun, action = opts.atomic and "undone" or "completed" }
-    -- the killed run's async work may still be running at the provider: it would land after
-    -- this run read the group and undo what recovery does, so it is waited for first. When the
-    -- provider cannot even list it, the reads below fail the same way and each target reports it.
-    local settled = {}
-    for _, i in ipairs(begun) do
-      local c = states[i].conn
-      if not settled[c] then
-        settled[c] = true
-        pcall(c.settle, c)
-      end
-    end
     for i, st in ipairs(states) do
       local b = prior.begin.targets[i]
-      if b and (prior.started[i] or not opts.atomic) then
+      if unsettled[i] then
+        st.touched = false
+      elseif b and (prior.started[i] or not opts.atomic) then
         local rules = {}
         for j, r in ipairs(b.before or {}) do rules[j] = rule.normalize(r) end
         st.before = b.exists and { rules = rules, raw = b.raw, provider = st.conn.provider,
@@ -724,11 +760,19 @@ function M.rollout(source, targets, opts)
       end
     end
     local rep = settle(opts.atomic)
+    leave_unsettled()
     local all_done = true
     for _, t in ipairs(rep.targets) do
       if t.status == "failed" then all_done = false end
     end
-    if standalone and not all_done then prior:release() else prior:remove() end
+    rep.ok = rep.ok and all_done
+    if all_done then
+      prior:remove()
+    else
+      -- the only record of the snapshots to put back: kept for a next try
+      prior:release()
+      rep.journal_kept = prior.path
+    end
     return rep
   end
 

@@ -37,6 +37,9 @@ M.context = core.context
 ---@class sg.TaskGuard
 ---@field enter fun(kind: "write"|"wait", what: string) called before; raises to refuse the call
 ---@field leave fun(kind: "write"|"wait", ok: boolean) called after, however it ended
+---@field started fun(handle: table)? called when a write started async work at the provider that
+---goes on whether or not anybody waits for it; `handle` (plain data) lets conn:follow wait for it
+---from another process
 
 ---Runs fn(...) under the guard of the running task's context ({guard = sg.TaskGuard}), when it
 ---has one: sg.rollout's guard refuses new provider writes once the roll-out is interrupted,
@@ -54,6 +57,15 @@ function M.guarded(kind, what, fn, ...)
   guard.leave(kind, out[1])
   if not out[1] then error(out[2], 0) end
   return table.unpack(out, 2, out.n)
+end
+
+---Tells the running task's guard (when it has a `started`) of async work a write started at the
+---provider: sg.rollout journals it, so that a run taking over from a killed one waits for it.
+---@param handle table plain data, as conn:follow takes it
+function M.started(handle)
+  local ctx = core.context()
+  local guard = type(ctx) == "table" and ctx.guard
+  if guard and guard.started then guard.started(handle) end
 end
 
 -- Wraps a child's error so the waiter sees where it happened.

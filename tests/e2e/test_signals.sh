@@ -194,8 +194,9 @@ for sig in TERM INT; do
 done
 
 # 9. A killed --atomic run whose Gcore task is still running: --recover waits for that task
-# before it reads the group, so the group ends exactly as saved (a recovery that read first found
-# nothing to undo, and the task landed after it).
+# (the journal names it, and Gcore lists it as active) before it reads the group, so the group
+# ends exactly as saved (a recovery that read first found nothing to undo, and the task landed
+# after it).
 gcore_waiting='"event":"rollout_progress".*"step":"waiting".*"provider":"gcore"\|"event":"rollout_progress".*"provider":"gcore".*"step":"waiting"'
 start killed -- --atomic
 wait_for "$gcore_waiting" "$tmp/killed.log"
@@ -205,9 +206,9 @@ wait "$run_pid" 2>/dev/null
 curl -s -X DELETE "$url/_sim/log" >/dev/null
 "$sgrun" "$root/scripts/rollout.lua" --recover >"$tmp/recover.out" 2>&1 &
 run_pid=$!
-active_asked() { curl -s "$url/_sim/log?provider=gcore" | grep -q '/active'; }
-for _ in $(seq 1800); do active_asked && break; kill -0 "$run_pid" 2>/dev/null || break; sleep 0.1; done
-check "--recover asks for gcore's running tasks" active_asked
+tasks_asked() { curl -s "$url/_sim/log?provider=gcore" | grep -q '/cloud/v1/tasks/'; }
+for _ in $(seq 1800); do tasks_asked && break; kill -0 "$run_pid" 2>/dev/null || break; sleep 0.1; done
+check "--recover asks for gcore's running tasks" tasks_asked
 check "--recover waits while gcore's task runs" kill -0 "$run_pid"
 hold_tasks false
 finish
@@ -216,6 +217,34 @@ check "--recover: exit 0" [ $? = 0 ]
 check "--recover: gcore:web reads back exactly as before the killed run" \
   [ "$(grep '^gcore:web ' "$tmp/killed.before")" = "$(grep '^gcore:web ' "$tmp/killed.after")" ]
 [ "$failed" = 0 ] || cat "$tmp/recover.out" >&2
+
+# 10. The same with Exoscale, whose operations no endpoint lists: the killed run journaled the
+# operation it was waiting on, and --recover waits for that one before it reads the group.
+exoscale_waiting='"event":"rollout_progress".*"step":"waiting".*"provider":"exoscale"\|"event":"rollout_progress".*"provider":"exoscale".*"step":"waiting"'
+curl -s -X POST "$url/_sim/reset" >/dev/null
+"${outcome[@]}" save "$tmp/exokilled.before" gcore:web exoscale:web
+hold_tasks true
+"$sgrun" --log-format json "$root/scripts/rollout.lua" --allow-lossy --atomic gcore:web exoscale:web \
+  >"$tmp/exokilled.out" 2>"$tmp/exokilled.log" &
+run_pid=$!
+wait_for "$exoscale_waiting" "$tmp/exokilled.log"
+check "killed: exoscale's first write is in flight" [ $? = 0 ]
+kill -KILL "$run_pid"
+wait "$run_pid" 2>/dev/null
+curl -s -X DELETE "$url/_sim/log" >/dev/null
+"$sgrun" "$root/scripts/rollout.lua" --recover >"$tmp/exorecover.out" 2>&1 &
+run_pid=$!
+operation_polled() { curl -s "$url/_sim/log?provider=exoscale" | grep -q '/operation/'; }
+for _ in $(seq 1800); do operation_polled && break; kill -0 "$run_pid" 2>/dev/null || break; sleep 0.1; done
+check "--recover polls the operation the killed run journaled" operation_polled
+check "--recover waits while that operation runs" kill -0 "$run_pid"
+hold_tasks false
+finish
+check "--recover (exoscale): exit 0" [ $? = 0 ]
+"${outcome[@]}" save "$tmp/exokilled.after" gcore:web exoscale:web
+check "--recover: exoscale:web reads back exactly as before the killed run" \
+  [ "$(grep '^exoscale:web ' "$tmp/exokilled.before")" = "$(grep '^exoscale:web ' "$tmp/exokilled.after")" ]
+[ "$failed" = 0 ] || cat "$tmp/exorecover.out" >&2
 
 # 6. Progress on a terminal: stderr a pty (script(1), util-linux); the lines are redrawn in place
 if ! command -v script >/dev/null; then
