@@ -194,6 +194,25 @@ t.test("round trip: each seeded group copied rule by rule onto a new group reads
   end
 end)
 
+t.test("apply: an egress rule the plan kept because an implicit one matched it is sent", function()
+  -- the implicit rules go once the group holds an explicit egress rule: one kept only by matching
+  -- them (Gcore's or Genesis's default egress, IPv4 only) would go with them
+  local ingress = { direction = "ingress", protocol = "tcp", port = 22, cidr = "10.0.0.0/8" }
+  local any_v4 = { direction = "egress", protocol = "any", cidr = "0.0.0.0/0" }
+  local dns_v6 = { direction = "egress", protocol = "udp", port = 53, cidr = "::/0" }
+  for i, desired in ipairs({ rules { ingress, any_v4 }, rules { ingress, any_v4, dns_v6 } }) do
+    local g = adapter.create_group(exo, "implicit-kept-" .. i)
+    local c = changes_for(g, desired)
+    local kept_implicit = 0
+    for _, r in ipairs(c.desired) do
+      if g.implicit and rule.key(r) == rule.key(rule.normalize(any_v4)) then kept_implicit = kept_implicit + 1 end
+    end
+    t.eq(kept_implicit, 1, "the plan keeps egress any to 0.0.0.0/0: it matches an implicit rule")
+    adapter.apply(exo, g, c)
+    t.eq(keys(adapter.get_group(exo, g.id).rules), keys(desired), "case " .. i)
+  end
+end)
+
 t.test("delete_group: a group created and deleted no longer reads", function()
   w.check_delete(t, adapter, exo, "adapter-exoscale-deleted")
 end)

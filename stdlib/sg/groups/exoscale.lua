@@ -116,6 +116,29 @@ function M.create_group(conn, name, description)
   return to_group(created or conn:get_security_group(final.reference.id), nil, conn)
 end
 
+-- The rules to add: the changes' additions and, when the group is to hold an explicit egress rule
+-- (one is added, or an implicit one is to go), every desired rule the plan kept because it
+-- matched an implicit rule (`implicit`: their keys): the implicit rules go once an explicit
+-- egress rule is there, and such a rule would go with them.
+local function with_implicit_kept(changes, implicit, implicit_removed)
+  if not next(implicit) then return changes.add end
+  local explicit_egress, adding = implicit_removed, {}
+  for _, r in ipairs(changes.add) do
+    explicit_egress = explicit_egress or r.direction == "egress"
+    adding[rule.key(r)] = true
+  end
+  if not explicit_egress then return changes.add end
+  local add = table.move(changes.add, 1, #changes.add, 1, {})
+  for _, r in ipairs(changes.desired or {}) do
+    local k = rule.key(r)
+    if implicit[k] and not adding[k] then
+      add[#add + 1] = r
+      adding[k] = true
+    end
+  end
+  return add
+end
+
 ---Adds the new rules (concurrently, each operation waited for), then deletes the old ones the
 ---same way. Raises the first failure; rules added before it stay (the caller restores).
 ---@async
@@ -139,6 +162,7 @@ function M.apply(conn, group, changes)
     end
   end
   refuse_open_egress(group.name, changes.remove, changes.desired or changes.add)
+  local add = with_implicit_kept(changes, implicit, implicit_removed > 0)
   local raws = common.removals("exoscale", group, remove)
   local ctx = { group = { id = group.id, name = group.name } }
   if common.references_others(group, changes.add) then
@@ -151,7 +175,7 @@ function M.apply(conn, group, changes)
   end
   -- every body is encoded before the first request, so a rule that cannot be sent fails early
   local steps = {}
-  for i, r in ipairs(changes.add) do
+  for i, r in ipairs(add) do
     local body = C.encode(r, ctx)
     steps[i] = function() return conn:wait(conn:add_rule_to_security_group(group.id, body)) end
   end
@@ -161,7 +185,7 @@ function M.apply(conn, group, changes)
     steps[i] = function() return conn:wait(conn:delete_rule_from_security_group(group.id, raw.id)) end
   end
   if #steps > 0 then task.all(steps, { limit = CONCURRENCY }) end
-  return { added = #changes.add, removed = #raws + implicit_removed }
+  return { added = #add, removed = #raws + implicit_removed }
 end
 
 ---Deletes a group (and its rules), waiting for the provider to finish; the rollout removes a group it
