@@ -37,7 +37,8 @@
 -- SIGINT/SIGTERM (the first signal starts no new write, restores what was mid-change (with
 -- --atomic, every changed target) and reports what each target ended as; a second one stops at
 -- once and reports what was known then). With --recover: 0 every journal recovered, left alone
--- because its run is alive, or none to recover; 1 a target could not be.
+-- because its run is alive, or none to recover; 1 a target could not be; 130/143 interrupted (the
+-- journal being recovered is finished first, later ones are left for the next --recover).
 local sg = require "sg"
 local cli = require "sg.cli"
 local progress = require "sg.progress"
@@ -69,20 +70,24 @@ if flags.recover then
     only = {}
     for i, text in ipairs(positional) do only[i] = { cli.parse_target(text) } end
   end
-  local results = {}
+  local results, interrupted = {}, nil
   for _, path in ipairs(rollout.unfinished(only)) do
-    -- one journal's failure (a provider it names that cannot be reached) does not stop the others
+    -- one journal's failure (a provider it names that cannot be reached) does not stop the others;
+    -- a signal does: the journal being recovered is finished, the next ones are left for later
+    if interrupted then break end
     local ok, res = pcall(rollout.recover, path, function(provider)
       return cli.connect(provider, { timeout = flags.timeout })
     end, { timeout = flags.timeout, deadline = flags.deadline })
     if not ok then res = { path = path, error = cli.is_usage_error(res) and res.message or tostring(res) } end
     results[#results + 1] = res
+    interrupted = res and res.report and res.report.interrupted
   end
   if options.json then
     print(sg.json.encode(render.recovery_json(results)))
   else
     print(render.recovery(results, only and "for these targets" or "in " .. require("sg.journal").dir()))
   end
+  if interrupted then os.exit(interrupted == "SIGTERM" and 143 or 130) end
   os.exit(render.recovery_ok(results) and 0 or 1)
 end
 if flags["plan-out"] and flags["apply-plan"] then

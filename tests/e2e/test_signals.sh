@@ -219,7 +219,8 @@ check "--recover: gcore:web reads back exactly as before the killed run" \
 [ "$failed" = 0 ] || cat "$tmp/recover.out" >&2
 
 # 10. The same with Exoscale, whose operations no endpoint lists: the killed run journaled the
-# operation it was waiting on, and --recover waits for that one before it reads the group.
+# operation it was waiting on, and --recover waits for that one before it reads the group; a
+# SIGTERM meanwhile lets the recovery finish, and its exit says it was terminated.
 exoscale_waiting='"event":"rollout_progress".*"step":"waiting".*"provider":"exoscale"\|"event":"rollout_progress".*"provider":"exoscale".*"step":"waiting"'
 curl -s -X POST "$url/_sim/reset" >/dev/null
 "${outcome[@]}" save "$tmp/exokilled.before" gcore:web exoscale:web
@@ -232,19 +233,24 @@ check "killed: exoscale's first write is in flight" [ $? = 0 ]
 kill -KILL "$run_pid"
 wait "$run_pid" 2>/dev/null
 curl -s -X DELETE "$url/_sim/log" >/dev/null
-"$sgrun" "$root/scripts/rollout.lua" --recover >"$tmp/exorecover.out" 2>&1 &
+"$sgrun" --log-format json "$root/scripts/rollout.lua" --recover >"$tmp/exorecover.out" 2>"$tmp/exorecover.log" &
 run_pid=$!
 operation_polled() { curl -s "$url/_sim/log?provider=exoscale" | grep -q '/operation/'; }
 for _ in $(seq 1800); do operation_polled && break; kill -0 "$run_pid" 2>/dev/null || break; sleep 0.1; done
 check "--recover polls the operation the killed run journaled" operation_polled
 check "--recover waits while that operation runs" kill -0 "$run_pid"
+# a SIGTERM now: the recovery still finishes putting the group back, then exits 143
+kill -TERM "$run_pid"
+wait_for '"event":"rollout_interrupted"' "$tmp/exorecover.log"
+check "--recover announces the SIGTERM" [ $? = 0 ]
 hold_tasks false
 finish
-check "--recover (exoscale): exit 0" [ $? = 0 ]
+check "--recover (exoscale) under SIGTERM: finishes, exit 143" [ $? = 143 ]
+check "--recover under SIGTERM: says it restored the target" grep -Eq '^  exoscale +web +recovered: restored' "$tmp/exorecover.out"
 "${outcome[@]}" save "$tmp/exokilled.after" gcore:web exoscale:web
 check "--recover: exoscale:web reads back exactly as before the killed run" \
   [ "$(grep '^exoscale:web ' "$tmp/exokilled.before")" = "$(grep '^exoscale:web ' "$tmp/exokilled.after")" ]
-[ "$failed" = 0 ] || cat "$tmp/exorecover.out" >&2
+[ "$failed" = 0 ] || cat "$tmp/exorecover.out" "$tmp/exorecover.log" >&2
 
 # 6. Progress on a terminal: stderr a pty (script(1), util-linux); the lines are redrawn in place
 if ! command -v script >/dev/null; then
