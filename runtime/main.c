@@ -587,7 +587,7 @@ int main(int argc, char **argv) {
     sim = sim_start(&so, err, sizeof err);
     if (!sim) {
       fprintf(stderr, "%s: could not start the emulator: %s\n", progname, err);
-      return 1;
+      return strncmp(err, "invalid --", 10) == 0 ? 2 : 1; /* the user's option, not the machine */
     }
     sim_export_env(sim);
   }

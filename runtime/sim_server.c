@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -434,11 +435,31 @@ static int create_core(struct sg_sim *sim, const struct sg_sim_options *o, char 
   sim->core_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_settop(L, 0);
 
+  if (o->state_file && access(o->state_file, F_OK) != 0) {
+    /* written at exit: a directory that cannot take it is said now, not after the session */
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", o->state_file);
+    char *slash = strrchr(dir, '/');
+    if (slash == dir) slash[1] = '\0';
+    else if (slash) *slash = '\0';
+    else snprintf(dir, sizeof dir, ".");
+    if (access(dir, W_OK | X_OK) != 0) {
+      set_err(err, errlen, "invalid --state %s: it would be written at exit, but its directory %s cannot be "
+              "written (%s); choose a file in a directory of yours", o->state_file, dir, strerror(errno));
+      return 0;
+    }
+  }
+  struct stat st;
+  if (o->state_file && stat(o->state_file, &st) == 0 && S_ISDIR(st.st_mode)) {
+    set_err(err, errlen, "invalid --state %s: it is a directory; --state takes a file (one that does "
+            "not exist yet is written at exit)", o->state_file);
+    return 0;
+  }
   if (o->state_file && access(o->state_file, F_OK) == 0) {
     size_t len = 0;
     char *text = read_file(o->state_file, &len);
     if (!text) {
-      set_err(err, errlen, "cannot read --state %s: %s", o->state_file, strerror(errno));
+      set_err(err, errlen, "invalid --state %s: cannot read it: %s", o->state_file, strerror(errno));
       return 0;
     }
     lua_pushlstring(L, text, len);
@@ -897,7 +918,7 @@ int sg_sim_main(int argc, char **argv) {
   if (!sim) {
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     fprintf(stderr, "sgrun sim: %s\n", err);
-    return strncmp(err, "invalid --faults", 16) == 0 ? 2 : 1;
+    return strncmp(err, "invalid --", 10) == 0 ? 2 : 1; /* the user's option, not the machine */
   }
   if (fleet_file && !o.accounts) {
     sg_sim_stop(sim);

@@ -945,11 +945,7 @@ function Core:load(data)
   local fix = "; give a state the emulator saved (--state FILE, GET /_sim/state), or remove the file " ..
     "to start from the demo state"
   if type(data) == "string" then
-    -- the C side reads a directory as no bytes at all
-    if data == "" then
-      return nil, "nothing in it: it is empty or a directory; --state takes a file (one that does not " ..
-        "exist yet is written at exit)"
-    end
+    if data == "" then return nil, "nothing in it: it is empty" .. fix end
     local v, err = json_decode(data)
     if v == nil then return nil, "not JSON: " .. tostring(err) .. fix end
     data = v

@@ -51,14 +51,21 @@ check "--state and --seed without --sim are a usage error" [ $? = 2 ]
 # as it was; a directory is said to be one
 printf '{"providers":{"exoscale":{"groups":5}}}' >"$tmp/hostile.json"
 "$sgrun" --sim --state "$tmp/hostile.json" -e 'print("ran")' >"$tmp/out" 2>"$tmp/err"
-check "a state file of the wrong shape is refused" [ $? != 0 ]
+check "a state file of the wrong shape is refused as the user's error: exit 2" [ $? = 2 ]
 check "naming the field, without a traceback, before the playbook ran" bash -c \
   "grep -q 'providers.exoscale.groups must be an object, not a number' '$tmp/err' && ! grep -q traceback '$tmp/err' && ! grep -q ran '$tmp/out'"
 check "and the file is left as it was" [ "$(cat "$tmp/hostile.json")" = '{"providers":{"exoscale":{"groups":5}}}' ]
 mkdir "$tmp/state-dir"
 "$sgrun" --sim --state "$tmp/state-dir" -e 'print("ran")' >"$tmp/out" 2>"$tmp/err"
-check "a directory as the state file is refused, saying so" bash -c \
-  "grep -q 'a directory; --state takes a file' '$tmp/err' && ! grep -q 'not JSON' '$tmp/err'"
+check "a directory as the state file is refused: exit 2" [ $? = 2 ]
+check "saying it is a directory" bash -c \
+  "grep -q 'it is a directory; --state takes a file' '$tmp/err' && ! grep -q 'not JSON' '$tmp/err'"
+# a state file to be written at exit in a directory that is not there: said at start, not after
+"$sgrun" --sim --state "$tmp/no-such-dir/state.json" -e 'print("ran")' >"$tmp/out" 2>"$tmp/err"
+check "a --state in a missing directory is refused before the playbook runs: exit 2" bash -c \
+  "[ $? = 2 ] && grep -q 'its directory .*no-such-dir cannot be written' '$tmp/err' && ! grep -q ran '$tmp/out'"
+"$sgrun" sim --port 0 --state "$tmp/no-such-dir/state.json" >"$tmp/out" 2>"$tmp/err"
+check "so does sgrun sim: exit 2" [ $? = 2 ]
 
 "$sgrun" --sim --state "$state" --every 1s --log-format json "$root/scripts/drift.lua" "$tmp/web.json" \
   >"$tmp/out" 2>"$tmp/log" &

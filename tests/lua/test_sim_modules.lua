@@ -662,7 +662,7 @@ t.test("a loaded state of the wrong shape is refused at load, naming the place",
     { '{"providers":{"barrack":{"api_key":"k","firewalls":[],"instances":[],"next_id":"x"}}}', "providers.barrack.next_id must be a number" },
     { '{"format":"sgrun.sim-state/9","providers":{}}', "unknown format sgrun.sim-state/9" },
     { '[]', 'expected {"providers"' },
-    { "", "it is empty or a directory; --state takes a file" },
+    { "", "nothing in it: it is empty; give a state the emulator saved" },
   }
   for _, c in ipairs(cases) do
     local ok, err = core:load(c[1])
