@@ -45,9 +45,34 @@ local TARGET_FORM = "expected PROVIDER:GROUP such as gcore:web, exoscale:web, ho
 -- Group references that name something other than a group, and the value each one takes.
 local REF_KEYS = { vm = "integer", instance = "string" }
 
+-- The group reference of a target's text after "provider:": "vm=10000" -> {vm = 10000},
+-- "instance=BRK-1" -> {instance = "BRK-1"}, anything else the text itself.
+local function target_ref(text, provider, group)
+  local key, value = group:match("^(%a+)=(.*)$")
+  if not key then return group end
+  local kind = REF_KEYS[key]
+  if not kind then
+    M.usage_error(string.format("target %q: unknown reference %q: %s", text, key, TARGET_FORM))
+  end
+  if kind == "integer" then
+    local n = math.tointeger(tonumber(value))
+    if not n or n <= 0 or not value:match("^%d+$") then
+      M.usage_error(string.format("target %q: %s= takes a positive whole number, as in %s:%s=10000",
+        text, key, provider, key))
+    end
+    return { [key] = n }
+  end
+  if value == "" then
+    M.usage_error(string.format("target %q: %s= needs a value, as in %s:%s=BRK-100001A", text, key,
+      provider, key))
+  end
+  return { [key] = value }
+end
+
 ---Parses "provider:group" into a provider name and a group reference: "gcore:web",
 ---"hostup:vm=10000" -> {vm = 10000}, "barrack:instance=BRK-1" -> {instance = "BRK-1"}.
----A malformed target is a usage error naming the expected form.
+---A malformed target, or a reference of a form the provider does not take (hostup:web,
+---gcore:vm=1), is a usage error naming the expected form.
 ---@param text string
 ---@return string provider
 ---@return any ref
@@ -60,51 +85,10 @@ function M.parse_target(text)
     M.usage_error(string.format("target %q: unknown provider %q (known: %s)", text, provider,
       table.concat(known, ", ")))
   end
-  local key, value = group:match("^(%a+)=(.*)$")
-  if not key then return provider, group end
-  local kind = REF_KEYS[key]
-  if not kind then
-    M.usage_error(string.format("target %q: unknown reference %q: %s", text, key, TARGET_FORM))
-  end
-  if kind == "integer" then
-    local n = math.tointeger(tonumber(value))
-    if not n or n <= 0 or not value:match("^%d+$") then
-      M.usage_error(string.format("target %q: %s= takes a positive whole number, as in %s:%s=10000",
-        text, key, provider, key))
-    end
-    return provider, { [key] = n }
-  end
-  if value == "" then
-    M.usage_error(string.format("target %q: %s= needs a value, as in %s:%s=BRK-100001A", text, key,
-      provider, key))
-  end
-  return provider, { [key] = value }
-end
-
----Why `ref` cannot be a group reference, or nil when it can: a non-empty string, an integer, or one
----of the table forms parse_target makes ({vm = 10000}, {instance = "BRK-1"}). Which provider
----takes which form is the provider's adapter's to say; this refuses what none takes.
----@param ref any
----@return string? why
-function M.ref_problem(ref)
-  if (type(ref) == "string" and ref ~= "") or math.type(ref) == "integer" then return nil end
-  local function shown(v)
-    if type(v) == "string" then return v == "" and "an empty string" or string.format("%q", v) end
-    if type(v) == "table" then return next(v) == nil and "an empty table" or "that table" end
-    return tostring(v)
-  end
-  local forms = "a group name or id (a non-empty string or an integer), {vm = N} or {instance = \"ID\"}"
-  if type(ref) ~= "table" then return string.format("expected %s, not %s", forms, shown(ref)) end
-  local key, value = next(ref)
-  local kind = type(key) == "string" and REF_KEYS[key]
-  if not kind or next(ref, key) ~= nil then return string.format("expected %s, not %s", forms, shown(ref)) end
-  if kind == "integer" and not (math.type(value) == "integer" and value > 0) then
-    return string.format("%s must be a positive whole number, not %s", key, shown(value))
-  end
-  if kind == "string" and (type(value) ~= "string" or value == "") then
-    return string.format("%s must be a non-empty string, not %s", key, shown(value))
-  end
-  return nil
+  local ref = target_ref(text, provider, group)
+  local why = require("sg.groups").ref_problem(provider, ref)
+  if why then M.usage_error(string.format("target %q: %s", text, why)) end
+  return provider, ref
 end
 
 -- sgrun's own options: after the playbook name they would reach the playbook, not sgrun.

@@ -145,7 +145,7 @@ local function check_entry(path, i, e, base)
     local okref, ref = pcall(parse_ref, e.provider, g.group)
     if not okref then bad("%s: %s", gwhere, tostring(ref)) end
     -- checked here, not by the adapter when the account's turn comes
-    local why = cli.ref_problem(ref)
+    local why = require("sg.groups").ref_problem(e.provider, ref)
     if why then bad("%s.group: %s", gwhere, why) end
     if type(g.source) ~= "string" or g.source == "" then
       bad("%s (%s): source must be a snapshot file or ACCOUNT:GROUP", gwhere, ref_text(ref))

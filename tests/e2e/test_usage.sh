@@ -48,6 +48,12 @@ usage_case "empty group" "$sgrun" "$root/scripts/rollout.lua" exoscale:web gcore
 check "names the expected form" grep -q "expected PROVIDER:GROUP" "$tmp/err"
 usage_case "vm that is not a number" "$sgrun" "$root/scripts/rollout.lua" exoscale:web hostup:vm=abc
 check "says vm= takes a number" grep -q "vm= takes a positive whole number" "$tmp/err"
+usage_case "a reference of another provider's form" "$sgrun" "$root/scripts/rollout.lua" exoscale:web gcore:vm=10000
+check "says what gcore takes" grep -q 'target "gcore:vm=10000": gcore: a group reference is a name or an id' "$tmp/err"
+usage_case "a HostUp target named like a group" "$sgrun" "$root/scripts/snapshot.lua" hostup:web "$tmp/s.json"
+check "says HostUp takes vm=N" grep -q 'hostup: group reference "web" is not {vm = N}' "$tmp/err"
+usage_case "an instance on a provider without them" "$sgrun" "$root/scripts/rollout.lua" exoscale:web genesis:instance=BRK-1
+check "names the form" grep -q 'not {instance = "BRK-1"}' "$tmp/err"
 usage_case "unknown provider" "$sgrun" "$root/scripts/snapshot.lua" nocloud:web "$tmp/s.json"
 check "lists the known providers" grep -q "known: barrack, exoscale" "$tmp/err"
 usage_case "a value-taking option before another option" "$sgrun" "$root/scripts/rollout.lua" --save --additive exoscale:web hostup:vm=10000

@@ -169,14 +169,21 @@ t.test("the inventory check refuses bad group references and connect options, na
   end
   local cases = {
     { 'provider = "gcore", groups = { { group = {}, source = "gcore:web" } }',
-      "account 1 (shop): groups[1].group: expected a group name or id (a non-empty string or an integer), " ..
-      '{vm = N} or {instance = "ID"}, not an empty table' },
-    { 'provider = "gcore", groups = { { group = 1.5, source = "gcore:web" } }', "groups[1].group: expected", "not 1.5" },
+      "account 1 (shop): groups[1].group: gcore: a group reference is a name or an id (a non-empty string " ..
+      "or an integer), not an empty table" },
+    { 'provider = "gcore", groups = { { group = 1.5, source = "gcore:web" } }', "groups[1].group: gcore:", "not 1.5" },
     { 'provider = "hostup", groups = { { group = { vm = 0 }, source = "hostup:vm=1" } }',
-      "groups[1].group: vm must be a positive whole number, not 0" },
+      "groups[1].group: hostup: group reference {vm = 0} is not {vm = N}" },
     { 'provider = "barrack", groups = { { group = { instance = "" }, source = "barrack:web" } }',
-      "groups[1].group: instance must be a non-empty string, not an empty string" },
-    { 'provider = "gcore", groups = { { group = { vm = 1, x = 2 }, source = "gcore:web" } }', "not that table" },
+      'groups[1].group: barrack: group reference {instance = ""} is not a firewall name or id' },
+    { 'provider = "gcore", groups = { { group = { vm = 1, x = 2 }, source = "gcore:web" } }', "not {vm = 1, x = 2}" },
+    -- a form another provider takes is the wrong one here, said at load
+    { 'provider = "exoscale", groups = { { group = { vm = 10000 }, source = "exoscale:web" } }',
+      "groups[1].group: exoscale: a group reference is a name or an id", "not {vm = 10000} (that form names a HostUp VM" },
+    { 'provider = "hostup", groups = { { group = "web", source = "exoscale:web" } }',
+      'groups[1]: target "hostup:web": hostup: group reference "web" is not {vm = N}' },
+    { 'provider = "hostup", groups = { { group = { instance = "BRK-1" }, source = "exoscale:web" } }',
+      'groups[1].group: hostup: group reference {instance = "BRK-1"} is not {vm = N}' },
     { 'provider = "gcore", connect = { timeout = -1 }, groups = { { group = "web", source = "gcore:web" } }',
       "account 1 (shop): connect.timeout must be a number of seconds above 0 and at most 86400" },
     { 'provider = "genesis", connect = { page_size = 500 }, groups = { { group = "web", source = "genesis:web" } }',

@@ -63,7 +63,7 @@ t.test("get_group: by name and by id; a missing group is nil and a message", fun
   t.ok(err:find("no security group with the name or id \"no-such-group\"", 1, true), err)
   local seq = last_seq()
   t.raises(function() adapter.get_group(exo, "") end, "a group reference is a name or an id")
-  t.raises(function() adapter.get_group(exo, { vm = 1 }) end, "not table")
+  t.raises(function() adapter.get_group(exo, { vm = 1 }) end, "not {vm = 1} (that form names a HostUp VM")
   t.eq(#w.sim_log("exoscale", seq), 0, "misuse sends nothing")
 end)
 

@@ -99,9 +99,23 @@ local function kind_of(group)
   return KINDS.firewall, "firewall " .. id_text(group.id)
 end
 
+---Why ref cannot name a Barrack firewall or legacy instance, or nil when it can.
+---@param ref any
+---@return string? why
+function M.ref_problem(ref)
+  local ok
+  if type(ref) == "table" then
+    ok = type(ref.instance) == "string" and ref.instance ~= "" and next(ref, next(ref)) == nil
+  else
+    ok = (type(ref) == "string" and ref ~= "") or (type(ref) == "number" and math.tointeger(ref) ~= nil)
+  end
+  if ok then return nil end
+  return string.format("barrack: group reference %s is not a firewall name or id, nor {instance = \"BRK-...\"} " ..
+    "(a legacy instance's own rules; barrack:instance=BRK-... on a command line)", common.ref_shown(ref))
+end
+
 local function bad_ref(ref)
-  error(string.format("barrack: group reference %s is not a firewall name or id, nor " ..
-    "{instance = \"BRK-...\"} (a legacy instance's own rules)", tostring(ref)), 3)
+  error(M.ref_problem(ref), 3)
 end
 
 ---@async

@@ -126,14 +126,41 @@ function M.group(codec, g, raw_rules, maps)
     raw = g.raw, raw_rules = raw_rules, source = source, ref = g.ref })
 end
 
+---A group reference as messages show it: "web", 10000, {vm = 10000}.
+---@param ref any
+---@return string
+function M.ref_shown(ref)
+  if type(ref) == "string" then return ref == "" and "an empty string" or string.format("%q", ref) end
+  if type(ref) == "table" then
+    local parts = {}
+    for k, v in pairs(ref) do
+      parts[#parts + 1] = string.format("%s = %s", tostring(k), type(v) == "string" and string.format("%q", v) or tostring(v))
+    end
+    table.sort(parts)
+    return #parts == 0 and "an empty table" or "{" .. table.concat(parts, ", ") .. "}"
+  end
+  return tostring(ref)
+end
+
+---Why ref cannot name a group of a provider whose groups go by name or id (a non-empty string or
+---an integer), or nil when it can.
+---@param provider string
+---@param ref any
+---@return string? why
+function M.ref_problem(provider, ref)
+  if (type(ref) == "string" and ref ~= "") or math.type(ref) == "integer" then return nil end
+  return string.format("%s: a group reference is a name or an id (a non-empty string or an integer), not %s%s",
+    provider, M.ref_shown(ref), type(ref) == "table" and next(ref) ~= nil and
+      " (that form names a HostUp VM or a Barrack instance)" or "")
+end
+
 ---Raises unless ref can name a group (a non-empty string or an integer): misuse fails before any
 ---request is sent.
 ---@param provider string
 ---@param ref any
 function M.check_ref(provider, ref)
-  if (type(ref) == "string" and ref ~= "") or math.type(ref) == "integer" then return end
-  error(string.format("%s: a group reference is a name or an id (a non-empty string or an integer), not %s",
-    provider, type(ref) == "string" and "an empty string" or type(ref)), 3)
+  local why = M.ref_problem(provider, ref)
+  if why then error(why, 3) end
 end
 
 ---Raises unless name can name a new group (a non-empty string the provider does not reserve) and

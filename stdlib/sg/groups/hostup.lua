@@ -34,7 +34,8 @@ M.per_rule_writes = true
 local WRITE_FIELDS = { "type", "action", "proto", "dport", "source", "dest", "comment", "enable" }
 local DENY = { DROP = true, REJECT = true, drop = true, reject = true }
 
-local function vmid_of(ref)
+-- The VM id a reference names ({vm = N}, N or "N"), or nil.
+local function vmid_in(ref)
   local v = ref
   if type(ref) == "table" then
     v = ref.vm
@@ -42,10 +43,22 @@ local function vmid_of(ref)
   end
   if type(v) == "string" and v:match("^%d+$") then v = tonumber(v) end
   v = type(v) == "number" and math.tointeger(v)
-  if not v or v < 1 then
-    error(string.format("hostup: group reference %s is not {vm = N}: a HostUp firewall belongs to " ..
-      "one VM, named by its numeric id (e.g. {vm = 10000})", tostring(ref)), 3)
-  end
+  if not v or v < 1 then return nil end
+  return v
+end
+
+---Why ref cannot name a HostUp firewall, or nil when it can.
+---@param ref any
+---@return string? why
+function M.ref_problem(ref)
+  if vmid_in(ref) then return nil end
+  return string.format("hostup: group reference %s is not {vm = N}: a HostUp firewall belongs to one VM, " ..
+    "named by its numeric id ({vm = 10000}; hostup:vm=10000 on a command line)", common.ref_shown(ref))
+end
+
+local function vmid_of(ref)
+  local v = vmid_in(ref)
+  if not v then error(M.ref_problem(ref), 3) end
   return v
 end
 

@@ -15,6 +15,9 @@
 --                                           get_group would (sg.fleet reads many groups of one
 --                                           account with it)
 --   reserved_names = {names}                names the provider refuses for a new group (Genesis)
+--   ref_problem(ref) -> why | nil           where a group is named other than by a name or id
+--                                           (HostUp {vm = N}, Barrack {instance = ID}): why ref
+--                                           names none of the provider's groups
 --   leftovers(group) -> integer             where a failed write leaves something behind (rules
 --   repair(conn, group) -> integer          in ERROR, a group in status error): counts it (no
 --                                           request), clears it
@@ -34,6 +37,7 @@
 ---@field new_group_rules (fun(): sg.Rule[])? the rules a just-created group reads back with (default none)
 ---@field check_new_group (fun(name: string, p: sg.Plan))? raises when a plan creating a group cannot be carried out
 ---@field reserved_names string[]? names the provider refuses for a new group (see reserved)
+---@field ref_problem (fun(ref: any): string?)? why ref cannot name a group (default: a name or id)
 
 local M = {}
 
@@ -65,6 +69,17 @@ function M.get(name)
   end
   loaded[name] = mod
   return mod
+end
+
+---Why `ref` cannot name a group of `provider`, or nil when it can: said when a target or an
+---inventory is read, not once the account's turn comes.
+---@param provider string
+---@param ref any
+---@return string? why
+function M.ref_problem(provider, ref)
+  local adapter = M.get(provider)
+  if adapter.ref_problem then return adapter.ref_problem(ref) end
+  return require("sg.groups.common").ref_problem(provider, ref)
 end
 
 ---Why a provider refuses `name` for a new group (its adapter's reserved_names), or nil: said
