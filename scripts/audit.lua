@@ -15,8 +15,8 @@ if #positional == 0 then cli.usage_error("audit.lua takes targets or snapshot fi
 -- every argument is checked before the first request
 local refs = {}
 for i, target in ipairs(positional) do
-  local f = io.open(target)
-  if f then f:close() elseif target:find(":", 1, true) then refs[i] = { cli.parse_target(target) } end
+  -- PROVIDER:GROUP is a target even when a file has that name (given so as ./gcore:web)
+  if cli.is_target(target) then refs[i] = { cli.parse_target(target) } end
 end
 
 local all = sg.json.array()

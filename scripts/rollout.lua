@@ -128,10 +128,9 @@ if plan_file then
     targets[#targets + 1] = { cli.connect(t.provider, connect_opts), t.group }
   end
 else
-  -- every argument is checked before the first request
-  local file = io.open(positional[1])
-  if file then file:close() end
-  local source_target = positional[1]:find(":", 1, true) and not file
+  -- every argument is checked before the first request; PROVIDER:GROUP is a target even when a
+  -- file has that name (a snapshot file so named is given as ./gcore:web)
+  local source_target = cli.is_target(positional[1])
   local parsed, seen = {}, {}
   for i = source_target and 1 or 2, #positional do
     parsed[i] = { cli.parse_target(positional[i]) }

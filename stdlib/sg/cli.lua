@@ -69,6 +69,27 @@ local function target_ref(text, provider, group)
   return { [key] = value }
 end
 
+---Whether text reads as a target of a known provider ("gcore:web"). Such an argument is a
+---target always, never a file of that name in the current directory (which another user may
+---have planted there, or an earlier command written): a file so named is given as ./gcore:web.
+---@param text string
+---@return boolean
+function M.names_target(text)
+  return type(text) == "string" and is_provider(text:match("^([%w_]+):.")) or false
+end
+
+---Whether an argument that may be a target or a file is meant as a target: one that names_target,
+---or "word:..." that names no file (parse_target then says the provider is unknown).
+---@param text string
+---@return boolean
+function M.is_target(text)
+  if M.names_target(text) then return true end
+  if type(text) ~= "string" or not text:match("^[%w_]+:.") then return false end
+  local f = io.open(text)
+  if f then f:close() end
+  return f == nil
+end
+
 ---Parses "provider:group" into a provider name and a group reference: "gcore:web",
 ---"hostup:vm=10000" -> {vm = 10000}, "barrack:instance=BRK-1" -> {instance = "BRK-1"}.
 ---A malformed target, or a reference of a form the provider does not take (hostup:web,
@@ -149,7 +170,7 @@ function M.parse_args(args, spec)
             M.usage_error(string.format("--%s needs a value (%s) before %s (to name a file that " ..
               "starts with '-', write --%s=%s)", name, kind, value, name, value), spec.usage)
           end
-          if kind == "FILE" and is_provider(value:match("^([%w_]+):.")) then
+          if kind == "FILE" and M.names_target(value) then
             M.usage_error(string.format("--%s needs a file name, and %s is a target (to name a " ..
               "file so, write --%s=./%s)", name, value, name, value), spec.usage)
           end

@@ -129,5 +129,24 @@ check "with a timeout error" grep -qi "timeout" "$tmp/out"
 check "and writes no file" [ ! -e "$tmp/slow.json" ]
 kill $slow_pid 2>/dev/null
 
+# A file named like a target (planted by another user in a shared directory, or written by an
+# earlier command) is never read in the target's place: PROVIDER:GROUP is the live group always,
+# a snapshot file so named is given as ./gcore:web, and snapshot.lua will not write one.
+mkdir "$tmp/shared"
+cd "$tmp/shared" || exit 1
+"$sgrun" -e "require('sg').save({format = 'sgrun.snapshot/1', provider = 'exoscale', group = {name = 'web'},
+  rules = {{direction = 'ingress', protocol = 'any', cidr = '0.0.0.0/0', description = 'planted'}}}, 'gcore:web')"
+"$sgrun" --dry-run "$root/scripts/rollout.lua" --allow-lossy gcore:web exoscale:web >"$tmp/out" 2>&1
+check "a planted gcore:web file is not the roll-out's source" bash -c "! grep -q planted '$tmp/out'"
+"$sgrun" "$root/scripts/audit.lua" gcore:web >"$tmp/out" 2>&1
+check "nor what audit.lua reads for gcore:web" bash -c "! grep -q planted '$tmp/out'"
+"$sgrun" --dry-run "$root/scripts/rollout.lua" --allow-lossy ./gcore:web exoscale:web >"$tmp/out" 2>&1
+check "./gcore:web names the file" grep -q planted "$tmp/out"
+"$sgrun" "$root/scripts/snapshot.lua" exoscale:web gcore:db >"$tmp/out" 2>"$tmp/err"
+check "snapshot.lua refuses to write a file named like a target: exit 2" [ $? = 2 ]
+check "saying how to name one" grep -q "write ./gcore:db" "$tmp/err"
+check "and writes none" [ ! -e gcore:db ]
+cd - >/dev/null || exit 1
+
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
