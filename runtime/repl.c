@@ -1,6 +1,8 @@
 #include "repl.h"
 
 #include <lauxlib.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -276,6 +278,41 @@ static char *history_path(void) {
   return path;
 }
 
+/* Whether the history file may be read and written: a regular file of this user's (made,
+ * private, when absent) in a directory nobody else can swap it in. readline opens it by name and
+ * follows symlinks: a symlink or device (SGRUN_HISTORY=/dev/null, or a link another user planted)
+ * would have its target re-moded, appended to and truncated. Says why when it may not. */
+static int private_history(const char *path) {
+  if (strcmp(path, "/dev/null") == 0) return 0; /* the usual way to ask for no history */
+  int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
+  struct stat st;
+  const char *why = NULL;
+  if (fd < 0) why = errno == ELOOP ? "it is a symbolic link" : strerror(errno);
+  else if (fstat(fd, &st) != 0) why = strerror(errno);
+  else if (!S_ISREG(st.st_mode)) why = "it is not a regular file";
+  else if (st.st_uid != geteuid()) why = "it belongs to another user";
+  else if (fchmod(fd, 0600) != 0) why = strerror(errno);
+  if (fd >= 0) close(fd);
+  if (!why) {
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash == dir) slash[1] = '\0';
+    else if (slash) *slash = '\0';
+    else snprintf(dir, sizeof dir, ".");
+    struct stat ds;
+    /* others may write there: without the sticky bit they could replace the file by a link */
+    if (stat(dir, &ds) == 0 && (ds.st_mode & (S_IWGRP | S_IWOTH)) && !(ds.st_mode & S_ISVTX))
+      why = "its directory is writable by others";
+  }
+  if (why) {
+    fprintf(stderr, "sgrun: history off: %s: %s; set SGRUN_HISTORY to a file of yours (or to "
+            "nothing for no history)\n", path, why);
+    return 0;
+  }
+  return 1;
+}
+
 int sg_repl_run(lua_State *L) {
   repl_L = L;
   rl_catch_signals = 0; /* SIGINT is the event loop's: see read_line */
@@ -283,10 +320,12 @@ int sg_repl_run(lua_State *L) {
   rl_basic_word_break_characters = " \t\n\"\\'><=;+-*/%^~#{}()[],";
   rl_attempted_completion_function = complete;
   history_file = history_path();
+  if (history_file && !private_history(history_file)) {
+    free(history_file);
+    history_file = NULL;
+  }
   if (history_file) {
-    /* append_history needs the file to exist; it is private like a shell's */
-    if (read_history(history_file) != 0) write_history(history_file);
-    chmod(history_file, 0600);
+    read_history(history_file);
     history_truncate_file(history_file, HISTORY_LINES);
   }
   call_repl_helper(L, "start", NULL);
