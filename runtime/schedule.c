@@ -1,4 +1,5 @@
 #include "schedule.h"
+#include "privatedir.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -173,31 +174,13 @@ time_t sg_cron_next(const struct sg_cron *c, time_t after) {
 }
 
 /* The lock directory must be one only this user can write: anyone else able to create names in
- * it could plant a symlink (a root run would then truncate any file) or hold the lock forever.
- * Opens it without following a symlink and checks owner and mode on the descriptor. */
+ * it could plant a symlink (a root run would then truncate any file) or hold the lock forever. */
 static int open_lock_dir(const char *dir, int create, char *err, size_t errlen) {
-  if (create && mkdir(dir, 0700) != 0 && errno != EEXIST) {
-    snprintf(err, errlen, "cannot create the lock directory %s: %s (set SGRUN_LOCK_DIR to a "
-             "directory only you can write)", dir, strerror(errno));
-    return -1;
-  }
-  int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  struct stat st;
-  if (dfd < 0 || fstat(dfd, &st) != 0) {
-    snprintf(err, errlen, "cannot open the lock directory %s: %s (set SGRUN_LOCK_DIR to a "
-             "directory only you can write)", dir, errno == ELOOP ? "it is a symbolic link" : strerror(errno));
-    if (dfd >= 0) close(dfd);
-    return -1;
-  }
-  if (st.st_uid != geteuid() || (st.st_mode & 022)) {
-    snprintf(err, errlen, "refusing the lock directory %s: it is %s (owner uid %ld, mode %03o); "
-             "others could plant or hold its lock files. Use a directory only you can write "
-             "(chmod 700 it, or set SGRUN_LOCK_DIR)", dir,
-             st.st_uid != geteuid() ? "not yours" : "writable by others", (long)st.st_uid,
-             (unsigned)(st.st_mode & 0777));
-    close(dfd);
-    return -1;
-  }
+  char why[160];
+  int dfd = sg_open_private_dir(dir, create, why, sizeof why);
+  if (dfd < 0)
+    snprintf(err, errlen, "refusing the lock directory %s: %s; others could plant or hold its lock "
+             "files. Use a directory only you can write (chmod 700 it, or set SGRUN_LOCK_DIR)", dir, why);
   return dfd;
 }
 

@@ -3,6 +3,7 @@
  * certificate it signs for the loopback names and the listening host, made fresh at every start.
  * Clients trust the CA through SGRUN_CA_FILE, so TLS is exercised with verification on. */
 #include "sim_tls.h"
+#include "privatedir.h"
 #include "atomicfile.h"
 
 #include <openssl/bn.h>
@@ -139,10 +140,16 @@ static void alt_names(const char *host, char *out, size_t outlen) {
 int sg_sim_tls_prepare(struct sg_sim_tls *t, const char *dir, const char *host, char *err, size_t errlen) {
   memset(t, 0, sizeof *t);
   if (dir && *dir) {
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-      set_err(err, errlen, "cannot create --tls-dir %s: %s", dir, strerror(errno));
+    /* its CA is what clients are told to trust (SGRUN_CA_FILE): a directory another user can
+     * write, or owns, would let them swap in a CA of their own */
+    char why[160];
+    int dfd = sg_open_private_dir(dir, 1, why, sizeof why);
+    if (dfd < 0) {
+      set_err(err, errlen, "invalid --tls-dir %s: %s; its CA is what clients trust, so it must be a "
+              "directory only you can write (chmod 700 it, or choose another)", dir, why);
       return -1;
     }
+    close(dfd);
     snprintf(t->dir, sizeof t->dir, "%s", dir);
   } else {
     const char *tmp = getenv("TMPDIR");

@@ -102,5 +102,18 @@ check "--tls without --sim is a usage error" [ $? = 2 ]
 "$sgrun" sim --tls-dir "$tmp/x" 2>/dev/null
 check "--tls-dir without --tls is a usage error" [ $? = 2 ]
 
+# The CA there is what clients are told to trust: a --tls-dir others can write (or a link to
+# one) is refused before anything is made in it, as the lock directory is.
+mkdir -m 777 "$tmp/shared-tls"
+chmod 777 "$tmp/shared-tls"
+"$sgrun" sim --tls --tls-dir "$tmp/shared-tls" --port 0 >"$tmp/out" 2>&1
+check "a --tls-dir others can write is refused: exit 2" [ $? = 2 ]
+check "saying why" grep -q "invalid --tls-dir .*: it is writable by others" "$tmp/out"
+check "and nothing is made in it" [ -z "$(ls -A "$tmp/shared-tls")" ]
+ln -s "$tmp/tls" "$tmp/tls-link"
+"$sgrun" sim --tls --tls-dir "$tmp/tls-link" --port 0 >"$tmp/out" 2>&1
+check "a --tls-dir that is a symbolic link is refused: exit 2" [ $? = 2 ]
+check "saying so" grep -q "it is a symbolic link" "$tmp/out"
+
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ] || { cat "$tmp/out" "$tmp/sim.out" >&2; exit 1; }
