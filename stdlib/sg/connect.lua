@@ -119,8 +119,12 @@ local function profile_section(opts, profile, provider)
     end
     local k, guess, sorted = require("sg.optcheck").first_unknown(values, known)
     if k ~= nil then
-      error(string.format("sg.connect('%s'): %s [%s.%s]: unknown key '%s'%s (known: %s)", provider,
-        path or profile_path() or "the profile file", profile, provider, k,
+      -- a credential pasted on a line of its own reads as a key ("dG9rZW4=" is key = ""): a key
+      -- is named only when it looks like one, or like a known one misspelt
+      local named = (guess or (#k <= 32 and k:match("^[%l_][%l%d_]*$"))) and ("'" .. k .. "'")
+        or "(not shown: it does not look like a key name; a credential on a line of its own?)"
+      error(string.format("sg.connect('%s'): %s [%s.%s]: unknown key %s%s (known: %s)", provider,
+        path or profile_path() or "the profile file", profile, provider, named,
         guess and ("; did you mean '" .. guess .. "'?") or "", table.concat(sorted, ", ")), 0)
     end
   end

@@ -52,6 +52,12 @@ t.test("a profile section's keys are checked too: credentials by name or variabl
   t.raises(function() with({ api_key = "k-12345678", project_id = "1", region_id = "76", ca_fiel = "/x" }) end,
     "unknown key 'ca_fiel'; did you mean 'ca_file'?")
   t.ok(with({ GCORE_API_KEY = "k-12345678", project_id = "1", region_id = "76", allow_insecure_http = "false" }))
+  -- a token pasted on the line after "api_key =" parses as a key of its own: never echoed
+  local ok, err = pcall(with, { api_key = "", Z2NvcmUtcHJvZC1zZWNyZXQtdG9rZW4tMDAxMQ = "=", project_id = "1",
+    region_id = "76" })
+  t.ok(not ok)
+  t.ok(tostring(err):find("unknown key (not shown: it does not look like a key name", 1, true), tostring(err))
+  t.ok(not tostring(err):find("Z2NvcmUt", 1, true), "the credential is not in the message: " .. tostring(err))
 end)
 
 t.test("sg.all: its one option is limit", function()
