@@ -1021,8 +1021,11 @@ end
 function M.read_plan(path)
   local f, err = io.open(path, "rb")
   if not f then error(string.format("plan %s: cannot read: %s", path, err), 2) end
-  local text = f:read("a")
+  local text, rerr = f:read("a")
   f:close()
+  if not text then
+    error(string.format("plan %s: cannot read: %s (give the file --plan-out wrote)", path, tostring(rerr)), 2)
+  end
   local json = require "sg.json"
   local doc, jerr = json.decode(text)
   if type(doc) ~= "table" then error(string.format("plan %s: damaged file: %s", path, tostring(jerr)), 2) end

@@ -84,6 +84,11 @@ check "and writes the plan" [ -s "$tmp/plan.json" ]
 check "--apply-plan applies it: exit 0" [ $? = 0 ]
 "$sgrun" "$root/scripts/rollout.lua" --yes --apply-plan "$tmp/plan.json" exoscale:web 2>"$tmp/err"
 check "--apply-plan with targets is a usage error" [ $? = 2 ]
+mkdir "$tmp/plan-dir"
+"$sgrun" "$root/scripts/rollout.lua" --yes --apply-plan "$tmp/plan-dir" >"$tmp/out" 2>&1
+check "--apply-plan of a directory: exit 2" [ $? = 2 ]
+check "says it cannot be read, without a Lua position" bash -c \
+  "grep -q 'plan-dir: cannot read: Is a directory' '$tmp/out' && ! grep -q 'rollout.lua:[0-9]' '$tmp/out'"
 
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
