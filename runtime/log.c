@@ -39,6 +39,15 @@ static void json_string(FILE *out, const char *s) {
   fputc('"', out);
 }
 
+/* Text for a person's terminal: a control character (a provider's message may carry escape
+ * sequences that erase or rewrite lines) is written as \xHH, as sg.printable does in Lua. */
+static void text_string(FILE *out, const char *s) {
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    if (*p < 0x20 || *p == 0x7f) fprintf(out, "\\x%02x", *p);
+    else fputc(*p, out);
+  }
+}
+
 void sg_log_write(const char *level, const char *event, const char *message, int nfields,
                   const char *const *fields) {
   char when[40];
@@ -75,8 +84,14 @@ void sg_log_write(const char *level, const char *event, const char *message, int
     fputs("}}\n", out);
   } else {
     fprintf(out, "%s %-5s %s", when, level, event);
-    if (message) fprintf(out, ": %s", message);
-    for (int i = 0; i < nfields; i++) fprintf(out, " %s=%s", fields[2 * i], fields[2 * i + 1]);
+    if (message) {
+      fputs(": ", out);
+      text_string(out, message);
+    }
+    for (int i = 0; i < nfields; i++) {
+      fprintf(out, " %s=", fields[2 * i]);
+      text_string(out, fields[2 * i + 1]);
+    }
     if (cfg.run_id[0]) fprintf(out, " [run %s]", cfg.run_id);
     fputc('\n', out);
   }

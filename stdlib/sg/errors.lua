@@ -55,8 +55,9 @@ end
 ---@param err any
 ---@return string
 function M.text(err)
-  if type(err) == "string" then return (err:gsub("\nstack traceback:.*$", "")) end
-  return tostring(err)
+  local text = type(err) == "string" and err:gsub("\nstack traceback:.*$", "") or tostring(err)
+  -- a provider's message may carry terminal escape sequences: shown, not obeyed
+  return require("sg.printable").escape(text, true)
 end
 
 ---True when v is an error object made here.

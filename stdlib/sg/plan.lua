@@ -53,12 +53,14 @@ local function bad(fmt, ...)
 end
 
 -- A group reference as the command line writes it: web, vm=10000, instance=BRK-100001A.
+-- A name comes from the provider: shown with its control characters escaped.
 local function group_text(group)
-  if type(group) ~= "table" then return tostring(group) end
+  local escape = require("sg.printable").escape
+  if type(group) ~= "table" then return escape(tostring(group)) end
   local parts = {}
   for k, v in pairs(group) do parts[#parts + 1] = tostring(k) .. "=" .. tostring(v) end
   table.sort(parts)
-  return table.concat(parts, ",")
+  return escape(table.concat(parts, ","))
 end
 M.group_text = group_text
 

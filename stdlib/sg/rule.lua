@@ -505,7 +505,9 @@ function M.tostring(r)
     parts[#parts + 1] = r.cidr
   end
   local line = concat(parts, " ")
-  if r.description then line = line .. "  # " .. sgsub(r.description, "[\r\n]", " ") end
+  if r.description then
+    line = line .. "  # " .. require("sg.printable").escape((sgsub(r.description, "[\r\n]", " ")))
+  end
   return line
 end
 

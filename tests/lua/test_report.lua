@@ -153,4 +153,39 @@ t.test("progress elsewhere: nothing written (logs are not flooded)", function()
   t.eq(out:text(), "")
 end)
 
+-- A provider's text (a description, a group name, an error message) may carry terminal escape
+-- sequences: a report shows them escaped, so none can erase a line, move the cursor or set the
+-- window title. Only the report's own colours are escape sequences.
+t.test("text: control characters from a provider are shown escaped, never sent to the terminal", function()
+  local hostile = n { direction = "ingress", protocol = "tcp", port = 3306,
+    description = "db\r\27[2K\27]0;pwned\7 no exposure\194\155found" }
+  local line = rule.tostring(hostile)
+  t.ok(not line:find("[%c\127]"), line)
+  t.ok(line:find("\\x1b[2K", 1, true), line)
+  t.ok(not line:find("\194\155", 1, true), "the C1 control is escaped: " .. line)
+  local r = sample("failed")
+  r.ok = false
+  r.targets[1].group = "web\27[1A"
+  r.targets[1].changes.add = { hostile }
+  r.targets[1].error = "HTTP 400 \27]2;title\7refused\nsecond line"
+  local text = report.text(r)
+  t.ok(not text:find("\27", 1, true), text)
+  t.ok(not text:find("\7", 1, true), text)
+  t.ok(text:find("web\\x1b[1A", 1, true), text)
+  t.ok(text:find("refused\nsecond line", 1, true), "a message keeps its own line breaks: " .. text)
+  -- the colours asked for are the only escapes
+  local colour = report.text(r, { color = true })
+  for seq in colour:gmatch("\27(%[[%d;]*m?)") do t.ok(seq:match("^%[[%d;]*m$"), "only SGR colours: " .. seq) end
+end)
+
+t.test("the text log shows control characters escaped", function()
+  local p = assert(io.popen(string.format("%q -e %q 2>&1", arg[-1],
+    'require("_sg.log").write("warn", "event", "a\\27[2Kb", { k = "v\\7" })')))
+  local out = p:read("a")
+  p:close()
+  t.ok(out:find("a\\x1b[2Kb", 1, true), out)
+  t.ok(out:find("k=v\\x07", 1, true), out)
+  t.ok(not out:find("\27", 1, true), out)
+end)
+
 t.run()
