@@ -102,6 +102,21 @@ static int resolve_proxy_env(void) {
   return 0;
 }
 
+/* Whether a plain http:// URL names this machine (localhost, 127.0.0.0/8, [::1]): the only
+ * place sg.connect sends credentials in clear text unasked, and no proxy may see them. */
+static int plain_loopback(const char *url) {
+  if (strncasecmp(url, "http://", 7) != 0) return 0;
+  const char *host = url + 7, *end = host + strcspn(host, "/?#");
+  const char *at = memchr(host, '@', (size_t)(end - host));
+  if (at) host = at + 1;
+  size_t len = (size_t)(end - host);
+  if (len >= 5 && strncmp(host, "[::1]", 5) == 0) return 1;
+  size_t name = strcspn(host, ":/?#");
+  if (name > len) name = len;
+  if (name == 9 && strncasecmp(host, "localhost", 9) == 0) return 1;
+  return name >= 4 && strncmp(host, "127.", 4) == 0 && strspn(host, "0123456789.") >= name;
+}
+
 /* Response buffers above this are freed when their handle goes back to the pool: a large answer
  * must not stay pinned in an idle handle. */
 #define KEEP_BUFFER (64 * 1024)
@@ -539,7 +554,8 @@ static int l_request(lua_State *L) {
     h->ca_path = d;
   }
   int https = strncasecmp(url, "https://", 8) == 0;
-  const char *proxy = https ? proxy_env.https : proxy_env.http;
+  /* a proxy would be a second host reading the credentials of a clear-text loopback request */
+  const char *proxy = https ? proxy_env.https : plain_loopback(url) ? "" : proxy_env.http;
   if (h->proxy != proxy) {
     curl_easy_setopt(e, CURLOPT_PROXY, proxy);
     h->proxy = proxy;
