@@ -86,7 +86,9 @@ static int l_write_temp(lua_State *L) {
  * file only the user's own group may read), "read". */
 static int l_read_private(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
-  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  /* O_NONBLOCK: a FIFO put there is refused below as not a regular file, instead of waiting
+   * forever for a writer; a regular file reads the same either way */
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
   struct stat st;
   const char *kind = "read";
   if (fd < 0 || fstat(fd, &st) != 0) {

@@ -39,5 +39,12 @@ out=$("$sgrun" --profile prod -e "$probe" 2>&1)
 check "a profile file others can read is refused" grep -q "others can read it" <<<"$out"
 check "saying how to fix it" grep -q "chmod 600 $SGRUN_PROFILES" <<<"$out"
 
+# a FIFO in its place is refused at once, not waited on for ever (bounded: a hang fails the check)
+mkfifo -m 600 "$tmp/fifo-profiles"
+out=$(SGRUN_PROFILES="$tmp/fifo-profiles" timeout 20 "$sgrun" --profile prod -e "$probe" 2>&1)
+code=$?
+check "a FIFO as the profile file is refused without waiting" [ "$code" != 124 ]
+check "saying it is not a regular file" grep -q "is not a regular file" <<<"$out"
+
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
