@@ -22,6 +22,22 @@ enum sg_log_format sg_log_format(void) { return cfg.format; }
 
 void sg_log_set_run(const char *run_id) { snprintf(cfg.run_id, sizeof cfg.run_id, "%s", run_id ? run_id : ""); }
 
+/* The length of the well-formed UTF-8 sequence at p (1 to 4), or 0 when it is not one. */
+static int utf8_length(const unsigned char *p) {
+  if (p[0] < 0x80) return 1;
+  int n = p[0] >= 0xf0 && p[0] <= 0xf4 ? 4 : p[0] >= 0xe0 ? 3 : p[0] >= 0xc2 && p[0] <= 0xdf ? 2 : 0;
+  if (n == 3 && p[0] > 0xef) n = 0;
+  for (int i = 1; i < n; i++)
+    if ((p[i] & 0xc0) != 0x80) return 0;
+  /* overlong forms, UTF-16 surrogates and code points past U+10FFFF */
+  if ((n == 3 && p[0] == 0xe0 && p[1] < 0xa0) || (n == 3 && p[0] == 0xed && p[1] >= 0xa0) ||
+      (n == 4 && p[0] == 0xf0 && p[1] < 0x90) || (n == 4 && p[0] == 0xf4 && p[1] >= 0x90))
+    return 0;
+  return n;
+}
+
+/* A JSON string: a log line stays valid JSON whatever a provider's message holds (a byte that
+ * is not UTF-8 is written as U+FFFD). */
 static void json_string(FILE *out, const char *s) {
   fputc('"', out);
   for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
@@ -32,8 +48,17 @@ static void json_string(FILE *out, const char *s) {
     case '\r': fputs("\\r", out); break;
     case '\t': fputs("\\t", out); break;
     default:
-      if (*p < 0x20) fprintf(out, "\\u%04x", *p);
-      else fputc(*p, out);
+      if (*p < 0x20 || *p == 0x7f) {
+        fprintf(out, "\\u%04x", *p);
+      } else {
+        int n = utf8_length(p);
+        if (n == 0) {
+          fputs("\\ufffd", out);
+        } else {
+          fwrite(p, 1, (size_t)n, out);
+          p += n - 1;
+        }
+      }
     }
   }
   fputc('"', out);

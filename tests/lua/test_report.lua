@@ -188,4 +188,16 @@ t.test("the text log shows control characters escaped", function()
   t.ok(not out:find("\27", 1, true), out)
 end)
 
+t.test("the JSON log stays valid JSON and UTF-8 whatever a message holds", function()
+  local p = assert(io.popen(string.format("%q --log-format json -e %q 2>&1", arg[-1],
+    'require("_sg.log").write("warn", "event", "caf\\195\\169 \\255\\192 \\27[2K tr\\226\\130", ' ..
+    '{ k = "\\237\\160\\128" })')))
+  local out = p:read("a")
+  p:close()
+  t.ok(utf8.len(out), "valid UTF-8: " .. out)
+  local e = assert(json.decode(out), out)
+  t.eq(e.message, "caf\195\169 \239\191\189\239\191\189 \27[2K tr\239\191\189\239\191\189")
+  t.eq(e.fields.k, ("\239\191\189"):rep(3), "a UTF-16 surrogate is not UTF-8")
+end)
+
 t.run()
