@@ -120,6 +120,44 @@ function M.start(path, begin)
   return j
 end
 
+---Starts this run's journal in place of a claimed one (a killed run's, which this run takes
+---over), atomically: the new journal is written and locked beside it, then renamed over it. Until
+---then the claimed journal stays whole, so that a journal that cannot be written (a full disk)
+---leaves the killed run's record as it was; it stays claimed (the caller releases it).
+---@param claimed sg.ClaimedJournal
+---@param begin table the "begin" record
+---@return sg.Journal
+function M.replace(claimed, begin)
+  local fs = require "_sg.fs"
+  local path = claimed.path
+  -- a fixed name: the directory is this user's alone, and the claim excludes every other run of
+  -- this roll-out; one left by a run killed right here is stale
+  local next_path = path .. ".next"
+  os.remove(next_path)
+  local created, err = fs.create_private(next_path)
+  local lock, f
+  if created then lock, err = open_locked(next_path, "ab") end
+  if lock then f, err = io.open(next_path, "wb") end
+  local function fail(why)
+    if f then f:close() end
+    if lock then lock:close() end
+    os.remove(next_path)
+    errors.raise_local(string.format("roll-out journal %s: cannot write: %s; nothing was sent to any " ..
+      "provider, and the killed run's journal is kept (free space there, or set SGRUN_LOCK_DIR to a " ..
+      "writable directory)", path, tostring(why)))
+  end
+  if not f then fail(err or "it is locked") end
+  local j = setmetatable({ path = next_path, file = f, lock = lock }, Journal)
+  begin.ev = "begin"
+  local ok, rerr = pcall(j.record, j, begin)
+  if ok then ok, rerr = os.rename(next_path, path) end
+  if not ok then fail(rerr) end
+  j.path = path
+  fsync(path:match("^(.*)/[^/]*$") or ".")
+  claimed:release() -- its file is gone from the path: nothing is left to unlock but the old one
+  return j
+end
+
 -- Appends one record, flushed to the kernel, and fsynced when `durable`.
 local function append(j, rec, durable)
   local ok, err = j.file:write(json.encode(rec), "\n")

@@ -887,9 +887,10 @@ function M.rollout(source, targets, opts)
         keep = rules_array(st.plan and st.plan.keep),
         add = rules_array(st.plan and st.plan.add), remove = rules_array(st.plan and st.plan.remove) }
     end
-    if superseded then superseded:remove() end
-    jnl = journal.start(jpath, { targets = jtargets, atomic = opts.atomic or false,
-      mode = opts.mode or "authoritative" })
+    local begin = { targets = jtargets, atomic = opts.atomic or false, mode = opts.mode or "authoritative" }
+    -- a killed run's journal is replaced only once this one is written: a journal that cannot be
+    -- written leaves that record whole
+    jnl = superseded and journal.replace(superseded, begin) or journal.start(jpath, begin)
 
     -- 2. apply every non-empty plan concurrently; keep a third of the deadline for putting back
     local applies = {}

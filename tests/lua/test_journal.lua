@@ -96,6 +96,32 @@ t.test("a dead run's unfinished journal is claimed and kept until dealt with", f
   t.eq(exists(path), false)
 end)
 
+t.test("replace: a killed run's journal stays whole until the run taking over has written its own", function()
+  local path = temp_path()
+  local killed = '{"ev":"begin","targets":[{"provider":"gcore"}]}\n{"ev":"write","target":1}\n'
+  write(path, killed)
+  local claimed = assert(journal.claim(path))
+  -- a begin record that cannot be written (as on a full disk): the old journal is untouched
+  t.raises(function() journal.replace(claimed, { targets = { function() end } }) end,
+    "the killed run's journal is kept")
+  local f = assert(io.open(path, "rb"))
+  t.eq(f:read("a"), killed)
+  f:close()
+  t.eq(exists(path .. ".next"), false, "nothing half-written is left beside it")
+  t.eq(journal.claim(path), false, "still claimed: no other run takes it meanwhile")
+  -- written: the new journal is at the path, locked by this run, and the old one is gone
+  local j = journal.replace(claimed, { targets = { { provider = "hostup" } } })
+  t.eq(j.path, path)
+  t.eq(fs.mode(path), tonumber("600", 8))
+  t.eq(journal.claim(path), false, "the new journal is locked by its run")
+  j:record({ ev = "write", target = 1 })
+  local again = journal.read(path)
+  t.eq(again.begin.targets[1].provider, "hostup")
+  t.eq(again.started, { true })
+  j:finish()
+  t.eq(exists(path), false)
+end)
+
 t.test("is_at: a lock guards a path only while the path still names the locked file", function()
   local path = temp_path()
   write(path, "a")
