@@ -63,15 +63,22 @@ local function held_until(seen, fn)
   return out
 end
 
-t.test("a re-run whose undo of a killed atomic run fails keeps the journal, and the next one undoes it", function()
+-- A fresh emulator, Exoscale's "web" and its snapshot, and the journal target record of a killed
+-- run that was adding EXTRA to it (`keep`: with the rules its plan kept, as a non-atomic run's).
+local function exoscale_web(keep)
   reset()
   local exo = sg.connect("exoscale")
   local snap = sg.snapshot(exo, "web")
+  return exo, snap, { provider = "exoscale", group = "web", exists = true, before = json.array(snap.rules),
+    raw = json.array(snap.raw), group_id = snap.group.id, keep = keep and json.array(snap.rules) or nil,
+    add = json.array { EXTRA }, remove = json.array() }
+end
+
+t.test("a re-run whose undo of a killed atomic run fails keeps the journal, and the next one undoes it", function()
+  local exo, snap, target = exoscale_web(false)
   local refs = function(c) return { { c, "web" } } end
   local jpath = rollout.journal_path(refs(exo), { atomic = true })
-  killed_journal(jpath, true, { provider = "exoscale", group = "web", exists = true,
-    before = json.array(snap.rules), raw = json.array(snap.raw), group_id = snap.group.id,
-    add = json.array { EXTRA }, remove = json.array() })
+  killed_journal(jpath, true, target)
   -- what the killed run wrote
   local with_extra = { EXTRA }
   for _, r in ipairs(snap.rules) do with_extra[#with_extra + 1] = r end
@@ -119,9 +126,7 @@ t.test("a re-run taking over from a run killed while Gcore created a group waits
 end)
 
 t.test("an Exoscale operation the killed run journaled is waited for before --recover reads", function()
-  reset()
-  local exo = sg.connect("exoscale")
-  local snap = sg.snapshot(exo, "web")
+  local exo, snap, target = exoscale_web(false)
   local refs = { { exo, "web" } }
   local jpath = rollout.journal_path(refs, { atomic = true })
   local rec = held_until(function(e) return e.method == "GET" and e.path:find("/operation/", 1, true) end, function()
@@ -134,10 +139,7 @@ t.test("an Exoscale operation the killed run journaled is waited for before --re
         ["start-port"] = 8125, ["end-port"] = 8125, network = "203.0.113.0/24" })
     end })
     t.ok(handle, "the write announced its operation")
-    killed_journal(jpath, true, { provider = "exoscale", group = "web", exists = true,
-      before = json.array(snap.rules), raw = json.array(snap.raw), group_id = snap.group.id,
-      add = json.array { EXTRA }, remove = json.array() },
-      { { ev = "async", target = 1, handle = json.decode(json.encode(handle)) } })
+    killed_journal(jpath, true, target, { { ev = "async", target = 1, handle = json.decode(json.encode(handle)) } })
     local prior = assert(journal.claim(jpath))
     return rollout.rollout(nil, refs, { atomic = true, recover = prior })
   end)
@@ -149,14 +151,9 @@ t.test("an Exoscale operation the killed run journaled is waited for before --re
 end)
 
 t.test("work a journal names that cannot be seen to end leaves the target alone and keeps the journal", function()
-  reset()
-  local exo = sg.connect("exoscale")
-  local snap = sg.snapshot(exo, "web")
+  local exo, snap, target = exoscale_web(true)
   local refs = { { exo, "web" } }
   local jpath = rollout.journal_path(refs, {})
-  local target = { provider = "exoscale", group = "web", exists = true, before = json.array(snap.rules),
-    raw = json.array(snap.raw), group_id = snap.group.id, keep = json.array(snap.rules),
-    add = json.array { EXTRA }, remove = json.array() }
   -- an operation that cannot be read (the provider keeps failing): still running, for all one knows
   local unreadable = sg.connect("exoscale", { retry = { attempts = 1 }, transport = function(req)
     if req.url:find("/operation/", 1, true) then
