@@ -102,8 +102,9 @@ static int resolve_proxy_env(void) {
   return 0;
 }
 
-/* Whether a plain http:// URL names this machine (localhost, 127.0.0.0/8, [::1]): the only
- * place sg.connect sends credentials in clear text unasked, and no proxy may see them. */
+/* Whether a plain http:// URL names this machine (localhost and *.localhost, 127.0.0.0/8,
+ * [::1], as sg.connect's is_loopback): the only place sg.connect sends credentials in clear text
+ * unasked, and no proxy may see them. */
 static int plain_loopback(const char *url) {
   if (strncasecmp(url, "http://", 7) != 0) return 0;
   const char *host = url + 7, *end = host + strcspn(host, "/?#");
@@ -113,7 +114,8 @@ static int plain_loopback(const char *url) {
   if (len >= 5 && strncmp(host, "[::1]", 5) == 0) return 1;
   size_t name = strcspn(host, ":/?#");
   if (name > len) name = len;
-  if (name == 9 && strncasecmp(host, "localhost", 9) == 0) return 1;
+  if (name >= 9 && strncasecmp(host + name - 9, "localhost", 9) == 0 && (name == 9 || host[name - 10] == '.'))
+    return 1;
   return name >= 4 && strncmp(host, "127.", 4) == 0 && strspn(host, "0123456789.") >= name;
 }
 

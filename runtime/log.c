@@ -64,11 +64,11 @@ static void json_string(FILE *out, const char *s) {
   fputc('"', out);
 }
 
-/* Text for a person's terminal: a control character (a provider's message may carry escape
- * sequences that erase or rewrite lines) is written as \xHH, as sg.printable does in Lua. */
-static void text_string(FILE *out, const char *s) {
+void sg_write_printable(FILE *out, const char *s, int keep_lines) {
   for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-    if (*p < 0x20 || *p == 0x7f) fprintf(out, "\\x%02x", *p);
+    if (keep_lines && (*p == '\n' || *p == '\t')) fputc(*p, out);
+    else if (*p < 0x20 || *p == 0x7f) fprintf(out, "\\x%02x", *p);
+    else if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) fprintf(out, "\\u{%x}", *++p);
     else fputc(*p, out);
   }
 }
@@ -111,11 +111,11 @@ void sg_log_write(const char *level, const char *event, const char *message, int
     fprintf(out, "%s %-5s %s", when, level, event);
     if (message) {
       fputs(": ", out);
-      text_string(out, message);
+      sg_write_printable(out, message, 0);
     }
     for (int i = 0; i < nfields; i++) {
       fprintf(out, " %s=", fields[2 * i]);
-      text_string(out, fields[2 * i + 1]);
+      sg_write_printable(out, fields[2 * i + 1], 0);
     }
     if (cfg.run_id[0]) fprintf(out, " [run %s]", cfg.run_id);
     fputc('\n', out);

@@ -256,7 +256,12 @@ static void register_options(lua_State *L, const struct options *o) {
 
 static void report_error(const char *message) {
   if (sg_log_format() == SG_LOG_JSON) sg_log("error", "error", message, NULL);
-  else fprintf(stderr, "%s: %s\n", progname, message);
+  else {
+    /* a provider's message may carry escape sequences: shown, not obeyed */
+    fprintf(stderr, "%s: ", progname);
+    sg_write_printable(stderr, message, 1);
+    fputc('\n', stderr);
+  }
 }
 
 /* Error objects (tables with a __tostring, or an integer exit_code such as sg.cli's usage errors)

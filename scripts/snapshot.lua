@@ -20,5 +20,6 @@ if cli.names_target(positional[2]) then
 end
 local snap = sg.snapshot(cli.connect(provider, { timeout = flags.timeout }), ref)
 sg.save(snap, positional[2])
-print(string.format("%s %s: %d rules written to %s", provider, snap.group.name or snap.group.id,
+print(string.format("%s %s: %d rules written to %s", provider,
+  require("sg.printable").escape(tostring(snap.group.name or snap.group.id)),
   #snap.rules, positional[2]))

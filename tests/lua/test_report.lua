@@ -178,14 +178,23 @@ t.test("text: control characters from a provider are shown escaped, never sent t
   for seq in colour:gmatch("\27(%[[%d;]*m?)") do t.ok(seq:match("^%[[%d;]*m$"), "only SGR colours: " .. seq) end
 end)
 
-t.test("the text log shows control characters escaped", function()
-  local p = assert(io.popen(string.format("%q -e %q 2>&1", arg[-1],
-    'require("_sg.log").write("warn", "event", "a\\27[2Kb", { k = "v\\7" })')))
-  local out = p:read("a")
-  p:close()
-  t.ok(out:find("a\\x1b[2Kb", 1, true), out)
+t.test("the text log and an uncaught error show control characters escaped", function()
+  local function stderr_of(code)
+    local p = assert(io.popen(string.format("%q -e %q 2>&1", arg[-1], code)))
+    local out = p:read("a")
+    p:close()
+    return out
+  end
+  local out = stderr_of('require("_sg.log").write("warn", "event", "a\\27[2Kb\\194\\155", { k = "v\\7" })')
+  t.ok(out:find("a\\x1b[2Kb\\u{9b}", 1, true), out)
   t.ok(out:find("k=v\\x07", 1, true), out)
-  t.ok(not out:find("\27", 1, true), out)
+  t.ok(not out:find("[\27\7]") and not out:find("\194\155", 1, true), out)
+  -- a provider's error that no playbook catches is printed by sgrun itself: escaped too, its
+  -- own line breaks kept
+  out = stderr_of('error(setmetatable({}, { __tostring = function() ' ..
+    'return "HTTP 400 denied \\27]0;PWNED\\7\\27[2K\\nsecond line" end }))')
+  t.ok(out:find("denied \\x1b]0;PWNED\\x07\\x1b[2K\nsecond line", 1, true), out)
+  t.ok(not out:find("[\27\7]"), out)
 end)
 
 t.test("the JSON log stays valid JSON and UTF-8 whatever a message holds", function()

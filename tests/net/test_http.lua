@@ -104,6 +104,8 @@ t.test("proxy variables are honoured as libcurl reads them, but never for clear 
   -- set for a whole machine, would be a second host reading them
   t.eq(run("http_proxy=http://127.0.0.1:1", base), "200", "clear text to 127.0.0.1 goes direct")
   t.eq(run("all_proxy=http://127.0.0.1:1", "http://localhost:" .. port), "200", "and to localhost")
+  t.eq(run("http_proxy=http://127.0.0.1:1", "http://sim.localhost:" .. port), "200", "and to *.localhost")
+  t.eq(run("http_proxy=http://127.0.0.1:1", "http://notlocalhost:" .. port), "connect", "but not to notlocalhost")
 end)
 
 t.test("HTTP errors are responses, not failures", function()
