@@ -245,6 +245,7 @@ end
 ---@field finished table<integer, true> targets whose writes had finished
 ---@field async table<integer, table[]> per target, the handles of the async work its writes started
 ---@field lock file*
+---@field file file*? where note appends (opened by the first note)
 
 ---Takes an unfinished journal to deal with it: nil when there is none, false and a message when
 ---its run is still alive, else the journal, locked until release() or remove(). A dead run's
@@ -271,13 +272,27 @@ function M.claim(path)
   end
   out.path, out.lock = path, f
   return setmetatable(out, { __index = {
+    ---Appends a record (not fsynced, as Journal:note): the async work a recovery's writes
+    ---start, for whoever takes over if this run is killed too.
+    note = function(self, rec)
+      if io.type(self.file) ~= "file" then
+        local f, err = io.open(self.path, "ab")
+        if not f then
+          errors.raise_local(string.format("roll-out journal %s: cannot append: %s", self.path, tostring(err)))
+        end
+        self.file = f
+      end
+      append(self, rec, false)
+    end,
     ---Keeps the journal for a later attempt and unlocks it (once; later calls do nothing).
     release = function(self)
+      if io.type(self.file) == "file" then self.file:close() end
       if io.type(self.lock) == "file" then self.lock:close() end
     end,
     ---Removes the journal that has been dealt with, then unlocks it.
     remove = function(self)
       if io.type(self.lock) ~= "file" then return end
+      if io.type(self.file) == "file" then self.file:close() end
       os.remove(self.path)
       self.lock:close()
     end,

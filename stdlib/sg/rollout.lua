@@ -433,7 +433,19 @@ function M.rollout(source, targets, opts)
   local report = setmetatable({ ok = false, targets = report_targets }, Report)
   -- the same roll-out (same targets, mode and atomicity) finds the journal of a killed run
   local jpath = opts.recover and opts.recover.path or M.journal_path(targets, opts)
-  local jnl
+  local jnl, recovering
+  -- where the async work this run's writes start is journaled: this run's journal, or the claimed
+  -- one of the killed run a recovery finishes (nil in a dry run)
+  local function note_async(i, handle)
+    local j = jnl or recovering
+    if j then j:note({ ev = "async", target = i, handle = handle }) end
+  end
+  -- The guard of a target's writes that are not refused once interrupted (restores, a
+  -- recovery's): it only journals the async work they start, so that a kill leaves its handle.
+  local function noting_guard(i)
+    return { enter = function() end, leave = function() end,
+      started = function(handle) note_async(i, handle) end }
+  end
 
   local function progress(i, step, extra)
     if not opts.on_progress then return end
@@ -471,9 +483,7 @@ function M.rollout(source, targets, opts)
       end
     end
     -- a kill from here on leaves work running at the provider: whoever takes over waits for it
-    function guard.started(handle)
-      jnl:note({ ev = "async", target = i, handle = handle })
-    end
+    function guard.started(handle) note_async(i, handle) end
     return guard
   end
   local function finish()
@@ -526,6 +536,7 @@ function M.rollout(source, targets, opts)
       restores[i] = function()
         if not st.touched or not (st.failed or (opts.atomic and any_failed)) then return end
         if not provider_work_done(i, st) then return end
+        task.context({ guard = noting_guard(i) })
         st.restoring = true
         if not st.failed then
           local sig = interrupted()
@@ -664,8 +675,8 @@ function M.rollout(source, targets, opts)
     for _, i in ipairs(begun) do
       local c = states[i].conn
       if settled[c] == nil then
-        local ok, err = pcall(c.settle, c)
-        settled[c] = ok or err
+        settled[c] = bounded(math.min(opts.restore_deadline or M.RESTORE_DEADLINE, remaining()),
+          "waiting for the killed run's work at the provider", c.settle, c)
       end
       if settled[c] ~= true then unsettled[i] = error_text(settled[c]) end
     end
@@ -696,6 +707,7 @@ function M.rollout(source, targets, opts)
       superseded = prior
       return nil
     end
+    recovering = prior
     for i, st in ipairs(states) do
       local b = prior.begin.targets[i]
       if unsettled[i] then
@@ -730,6 +742,7 @@ function M.rollout(source, targets, opts)
       for i, st in ipairs(states) do
         completes[i] = function()
           if not st.complete then return end
+          task.context({ guard = noting_guard(i) })
           progress(i, "reading")
           local group = read(st.conn, st.group_ref)
           if st.unwritten and M.fingerprint(group and group.rules) ~= M.fingerprint(st.before and st.before.rules) then

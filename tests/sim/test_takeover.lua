@@ -181,6 +181,72 @@ t.test("work a journal names that cannot be seen to end leaves the target alone 
   end
 end)
 
+-- Calls fn() with every handle sg.task.started announces checked, as it is announced, against
+-- the journal at jpath: the list of {endpoint, whether the journal already held its id}.
+local function announced(jpath, fn)
+  local task = require "sg.task"
+  local original, seen = task.started, {}
+  task.started = function(handle)
+    original(handle)
+    local f = io.open(jpath, "rb")
+    local text = f and f:read("a") or ""
+    if f then f:close() end
+    seen[#seen + 1] = { handle.endpoint, text:find(tostring(handle.value.id), 1, true) ~= nil }
+  end
+  local ok, err = pcall(fn)
+  task.started = original
+  if not ok then error(err, 0) end
+  return seen
+end
+
+t.test("a restore's and a recovery's async work is journaled as it starts", function()
+  -- a restore: the add of 8125 is undone after the add of 8126 is refused
+  local exo = exoscale_web(false)
+  local refused = sg.connect("exoscale", { transport = function(req)
+    if req.method == "POST" and tostring(req.body):find('"start-port":8126', 1, true) then
+      sg.sleep(0.3) -- the other add is accepted first
+      return { status = 400, headers = {}, body = '{"message":"refused by the test"}' }
+    end
+    return sg.http.request(req)
+  end })
+  local refs = { { refused, "web" } }
+  local adds = { EXTRA, rule.normalize { direction = "ingress", protocol = "tcp", port = 8126 } }
+  local report
+  local seen = announced(rollout.journal_path(refs, { mode = "additive" }), function()
+    report = rollout.rollout(adds, refs, { mode = "additive" })
+  end)
+  t.eq(report.targets[1].status, "rolled_back", tostring(report))
+  t.eq(seen, { { "add_rule_to_security_group", true }, { "delete_rule_from_security_group", true } })
+  -- a recovery completing a killed run's plan: its add goes into the claimed journal
+  local _, _, target = exoscale_web(true)
+  refs = { { exo, "web" } }
+  local jpath = rollout.journal_path(refs, {})
+  killed_journal(jpath, false, target)
+  seen = announced(jpath, function()
+    report = rollout.rollout(nil, refs, { recover = assert(journal.claim(jpath)) })
+  end)
+  t.eq(report.targets[1].status, "converged", tostring(report))
+  t.eq(seen, { { "add_rule_to_security_group", true } })
+end)
+
+t.test("the wait for a killed run's work is bounded by the roll-out's deadline", function()
+  local exo, _, target = exoscale_web(true)
+  local refs = { { exo, "web" } }
+  local jpath = rollout.journal_path(refs, {})
+  -- an operation the provider keeps pending: held until the run taking over has given up on it
+  wire.knobs({ hold_tasks = true })
+  local op = exo:add_rule_to_security_group(target.group_id, { ["flow-direction"] = "ingress", protocol = "tcp",
+    ["start-port"] = 8125, ["end-port"] = 8125, network = "203.0.113.0/24" })
+  killed_journal(jpath, false, target, { { ev = "async", target = 1,
+    handle = { endpoint = "add_rule_to_security_group", args = json.array { target.group_id }, value = op } } })
+  local report = rollout.rollout({ SSH }, refs, { lossy = "allow", deadline = 1 })
+  wire.knobs({ hold_tasks = false })
+  t.eq(report.targets[1].status, "failed", tostring(report))
+  t.ok(tostring(report.targets[1].error):find("could not be seen to end", 1, true), tostring(report))
+  t.eq(report.journal_kept, jpath)
+  os.remove(jpath)
+end)
+
 t.test("conn:follow refuses what is not a handle of the provider's async work", function()
   local exo = sg.connect("exoscale")
   t.raises(function() exo:follow({ endpoint = "list_security_groups", args = {}, value = {} }) end,
