@@ -276,11 +276,11 @@ function M.claim(path)
     ---start, for whoever takes over if this run is killed too.
     note = function(self, rec)
       if io.type(self.file) ~= "file" then
-        local f, err = io.open(self.path, "ab")
-        if not f then
+        local appender, err = io.open(self.path, "ab")
+        if not appender then
           errors.raise_local(string.format("roll-out journal %s: cannot append: %s", self.path, tostring(err)))
         end
-        self.file = f
+        self.file = appender
       end
       append(self, rec, false)
     end,
