@@ -24,11 +24,19 @@ int sg_open_private_dir(const char *dir, int create, char *why, size_t whylen) {
     return -1;
   }
   if (st.st_uid != geteuid() || (st.st_mode & 022)) {
-    snprintf(why, whylen, "it is %s (owner uid %ld, mode %03o)",
+    snprintf(why, whylen, "it is %s (owner uid %ld, mode %03o): others could plant files there",
              st.st_uid != geteuid() ? "not yours" : "writable by others", (long)st.st_uid,
              (unsigned)(st.st_mode & 0777));
     close(dfd);
     return -1;
   }
   return dfd;
+}
+
+void sg_parent_dir(const char *path, char *out, size_t outlen) {
+  snprintf(out, outlen, "%s", path);
+  char *slash = strrchr(out, '/');
+  if (slash == out) slash[1] = '\0';
+  else if (slash) *slash = '\0';
+  else snprintf(out, outlen, ".");
 }

@@ -11,4 +11,7 @@
  * yours (owner uid N, mode 0MMM)", "it is writable by others (...)", or the system's reason. */
 int sg_open_private_dir(const char *dir, int create, char *why, size_t whylen);
 
+/* The directory part of path into out ("." when it has none, "/" for a file at the root). */
+void sg_parent_dir(const char *path, char *out, size_t outlen);
+
 #endif

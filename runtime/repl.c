@@ -14,6 +14,7 @@
 #include <readline/readline.h>
 
 #include "lua_contract.h"
+#include "privatedir.h"
 #include "scheduler.h"
 #include "state.h"
 
@@ -284,26 +285,23 @@ static char *history_path(void) {
  * would have its target re-moded, appended to and truncated. Says why when it may not. */
 static int private_history(const char *path) {
   if (strcmp(path, "/dev/null") == 0) return 0; /* the usual way to ask for no history */
-  int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
-  struct stat st;
   const char *why = NULL;
-  if (fd < 0) why = errno == ELOOP ? "it is a symbolic link" : strerror(errno);
-  else if (fstat(fd, &st) != 0) why = strerror(errno);
-  else if (!S_ISREG(st.st_mode)) why = "it is not a regular file";
-  else if (st.st_uid != geteuid()) why = "it belongs to another user";
-  else if (fchmod(fd, 0600) != 0) why = strerror(errno);
-  if (fd >= 0) close(fd);
+  char dir[4096];
+  sg_parent_dir(path, dir, sizeof dir);
+  struct stat ds, st;
+  /* judged before anything is made there: whoever owns the directory, or may write it without
+   * the sticky bit, could replace the file by a link */
+  if (stat(dir, &ds) == 0 && ((ds.st_uid != geteuid() && ds.st_uid != 0) ||
+                              ((ds.st_mode & (S_IWGRP | S_IWOTH)) && !(ds.st_mode & S_ISVTX))))
+    why = "its directory is another user's or writable by others";
   if (!why) {
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash == dir) slash[1] = '\0';
-    else if (slash) *slash = '\0';
-    else snprintf(dir, sizeof dir, ".");
-    struct stat ds;
-    /* others may write there: without the sticky bit they could replace the file by a link */
-    if (stat(dir, &ds) == 0 && (ds.st_mode & (S_IWGRP | S_IWOTH)) && !(ds.st_mode & S_ISVTX))
-      why = "its directory is writable by others";
+    int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
+    if (fd < 0) why = errno == ELOOP ? "it is a symbolic link" : strerror(errno);
+    else if (fstat(fd, &st) != 0) why = strerror(errno);
+    else if (!S_ISREG(st.st_mode)) why = "it is not a regular file";
+    else if (st.st_uid != geteuid()) why = "it belongs to another user";
+    else if (fchmod(fd, 0600) != 0) why = strerror(errno);
+    if (fd >= 0) close(fd);
   }
   if (why) {
     fprintf(stderr, "sgrun: history off: %s: %s; set SGRUN_HISTORY to a file of yours (or to "

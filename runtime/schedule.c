@@ -179,8 +179,8 @@ static int open_lock_dir(const char *dir, int create, char *err, size_t errlen) 
   char why[160];
   int dfd = sg_open_private_dir(dir, create, why, sizeof why);
   if (dfd < 0)
-    snprintf(err, errlen, "refusing the lock directory %s: %s; others could plant or hold its lock "
-             "files. Use a directory only you can write (chmod 700 it, or set SGRUN_LOCK_DIR)", dir, why);
+    snprintf(err, errlen, "cannot use the lock directory %s: %s. Use a directory only you can write "
+             "(chmod 700 it, or set SGRUN_LOCK_DIR)", dir, why);
   return dfd;
 }
 

@@ -11,6 +11,7 @@
 #include "atomicfile.h"
 #include "sim_tls.h"
 #include "state.h"
+#include "privatedir.h"
 
 #include <microhttpd.h>
 
@@ -435,14 +436,11 @@ static int create_core(struct sg_sim *sim, const struct sg_sim_options *o, char 
   sim->core_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_settop(L, 0);
 
-  if (o->state_file && access(o->state_file, F_OK) != 0) {
-    /* written at exit: a directory that cannot take it is said now, not after the session */
+  if (o->state_file) {
+    /* written at exit, through a temporary file beside it: a directory that cannot take it is
+     * said now, not after the session */
     char dir[4096];
-    snprintf(dir, sizeof dir, "%s", o->state_file);
-    char *slash = strrchr(dir, '/');
-    if (slash == dir) slash[1] = '\0';
-    else if (slash) *slash = '\0';
-    else snprintf(dir, sizeof dir, ".");
+    sg_parent_dir(o->state_file, dir, sizeof dir);
     if (access(dir, W_OK | X_OK) != 0) {
       set_err(err, errlen, "invalid --state %s: it would be written at exit, but its directory %s cannot be "
               "written (%s); choose a file in a directory of yours", o->state_file, dir, strerror(errno));
@@ -466,7 +464,8 @@ static int create_core(struct sg_sim *sim, const struct sg_sim_options *o, char 
     free(text);
     int rc = call_core(sim, "load", 1, 2);
     if (rc != LUA_OK || !lua_toboolean(L, -2)) {
-      set_err(err, errlen, "invalid --state %s: %s", o->state_file,
+      /* a refusal of the file is the user's to fix; the emulator failing is not */
+      set_err(err, errlen, "%s --state %s: %s", rc == LUA_OK ? "invalid" : "could not load", o->state_file,
               lua_tostring(L, -1) ? lua_tostring(L, -1) : "?");
       lua_settop(L, 0);
       return 0;

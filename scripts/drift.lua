@@ -13,6 +13,11 @@ local cli = require "sg.cli"
 local USAGE = "usage: sgrun scripts/drift.lua [--timeout SECONDS] SNAPSHOT_FILE [PROVIDER:GROUP]"
 local flags, positional = cli.parse_args({ ... }, { usage = USAGE, options = { timeout = "seconds" } })
 if #positional < 1 or #positional > 2 then cli.usage_error("drift.lua takes a snapshot file", USAGE) end
+if cli.names_target(positional[1]) then
+  -- a file so named could have been put there by someone else, or mistaken for the live group
+  cli.usage_error(string.format("%s is a target; drift.lua compares a snapshot FILE with a live group " ..
+    "(a file named so is given as ./%s)", positional[1], positional[1]), USAGE)
+end
 local provider, ref
 if positional[2] then provider, ref = cli.parse_target(positional[2]) end
 local snap = cli.load(positional[1])

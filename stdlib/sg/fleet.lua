@@ -211,7 +211,12 @@ function M.load(path)
           error(string.format("%s: account %d (%s): groups[%d]: source %s: %s is neither an account " ..
             "of this inventory nor a provider", path, a.index, a.name, j, s.text, s.name), 0)
         end
-        s.account, s.provider, s.ref = other and other.name, provider, parse_ref(provider, s.group)
+        local okref, ref = pcall(parse_ref, provider, s.group)
+        if not okref then
+          error(string.format("%s: account %d (%s): groups[%d]: source %s: %s", path, a.index, a.name, j,
+            s.text, tostring(ref)), 0)
+        end
+        s.account, s.provider, s.ref = other and other.name, provider, ref
       end
     end
   end

@@ -133,7 +133,9 @@ printf 'precious\n' >"$tmp/target"
 chmod 644 "$tmp/target"
 ln -s "$tmp/target" "$tmp/histlink"
 mkfifo -m 644 "$tmp/histfifo"
-for hist in "$tmp/histlink" "$tmp/histfifo"; do
+mkdir "$tmp/open-dir"
+chmod 777 "$tmp/open-dir"
+for hist in "$tmp/histlink" "$tmp/histfifo" "$tmp/open-dir/history"; do
   tmux kill-session -t "$session" 2>/dev/null
   start "$hist"
   check "history off for ${hist##*/}, said once" shows "history off: $hist"
@@ -145,6 +147,7 @@ done
 check "the link's target keeps its mode" [ "$(stat -c %a "$tmp/target")" = 644 ]
 check "and its content" [ "$(cat "$tmp/target")" = precious ]
 check "the FIFO keeps its mode" [ "$(stat -c %a "$tmp/histfifo")" = 644 ]
+check "nothing is made in a directory others can write" [ ! -e "$tmp/open-dir/history" ]
 # (SGRUN_HISTORY=/dev/null, no history without a word, is not run here: a build that got this
 # wrong would make the test machine's /dev/null private to root.)
 

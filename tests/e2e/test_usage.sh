@@ -142,6 +142,9 @@ check "a planted gcore:web file is not the roll-out's source" bash -c "! grep -q
 check "nor what audit.lua reads for gcore:web" bash -c "! grep -q planted '$tmp/out'"
 "$sgrun" --dry-run "$root/scripts/rollout.lua" --allow-lossy ./gcore:web exoscale:web >"$tmp/out" 2>&1
 check "./gcore:web names the file" grep -q planted "$tmp/out"
+"$sgrun" "$root/scripts/drift.lua" gcore:web >"$tmp/out" 2>"$tmp/err"
+check "drift.lua does not read a file named like a target: exit 2" [ $? = 2 ]
+check "it says to name the file ./gcore:web" grep -q "given as ./gcore:web" "$tmp/err"
 "$sgrun" "$root/scripts/snapshot.lua" exoscale:web gcore:db >"$tmp/out" 2>"$tmp/err"
 check "snapshot.lua refuses to write a file named like a target: exit 2" [ $? = 2 ]
 check "saying how to name one" grep -q "write ./gcore:db" "$tmp/err"

@@ -184,6 +184,8 @@ t.test("the inventory check refuses bad group references and connect options, na
       'groups[1]: target "hostup:web": hostup: group reference "web" is not {vm = N}' },
     { 'provider = "hostup", groups = { { group = { instance = "BRK-1" }, source = "exoscale:web" } }',
       'groups[1].group: hostup: group reference {instance = "BRK-1"} is not {vm = N}' },
+    { 'provider = "gcore", groups = { { group = "web", source = "hostup:web" } }',
+      'account 1 (shop): groups[1]: source hostup:web: target "hostup:web": hostup: group reference "web" is not {vm = N}' },
     { 'provider = "gcore", connect = { timeout = -1 }, groups = { { group = "web", source = "gcore:web" } }',
       "account 1 (shop): connect.timeout must be a number of seconds above 0 and at most 86400" },
     { 'provider = "genesis", connect = { page_size = 500 }, groups = { { group = "web", source = "genesis:web" } }',

@@ -149,9 +149,10 @@ end
 ---@return string? why
 function M.ref_problem(provider, ref)
   if (type(ref) == "string" and ref ~= "") or math.type(ref) == "integer" then return nil end
+  local key = type(ref) == "table" and next(ref)
+  local other_form = (key == "vm" or key == "instance") and next(ref, key) == nil
   return string.format("%s: a group reference is a name or an id (a non-empty string or an integer), not %s%s",
-    provider, M.ref_shown(ref), type(ref) == "table" and next(ref) ~= nil and
-      " (that form names a HostUp VM or a Barrack instance)" or "")
+    provider, M.ref_shown(ref), other_form and " (that form names a HostUp VM or a Barrack instance)" or "")
 end
 
 ---Raises unless ref can name a group (a non-empty string or an integer): misuse fails before any
