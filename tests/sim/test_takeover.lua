@@ -247,6 +247,30 @@ t.test("the wait for a killed run's work is bounded by the roll-out's deadline",
   os.remove(jpath)
 end)
 
+t.test("a write in flight when its sibling fails runs to its end, so the restore undoes it", function()
+  -- the add of 8125 reaches the provider, and its reply is slow; the add of 8126 is refused
+  -- meanwhile. Cancelled mid-request, the first add would leave an operation nobody waits for:
+  -- the restore would read the group before it landed and find nothing to undo.
+  local exo, snap = exoscale_web(false)
+  wire.knobs({ task_duration_ms = 1000 })
+  local conn = sg.connect("exoscale", { transport = function(req)
+    if req.method == "POST" and tostring(req.body):find('"start-port":8126', 1, true) then
+      -- refused once the other add has reached the provider
+      while #wire.mutations("exoscale") == 0 do sg.sleep(0.02) end
+      return { status = 400, headers = {}, body = '{"message":"refused by the test"}' }
+    end
+    local resp, err, code = sg.http.request(req)
+    if req.method == "POST" then sg.sleep(0.5) end -- the reply is slow to come back
+    return resp, err, code
+  end })
+  local adds = { EXTRA, rule.normalize { direction = "ingress", protocol = "tcp", port = 8126 } }
+  local report = rollout.rollout(adds, { { conn, "web" } }, { mode = "additive" })
+  t.eq(report.targets[1].status, "rolled_back", tostring(report))
+  wire.knobs({ task_duration_ms = 0 })
+  sg.sleep(1.2) -- an operation left running (1 s) has landed by now
+  t.eq(wire.keys(assert(exo:group("web")).rules), wire.keys(snap.rules), "the snapshot holds")
+end)
+
 t.test("conn:follow refuses what is not a handle of the provider's async work", function()
   local exo = sg.connect("exoscale")
   t.raises(function() exo:follow({ endpoint = "list_security_groups", args = {}, value = {} }) end,

@@ -400,7 +400,7 @@ function M.repair(conn, group)
       fns[#fns + 1] = function() remove_one(conn, k, group.id, id_text(raw.id)) end
     end
   end
-  if #fns > 0 then task.all(fns, { limit = CONCURRENCY }) end
+  common.writes(fns, CONCURRENCY)
   return #fns
 end
 
@@ -428,14 +428,14 @@ function M.apply(conn, group, changes)
 
   local fns = {}
   for i, r in ipairs(adds) do fns[i] = function() return add_one(conn, k, group.id, r) end end
-  local ids = #fns > 0 and task.all(fns, { limit = CONCURRENCY }) or {}
+  local ids = common.writes(fns, CONCURRENCY)
   local by_id = {}
   for i, rid in ipairs(ids) do by_id[rid] = adds[i] end
   if #ids > 0 then await_active(conn, k, group.id, what, ids, by_id) end
 
   fns = {}
   for i, rid in ipairs(remove_ids) do fns[i] = function() remove_one(conn, k, group.id, rid) end end
-  if #fns > 0 then task.all(fns, { limit = CONCURRENCY }) end
+  common.writes(fns, CONCURRENCY)
   return { added = #adds, removed = #removes }
 end
 

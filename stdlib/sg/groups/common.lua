@@ -126,6 +126,31 @@ function M.group(codec, g, raw_rules, maps)
     raw = g.raw, raw_rules = raw_rules, source = source, ref = g.ref })
 end
 
+---Runs a group's writes concurrently (at most `limit` at once) and returns their results in
+---order. After the first failure no new write starts, but those in flight run to their end
+---before it is raised: cancelled mid-request, a write the provider received would leave work
+---running there that no one knows of (no async handle to wait for, none journaled), and a
+---restore reading the group would miss it.
+---@async
+---@param fns (fun(): any)[]
+---@param limit integer
+---@return any[]
+function M.writes(fns, limit)
+  local failed, first = false, nil
+  local guarded = {}
+  for i, fn in ipairs(fns) do
+    guarded[i] = function()
+      if failed then return nil end
+      local ok, value = pcall(fn)
+      if ok then return value end
+      if not failed then failed, first = true, value end
+    end
+  end
+  local results = #guarded > 0 and require("sg.task").all(guarded, { limit = limit }) or {}
+  if failed then error(first, 0) end
+  return results
+end
+
 ---A group reference as messages show it: "web", 10000, {vm = 10000}.
 ---@param ref any
 ---@return string

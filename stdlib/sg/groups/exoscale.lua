@@ -10,7 +10,6 @@
 local rule = require "sg.rule"
 local C = require "sg.codec.exoscale"
 local common = require "sg.groups.common"
-local task = require "sg.task"
 
 local M = { name = "exoscale" }
 
@@ -179,12 +178,12 @@ function M.apply(conn, group, changes)
     local body = C.encode(r, ctx)
     steps[i] = function() return conn:wait(conn:add_rule_to_security_group(group.id, body)) end
   end
-  if #steps > 0 then task.all(steps, { limit = CONCURRENCY }) end
+  common.writes(steps, CONCURRENCY)
   steps = {}
   for i, raw in ipairs(raws) do
     steps[i] = function() return conn:wait(conn:delete_rule_from_security_group(group.id, raw.id)) end
   end
-  if #steps > 0 then task.all(steps, { limit = CONCURRENCY }) end
+  common.writes(steps, CONCURRENCY)
   return { added = #add, removed = #raws + implicit_removed }
 end
 
