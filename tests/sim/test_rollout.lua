@@ -497,13 +497,7 @@ t.test("a failed target's restore waits for the provider's work still running fr
   -- running at the provider. Restoring before that operation lands would find nothing to undo,
   -- report the target rolled back, and leave the rule it then adds.
   reset({ task_duration_ms = 1500 })
-  local exo = sg.connect("exoscale", { transport = function(req)
-    if req.method == "POST" and tostring(req.body):find('"start-port":8080', 1, true) then
-      sg.sleep(0.3) -- the other add is accepted first
-      return { status = 400, headers = {}, body = '{"message":"refused by the test"}' }
-    end
-    return sg.http.request(req)
-  end })
+  local exo = sg.connect("exoscale", { transport = require("sim_wire").refusing_add(8080) })
   local before = keyset(assert(exo:group("web")).rules)
   local adds = { rule.normalize { direction = "ingress", protocol = "tcp", port = 8080 },
     rule.normalize { direction = "ingress", protocol = "tcp", port = 8443 } }

@@ -202,13 +202,7 @@ end
 t.test("a restore's and a recovery's async work is journaled as it starts", function()
   -- a restore: the add of 8125 is undone after the add of 8126 is refused
   local exo = exoscale_web(false)
-  local refused = sg.connect("exoscale", { transport = function(req)
-    if req.method == "POST" and tostring(req.body):find('"start-port":8126', 1, true) then
-      sg.sleep(0.3) -- the other add is accepted first
-      return { status = 400, headers = {}, body = '{"message":"refused by the test"}' }
-    end
-    return sg.http.request(req)
-  end })
+  local refused = sg.connect("exoscale", { transport = wire.refusing_add(8126) })
   local refs = { { refused, "web" } }
   local adds = { EXTRA, rule.normalize { direction = "ingress", protocol = "tcp", port = 8126 } }
   local report
@@ -253,16 +247,10 @@ t.test("a write in flight when its sibling fails runs to its end, so the restore
   -- the restore would read the group before it landed and find nothing to undo.
   local exo, snap = exoscale_web(false)
   wire.knobs({ task_duration_ms = 1000 })
-  local conn = sg.connect("exoscale", { transport = function(req)
-    if req.method == "POST" and tostring(req.body):find('"start-port":8126', 1, true) then
-      -- refused once the other add has reached the provider
-      while #wire.mutations("exoscale") == 0 do sg.sleep(0.02) end
-      return { status = 400, headers = {}, body = '{"message":"refused by the test"}' }
-    end
-    local resp, err, code = sg.http.request(req)
-    if req.method == "POST" then sg.sleep(0.5) end -- the reply is slow to come back
-    return resp, err, code
-  end })
+  local conn = sg.connect("exoscale", { transport = wire.refusing_add(8126, {
+    -- refused once the other add has reached the provider, whose reply is slow to come back
+    first = function() while #wire.mutations("exoscale") == 0 do sg.sleep(0.02) end end,
+    slow_reply = 0.5 }) })
   local adds = { EXTRA, rule.normalize { direction = "ingress", protocol = "tcp", port = 8126 } }
   local report = rollout.rollout(adds, { { conn, "web" } }, { mode = "additive" })
   t.eq(report.targets[1].status, "rolled_back", tostring(report))

@@ -143,4 +143,24 @@ function M.with_failing_tasks(fn)
   if not ok then error(err, 0) end
 end
 
+---A connection transport for Exoscale that refuses (400) the rule add for `port` and sends every
+---other request for real. Before refusing it calls opts.first (default: sleep 0.3 s, so that the
+---other adds are accepted first); opts.slow_reply delays the replies of the other POSTs by that
+---many seconds, after the provider has received them.
+---@param port integer
+---@param opts {first: fun()?, slow_reply: number?}?
+function M.refusing_add(port, opts)
+  opts = opts or {}
+  local needle = string.format('"start-port":%d', port)
+  return function(req)
+    if req.method == "POST" and tostring(req.body):find(needle, 1, true) then
+      if opts.first then opts.first() else sg.sleep(0.3) end
+      return { status = 400, headers = {}, body = '{"message":"refused by the test"}' }
+    end
+    local resp, err, code = http.request(req)
+    if req.method == "POST" and opts.slow_reply then sg.sleep(opts.slow_reply) end
+    return resp, err, code
+  end
+end
+
 return M
