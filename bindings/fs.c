@@ -79,6 +79,65 @@ static int l_write_temp(lua_State *L) {
   return 1;
 }
 
+/* Opens path for reading only if it is a regular file. O_NONBLOCK: a FIFO put there is refused
+ * as not a regular file instead of waiting forever for a writer (a regular file reads the same
+ * either way). Returns the descriptor, or -1 with the pushed fail, message and kind
+ * ("missing" or "read"). */
+static int open_regular(lua_State *L, const char *path, struct stat *st) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  if (fd < 0 || fstat(fd, st) != 0) {
+    int err = errno;
+    if (fd >= 0) close(fd);
+    luaL_pushfail(L);
+    lua_pushfstring(L, "%s: %s", path, strerror(err));
+    lua_pushstring(L, err == ENOENT ? "missing" : "read");
+    return -1;
+  }
+  if (!S_ISREG(st->st_mode)) {
+    close(fd);
+    luaL_pushfail(L);
+    lua_pushfstring(L, "%s is not a regular file (%s)", path,
+                    S_ISDIR(st->st_mode) ? "a directory" : S_ISFIFO(st->st_mode) ? "a FIFO" : "a device or socket");
+    lua_pushliteral(L, "read");
+    return -1;
+  }
+  return fd;
+}
+
+/* Reads fd to its end and closes it: pushes the content, or fail, message and "read". */
+static int read_all(lua_State *L, int fd, const char *path) {
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  for (;;) {
+    char *p = luaL_prepbuffer(&b);
+    ssize_t n = read(fd, p, LUAL_BUFFERSIZE);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int err = errno;
+      close(fd);
+      luaL_pushfail(L);
+      lua_pushfstring(L, "%s: %s", path, strerror(err));
+      lua_pushliteral(L, "read");
+      return 3;
+    }
+    if (n == 0) break;
+    luaL_addsize(&b, (size_t)n);
+  }
+  close(fd);
+  luaL_pushresult(&b);
+  return 1;
+}
+
+/* read_regular(path) -> content | nil, message, kind. For files a user names (snapshots,
+ * plans, reports): a FIFO, device or directory there is refused at once. */
+static int l_read_regular(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  struct stat st;
+  int fd = open_regular(L, path, &st);
+  if (fd < 0) return 3;
+  return read_all(L, fd, path);
+}
+
 /* read_private(path) -> content | nil, message, kind. For files holding credentials: the
  * checks are made with fstat on the opened descriptor (a symlink is judged by its target, and
  * nothing can be swapped between check and read). kind: "missing", "owner" (neither the
@@ -86,26 +145,9 @@ static int l_write_temp(lua_State *L) {
  * file only the user's own group may read), "read". */
 static int l_read_private(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
-  /* O_NONBLOCK: a FIFO put there is refused below as not a regular file, instead of waiting
-   * forever for a writer; a regular file reads the same either way */
-  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
   struct stat st;
-  const char *kind = "read";
-  if (fd < 0 || fstat(fd, &st) != 0) {
-    int err = errno;
-    if (fd >= 0) close(fd);
-    luaL_pushfail(L);
-    lua_pushfstring(L, "%s: %s", path, strerror(err));
-    lua_pushstring(L, err == ENOENT ? "missing" : kind);
-    return 3;
-  }
-  if (!S_ISREG(st.st_mode)) {
-    close(fd);
-    luaL_pushfail(L);
-    lua_pushfstring(L, "%s is not a regular file", path);
-    lua_pushstring(L, kind);
-    return 3;
-  }
+  int fd = open_regular(L, path, &st);
+  if (fd < 0) return 3;
   if (st.st_uid != geteuid() && st.st_uid != 0) {
     close(fd);
     struct passwd *pw = getpwuid(st.st_uid);
@@ -132,26 +174,7 @@ static int l_read_private(lua_State *L) {
     lua_pushliteral(L, "mode");
     return 3;
   }
-  luaL_Buffer b;
-  luaL_buffinit(L, &b);
-  for (;;) {
-    char *p = luaL_prepbuffer(&b);
-    ssize_t n = read(fd, p, LUAL_BUFFERSIZE);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int err = errno;
-      close(fd);
-      luaL_pushfail(L);
-      lua_pushfstring(L, "%s: %s", path, strerror(err));
-      lua_pushstring(L, kind);
-      return 3;
-    }
-    if (n == 0) break;
-    luaL_addsize(&b, (size_t)n);
-  }
-  close(fd);
-  luaL_pushresult(&b);
-  return 1;
+  return read_all(L, fd, path);
 }
 
 /* lock_dir() -> the checked lock directory, or nil and why. */
@@ -226,6 +249,7 @@ int luaopen__sg_fs(lua_State *L) {
                                  {"create_private", l_create_private},
                                  {"write_temp", l_write_temp},
                                  {"read_private", l_read_private},
+                                 {"read_regular", l_read_regular},
                                  {"lock_dir", l_lock_dir},
                                  {"try_lock", l_try_lock},
                                  {"is_at", l_is_at},

@@ -361,9 +361,17 @@ static int open_listener(const char *host, int port, char *err, size_t errlen, i
   return fd;
 }
 
-static char *read_file(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
+/* Reads a regular file whole; NULL with errno set otherwise. O_NONBLOCK and the fstat: a FIFO
+ * swapped in after the caller's check is refused (EINVAL), not waited on. */
+static char *read_regular_file(const char *path, size_t *len) {
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) return NULL;
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    errno = EINVAL;
+    return NULL;
+  }
   char *buf = NULL;
   size_t cap = 0, n = 0;
   for (;;) {
@@ -372,17 +380,26 @@ static char *read_file(const char *path, size_t *len) {
       char *nb = realloc(buf, ncap);
       if (!nb) {
         free(buf);
-        fclose(f);
+        close(fd);
+        errno = ENOMEM;
         return NULL;
       }
       buf = nb;
       cap = ncap;
     }
-    size_t got = fread(buf + n, 1, cap - n, f);
-    n += got;
+    ssize_t got = read(fd, buf + n, cap - n);
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) {
+      int e = errno;
+      free(buf);
+      close(fd);
+      errno = e;
+      return NULL;
+    }
     if (got == 0) break;
+    n += (size_t)got;
   }
-  fclose(f);
+  close(fd);
   *len = n;
   return buf;
 }
@@ -448,14 +465,15 @@ static int create_core(struct sg_sim *sim, const struct sg_sim_options *o, char 
     }
   }
   struct stat st;
-  if (o->state_file && stat(o->state_file, &st) == 0 && S_ISDIR(st.st_mode)) {
-    set_err(err, errlen, "invalid --state %s: it is a directory; --state takes a file (one that does "
-            "not exist yet is written at exit)", o->state_file);
+  if (o->state_file && stat(o->state_file, &st) == 0 && !S_ISREG(st.st_mode)) {
+    set_err(err, errlen, "invalid --state %s: it is %s; --state takes a regular file (one that does "
+            "not exist yet is written at exit)", o->state_file,
+            S_ISDIR(st.st_mode) ? "a directory" : S_ISFIFO(st.st_mode) ? "a FIFO" : "a device or socket");
     return 0;
   }
   if (o->state_file && access(o->state_file, F_OK) == 0) {
     size_t len = 0;
-    char *text = read_file(o->state_file, &len);
+    char *text = read_regular_file(o->state_file, &len);
     if (!text) {
       set_err(err, errlen, "invalid --state %s: cannot read it: %s", o->state_file, strerror(errno));
       return 0;

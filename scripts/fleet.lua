@@ -44,13 +44,9 @@ if action == "merge" then
   if #positional == 0 then usage("merge needs at least one report file") end
   local reports = {}
   for n, path in ipairs(positional) do
-    local f, err = io.open(path, "r")
-    if not f then file_error("cannot read " .. err) end
-    local text = f:read("a")
-    f:close()
-    local value, jerr = sg.json.decode(text)
-    if value == nil then file_error(string.format("%s is not JSON (%s): give the file scripts/fleet.lua --json wrote", path, jerr)) end
-    reports[n] = value
+    local ok, report = pcall(fleet.read_report, path)
+    if not ok then file_error(report) end
+    reports[n] = report
   end
   local ok, merged = pcall(fleet.merge, reports)
   if not ok then file_error(tostring(merged)) end

@@ -85,9 +85,8 @@ end
 function M.is_target(text)
   if M.names_target(text) then return true end
   if type(text) ~= "string" or not text:match("^[%w_]+:.") then return false end
-  local f = io.open(text)
-  if f then f:close() end
-  return f == nil
+  -- stat, not open: opening a FIFO of that name would block
+  return require("_sg.fs").mode(text) == nil
 end
 
 ---Parses "provider:group" into a provider name and a group reference: "gcore:web",

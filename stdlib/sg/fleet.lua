@@ -30,6 +30,7 @@ local providers = require "_sg.providers"
 local rule = require "sg.rule"
 local snapshot = require "sg.snapshot"
 local task = require "sg.task"
+local fs = require "_sg.fs"
 
 local M = {}
 
@@ -157,9 +158,10 @@ local function check_entry(path, i, e, base)
     else
       local p = g.source
       if p:sub(1, 1) ~= "/" then p = base .. "/" .. p end
-      local f = io.open(p, "r")
-      if not f then bad("%s (%s): source %s: no such snapshot file (%s)", gwhere, ref_text(ref), g.source, p) end
-      f:close()
+      -- stat, not open: a FIFO named as the source would block an open; loading refuses it
+      if not fs.mode(p) then
+        bad("%s (%s): source %s: no such snapshot file (%s)", gwhere, ref_text(ref), g.source, p)
+      end
       source = { kind = "file", path = p, text = g.source }
     end
     groups[j] = { ref = ref, text = ref_text(ref), source = source }
@@ -180,7 +182,9 @@ Fleet.__index = Fleet
 ---@return sg.Fleet
 function M.load(path)
   if type(path) ~= "string" then error("sg.fleet.load: path must be a string", 2) end
-  local chunk, err = loadfile(path, "t", {})
+  local text, rerr = fs.read_regular(path)
+  if not text then error(string.format("cannot read the inventory: %s", rerr), 0) end
+  local chunk, err = load(text, "@" .. path, "t", {})
   if not chunk then error(string.format("%s: cannot load the inventory: %s", path, err), 0) end
   local ok, list = pcall(chunk)
   if not ok then error(string.format("%s: the inventory raised an error: %s", path, tostring(list)), 0) end
@@ -712,6 +716,20 @@ local function as_arrays(a)
     g.changes = { add = json.array(g.changes and g.changes.add), remove = json.array(g.changes and g.changes.remove) }
   end
   return a
+end
+
+---Reads a report file scripts/fleet.lua --json wrote; raises naming the file when it cannot be
+---read or is not JSON (merge checks the rest).
+---@param path string
+---@return table report
+function M.read_report(path)
+  local text, err = fs.read_regular(path)
+  if not text then error("cannot read " .. err, 0) end
+  local value, jerr = json.decode(text)
+  if value == nil then
+    error(string.format("%s is not JSON (%s): give the file scripts/fleet.lua --json wrote", path, jerr), 0)
+  end
+  return value
 end
 
 ---Merges shard reports (decoded JSON) into one; raises when they do not fit together.

@@ -1033,12 +1033,9 @@ end
 ---@param path string
 ---@return table plan {format, targets = {provider, group, fingerprint, add, remove}}
 function M.read_plan(path)
-  local f, err = io.open(path, "rb")
-  if not f then error(string.format("plan %s: cannot read: %s", path, err), 2) end
-  local text, rerr = f:read("a")
-  f:close()
+  local text, err = require("_sg.fs").read_regular(path)
   if not text then
-    error(string.format("plan %s: cannot read: %s (give the file --plan-out wrote)", path, tostring(rerr)), 2)
+    error(string.format("plan %s: cannot read: %s (give the file --plan-out wrote)", path, err), 2)
   end
   local json = require "sg.json"
   local doc, jerr = json.decode(text)

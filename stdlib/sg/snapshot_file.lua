@@ -130,11 +130,8 @@ end
 ---@return sg.Snapshot
 function M.load(path)
   if type(path) ~= "string" or path == "" then error("snapshot: load needs a file path", 2) end
-  local f, err = io.open(path, "rb")
-  if not f then fail(path, "cannot read: %s", err) end
-  local text, rerr = f:read("a")
-  f:close()
-  if not text then fail(path, "cannot read: %s", tostring(rerr)) end
+  local text, err = fs.read_regular(path)
+  if not text then fail(path, "cannot read: %s", err) end
   if text == "" then fail(path, "the file is empty") end
   local doc, jerr = json.decode(text)
   if doc == nil then fail(path, "damaged file: %s", jerr) end

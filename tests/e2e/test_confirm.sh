@@ -88,7 +88,11 @@ mkdir "$tmp/plan-dir"
 "$sgrun" "$root/scripts/rollout.lua" --yes --apply-plan "$tmp/plan-dir" >"$tmp/out" 2>&1
 check "--apply-plan of a directory: exit 2" [ $? = 2 ]
 check "says it cannot be read, without a Lua position" bash -c \
-  "grep -q 'plan-dir: cannot read: Is a directory' '$tmp/out' && ! grep -q 'rollout.lua:[0-9]' '$tmp/out'"
+  "grep -q 'plan-dir: cannot read: .*plan-dir is not a regular file (a directory)' '$tmp/out' && ! grep -q 'rollout.lua:[0-9]' '$tmp/out'"
+mkfifo "$tmp/plan-fifo"
+timeout 20 "$sgrun" "$root/scripts/rollout.lua" --yes --apply-plan "$tmp/plan-fifo" >"$tmp/out" 2>&1
+check "--apply-plan of a FIFO: exit 2 at once (124 would be a hang)" [ $? = 2 ]
+check "says it is a FIFO" grep -q "plan-fifo is not a regular file (a FIFO)" "$tmp/out"
 
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -191,7 +191,7 @@ fleet merge "$tmp/absent.json" >/dev/null 2>"$tmp/merge.err"
 check "a missing report file: exit 2" [ $? = 2 ]
 fleet drift "$tmp/absent.lua" >/dev/null 2>"$tmp/merge.err"
 check "a missing inventory: exit 2" [ $? = 2 ]
-check "naming it" grep -q "absent.lua: cannot load the inventory" "$tmp/merge.err"
+check "naming it" grep -q "cannot read the inventory: .*absent.lua: No such file" "$tmp/merge.err"
 check "a stable assignment: an added account moves no other" "$sgrun" -e "
   local fleet = require 'sg.fleet'
   for i = 1, 200 do

@@ -59,7 +59,13 @@ mkdir "$tmp/state-dir"
 "$sgrun" --sim --state "$tmp/state-dir" -e 'print("ran")' >"$tmp/out" 2>"$tmp/err"
 check "a directory as the state file is refused: exit 2" [ $? = 2 ]
 check "saying it is a directory" bash -c \
-  "grep -q 'it is a directory; --state takes a file' '$tmp/err' && ! grep -q 'not JSON' '$tmp/err'"
+  "grep -q 'it is a directory; --state takes a regular file' '$tmp/err' && ! grep -q 'not JSON' '$tmp/err'"
+mkfifo "$tmp/state-fifo"
+timeout 20 "$sgrun" --sim --state "$tmp/state-fifo" -e 'print("ran")' >"$tmp/out" 2>"$tmp/err"
+check "a FIFO as the state file is refused at once: exit 2 (124 would be a hang)" [ $? = 2 ]
+check "saying it is a FIFO" grep -q "it is a FIFO; --state takes a regular file" "$tmp/err"
+timeout 20 "$sgrun" sim --state "$tmp/state-fifo" --port 0 >"$tmp/out" 2>"$tmp/err"
+check "sgrun sim --state FIFO too: exit 2" [ $? = 2 ]
 # a state file to be written at exit in a directory that is not there: said at start, not after
 "$sgrun" --sim --state "$tmp/no-such-dir/state.json" -e 'print("ran")' >"$tmp/out" 2>"$tmp/err"
 check "a --state in a missing directory is refused before the playbook runs: exit 2" bash -c \

@@ -90,7 +90,17 @@ usage_case "a group that does not exist" "$sgrun" "$root/scripts/audit.lua" gcor
 check "names the group and what to do" grep -q "gcore has no group wbe: .*check the name" "$tmp/err"
 mkdir -p "$tmp/adir"
 usage_case "a directory for a snapshot file" "$sgrun" "$root/scripts/drift.lua" "$tmp/adir"
-check "says it cannot be read" grep -q "cannot read: Is a directory" "$tmp/err"
+check "says it cannot be read" grep -q "cannot read: .*adir is not a regular file (a directory)" "$tmp/err"
+# a FIFO planted where a snapshot, an inventory or a report is named is refused at once; opening
+# it would wait for a writer for ever (timeout 20 turns such a hang into exit 124)
+mkfifo "$tmp/fifo"
+usage_case "a FIFO for a snapshot file" timeout 20 "$sgrun" "$root/scripts/drift.lua" "$tmp/fifo"
+check "says it is a FIFO" grep -q "cannot read: .*fifo is not a regular file (a FIFO)" "$tmp/err"
+usage_case "a FIFO for a roll-out's source" timeout 20 "$sgrun" "$root/scripts/rollout.lua" --dry-run "$tmp/fifo" gcore:web
+usage_case "a FIFO for a fleet inventory" timeout 20 "$sgrun" "$root/scripts/fleet.lua" drift "$tmp/fifo"
+check "says the inventory is a FIFO" grep -q "fifo is not a regular file (a FIFO)" "$tmp/err"
+usage_case "a FIFO for a fleet report" timeout 20 "$sgrun" "$root/scripts/fleet.lua" merge "$tmp/fifo"
+check "says the report is a FIFO" grep -q "fifo is not a regular file (a FIFO)" "$tmp/err"
 "$sgrun" "$root/scripts/snapshot.lua" gcore:web "$tmp/adir" >"$tmp/out" 2>"$tmp/err"
 check "a snapshot that cannot be written: exit 1" [ $? = 1 ]
 check "a snapshot that cannot be written: no traceback" bash -c "! grep -q 'stack traceback' '$tmp/err'"
