@@ -369,7 +369,7 @@ static int enable_dry_run(lua_State *L) {
   lua_getfield(L, -1, "dry_run");
   lua_pushboolean(L, 1);
   lua_call(L, 1, 0);
-  return 0;
+  return sg_state_forbid_native(L);
 }
 
 /* os.exit in a script run: records the status and unwinds the run with a sentinel error

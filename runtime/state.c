@@ -108,6 +108,35 @@ static int open_state(lua_State *L) {
   return 0;
 }
 
+static int refuse_native(lua_State *L) {
+  return luaL_error(L, "%s is off under --dry-run: a dry run loads no C code and starts no other program, "
+                    "either of which could send writes past it; run without --dry-run to use it",
+                    lua_tostring(L, lua_upvalueindex(1)));
+}
+
+static void refuse_field(lua_State *L, const char *table, const char *field) {
+  lua_getglobal(L, table);
+  lua_pushfstring(L, "%s.%s", table, field);
+  lua_pushcclosure(L, refuse_native, 1);
+  lua_setfield(L, -2, field);
+  lua_pop(L, 1);
+}
+
+int sg_state_forbid_native(lua_State *L) {
+  refuse_field(L, "package", "loadlib");
+  refuse_field(L, "os", "execute");
+  refuse_field(L, "io", "popen");
+  /* keep preload, sgrun's own and the Lua-file searcher (open_state's order); drop the C ones */
+  lua_getglobal(L, "package");
+  lua_getfield(L, -1, "searchers");
+  for (lua_Integer i = (lua_Integer)luaL_len(L, -1); i > 3; i--) {
+    lua_pushnil(L);
+    lua_rawseti(L, -2, i);
+  }
+  lua_pop(L, 2);
+  return 0;
+}
+
 lua_State *sg_state_new(void) {
   lua_State *L = luaL_newstate();
   if (!L) return NULL;

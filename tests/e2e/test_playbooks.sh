@@ -41,6 +41,31 @@ curl -s -X DELETE "$url/_sim/log" >/dev/null
 check "a dry run reports what it would do" grep -q "planned" "$tmp/out"
 check "a dry run sends no mutating request" [ "$(mutations)" = 0 ]
 
+# A playbook cannot get past --dry-run with a second copy of sgrun's network library (its switch
+# is per copy), another C module, or another program: each way of trying is refused, and the
+# emulator sees no write.
+cp "$(dirname "$sgrun")/libsgrun_net.so" "$tmp/copy.so"
+mkdir -p "$tmp/cmod" && cp "$tmp/copy.so" "$tmp/cmod/_sg_http_copy.so"
+cat >"$tmp/bypass.lua" <<EOF
+local tries = {
+  loadlib = function() return package.loadlib("$tmp/copy.so", "luaopen__sg_http") end,
+  cpath = function() package.cpath = "$tmp/cmod/?.so" return require("_sg_http_copy") end,
+  execute = function() return os.execute("curl -s -X DELETE '$url/_sim/log'") end,
+  popen = function() return io.popen("curl -s -X POST '$url/_sim/reset'") end,
+}
+for _, name in ipairs { "loadlib", "cpath", "execute", "popen" } do
+  local ok, err = pcall(tries[name])
+  print(name, ok and "ALLOWED" or err)
+end
+EOF
+"$sgrun" --dry-run "$tmp/bypass.lua" >"$tmp/out" 2>&1
+check "--dry-run: package.loadlib is refused" grep -q "^loadlib.*package.loadlib is off under --dry-run" "$tmp/out"
+check "--dry-run: require finds no C module" grep -q "^cpath.*module '_sg_http_copy' not found" "$tmp/out"
+check "--dry-run: os.execute is refused" grep -q "^execute.*os.execute is off under --dry-run" "$tmp/out"
+check "--dry-run: io.popen is refused" grep -q "^popen.*io.popen is off under --dry-run" "$tmp/out"
+check "--dry-run: nothing was allowed" bash -c "! grep -q ALLOWED '$tmp/out'"
+check "--dry-run: still no mutating request" [ "$(mutations)" = 0 ]
+
 "$sgrun" "$root/scripts/snapshot.lua" exoscale:web "$tmp/web.json" >/dev/null
 check "snapshot.lua writes a snapshot" [ -s "$tmp/web.json" ]
 "$sgrun" "$root/scripts/drift.lua" "$tmp/web.json" >"$tmp/out" 2>&1
