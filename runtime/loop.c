@@ -37,6 +37,8 @@ struct sg_loop {
 };
 
 static volatile sig_atomic_t last_signal;
+/* never cleared: whether and which signal came, after a handler took last_signal */
+static volatile sig_atomic_t signal_count, latest_signal;
 static int signal_write_fd = -1;
 static void (*signal_hook)(int);
 
@@ -270,6 +272,8 @@ int sg_loop_run_once(sg_loop *loop, double max_wait) {
 
 static void on_signal(int sig) {
   last_signal = sig;
+  latest_signal = sig;
+  signal_count++;
   int saved = errno;
   if (signal_hook) signal_hook(sig);
   if (signal_write_fd >= 0) {
@@ -302,3 +306,8 @@ int sg_loop_take_signal(void) {
 }
 
 int sg_loop_peek_signal(void) { return last_signal; }
+
+long sg_loop_signals_seen(int *latest) {
+  if (latest) *latest = latest_signal;
+  return signal_count;
+}

@@ -47,5 +47,8 @@ int sg_loop_run_once(sg_loop *loop, double max_wait);
 void sg_loop_catch_signals(sg_loop *loop, void (*in_handler)(int sig));
 int sg_loop_take_signal(void);
 int sg_loop_peek_signal(void);
+/* How many SIGINT/SIGTERMs have come so far, taken or not, and the latest (0 if none): tells a
+ * run a signal cut short from one that exited 130 of its own accord. */
+long sg_loop_signals_seen(int *latest);
 
 #endif

@@ -526,6 +526,7 @@ static int run_schedule(int argc, char **argv, const struct options *o) {
     sg_log("info", "run_started", NULL, NULL);
     double started = sg_now();
     exit_requested = 0;
+    long signals_before = sg_loop_signals_seen(NULL);
     int code = run_locked(argc, argv, o);
     snprintf(took, sizeof took, "%.3f", sg_now() - started);
     snprintf(exit_code, sizeof exit_code, "%d", code);
@@ -535,9 +536,12 @@ static int run_schedule(int argc, char **argv, const struct options *o) {
            "seconds", took, NULL);
     sg_log_set_run(NULL);
     /* a playbook that handled SIGINT itself (a roll-out restoring its targets) took the signal
-     * and ended with its code: the schedule stops all the same */
-    if (code == 128 + SIGINT || code == 128 + SIGTERM) interrupted = code;
-    if (sg_loop_peek_signal() || interrupted) break;
+     * and ended with its code: the schedule stops all the same. One that exited 130 with no
+     * signal sent chose that status, and the schedule goes on. */
+    if (sg_loop_signals_seen(NULL) != signals_before) {
+      if (code == 128 + SIGINT || code == 128 + SIGTERM) interrupted = code;
+      break;
+    }
     time_t now = time(NULL), first_skipped = 0;
     unsigned long skipped = 0;
     for (due = next_due(o, due); due >= 0 && due <= now; due = next_due(o, due))
@@ -556,11 +560,14 @@ static int run_schedule(int argc, char **argv, const struct options *o) {
       return 1;
     }
   }
-  int sig = sg_loop_take_signal();
+  int sig;
+  sg_loop_signals_seen(&sig);
+  sg_loop_take_signal();
   sg_log("info", "schedule_stopped", sig == SIGTERM ? "SIGTERM" : "SIGINT", NULL);
-  /* a stop between runs, or after the run SIGTERM let finish, is a clean stop; a run the signal
-   * cut short is not, and cron or a service manager must see that */
-  return interrupted;
+  /* SIGTERM (a service manager's stop) between runs, or after the run it let finish, is a clean
+   * stop; a run the signal cut short is not, and cron or a service manager must see that.
+   * SIGINT is a person's Ctrl-C: 130 whenever it came. */
+  return sig == SIGINT ? 128 + SIGINT : interrupted;
 }
 
 int main(int argc, char **argv) {

@@ -57,6 +57,31 @@ wait $pid
 check "errors are logged and the schedule goes on" [ "$(count run_finished "$tmp/log")" -ge 2 ]
 check "the error is a JSON log line" grep -q '"event":"error","message":"[^"]*scheduled failure' "$tmp/log"
 
+# waits (at most 30 s) until the log has n lines of an event
+await() {
+  for _ in $(seq 300); do [ "$(count "$1" "$3")" -ge "$2" ] && return 0; sleep 0.1; done
+  return 1
+}
+# a playbook's own os.exit(130) or (143) is its status, not a signal: the schedule goes on
+for status in 130 143; do
+  printf 'os.exit(%s)\n' "$status" >"$tmp/exits.lua"
+  "$sgrun" --every 1s --log-format json "$tmp/exits.lua" 2>"$tmp/log" &
+  pid=$!
+  check "os.exit($status) in a run: the schedule goes on to a second run" await run_finished 2 "$tmp/log"
+  kill -TERM $pid
+  wait $pid
+  check "os.exit($status) in a run: a later SIGTERM still stops it with 0" [ $? = 0 ]
+  check "os.exit($status) in a run: logged as the run's exit code" grep -q "\"exit_code\":\"$status\"" "$tmp/log"
+done
+# Ctrl-C between runs ends the schedule with 130, as during one; SIGTERM there is a clean stop (0)
+"$sgrun" --every 1h --log-format json "$tmp/tick.lua" >/dev/null 2>"$tmp/log" &
+pid=$!
+await run_finished 1 "$tmp/log"
+kill -INT $pid
+wait $pid
+check "SIGINT between runs: exit 130" [ $? = 130 ]
+check "SIGINT between runs: the stop says SIGINT" grep -q '"event":"schedule_stopped","message":"SIGINT"' "$tmp/log"
+
 # Two processes, one playbook: the emulator's log must never show two runs overlapping.
 "$sgrun" sim --port 0 --ready-file "$tmp/url" --quiet >/dev/null &
 sim_pid=$!
