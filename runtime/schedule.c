@@ -210,6 +210,15 @@ int sg_lock_dir(char *dir, size_t dirlen, char *err, size_t errlen) {
   return 0;
 }
 
+/* An argument as the lock key takes it: a file that exists by its real path, so that one name
+ * in two directories is two jobs and two names of one file are one; anything else as typed.
+ * "word:..." is a target (PROVIDER:GROUP), never a file, whatever the directory holds. */
+static const char *arg_key(const char *arg, char *real) {
+  size_t word = strspn(arg, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_");
+  if (word > 0 && arg[word] == ':') return arg;
+  return realpath(arg, real) ? real : arg;
+}
+
 /* The lock file's name: the label (the lock name, else the playbook's file name) made safe, and
  * a hash of the whole key (the lock name, else the playbook's real path and its arguments), so
  * every way of naming the file shares one lock and two jobs on different arguments do not. */
@@ -230,7 +239,10 @@ static void lock_name(const char *playbook, char *const *args, int nargs, const 
   } else {
     if (!realpath(playbook, real)) snprintf(real, sizeof real, "%s", playbook);
     HASH(real);
-    for (int i = 0; i < nargs; i++) HASH(args[i]);
+    for (int i = 0; i < nargs; i++) {
+      char arg_real[PATH_MAX];
+      HASH(arg_key(args[i], arg_real));
+    }
     label = strrchr(real, '/') ? strrchr(real, '/') + 1 : real;
   }
 #undef HASH

@@ -118,19 +118,48 @@ check "two processes with the same lock never overlap" [ $? = 0 ]
 check "the loser logs the skip" grep -q 'another sgrun process is running this playbook' "$tmp/log1" "$tmp/log2"
 
 # A single run finding the lock taken exits 75; a lock left by a dead process is taken over.
-printf 'require("sg").sleep(1)\n' >"$tmp/hold.lua"
-"$sgrun" "$tmp/hold.lua" &
-holder=$!
-sleep 0.3
+# hold.lua, given HOLD_MARK and HOLD_RELEASE, says it holds the lock and keeps it until told
+# (at most 30 s); without them it ends at once. The environment is not part of the lock key.
+cat >"$tmp/hold.lua" <<'LUA'
+local mark, release = os.getenv("HOLD_MARK"), os.getenv("HOLD_RELEASE")
+if not mark then return end
+io.open(mark, "w"):close()
+for _ = 1, 300 do
+  if io.open(release) then return end
+  require("sg").sleep(0.1)
+end
+LUA
+# hold ARGS...: starts a holder (in the current directory) and returns once it holds the lock
+hold() {
+  rm -f "$tmp/held" "$tmp/release"
+  HOLD_MARK=$tmp/held HOLD_RELEASE=$tmp/release "$sgrun" "$tmp/hold.lua" "$@" &
+  holder=$!
+  for _ in $(seq 300); do [ -e "$tmp/held" ] && return; sleep 0.1; done
+}
+let_go() { touch "$tmp/release"; wait $holder; }
+hold
 "$sgrun" "$tmp/hold.lua" 2>"$tmp/err"
 check "a run that finds the lock taken exits 75" [ $? = 75 ]
 check "and names the holder" grep -q "pid $holder" "$tmp/err"
-wait $holder
+let_go
 lock=$(ls "$tmp"/sgrun-hold.lua-*.lock)
 echo "999999 1700000000" >"$lock"
 "$sgrun" "$tmp/hold.lua" 2>"$tmp/err"
 check "a stale lock is taken over" [ $? = 0 ]
 check "and that is logged" grep -q "lock_taken_over" "$tmp/err"
+# the key is the job, however its files are named: a relative file name is the file it names from
+# the run's directory, so the same name in two directories is two jobs; PROVIDER:GROUP is no file
+mkdir -p "$tmp/a" "$tmp/b"
+echo '{}' >"$tmp/a/web.json"
+echo '{}' >"$tmp/b/web.json"
+cd "$tmp/a" && hold web.json gcore:web && cd - >/dev/null
+(cd "$tmp/b" && exec "$sgrun" "$tmp/hold.lua" web.json gcore:web 2>"$tmp/err")
+check "the same relative name in another directory is another job: it runs" [ $? = 0 ]
+"$sgrun" "$tmp/hold.lua" "$tmp/a/web.json" gcore:web 2>/dev/null
+check "the same file by its absolute name is the same job: 75" [ $? = 75 ]
+(cd "$tmp/b" && exec "$sgrun" "$tmp/hold.lua" ../a/web.json gcore:web 2>/dev/null)
+check "the same file by another relative name is the same job: 75" [ $? = 75 ]
+let_go
 
 "$sgrun" --every 0 "$tmp/tick.lua" 2>/dev/null
 check "a bad duration is a usage error" [ $? = 2 ]
