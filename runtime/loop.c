@@ -232,16 +232,22 @@ static int run_due_timers(sg_loop *loop) {
   return ran;
 }
 
+int sg_loop_wait_ms(double seconds) {
+  if (seconds < 0) return -1;
+  if (seconds > SG_LOOP_LONGEST_WAIT) seconds = SG_LOOP_LONGEST_WAIT;
+  double ms = seconds * 1000.0;
+  int whole = (int)ms;
+  return whole < ms ? whole + 1 : whole;
+}
+
 int sg_loop_run_once(sg_loop *loop, double max_wait) {
-  int timeout_ms = -1;
+  double wait = max_wait;
   if (loop->nheap) {
-    double wait = loop->heap[0]->due - sg_now();
+    wait = loop->heap[0]->due - sg_now();
     if (wait < 0) wait = 0;
     if (max_wait >= 0 && max_wait < wait) wait = max_wait;
-    timeout_ms = (int)(wait * 1000.0 + 0.999);
-  } else if (max_wait >= 0) {
-    timeout_ms = (int)(max_wait * 1000.0 + 0.999);
   }
+  int timeout_ms = sg_loop_wait_ms(wait);
   struct epoll_event evs[256];
   int n = epoll_wait(loop->epfd, evs, 256, timeout_ms);
   int ran = 0;

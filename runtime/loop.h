@@ -41,6 +41,13 @@ int sg_loop_pending(const sg_loop *loop);
  * Returns the number of callbacks run. */
 int sg_loop_run_once(sg_loop *loop, double max_wait);
 
+/* The epoll timeout for a wait of `seconds` (negative: none, -1): rounded up to whole
+ * milliseconds, so a wait never ends early, and at most SG_LOOP_LONGEST_WAIT, since a month in
+ * milliseconds does not fit an int (it wrapped to "wait for ever"); a longer wait wakes once in
+ * a while and its caller waits again. */
+#define SG_LOOP_LONGEST_WAIT 3600.0
+int sg_loop_wait_ms(double seconds);
+
 /* SIGINT/SIGTERM handling: the handler only records the signal and writes the self-pipe, so a
  * blocked loop wakes up; in_handler (may be NULL) also runs inside the handler, so it must be
  * async-signal-safe. sg_loop_take_signal returns and clears the last one (0 if none). */

@@ -125,7 +125,18 @@ static void test_signal_wakes_a_blocked_loop(void) {
   sg_loop_free(loop);
 }
 
+static void test_long_waits_fit_epoll(void) {
+  CHECK(sg_loop_wait_ms(-1) == -1);
+  CHECK(sg_loop_wait_ms(0) == 0);
+  CHECK(sg_loop_wait_ms(0.0004) == 1); /* never rounded down to "do not wait" */
+  CHECK(sg_loop_wait_ms(1.5) == 1500);
+  /* 25 days (a monthly cron's wait) wrapped to a negative timeout: "wait for ever" */
+  CHECK(sg_loop_wait_ms(25 * 86400.0) == (int)(SG_LOOP_LONGEST_WAIT * 1000));
+  CHECK(sg_loop_wait_ms(366 * 86400.0) == (int)(SG_LOOP_LONGEST_WAIT * 1000));
+}
+
 int main(void) {
+  test_long_waits_fit_epoll();
   test_timers_fire_in_deadline_order();
   test_zero_delay_timers_keep_start_order();
   test_fd_readiness();
