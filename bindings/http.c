@@ -564,8 +564,11 @@ static int l_request(lua_State *L) {
   }
   curl_easy_setopt(e, CURLOPT_URL, url);
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, h->nodes);
-  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(timeout * 1000));
-  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(timeout < 10 ? timeout * 1000 : 10000));
+  /* rounded up: a timeout under a millisecond truncated to 0, which is libcurl's "no timeout" */
+  long timeout_ms = (long)(timeout * 1000);
+  if (timeout_ms < timeout * 1000) timeout_ms++;
+  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
+  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms < 10000 ? timeout_ms : 10000L);
   if (r->resolve) {
     curl_easy_setopt(e, CURLOPT_RESOLVE, r->resolve);
     h->set |= SET_RESOLVE;

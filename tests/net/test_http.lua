@@ -123,6 +123,12 @@ t.test("a timeout fires and says so", function()
   t.ok(msg:find("imed out"), msg)
 end)
 
+t.test("a timeout under a millisecond is a timeout, not none", function()
+  -- it truncated to 0 ms, libcurl's "no timeout": the call waited the whole 2 s and succeeded
+  local res, _, code = get("/delay?ms=2000", { timeout = 0.0004 })
+  t.eq({ res, code }, { nil, "timeout" })
+end)
+
 t.test("cancelling a task frees its request", function()
   local before = sg.http.in_flight()
   local task = sg.spawn(function() return get("/delay?ms=2000") end)
