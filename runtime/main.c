@@ -196,10 +196,10 @@ static int parse_args(int argc, char **argv, struct options *o, int *done) {
    * write for real, to real accounts. A playbook that wants such a word takes it after "--". */
   for (int j = o->script ? o->script + 1 : argc; j < argc && strcmp(argv[j], "--") != 0; j++) {
     const char *a = argv[j];
-    if (strcmp(a, "--dry-run") == 0 || strcmp(a, "--sim") == 0 || strcmp(a, "--profile") == 0 ||
-        strncmp(a, "--profile=", 10) == 0) {
+    int n = (int)strcspn(a, "="); /* --dry-run=yes is as much a slip as --dry-run */
+    if ((n == 9 && strncmp(a, "--dry-run", 9) == 0) || (n == 5 && strncmp(a, "--sim", 5) == 0) ||
+        (n == 9 && strncmp(a, "--profile", 9) == 0)) {
       char what[96];
-      int n = (int)strcspn(a, "=");
       snprintf(what, sizeof what, "%.*s is an option of sgrun, not of the playbook: put %.*s before", n, a, n, a);
       return usage_error(what, strcmp(argv[o->script], "-") == 0 ? "the '-'" : "the playbook name");
     }

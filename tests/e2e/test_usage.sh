@@ -33,6 +33,13 @@ usage_case() {
 usage_case "misplaced --dry-run" "$sgrun" "$root/scripts/rollout.lua" --dry-run exoscale:web gcore:web
 check "says where --dry-run belongs" grep -q "put --dry-run before the playbook name" "$tmp/err"
 check "and where the options are" grep -q "^Try 'sgrun --help'" "$tmp/err"
+# with a value too: a playbook of the user's own would not look for --dry-run=yes and write for real
+printf 'print("ran")\n' >"$tmp/own.lua"
+for slip in --dry-run=yes --sim=1 --profile=prod; do
+  usage_case "misplaced $slip" "$sgrun" "$tmp/own.lua" "$slip"
+  check "misplaced $slip: says where it belongs" grep -q "put ${slip%%=*} before the playbook name" "$tmp/err"
+  check "misplaced $slip: the playbook did not run" bash -c "! grep -q ran '$tmp/out'"
+done
 usage_case "misplaced --json" "$sgrun" "$root/scripts/drift.lua" x.json --json
 check "says where --json belongs" grep -q "put --json before the playbook name" "$tmp/err"
 # every option of sgrun's own (read off its --help, so a new one cannot be missed) given after
