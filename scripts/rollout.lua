@@ -96,6 +96,13 @@ end
 
 local plan_file
 if flags["apply-plan"] then
+  -- these shape a plan, which is made already: silently ignored, --additive let removals through
+  for _, name in ipairs({ "additive", "allow-lossy", "save" }) do
+    if flags[name] then
+      cli.usage_error(string.format("--apply-plan takes no --%s: it applies the plan as it was made; give " ..
+        "--%s to the --plan-out run instead", name, name), USAGE)
+    end
+  end
   if type(rollout.read_plan) ~= "function" then
     cli.usage_error("--apply-plan: this sgrun's sg.rollout cannot read plan files")
   end

@@ -76,10 +76,21 @@ check "--yes does not ask" bash -c "! grep -q 'Go ahead' '$tmp/yes.screen'"
 check "--yes: exit 0" [ "$(cat "$tmp/yes.done")" = 0 ]
 check "progress was drawn per target" grep -q "genesis .*converged" "$tmp/yes.screen"
 
+curl -s -X DELETE "$url/_sim/log" >/dev/null
 "$sgrun" "$root/scripts/rollout.lua" --allow-lossy --plan-out "$tmp/plan.json" exoscale:web hostup:vm=10000 \
   >"$tmp/out" 2>&1
 check "--plan-out with changes to make exits 3" [ $? = 3 ]
 check "and writes the plan" [ -s "$tmp/plan.json" ]
+check "and sends no write" [ "$(writes)" = 0 ]
+# what shapes a plan is given when it is made; at --apply-plan it was silently ignored
+# (--additive let the plan's removals through, --save wrote nothing)
+for flag in --additive --allow-lossy "--save $tmp/saved.json"; do
+  # shellcheck disable=SC2086
+  "$sgrun" "$root/scripts/rollout.lua" --yes $flag --apply-plan "$tmp/plan.json" >"$tmp/out" 2>&1
+  check "--apply-plan with ${flag%% *}: exit 2" [ $? = 2 ]
+  check "--apply-plan with ${flag%% *}: says to give it to --plan-out" grep -q "give ${flag%% *} to the --plan-out run" "$tmp/out"
+  check "--apply-plan with ${flag%% *}: no write" [ "$(writes)" = 0 ]
+done
 "$sgrun" "$root/scripts/rollout.lua" --yes --apply-plan "$tmp/plan.json" >"$tmp/out" 2>&1
 check "--apply-plan applies it: exit 0" [ $? = 0 ]
 "$sgrun" "$root/scripts/rollout.lua" --yes --apply-plan "$tmp/plan.json" exoscale:web 2>"$tmp/err"
