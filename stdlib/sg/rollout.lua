@@ -331,6 +331,11 @@ local function plan_from_file(st, entry, group, plan_opts)
       tostring(entry.provider), snapshot.group_text(entry.group), st.conn.provider,
       snapshot.group_text(st.group_ref)), 0)
   end
+  -- the same group in another account may hold the same rules: the fingerprint would match
+  if entry.account ~= account_id(st.conn) then
+    error(string.format("the plan was made for another %s account than the one sgrun connects to now; set " ..
+      "that account's credentials (or --profile), or make the plan again", st.conn.provider), 0)
+  end
   if M.fingerprint(group and group.rules) ~= entry.fingerprint then
     error(string.format("%s %s changed since the plan was made; make the plan again", st.conn.provider,
       snapshot.group_text(st.group_ref)), 0)
@@ -842,6 +847,7 @@ function M.rollout(source, targets, opts)
         if t.error == nil then
           t.status = planned_status(t)
           t.fingerprint = states[i].fingerprint
+          t.account = account_id(states[i].conn)
         end
       end
       return finish()
@@ -858,6 +864,12 @@ function M.rollout(source, targets, opts)
     if plan_failed and opts.atomic then
       untouched("not changed: another target could not be planned, so the atomic roll-out stopped " ..
         "before touching any")
+      return finish()
+    end
+    if plan_failed and opts.plan_file then
+      -- a plan was reviewed whole: a part of it is a change nobody looked at
+      untouched("not changed: another target of the plan file cannot be applied as planned, and a plan " ..
+        "is applied whole or not at all")
       return finish()
     end
     if plan_failed and superseded then
@@ -1022,7 +1034,7 @@ function M.write_plan(report, path)
     end
     local findings = json.array()
     for j, f in ipairs(t.findings or {}) do findings[j] = { rule = f.rule, kind = f.kind, why = f.why } end
-    doc.targets[i] = { provider = t.provider, group = t.group, fingerprint = t.fingerprint,
+    doc.targets[i] = { provider = t.provider, account = t.account, group = t.group, fingerprint = t.fingerprint,
       create_group = t.create_group, add = rules_array(t.changes.add), remove = rules_array(t.changes.remove),
       findings = findings }
   end
@@ -1050,13 +1062,21 @@ function M.read_plan(path)
     error(string.format("plan %s: " .. fmt .. "; make the plan again with --plan-out", path, ...), 3)
   end
   if not json.is_array(doc.targets) or #doc.targets == 0 then damaged("'targets' is not a list of targets") end
+  local seen = {}
   for i, t in ipairs(doc.targets) do
     -- a group is a name, an id, or a provider's table reference such as HostUp's {vm = id}
     local g = type(t) == "table" and t.group
     if type(t) ~= "table" or type(t.provider) ~= "string" or type(t.fingerprint) ~= "string"
+        or type(t.account) ~= "string"
         or not ((type(g) == "string" and g ~= "") or math.type(g) == "integer" or (type(g) == "table" and next(g))) then
-      damaged("target %d is incomplete (a provider, a group reference, a fingerprint)", i)
+      damaged("target %d is incomplete (a provider, an account, a group reference, a fingerprint)", i)
     end
+    local ok, why = pcall(groups.ref_problem, t.provider, g)
+    if not ok then damaged("target %d: %s is not a provider sgrun knows", i, t.provider) end
+    if why then damaged("target %d: %s", i, why) end
+    local key = t.provider .. ":" .. snapshot.group_text(g)
+    if seen[key] then damaged("target %d names %s %s again (as target %d)", i, t.provider, snapshot.group_text(g), seen[key]) end
+    seen[key] = i
     if t.create_group ~= nil and type(t.create_group) ~= "boolean" then
       damaged("target %d: 'create_group' is not true or false", i)
     end

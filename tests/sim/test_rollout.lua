@@ -298,6 +298,18 @@ t.test("dry run plans; write_plan/read_plan apply exactly that plan and refuse a
   t.eq(#dry.targets[1].changes.add, 1)
   local path = os.tmpname()
   ro.write_plan(dry, path)
+  -- made for another account (the same rules there would match the fingerprint): refused, and
+  -- the plan's other target is not applied either, since a plan is applied whole or not at all
+  local elsewhere = ro.read_plan(path)
+  elsewhere.targets[1].account = "0123456789abcdef"
+  local refused = sg.rollout(nil, { { conn("gcore"), "web" }, { conn("genesis"), "new-group" } },
+    { plan_file = elsewhere })
+  t.eq(refused.ok, false)
+  t.ok(tostring(refused.targets[1].error):find("the plan was made for another gcore account", 1, true),
+    tostring(refused.targets[1].error))
+  t.eq(refused.targets[2].status, "unchanged", tostring(refused))
+  t.ok(tostring(refused.targets[2].error):find("applied whole or not at all", 1, true), tostring(refused))
+  t.eq(mutations(), 0)
   local plan = ro.read_plan(path)
   local report = sg.rollout(nil, { { conn("gcore"), "web" }, { conn("genesis"), "new-group" } },
     { plan_file = plan })
@@ -317,7 +329,7 @@ t.test("read_plan refuses a damaged plan, naming the place and what to do", func
   local ro = require "sg.rollout"
   local F = string.format("%q", ro.PLAN_FORMAT)
   local function target(extra)
-    return '{"provider":"gcore","group":"web","fingerprint":"f"' .. extra .. '}'
+    return '{"provider":"gcore","account":"a","group":"web","fingerprint":"f"' .. extra .. '}'
   end
   local cases = {
     { '"x"', "'targets' is not a list" },
@@ -325,8 +337,13 @@ t.test("read_plan refuses a damaged plan, naming the place and what to do", func
     { '[]', "'targets' is not a list" },
     { '[1]', "target 1 is incomplete" },
     { '[' .. target("") .. ',"x"]', "target 2 is incomplete" },
-    { '[{"provider":"gcore","group":{},"fingerprint":"f"}]', "target 1 is incomplete" },
-    { '[{"provider":"gcore","group":"","fingerprint":"f"}]', "target 1 is incomplete" },
+    { '[{"provider":"gcore","account":"a","group":{},"fingerprint":"f"}]', "target 1 is incomplete" },
+    { '[{"provider":"gcore","account":"a","group":"","fingerprint":"f"}]', "target 1 is incomplete" },
+    { '[{"provider":"gcore","group":"web","fingerprint":"f"}]', "target 1 is incomplete (a provider, an account" },
+    -- refused before any write, not at that target's turn once the others are written
+    { '[{"provider":"hostup","account":"a","group":"web","fingerprint":"f"}]', 'target 1: hostup: group reference "web"' },
+    { '[{"provider":"nocloud","account":"a","group":"web","fingerprint":"f"}]', "target 1: nocloud is not a provider" },
+    { '[' .. target("") .. ',' .. target("") .. ']', "target 2 names gcore web again (as target 1)" },
     { '[' .. target(',"add":"x"') .. ']', "target 1: 'add' is not a list of rules" },
     { '[' .. target(',"remove":{"a":1}') .. ']', "target 1: 'remove' is not a list of rules" },
     { '[' .. target(',"create_group":"yes"') .. ']', "target 1: 'create_group' is not true or false" },
