@@ -85,6 +85,9 @@ int sg_write_temp(const char *path, const char *data, size_t len, char *tmp, siz
 
 int sg_fsync_path(const char *path) {
   int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  /* a symlink is followed only to a directory: "snaps -> /data/snaps" is where the user writes,
+   * and opening a directory has no side effect a device's open might */
+  if (fd < 0 && errno == ELOOP) fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return -1;
   int rc = fsync(fd);
   int e = errno;

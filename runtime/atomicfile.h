@@ -19,7 +19,7 @@ void sg_clean_dead_temps(const char *path);
 /* sg_write_temp, fsync, rename over path, fsync of the directory. 0, or -1 with a message. */
 int sg_write_atomic(const char *path, const char *data, size_t len, char *err, size_t errlen);
 
-/* fsync of a file or directory, opened without following a symlink. 0, or -1 with errno set. */
+/* fsync of a file or directory; a symlink is followed only to a directory. 0, or -1 with errno set. */
 int sg_fsync_path(const char *path);
 
 #endif
