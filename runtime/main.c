@@ -491,21 +491,26 @@ static int run_locked(int argc, char **argv, const struct options *o) {
   return code;
 }
 
-/* Waits until the wall-clock time `when`; returns the signal that cut the wait short, or 0. */
-static int wait_until(time_t when) {
+/* A schedule's clock: --cron keeps the wall clock's time of day; --every counts elapsed
+ * seconds, so that setting the clock back an hour does not hold the next run for an hour, nor
+ * setting it forward make a run look an hour late. */
+static double schedule_now(const struct options *o) { return o->cron ? (double)time(NULL) : sg_now(); }
+
+/* Waits until the schedule's clock reads `when`; returns the signal that cut the wait short, or 0. */
+static int wait_until(const struct options *o, double when) {
   sg_loop *loop = sg_loop_default();
   for (;;) {
     int sig = sg_loop_peek_signal();
     if (sig) return sig;
-    double left = difftime(when, time(NULL));
+    double left = when - schedule_now(o);
     if (left <= 0) return 0;
     sg_loop_run_once(loop, left);
   }
 }
 
-static time_t next_due(const struct options *o, time_t previous) {
+static double next_due(const struct options *o, double previous) {
   if (previous < 0) return -1;
-  return o->cron ? sg_cron_next(&o->cron_spec, previous) : previous + (time_t)o->every;
+  return o->cron ? (double)sg_cron_next(&o->cron_spec, (time_t)previous) : previous + o->every;
 }
 
 /* --every / --cron: fresh run after fresh run until SIGINT or SIGTERM. */
@@ -515,10 +520,10 @@ static int run_schedule(int argc, char **argv, const struct options *o) {
   char every[32];
   snprintf(every, sizeof every, "%gs", o->every);
   sg_log("info", "schedule_started", NULL, o->cron ? "cron" : "every", o->cron ? o->cron : every, NULL);
-  time_t due = o->cron ? sg_cron_next(&o->cron_spec, time(NULL)) : time(NULL);
+  double due = o->cron ? (double)sg_cron_next(&o->cron_spec, time(NULL)) : sg_now();
   int interrupted = 0; /* the exit code of a run the signal interrupted: the schedule's too */
   for (unsigned long run = 1;; run++) {
-    int sig = wait_until(due);
+    int sig = wait_until(o, due);
     if (sig) break;
     char run_id[48], took[32], exit_code[16];
     snprintf(run_id, sizeof run_id, "%ld-%lu", (long)getpid(), run);
@@ -542,14 +547,15 @@ static int run_schedule(int argc, char **argv, const struct options *o) {
       if (code == 128 + SIGINT || code == 128 + SIGTERM) interrupted = code;
       break;
     }
-    time_t now = time(NULL), first_skipped = 0;
+    double now = schedule_now(o), first_skipped = 0;
     unsigned long skipped = 0;
     for (due = next_due(o, due); due >= 0 && due <= now; due = next_due(o, due))
       if (skipped++ == 0) first_skipped = due;
     if (skipped) {
       char when[32], count[24];
       struct tm tm;
-      localtime_r(&first_skipped, &tm);
+      time_t first_at = time(NULL) - (time_t)(now - first_skipped); /* on the wall clock */
+      localtime_r(&first_at, &tm);
       strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
       snprintf(count, sizeof count, "%lu", skipped);
       sg_log("warn", "run_skipped", "the previous run was still going when these were due", "due", when, "runs",

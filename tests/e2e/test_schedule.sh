@@ -73,6 +73,20 @@ for status in 130 143; do
   check "os.exit($status) in a run: a later SIGTERM still stops it with 0" [ $? = 0 ]
   check "os.exit($status) in a run: logged as the run's exit code" grep -q "\"exit_code\":\"$status\"" "$tmp/log"
 done
+# The wall clock set back or forward an hour mid-schedule (an NTP step, `date -s`): --every
+# counts elapsed time, so runs go on each second and none is counted as skipped (set back, the
+# next run waited the hour; set forward, 3,600 runs were logged as skipped)
+for step in -3600 3600; do
+  LD_PRELOAD=${CLOCKSTEP:?} CLOCKSTEP_AFTER=1.5 CLOCKSTEP_SECONDS=$step \
+    ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0 \
+    "$sgrun" --every 1s --log-format json "$tmp/tick.lua" >/dev/null 2>"$tmp/log" &
+  pid=$!
+  check "--every with the clock set ${step}s mid-schedule: runs go on" await run_finished 4 "$tmp/log"
+  kill -TERM $pid
+  wait $pid
+  check "--every with the clock set ${step}s mid-schedule: no run counted as skipped" \
+    bash -c "! grep -q run_skipped '$tmp/log'"
+done
 # Ctrl-C between runs ends the schedule with 130, as during one; SIGTERM there is a clean stop (0)
 "$sgrun" --every 1h --log-format json "$tmp/tick.lua" >/dev/null 2>"$tmp/log" &
 pid=$!
