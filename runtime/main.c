@@ -1,5 +1,6 @@
 /* sgrun's command line: lua-compatible options, each chunk run as a task on the event loop,
  * once or on a schedule. */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -150,8 +151,11 @@ static int parse_args(int argc, char **argv, struct options *o, int *done) {
       o->state_file = value;
     } else if (strcmp(a, "--seed") == 0) {
       char *end = NULL;
+      errno = 0;
       o->seed = value ? strtoll(value, &end, 10) : 0;
-      if (!value || !*value || *end) return usage_error("'--seed' needs a whole number, not", value ? value : "nothing");
+      /* ERANGE: clamped to the largest, every too-large seed would be the same one */
+      if (!value || !*value || *end || errno)
+        return usage_error("'--seed' needs a whole number (at most 19 digits), not", value ? value : "nothing");
       o->has_seed = 1;
     } else if (strcmp(a, "--cron") == 0) {
       char err[300];

@@ -81,8 +81,10 @@ static int parse_field(const char *text, int lo, int hi, const char *const *name
     if (*p == '/') {
       p++;
       char *end;
-      step = (int)strtol(p, &end, 10);
-      if (end == p || step <= 0) return -1;
+      long asked = strtol(p, &end, 10);
+      if (end == p || asked <= 0) return -1;
+      /* a step past the field's range takes its first value only; read as an int, 2^32+1 was 1 */
+      step = asked > hi ? hi + 1 : (int)asked;
       p = end;
       if (from == to) to = hi; /* "5/15" means from 5 to the end */
     }
@@ -96,6 +98,12 @@ static int parse_field(const char *text, int lo, int hi, const char *const *name
 
 int sg_cron_parse(const char *expr, struct sg_cron *out, char *err, size_t errlen) {
   char copy[256];
+  if (strlen(expr) >= sizeof copy) {
+    /* cut, the rest of a list would be dropped without a word */
+    snprintf(err, errlen, "cron expression is %zu characters long; at most %zu are taken", strlen(expr),
+             sizeof copy - 1);
+    return -1;
+  }
   snprintf(copy, sizeof copy, "%s", expr);
   char *fields[6];
   int n = 0;

@@ -44,6 +44,14 @@ static void test_cron(void) {
   CHECK(sg_cron_parse("* * *", &c, err, sizeof err) == -1 && strstr(err, "5 fields"));
   CHECK(sg_cron_parse("61 * * * *", &c, err, sizeof err) == -1 && strstr(err, "minute"));
   CHECK(sg_cron_parse("* * * foo *", &c, err, sizeof err) == -1 && strstr(err, "month"));
+  /* a step beyond the range is its first value; 2^32 + 1 wrapped to a step of 1 (every minute) */
+  CHECK(sg_cron_parse("*/4294967297 * * * *", &c, err, sizeof err) == 0 && c.minute == 1);
+  CHECK(sg_cron_parse("5/100 * * * *", &c, err, sizeof err) == 0 && c.minute == (1ULL << 5));
+  /* a list too long to take whole is refused, not cut (the cut dropped its last days) */
+  char longexpr[400] = "0 0 * * 1";
+  while (strlen(longexpr) < 300) strcat(longexpr, ",1");
+  strcat(longexpr, ",5");
+  CHECK(sg_cron_parse(longexpr, &c, err, sizeof err) == -1 && strstr(err, "at most 255"));
   CHECK(sg_cron_parse("* * 31 2 *", &c, err, sizeof err) == 0);
   CHECK(sg_cron_next(&c, local(2026, 1, 1, 0, 0)) == -1); /* February never has a 31st */
 }

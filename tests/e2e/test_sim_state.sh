@@ -46,6 +46,9 @@ check "a run that ends with os.exit still saves the emulator's state" grep -q "5
 check "with the same --seed, a fresh emulator has the same ids: no drift, exit 0" [ $? = 0 ]
 "$sgrun" --seed 7 "$root/scripts/drift.lua" "$tmp/web.json" 2>"$tmp/err"
 check "--state and --seed without --sim are a usage error" [ $? = 2 ]
+"$sgrun" --sim --seed 99999999999999999999999 -e 'print("ran")' >"$tmp/out" 2>"$tmp/err"
+check "a --seed too large for a 64-bit number is refused, not clamped" bash -c \
+  "[ $? = 2 ] && grep -q 'at most 19 digits' '$tmp/err' && ! grep -q ran '$tmp/out'"
 
 # a hostile or hand-edited state file is refused before anything runs, naming the place, and left
 # as it was; a directory is said to be one
