@@ -473,10 +473,14 @@ static int locks_playbook(int argc, char **argv, const struct options *o) {
 /* A run under the playbook's lock; EXIT_LOCKED when another process holds it. */
 static int run_locked(int argc, char **argv, const struct options *o) {
   if (!locks_playbook(argc, argv, o)) return run_once(argc, argv, o);
-  char holder[600];
+  char holder[600], variant[300];
   long stale = 0;
+  /* another account (--profile), the emulator, or a dry run is another job: a dry-run preview
+   * holding the lock made the real scheduled run skip (75) */
+  snprintf(variant, sizeof variant, "%s%s%s%s", o->dry_run ? "dry-run " : "", o->sim ? "sim " : "",
+           o->profile ? "profile=" : "", o->profile ? o->profile : "");
   int fd = sg_lock_playbook(argv[o->script], argv + o->script + 1, argc - o->script - 1, o->lock_name,
-                            holder, sizeof holder, &stale);
+                            *variant ? variant : NULL, holder, sizeof holder, &stale);
   if (fd == -2) {
     report_error(holder);
     return 1;

@@ -230,8 +230,8 @@ static const char *arg_key(const char *arg, char *real) {
 /* The lock file's name: the label (the lock name, else the playbook's file name) made safe, and
  * a hash of the whole key (the lock name, else the playbook's real path and its arguments), so
  * every way of naming the file shares one lock and two jobs on different arguments do not. */
-static void lock_name(const char *playbook, char *const *args, int nargs, const char *name, char *out,
-                      size_t outlen) {
+static void lock_name(const char *playbook, char *const *args, int nargs, const char *name, const char *variant,
+                      char *out, size_t outlen) {
   unsigned long long h = 1469598103934665603ULL; /* FNV-1a */
 #define HASH(str) \
   for (const unsigned char *p = (const unsigned char *)(str);; p++) { \
@@ -250,6 +250,10 @@ static void lock_name(const char *playbook, char *const *args, int nargs, const 
     for (int i = 0; i < nargs; i++) {
       char arg_real[PATH_MAX];
       HASH(arg_key(args[i], arg_real));
+    }
+    if (variant) {
+      HASH("variant");
+      HASH(variant);
     }
     label = strrchr(real, '/') ? strrchr(real, '/') + 1 : real;
   }
@@ -277,13 +281,13 @@ static void release_at_exit(void) {
   }
 }
 
-int sg_lock_playbook(const char *playbook, char *const *args, int nargs, const char *name, char *holder,
-                     size_t holderlen, long *stale_pid) {
+int sg_lock_playbook(const char *playbook, char *const *args, int nargs, const char *name, const char *variant,
+                     char *holder, size_t holderlen, long *stale_pid) {
   char dir[PATH_MAX], file[128], path[PATH_MAX + 160];
   *stale_pid = 0;
   int dfd = lock_dir(dir, sizeof dir, holder, holderlen);
   if (dfd < 0) return -2;
-  lock_name(playbook, args, nargs, name, file, sizeof file);
+  lock_name(playbook, args, nargs, name, variant, file, sizeof file);
   snprintf(path, sizeof path, "%s/%s", dir, file);
   int fd = openat(dfd, file, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
   int open_errno = errno;

@@ -26,14 +26,14 @@ time_t sg_cron_next(const struct sg_cron *c, time_t after);
 
 /* Takes the lock of a job: an exclusive flock on a file that records the owner's pid and start
  * time. The job is `name` when given (--lock-name), else the playbook's real path with its
- * arguments. The file lives in a directory only this user can write (see lock_dir in
+ * arguments and `variant` (NULL, or what else of sgrun's options makes it another job). The file lives in a directory only this user can write (see lock_dir in
  * schedule.c), is opened without following symlinks and must belong to this user. Returns the
  * fd (keep it open while running), -1 when another live process of this user holds it (holder
  * describes it), or -2 on an error, a foreign lock file included (holder says what). A lock
  * left by a dead process is free again (the kernel drops flocks with their process); stale_pid
  * then names it. The lock is emptied at exit too, os.exit included. */
-int sg_lock_playbook(const char *playbook, char *const *args, int nargs, const char *name, char *holder,
-                     size_t holderlen, long *stale_pid);
+int sg_lock_playbook(const char *playbook, char *const *args, int nargs, const char *name, const char *variant,
+                     char *holder, size_t holderlen, long *stale_pid);
 
 /* Releases a lock taken by sg_lock_playbook, leaving the file empty so the next owner can tell a
  * clean release from a crash. */

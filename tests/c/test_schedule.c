@@ -62,33 +62,36 @@ static void test_lock(void) {
   setenv("SGRUN_LOCK_DIR", dir, 1);
   char holder[600];
   long stale = 0;
-  int fd = sg_lock_playbook("some/playbook.lua", NULL, 0, NULL, holder, sizeof holder, &stale);
+  int fd = sg_lock_playbook("some/playbook.lua", NULL, 0, NULL, NULL, holder, sizeof holder, &stale);
   CHECK(fd >= 0 && stale == 0);
   /* a second open file description conflicts, as a second process would */
-  CHECK(sg_lock_playbook("some/playbook.lua", NULL, 0, NULL, holder, sizeof holder, &stale) == -1);
+  CHECK(sg_lock_playbook("some/playbook.lua", NULL, 0, NULL, NULL, holder, sizeof holder, &stale) == -1);
   CHECK(strstr(holder, "pid ") != NULL);
-  CHECK(sg_lock_playbook("other.lua", NULL, 0, NULL, holder, sizeof holder, &stale) >= 0);
+  CHECK(sg_lock_playbook("other.lua", NULL, 0, NULL, NULL, holder, sizeof holder, &stale) >= 0);
   sg_unlock_playbook(fd);
-  fd = sg_lock_playbook("some/playbook.lua", NULL, 0, NULL, holder, sizeof holder, &stale);
+  fd = sg_lock_playbook("some/playbook.lua", NULL, 0, NULL, NULL, holder, sizeof holder, &stale);
   CHECK(fd >= 0 && stale == 0); /* released cleanly: nothing stale */
   close(fd);                    /* as if the process died: the file still names it */
-  fd = sg_lock_playbook("some/playbook.lua", NULL, 0, NULL, holder, sizeof holder, &stale);
+  fd = sg_lock_playbook("some/playbook.lua", NULL, 0, NULL, NULL, holder, sizeof holder, &stale);
   CHECK(fd >= 0);
   sg_unlock_playbook(fd);
   /* the key is the playbook with its arguments, or the lock name */
   char *a[] = {"web.snapshot.json"}, *b[] = {"db.snapshot.json"};
-  fd = sg_lock_playbook("drift.lua", a, 1, NULL, holder, sizeof holder, &stale);
+  fd = sg_lock_playbook("drift.lua", a, 1, NULL, NULL, holder, sizeof holder, &stale);
   CHECK(fd >= 0);
-  CHECK(sg_lock_playbook("drift.lua", b, 1, NULL, holder, sizeof holder, &stale) >= 0);
-  CHECK(sg_lock_playbook("drift.lua", a, 1, NULL, holder, sizeof holder, &stale) == -1);
-  int named = sg_lock_playbook("drift.lua", a, 1, "nightly", holder, sizeof holder, &stale);
+  CHECK(sg_lock_playbook("drift.lua", b, 1, NULL, NULL, holder, sizeof holder, &stale) >= 0);
+  CHECK(sg_lock_playbook("drift.lua", a, 1, NULL, NULL, holder, sizeof holder, &stale) == -1);
+  /* another account, the emulator or a dry run is another job */
+  CHECK(sg_lock_playbook("drift.lua", a, 1, NULL, "dry-run ", holder, sizeof holder, &stale) >= 0);
+  CHECK(sg_lock_playbook("drift.lua", a, 1, NULL, "profile=prod", holder, sizeof holder, &stale) >= 0);
+  int named = sg_lock_playbook("drift.lua", a, 1, "nightly", NULL, holder, sizeof holder, &stale);
   CHECK(named >= 0);
-  CHECK(sg_lock_playbook("other.lua", NULL, 0, "nightly", holder, sizeof holder, &stale) == -1);
+  CHECK(sg_lock_playbook("other.lua", NULL, 0, "nightly", "dry-run ", holder, sizeof holder, &stale) == -1);
   sg_unlock_playbook(named);
   sg_unlock_playbook(fd);
   /* a directory others can write is refused */
   CHECK(chmod(dir, 0777) == 0);
-  CHECK(sg_lock_playbook("drift.lua", a, 1, NULL, holder, sizeof holder, &stale) == -2);
+  CHECK(sg_lock_playbook("drift.lua", a, 1, NULL, NULL, holder, sizeof holder, &stale) == -2);
   CHECK(strstr(holder, "writable by others") != NULL);
   char cmd[128];
   snprintf(cmd, sizeof cmd, "rm -rf %s", dir);

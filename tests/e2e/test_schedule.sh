@@ -152,11 +152,18 @@ hold() {
 }
 let_go() { touch "$tmp/release"; wait $holder; }
 hold
+lock=$(ls "$tmp"/sgrun-hold.lua-*.lock)
 "$sgrun" "$tmp/hold.lua" 2>"$tmp/err"
 check "a run that finds the lock taken exits 75" [ $? = 75 ]
 check "and names the holder" grep -q "pid $holder" "$tmp/err"
+# a dry-run preview, another account or the emulator is another job: a preview holding the lock
+# made the real scheduled run skip (75)
+"$sgrun" --dry-run "$tmp/hold.lua" 2>/dev/null
+check "a --dry-run of a held job is another job: it runs" [ $? = 0 ]
+printf '[other]\n' >"$tmp/profiles" && chmod 600 "$tmp/profiles"
+SGRUN_PROFILES=$tmp/profiles "$sgrun" --profile other "$tmp/hold.lua" 2>/dev/null
+check "the same job with another --profile is another job: it runs" [ $? = 0 ]
 let_go
-lock=$(ls "$tmp"/sgrun-hold.lua-*.lock)
 echo "999999 1700000000" >"$lock"
 "$sgrun" "$tmp/hold.lua" 2>"$tmp/err"
 check "a stale lock is taken over" [ $? = 0 ]
