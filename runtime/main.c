@@ -211,6 +211,15 @@ static int parse_args(int argc, char **argv, struct options *o, int *done) {
   if ((o->every > 0 || o->cron) && (!o->script || strcmp(argv[o->script], "-") == 0))
     return usage_error("'--every' and '--cron' need a script file to run", NULL);
   if (o->every > 0 && o->cron) return usage_error("use '--every' or '--cron', not both", NULL);
+  if ((o->every > 0 || o->cron) && o->interactive)
+    return usage_error("'-i' opens a REPL, which a schedule cannot answer: drop '-i' or the schedule", NULL);
+  /* a typo in the name would fail every run, for ever, and a stop would still exit 0 */
+  if ((o->every > 0 || o->cron) && access(argv[o->script], R_OK) != 0) {
+    char what[600];
+    snprintf(what, sizeof what, "cannot read the script %.500s (%s): a schedule needs one it can run", argv[o->script],
+             strerror(errno));
+    return usage_error(what, NULL);
+  }
   if ((o->state_file || o->has_seed || o->sim_tls) && !o->sim)
     return usage_error("'--state', '--seed' and '--tls' set up the emulator: add '--sim'", NULL);
   return 0;
@@ -545,8 +554,8 @@ static int run_schedule(int argc, char **argv, const struct options *o) {
     snprintf(exit_code, sizeof exit_code, "%d", code);
     /* a playbook's own non-zero status (drift found: 3) is its answer, not a failure of the run */
     const char *status = code == 0 ? "ok" : code == EXIT_LOCKED ? "skipped" : exit_requested ? "exit" : "error";
-    sg_log(code == 0 || exit_requested ? "info" : "error", "run_finished", NULL, "status", status, "exit_code", exit_code,
-           "seconds", took, NULL);
+    const char *level = code == 0 || exit_requested ? "info" : code == EXIT_LOCKED ? "warn" : "error";
+    sg_log(level, "run_finished", NULL, "status", status, "exit_code", exit_code, "seconds", took, NULL);
     sg_log_set_run(NULL);
     /* a playbook that handled SIGINT itself (a roll-out restoring its targets) took the signal
      * and ended with its code: the schedule stops all the same. One that exited 130 with no

@@ -130,6 +130,9 @@ assert(runs >= 3, 'only ' .. runs .. ' runs')
 check "two processes with the same lock never overlap" [ $? = 0 ]
 [ -s "$tmp/err" ] && cat "$tmp/err" >&2
 check "the loser logs the skip" grep -q 'another sgrun process is running this playbook' "$tmp/log1" "$tmp/log2"
+check "a skipped run is a warning, not an error" bash -c \
+  "grep -h 'run_finished status=skipped' '$tmp/log1' '$tmp/log2' | grep -q ' warn ' &&
+   ! grep -h 'run_finished status=skipped' '$tmp/log1' '$tmp/log2' | grep -q ' error '"
 
 # A single run finding the lock taken exits 75; a lock left by a dead process is taken over.
 # hold.lua, given HOLD_MARK and HOLD_RELEASE, says it holds the lock and keeps it until told
@@ -182,6 +185,11 @@ check "the same file by its absolute name is the same job: 75" [ $? = 75 ]
 check "the same file by another relative name is the same job: 75" [ $? = 75 ]
 let_go
 
+"$sgrun" --every 1s "$tmp/no-such.lua" >"$tmp/out" 2>"$tmp/err"
+check "a schedule of a script that is not there: exit 2 at once" [ $? = 2 ]
+check "naming the script" grep -q "cannot read the script .*no-such.lua" "$tmp/err"
+"$sgrun" --every 1s -i "$tmp/tick.lua" >"$tmp/out" 2>"$tmp/err" </dev/null
+check "a schedule with -i: exit 2, no run" bash -c "[ $? = 2 ] && ! grep -q tick '$tmp/out'"
 "$sgrun" --every 0 "$tmp/tick.lua" 2>/dev/null
 check "a bad duration is a usage error" [ $? = 2 ]
 # periods a time_t schedule cannot keep would spin: refused before the first run
