@@ -61,10 +61,10 @@ function M.plan_group(conn, ref, group, err, source, opts)
       type(ref) == "string" and "; pass {create = true} to create it" or
         "; sgrun cannot create one of this kind: check the reference"))
   end
-  local reserved = not group and groups.reserved(conn.provider, ref)
-  if reserved then
+  local refused = not group and groups.name_problem(conn.provider, ref, opts.description)
+  if refused then
     require("sg.errors").raise_user(string.format("sg.plan: %s has no group %s to change, and %s",
-      conn.provider, snapshot.group_text(ref), reserved))
+      conn.provider, snapshot.group_text(ref), refused))
   end
   local target_codec = codec.get(conn.provider)
   local adapter = groups.get(conn.provider)

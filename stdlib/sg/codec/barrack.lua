@@ -33,6 +33,8 @@ M.capabilities = {
   description = false,
   ordered = false,
   max_rules = nil, -- unknown
+  -- no documented length or range limits (reference §2): a Barrack rule has no description and no
+  -- ICMP type/code, so no description_max or icmp_max; firewall names have no documented limit
 }
 
 ---@param raw table a security rule / firewall rule object

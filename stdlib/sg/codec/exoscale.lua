@@ -8,6 +8,8 @@
 -- * tcp/udp rules need ports: all ports encode as 1-65535.
 -- * A remote group encodes by id when ctx.group_ids knows it, else by name with visibility
 --   "public" for Exoscale's documented public groups; anything else raises before a request.
+-- * The add-rule schema's limits (description, ICMP type/code) are capabilities: a rule past
+--   them is inexpressible (codec.limit_problem).
 -- Groups on the wire: stdlib/sg/groups/exoscale.lua.
 local rule = require "sg.rule"
 local codec = require "sg.codec"
@@ -33,6 +35,10 @@ M.capabilities = {
   description = true,
   ordered = false,
   max_rules = nil, -- not published
+  -- add-rule-to-security-group (OpenAPI): description maxLength 255, icmp.type and icmp.code
+  -- -1..254 (-1 = any), so ICMP type or code 255, which canonical rules allow, cannot be sent
+  description_max = 255,
+  icmp_max = 254,
   -- public groups any organisation may reference by name (community docs, security groups)
   public_groups = codec.set { "public-nlb-healthcheck-sources", "public-sos-endpoints",
     "public-sks-apiservers" },
@@ -78,6 +84,10 @@ end
 ---@param ctx sg.GroupContext?
 ---@return table body of add-rule-to-security-group
 function M.encode(r, ctx)
+  -- a rule past the schema's limits is refused here too, before its request (a plan refuses it
+  -- earlier: codec.check)
+  local over = codec.limit_problem(M.capabilities, r)
+  if over then error("exoscale: " .. rule.tostring(r) .. ": " .. over, 0) end
   local body = {
     ["flow-direction"] = r.direction,
     protocol = r.protocol == "any" and "all" or r.protocol,

@@ -37,6 +37,9 @@ M.capabilities = {
   description = true,
   ordered = false,
   max_rules = 250, -- inbound and outbound together (SPEC maxItems, firewall docs)
+  -- CreateSecurityGroupRuleSerializerV2 description maxLength 255; port_range_min/max (which carry
+  -- ICMP type and code) are 0..65535, so every canonical ICMP type/code fits
+  description_max = 255,
 }
 
 local function port(v)
@@ -96,6 +99,10 @@ end
 ---@param ctx sg.GroupContext?
 ---@return table one CreateSecurityGroupRuleSerializerV2 (also an element of the PATCH rules list)
 function M.encode(r, ctx)
+  -- a rule past the schema's limits is refused here too, before its request (a plan refuses it
+  -- earlier: codec.check)
+  local over = codec.limit_problem(M.capabilities, r)
+  if over then error("gcore: " .. rule.tostring(r) .. ": " .. over, 0) end
   local body = {
     direction = r.direction,
     ethertype = r.ethertype,

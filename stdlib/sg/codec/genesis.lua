@@ -31,6 +31,8 @@ M.capabilities = {
   description = false,
   ordered = false,
   max_rules = nil, -- unknown
+  -- no documented length or range limits (reference §1.2, §1.6): no description_max, no icmp_max
+  -- (a Genesis rule has neither field); group names: see groups/genesis.lua reserved_names
 }
 
 ---@param raw table a SecurityGroupRule object

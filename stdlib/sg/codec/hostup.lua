@@ -48,6 +48,9 @@ M.capabilities = {
   -- per VM: only the v2 API reports it (limits.maxRules); groups/hostup.lua checks its apply's
   -- peak against the documented 100 (VM_RULE_LIMIT), since a v1 {vm = N} target cannot read it
   max_rules = nil,
+  -- HostUp documents `comment` as free text with no length limit, so no description_max [the
+  -- Proxmox limits underneath (source/dest 512 characters, 15 numbers per port list) are PVE's,
+  -- not documented by HostUp, and not applied]
 }
 
 local DIRECTION = { ["in"] = "ingress", out = "egress" }

@@ -38,6 +38,10 @@ local M = {}
 ---@field description boolean rules keep a description
 ---@field ordered boolean rule order matters (first match wins)
 ---@field max_rules integer? per group, where documented
+---@field description_max integer? longest rule description the provider takes, in characters
+---(the vendor schema's maxLength), where documented
+---@field icmp_max integer? highest ICMP type and code the provider takes, where documented
+---(canonical rules allow 0..255)
 
 ---@class sg.Translation
 ---@field status "exact"|"lossy"|"inexpressible"
@@ -130,6 +134,39 @@ function M.int(v)
   return math.tointeger(v) or v
 end
 
+---Why the provider's schema refuses a rule that its capabilities can otherwise say (a value past
+---a documented limit: capabilities description_max, icmp_max), or nil. The message names the
+---field, the limit and what to do; check makes it an "inexpressible" finding, so that a plan
+---refuses the rule before anything is sent, and codecs whose encode feeds a request call it too.
+---@param caps sg.Capabilities
+---@param r sg.Rule normalised rule
+---@return string? why
+function M.limit_problem(caps, r)
+  local p = caps.provider
+  local max = caps.icmp_max
+  if max then
+    for _, field in ipairs { "icmp_type", "icmp_code" } do
+      local v = r[field]
+      if v and v > max then
+        return string.format("%s takes an ICMP %s of at most %d (%s), not %d: choose a %s of 0..%d, " ..
+          "or leave this rule out", p, field == "icmp_type" and "type" or "code", max,
+          field == "icmp_type" and "icmp.type" or "icmp.code", v,
+          field == "icmp_type" and "type" or "code", max)
+      end
+    end
+  end
+  max = caps.description_max
+  local d = caps.description and r.description
+  if max and d then
+    local n = utf8.len(d) or #d -- the schema's maxLength counts characters
+    if n > max then
+      return string.format("%s takes a rule description of at most %d characters, and this one " ..
+        "has %d: shorten the description", p, max, n)
+    end
+  end
+  return nil
+end
+
 ---The capability check every codec starts from: what the rule needs that the provider's
 ---capability table lacks. Returns multiple values, not a table, because plan runs it per rule.
 ---@param caps sg.Capabilities
@@ -158,6 +195,8 @@ function M.check(caps, r)
   if r.port_min and not caps.ports then
     return "inexpressible", nil, p .. " rules have no port ranges"
   end
+  local over = M.limit_problem(caps, r)
+  if over then return "inexpressible", nil, over end
   local needs_cidr = r.cidr and not caps.cidr and not rule.is_any_cidr(r.cidr)
   local needs_icmp = (r.icmp_type and not caps.icmp_type) or (r.icmp_code and not caps.icmp_code)
   local drops_description = r.description and not caps.description

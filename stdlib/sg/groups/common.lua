@@ -189,8 +189,8 @@ function M.check_ref(provider, ref)
   if why then error(why, 3) end
 end
 
----Raises unless name can name a new group (a non-empty string the provider does not reserve) and
----description is a string or nil.
+---Raises unless name can name a new group (a non-empty string the provider does not reserve and
+---its schema takes: sg.groups.name_problem) and description is a string or nil.
 ---@param provider string
 ---@param name any
 ---@param description any
@@ -202,8 +202,8 @@ function M.check_name(provider, name, description)
   if description ~= nil and type(description) ~= "string" then
     error(string.format("%s: a group description must be a string, not %s", provider, type(description)), 3)
   end
-  local reserved = require("sg.groups").reserved(provider, name)
-  if reserved then error(provider .. ": " .. reserved, 3) end
+  local why = require("sg.groups").name_problem(provider, name, description)
+  if why then error(provider .. ": " .. why, 3) end
 end
 
 ---Finds the group a reference names among a provider's groups: by id first, then by name.

@@ -102,6 +102,31 @@ end
 -- get_group(conn, ref): one group by name or id; nil and a message when there is none.
 M.list_groups, M.get_group, M.group_reader = common.listing("exoscale", list_raw, to_group)
 
+-- create-security-group (OpenAPI): name minLength 1 maxLength 255, description maxLength 255;
+-- the schema's lengths count characters.
+local NAME_MAX, DESCRIPTION_MAX = 255, 255
+
+---Why Exoscale's create-group schema refuses this name or description, or nil (an empty name is
+---common.check_name's own refusal).
+---@param name string
+---@param description string?
+---@return string? why
+function M.name_problem(name, description)
+  local n = utf8.len(name) or #name
+  if n > NAME_MAX then
+    return string.format("Exoscale takes a group name (name) of at most %d characters, and this one " ..
+      "has %d: choose a shorter name", NAME_MAX, n)
+  end
+  if type(description) == "string" then
+    local d = utf8.len(description) or #description
+    if d > DESCRIPTION_MAX then
+      return string.format("Exoscale takes a group description (description) of at most %d characters, " ..
+        "and this one has %d: shorten the description", DESCRIPTION_MAX, d)
+    end
+  end
+  return nil
+end
+
 ---Creates an empty group and waits for the operation; returns it as re-read.
 ---@async
 ---@param conn sg.Connection

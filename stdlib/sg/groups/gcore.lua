@@ -61,6 +61,22 @@ end
 --   have the name.
 M.list_groups, M.get_group, M.group_reader = common.listing("gcore", list_raw, to_group)
 
+-- CreateSecurityGroupSerializerV2 name: ^[a-zA-Z0-9][a-zA-Z 0-9._\-]{1,61}[a-zA-Z0-9._]$, so 3 to
+-- 63 ASCII characters, starting with a letter or digit and ending with a letter, digit, '.' or '_'.
+local NAME_PATTERN = "^[a-zA-Z0-9][a-zA-Z 0-9._%-]*[a-zA-Z0-9._]$"
+
+---Why Gcore's create-group schema refuses this name, or nil (its description has no documented
+---limit).
+---@param name string
+---@param _description string?
+---@return string? why
+function M.name_problem(name, _description)
+  if #name >= 3 and #name <= 63 and name:match(NAME_PATTERN) then return nil end
+  return string.format("Gcore takes a group name (name) of 3 to 63 characters matching " ..
+    "^[a-zA-Z0-9][a-zA-Z 0-9._\\-]{1,61}[a-zA-Z0-9._]$ (letters, digits, spaces, '.', '_' and '-'; " ..
+    "a letter or digit first, no space or '-' last), and %q is not one: choose such a name", name)
+end
+
 ---Creates an empty group (no default rules), waits for its task and returns it as re-read.
 ---@async
 ---@param conn sg.Connection

@@ -15,6 +15,8 @@
 --                                           get_group would (sg.fleet reads many groups of one
 --                                           account with it)
 --   reserved_names = {names}                names the provider refuses for a new group (Genesis)
+--   name_problem(name, description) -> why | nil   where the provider's schema limits a new
+--                                           group's name or description (Exoscale, Gcore)
 --   ref_problem(ref) -> why | nil           where a group is named other than by a name or id
 --                                           (HostUp {vm = N}, Barrack {instance = ID}): why ref
 --                                           names none of the provider's groups
@@ -37,6 +39,8 @@
 ---@field new_group_rules (fun(): sg.Rule[])? the rules a just-created group reads back with (default none)
 ---@field check_new_group (fun(name: string, p: sg.Plan))? raises when a plan creating a group cannot be carried out
 ---@field reserved_names string[]? names the provider refuses for a new group (see reserved)
+---@field name_problem (fun(name: string, description: string?): string?)? why the provider's schema
+---refuses a new group's name or description (see name_problem)
 ---@field ref_problem (fun(ref: any): string?)? why ref cannot name a group (default: a name or id)
 
 local M = {}
@@ -97,6 +101,21 @@ function M.reserved(provider, name)
     end
   end
   return nil
+end
+
+---Why a provider refuses `name` (and `description`) for a new group, or nil: a reserved name, or
+---one past the limits of the provider's create-group schema (its adapter's name_problem). Said
+---before anything is sent (sg.plan, create_group), not as the provider's 400 once a roll-out is
+---under way.
+---@param provider string
+---@param name string
+---@param description string?
+---@return string? why
+function M.name_problem(provider, name, description)
+  local why = M.reserved(provider, name)
+  if why then return why end
+  local check = M.get(provider).name_problem
+  return check and check(name, description) or nil
 end
 
 return M
