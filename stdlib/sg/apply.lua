@@ -134,8 +134,9 @@ end
 
 ---@class sg.ApplyResult
 ---@field ok boolean
----@field added integer
----@field removed integer
+---@field added integer rules added; when the adapter failed part-way, those whose write is known to
+---have landed (adapters that write rule by rule count them: Exoscale, Barrack; else 0)
+---@field removed integer rules removed, counted the same way
 ---@field created boolean? the group was created
 ---@field repaired integer? leftovers of failed writes cleared (adapter.repair) when nothing else changed
 ---@field group sg.Group? the group as re-read after applying
@@ -151,6 +152,8 @@ function M.apply(p)
   local b = bound[p]
   if not b then error("sg.apply: this plan was not made by sg.plan, so it has no connection to apply to", 2) end
   local result = { ok = false, added = 0, removed = 0 }
+  -- what the adapter has done so far (sg.GroupChanges.done), reported when it raises part-way
+  local done, applying = { added = 0, removed = 0 }, false
   local ok, err = pcall(function()
     local adapter = groups.get(b.conn.provider)
     local group = b.group
@@ -162,9 +165,11 @@ function M.apply(p)
       local desired = {}
       for _, r in ipairs(p.keep) do desired[#desired + 1] = r end
       for _, r in ipairs(p.add) do desired[#desired + 1] = r end
-      local done = adapter.apply(b.conn, group, { add = p.add, remove = p.remove, desired = desired,
-        raw = p.raw_add, raw_order = b.raw_order })
-      result.added, result.removed = done.added, done.removed
+      applying = true
+      local counts = adapter.apply(b.conn, group, { add = p.add, remove = p.remove, desired = desired,
+        raw = p.raw_add, raw_order = b.raw_order, done = done })
+      applying = false
+      result.added, result.removed = counts.added, counts.removed
     elseif p.repair > 0 then
       -- nothing else to write, but a failed write left something (a restore after it)
       result.repaired = adapter.repair(b.conn, group)
@@ -175,7 +180,10 @@ function M.apply(p)
     if difference then error("sg.apply: " .. difference, 0) end
   end)
   result.ok = ok
-  if not ok then result.error = err end
+  if not ok then
+    result.error = err
+    if applying then result.added, result.removed = done.added, done.removed end
+  end
   return result
 end
 

@@ -338,7 +338,7 @@ end
 -- of rules. A rule that ends in ERROR is removed again (it filters nothing, and a rule left behind
 -- would make the next add of the same rule a duplicate), then the error is raised.
 ---@async
-local function await_active(conn, k, id, what, ids, by_id)
+local function await_active(conn, k, id, what, ids, by_id, done)
   poll(what .. ": added rules", function()
     local current = {}
     for _, raw in ipairs(k.read(conn, id)) do current[id_text(raw.id)] = raw end
@@ -361,7 +361,7 @@ local function await_active(conn, k, id, what, ids, by_id)
       local lines = {}
       for i, rid in ipairs(failed) do
         lines[i] = rule.tostring(by_id[rid])
-        pcall(remove_one, conn, k, id, rid)
+        if pcall(remove_one, conn, k, id, rid) then done.added = done.added - 1 end
       end
       error(errors.new({ provider = "barrack", op = "apply", code = FAILED,
         message = string.format("%s: %d rule(s) ended in state ERROR and were removed again: %s; " ..
@@ -426,16 +426,19 @@ function M.apply(conn, group, changes)
   if #adds == 0 and #removes == 0 then return { added = 0, removed = 0 } end
   M.repair(conn, group)
 
+  -- each rule counted once its write has returned, an add taken back when its rule ends in ERROR
+  -- and is removed again (changes.done: what a failure part-way leaves done)
+  local done = changes.done or { added = 0, removed = 0 }
   local fns = {}
   for i, r in ipairs(adds) do fns[i] = function() return add_one(conn, k, group.id, r) end end
-  local ids = common.writes(fns, CONCURRENCY)
+  local ids = common.writes(fns, CONCURRENCY, function() done.added = done.added + 1 end)
   local by_id = {}
   for i, rid in ipairs(ids) do by_id[rid] = adds[i] end
-  if #ids > 0 then await_active(conn, k, group.id, what, ids, by_id) end
+  if #ids > 0 then await_active(conn, k, group.id, what, ids, by_id, done) end
 
   fns = {}
   for i, rid in ipairs(remove_ids) do fns[i] = function() remove_one(conn, k, group.id, rid) end end
-  common.writes(fns, CONCURRENCY)
+  common.writes(fns, CONCURRENCY, function() done.removed = done.removed + 1 end)
   return { added = #adds, removed = #removes }
 end
 

@@ -25,6 +25,9 @@ local M = {}
 ---each came from: an adapter that can sends that raw rule instead of encoding them again
 ---@field raw_order table[]? with `raw`: every raw rule of that earlier read, in its order, so that
 ---an adapter whose rules are ordered (first match wins) can put each back where it stood
+---@field done {added: integer, removed: integer}? a counter the adapter advances as each rule's
+---write is known to have landed (adapters that write rule by rule: Exoscale, Barrack), so that
+---when apply raises part-way sg.apply reports what was done, not 0
 
 -- Ids arrive as strings or as numbers (cjson floats such as 5.0): compare them as text of the
 -- integer where there is one, so that 5, 5.0 and "5" are the same id.
@@ -134,15 +137,19 @@ end
 ---@async
 ---@param fns (fun(): any)[]
 ---@param limit integer
+---@param landed fun(i: integer)? called as each write returns (a write that raised is not counted)
 ---@return any[]
-function M.writes(fns, limit)
+function M.writes(fns, limit, landed)
   local failed, first = false, nil
   local guarded = {}
   for i, fn in ipairs(fns) do
     guarded[i] = function()
       if failed then return nil end
       local ok, value = pcall(fn)
-      if ok then return value end
+      if ok then
+        if landed then landed(i) end
+        return value
+      end
       if not failed then failed, first = true, value end
     end
   end

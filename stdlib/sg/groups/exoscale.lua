@@ -203,12 +203,16 @@ function M.apply(conn, group, changes)
     local body = C.encode(r, ctx)
     steps[i] = function() return conn:wait(conn:add_rule_to_security_group(group.id, body)) end
   end
-  common.writes(steps, CONCURRENCY)
+  -- each rule counted once its operation has succeeded (changes.done: what a failure part-way
+  -- leaves done); the implicit rules are gone once the adds, an explicit egress among them, are in
+  local done = changes.done or { added = 0, removed = 0 }
+  common.writes(steps, CONCURRENCY, function() done.added = done.added + 1 end)
+  done.removed = done.removed + implicit_removed
   steps = {}
   for i, raw in ipairs(raws) do
     steps[i] = function() return conn:wait(conn:delete_rule_from_security_group(group.id, raw.id)) end
   end
-  common.writes(steps, CONCURRENCY)
+  common.writes(steps, CONCURRENCY, function() done.removed = done.removed + 1 end)
   return { added = #add, removed = #raws + implicit_removed }
 end
 
