@@ -13,6 +13,7 @@ local USAGE = "usage: sgrun scripts/snapshot.lua [--timeout SECONDS] PROVIDER:GR
 local flags, positional = cli.parse_args({ ... }, { usage = USAGE, options = { timeout = "seconds" } })
 if #positional ~= 2 then cli.usage_error("snapshot.lua takes a target and a file name", USAGE) end
 local provider, ref = cli.parse_target(positional[1])
+if positional[2] == "" then cli.usage_error("FILE is empty: name the file to write the snapshot to", USAGE) end
 if cli.names_target(positional[2]) then
   -- a file so named would be read back as that target's snapshot wherever a target is taken
   cli.usage_error(string.format("FILE %s is a target, not a file name (to name a file so, write ./%s)",

@@ -87,7 +87,8 @@ local function untranslatable(target, provider, findings)
   local lines = {}
   for i, f in ipairs(sorted_findings(findings)) do lines[i] = "  " .. finding_line(f) end
   local message = string.format("plan for %s: %d rule(s) cannot be expressed exactly on %s; " ..
-    "pass lossy = \"allow\" to accept the stated losses and skip what cannot be expressed:\n%s",
+    "pass lossy = \"allow\" (rollout.lua: --allow-lossy) to accept the stated losses and skip what " ..
+    "cannot be expressed:\n%s",
     target_text(target), #findings, provider, table.concat(lines, "\n"))
   error(setmetatable({ kind = "untranslatable", target = target, findings = findings,
     message = message }, { __tostring = function(e) return e.message end }), 0)

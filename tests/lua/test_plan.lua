@@ -73,6 +73,8 @@ t.test("lossy and inexpressible rules raise by default, listing them", function(
   t.eq(#err.findings, 2)
   local text = tostring(err)
   t.ok(text:find("lossy: ingress tcp 22 from 10.0.0.0/8  # ssh: Genesis Cloud rules carry no CIDR", 1, true), text)
+  -- the way out, for a playbook and for a command-line user
+  t.ok(text:find('pass lossy = "allow" (rollout.lua: --allow-lossy)', 1, true), text)
   t.ok(text:find("inexpressible: drop ingress any from 198.51.100.0/24: Genesis Cloud has allow " ..
     "rules only", 1, true), text)
 end)
