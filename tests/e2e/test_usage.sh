@@ -62,9 +62,9 @@ check "says HostUp takes vm=N" grep -q 'hostup: group reference "web" is not {vm
 usage_case "an instance on a provider without them" "$sgrun" "$root/scripts/rollout.lua" exoscale:web genesis:instance=BRK-1
 check "names the form" grep -q 'not {instance = "BRK-1"}' "$tmp/err"
 usage_case "unknown provider" "$sgrun" "$root/scripts/snapshot.lua" nocloud:web "$tmp/s.json"
+check "lists the known providers" grep -q "known: barrack, exoscale" "$tmp/err"
 usage_case "an empty file name for the snapshot" "$sgrun" "$root/scripts/snapshot.lua" gcore:web ""
 check "an empty file name: said before any request" grep -q "FILE is empty" "$tmp/err"
-check "lists the known providers" grep -q "known: barrack, exoscale" "$tmp/err"
 usage_case "a value-taking option before another option" "$sgrun" "$root/scripts/rollout.lua" --save --additive exoscale:web hostup:vm=10000
 check "says --save needs its value" grep -q -- "--save needs a value (FILE) before --additive" "$tmp/err"
 [ ! -e ./--additive ]
