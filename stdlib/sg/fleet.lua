@@ -143,6 +143,9 @@ local function check_entry(path, i, e, base)
   for j, g in ipairs(e.groups) do
     local gwhere = string.format("groups[%d]", j)
     if type(g) ~= "table" or g.group == nil then bad("%s must be {group = NAME, source = ...}", gwhere) end
+    for k in pairs(g) do
+      if k ~= "group" and k ~= "source" then bad("%s: unknown field '%s' (known: group, source)", gwhere, tostring(k)) end
+    end
     local okref, ref = pcall(parse_ref, e.provider, g.group)
     if not okref then bad("%s: %s", gwhere, tostring(ref)) end
     -- checked here, not by the adapter when the account's turn comes

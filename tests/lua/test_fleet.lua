@@ -196,6 +196,9 @@ t.test("the inventory check refuses bad group references and connect options, na
       "account 1 (shop): connect.retry: unknown option 'tries'" },
     { 'provider = "gcore", connect = { retry = 3 }, groups = { { group = "web", source = "gcore:web" } }',
       "account 1 (shop): connect.retry must be a table" },
+    -- a misspelt field, named as such (it read as the missing source)
+    { 'provider = "gcore", groups = { { group = "web", sourse = "gcore:web" } }',
+      "account 1 (shop): groups[1]: unknown field 'sourse' (known: group, source)" },
   }
   for i, c in ipairs(cases) do
     local path = inventory("inv" .. i .. ".lua", c[1])
