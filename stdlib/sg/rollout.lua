@@ -825,6 +825,24 @@ function M.rollout(source, targets, opts)
     end
     local plan_failed = false
     local outcomes = contained(planned, remaining(), "reading and planning")
+    -- one group named twice (by name and by id): planned twice from one read, its second apply
+    -- would undo or repeat the first; only the first is kept
+    local by_group = {}
+    for i, st in ipairs(states) do
+      local id = outcomes[i] == true and st.before and st.before.group.id
+      if id then
+        local key = account_key(st.conn) .. "\0" .. tostring(id)
+        local first = by_group[key]
+        if first then
+          st.plan = nil
+          outcomes[i] = string.format("not changed: %s %s is the group target %d (%s) names, id %s; give " ..
+            "each group once", st.conn.provider, snapshot.group_text(st.group_ref), first,
+            snapshot.group_text(states[first].group_ref), tostring(id))
+        else
+          by_group[key] = i
+        end
+      end
+    end
     for i, st in ipairs(states) do
       local t, ok_err = report_targets[i], outcomes[i]
       if st.plan then

@@ -325,6 +325,20 @@ t.test("dry run plans; write_plan/read_plan apply exactly that plan and refuse a
   os.remove(path)
 end)
 
+t.test("one group named twice, by name and by id, is written once", function()
+  reset()
+  local gc = conn("gcore")
+  local id = assert(gc:group("web")).id
+  control("DELETE", "/_sim/log")
+  local report = sg.rollout({ SSH }, { { gc, "web" }, { conn("gcore"), id } }, { lossy = "allow" })
+  t.eq(report.targets[1].status, "converged", tostring(report))
+  t.eq(report.targets[2].status, "failed", tostring(report))
+  t.ok(tostring(report.targets[2].error):find("is the group target 1 (web) names", 1, true),
+    tostring(report.targets[2].error))
+  t.eq(mutations(), 1, "one PATCH of the group, not two")
+  t.eq(keyset(assert(gc:group("web")).rules), keyset({ SSH }))
+end)
+
 t.test("read_plan refuses a damaged plan, naming the place and what to do", function()
   local ro = require "sg.rollout"
   local F = string.format("%q", ro.PLAN_FORMAT)
