@@ -15,6 +15,8 @@
 --   --concurrency N     accounts worked on at once (default: --per-provider times the providers)
 --   --per-provider N    requests in flight to one provider at once (default 20)
 --   --additive          rollout: only add rules
+--   --yes               rollout: go ahead on a terminal (there it asks for this: one run writes to
+--                       every account, so review it first with sgrun --dry-run)
 -- Exit status: 0 clean, 3 drift or findings, 1 an account failed (the others still run), 2 usage
 -- or an inventory or report that cannot be read or is not what this expects.
 local sg = require "sg"
@@ -22,7 +24,7 @@ local cli = require "sg.cli"
 local fleet = require "sg.fleet"
 
 local USAGE = "usage: sgrun scripts/fleet.lua drift|audit|rollout [--json] [--shard I/N | --shards N] " ..
-  "[--concurrency N] [--per-provider N] [--additive] INVENTORY\n" ..
+  "[--concurrency N] [--per-provider N] [--additive] [--yes] INVENTORY\n" ..
   "       sgrun scripts/fleet.lua merge [--json] REPORT...\n"
 
 local function usage(msg) cli.usage_error(msg or "an action and an inventory are needed", USAGE) end
@@ -30,7 +32,8 @@ local function usage(msg) cli.usage_error(msg or "an action and an inventory are
 local function file_error(msg) io.stderr:write("fleet: ", msg, "\n") os.exit(2) end
 
 local flags, positional = cli.parse_args({ ... }, { usage = USAGE, options = {
-  json = "flag", additive = "flag", shard = "I/N", shards = "N", concurrency = "N", ["per-provider"] = "N",
+  json = "flag", additive = "flag", yes = "flag", shard = "I/N", shards = "N", concurrency = "N",
+  ["per-provider"] = "N",
 } })
 local json_out = flags.json or sg.options.json
 local action = table.remove(positional, 1)
@@ -81,6 +84,14 @@ elseif flags.shards then
     usage(string.format("--shards %d takes this run's shard from JOB_COMPLETION_INDEX (0..%d), which is %s; " ..
       "outside an Indexed Job use --shard I/N", shard_count, shard_count - 1, env and ("'" .. env .. "'") or "unset"))
   end
+end
+
+-- a person at a terminal is not asked account by account (a thousand questions): the run is
+-- refused unless they said --yes, having seen the plan of `sgrun --dry-run` (as rollout.lua asks
+-- before it removes rules). Without a terminal (cron, CI) nobody could answer, so nobody is asked.
+if action == "rollout" and not sg.options.dry_run and not flags.yes and cli.isatty("stdin") then
+  usage("rollout writes to every account of the inventory and asks nothing on the way: review it " ..
+    "with `sgrun --dry-run scripts/fleet.lua rollout " .. positional[1] .. "`, then run it with --yes")
 end
 
 local ok, inv = pcall(fleet.load, positional[1])

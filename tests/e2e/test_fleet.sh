@@ -74,6 +74,17 @@ fleet drift "$tmp/fleet.lua" >"$tmp/drift.txt" 2>>"$tmp/err"
 check "the text report has a line per account and the missing rule" \
   bash -c "[ \$(grep -cE '^  [a-z]+-[0-9]{3} ' '$tmp/drift.txt') = 50 ] && grep -q '^        + ingress' '$tmp/drift.txt'"
 
+# on a terminal a roll-out over the fleet is refused without --yes (it removed rules on every
+# account without a word); `script` gives it a terminal
+curl -s -X DELETE "$url/_sim/log" >/dev/null
+script -qec "'$sgrun' '$root/scripts/fleet.lua' rollout '$tmp/fleet.lua'" /dev/null >"$tmp/tty.out" 2>&1 </dev/null
+check "fleet rollout on a terminal without --yes: exit 2" [ $? = 2 ]
+check "fleet rollout on a terminal without --yes: says how to review and go ahead" \
+  grep -q "review it with \`sgrun --dry-run scripts/fleet.lua rollout .*then run it with --yes" "$tmp/tty.out"
+check "fleet rollout on a terminal without --yes: no write" [ "$(curl -s "$url/_sim/log" | "$sgrun" -e "
+  local n = 0
+  for _, e in ipairs(require('sg').json.decode(io.read('a')).requests) do if e.method ~= 'GET' then n = n + 1 end end
+  print(n)")" = 0 ]
 fleet rollout --json "$tmp/fleet.lua" >"$tmp/rollout.json" 2>>"$tmp/err"
 check "rollout exits 0" [ $? = 0 ]
 check "rollout converged the changed accounts and left the others" report "$tmp/rollout.json" "
