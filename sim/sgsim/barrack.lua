@@ -8,7 +8,6 @@
 local sgsim = require "sgsim"
 local is_object = sgsim.is_object
 local is_array = sgsim.is_array
-local cidr_of = require("sg.rule").parse_cidr
 local JSON_NULL = require("cjson").null
 
 local DEMO_KEY = "barrack-demo-key-0123456789abcdef"
@@ -287,9 +286,11 @@ local function parse_rule(body)
   if type(body.remote_ip_prefix) ~= "string" or body.remote_ip_prefix == "" then
     return nil, "remote_ip_prefix is required (use 0.0.0.0/0 or ::/0 for any address)"
   end
-  local cidr, family = cidr_of(body.remote_ip_prefix, true)
-  if not cidr then return nil, "remote_ip_prefix " .. family end
-  if family ~= body.ethertype then
+  -- the emulator's own parser, not the client's: the two must not agree by construction. Host
+  -- bits are taken as sent (nothing of Barrack's says otherwise).
+  local net, why = sgsim.parse_cidr(body.remote_ip_prefix, true)
+  if not net then return nil, "remote_ip_prefix " .. why end
+  if (net.family == 6 and "IPv6" or "IPv4") ~= body.ethertype then
     return nil, "remote_ip_prefix " .. body.remote_ip_prefix .. " is not an " .. body.ethertype
       .. " network"
   end

@@ -8,7 +8,6 @@
 
 local sgsim = require "sgsim"
 local is_object = sgsim.is_object
-local cidr_of = require("sg.rule").parse_cidr
 
 local DEMO_KEY = "hostup-demo-key-0123456789abcdef"
 
@@ -181,8 +180,11 @@ local function check_source(s)
     local lo, hi = item:match("^([^-]+)%-([^-]+)$")
     for _, part in ipairs(lo and { lo, hi } or { item }) do
       if lo and part:find("/", 1, true) then return nil, "invalid address range '" .. item .. "'" end
-      local cidr, fam = cidr_of(part, true)
-      if not cidr then return nil, "source '" .. part .. "' " .. fam end
+      -- the emulator's own parser, not the client's: the two must not agree by construction
+      local net, why = sgsim.parse_cidr(part, true)
+      if not net then return nil, "source '" .. part .. "' " .. why end
+      -- host bits are taken as sent: HostUp's own example rule has "2001:db8::1/32"
+      local fam = net.family == 6 and "IPv6" or "IPv4"
       if family and fam ~= family then return nil, "detected mixed ipv4/ipv6 addresses in rule" end
       family = fam
     end

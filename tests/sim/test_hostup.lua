@@ -91,6 +91,9 @@ t.test("validation: Proxmox syntax, unknown options, wrong types, malformed JSON
   refused({ dport = "2000:1000" }, "backwards range")
   refused({ dport = "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16" }, "too many entries")
   refused({ source = "10.0.0.1,2001:db8::1" }, "mixed ipv4/ipv6")
+  -- the emulator's own address parser (not the client's) judges addresses
+  refused({ source = "10.0.0.300" }, "not an IP address")
+  refused({ source = "10.0.0.0/33" }, "prefix length out of range")
   refused({ proto = "icmp" }, "invalid ICMP type '443'") -- icmp's dport holds an ICMP type
   refused({ proto = "icmp", dport = "80,443" }, "invalid ICMP type")
   refused({ proto = "icmp", dport = "300" }, "invalid ICMP type")
