@@ -41,6 +41,22 @@ check "the playbook's os.exit(3) released its lock: no takeover warning on the n
 check "os.exit ends the whole command line" bash -c "! grep -q 'after os.exit' '$tmp/out'"
 "$sgrun" --sim --state "$state" "$root/scripts/drift.lua" "$tmp/web.json" >"$tmp/out" 2>&1
 check "a run that ends with os.exit still saves the emulator's state" grep -q "5432" "$tmp/out"
+# ... and one stopped by SIGTERM (a service manager's stop) as well
+"$sgrun" --sim --state "$state" -e "
+  local sg = require 'sg'
+  local exo = sg.connect('exoscale')
+  local g = assert(exo:group('web'))
+  exo:wait(exo:add_rule_to_security_group(g.id, { ['flow-direction'] = 'ingress', protocol = 'tcp',
+    ['start-port'] = 6543, ['end-port'] = 6543, network = '0.0.0.0/0' }))
+  io.open('$tmp/added', 'w'):close()
+  sg.sleep(60)" >/dev/null 2>&1 &
+pid=$!
+for _ in $(seq 300); do [ -e "$tmp/added" ] && break; sleep 0.1; done
+kill -TERM $pid
+wait $pid
+check "a run stopped by SIGTERM exits 143" [ $? = 143 ]
+"$sgrun" --sim --state "$state" "$root/scripts/drift.lua" "$tmp/web.json" >"$tmp/out" 2>&1
+check "a run stopped by SIGTERM still saves the emulator's state" grep -q "6543" "$tmp/out"
 "$sgrun" --sim --seed 7 "$root/scripts/snapshot.lua" exoscale:web "$tmp/seeded.json" >/dev/null
 "$sgrun" --sim --seed 7 "$root/scripts/drift.lua" "$tmp/seeded.json" >"$tmp/out" 2>&1
 check "with the same --seed, a fresh emulator has the same ids: no drift, exit 0" [ $? = 0 ]
