@@ -78,6 +78,7 @@ usage_case "a playbook that does not exist" "$sgrun" "$tmp/nothere.lua"
 check "names it" grep -q "cannot open .*nothere.lua" "$tmp/err"
 usage_case "bad --timeout" "$sgrun" "$root/scripts/drift.lua" --timeout=soon x.json
 usage_case "missing snapshot file" "$sgrun" "$root/scripts/drift.lua" "$tmp/none.json"
+check "names the file" grep -q "none.json" "$tmp/err"
 # no credential for any of the five: exit 2 before any request, naming the variable to set
 mkdir -p "$tmp/nohome"
 for target in barrack:web exoscale:web gcore:web genesis:web hostup:vm=10000; do
@@ -85,7 +86,6 @@ for target in barrack:web exoscale:web gcore:web genesis:web hostup:vm=10000; do
     "$sgrun" "$root/scripts/audit.lua" "$target"
   check "$target with no credential: says which variable to set" grep -q "set the environment variable [A-Z_]*" "$tmp/err"
 done
-check "names the file" grep -q "none.json" "$tmp/err"
 # a playbook of the user's own, which reads no options: one of the options that decide whether
 # and where anything is written, given after its name (or after "-"), stops the run before it
 # starts; after "--" it is the playbook's
