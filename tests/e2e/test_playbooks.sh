@@ -97,5 +97,27 @@ check "naming it" grep -q "6379" "$tmp/out"
 "$sgrun" "$root/scripts/rollout.lua" exoscale:web 2>"$tmp/err"
 check "a roll-out without targets is a usage error" [ $? = 2 ]
 
+# A rule description holding terminal escapes (set a window title, clear the screen) reaches the
+# terminal of no playbook's output as escapes: drift, audit, a dry-run roll-out, its plan file's
+# report, and the text log all show them as \xHH
+"$sgrun" -e "
+  local sg = require 'sg'
+  local exo = sg.connect('exoscale')
+  local g = assert(exo:group('web'))
+  exo:wait(exo:add_rule_to_security_group(g.id, { ['flow-direction'] = 'ingress', protocol = 'tcp',
+    ['start-port'] = 3306, ['end-port'] = 3306, network = '0.0.0.0/0',
+    description = 'db \27]0;owned\7\27[2J\u{9B}2J end' }))"
+# C0 controls but tab and newline, DEL, and C1 controls (U+0080-U+009F, UTF-8 C2 80-9F)
+no_controls() { ! LC_ALL=C grep -q -e "$(printf '[\001-\010\013-\037\177]')" -e "$(printf '\302[\200-\237]')" "$1"; }
+"$sgrun" "$root/scripts/drift.lua" "$tmp/web.json" >"$tmp/out" 2>&1
+check "drift: the escaped description is shown" grep -q 'db \\x1b\]0;owned' "$tmp/out"
+check "drift: no control byte reaches the output" no_controls "$tmp/out"
+"$sgrun" "$root/scripts/audit.lua" exoscale:web >"$tmp/out" 2>&1
+check "audit: the finding names the port" grep -q 3306 "$tmp/out"
+check "audit: no control byte reaches the output" no_controls "$tmp/out"
+"$sgrun" --dry-run --log-format text "$root/scripts/rollout.lua" --allow-lossy exoscale:web gcore:web >"$tmp/out" 2>&1
+check "a dry-run roll-out: the escaped description is shown" grep -q 'db \\x1b' "$tmp/out"
+check "a dry-run roll-out: no control byte reaches the output" no_controls "$tmp/out"
+
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
