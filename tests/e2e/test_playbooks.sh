@@ -98,8 +98,8 @@ check "naming it" grep -q "6379" "$tmp/out"
 check "a roll-out without targets is a usage error" [ $? = 2 ]
 
 # A rule description holding terminal escapes (set a window title, clear the screen) reaches the
-# terminal of no playbook's output as escapes: drift, audit, a dry-run roll-out, its plan file's
-# report, and the text log all show them as \xHH
+# terminal of no playbook's output as escapes: drift, audit and a dry-run roll-out (with its text
+# log) show them as \xHH
 "$sgrun" -e "
   local sg = require 'sg'
   local exo = sg.connect('exoscale')
