@@ -150,6 +150,15 @@ static int day_matches(const struct sg_cron *c, const struct tm *tm) {
   return dom && dow;
 }
 
+/* Carries overflowing fields of a wall-clock time (minute 60, day 32...) as a calendar does,
+ * without daylight saving: the search below walks wall-clock times, so an hour a DST change
+ * skips is still met (it was jumped over, and a 02:30 job never ran that day). */
+static void carry_wall(struct tm *tm) {
+  tm->tm_isdst = 0;
+  time_t as_utc = timegm(tm);
+  gmtime_r(&as_utc, tm);
+}
+
 time_t sg_cron_next(const struct sg_cron *c, time_t after) {
   struct tm tm;
   time_t t = after - after % 60 + 60;
@@ -172,11 +181,15 @@ time_t sg_cron_next(const struct sg_cron *c, time_t after) {
     } else if (!((c->minute >> tm.tm_min) & 1)) {
       tm.tm_min++;
     } else {
-      return mktime(&tm);
+      /* a wall time the clock skips (02:30 on the spring change) is taken as mktime places it,
+       * just after the change, as cron runs such jobs; one met twice (the autumn change) runs once */
+      struct tm at = tm;
+      at.tm_isdst = -1;
+      time_t when = mktime(&at);
+      if (when > after) return when;
+      tm.tm_min++; /* its instant is already past: the clock was set back over it */
     }
-    tm.tm_isdst = -1;
-    t = mktime(&tm); /* normalises overflowing fields */
-    localtime_r(&t, &tm);
+    carry_wall(&tm);
   }
   return -1;
 }

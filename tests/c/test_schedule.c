@@ -98,9 +98,59 @@ static void test_lock(void) {
   CHECK(system(cmd) == 0);
 }
 
+/* Daylight saving, in a POSIX TZ (no tzdata needed): Central Europe, forward at 02:00 on the last
+ * Sunday of March (2027-03-28), back at 03:00 on the last Sunday of October (2027-10-31). */
+static void test_cron_dst(void) {
+  const char *saved = getenv("TZ");
+  char *old = saved ? strdup(saved) : NULL;
+  setenv("TZ", "CET-1CEST,M3.5.0,M10.5.0/3", 1);
+  tzset();
+  struct sg_cron c;
+  char err[300];
+  struct tm tm;
+  /* 02:30 does not exist on 28 March: the job runs that day, just after the change, not the next */
+  CHECK(sg_cron_parse("30 2 * * *", &c, err, sizeof err) == 0);
+  time_t next = sg_cron_next(&c, local(2027, 3, 27, 12, 0));
+  localtime_r(&next, &tm);
+  CHECK(tm.tm_mday == 28 && tm.tm_mon == 2 && tm.tm_hour == 3);
+  time_t after = sg_cron_next(&c, next);
+  localtime_r(&after, &tm);
+  CHECK(tm.tm_mday == 29 && tm.tm_hour == 2 && tm.tm_min == 30);
+  /* 02:30 happens twice on 31 October: the job runs once that day */
+  next = sg_cron_next(&c, local(2027, 10, 30, 12, 0));
+  localtime_r(&next, &tm);
+  CHECK(tm.tm_mday == 31 && tm.tm_hour == 2 && tm.tm_min == 30);
+  after = sg_cron_next(&c, next);
+  localtime_r(&after, &tm);
+  CHECK(tm.tm_mday == 1 && tm.tm_mon == 10 && tm.tm_hour == 2 && tm.tm_min == 30);
+  /* an hourly job goes on through both changes; each wall-clock hour runs once (the repeated
+   * 02:00 of the autumn too), so no gap is longer than the change's hour */
+  CHECK(sg_cron_parse("0 * * * *", &c, err, sizeof err) == 0);
+  time_t t = local(2027, 3, 28, 0, 30);
+  for (int i = 0; i < 4; i++) {
+    time_t n = sg_cron_next(&c, t);
+    CHECK(n > t && n - t <= 3600);
+    t = n;
+  }
+  t = local(2027, 10, 31, 0, 30);
+  int last_hour = -1;
+  for (int i = 0; i < 5; i++) {
+    time_t n = sg_cron_next(&c, t);
+    localtime_r(&n, &tm);
+    CHECK(n > t && n - t <= 7200 && tm.tm_hour != last_hour && tm.tm_min == 0);
+    last_hour = tm.tm_hour;
+    t = n;
+  }
+  if (old) setenv("TZ", old, 1);
+  else unsetenv("TZ");
+  free(old);
+  tzset();
+}
+
 int main(void) {
   test_durations();
   test_cron();
+  test_cron_dst();
   test_lock();
   return check_report();
 }
