@@ -277,6 +277,9 @@ int sg_loop_run_once(sg_loop *loop, double max_wait) {
 }
 
 static void on_signal(int sig) {
+  /* a hangup (the SSH session or terminal closed) is a request to stop, as SIGTERM is: a
+   * roll-out restores what it started instead of dying mid-write */
+  if (sig == SIGHUP) sig = SIGTERM;
   last_signal = sig;
   latest_signal = sig;
   signal_count++;
@@ -303,6 +306,7 @@ void sg_loop_catch_signals(sg_loop *loop, void (*in_handler)(int sig)) {
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGHUP, &sa, NULL);
 }
 
 int sg_loop_take_signal(void) {

@@ -103,6 +103,17 @@ check "SIGTERM: the --json summary parses and accounts for every target" "$sgrun
     or t.account == 'left untouched', t.provider .. ': ' .. tostring(t.account)) end"
 check "SIGTERM: every target reads back converged or restored exactly" \
   "${outcome[@]}" check "$tmp/term.before" "$tmp/term.out" "$source" "${targets[@]}"
+# a hangup (the SSH session closed) is taken as SIGTERM: it killed the run mid-write (exit 129,
+# no report, the target left half-changed for --recover)
+start hup --json --
+interrupt HUP hup
+finish
+check "SIGHUP: taken as SIGTERM, exit 143" [ $? = 143 ]
+check "SIGHUP: the summary accounts for every target" "$sgrun" -e "
+  local r = assert(require('sg').json.decode(io.open('$tmp/hup.out'):read('a')))
+  assert(r.interrupted == 'SIGTERM' and #r.targets == ${#targets[@]})"
+check "SIGHUP: every target reads back converged or restored exactly" \
+  "${outcome[@]}" check "$tmp/hup.before" "$tmp/hup.out" "$source" "${targets[@]}"
 
 # 3. --atomic: all or nothing, so SIGINT restores every target, the converged ones too
 start atomic -- --atomic
