@@ -31,23 +31,20 @@ check "and named" grep -q "6379" "$tmp/out"
 check "the playbook's os.exit(3) released its lock: no takeover warning on the next run" \
   bash -c "! grep -q lock_taken_over '$tmp/out'"
 
-"$sgrun" --sim --state "$state" -e "
-  local sg = require 'sg'
+# add_port PORT: a chunk that opens PORT in Exoscale's web group
+add_port() {
+  echo "local sg = require 'sg'
   local exo = sg.connect('exoscale')
   local g = assert(exo:group('web'))
   exo:wait(exo:add_rule_to_security_group(g.id, { ['flow-direction'] = 'ingress', protocol = 'tcp',
-    ['start-port'] = 5432, ['end-port'] = 5432, network = '0.0.0.0/0' }))
-  os.exit(0)" -e 'print("after os.exit")' >"$tmp/out"
+    ['start-port'] = $1, ['end-port'] = $1, network = '0.0.0.0/0' }))"
+}
+"$sgrun" --sim --state "$state" -e "$(add_port 5432) os.exit(0)" -e 'print("after os.exit")' >"$tmp/out"
 check "os.exit ends the whole command line" bash -c "! grep -q 'after os.exit' '$tmp/out'"
 "$sgrun" --sim --state "$state" "$root/scripts/drift.lua" "$tmp/web.json" >"$tmp/out" 2>&1
 check "a run that ends with os.exit still saves the emulator's state" grep -q "5432" "$tmp/out"
 # ... and one stopped by SIGTERM (a service manager's stop) as well
-"$sgrun" --sim --state "$state" -e "
-  local sg = require 'sg'
-  local exo = sg.connect('exoscale')
-  local g = assert(exo:group('web'))
-  exo:wait(exo:add_rule_to_security_group(g.id, { ['flow-direction'] = 'ingress', protocol = 'tcp',
-    ['start-port'] = 6543, ['end-port'] = 6543, network = '0.0.0.0/0' }))
+"$sgrun" --sim --state "$state" -e "$(add_port 6543)
   io.open('$tmp/added', 'w'):close()
   sg.sleep(60)" >/dev/null 2>&1 &
 pid=$!
