@@ -9,7 +9,8 @@
 -- Credentials: opts, then the vendor's environment variables (the whitespace around a value
 -- trimmed; a control character left inside any credential is refused), then the profile file
 -- (SGRUN_PROFILES or ~/.config/sgrun/profiles; [profile.provider] sections of key = value;
--- refused when group/other can read it or it is not the user's or root's). Base URL: opts.base_url, SGRUN_<PROVIDER>_URL, the
+-- refused when group/other can read it or it is not the user's or root's). A profile chosen
+-- (opts.profile, --profile) replaces the environment: opts, then that profile only. Base URL: opts.base_url, SGRUN_<PROVIDER>_URL, the
 -- documented default. Credentials are kept outside the connection table, so printing a
 -- connection (the REPL does) shows none of them.
 local http = require "_sg.http"
@@ -134,9 +135,12 @@ end
 ---------------------------------------------------------------------------------------------
 -- Credentials and base URL.
 
+-- The profile a connection reads, and whether it was chosen (the profile option or --profile)
+-- rather than being "default".
 local function profile_name(opts)
   local options = package.loaded["sg.options"]
-  return opts.profile or (options and options.profile) or "default"
+  local chosen = opts.profile or (options and options.profile)
+  return chosen or "default", chosen ~= nil
 end
 
 -- The value of an environment variable without the whitespace around it: a Kubernetes Secret
@@ -176,14 +180,19 @@ function M.env_credential(var, who)
   return v
 end
 
+-- Credentials, first match wins: the connect options, then
+--   with no profile chosen: the vendor's environment variable, then [default.provider];
+--   with a profile chosen (the profile option or --profile): [profile.provider] only. The chosen
+--   profile is the whole account: the environment never completes it key by key (its API key with
+--   another account's project, say). A required credential it lacks is a user error naming both.
 local function resolve_credentials(def, opts)
   local creds, secrets, missing = {}, {}, {}
   local profile_values, profile_file, profile_read = nil, nil, false
-  local profile = profile_name(opts)
+  local profile, chosen = profile_name(opts)
   local who = "sg.connect('" .. def.name .. "')"
   for _, c in ipairs(def.credentials) do
     local v, source = opts[c.name], "the option " .. c.name
-    if v == nil then v, source = env_value(c.env), "the environment variable " .. c.env end
+    if v == nil and not chosen then v, source = env_value(c.env), "the environment variable " .. c.env end
     if v == "" then v = nil end
     if v == nil then
       if not profile_read then
@@ -192,6 +201,7 @@ local function resolve_credentials(def, opts)
       end
       local key = profile_values and (profile_values[c.name] and c.name or profile_values[c.env] and c.env)
       v = key and profile_values[key] or nil
+      if v == "" and chosen then v = nil end -- `api_key =` left blank: said missing, not sent
       source = string.format("'%s' under [%s.%s] in %s", key, profile, def.name,
         profile_file or profile_path() or "the profile file")
     end
@@ -206,6 +216,17 @@ local function resolve_credentials(def, opts)
     elseif c.required then
       missing[#missing + 1] = c
     end
+  end
+  if #missing > 0 and chosen then
+    -- the names of what is missing, never a value; the environment variable is named as not used
+    -- (set, it would otherwise look like the fix)
+    local c = missing[1]
+    local file = profile_file or profile_path() or "~/.config/sgrun/profiles"
+    local fix = profile_values and string.format("add '%s = ...' under [%s.%s] in %s", c.name, profile, def.name, file)
+      or string.format("%s has no section [%s.%s]: add it, with '%s = ...'", file, profile, def.name, c.name)
+    errors.raise_user(string.format("sg.connect('%s'): profile '%s' has no %s: %s (or pass {%s = ...}); " ..
+      "%s in the environment is not used with a profile chosen: a profile is one whole account",
+      def.name, profile, c.name, fix, c.name, c.env))
   end
   if #missing > 0 then
     local c = missing[1]
@@ -1005,7 +1026,8 @@ local function check_values(def, opts, prefix, level)
 end
 
 ---Opens a connection: credentials and base URL are resolved now; nothing is sent.
----opts: credentials by name, profile, profiles (the sections read_profiles() returned, used
+---opts: credentials by name, profile (the [profile.provider] section gives every credential the
+---options do not: the environment is then not read), profiles (the sections read_profiles() returned, used
 ---instead of reading the profile file: a fleet reads it once for all its accounts), base_url,
 ---zone (Exoscale), timeout (s per attempt), max_size (bytes), page_size (auto-paging lists; at
 ---most the provider's documented maximum, refused above it;

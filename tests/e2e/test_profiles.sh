@@ -1,6 +1,7 @@
 #!/bin/bash
-# Profiles from the command line: --profile picks the section sg.connect reads, the environment
-# still wins over the file, and a profile file others can read is refused with the fix.
+# Profiles from the command line: --profile picks the section sg.connect reads, a chosen profile
+# is the whole account (the vendor variables are not read, never mixed in key by key; a key it
+# lacks is an error naming it), and a profile file others can read is refused with the fix.
 set -u
 sgrun=$1
 tmp=$(mktemp -d)
@@ -28,7 +29,9 @@ check "and the key is not printed" bash -c "! grep -q wrong-key <<<'$out'"
 out=$("$sgrun" --profile prod -e "$probe" 2>&1)
 check "--profile prod selects the prod section" [ "$out" = accepted ]
 out=$(HOSTUP_API_KEY=wrong-env-key "$sgrun" --profile prod -e "$probe" 2>&1)
-check "the environment wins over the profile file" grep -q "refused" <<<"$out"
+check "a chosen profile wins over the environment ($out)" [ "$out" = accepted ]
+out=$(HOSTUP_API_KEY=$key "$sgrun" -e "$probe" 2>&1)
+check "with no profile chosen the environment still wins over the default profile" [ "$out" = accepted ]
 out=$("$sgrun" --profile prod -e "
   local ok = pcall(function() return require('sg').connect('hostup', {api_key = 'wrong-opt'}):list_firewall_rules(10000) end)
   print(ok and 'accepted' or 'refused')" 2>&1)
@@ -45,6 +48,102 @@ out=$(SGRUN_PROFILES="$tmp/fifo-profiles" timeout 20 "$sgrun" --profile prod -e 
 code=$?
 check "a FIFO as the profile file is refused without waiting" [ "$code" != 124 ]
 check "saying it is not a regular file" grep -q "is not a regular file" <<<"$out"
+
+# --- a chosen profile is one whole account, against an emulator with accounts besides the demo
+# one: its env file exports the demo account's credentials and SGRUN_PROFILES (the accounts').
+"$sgrun" sim --port 0 --ready-file "$tmp/url2" --env-file "$tmp/env2" --accounts 1 \
+  --fleet-file "$tmp/fleet.lua" --quiet >/dev/null &
+sim_pid="$sim_pid $!"
+for _ in $(seq 100); do [ -s "$tmp/env2" ] && break; sleep 0.05; done
+set -a
+. "$tmp/env2"
+set +a
+# absent TEXT GREP-ARGS...: none of the strings is in TEXT
+absent() {
+  local text=$1
+  shift
+  ! grep -qF "$@" <<<"$text"
+}
+# the ids of the groups a connection sees: which account it reached
+cat >"$tmp/ids.lua" <<'LUA'
+local sg = require "sg"
+local conn = sg.connect(arg[1], arg[2] and load("return " .. arg[2])() or nil)
+local ids = {}
+for _, g in ipairs(conn:groups()) do ids[#ids + 1] = tostring(g.id) end
+table.sort(ids)
+io.write(table.concat(ids, " "))
+LUA
+unset_gcore="-u GCORE_API_KEY -u GCORE_CLOUD_PROJECT_ID -u GCORE_CLOUD_REGION_ID"
+for p in gcore exoscale genesis; do
+  case $p in
+    gcore) unset_env=$unset_gcore ;;
+    exoscale) unset_env="-u EXOSCALE_API_KEY -u EXOSCALE_API_SECRET" ;;
+    genesis) unset_env="-u GENESISCLOUD_TOKEN" ;;
+  esac
+  demo=$("$sgrun" "$tmp/ids.lua" $p 2>&1)
+  # shellcheck disable=SC2086
+  alone=$(env $unset_env "$sgrun" --profile $p-001 "$tmp/ids.lua" $p 2>&1)
+  check "$p: the emulator's two accounts have different groups ($demo / $alone)" \
+    bash -c "[ -n '$demo' ] && [ -n '$alone' ] && [ '$demo' != '$alone' ]"
+  out=$("$sgrun" --profile $p-001 "$tmp/ids.lua" $p 2>&1)
+  check "$p: --profile with the demo credentials in the environment reaches the profile's account ($out)" \
+    [ "$out" = "$alone" ]
+  out=$("$sgrun" "$tmp/ids.lua" $p "{profile = '$p-001'}" 2>&1)
+  check "$p: so does the profile connect option ($out)" [ "$out" = "$alone" ]
+  out=$("$sgrun" "$tmp/ids.lua" $p 2>&1)
+  check "$p: with no profile chosen the environment's account is used, as before" [ "$out" = "$demo" ]
+done
+# shellcheck disable=SC2086
+gcore_001=$(env $unset_gcore "$sgrun" --profile gcore-001 "$tmp/ids.lua" gcore 2>&1)
+
+# a profile that lacks a key is never completed by the environment's (another account's) value
+gkey=$(sed -n '/^\[gcore-001.gcore\]/,/^$/ s/^api_key = //p' "$SGRUN_PROFILES")
+cp "$SGRUN_PROFILES" "$tmp/mixed.profiles"
+printf '\n[half.gcore]\napi_key = %s\nregion_id = 76\n\n[half.exoscale]\nsecret = half-secret-0000\n' "$gkey" \
+  >>"$tmp/mixed.profiles"
+chmod 600 "$tmp/mixed.profiles"
+out=$(SGRUN_PROFILES=$tmp/mixed.profiles "$sgrun" --profile half "$tmp/ids.lua" gcore 2>&1)
+code=$?
+check "gcore: a profile without project_id is not completed from GCORE_CLOUD_PROJECT_ID: exit $code" [ "$code" = 2 ]
+check "naming the key, the profile and the section ($out)" grep -qF \
+  "profile 'half' has no project_id: add 'project_id = ...' under [half.gcore] in $tmp/mixed.profiles" <<<"$out"
+check "saying the environment variable is not used" \
+  grep -q "GCORE_CLOUD_PROJECT_ID in the environment is not used" <<<"$out"
+check "without a traceback" absent "$out" -e traceback
+check "and without a credential" absent "$out" -e "$gkey" -e "$GCORE_API_KEY"
+out=$(SGRUN_PROFILES=$tmp/mixed.profiles "$sgrun" --profile half "$tmp/ids.lua" exoscale 2>&1)
+code=$?
+check "exoscale: a profile with the secret but not the key is refused: exit $code" [ "$code" = 2 ]
+check "naming the key and the profile ($out)" grep -qF \
+  "sg.connect('exoscale'): profile 'half' has no key: add 'key = ...' under [half.exoscale]" <<<"$out"
+check "and no credential" absent "$out" -e half-secret -e "$EXOSCALE_API_KEY" -e "$EXOSCALE_API_SECRET"
+out=$("$sgrun" --profile nosuch "$tmp/ids.lua" gcore 2>&1)
+code=$?
+check "a chosen profile without a section for the provider is refused: exit $code" [ "$code" = 2 ]
+check "naming the section ($out)" grep -qF \
+  "profile 'nosuch' has no api_key: $SGRUN_PROFILES has no section [nosuch.gcore]" <<<"$out"
+# explicit connect options still win over the profile, and may complete it
+out=$(SGRUN_PROFILES=$tmp/mixed.profiles "$sgrun" "$tmp/ids.lua" gcore "{profile = 'half', project_id = 1}" 2>&1)
+check "connect options complete a chosen profile ($out)" [ "$out" = "$gcore_001" ]
+
+# a fleet account with a profile follows the same rule
+cat >"$tmp/half-fleet.lua" <<'LUA'
+return {
+  { name = "whole", provider = "gcore", profile = "gcore-001", groups = { { group = "web", source = "gcore:web" } } },
+  { name = "half", provider = "gcore", profile = "half", groups = { { group = "web", source = "gcore:web" } } },
+}
+LUA
+out=$(SGRUN_PROFILES=$tmp/mixed.profiles "$sgrun" -e "
+  local f = require('sg.fleet').load('$tmp/half-fleet.lua')
+  local ids = {}
+  for _, g in ipairs(f:connection(f.by_name.whole):groups()) do ids[#ids + 1] = tostring(g.id) end
+  table.sort(ids)
+  print(table.concat(ids, ' '))
+  print(select(2, pcall(f.connection, f, f.by_name.half)))" 2>&1)
+check "fleet: an account with a profile reaches the profile's account, not the environment's ($out)" \
+  [ "$(head -1 <<<"$out")" = "$gcore_001" ]
+check "fleet: an account whose profile lacks a key is refused, naming it" \
+  grep -q "profile 'half' has no project_id" <<<"$out"
 
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

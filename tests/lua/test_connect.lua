@@ -1,4 +1,5 @@
--- sg.connect without a network: credential precedence (opts > environment > profile file),
+-- sg.connect without a network: credential precedence (opts > environment > default profile;
+-- opts > a chosen profile, the environment unread),
 -- refusal of a profile file others can read, missing-credential messages, base URLs, argument
 -- misuse, the auth headers each binding adds, error objects, the trace, retry helpers and the
 -- LuaLS stubs. Requests go to a recording transport; environment cases run in a child sgrun.
@@ -124,6 +125,34 @@ t.test("the profile file fills what opts and environment leave out; opts.profile
   t.eq(out, "APIKey prof-key-000000 https://api.gcore.com/cloud/v1/securitygroups/7/2?limit=1000&offset=0\n")
   out = child({ SGRUN_PROFILES = PROFILE }, PRINT_AUTH:format('profile = "work",'))
   t.eq(out, "APIKey work-key-000000 https://api.gcore.com/cloud/v1/securitygroups/9/10?limit=1000&offset=0\n")
+end)
+
+t.test("a chosen profile is the whole account: the environment is not read, nor mixed in", function()
+  local env = { GCORE_API_KEY = "env-key-000000", GCORE_CLOUD_PROJECT_ID = "1", GCORE_CLOUD_REGION_ID = "2",
+    SGRUN_PROFILES = PROFILE }
+  local out = child(env, PRINT_AUTH:format('profile = "work",'))
+  t.eq(out, "APIKey work-key-000000 https://api.gcore.com/cloud/v1/securitygroups/9/10?limit=1000&offset=0\n")
+  -- the options still come first, and may complete the profile
+  out = child(env, PRINT_AUTH:format('profile = "work", region_id = 4,'))
+  t.eq(out, "APIKey work-key-000000 https://api.gcore.com/cloud/v1/securitygroups/9/4?limit=1000&offset=0\n")
+  local part = TMP .. "/part-profiles"
+  write_file(part, "[part.gcore]\napi_key = part-key-000000\nproject_id = 5\nregion_id =\n", "600")
+  env.SGRUN_PROFILES = part
+  out = child(env, PRINT_AUTH:format('profile = "part",'))
+  t.eq(out, "ERROR sg.connect('gcore'): profile 'part' has no region_id: add 'region_id = ...' under " ..
+    "[part.gcore] in " .. part .. " (or pass {region_id = ...}); GCORE_CLOUD_REGION_ID in the environment " ..
+    "is not used with a profile chosen: a profile is one whole account\n")
+  -- not caught: a user error, exit 2, no traceback, no value
+  local _, code
+  out, _, code = child(env, [[require("sg").connect("gcore", {profile = "none"})]])
+  t.eq(code, 2, "exit 2: " .. out)
+  t.ok(out:find("profile 'none' has no api_key: " .. part .. " has no section [none.gcore]", 1, true), out)
+  t.ok(not out:find("traceback", 1, true) and not out:find("key-000000", 1, true), out)
+  -- with no profile chosen, the environment still completes the default profile key by key
+  env.SGRUN_PROFILES = PROFILE
+  env.GCORE_API_KEY = nil
+  out = child(env, PRINT_AUTH:format(""))
+  t.eq(out, "APIKey prof-key-000000 https://api.gcore.com/cloud/v1/securitygroups/1/2?limit=1000&offset=0\n")
 end)
 
 t.test("the default profile path is ~/.config/sgrun/profiles", function()
