@@ -221,6 +221,10 @@ static int parse_args(int argc, char **argv, struct options *o, int *done) {
              strerror(errno));
     return usage_error(what, NULL);
   }
+  /* a chosen profile is a real account's credentials: they would go to the emulator */
+  if (o->sim && o->profile)
+    return usage_error("'--sim' connects to the emulator's demo accounts and '--profile' chooses a real "
+                       "account's credentials: drop one", NULL);
   if ((o->state_file || o->has_seed || o->sim_tls) && !o->sim)
     return usage_error("'--state', '--seed' and '--tls' set up the emulator: add '--sim'", NULL);
   return 0;

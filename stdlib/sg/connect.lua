@@ -230,9 +230,9 @@ local function resolve_credentials(def, opts)
   end
   if #missing > 0 then
     local c = missing[1]
-    error(string.format("sg.connect('%s'): no %s: pass {%s = ...}, set the environment variable %s, " ..
+    errors.raise_user(string.format("sg.connect('%s'): no %s: pass {%s = ...}, set the environment variable %s, " ..
       "or add '%s = ...' under [%s.%s] in %s", def.name, c.name, c.name, c.env, c.name, profile,
-      def.name, profile_file or profile_path() or "~/.config/sgrun/profiles"), 0)
+      def.name, profile_file or profile_path() or "~/.config/sgrun/profiles"))
   end
   return creds, secrets
 end

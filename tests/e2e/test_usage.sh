@@ -86,6 +86,13 @@ for target in barrack:web exoscale:web gcore:web genesis:web hostup:vm=10000; do
     "$sgrun" "$root/scripts/audit.lua" "$target"
   check "$target with no credential: says which variable to set" grep -q "set the environment variable [A-Z_]*" "$tmp/err"
 done
+# ... from a playbook of the user's own too: a user error (it raised with a traceback, exit 1)
+usage_case "sg.connect with no credential, from -e" env -i PATH="$PATH" HOME="$tmp/nohome" SGRUN_LOCK_DIR="$tmp" \
+  "$sgrun" -e 'require("sg").connect("gcore")'
+check "sg.connect with no credential, from -e: says which variable to set" grep -q "set the environment variable GCORE_API_KEY" "$tmp/err"
+# a chosen profile holds a real account's credentials: with --sim they would go to the emulator
+usage_case "--sim with --profile" "$sgrun" --sim --profile prod -e 'print("ran")'
+check "--sim with --profile: says to drop one" grep -q "drop one" "$tmp/err"
 # a playbook of the user's own, which reads no options: one of the options that decide whether
 # and where anything is written, given after its name (or after "-"), stops the run before it
 # starts; after "--" it is the playbook's
