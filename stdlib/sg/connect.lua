@@ -186,7 +186,7 @@ end
 --   profile is the whole account: the environment never completes it key by key (its API key with
 --   another account's project, say). A required credential it lacks is a user error naming both.
 local function resolve_credentials(def, opts)
-  local creds, secrets, missing = {}, {}, {}
+  local creds, secrets, missing, sources = {}, {}, {}, {}
   local profile_values, profile_file, profile_read = nil, nil, false
   local profile, chosen = profile_name(opts)
   local who = "sg.connect('" .. def.name .. "')"
@@ -212,7 +212,10 @@ local function resolve_credentials(def, opts)
       end
       check_credential(tostring(v), who, source)
       creds[c.name] = tostring(v)
-      if c.secret then secrets[#secrets + 1] = tostring(v) end
+      if c.secret then
+        secrets[#secrets + 1] = tostring(v)
+        sources[#sources + 1] = source
+      end
     elseif c.required then
       missing[#missing + 1] = c
     end
@@ -234,7 +237,7 @@ local function resolve_credentials(def, opts)
       "or add '%s = ...' under [%s.%s] in %s", def.name, c.name, c.name, c.env, c.name, profile,
       def.name, profile_file or profile_path() or "~/.config/sgrun/profiles"))
   end
-  return creds, secrets
+  return creds, secrets, sources
 end
 
 -- Transport settings (allow_insecure_http, ca_file, ca_path): connect options, else the
@@ -671,6 +674,11 @@ local function request(conn, ep, url, body, path_args, args)
     return done_response(ep, { already_deleted = true })
   end
   local e = errors.from_response(p.def, ep.name, resp, p.secrets)
+  if (resp.status == 401 or resp.status == 403) and #p.credential_sources > 0 then
+    e.message = string.format("%s; the provider did not accept the credentials for this call: check %s " ..
+      "(a key of another account, revoked, mistyped, or without this permission)", e.message,
+      table.concat(p.credential_sources, " and "))
+  end
   -- a re-sent create refused as a duplicate
   if outcome.maybe_delivered and ep.match_read and resp.status >= 400 and resp.status < 500 then
     local found = look_again()
@@ -1052,7 +1060,7 @@ function M.connect(provider, opts)
   end
   local def = M.describe(provider)
   require("sg.optcheck").check("sg.connect('" .. def.name .. "')", opts, option_names(def), 2)
-  local creds, secrets = resolve_credentials(def, opts)
+  local creds, secrets, sources = resolve_credentials(def, opts)
   local scope = {}
   for _, name in ipairs(def.scope) do scope[name] = creds[name] or opts[name] end
   -- region is not a credential but the neutral layer needs it where a provider's paths do not
@@ -1063,6 +1071,7 @@ function M.connect(provider, opts)
   check_values(def, opts, "sg.connect: ", 3)
   private[conn] = {
     def = def, creds = creds, secrets = secrets, scope = scope, base_url = conn.base_url,
+    credential_sources = sources, -- where each secret came from (names, never values), for a 401/403
     policy = retry.policy(opts.retry), timeout = opts.timeout or DEFAULT_TIMEOUT,
     max_size = opts.max_size, transport = opts.transport or http.request,
     page_size = opts.page_size,

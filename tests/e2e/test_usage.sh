@@ -104,6 +104,17 @@ check "says where --dry-run belongs, for -" grep -q "put --dry-run before the '-
 usage_case "--profile=x after a user's playbook" "$sgrun" "$tmp/writes.lua" a --profile=x
 check "says where --profile belongs" grep -q "put --profile before the playbook name" "$tmp/err"
 check "no request was sent by any of these" [ "$(requests)" = 0 ]
+# a credential the provider refuses (401, Exoscale's 403 for a bad signature): the message names
+# where it came from, never its value
+GCORE_API_KEY=wrong-gcore-key-123 "$sgrun" "$root/scripts/audit.lua" gcore:web >"$tmp/out" 2>"$tmp/err"
+check "a refused Gcore key: exit 1" [ $? = 1 ]
+check "a refused Gcore key: names the variable to check" \
+  grep -q "did not accept the credentials for this call: check the environment variable GCORE_API_KEY" "$tmp/err"
+check "a refused Gcore key: its value is not printed" bash -c "! grep -q wrong-gcore-key '$tmp/err'"
+EXOSCALE_API_SECRET=wrong-exo-secret-456 "$sgrun" "$root/scripts/audit.lua" exoscale:web >"$tmp/out" 2>"$tmp/err"
+check "a refused Exoscale signature: names both variables" \
+  grep -q "check the environment variable EXOSCALE_API_KEY and the environment variable EXOSCALE_API_SECRET" "$tmp/err"
+check "a refused Exoscale signature: the secret is not printed" bash -c "! grep -q wrong-exo-secret '$tmp/err'"
 printf 'print(arg[1], arg[2])\n' >"$tmp/args.lua"
 "$sgrun" "$tmp/args.lua" -- --dry-run >"$tmp/out" 2>&1
 check "after --, --dry-run is the playbook's" grep -q "^--	--dry-run$" "$tmp/out"
