@@ -306,7 +306,9 @@ void sg_loop_catch_signals(sg_loop *loop, void (*in_handler)(int sig)) {
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
-  sigaction(SIGHUP, &sa, NULL);
+  /* a hangup someone chose to ignore (nohup, trap '' HUP) stays ignored */
+  struct sigaction hup;
+  if (sigaction(SIGHUP, NULL, &hup) == 0 && hup.sa_handler != SIG_IGN) sigaction(SIGHUP, &sa, NULL);
 }
 
 int sg_loop_take_signal(void) {

@@ -48,8 +48,8 @@ int sg_loop_run_once(sg_loop *loop, double max_wait);
 #define SG_LOOP_LONGEST_WAIT 3600.0
 int sg_loop_wait_ms(double seconds);
 
-/* SIGINT/SIGTERM handling (SIGHUP is taken as SIGTERM): the handler only records the signal and
- * writes the self-pipe, so a
+/* SIGINT/SIGTERM handling (SIGHUP is taken as SIGTERM, unless it is ignored, as under nohup): the
+ * handler only records the signal and writes the self-pipe, so a
  * blocked loop wakes up; in_handler (may be NULL) also runs inside the handler, so it must be
  * async-signal-safe. sg_loop_take_signal returns and clears the last one (0 if none). */
 void sg_loop_catch_signals(sg_loop *loop, void (*in_handler)(int sig));

@@ -95,6 +95,22 @@ kill -INT $pid
 wait $pid
 check "SIGINT between runs: exit 130" [ $? = 130 ]
 check "SIGINT between runs: the stop says SIGINT" grep -q '"event":"schedule_stopped","message":"SIGINT"' "$tmp/log"
+# a hangup stops a schedule as SIGTERM does, unless it is ignored (nohup): then it runs on
+"$sgrun" --every 1h --log-format json "$tmp/tick.lua" >/dev/null 2>"$tmp/log" &
+pid=$!
+await run_finished 1 "$tmp/log"
+kill -HUP $pid
+wait $pid
+check "SIGHUP between runs: a clean stop, exit 0" [ $? = 0 ]
+(trap '' HUP; exec "$sgrun" --every 1h --log-format json "$tmp/tick.lua") >/dev/null 2>"$tmp/log" &
+pid=$!
+await run_finished 1 "$tmp/log"
+kill -HUP $pid
+sleep 0.5
+kill -0 $pid 2>/dev/null
+check "SIGHUP ignored (nohup): the schedule runs on" [ $? = 0 ]
+kill -TERM $pid
+wait $pid
 
 # Two processes, one playbook: the emulator's log must never show two runs overlapping.
 "$sgrun" sim --port 0 --ready-file "$tmp/url" --quiet >/dev/null &
