@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -215,11 +216,17 @@ static int parse_args(int argc, char **argv, struct options *o, int *done) {
   if ((o->every > 0 || o->cron) && o->interactive)
     return usage_error("'-i' opens a REPL, which a schedule cannot answer: drop '-i' or the schedule", NULL);
   /* a typo in the name would fail every run, for ever, and a stop would still exit 0 */
-  if ((o->every > 0 || o->cron) && access(argv[o->script], R_OK) != 0) {
-    char what[600];
-    snprintf(what, sizeof what, "cannot read the script %.500s (%s): a schedule needs one it can run", argv[o->script],
-             strerror(errno));
-    return usage_error(what, NULL);
+  if (o->every > 0 || o->cron) {
+    struct stat st;
+    const char *why = access(argv[o->script], R_OK) != 0 || stat(argv[o->script], &st) != 0 ? strerror(errno)
+                      : S_ISREG(st.st_mode)                                                 ? NULL
+                                                                                            : "not a regular file";
+    if (why) {
+      char what[600];
+      snprintf(what, sizeof what, "cannot read the script %.500s (%s): a schedule needs a file it can run",
+               argv[o->script], why);
+      return usage_error(what, NULL);
+    }
   }
   /* a chosen profile is a real account's credentials: they would go to the emulator */
   if (o->sim && o->profile)
@@ -515,8 +522,14 @@ static int run_locked(int argc, char **argv, const struct options *o) {
 
 /* A schedule's clock: --cron keeps the wall clock's time of day; --every counts elapsed
  * seconds, so that setting the clock back an hour does not hold the next run for an hour, nor
- * setting it forward make a run look an hour late. */
-static double schedule_now(const struct options *o) { return o->cron ? (double)time(NULL) : sg_now(); }
+ * setting it forward make a run look an hour late. CLOCK_BOOTTIME, not MONOTONIC: it goes on
+ * while the machine sleeps, so an --every 1h laptop runs on waking after a night. */
+static double schedule_now(const struct options *o) {
+  if (o->cron) return (double)time(NULL);
+  struct timespec ts;
+  clock_gettime(CLOCK_BOOTTIME, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 /* Waits until the schedule's clock reads `when`; returns the signal that cut the wait short, or 0. */
 static int wait_until(const struct options *o, double when) {
@@ -542,9 +555,12 @@ static int run_schedule(int argc, char **argv, const struct options *o) {
   char every[32];
   snprintf(every, sizeof every, "%gs", o->every);
   sg_log("info", "schedule_started", NULL, o->cron ? "cron" : "every", o->cron ? o->cron : every, NULL);
-  double due = o->cron ? (double)sg_cron_next(&o->cron_spec, time(NULL)) : sg_now();
+  double due = o->cron ? (double)sg_cron_next(&o->cron_spec, time(NULL)) : schedule_now(o);
   int interrupted = 0; /* the exit code of a run the signal interrupted: the schedule's too */
   for (unsigned long run = 1;; run++) {
+    /* counted before the wait: a signal that lands between the wait and the run, and that the
+     * run takes, still stops the schedule */
+    long signals_before = sg_loop_signals_seen(NULL);
     int sig = wait_until(o, due);
     if (sig) break;
     char run_id[48], took[32], exit_code[16];
@@ -553,7 +569,6 @@ static int run_schedule(int argc, char **argv, const struct options *o) {
     sg_log("info", "run_started", NULL, NULL);
     double started = sg_now();
     exit_requested = 0;
-    long signals_before = sg_loop_signals_seen(NULL);
     int code = run_locked(argc, argv, o);
     snprintf(took, sizeof took, "%.3f", sg_now() - started);
     snprintf(exit_code, sizeof exit_code, "%d", code);

@@ -204,6 +204,9 @@ let_go
 "$sgrun" --every 1s "$tmp/no-such.lua" >"$tmp/out" 2>"$tmp/err"
 check "a schedule of a script that is not there: exit 2 at once" [ $? = 2 ]
 check "naming the script" grep -q "cannot read the script .*no-such.lua" "$tmp/err"
+mkdir -p "$tmp/a-dir.lua"
+"$sgrun" --every 1s "$tmp/a-dir.lua" >"$tmp/out" 2>"$tmp/err"
+check "a schedule of a directory: exit 2 at once" bash -c "[ $? = 2 ] && grep -q 'not a regular file' '$tmp/err'"
 "$sgrun" --every 1s -i "$tmp/tick.lua" >"$tmp/out" 2>"$tmp/err" </dev/null
 check "a schedule with -i: exit 2, no run" bash -c "[ $? = 2 ] && ! grep -q tick '$tmp/out'"
 "$sgrun" --every 0 "$tmp/tick.lua" 2>/dev/null
