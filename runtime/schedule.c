@@ -231,13 +231,24 @@ int sg_lock_dir(char *dir, size_t dirlen, char *err, size_t errlen) {
   return 0;
 }
 
-/* An argument as the lock key takes it: a file that exists by its real path, so that one name
- * in two directories is two jobs and two names of one file are one; anything else as typed.
- * "word:..." is a target (PROVIDER:GROUP), never a file, whatever the directory holds. */
-static const char *arg_key(const char *arg, char *real) {
+/* An argument as the lock key takes it: a file name by the real path of its directory and its
+ * own name, so that one name in two directories is two jobs and two names of one file are one,
+ * whether the file exists yet or not (an output file a run creates must not change the key
+ * between runs); anything else as typed. "word:..." is a target (PROVIDER:GROUP), never a file. */
+static const char *arg_key(const char *arg, char *real, size_t reallen) {
   size_t word = strspn(arg, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_");
   if (word > 0 && arg[word] == ':') return arg;
-  return realpath(arg, real) ? real : arg;
+  const char *slash = strrchr(arg, '/');
+  const char *base = slash ? slash + 1 : arg;
+  if (!*base || strcmp(base, ".") == 0 || strcmp(base, "..") == 0) return realpath(arg, real) ? real : arg;
+  char dir[PATH_MAX], dir_real[PATH_MAX];
+  if (!slash) snprintf(dir, sizeof dir, ".");
+  else if (slash == arg) snprintf(dir, sizeof dir, "/");
+  else snprintf(dir, sizeof dir, "%.*s", (int)(slash - arg), arg);
+  if (!realpath(dir, dir_real)) return arg; /* no such directory: not a file name */
+  if ((size_t)snprintf(real, reallen, "%s/%s", strcmp(dir_real, "/") == 0 ? "" : dir_real, base) >= reallen)
+    return arg;
+  return real;
 }
 
 /* The lock file's name: the label (the lock name, else the playbook's file name) made safe, and
@@ -261,14 +272,15 @@ static void lock_name(const char *playbook, char *const *args, int nargs, const 
     if (!realpath(playbook, real)) snprintf(real, sizeof real, "%s", playbook);
     HASH(real);
     for (int i = 0; i < nargs; i++) {
-      char arg_real[PATH_MAX];
-      HASH(arg_key(args[i], arg_real));
-    }
-    if (variant) {
-      HASH("variant");
-      HASH(variant);
+      char arg_real[2 * PATH_MAX];
+      HASH(arg_key(args[i], arg_real, sizeof arg_real));
     }
     label = strrchr(real, '/') ? strrchr(real, '/') + 1 : real;
+  }
+  /* with a lock name too: a dry-run preview must not hold up the real run */
+  if (variant) {
+    HASH("variant");
+    HASH(variant);
   }
 #undef HASH
   char safe[65];

@@ -26,7 +26,8 @@ time_t sg_cron_next(const struct sg_cron *c, time_t after);
 
 /* Takes the lock of a job: an exclusive flock on a file that records the owner's pid and start
  * time. The job is `name` when given (--lock-name), else the playbook's real path with its
- * arguments and `variant` (NULL, or what else of sgrun's options makes it another job). The file lives in a directory only this user can write (see lock_dir in
+ * arguments; either way with `variant` (NULL, or what else of sgrun's options makes it another
+ * job: a dry run, the emulator, a profile). The file lives in a directory only this user can write (see lock_dir in
  * schedule.c), is opened without following symlinks and must belong to this user. Returns the
  * fd (keep it open while running), -1 when another live process of this user holds it (holder
  * describes it), or -2 on an error, a foreign lock file included (holder says what). A lock

@@ -86,7 +86,9 @@ static void test_lock(void) {
   CHECK(sg_lock_playbook("drift.lua", a, 1, NULL, "profile=prod", holder, sizeof holder, &stale) >= 0);
   int named = sg_lock_playbook("drift.lua", a, 1, "nightly", NULL, holder, sizeof holder, &stale);
   CHECK(named >= 0);
-  CHECK(sg_lock_playbook("other.lua", NULL, 0, "nightly", "dry-run ", holder, sizeof holder, &stale) == -1);
+  CHECK(sg_lock_playbook("other.lua", NULL, 0, "nightly", NULL, holder, sizeof holder, &stale) == -1);
+  /* a dry-run preview under the same lock name is another job, as without one */
+  CHECK(sg_lock_playbook("other.lua", NULL, 0, "nightly", "dry-run ", holder, sizeof holder, &stale) >= 0);
   sg_unlock_playbook(named);
   sg_unlock_playbook(fd);
   /* a directory others can write is refused */

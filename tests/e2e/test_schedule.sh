@@ -200,6 +200,12 @@ check "the same file by its absolute name is the same job: 75" [ $? = 75 ]
 (cd "$tmp/b" && exec "$sgrun" "$tmp/hold.lua" ../a/web.json gcore:web 2>/dev/null)
 check "the same file by another relative name is the same job: 75" [ $? = 75 ]
 let_go
+# a file a run writes (not there yet when the first run starts) is the same job once it exists
+cd "$tmp/a" && hold out.json && cd - >/dev/null
+echo '{}' >"$tmp/a/out.json"
+(cd "$tmp/a" && exec "$sgrun" "$tmp/hold.lua" out.json 2>/dev/null)
+check "an output file that appeared meanwhile keeps the job's key: 75" [ $? = 75 ]
+let_go
 
 "$sgrun" --every 1s "$tmp/no-such.lua" >"$tmp/out" 2>"$tmp/err"
 check "a schedule of a script that is not there: exit 2 at once" [ $? = 2 ]
