@@ -159,6 +159,14 @@ static void carry_wall(struct tm *tm) {
   gmtime_r(&as_utc, tm);
 }
 
+/* The wall-clock reading at t, as a number that orders readings (seconds as if UTC). */
+static time_t wall_at(time_t t) {
+  struct tm tm;
+  localtime_r(&t, &tm);
+  tm.tm_isdst = 0;
+  return timegm(&tm);
+}
+
 time_t sg_cron_next(const struct sg_cron *c, time_t after) {
   struct tm tm;
   time_t t = after - after % 60 + 60;
@@ -181,11 +189,16 @@ time_t sg_cron_next(const struct sg_cron *c, time_t after) {
     } else if (!((c->minute >> tm.tm_min) & 1)) {
       tm.tm_min++;
     } else {
-      /* a wall time the clock skips (02:30 on the spring change) is taken as mktime places it,
-       * just after the change, as cron runs such jobs; one met twice (the autumn change) runs once */
+      /* a wall time met twice (the autumn change) runs once; one the clock skips (02:30 on the
+       * spring change, which mktime places at 03:30) runs at the change, as cron runs it */
       struct tm at = tm;
       at.tm_isdst = -1;
       time_t when = mktime(&at);
+      struct tm wanted = tm;
+      wanted.tm_isdst = 0;
+      time_t wanted_wall = timegm(&wanted);
+      if (wall_at(when) != wanted_wall)
+        while (when - 60 > after && wall_at(when - 60) > wanted_wall) when -= 60;
       if (when > after) return when;
       tm.tm_min++; /* its instant is already past: the clock was set back over it */
     }
