@@ -356,10 +356,19 @@ static int run_require(lua_State *L, const char *spec) {
   return run_task(L, 1);
 }
 
+/* "t" under --dry-run: a script given as bytecode could run native code past it */
+static const char *chunk_mode;
+
 static int run_script(lua_State *L, int argc, char **argv, int script) {
   const char *fname = strcmp(argv[script], "-") == 0 ? NULL : argv[script];
   if (!fname && strcmp(argv[script - 1], "--") == 0) fname = "-";
-  if (luaL_loadfile(L, fname) != LUA_OK) {
+  if (luaL_loadfilex(L, fname, chunk_mode) != LUA_OK) {
+    const char *msg = lua_tostring(L, -1);
+    if (chunk_mode && msg && strstr(msg, "binary chunk")) {
+      report_error("a compiled (binary) Lua script cannot run under --dry-run, which takes source only: "
+                   "run the script's source");
+      return 2;
+    }
     /* a script that cannot be opened is the user's to fix (2); one that does not compile, a bug (1) */
     int unopened = fname && access(fname, R_OK) != 0;
     report_load_error(L);
@@ -461,6 +470,7 @@ static int run_once(int argc, char **argv, const struct options *o) {
   register_options(L, o);
   int code = 0;
   exit_requested = 0;
+  chunk_mode = o->dry_run ? "t" : NULL;
   if (o->dry_run) {
     lua_pushcfunction(L, enable_dry_run);
     if (lua_pcall(L, 0, 0, 0) != LUA_OK) code = report_load_error(L);
@@ -478,7 +488,7 @@ static int run_once(int argc, char **argv, const struct options *o) {
   if (!code && repl) {
     code = sg_repl_run(L);
   } else if (!code && !exit_requested && !o->script && !o->has_exec) {
-    if (luaL_loadfile(L, NULL) != LUA_OK) code = report_load_error(L);
+    if (luaL_loadfilex(L, NULL, chunk_mode) != LUA_OK) code = report_load_error(L);
     else code = run_task(L, 0);
   }
   sg_sched_shutdown(L);

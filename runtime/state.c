@@ -122,6 +122,31 @@ static void refuse_field(lua_State *L, const char *table, const char *field) {
   lua_pop(L, 1);
 }
 
+/* Text chunks only: crafted Lua bytecode is a known way to run native code in the Lua VM. load,
+ * loadfile, dofile and the Lua-file searcher (open_state's third) are replaced by versions that
+ * pass mode "t". */
+static const char text_only[] =
+    "local raw_load, raw_loadfile, searchpath, select, error = load, loadfile, package.searchpath, select, error\n"
+    "load = function(chunk, name, _, ...)\n"
+    "  if select('#', ...) > 0 then return raw_load(chunk, name, 't', ...) end\n"
+    "  return raw_load(chunk, name, 't')\n"
+    "end\n"
+    "loadfile = function(file, _, ...)\n"
+    "  if select('#', ...) > 0 then return raw_loadfile(file, 't', ...) end\n"
+    "  return raw_loadfile(file, 't')\n"
+    "end\n"
+    "dofile = function(file)\n"
+    "  local f = assert(raw_loadfile(file, 't'))\n"
+    "  return f()\n"
+    "end\n"
+    "package.searchers[3] = function(name)\n"
+    "  local path, err = searchpath(name, package.path)\n"
+    "  if not path then return err end\n"
+    "  local f, lerr = raw_loadfile(path, 't')\n"
+    "  if not f then error(string.format(\"error loading module '%s' from file '%s':\\n\\t%s\", name, path, lerr), 2) end\n"
+    "  return f, path\n"
+    "end\n";
+
 int sg_state_forbid_native(lua_State *L) {
   refuse_field(L, "package", "loadlib");
   refuse_field(L, "os", "execute");
@@ -134,6 +159,8 @@ int sg_state_forbid_native(lua_State *L) {
     lua_rawseti(L, -2, i);
   }
   lua_pop(L, 2);
+  if (luaL_loadbuffer(L, text_only, sizeof text_only - 1, "=(dry run)") != LUA_OK) return lua_error(L);
+  lua_call(L, 0, 0);
   return 0;
 }
 

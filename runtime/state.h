@@ -22,9 +22,11 @@ extern const char *const sg_provider_modules[];
  * the files there first, so Lua edits need no rebuild). Returns NULL when out of memory. */
 lua_State *sg_state_new(void);
 
-/* lua_CFunction, for --dry-run: package.loadlib, os.execute and io.popen raise, and require no
- * longer finds C modules. A second copy of sgrun's network library, or any other C code or
- * program, would not share the HTTP binding's dry-run switch. The preloaded bindings stay. */
+/* lua_CFunction, for --dry-run: package.loadlib, os.execute and io.popen raise, require no
+ * longer finds C modules, and load, loadfile, dofile and require take text chunks only (crafted
+ * bytecode can run native code). A second copy of sgrun's network library, or any other C code
+ * or program, would not share the HTTP binding's dry-run switch. The preloaded bindings stay.
+ * The script itself is loaded as text by the caller. */
 int sg_state_forbid_native(lua_State *L);
 
 /* Message handler for lua_pcall: turns the error at the top into "message\ntraceback". */

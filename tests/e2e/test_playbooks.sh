@@ -52,8 +52,10 @@ local tries = {
   cpath = function() package.cpath = "$tmp/cmod/?.so" return require("_sg_http_copy") end,
   execute = function() return os.execute("curl -s -X DELETE '$url/_sim/log'") end,
   popen = function() return io.popen("curl -s -X POST '$url/_sim/reset'") end,
+  -- crafted bytecode can run native code: only source is loaded
+  bytecode = function() return assert(load(string.dump(function() return 1 end))) end,
 }
-for _, name in ipairs { "loadlib", "cpath", "execute", "popen" } do
+for _, name in ipairs { "loadlib", "cpath", "execute", "popen", "bytecode" } do
   local ok, err = pcall(tries[name])
   print(name, ok and "ALLOWED" or err)
 end
@@ -63,7 +65,12 @@ check "--dry-run: package.loadlib is refused" grep -q "^loadlib.*package.loadlib
 check "--dry-run: require finds no C module" grep -q "^cpath.*module '_sg_http_copy' not found" "$tmp/out"
 check "--dry-run: os.execute is refused" grep -q "^execute.*os.execute is off under --dry-run" "$tmp/out"
 check "--dry-run: io.popen is refused" grep -q "^popen.*io.popen is off under --dry-run" "$tmp/out"
+check "--dry-run: load takes no bytecode" grep -q "^bytecode.*attempt to load a binary chunk" "$tmp/out"
 check "--dry-run: nothing was allowed" bash -c "! grep -q ALLOWED '$tmp/out'"
+"$sgrun" -e "io.open('$tmp/compiled.lua', 'wb'):write(string.dump(load('print(\"ran\")')))"
+"$sgrun" --dry-run "$tmp/compiled.lua" >"$tmp/out" 2>&1
+check "--dry-run: a compiled script is refused (exit 2), saying so" bash -c \
+  "[ $? = 2 ] && grep -q 'cannot run under --dry-run' '$tmp/out' && ! grep -q ran '$tmp/out'"
 check "--dry-run: still no mutating request" [ "$(mutations)" = 0 ]
 
 "$sgrun" "$root/scripts/snapshot.lua" exoscale:web "$tmp/web.json" >/dev/null
