@@ -100,8 +100,8 @@ int sg_cron_parse(const char *expr, struct sg_cron *out, char *err, size_t errle
   char copy[256];
   if (strlen(expr) >= sizeof copy) {
     /* cut, the rest of a list would be dropped without a word */
-    snprintf(err, errlen, "cron expression is %zu characters long; at most %zu are taken", strlen(expr),
-             sizeof copy - 1);
+    snprintf(err, errlen, "cron expression is %zu characters long; at most %zu are taken: write long lists "
+             "as ranges (1-5) or steps (*/2)", strlen(expr), sizeof copy - 1);
     return -1;
   }
   snprintf(copy, sizeof copy, "%s", expr);

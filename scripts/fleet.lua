@@ -90,8 +90,9 @@ end
 -- refused unless they said --yes, having seen the plan of `sgrun --dry-run` (as rollout.lua asks
 -- before it removes rules). Without a terminal (cron, CI) nobody could answer, so nobody is asked.
 if action == "rollout" and not sg.options.dry_run and not flags.yes and cli.isatty("stdin") then
-  usage("rollout writes to every account of the inventory and asks nothing on the way: review it " ..
-    "with `sgrun --dry-run scripts/fleet.lua rollout " .. positional[1] .. "`, then run it with --yes")
+  usage(string.format("rollout writes to every account of the inventory and asks nothing on the way: " ..
+    "review it with `sgrun --dry-run %s %s`, then run it with --yes", arg and arg[0] or "scripts/fleet.lua",
+    table.concat({ ... }, " ")))
 end
 
 local ok, inv = pcall(fleet.load, positional[1])

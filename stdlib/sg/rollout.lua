@@ -202,7 +202,8 @@ function M.recover(path, connect, opts)
   return { path = path, report = rep }
 end
 
-M.PLAN_FORMAT = "sgrun.plan/1"
+-- /2: each target records its account
+M.PLAN_FORMAT = "sgrun.plan/2"
 
 local function keyset(rules)
   local s = {}
@@ -333,8 +334,9 @@ local function plan_from_file(st, entry, group, plan_opts)
   end
   -- the same group in another account may hold the same rules: the fingerprint would match
   if entry.account ~= account_id(st.conn) then
-    error(string.format("the plan was made for another %s account than the one sgrun connects to now; set " ..
-      "that account's credentials (or --profile), or make the plan again", st.conn.provider), 0)
+    error(string.format("the plan was made for another %s account (or other credentials for it) than the " ..
+      "ones sgrun connects with now; set that account's credentials (or --profile), or make the plan again",
+      st.conn.provider), 0)
   end
   if M.fingerprint(group and group.rules) ~= entry.fingerprint then
     error(string.format("%s %s changed since the plan was made; make the plan again", st.conn.provider,
@@ -1036,7 +1038,7 @@ function M.rollout(source, targets, opts)
   return res
 end
 
----Writes the plans of a dry-run report to path (format sgrun.plan/1), atomically.
+---Writes the plans of a dry-run report to path (format M.PLAN_FORMAT), atomically.
 ---@param report sg.RolloutReport from sg.rollout with dry_run
 ---@param path string
 function M.write_plan(report, path)
@@ -1070,6 +1072,10 @@ function M.read_plan(path)
   local json = require "sg.json"
   local doc, jerr = json.decode(text)
   if type(doc) ~= "table" then error(string.format("plan %s: damaged file: %s", path, tostring(jerr)), 2) end
+  if doc.format == "sgrun.plan/1" then
+    error(string.format("plan %s: made by an earlier sgrun, which did not record each target's account; " ..
+      "make the plan again with --plan-out", path), 2)
+  end
   if doc.format ~= M.PLAN_FORMAT then
     error(string.format("plan %s: not a plan file (format %s, expected %s)", path, tostring(doc.format),
       M.PLAN_FORMAT), 2)

@@ -80,7 +80,7 @@ curl -s -X DELETE "$url/_sim/log" >/dev/null
 script -qec "'$sgrun' '$root/scripts/fleet.lua' rollout '$tmp/fleet.lua'" /dev/null >"$tmp/tty.out" 2>&1 </dev/null
 check "fleet rollout on a terminal without --yes: exit 2" [ $? = 2 ]
 check "fleet rollout on a terminal without --yes: says how to review and go ahead" \
-  grep -q "review it with \`sgrun --dry-run scripts/fleet.lua rollout .*then run it with --yes" "$tmp/tty.out"
+  grep -q "review it with \`sgrun --dry-run .*scripts/fleet.lua rollout .*fleet.lua\`, then run it with --yes" "$tmp/tty.out"
 check "fleet rollout on a terminal without --yes: no write" [ "$(curl -s "$url/_sim/log" | "$sgrun" -e "
   local n = 0
   for _, e in ipairs(require('sg').json.decode(io.read('a')).requests) do if e.method ~= 'GET' then n = n + 1 end end

@@ -372,6 +372,14 @@ t.test("read_plan refuses a damaged plan, naming the place and what to do", func
     t.ok(tostring(err):find(c[2], 1, true), c[1] .. ": " .. tostring(err))
     t.ok(tostring(err):find("make the plan again", 1, true), tostring(err))
   end
+  -- a plan of the format before accounts were recorded: said so, not "incomplete"
+  local f = assert(io.open(path, "w"))
+  f:write('{"format":"sgrun.plan/1","targets":[{"provider":"gcore","group":"web","fingerprint":"f"}]}')
+  f:close()
+  local ok, err = pcall(ro.read_plan, path)
+  t.eq(ok, false)
+  t.ok(tostring(err):find("made by an earlier sgrun", 1, true) and tostring(err):find("make the plan again", 1, true),
+    tostring(err))
   os.remove(path)
 end)
 
