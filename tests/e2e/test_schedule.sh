@@ -87,25 +87,28 @@ for step in -3600 3600; do
   check "--every with the clock set ${step}s mid-schedule: no run counted as skipped" \
     bash -c "! grep -q run_skipped '$tmp/log'"
 done
+# between_runs SIGNAL [IGNORED]: an hourly schedule, signalled once its first run is over (with
+# IGNORED, SIGNAL is ignored in it, as nohup does); leaves the schedule's pid in $pid
+between_runs() {
+  if [ -n "${2:-}" ]; then
+    (trap '' "$1"; exec "$sgrun" --every 1h --log-format json "$tmp/tick.lua") >/dev/null 2>"$tmp/log" &
+  else
+    "$sgrun" --every 1h --log-format json "$tmp/tick.lua" >/dev/null 2>"$tmp/log" &
+  fi
+  pid=$!
+  await run_finished 1 "$tmp/log"
+  kill -"$1" $pid
+}
 # Ctrl-C between runs ends the schedule with 130, as during one; SIGTERM there is a clean stop (0)
-"$sgrun" --every 1h --log-format json "$tmp/tick.lua" >/dev/null 2>"$tmp/log" &
-pid=$!
-await run_finished 1 "$tmp/log"
-kill -INT $pid
+between_runs INT
 wait $pid
 check "SIGINT between runs: exit 130" [ $? = 130 ]
 check "SIGINT between runs: the stop says SIGINT" grep -q '"event":"schedule_stopped","message":"SIGINT"' "$tmp/log"
 # a hangup stops a schedule as SIGTERM does, unless it is ignored (nohup): then it runs on
-"$sgrun" --every 1h --log-format json "$tmp/tick.lua" >/dev/null 2>"$tmp/log" &
-pid=$!
-await run_finished 1 "$tmp/log"
-kill -HUP $pid
+between_runs HUP
 wait $pid
 check "SIGHUP between runs: a clean stop, exit 0" [ $? = 0 ]
-(trap '' HUP; exec "$sgrun" --every 1h --log-format json "$tmp/tick.lua") >/dev/null 2>"$tmp/log" &
-pid=$!
-await run_finished 1 "$tmp/log"
-kill -HUP $pid
+between_runs HUP ignored
 sleep 0.5
 kill -0 $pid 2>/dev/null
 check "SIGHUP ignored (nohup): the schedule runs on" [ $? = 0 ]
