@@ -154,6 +154,26 @@ t.test("adds and removes: denials go on top, accepts below the last denial", fun
   t.eq(keys(hostup.get_group(hu, { vm = 10000 }).rules), keys(want))
 end)
 
+t.test("a rule list without comments (HostUp's documented list item) does not fail the apply", function()
+  w.reset()
+  -- the documented list item is {type, dport, digest, source, action, ipversion, enable, proto, pos}
+  local http = require "_sg.http"
+  local json = require("sg").json
+  local bare = w.connect("hostup", { transport = function(req)
+    local resp, err, code = http.request(req)
+    if resp and req.method == "GET" and resp.status == 200 then
+      local doc = json.decode(resp.body)
+      for _, raw in ipairs(type(doc) == "table" and doc.data or {}) do raw.comment = nil end
+      resp.body = json.encode(doc)
+    end
+    return resp, err, code
+  end })
+  local g = hostup.get_group(bare, { vm = 10000 })
+  local alt = n { direction = "ingress", protocol = "tcp", port = 8080, description = "alt" }
+  t.eq(hostup.apply(bare, g, { add = { alt }, remove = {} }), { added = 1, removed = 0 })
+  t.eq(hu:list_firewall_rules(10000).data[1].comment, "alt", "the comment was written")
+end)
+
 t.test("a list changed since it was read is not written to", function()
   w.reset()
   local g = hostup.get_group(hu, { vm = 10000 })

@@ -168,9 +168,12 @@ local function describe(body)
     rule.absent(body.source) and "any address" or tostring(body.source))
 end
 
+-- A listed rule without a `comment` field says nothing of its comment: HostUp's documented list
+-- item has no `comment` (Proxmox's has one), and a comment does not change what a rule lets in.
 local function same_rule(a, b)
   for _, f in ipairs(WRITE_FIELDS) do
     local x, y = a[f], b[f]
+    if f == "comment" and (x == nil or y == nil) then x, y = "", "" end
     if rule.absent(x) then x = "" end
     if rule.absent(y) then y = "" end
     if type(x) == "number" or type(y) == "number" then
