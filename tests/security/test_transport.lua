@@ -46,6 +46,25 @@ t.test("loopback hosts need no opt-in", function()
   t.raises(function() connect { base_url = "http://127.0.0.1.example.test/x" } end, "clear text")
 end)
 
+t.test("userinfo tricks: the host the check sees is the host libcurl reaches", function()
+  -- each URL hides a remote name around an '@'; the check must either refuse it or see the host
+  -- libcurl connects to. evil.example.test resolves nowhere: a request libcurl sends reaches the
+  -- test server (loopback) or fails on its URL, never on resolving the remote name.
+  local hp = "127.0.0.1:" .. port
+  local urls = { "http://a@evil.example.test@" .. hp, "http://evil.example.test;@" .. hp,
+    "http://evil.example.test\\@" .. hp, "http://evil.example.test#@" .. hp, "http://evil.example.test?@" .. hp,
+    "http://" .. hp .. "\\@evil.example.test", "http://127.0.0.1%2f@evil.example.test",
+    "http://127.0.0.1:80@evil.example.test", "http://[::1]@evil.example.test" }
+  for _, url in ipairs(urls) do
+    local ok = pcall(connect, { base_url = url .. "/hostup/api" })
+    if ok then
+      local res, err, code = sg.http.request { url = url .. "/hello", timeout = 5 }
+      t.ok((res and res.status == 200) or (code ~= "resolve" and not tostring(err):find("resolve", 1, true)),
+        url .. " was taken for loopback but went elsewhere: " .. tostring(code) .. " " .. tostring(err))
+    end
+  end
+end)
+
 t.test("allow_insecure_http = true (option or profile) lets a lab run", function()
   local conn = connect { base_url = remote_url .. "/hostup/api", allow_insecure_http = true }
   -- the test server has no HostUp API: a 404 proves the request went (to 127.0.0.1)
