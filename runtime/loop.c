@@ -311,6 +311,11 @@ void sg_loop_catch_signals(sg_loop *loop, void (*in_handler)(int sig)) {
   if (sigaction(SIGHUP, NULL, &hup) == 0 && hup.sa_handler != SIG_IGN) sigaction(SIGHUP, &sa, NULL);
 }
 
+void sg_loop_default_hangup(void) {
+  struct sigaction hup;
+  if (sigaction(SIGHUP, NULL, &hup) == 0 && hup.sa_handler == on_signal) signal(SIGHUP, SIG_DFL);
+}
+
 int sg_loop_take_signal(void) {
   int sig = last_signal;
   last_signal = 0;

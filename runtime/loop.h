@@ -54,6 +54,9 @@ int sg_loop_wait_ms(double seconds);
  * async-signal-safe. sg_loop_take_signal returns and clears the last one (0 if none). */
 void sg_loop_catch_signals(sg_loop *loop, void (*in_handler)(int sig));
 int sg_loop_take_signal(void);
+/* Gives SIGHUP back its default action (unless it was ignored): for the REPL, whose terminal is
+ * its whole session, a hangup ends it at once. */
+void sg_loop_default_hangup(void);
 int sg_loop_peek_signal(void);
 /* How many SIGINT/SIGTERMs have come so far, taken or not, and the latest (0 if none): tells a
  * run a signal cut short from one that exited 130 of its own accord. */

@@ -313,6 +313,9 @@ static int private_history(const char *path) {
 
 int sg_repl_run(lua_State *L) {
   repl_L = L;
+  /* the terminal is the session: when it hangs up there is nobody to answer (and a REPL that
+   * outlived it under ASan's leak check was left spinning at exit) */
+  sg_loop_default_hangup();
   rl_catch_signals = 0; /* SIGINT is the event loop's: see read_line */
   rl_readline_name = "sgrun";
   rl_basic_word_break_characters = " \t\n\"\\'><=;+-*/%^~#{}()[],";

@@ -151,5 +151,16 @@ check "nothing is made in a directory others can write" [ ! -e "$tmp/open-dir/hi
 # (SGRUN_HISTORY=/dev/null, no history without a word, is not run here: a build that got this
 # wrong would make the test machine's /dev/null private to root.)
 
+# the terminal hanging up (its window or SSH session closed) ends the REPL: one that outlived it
+# was left spinning under the sanitizer build's leak check at exit
+tmux kill-session -t "$session" 2>/dev/null
+start
+repl_pid=$(pgrep -P "$(tmux list-panes -t "$session" -F '#{pane_pid}')" | head -n1)
+check "the REPL's process is found" [ -n "$repl_pid" ]
+tmux kill-session -t "$session"
+gone() { for _ in $(seq 100); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done; return 1; }
+check "a hangup ends the REPL" gone "$repl_pid"
+kill -9 "$repl_pid" 2>/dev/null
+
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
