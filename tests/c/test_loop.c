@@ -24,9 +24,8 @@ static void test_timers_fire_in_deadline_order(void) {
   CHECK(sg_loop_pending(loop) == 3);
   double start = sg_now();
   while (sg_loop_pending(loop)) sg_loop_run_once(loop, -1);
-  double took = sg_now() - start;
   CHECK(norder == 3 && memcmp(order, "abc", 3) == 0);
-  CHECK(took >= 0.029 && took < 0.5);
+  CHECK(sg_now() - start >= 0.029); /* never early; how late depends on the machine */
   sg_loop_free(loop);
 }
 
