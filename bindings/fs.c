@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "atomicfile.h"
+#include "regularfile.h"
 #include "schedule.h"
 
 /* fsync(path) -> true | nil, message. Works on directories too, which makes a rename durable. */
@@ -79,53 +80,29 @@ static int l_write_temp(lua_State *L) {
   return 1;
 }
 
-/* Opens path for reading only if it is a regular file. O_NONBLOCK: a FIFO put there is refused
- * as not a regular file instead of waiting forever for a writer (a regular file reads the same
- * either way). Returns the descriptor, or -1 with the pushed fail, message and kind
+/* sg_open_regular with a Lua failure: the descriptor, or -1 with the pushed fail, message and kind
  * ("missing" or "read"). */
 static int open_regular(lua_State *L, const char *path, struct stat *st) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-  if (fd < 0 || fstat(fd, st) != 0) {
-    int err = errno;
-    if (fd >= 0) close(fd);
-    luaL_pushfail(L);
+  int fd = sg_open_regular(path, st);
+  if (fd >= 0) return fd;
+  int err = errno;
+  luaL_pushfail(L);
+  if (fd == SG_NOT_REGULAR)
+    lua_pushfstring(L, "%s is not a regular file (%s)", path, sg_file_kind(st->st_mode));
+  else
     lua_pushfstring(L, "%s: %s", path, strerror(err));
-    lua_pushstring(L, err == ENOENT ? "missing" : "read");
-    return -1;
-  }
-  if (!S_ISREG(st->st_mode)) {
-    close(fd);
-    luaL_pushfail(L);
-    lua_pushfstring(L, "%s is not a regular file (%s)", path,
-                    S_ISDIR(st->st_mode) ? "a directory" : S_ISFIFO(st->st_mode) ? "a FIFO" : "a device or socket");
-    lua_pushliteral(L, "read");
-    return -1;
-  }
-  return fd;
+  lua_pushstring(L, fd != SG_NOT_REGULAR && err == ENOENT ? "missing" : "read");
+  return -1;
 }
 
 /* Reads fd to its end and closes it: pushes the content, or fail, message and "read". */
 static int read_all(lua_State *L, int fd, const char *path) {
-  luaL_Buffer b;
-  luaL_buffinit(L, &b);
-  for (;;) {
-    char *p = luaL_prepbuffer(&b);
-    ssize_t n = read(fd, p, LUAL_BUFFERSIZE);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int err = errno;
-      close(fd);
-      luaL_pushfail(L);
-      lua_pushfstring(L, "%s: %s", path, strerror(err));
-      lua_pushliteral(L, "read");
-      return 3;
-    }
-    if (n == 0) break;
-    luaL_addsize(&b, (size_t)n);
-  }
-  close(fd);
-  luaL_pushresult(&b);
-  return 1;
+  int err = sg_push_file(L, fd);
+  if (err == 0) return 1;
+  luaL_pushfail(L);
+  lua_pushfstring(L, "%s: %s", path, strerror(err));
+  lua_pushliteral(L, "read");
+  return 3;
 }
 
 /* read_regular(path) -> content | nil, message, kind. For files a user names (snapshots,

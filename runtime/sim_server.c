@@ -12,6 +12,7 @@
 #include "sim_tls.h"
 #include "state.h"
 #include "privatedir.h"
+#include "regularfile.h"
 
 #include <microhttpd.h>
 
@@ -361,49 +362,6 @@ static int open_listener(const char *host, int port, char *err, size_t errlen, i
   return fd;
 }
 
-/* Reads a regular file whole; NULL with errno set otherwise. O_NONBLOCK and the fstat: a FIFO
- * swapped in after the caller's check is refused (EINVAL), not waited on. */
-static char *read_regular_file(const char *path, size_t *len) {
-  int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-  if (fd < 0) return NULL;
-  struct stat st;
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    close(fd);
-    errno = EINVAL;
-    return NULL;
-  }
-  char *buf = NULL;
-  size_t cap = 0, n = 0;
-  for (;;) {
-    if (n == cap) {
-      size_t ncap = cap ? cap * 2 : 65536;
-      char *nb = realloc(buf, ncap);
-      if (!nb) {
-        free(buf);
-        close(fd);
-        errno = ENOMEM;
-        return NULL;
-      }
-      buf = nb;
-      cap = ncap;
-    }
-    ssize_t got = read(fd, buf + n, cap - n);
-    if (got < 0 && errno == EINTR) continue;
-    if (got < 0) {
-      int e = errno;
-      free(buf);
-      close(fd);
-      errno = e;
-      return NULL;
-    }
-    if (got == 0) break;
-    n += (size_t)got;
-  }
-  close(fd);
-  *len = n;
-  return buf;
-}
-
 /* Builds the core: require "sgsim", sgsim.new(opts). Returns 0 with a message in err on failure. */
 static int create_core(struct sg_sim *sim, const struct sg_sim_options *o, char *err, size_t errlen) {
   lua_State *L = sim->L;
@@ -465,21 +423,22 @@ static int create_core(struct sg_sim *sim, const struct sg_sim_options *o, char 
     }
   }
   struct stat st;
-  if (o->state_file && stat(o->state_file, &st) == 0 && !S_ISREG(st.st_mode)) {
+  int fd = o->state_file ? sg_open_regular(o->state_file, &st) : -1;
+  if (fd == SG_NOT_REGULAR) {
     set_err(err, errlen, "invalid --state %s: it is %s; --state takes a regular file (one that does "
-            "not exist yet is written at exit)", o->state_file,
-            S_ISDIR(st.st_mode) ? "a directory" : S_ISFIFO(st.st_mode) ? "a FIFO" : "a device or socket");
+            "not exist yet is written at exit)", o->state_file, sg_file_kind(st.st_mode));
     return 0;
   }
-  if (o->state_file && access(o->state_file, F_OK) == 0) {
-    size_t len = 0;
-    char *text = read_regular_file(o->state_file, &len);
-    if (!text) {
-      set_err(err, errlen, "invalid --state %s: cannot read it: %s", o->state_file, strerror(errno));
+  if (fd < 0 && o->state_file && errno != ENOENT) {
+    set_err(err, errlen, "invalid --state %s: cannot read it: %s", o->state_file, strerror(errno));
+    return 0;
+  }
+  if (fd >= 0) {
+    int read_err = sg_push_file(L, fd);
+    if (read_err) {
+      set_err(err, errlen, "invalid --state %s: cannot read it: %s", o->state_file, strerror(read_err));
       return 0;
     }
-    lua_pushlstring(L, text, len);
-    free(text);
     int rc = call_core(sim, "load", 1, 2);
     if (rc != LUA_OK || !lua_toboolean(L, -2)) {
       /* a refusal of the file is the user's to fix; the emulator failing is not */
