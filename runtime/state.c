@@ -108,18 +108,53 @@ static int open_state(lua_State *L) {
   return 0;
 }
 
-static int refuse_native(lua_State *L) {
-  return luaL_error(L, "%s is off under --dry-run: a dry run loads no C code and starts no other program, "
-                    "either of which could send writes past it; run without --dry-run to use it",
-                    lua_tostring(L, lua_upvalueindex(1)));
+static const char loads_native[] =
+    "a dry run loads no C code and starts no other program, either of which could send writes past it";
+/* debug.getupvalue(load, ...) hands back the load that takes bytecode; getregistry, sethook and
+ * the rest reach the same insides */
+static const char reaches_inside[] =
+    "the debug library reaches inside sgrun's own functions, where a dry run's guards live";
+
+static int refuse_under_dry_run(lua_State *L) {
+  return luaL_error(L, "%s is off under --dry-run: %s; run without --dry-run to use it",
+                    lua_tostring(L, lua_upvalueindex(1)), lua_tostring(L, lua_upvalueindex(2)));
 }
 
-static void refuse_field(lua_State *L, const char *table, const char *field) {
-  lua_getglobal(L, table);
+/* Replaces table.field (the table at the top of the stack) with a function that refuses. */
+static void refuse_field(lua_State *L, const char *table, const char *field, const char *why) {
   lua_pushfstring(L, "%s.%s", table, field);
-  lua_pushcclosure(L, refuse_native, 1);
+  lua_pushstring(L, why);
+  lua_pushcclosure(L, refuse_under_dry_run, 2);
   lua_setfield(L, -2, field);
+}
+
+static void refuse_global_field(lua_State *L, const char *table, const char *field) {
+  lua_getglobal(L, table);
+  refuse_field(L, table, field, loads_native);
   lua_pop(L, 1);
+}
+
+/* Every debug function but traceback, which error messages use. The library's table is also
+ * package.loaded.debug, so require "debug" gets the same. */
+static void refuse_debug(lua_State *L) {
+  lua_getglobal(L, "debug");
+  lua_newtable(L); /* the names first: fields are replaced after the traversal */
+  lua_pushnil(L);
+  while (lua_next(L, -3)) {
+    lua_pop(L, 1);
+    if (lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "traceback") != 0) {
+      lua_pushvalue(L, -1);
+      lua_rawseti(L, -3, (lua_Integer)luaL_len(L, -3) + 1);
+    }
+  }
+  for (lua_Integer i = 1, n = (lua_Integer)luaL_len(L, -1); i <= n; i++) {
+    lua_rawgeti(L, -1, i);
+    const char *name = lua_tostring(L, -1);
+    lua_pushvalue(L, -3);
+    refuse_field(L, "debug", name, reaches_inside);
+    lua_pop(L, 2);
+  }
+  lua_pop(L, 2);
 }
 
 /* Text chunks only: crafted Lua bytecode is a known way to run native code in the Lua VM. load,
@@ -148,9 +183,10 @@ static const char text_only[] =
     "end\n";
 
 int sg_state_forbid_native(lua_State *L) {
-  refuse_field(L, "package", "loadlib");
-  refuse_field(L, "os", "execute");
-  refuse_field(L, "io", "popen");
+  refuse_global_field(L, "package", "loadlib");
+  refuse_global_field(L, "os", "execute");
+  refuse_global_field(L, "io", "popen");
+  refuse_debug(L);
   /* keep preload, sgrun's own and the Lua-file searcher (open_state's order); drop the C ones */
   lua_getglobal(L, "package");
   lua_getfield(L, -1, "searchers");

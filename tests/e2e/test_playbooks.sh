@@ -54,8 +54,16 @@ local tries = {
   popen = function() return io.popen("curl -s -X POST '$url/_sim/reset'") end,
   -- crafted bytecode can run native code: only source is loaded
   bytecode = function() return assert(load(string.dump(function() return 1 end))) end,
+  -- the load that takes bytecode is an upvalue of the one that does not
+  upvalue = function()
+    for i = 1, 10 do
+      local name, raw_load = debug.getupvalue(load, i)
+      if name == "raw_load" then return assert(raw_load(string.dump(function() return 1 end))) end
+    end
+  end,
+  required = function() return require("debug").getregistry() end,
 }
-for _, name in ipairs { "loadlib", "cpath", "execute", "popen", "bytecode" } do
+for _, name in ipairs { "loadlib", "cpath", "execute", "popen", "bytecode", "upvalue", "required" } do
   local ok, err = pcall(tries[name])
   print(name, ok and "ALLOWED" or err)
 end
@@ -66,6 +74,9 @@ check "--dry-run: require finds no C module" grep -q "^cpath.*module '_sg_http_c
 check "--dry-run: os.execute is refused" grep -q "^execute.*os.execute is off under --dry-run" "$tmp/out"
 check "--dry-run: io.popen is refused" grep -q "^popen.*io.popen is off under --dry-run" "$tmp/out"
 check "--dry-run: load takes no bytecode" grep -q "^bytecode.*attempt to load a binary chunk" "$tmp/out"
+check "--dry-run: the debug library cannot reach load's insides" \
+  grep -q "^upvalue.*debug.getupvalue is off under --dry-run" "$tmp/out"
+check "--dry-run: nor through require" grep -q "^required.*debug.getregistry is off under --dry-run" "$tmp/out"
 check "--dry-run: nothing was allowed" bash -c "! grep -q ALLOWED '$tmp/out'"
 "$sgrun" -e "io.open('$tmp/compiled.lua', 'wb'):write(string.dump(load('print(\"ran\")')))"
 "$sgrun" --dry-run "$tmp/compiled.lua" >"$tmp/out" 2>&1
