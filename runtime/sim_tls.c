@@ -16,6 +16,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -101,17 +102,37 @@ static char *pem_of(int (*write)(BIO *, void *), void *obj) {
 static int write_cert(BIO *b, void *x) { return PEM_write_bio_X509(b, x); }
 static int write_key(BIO *b, void *k) { return PEM_write_bio_PrivateKey(b, k, NULL, NULL, 0, NULL, NULL); }
 
-static int save(const char *dir, const char *file, const char *pem, char *err, size_t errlen) {
-  char path[4096];
-  snprintf(path, sizeof path, "%s/%s", dir, file);
-  return pem && sg_write_atomic(path, pem, strlen(pem), err, errlen) == 0;
+/* The directory's files are reached through its open descriptor (/proc/self/fd/N), not its
+ * name: the name was checked, but whoever can write its parent could swap a symlink in after the
+ * check, and the CA key would then be written where they read it. Without /proc, by name. */
+struct tls_dir {
+  const char *shown; /* its name, for messages */
+  char reached[4096];
+};
+
+static void pin_dir(struct tls_dir *d, const char *name, int dfd) {
+  d->shown = name;
+  snprintf(d->reached, sizeof d->reached, "/proc/self/fd/%d", dfd);
+  if (access(d->reached, X_OK) != 0) snprintf(d->reached, sizeof d->reached, "%s", name);
 }
 
-/* Loads dir/ca.pem and dir/ca.key when both exist; 1 loaded, 0 absent, -1 unusable. */
-static int load_ca(const char *dir, X509 **ca, EVP_PKEY **key, char *err, size_t errlen) {
-  char cpath[4096], kpath[4096];
-  snprintf(cpath, sizeof cpath, "%s/ca.pem", dir);
-  snprintf(kpath, sizeof kpath, "%s/ca.key", dir);
+static void dir_path(const struct tls_dir *d, const char *file, char *out, size_t outlen) {
+  snprintf(out, outlen, "%s/%s", d->reached, file);
+}
+
+static int save(const struct tls_dir *d, const char *file, const char *pem, char *err, size_t errlen) {
+  char path[4200], why[512];
+  dir_path(d, file, path, sizeof path);
+  if (pem && sg_write_atomic(path, pem, strlen(pem), why, sizeof why) == 0) return 1;
+  set_err(err, errlen, "cannot write %s in %s: %s", file, d->shown, pem ? strerror(errno) : "out of memory");
+  return 0;
+}
+
+/* Loads ca.pem and ca.key when both exist; 1 loaded, 0 absent, -1 unusable. */
+static int load_ca(const struct tls_dir *d, X509 **ca, EVP_PKEY **key, char *err, size_t errlen) {
+  char cpath[4200], kpath[4200];
+  dir_path(d, "ca.pem", cpath, sizeof cpath);
+  dir_path(d, "ca.key", kpath, sizeof kpath);
   if (access(cpath, F_OK) != 0 && access(kpath, F_OK) != 0) return 0;
   FILE *cf = fopen(cpath, "r"), *kf = fopen(kpath, "r");
   if (cf) *ca = PEM_read_X509(cf, NULL, NULL, NULL);
@@ -121,7 +142,7 @@ static int load_ca(const char *dir, X509 **ca, EVP_PKEY **key, char *err, size_t
   if (*ca && *key && X509_check_private_key(*ca, *key) == 1) return 1;
   ERR_clear_error();
   set_err(err, errlen, "--tls-dir %s: ca.pem and ca.key are not a matching CA certificate and key; "
-          "remove them to have a new CA made", dir);
+          "remove them to have a new CA made", d->shown);
   return -1;
 }
 
@@ -139,17 +160,17 @@ static void alt_names(const char *host, char *out, size_t outlen) {
 
 int sg_sim_tls_prepare(struct sg_sim_tls *t, const char *dir, const char *host, char *err, size_t errlen) {
   memset(t, 0, sizeof *t);
+  int dfd;
   if (dir && *dir) {
     /* its CA is what clients are told to trust (SGRUN_CA_FILE): a directory another user can
      * write, or owns, would let them swap in a CA of their own */
     char why[160];
-    int dfd = sg_open_private_dir(dir, 1, why, sizeof why);
+    dfd = sg_open_private_dir(dir, 1, why, sizeof why);
     if (dfd < 0) {
       set_err(err, errlen, "invalid --tls-dir %s: %s; its CA is what clients trust, so it must be a "
               "directory only you can write (chmod 700 it, or choose another)", dir, why);
       return -1;
     }
-    close(dfd);
     snprintf(t->dir, sizeof t->dir, "%s", dir);
   } else {
     const char *tmp = getenv("TMPDIR");
@@ -160,14 +181,22 @@ int sg_sim_tls_prepare(struct sg_sim_tls *t, const char *dir, const char *host, 
       return -1;
     }
     t->owned = 1;
+    dfd = open(t->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dfd < 0) {
+      set_err(err, errlen, "cannot open the directory for the TLS files (%s): %s", t->dir, strerror(errno));
+      sg_sim_tls_release(t);
+      return -1;
+    }
   }
   snprintf(t->ca_file, sizeof t->ca_file, "%s/ca.pem", t->dir);
+  struct tls_dir d;
+  pin_dir(&d, t->dir, dfd);
 
   X509 *ca = NULL, *cert = NULL;
   EVP_PKEY *ca_key = NULL, *key = NULL;
   char *ca_pem = NULL, *ca_key_pem = NULL;
   int rc = -1;
-  int loaded = load_ca(t->dir, &ca, &ca_key, err, errlen);
+  int loaded = load_ca(&d, &ca, &ca_key, err, errlen);
   if (loaded < 0) goto done;
   if (!loaded) {
     ca_key = EVP_EC_gen("P-256");
@@ -180,7 +209,7 @@ int sg_sim_tls_prepare(struct sg_sim_tls *t, const char *dir, const char *host, 
     ca_pem = pem_of(write_cert, ca);
     ca_key_pem = pem_of(write_key, ca_key);
     /* the key first: a ca.pem never exists without the key that signs for it */
-    if (!save(t->dir, "ca.key", ca_key_pem, err, errlen) || !save(t->dir, "ca.pem", ca_pem, err, errlen))
+    if (!save(&d, "ca.key", ca_key_pem, err, errlen) || !save(&d, "ca.pem", ca_pem, err, errlen))
       goto done;
   }
   char names[600];
@@ -201,10 +230,11 @@ int sg_sim_tls_prepare(struct sg_sim_tls *t, const char *dir, const char *host, 
     goto done;
   }
   /* beside the CA, so another local server (nginx in the tests) can present the same identity */
-  if (!save(t->dir, "server.key", t->key_pem, err, errlen) || !save(t->dir, "server.pem", t->cert_pem, err, errlen))
+  if (!save(&d, "server.key", t->key_pem, err, errlen) || !save(&d, "server.pem", t->cert_pem, err, errlen))
     goto done;
   rc = 0;
 done:
+  close(dfd);
   X509_free(ca);
   X509_free(cert);
   EVP_PKEY_free(ca_key);

@@ -114,6 +114,22 @@ ln -s "$tmp/tls" "$tmp/tls-link"
 "$sgrun" sim --tls --tls-dir "$tmp/tls-link" --port 0 >"$tmp/out" 2>&1
 check "a --tls-dir that is a symbolic link is refused: exit 2" [ $? = 2 ]
 check "saying so" grep -q "it is a symbolic link" "$tmp/out"
+# Checked, then swapped: whoever can write the parent of --tls-dir could move it aside and put a
+# link to a directory of theirs in its place after the check; the CA key must still be written
+# only in the directory that was checked.
+mkdir -m 700 "$tmp/parent" "$tmp/parent/tls"
+mkdir -m 777 "$tmp/theirs"
+chmod 777 "$tmp/theirs"
+rm -f "$tmp/url"
+LD_PRELOAD=${SWAPDIR:?} SWAPDIR_TRIGGER=/ca.pem SWAPDIR_DIR="$tmp/parent/tls" SWAPDIR_TO="$tmp/theirs" \
+  ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0 \
+  "$sgrun" sim --tls --tls-dir "$tmp/parent/tls" --port 0 --ready-file "$tmp/url" --quiet >"$tmp/out" 2>&1 &
+sim_pid=$!
+for _ in $(seq 100); do [ -s "$tmp/url" ] && break; sleep 0.05; done
+stop_sim
+check "--tls-dir swapped for a link after its check: the link was planted" [ -L "$tmp/parent/tls" ]
+check "nothing is written where the link points" [ -z "$(ls -A "$tmp/theirs")" ]
+check "the CA is in the directory that was checked" [ -s "$tmp/parent/tls.moved/ca.key" ]
 
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ] || { cat "$tmp/out" "$tmp/sim.out" >&2; exit 1; }
