@@ -294,16 +294,29 @@ static void on_signal(int sig) {
 
 void sg_loop_catch_signals(sg_loop *loop, void (*in_handler)(int sig)) {
   signal_hook = in_handler;
-  if (loop->sigpipe[0] < 0) {
-    if (pipe2(loop->sigpipe, O_NONBLOCK | O_CLOEXEC) < 0) return;
-    struct epoll_event ev = {.events = EPOLLIN, .data.fd = loop->sigpipe[0]};
-    epoll_ctl(loop->epfd, EPOLL_CTL_ADD, loop->sigpipe[0], &ev);
+  /* Without the self-pipe (no descriptor left) signals are still caught, and one that comes
+   * while the loop waits ends the wait (EINTR); only one landing just before a wait is seen late,
+   * at the next wake-up. Better than a Ctrl-C that kills a roll-out mid-write. */
+  int p[2];
+  if (loop->sigpipe[0] < 0 && pipe2(p, O_NONBLOCK | O_CLOEXEC) == 0) {
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = p[0]};
+    if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, p[0], &ev) == 0) {
+      loop->sigpipe[0] = p[0];
+      loop->sigpipe[1] = p[1];
+    } else {
+      close(p[0]);
+      close(p[1]);
+    }
   }
   signal_write_fd = loop->sigpipe[1];
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_signal;
+  /* one handler at a time: the counters and the hook are not re-entrant */
   sigemptyset(&sa.sa_mask);
+  sigaddset(&sa.sa_mask, SIGINT);
+  sigaddset(&sa.sa_mask, SIGTERM);
+  sigaddset(&sa.sa_mask, SIGHUP);
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
   /* a hangup someone chose to ignore (nohup, trap '' HUP) stays ignored */

@@ -43,11 +43,11 @@ static struct {
   lua_State *L;
   sg_loop *loop;
   sg_task *ready_head, *ready_tail;
-  sg_task *current;
+  sg_task *volatile current; /* read by the signal handler, as are the next two */
   sg_task *live;
   unsigned long next_id;
-  int graceful_term;
-  int graceful;               /* sg.rollout: the first SIGINT/SIGTERM is Lua's to handle */
+  volatile sig_atomic_t graceful_term;
+  volatile sig_atomic_t graceful; /* sg.rollout: the first SIGINT/SIGTERM is Lua's to handle */
   volatile sig_atomic_t signals_seen; /* signals since graceful was turned on */
   int signals_told;           /* how many of them on_signal was told about */
   int on_signal;              /* registry ref: Lua's on_signal(name, count) for a graceful run */

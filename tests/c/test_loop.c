@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -124,6 +125,27 @@ static void test_signal_wakes_a_blocked_loop(void) {
   sg_loop_free(loop);
 }
 
+/* With no descriptor left for the self-pipe, signals are still caught: before, the handlers
+ * were not installed at all, and a Ctrl-C killed the process mid-write. */
+static void test_signals_caught_without_a_self_pipe(void) {
+  sg_loop *loop = sg_loop_new();
+  signal(SIGINT, SIG_DFL);
+  struct rlimit saved, none;
+  CHECK(getrlimit(RLIMIT_NOFILE, &saved) == 0);
+  int lowest_free = dup(0);
+  CHECK(lowest_free >= 0);
+  close(lowest_free);
+  none = saved;
+  none.rlim_cur = (rlim_t)lowest_free; /* no new descriptor fits: pipe2 fails with EMFILE */
+  CHECK(setrlimit(RLIMIT_NOFILE, &none) == 0);
+  sg_loop_catch_signals(loop, NULL);
+  CHECK(setrlimit(RLIMIT_NOFILE, &saved) == 0);
+  sg_loop_take_signal();
+  raise(SIGINT);
+  CHECK(sg_loop_take_signal() == SIGINT);
+  sg_loop_free(loop);
+}
+
 static void test_long_waits_fit_epoll(void) {
   CHECK(sg_loop_wait_ms(-1) == -1);
   CHECK(sg_loop_wait_ms(0) == 0);
@@ -141,5 +163,6 @@ int main(void) {
   test_fd_readiness();
   test_parked_fd();
   test_signal_wakes_a_blocked_loop();
+  test_signals_caught_without_a_self_pipe();
   return check_report();
 }
