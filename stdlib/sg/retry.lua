@@ -7,6 +7,7 @@
 -- hook re-reads and matches first, and only a confirmed absence allows the re-send. Without a
 -- hook, the call stops with an error saying it may have been applied.
 local limiter = require "sg.limiter"
+local optcheck = require "sg.optcheck"
 local task = require "sg.task"
 
 local M = {}
@@ -24,12 +25,10 @@ M.DEFAULT = { attempts = 5, base = 0.2, cap = 8, retry_after_cap = 60, jitter = 
 ---@param opts table|nil
 ---@return sg.RetryPolicy
 function M.policy(opts)
-  local p = {}
-  for k, v in pairs(M.DEFAULT) do p[k] = v end
+  local p, known = {}, {}
+  for k, v in pairs(M.DEFAULT) do p[k], known[#known + 1] = v, k end
+  optcheck.check("retry", opts, known, 3)
   for k, v in pairs(opts or {}) do
-    if M.DEFAULT[k] == nil then
-      error(string.format("retry: unknown option '%s' (known: attempts, base, cap, retry_after_cap, jitter)", k), 3)
-    end
     if type(v) ~= type(M.DEFAULT[k]) then
       error(string.format("retry: option '%s' must be a %s", k, type(M.DEFAULT[k])), 3)
     end

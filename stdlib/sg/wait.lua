@@ -10,6 +10,7 @@
 -- task sleeping between reads: many run concurrently, and cancelling the task stops it.
 local task = require "sg.task"
 local errors = require "sg.errors"
+local optcheck = require "sg.optcheck"
 
 local M = {}
 
@@ -22,13 +23,10 @@ local function set_of(csv)
 end
 
 local function options(opts)
-  local o = {}
-  for k, v in pairs(M.DEFAULT) do o[k] = v end
+  local o, known = {}, {}
+  for k, v in pairs(M.DEFAULT) do o[k], known[#known + 1] = v, k end
+  optcheck.check("conn:wait", opts, known, 4)
   for k, v in pairs(opts or {}) do
-    if M.DEFAULT[k] == nil then
-      error(string.format("conn:wait: unknown option '%s' (known: timeout, interval, max_interval, " ..
-        "factor, max_errors)", k), 4)
-    end
     if type(v) ~= "number" or v <= 0 then error(string.format("conn:wait: %s must be a positive number", k), 4) end
     o[k] = v
   end

@@ -298,6 +298,10 @@ t.test("misuse raises at once, before anything is sent", function()
   t.raises(function() gc:wait({}, { deadline = 1 }) end, "unknown option 'deadline'")
   t.raises(function() sg.connect("gcore", { api_key = "k", project_id = 1, region_id = 1,
     retry = { tries = 3 } }) end, "unknown option 'tries'")
+  -- a slip is named with what was meant, as every option check does
+  t.raises(function() gc:wait({}, { timout = 1 }) end, "conn:wait: unknown option 'timout'; did you mean 'timeout'?")
+  t.raises(function() sg.connect("gcore", { api_key = "k", project_id = 1, region_id = 1,
+    retry = { atempts = 3 } }) end, "retry: unknown option 'atempts'; did you mean 'attempts'?")
   t.eq(#log, 0)
 end)
 
