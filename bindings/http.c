@@ -1,5 +1,6 @@
 /* _sg.http: request{method, url, headers, body, timeout, max_size, max_connections, ca_file, ca_path,
- * resolve} over the runtime's curl multiplexer; ca_file defaults to $SGRUN_CA_FILE. The calling
+ * resolve} over the runtime's curl multiplexer; ca_file defaults to $SGRUN_CA_FILE; max_connections
+ * is libcurl's per-host limit, which is one for the whole process (the last value set). The calling
  * task waits; an HTTP error status is a response, transport failures return nil, message, code
  * with a stable code. */
 #include <lauxlib.h>

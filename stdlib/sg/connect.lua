@@ -1043,7 +1043,8 @@ end
 ---against; also from the profile, else $SGRUN_CA_FILE),
 ---allow_insecure_http (plain http:// to a host other than loopback; also from the profile),
 ---resolve ({"HOST:PORT:ADDRESS"} as curl --resolve; tests), max_connections (at most this many
----connections per host: HTTP/1.1 keep-alive connections are reused up to it; HTTP/2 multiplexes),
+---connections per host: HTTP/1.1 keep-alive connections are reused up to it; HTTP/2 multiplexes;
+---libcurl keeps one such limit per process, so the last value set applies to every host),
 ---retry (sg.retry policy fields), transport (function(req) replacing
 ---sg.http.request: tests record the wire with it).
 ---@param provider string
