@@ -51,6 +51,20 @@ void sg_clean_dead_temps(const char *path) {
   closedir(d);
 }
 
+int sg_write_all(int fd, const char *data, size_t len) {
+  for (size_t done = 0; done < len;) {
+    ssize_t n = write(fd, data + done, len - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return -1;
+    if (n == 0) {
+      errno = EIO;
+      return -1;
+    }
+    done += (size_t)n;
+  }
+  return 0;
+}
+
 int sg_write_temp(const char *path, const char *data, size_t len, char *tmp, size_t tmplen, char *err,
                   size_t errlen) {
   sg_clean_dead_temps(path);
@@ -64,16 +78,11 @@ int sg_write_temp(const char *path, const char *data, size_t len, char *tmp, siz
     snprintf(err, errlen, "cannot write %s (its temporary file): %s", path, strerror(errno));
     return -1;
   }
-  for (size_t done = 0; done < len;) {
-    ssize_t n = write(fd, data + done, len - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      snprintf(err, errlen, "cannot write %s: %s", tmp, n < 0 ? strerror(errno) : "short write");
-      close(fd);
-      unlink(tmp);
-      return -1;
-    }
-    done += (size_t)n;
+  if (sg_write_all(fd, data, len) != 0) {
+    snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
+    close(fd);
+    unlink(tmp);
+    return -1;
   }
   if (close(fd) != 0) {
     snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));

@@ -5,6 +5,9 @@
  * 0600, beside the target, then made durable and renamed over the target. */
 #include <stddef.h>
 
+/* Writes all of data to fd, going on after short writes and EINTR. 0, or -1 with errno set. */
+int sg_write_all(int fd, const char *data, size_t len);
+
 /* Creates "PATH.PID.XXXXXX.tmp" exclusively (PID: this process) and writes data into it, after
  * removing the temporary files of PATH left by writers that no longer run (sg_clean_dead_temps).
  * Returns 0 with the temporary file's name in tmp (tmplen bytes), or -1 with a message in err. */

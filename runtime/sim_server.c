@@ -652,21 +652,16 @@ int sg_sim_save_state(struct sg_sim *sim, const char *path, char *err, size_t er
 static int write_new_file(const char *path, const char *data, size_t len, mode_t mode) {
   int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
   if (fd < 0) return -1;
-  size_t done = 0;
-  while (done < len) {
-    ssize_t n = write(fd, data + done, len - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    done += (size_t)n;
-  }
-  int ok = done == len && fsync(fd) == 0;
+  int ok = sg_write_all(fd, data, len) == 0 && fsync(fd) == 0;
   int saved = errno;
-  if (close(fd) != 0) ok = 0;
-  if (!ok) {
-    unlink(path);
-    errno = saved ? saved : EIO;
+  if (close(fd) != 0 && ok) {
+    ok = 0;
+    saved = errno;
   }
-  return ok ? 0 : -1;
+  if (ok) return 0;
+  unlink(path);
+  errno = saved;
+  return -1;
 }
 
 int sg_sim_write_fleet_file(struct sg_sim *sim, const char *path, char *err, size_t errlen) {
