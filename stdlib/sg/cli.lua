@@ -39,32 +39,42 @@ local function is_provider(name)
   return false
 end
 
-local TARGET_FORM = "expected PROVIDER:GROUP such as gcore:web, exoscale:web, hostup:vm=10000 or " ..
-  "barrack:instance=BRK-100001A"
-
--- Group references that name something other than a group, and the value each one takes.
-local REF_KEYS = { vm = "integer", instance = "string" }
+-- "expected PROVIDER:GROUP such as barrack:web, hostup:vm=10000 or barrack:instance=BRK-100001A":
+-- the references other than a name come from the adapters that take them.
+local function target_form(forms)
+  local examples = { providers()[1] .. ":web" }
+  local keys = {}
+  for key in pairs(forms) do keys[#keys + 1] = key end
+  table.sort(keys)
+  for _, key in ipairs(keys) do
+    local f = forms[key]
+    examples[#examples + 1] = string.format("%s:%s=%s", f.provider, key, f.form.example)
+  end
+  local last = table.remove(examples)
+  return "expected PROVIDER:GROUP such as " ..
+    (#examples > 0 and table.concat(examples, ", ") .. " or " or "") .. last
+end
 
 -- The group reference of a target's text after "provider:": "vm=10000" -> {vm = 10000},
 -- "instance=BRK-1" -> {instance = "BRK-1"}, anything else the text itself.
-local function target_ref(text, provider, group)
+local function target_ref(text, group)
   local key, value = group:match("^(%a+)=(.*)$")
   if not key then return group end
-  local kind = REF_KEYS[key]
-  if not kind then
-    M.usage_error(string.format("target %q: unknown reference %q: %s", text, key, TARGET_FORM))
+  local forms = require("sg.groups").ref_forms()
+  local known = forms[key]
+  if not known then
+    M.usage_error(string.format("target %q: unknown reference %q: %s", text, key, target_form(forms)))
   end
-  if kind == "integer" then
+  local example = string.format("%s:%s=%s", known.provider, key, known.form.example)
+  if known.form.type == "integer" then
     local n = math.tointeger(tonumber(value))
     if not n or n <= 0 or not value:match("^%d+$") then
-      M.usage_error(string.format("target %q: %s= takes a positive whole number, as in %s:%s=10000",
-        text, key, provider, key))
+      M.usage_error(string.format("target %q: %s= takes a positive whole number, as in %s", text, key, example))
     end
     return { [key] = n }
   end
   if value == "" then
-    M.usage_error(string.format("target %q: %s= needs a value, as in %s:%s=BRK-100001A", text, key,
-      provider, key))
+    M.usage_error(string.format("target %q: %s= needs a value, as in %s", text, key, example))
   end
   return { [key] = value }
 end
@@ -99,13 +109,15 @@ end
 function M.parse_target(text)
   text = tostring(text)
   local provider, group = text:match("^([%w_]+):(.+)$")
-  if not provider then M.usage_error(string.format("target %q: %s", text, TARGET_FORM)) end
+  if not provider then
+    M.usage_error(string.format("target %q: %s", text, target_form(require("sg.groups").ref_forms())))
+  end
   local known = providers()
   if not is_provider(provider) then
     M.usage_error(string.format("target %q: unknown provider %q (known: %s)", text, provider,
       table.concat(known, ", ")))
   end
-  local ref = target_ref(text, provider, group)
+  local ref = target_ref(text, group)
   local why = require("sg.groups").ref_problem(provider, ref)
   if why then M.usage_error(string.format("target %q: %s", text, why)) end
   return provider, ref

@@ -894,8 +894,10 @@ local function class_for(def)
     end
     lines[#lines + 1] = string.format("  %-44s %s", "wait", "wait for the async work a method started")
     lines[#lines + 1] = string.format("  %-44s %s", "groups", "every group in scope, provider-neutral")
-    lines[#lines + 1] = string.format("  %-44s %s", "group", "one group by name or id (HostUp {vm = N}, " ..
-      "Barrack {instance = id})")
+    local form = require("sg.groups").get(self.provider).ref_form
+    local shown = form and string.format(form.type == "string" and "{%s = %q}" or "{%s = %s}", form.key, form.example)
+    lines[#lines + 1] = string.format("  %-44s %s", "group", form and form.only and "one group: " .. shown or
+      "one group by name or id" .. (form and " or " .. shown or ""))
     lines[#lines + 1] = "help(conn.METHOD) shows a method's arguments, HTTP method and path."
     return table.concat(lines, "\n")
   end

@@ -102,6 +102,23 @@ t.test("roll-out from Exoscale onto the sixth provider converges", function()
   t.eq(again.targets[1].status, "unchanged", "a second roll-out changes nothing")
 end)
 
+t.test("its own group reference form reaches the command line and the messages", function()
+  local cli = require "sg.cli"
+  local function usage_message(text)
+    local ok, err = pcall(cli.parse_target, text)
+    t.ok(not ok and cli.is_usage_error(err), text .. " is a usage error")
+    return err.message
+  end
+  local provider, ref = cli.parse_target("sixth:rack=7")
+  t.eq(provider, "sixth")
+  t.eq(ref, { rack = 7 })
+  t.ok(usage_message("sixth:rack=x"):find("rack= takes a positive whole number, as in sixth:rack=7", 1, true))
+  t.ok(usage_message("gcore:rack=7"):find("(that form names a sixth rack)", 1, true))
+  t.ok(usage_message("web"):find("sixth:rack=7", 1, true), "the expected forms include it")
+  local help = getmetatable(six).__help(six)
+  t.ok(help:find('one group by name or id or {rack = 7}', 1, true), help)
+end)
+
 t.test("delete_group removes the group", function()
   local adapter = groups.get("sixth")
   adapter.delete_group(six, assert(six:group("web")))

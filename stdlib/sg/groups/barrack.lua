@@ -10,6 +10,9 @@ local wait = require "sg.wait"
 
 local M = { name = "barrack" }
 
+-- A legacy instance's own rules: {instance = "BRK-100001A"}, barrack:instance=BRK-100001A.
+M.ref_form = { key = "instance", type = "string", example = "BRK-100001A", names = "a Barrack instance" }
+
 -- one provider write per rule added or removed (sg.apply.write_count)
 M.per_rule_writes = true
 --

@@ -182,9 +182,9 @@ end
 function M.ref_problem(provider, ref)
   if (type(ref) == "string" and ref ~= "") or math.type(ref) == "integer" then return nil end
   local key = type(ref) == "table" and next(ref)
-  local other_form = (key == "vm" or key == "instance") and next(ref, key) == nil
+  local other = key and next(ref, key) == nil and require("sg.groups").ref_forms()[key]
   return string.format("%s: a group reference is a name or an id (a non-empty string or an integer), not %s%s",
-    provider, M.ref_shown(ref), other_form and " (that form names a HostUp VM or a Barrack instance)" or "")
+    provider, M.ref_shown(ref), other and string.format(" (that form names %s)", other.form.names) or "")
 end
 
 ---Raises unless ref can name a group (a non-empty string or an integer): misuse fails before any

@@ -9,6 +9,9 @@ local task = require "sg.task"
 
 local M = { name = "hostup" }
 
+-- A firewall is named by its VM: {vm = 10000}, hostup:vm=10000 on a command line.
+M.ref_form = { key = "vm", type = "integer", example = "10000", names = "a HostUp VM", only = true }
+
 -- one provider write per rule added or removed (sg.apply.write_count)
 M.per_rule_writes = true
 

@@ -20,6 +20,10 @@
 --   ref_problem(ref) -> why | nil           where a group is named other than by a name or id
 --                                           (HostUp {vm = N}, Barrack {instance = ID}): why ref
 --                                           names none of the provider's groups
+--   ref_form = {key, type, example, names}  that other way, as {KEY = VALUE} and KEY=VALUE on a
+--                                           command line: type "integer" or "string", an
+--                                           example value, what such a reference names, and
+--                                           `only` when groups go by no name or id
 --   leftovers(group) -> integer             where a failed write leaves something behind (rules
 --   repair(conn, group) -> integer          in ERROR, a group in status error): counts it (no
 --                                           request), clears it
@@ -42,6 +46,14 @@
 ---@field name_problem (fun(name: string, description: string?): string?)? why the provider's schema
 ---refuses a new group's name or description (see name_problem)
 ---@field ref_problem (fun(ref: any): string?)? why ref cannot name a group (default: a name or id)
+---@field ref_form sg.RefForm? a group reference that is not a name or id
+
+---@class sg.RefForm
+---@field key string the reference's one key ("vm")
+---@field type "integer"|"string" what its value is
+---@field example string a value to show in messages
+---@field names string what the reference names ("a HostUp VM")
+---@field only boolean? the provider's groups are named this way only, never by a name or id
 
 local M = {}
 
@@ -73,6 +85,18 @@ function M.get(name)
   end
   loaded[name] = mod
   return mod
+end
+
+---The group references that are not a name or id, by their key, each with its provider:
+---{vm = {provider = "hostup", form = {...}}}. The command line and the messages learn them here.
+---@return table<string, {provider: string, form: sg.RefForm}>
+function M.ref_forms()
+  local forms = {}
+  for _, name in ipairs(providers) do
+    local form = M.get(name).ref_form
+    if form then forms[form.key] = { provider = name, form = form } end
+  end
+  return forms
 end
 
 ---Why `ref` cannot name a group of `provider`, or nil when it can: said when a target or an

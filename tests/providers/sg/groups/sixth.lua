@@ -5,6 +5,15 @@ local json = require "sg.json"
 
 local M = { name = "sixth" }
 
+-- Its groups are also named by rack ({rack = 7}, sixth:rack=7): a form of its own, which the
+-- command line and its messages learn from here.
+M.ref_form = { key = "rack", type = "integer", example = "7", names = "a sixth rack" }
+
+function M.ref_problem(ref)
+  if type(ref) == "table" and math.type(ref.rack) == "integer" and next(ref, next(ref)) == nil then return nil end
+  return common.ref_problem("sixth", ref)
+end
+
 local function to_group(raw)
   return common.group(C, { id = raw.id, name = raw.name, raw = raw, ref = raw.id }, raw.rules)
 end
