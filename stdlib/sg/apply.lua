@@ -135,7 +135,8 @@ end
 ---@class sg.ApplyResult
 ---@field ok boolean
 ---@field added integer rules added; when the adapter failed part-way, those whose write is known to
----have landed (adapters that write rule by rule count them: Exoscale, Barrack; else 0)
+---have landed (adapters that write rule by rule count them: Exoscale, Barrack, HostUp; Gcore and
+---Genesis send the whole list in one request, so 0)
 ---@field removed integer rules removed, counted the same way
 ---@field created boolean? the group was created
 ---@field repaired integer? leftovers of failed writes cleared (adapter.repair) when nothing else changed

@@ -26,7 +26,7 @@ local M = {}
 ---@field raw_order table[]? with `raw`: every raw rule of that earlier read, in its order, so that
 ---an adapter whose rules are ordered (first match wins) can put each back where it stood
 ---@field done {added: integer, removed: integer}? a counter the adapter advances as each rule's
----write is known to have landed (adapters that write rule by rule: Exoscale, Barrack), so that
+---write is known to have landed (adapters that write rule by rule: Exoscale, Barrack, HostUp), so that
 ---when apply raises part-way sg.apply reports what was done, not 0
 
 -- Ids arrive as strings or as numbers (cjson floats such as 5.0): compare them as text of the

@@ -367,9 +367,18 @@ end
 -- it is sent again (a few times, backing off), anything else is a concurrent change and raises.
 -- A rehearsal writer (conn nil) sends nothing: it only changes the model and raises on the first
 -- body the v1 API cannot take, so that apply finds it before its first request.
-local function writer(conn, vmid, list)
+-- `done` (sg.GroupChanges.done): the writes that change canonical rules carry a tally of them
+-- ({added = n} or {removed = n}), counted into `done` once that write has landed, so that a
+-- failure part-way reports what the VM's firewall already says.
+local function writer(conn, vmid, list, done)
   local w = {}
   local peak = #list
+
+  local function count(tally)
+    if not (conn and done and tally) then return end
+    done.added = done.added + (tally.added or 0)
+    done.removed = done.removed + (tally.removed or 0)
+  end
 
   ---@async
   local function write(op, send, mutate, body)
@@ -411,35 +420,38 @@ local function writer(conn, vmid, list)
   end
 
   ---@async
-  function w.add(body)
+  function w.add(body, tally)
     write("add_firewall_rule", function() conn:add_firewall_rule(vmid, body) end,
       function() table.insert(list, 1, body) end, body)
+    count(tally)
   end
 
   ---@async
-  function w.put(pos, body)
+  function w.put(pos, body, tally)
     write("update_firewall_rule", function() conn:update_firewall_rule(vmid, pos, body) end,
       function() list[pos + 1] = body end, body)
+    count(tally)
   end
 
   ---@async
-  function w.delete(pos)
+  function w.delete(pos, tally)
     write("delete_firewall_rule", function() conn:delete_firewall_rule(vmid, pos) end,
       function() table.remove(list, pos + 1) end)
+    count(tally)
   end
 
   -- Proxmox inserts at the top only. To put a rule at position k > 0 without a moment in which
   -- the list means anything else: add a copy of the top rule (it lands at 0), move rules
   -- 1..k-1 up one by one with PUTs (each overwrites the copy the previous step left), and PUT
   -- the new rule over the last copy, at k. Before that last PUT the list is always the old one
-  -- with one rule repeated next to itself, which passes and blocks the same traffic.
-  -- Cost: 1 POST + k PUTs.
+  -- with one rule repeated next to itself, which passes and blocks the same traffic, so only
+  -- that PUT counts the tally. Cost: 1 POST + k PUTs.
   ---@async
-  function w.insert(k, body)
-    if k == 0 then return w.add(body) end
+  function w.insert(k, body, tally)
+    if k == 0 then return w.add(body, tally) end
     w.add(list[1])
     for pos = 1, k - 1 do w.put(pos, list[pos + 2]) end
-    w.put(k, body)
+    w.put(k, body, tally)
   end
 
   ---The most rules the list held at once so far.
@@ -469,9 +481,9 @@ end
 -- says; the top when none is), and never below the first one that followed it. That is the
 -- highest such place, since an insert at position k costs 1 + k writes. Placed from the last one
 -- up, so that each finds the ones that followed it already back. `bodies`: raw rule of that
--- read -> the body to write.
+-- read -> the body to write; `tallies`: body -> what it adds (see writer).
 ---@async
-local function put_back(w, list, order, bodies)
+local function put_back(w, list, order, bodies, tallies)
   if not order or not next(bodies) then return end
   local present = {}
   for _, b in ipairs(list) do present[content_key(b)] = present[content_key(b)] or b end
@@ -495,7 +507,7 @@ local function put_back(w, list, order, bodies)
           break
         end
       end
-      w.insert(at, body)
+      w.insert(at, body, tallies[body])
       placed[order[i]] = body
     end
   end
@@ -525,6 +537,8 @@ local function write_changes(w, list, entry, group, changes, removed)
   -- from this VM before go back as the rule they were read from ("80,443" stays one rule, an
   -- address stays without "/32"), in the order they were read
   local denials, accepts, restored, in_place = {}, {}, {}, {}
+  -- body -> the canonical rules its write adds (see writer)
+  local gains = {}
   local function queue(b)
     local part = DENY[b.action] and denials or accepts
     part[#part + 1] = b
@@ -533,12 +547,14 @@ local function write_changes(w, list, entry, group, changes, removed)
   for _, e in ipairs(changes.raw or {}) do
     local keep = e.keep or {}
     local into = #keep > 0 and narrowed(group, keep, removed)
+    local b = (into or #keep == 0) and body_of(e.raw)
     if into then
-      widen[#widen + 1] = { raw = into, body = body_of(e.raw) }
-    elseif #keep == 0 then
-      if changes.raw_order then in_place[e.raw] = body_of(e.raw) else queue(body_of(e.raw)) end
+      widen[#widen + 1] = { raw = into, body = b }
+    elseif b then
+      if changes.raw_order then in_place[e.raw] = b else queue(b) end
     end
-    if into or #keep == 0 then
+    if b then
+      gains[b] = { added = #e.rules }
       for _, r in ipairs(e.rules) do restored[r] = true end
     end
   end
@@ -546,20 +562,24 @@ local function write_changes(w, list, entry, group, changes, removed)
   for _, r in ipairs(changes.add or {}) do
     if not restored[r] then fresh[#fresh + 1] = r end
   end
-  for _, r in ipairs(C.order(fresh)) do queue(write_body(r)) end
+  for _, r in ipairs(C.order(fresh)) do
+    local b = write_body(r)
+    gains[b] = { added = 1 }
+    queue(b)
+  end
   -- a rule narrowed since it was read gets back the parts it lost: rewritten in place as read,
   -- first, so that rules put back next to it recognise it
   for _, x in ipairs(widen) do
-    w.put(w.pos_of(entry[x.raw]), x.body)
+    w.put(w.pos_of(entry[x.raw]), x.body, gains[x.body])
     entry[x.raw] = x.body
   end
-  put_back(w, list, changes.raw_order, in_place)
-  for i = #denials, 1, -1 do w.add(denials[i]) end
+  put_back(w, list, changes.raw_order, in_place, gains)
+  for i = #denials, 1, -1 do w.add(denials[i], gains[denials[i]]) end
   local below = 0
   for i, b in ipairs(list) do
     if DENY[b.action] then below = i end
   end
-  for i = #accepts, 1, -1 do w.insert(below, accepts[i]) end
+  for i = #accepts, 1, -1 do w.insert(below, accepts[i], gains[accepts[i]]) end
 
   -- partial removes: the parts that stay are written first (inserted right below the rule),
   -- then the rule is narrowed in place; whole removes are collected for the deletes
@@ -567,26 +587,27 @@ local function write_changes(w, list, entry, group, changes, removed)
   for _, raw in ipairs(group.raw_rules) do
     local gone = removed[raw]
     if gone then
-      local keep = {}
+      local keep, lost = {}, 0
       for _, c in ipairs(group.rules) do
-        if group.source[c] == raw and not gone[c] then keep[#keep + 1] = c end
+        if group.source[c] == raw then
+          if gone[c] then lost = lost + 1 else keep[#keep + 1] = c end
+        end
       end
       if #keep == 0 then
-        doomed[#doomed + 1] = entry[raw]
+        doomed[#doomed + 1] = { body = entry[raw], tally = { removed = lost } }
       else
         local bodies = bodies_for(keep)
         -- they rewrite that rule: what it says beyond the v1 body must not go quietly
         for _, b in ipairs(bodies) do read_as[b] = raw end
         for i = #bodies, 2, -1 do w.insert(w.pos_of(entry[raw]) + 1, bodies[i]) end
-        w.put(w.pos_of(entry[raw]), bodies[1])
+        w.put(w.pos_of(entry[raw]), bodies[1], { removed = lost })
       end
     end
   end
   -- deletes from the highest position down: a delete moves only the rules below it
-  local at = {}
-  for i, b in ipairs(doomed) do at[i] = w.pos_of(b) end
-  table.sort(at, function(a, b) return a > b end)
-  for _, p in ipairs(at) do w.delete(p) end
+  for _, d in ipairs(doomed) do d.pos = w.pos_of(d.body) end
+  table.sort(doomed, function(a, b) return a.pos > b.pos end)
+  for _, d in ipairs(doomed) do w.delete(d.pos, d.tally) end
 end
 
 ---Applies adds, then removes, by position. Raises the provider's error object on failure.
@@ -639,7 +660,7 @@ function M.apply(conn, group, changes)
   write_changes(rehearsed, rehearsal, rehearsal_entry, group, changes, removed)
   check_limit(vmid, #raws, rehearsed.peak(), #rehearsal)
   local list, entry = model()
-  write_changes(writer(conn, vmid, list), list, entry, group, changes, removed)
+  write_changes(writer(conn, vmid, list, changes.done), list, entry, group, changes, removed)
 
   pos = first_difference(list_rules(conn, vmid), list)
   if pos then
