@@ -159,7 +159,7 @@ t.test("gcore: remote groups by id", function()
   t.eq(gcore.encode(n { direction = "ingress", remote_group = "web" }, ctx).remote_group_id, "self-id")
   t.raises(function()
     gcore.decode(raw('{"direction":"ingress","remote_group_id":"x","remote_ip_prefix":"10.0.0.0/8"}'))
-  end, "remote_ip_prefix and remote_group_id together")
+  end, "sets both remote_ip_prefix 10.0.0.0/8 and remote_group_id x")
 end)
 
 -- Genesis ----------------------------------------------------------------------------------------

@@ -2,8 +2,8 @@
 -- `sgrun sim` over real HTTP: groups by name and id, ambiguous names refused, a new group without
 -- the default template, one full-list PATCH per apply that keeps unchanged rules as they are, no
 -- request for an empty change set, the 250-rule limit checked before sending, remote-group rules
--- both ways, a task ending in ERROR raising, and the seeded groups carried
--- provider -> canonical -> provider.
+-- both ways, a task ending in ERROR raising, the seeded groups carried
+-- provider -> canonical -> provider, and a rule with both an address and a group refused on read.
 local t = require "testlib"
 local w = require "sim_wire"
 local rule = require "sg.rule"
@@ -202,6 +202,25 @@ t.test("round trip: each seeded group's rules applied to a new group read back e
     end
     t.eq(by_key(after), by_key(source), source.name .. " descriptions")
   end
+end)
+
+t.test("a rule with remote_ip_prefix and remote_group_id both: held by Gcore, refused on read with the fix", function()
+  -- Gcore lets the two be combined; what the pair matches is undocumented
+  local both = adapter.create_group(gc, "adapter-gc-both")
+  gc:wait(gc:update_security_group(both.id, { rules = json.array {
+    { direction = "ingress", ethertype = "IPv4", protocol = "tcp", port_range_min = 22, port_range_max = 22,
+      remote_ip_prefix = "10.0.0.0/8", remote_group_id = web.id },
+  } }))
+  local raw = gc:get_security_group(both.id).security_group_rules[1]
+  t.eq({ raw.remote_ip_prefix, raw.remote_group_id }, { "10.0.0.0/8", web.id }, "the emulator holds both")
+  local err = t.raises(function() adapter.get_group(gc, both.id) end, "sets both remote_ip_prefix 10.0.0.0/8")
+  t.eq({ err.provider, err.op, err.code }, { "gcore", "read", "unreadable_rule" })
+  local text = tostring(err)
+  for _, says in ipairs({ "adapter-gc-both", raw.id, "ingress tcp 22-22", web.id .. " (web)",
+    "replace the rule with rules that set one of the two each", "read the group again" }) do
+    t.ok(text:find(says, 1, true), "names " .. says .. ": " .. text)
+  end
+  gc:delete_security_group(both.id)
 end)
 
 t.test("delete_group: a group created and deleted no longer reads", function()

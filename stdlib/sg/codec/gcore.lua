@@ -48,6 +48,26 @@ local function port(v)
   return v
 end
 
+-- Gcore lets a rule set remote_ip_prefix and remote_group_id together ("Both options can be
+-- combined", reference §7.2; the emulator holds such rules), but says nothing of what the pair
+-- matches: either source, or only the group's members inside the prefix (Neutron, underneath,
+-- refuses the pair, so there is no upstream meaning to borrow). A canonical rule has one source,
+-- and reading the pair as either guess could widen it when it is copied or restored, so the read
+-- refuses it and says how to make it readable.
+local function both_sources(raw, protocol, remote)
+  local ports = ""
+  if not rule.absent(raw.port_range_min) then
+    ports = string.format(" %s-%s", tostring(raw.port_range_min), tostring(raw.port_range_max))
+  end
+  local group = tostring(raw.remote_group_id)
+  if remote ~= raw.remote_group_id then group = string.format("%s (%s)", group, tostring(remote)) end
+  return string.format("gcore rule %s (%s %s%s) sets both remote_ip_prefix %s and remote_group_id %s; " ..
+    "Gcore does not say whether such a rule matches either source or only that group's members " ..
+    "inside the prefix, and sgrun reads a rule with one source, so it does not guess: in Gcore, " ..
+    "replace the rule with rules that set one of the two each (or remove it), then read the group again",
+    tostring(raw.id), tostring(raw.direction), protocol, ports, tostring(raw.remote_ip_prefix), group)
+end
+
 ---@param raw table a SecurityGroupRule object
 ---@param ctx sg.GroupContext?
 ---@return sg.Rule
@@ -65,13 +85,10 @@ function M.decode(raw, ctx)
   local remote
   local gid = raw.remote_group_id
   if not rule.absent(gid) then
-    if not rule.absent(raw.remote_ip_prefix) then
-      error(string.format("gcore rule %s: remote_ip_prefix and remote_group_id together cannot be " ..
-        "modelled (a canonical rule has one source)", tostring(raw.id)), 0)
-    end
     local group = ctx and ctx.group
     remote = (ctx and ctx.group_names and ctx.group_names[gid]) or
       (group and group.id == gid and group.name) or gid
+    if not rule.absent(raw.remote_ip_prefix) then error(both_sources(raw, protocol, remote), 0) end
   end
   return rule.normalize({
     direction = raw.direction,
