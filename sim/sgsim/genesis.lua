@@ -81,6 +81,9 @@ local INFERRED = {
   max_name_len = 255,          -- name/description length limits are not documented
   max_description_len = 1024,
   max_rules = 200,             -- no documented rule limit; refuse absurd lists rather than none
+  -- Whether the reserved names are matched ignoring case is not documented: refused in any case,
+  -- as stdlib/sg/groups/genesis.lua does (a client that passes here passes there).
+  reserved_ignores_case = true,
   -- The current Go enum has no "updating", the 2024 JS snapshot does: a PATCHed group reads
   -- "updating" for the task duration, which clients must treat as "in progress" anyway.
   update_status = "updating",
@@ -268,7 +271,8 @@ end
 local function check_name(body, required)
   local err = check_text(body, "name", INFERRED.max_name_len, required)
   if err then return err end
-  if type(body.name) == "string" and RESERVED_NAMES[body.name] then
+  local name = type(body.name) == "string" and body.name
+  if name and RESERVED_NAMES[INFERRED.reserved_ignores_case and name:lower() or name] then
     return "name '" .. body.name .. "' is reserved: default and standard are not allowed names"
   end
 end

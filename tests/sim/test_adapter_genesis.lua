@@ -216,7 +216,8 @@ t.test("reserved names: a new group named default or standard is refused before 
   local sg = require "sg"
   local desired = rules { { direction = "ingress", protocol = "tcp", port = 22 } }
   local seq = last_seq()
-  for _, name in ipairs({ "standard", "default" }) do
+  -- in any letter case: whether Genesis Cloud ignores case is not documented
+  for _, name in ipairs({ "standard", "default", "Standard", "DEFAULT" }) do
     local ok, err = pcall(apply.plan, gen, name, desired, { create = true })
     t.ok(not ok, "plan refused")
     t.eq(err.exit_code, 2, "a user error")
@@ -224,7 +225,7 @@ t.test("reserved names: a new group named default or standard is refused before 
       and err.message:find("choose another name", 1, true), tostring(err.message))
     t.raises(function() adapter.create_group(gen, name) end, "choose another name")
   end
-  local report = sg.rollout(desired, { { gen, "standard" } })
+  local report = sg.rollout(desired, { { gen, "Standard" } })
   t.eq({ report.ok, report.targets[1].status }, { false, "failed" })
   t.ok(tostring(report.targets[1].error):find("reserves the group name", 1, true),
     tostring(report.targets[1].error))

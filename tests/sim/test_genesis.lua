@@ -119,6 +119,9 @@ t.test("validation: reserved names, no CIDR, types, unknown fields, malformed JS
   local rule = { protocol = "tcp", direction = "ingress", port_range_min = 22, port_range_max = 22 }
   refused({ name = "default", region = "NORD-NO-KRS-1", rules = { rule } }, "reserved")
   refused({ name = "standard", region = "NORD-NO-KRS-1", rules = { rule } }, "reserved")
+  -- whether the vendor ignores case is unknown: the emulator takes the side sgrun takes
+  refused({ name = "Standard", region = "NORD-NO-KRS-1", rules = { rule } }, "reserved")
+  refused({ name = "DEFAULT", region = "NORD-NO-KRS-1", rules = { rule } }, "reserved")
   refused({ name = "x", region = "NORD-NO-KRS-1", rules = { { protocol = "tcp", direction = "ingress",
     port_range_min = 22, port_range_max = 22, remote_ip_prefix = "10.0.0.0/8" } } }, "no source CIDR")
   refused({ name = "x", rules = { rule } }, "region")

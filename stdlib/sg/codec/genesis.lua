@@ -32,7 +32,7 @@ M.capabilities = {
   ordered = false,
   max_rules = nil, -- unknown
   -- no documented length or range limits (reference §1.2, §1.6): no description_max, no icmp_max
-  -- (a Genesis rule has neither field); group names: see groups/genesis.lua reserved_names
+  -- (a Genesis rule has neither field); group names: see groups/genesis.lua name_problem
 }
 
 ---@param raw table a SecurityGroupRule object

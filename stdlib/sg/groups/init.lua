@@ -14,9 +14,9 @@
 --                                           the function finds groups in that one listing as
 --                                           get_group would (sg.fleet reads many groups of one
 --                                           account with it)
---   reserved_names = {names}                names the provider refuses for a new group (Genesis)
---   name_problem(name, description) -> why | nil   where the provider's schema limits a new
---                                           group's name or description (Exoscale, Gcore)
+--   name_problem(name, description) -> why | nil   where the provider limits a new group's name
+--                                           or description (Exoscale, Gcore: schema limits;
+--                                           Genesis: reserved names)
 --   ref_problem(ref) -> why | nil           where a group is named other than by a name or id
 --                                           (HostUp {vm = N}, Barrack {instance = ID}): why ref
 --                                           names none of the provider's groups
@@ -42,7 +42,6 @@
 ---@field repair (fun(conn: sg.Connection, group: sg.Group): integer)?
 ---@field new_group_rules (fun(): sg.Rule[])? the rules a just-created group reads back with (default none)
 ---@field check_new_group (fun(name: string, p: sg.Plan))? raises when a plan creating a group cannot be carried out
----@field reserved_names string[]? names the provider refuses for a new group (see reserved)
 ---@field name_problem (fun(name: string, description: string?): string?)? why the provider's schema
 ---refuses a new group's name or description (see name_problem)
 ---@field ref_problem (fun(ref: any): string?)? why ref cannot name a group (default: a name or id)
@@ -110,23 +109,6 @@ function M.ref_problem(provider, ref)
   return require("sg.groups.common").ref_problem(provider, ref)
 end
 
----Why a provider refuses `name` for a new group (its adapter's reserved_names), or nil: said
----before anything is sent, not as the provider's 400 once a roll-out is under way.
----@param provider string
----@param name string
----@return string? why
-function M.reserved(provider, name)
-  local names = M.get(provider).reserved_names
-  if not names then return nil end
-  for _, reserved in ipairs(names) do
-    if name == reserved then
-      return string.format("%s reserves the group name %q (%s cannot name a new group): choose " ..
-        "another name", provider, name, table.concat(names, ", "))
-    end
-  end
-  return nil
-end
-
 ---Why a provider refuses `name` (and `description`) for a new group, or nil: a reserved name, or
 ---one past the limits of the provider's create-group schema (its adapter's name_problem). Said
 ---before anything is sent (sg.plan, create_group), not as the provider's 400 once a roll-out is
@@ -136,8 +118,6 @@ end
 ---@param description string?
 ---@return string? why
 function M.name_problem(provider, name, description)
-  local why = M.reserved(provider, name)
-  if why then return why end
   local check = M.get(provider).name_problem
   return check and check(name, description) or nil
 end
