@@ -8,8 +8,11 @@ The output keeps the vendor's schemas as they are, with only what JSON Schema 20
 changed: `#/components/schemas/X` becomes `#/$defs/X`, OpenAPI 3.0 `nullable: true` becomes
 `anyOf [..., {"type": "null"}]`, 3.0's boolean exclusiveMinimum/exclusiveMaximum (always false
 in these documents) are dropped, and a reference to a schema the extract does not hold becomes
-{"x-missing-in-extract": name} (accepts anything: the vendor's text is not here to judge by). Routes (method, path template, request and response schemas)
-go in "x-sgrun-routes" for tests/schemas/validate_traffic.py. --add-to-enum adds a value a newer
+{"x-missing-in-extract": name} (accepts anything: the vendor's text is not here to judge by).
+Routes (method, path template, query parameters, request and response schemas) go in
+"x-sgrun-routes" for tests/schemas/validate_traffic.py; "query" maps every query parameter the
+operation declares to {"required", "schema"}, so a name it does not list is one the vendor does
+not know. --add-to-enum adds a value a newer
 revision of the vendor's document has to the enum of every property of that name, and records why
 in "x-sgrun-additions". Run by hand when a reference changes (docs/fidelity.md has the commands).
 """
@@ -46,6 +49,19 @@ def convert(node):
 def json_schema(content):
     media = (content or {}).get("application/json")
     return convert(media["schema"]) if media and "schema" in media else None
+
+
+def query_parameters(op):
+    out = {}
+    for p in op.get("parameters", []):
+        # a shared parameter ($ref) would be a query name this carry could not see, and the
+        # validator would then refuse it as unknown: say so instead of guessing
+        if "$ref" in p:
+            sys.exit("carry_openapi: %s: parameter %s is a $ref; resolve it here first"
+                     % (op.get("operationId"), p["$ref"]))
+        if p.get("in") == "query":
+            out[p["name"]] = {"required": bool(p.get("required")), "schema": convert(p.get("schema", {}))}
+    return out
 
 
 def add_to_enum(node, prop, value):
@@ -86,6 +102,7 @@ def main():
                     responses[status] = schema
             routes.append({"method": method.upper(), "path": template,
                            "operation": op.get("operationId"),
+                           "query": query_parameters(op),
                            "request": json_schema(body.get("content")),
                            "request_required": bool(body.get("required")),
                            "responses": responses})

@@ -1,5 +1,5 @@
 """Shared by validate_traffic.py and fuzz_bodies.py: loads tests/schemas/<provider>.schema.json
-and validates bodies against a route's schemas.
+and validates bodies and query strings against a route's schemas.
 
 "integer" means a JSON number written as an integer: Python's json keeps 8080.0 a float, and
 the emulator refuses it where the schemas say integer (docs/fidelity.md explains the choice;
@@ -10,6 +10,7 @@ import json
 import os
 import re
 import uuid
+from urllib.parse import parse_qsl
 
 from jsonschema import Draft202012Validator, FormatChecker, RefResolver, validators
 
@@ -76,6 +77,78 @@ class Provider:
         v = Strict(schema, resolver=self.resolver, format_checker=FORMATS)
         return [("/" + "/".join(str(p) for p in e.absolute_path), e.message)
                 for e in v.iter_errors(value)]
+
+
+    def _resolve(self, schema):
+        while isinstance(schema, dict) and "$ref" in schema:
+            schema = self.resolver.resolve(schema["$ref"])[1]
+        return schema
+
+    def _types(self, schema):
+        """The JSON types a schema allows, through $ref and anyOf/oneOf (an enum alone: its values')."""
+        s = self._resolve(schema)
+        t = s.get("type")
+        if t is not None:
+            return {t} if isinstance(t, str) else set(t)
+        out = set()
+        for branch in s.get("anyOf", []) + s.get("oneOf", []):
+            out |= self._types(branch)
+        if not out and "enum" in s:
+            out = {"string" if isinstance(v, str) else "integer" if isinstance(v, int) else "other"
+                   for v in s["enum"]}
+        return out
+
+    def _typed(self, schema, text):
+        """A query value as the server's parser reads it: every value arrives as text, and the
+        schema's type says what it must parse as. Text that does not parse stays text, so the
+        schema then refuses it by type."""
+        types = self._types(schema)
+        if "integer" in types and re.fullmatch(r"[+-]?[0-9]+", text):
+            return int(text)
+        if "number" in types and re.fullmatch(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?", text):
+            return float(text)
+        if "boolean" in types and text in ("true", "false"):
+            return text == "true"
+        return text
+
+    def query_errors(self, params, raw):
+        """The violations of a raw query string (as on the wire, without "?") against a route's
+        query parameters ({name: {required, schema}}), as (name, message) pairs: a name the
+        operation does not declare, a value its schema refuses, a single-valued name given twice
+        (an array parameter takes each occurrence as an item: OpenAPI's form style, exploded), a
+        required name missing."""
+        values = {}
+        for name, value in parse_qsl(raw, keep_blank_values=True):
+            values.setdefault(name, []).append(value)
+        out = []
+        for name, got in values.items():
+            p = params.get(name)
+            if p is None:
+                out.append((name, "not a query parameter of this operation (it takes %s)"
+                            % (", ".join(sorted(params)) or "none")))
+                continue
+            schema = p["schema"]
+            if "array" in self._types(schema):
+                items = self._resolve(schema).get("items", {})
+                value = [self._typed(items, v) for v in got]
+            elif len(got) > 1:
+                out.append((name, "given %d times; it takes one value" % len(got)))
+                continue
+            else:
+                value = self._typed(schema, got[0])
+            errors = self.errors(schema, value)
+            resolved = self._resolve(schema)
+            # a JSON document in a query value (Gcore's tag_key_value): jsonschema only annotates
+            # contentSchema, the vendor's server parses the value and validates it
+            if not errors and resolved.get("contentMediaType") == "application/json":
+                try:
+                    errors = self.errors(resolved.get("contentSchema", {}), json.loads(value))
+                except ValueError:
+                    errors = [("/", "%r is not JSON" % value)]
+            out.extend((name + (at if at != "/" else ""), msg) for at, msg in errors)
+        out.extend((name, "required, missing") for name, p in sorted(params.items())
+                   if p["required"] and name not in values)
+        return out
 
 
 def load_all(schemas_dir):

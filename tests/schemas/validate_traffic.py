@@ -6,8 +6,10 @@ usage: validate_traffic.py <schemas dir> <traffic dir>
 <traffic dir> holds one <test>.jsonl per test run against the emulator (SGRUN_SIM_TRAFFIC): each
 line an answered request with provider, method, route (the path after the provider's prefix),
 status, request_body and response_body. A request the emulator accepted (2xx) must validate
-against its route's request schema; every response against the schema of its status (or the
-route's "default" for an error). Violations name the test, the request and the field; any fails
+against its route's request schema, and its query string against the query parameters the
+route's operation declares (where the schema carries them: the ones taken from a vendor's OpenAPI
+document); every response against the schema of its status (or the route's "default" for an
+error). Violations name the test, the request and the field; any fails
 the run. Routes without a schema are counted and listed, not failed. The responses of a
 test_legacy_* test are not judged: it loads data in shapes older API versions gave, which today's
 response schemas refuse on purpose; its requests are judged like every other.
@@ -29,7 +31,7 @@ def main():
     if not files:
         print("validate_traffic: no traffic recorded in %s (did the sim tests run?)" % traffic_dir)
         return 1
-    n_req = n_resp = n_entries = 0
+    n_req = n_query = n_resp = n_entries = 0
     unmapped = {}
     violations = []
     for path in files:
@@ -67,6 +69,10 @@ def main():
                         check(found["request"], e["request_body"], "request body")
                     elif found.get("request_required"):
                         violations.append("%s: request body missing" % what)
+                if 200 <= status < 300 and "query" in found:
+                    n_query += 1
+                    for name, msg in provider.query_errors(found["query"], e.get("query") or ""):
+                        violations.append("%s: query parameter %s: %s" % (what, name, msg))
                 responses = found.get("responses", {})
                 schema = responses.get(str(status))
                 if schema is None and status >= 400:
@@ -74,8 +80,9 @@ def main():
                 if schema is not None and e.get("response_body") and not legacy:
                     n_resp += 1
                     check(schema, e["response_body"], "response body")
-    print("validate_traffic: %d tests, %d requests recorded, %d request bodies and %d response bodies "
-          "validated, %d violations" % (len(files), n_entries, n_req, n_resp, len(violations)))
+    print("validate_traffic: %d tests, %d requests recorded, %d request bodies, %d query strings and %d "
+          "response bodies validated, %d violations" % (len(files), n_entries, n_req, n_query, n_resp,
+                                                          len(violations)))
     if unmapped:
         print("routes without a schema (not validated):")
         for k in sorted(unmapped):
