@@ -15,7 +15,7 @@ PROVIDER MODULE INTERFACE (every sim/sgsim/<provider>.lua follows it exactly)
         -- headers: optional {Name = "value"}; Content-Type defaults to application/json
     error_body = function(status, message) return body end,
         -- the provider's own error shape; the core uses it for injected 429/5xx, 413 (body over
-        -- 1 MiB), malformed JSON (400) and its own internal errors (500)
+        -- 1 MiB), malformed JSON or a body not sent as JSON (400) and its own internal errors (500)
     env = function(base_url)
       return { SGRUN_EXOSCALE_URL = base_url .. "/exoscale/v2", EXOSCALE_API_KEY = "...", ... }
     end,
@@ -30,7 +30,8 @@ PROVIDER MODULE INTERFACE (every sim/sgsim/<provider>.lua follows it exactly)
           headers = { lower-case name = value }, body = (raw string),
           json = (decoded body or nil; when the Content-Type says JSON and the body does not
                   parse, the core has already answered error_body(400, ...) without calling
-                  handle; any JSON value can arrive here: check it is an object),
+                  handle, as it has a POST, PUT or PATCH body sent as anything but
+                  application/json; any JSON value can arrive here: check it is an object),
           now = (epoch seconds, float) }
 
   ctx = { now = function() -> epoch seconds (float),
@@ -758,6 +759,21 @@ function Core:call_module(name, fn, ...)
   return math.tointeger(status), body, headers
 end
 
+-- The methods whose body the providers read. Every reference gives JSON bodies with
+-- Content-Type: application/json (exoscale.md §1.2, gcore.md §1.4, genesis_barrack_hostup.md
+-- §1.1 and the Barrack and HostUp curl examples); none says what another media type gets.
+-- INFERRED: 400 in the provider's own error shape, the status each reference gives a bad request
+-- (Exoscale §5.1, Gcore's ValidationError, Genesis's error default, Barrack's documented 400,
+-- HostUp's invalid_request), rather than a 415 that none of them lists.
+local BODY_METHODS = { POST = true, PUT = true, PATCH = true }
+
+---Is a Content-Type header JSON? The media type in any case, with or without parameters.
+---@param value string|nil
+---@return boolean
+local function json_media_type(value)
+  return (value or ""):match("^%s*([^;%s]*)"):lower() == "application/json"
+end
+
 ---The server entry point. See the header comment.
 ---@param creq {method: string, uri: string, headers: table, body: string, oversized: boolean}
 ---@return integer status, string body, table headers, number delay, boolean drop, integer seq
@@ -827,6 +843,11 @@ function Core:request(creq)
 
   local headers = creq.headers or {}
   local body = creq.body or ""
+  if body ~= "" and BODY_METHODS[method] and not json_media_type(headers["content-type"]) then
+    return done(400, mod.error_body(400, string.format(
+      "the request body must be JSON sent with Content-Type: application/json, not %s",
+      headers["content-type"] and string.format("%q", headers["content-type"]) or "without a Content-Type")))
+  end
   local args, args_all = parse_query(query)
   local req = { method = method, path = rest, wire_path = path, query = query, args = args,
     args_all = args_all, headers = headers, body = body, now = now }

@@ -672,9 +672,14 @@ t.test("a loaded state of the wrong shape is refused at load, naming the place",
     t.eq(get_genesis(), 200, "the emulator still answers from its own state")
   end
   -- what the emulator saves loads back, also after changes (a group made, a rule added)
-  t.eq(core:request({ method = "POST", uri = "/genesis/compute/v1/security-groups", headers = AUTH.genesis,
+  local function sent_as_json(auth)
+    local h = { ["content-type"] = "application/json" }
+    for k, v in pairs(auth) do h[k] = v end
+    return h
+  end
+  t.eq(core:request({ method = "POST", uri = "/genesis/compute/v1/security-groups", headers = sent_as_json(AUTH.genesis),
     body = '{"name":"made","region":"NORD-NO-KRS-1","rules":[]}' }), 201)
-  t.eq(core:request({ method = "POST", uri = "/barrack/api/firewalls/1/firewall-rules/", headers = AUTH.barrack,
+  t.eq(core:request({ method = "POST", uri = "/barrack/api/firewalls/1/firewall-rules/", headers = sent_as_json(AUTH.barrack),
     body = '{"direction":"ingress","protocol":"udp","ethertype":"IPv6","remote_ip_prefix":"::/0"}' }), 200)
   local other = assert(sgsim.new({ seed = 2 }))
   t.eq({ other:load(core:dump()) }, { true })
