@@ -639,13 +639,18 @@ local function validate_rule_list(st, list, errs, self_id)
   return out
 end
 
+local TAG_KEY_RULE = "tag keys are 1..255 characters without spaces or '='"
+
+---@return boolean
+local function valid_tag_key(k)
+  return type(k) == "string" and k ~= "" and sgsim.chars(k) <= 255 and not k:find("[%s=]")
+end
+
 ---@return table|nil tags, string|nil field, string|nil err
 local function validate_tags(tags, allow_null)
   if type(tags) ~= "table" or tags[1] ~= nil then return nil, "tags", "Input should be a valid dictionary" end
   for k, v in pairs(tags) do
-    if type(k) ~= "string" or k == "" or sgsim.chars(k) > 255 or k:find("[%s=]") then
-      return nil, "tags." .. tostring(k), "tag keys are 1..255 characters without spaces or '='"
-    end
+    if not valid_tag_key(k) then return nil, "tags." .. tostring(k), TAG_KEY_RULE end
     if not (allow_null and v == null) and (type(v) ~= "string" or v == "" or sgsim.chars(v) > 255) then
       return nil, "tags." .. k, "tag values are strings of 1..255 characters"
     end
@@ -656,26 +661,48 @@ end
 ------------------------------------------------------------------------------------------------
 -- Handlers.
 
-local function list_groups(st, req)
-  local limit, offset = req.args.limit, req.args.offset
+---A query integer as the SPEC's parser reads one: digits with an optional sign, nothing else
+---(Lua's tonumber would also take "0x10", " 5" and "2.0").
+---@param text string|nil
+---@return integer|nil
+local function query_integer(text)
+  return text and text:match("^[+-]?%d+$") and math.tointeger(tonumber(text)) or nil
+end
+
+---The limit and offset of a paged listing (SPEC: limit 1..1000, default 10; offset >= 0).
+---@return integer|nil limit, integer|nil offset, table|nil errors (for invalid)
+local function page_args(req)
   local errs = {}
-  local l, o = 10, 0 -- SPEC default limit 10 (§4.1; DOC-PAG says 1000: clients pass limit)
-  if limit ~= nil then
-    l = math.tointeger(tonumber(limit))
-    if not l or l < 1 or l > 1000 then errs.limit = { "Input should be an integer between 1 and 1000" } end
-  end
-  if offset ~= nil then
-    o = math.tointeger(tonumber(offset))
-    if not o or o < 0 then errs.offset = { "Input should be an integer greater than or equal to 0" } end
-  end
-  if next(errs) then return invalid(errs) end
+  -- SPEC default limit 10 (§4.1; DOC-PAG says 1000: clients pass limit)
+  local l = req.args.limit == nil and 10 or query_integer(req.args.limit)
+  local o = req.args.offset == nil and 0 or query_integer(req.args.offset)
+  if not l or l < 1 or l > 1000 then errs.limit = { "Input should be an integer between 1 and 1000" } end
+  if not o or o < 0 then errs.offset = { "Input should be an integer greater than or equal to 0" } end
+  if next(errs) then return nil, nil, errs end
+  return l, o
+end
+
+---One page of a listing: {count = all of them, results = view(item) of the page's}.
+local function page(items, l, o, view)
+  local results = {}
+  for i = o + 1, math.min(#items, o + l) do results[#results + 1] = view(items[i]) end
+  return 200, { count = #items, results = results }
+end
+
+local function list_groups(st, req)
+  local l, o, errs = page_args(req)
+  if errs then return invalid(errs) end
   -- tag_key (repeatable): the group has the key; tag_key_value: a JSON object of key -> value
   local tag_keys = req.args_all.tag_key or {}
+  for _, k in ipairs(tag_keys) do
+    if not valid_tag_key(k) then return invalid({ tag_key = { TAG_KEY_RULE } }) end
+  end
   local tag_values = {}
   if req.args.tag_key_value ~= nil then
     local v = sgsim.json.decode(req.args.tag_key_value)
-    if type(v) ~= "table" or v[1] ~= nil then
-      return invalid({ tag_key_value = { "Input should be a JSON object of tag key to value" } })
+    if type(v) ~= "table" or v[1] ~= nil or not validate_tags(v, false) then
+      return invalid({ tag_key_value = { "Input should be a JSON object of tag key to value; " .. TAG_KEY_RULE ..
+        ", values 1..255 characters" } })
     end
     tag_values = v
   end
@@ -691,9 +718,7 @@ local function list_groups(st, req)
     end
     if ok then matches[#matches + 1] = g end
   end
-  local results = {}
-  for i = o + 1, math.min(#matches, o + l) do results[#results + 1] = group_view(st, matches[i]) end
-  return 200, { count = #matches, results = results }
+  return page(matches, l, o, function(g) return group_view(st, g) end)
 end
 
 local function create_group(st, req, ctx)
@@ -984,13 +1009,49 @@ local function assign(st, inst, req, add)
   return 204, nil
 end
 
+---Is text a date-time as the SPEC's format says (RFC 3339, the zone optional)?
+---@param text string
+---@return boolean
+local function rfc3339(text)
+  local rest = text:match("^%d%d%d%d%-%d%d%-%d%d[Tt ]%d%d:%d%d:%d%d(.*)$")
+  if not rest then return false end
+  rest = rest:gsub("^%.%d+", "", 1)
+  return rest == "" or rest == "Z" or rest == "z" or rest:match("^[+-]%d%d:?%d%d$") ~= nil
+end
+
+local TASK_STATES = { NEW = true, RUNNING = true, FINISHED = true, ERROR = true }
+local ORDER_BY = { asc = true, desc = true }
+
+---Adds to errs what breaks the SPEC's types in the filters of GET /cloud/v1/tasks. The emulator
+---applies state, task_type and order_by and only checks the others, so that a malformed filter
+---is refused, as the vendor refuses it, rather than ignored.
+---@param errs table<string,string[]>
+local function check_task_filters(req, errs)
+  local ack = req.args.is_acknowledged
+  if ack ~= nil and ack ~= "true" and ack ~= "false" then errs.is_acknowledged = { "Input should be a valid boolean" } end
+  for _, f in ipairs({ "from_timestamp", "to_timestamp" }) do
+    if req.args[f] ~= nil and not rfc3339(req.args[f]) then errs[f] = { "Input should be a valid datetime" } end
+  end
+  for _, f in ipairs({ "project_id", "region_id" }) do
+    for _, v in ipairs(req.args_all[f] or {}) do
+      if not query_integer(v) then errs[f] = { "Input should be a valid integer" } end
+    end
+  end
+  for _, v in ipairs(req.args_all.state or {}) do
+    if not TASK_STATES[v] then errs.state = { "Input should be 'ERROR', 'FINISHED', 'NEW' or 'RUNNING'" } end
+  end
+  for _, f in ipairs({ "order_by", "sorting" }) do
+    if req.args[f] ~= nil and not ORDER_BY[req.args[f]] then errs[f] = { "Input should be 'asc' or 'desc'" } end
+  end
+end
+
 local function list_tasks(st, req, now)
-  local l = math.tointeger(tonumber(req.args.limit or "10"))
-  local o = math.tointeger(tonumber(req.args.offset or "0"))
-  if not l or l < 1 or l > 1000 then return invalid({ limit = { "Input should be an integer between 1 and 1000" } }) end
-  if not o or o < 0 then return invalid({ offset = { "Input should be an integer greater than or equal to 0" } }) end
+  local l, o, errs = page_args(req)
+  errs = errs or {}
+  check_task_filters(req, errs)
+  if next(errs) then return invalid(errs) end
   local states = {}
-  for _, s in ipairs(req.args_all.state or {}) do states[s] = true end
+  for _, v in ipairs(req.args_all.state or {}) do states[v] = true end
   local matches = {}
   for i = #st.task_order, 1, -1 do -- order_by desc (the default)
     local t = st.tasks[st.task_order[i]]
@@ -1004,9 +1065,7 @@ local function list_tasks(st, req, now)
     for i = #matches, 1, -1 do rev[#rev + 1] = matches[i] end
     matches = rev
   end
-  local results = {}
-  for i = o + 1, math.min(#matches, o + l) do results[#results + 1] = task_view(st, matches[i], now) end
-  return 200, { count = #matches, results = results }
+  return page(matches, l, o, function(t) return task_view(st, t, now) end)
 end
 
 local function method_not_allowed()
@@ -1065,13 +1124,15 @@ function M.handle(st, req, ctx)
     if m ~= "GET" then return method_not_allowed() end
     local scope_status, scope_body = check_scope(st, ap, ar)
     if scope_status then return scope_status, scope_body end
-    local results = {}
+    local l, o, errs = page_args(req)
+    if errs then return invalid(errs) end
+    local active = {}
     for _, id in ipairs(st.task_order) do
       local t = st.tasks[id]
       local state = t and task_state(t, now)
-      if state == "NEW" or state == "RUNNING" then results[#results + 1] = task_view(st, t, now) end
+      if state == "NEW" or state == "RUNNING" then active[#active + 1] = t end
     end
-    return 200, { count = #results, results = results }
+    return page(active, l, o, function(t) return task_view(st, t, now) end)
   end
   local tid = path:match("^/cloud/v1/tasks/([^/]+)$")
   if tid then

@@ -534,4 +534,32 @@ t.test("tasks: active list, acknowledge one, acknowledge all (the task endpoints
   expect_error(call("POST", "/cloud/v1/tasks/acknowledge_all?project_id=x&region_id=" .. R), 400)
 end)
 
+t.test("query parameters: the values the SPEC refuses are 400 ValidationError, not ignored", function()
+  fresh()
+  t.eq((control("PUT", "/_sim/knobs", { hold_tasks = true })), 200)
+  for i = 1, 3 do call("POST", V2, { name = "paged-" .. i, rules = json.array() }) end
+  local ACTIVE = "/cloud/v1/tasks/" .. P .. "/" .. R .. "/active"
+  local all = call("GET", ACTIVE .. "?limit=1000&offset=0").json
+  t.eq(all.count, 3)
+  local page = call("GET", ACTIVE .. "?limit=1&offset=1").json
+  t.eq({ page.count, #page.results, page.results[1].id }, { 3, 1, all.results[2].id }, "active tasks page")
+  t.eq(#call("GET", ACTIVE).json.results, 3, "default limit 10")
+  t.eq((control("PUT", "/_sim/knobs", { hold_tasks = false })), 200)
+  for _, q in ipairs({ "limit=0", "limit=1001", "limit=ten", "limit=2.0", "limit=0x10", "offset=-1" }) do
+    expect_error(call("GET", ACTIVE .. "?" .. q), 400, "ValidationError")
+    expect_error(call("GET", V1 .. "?" .. q), 400, "ValidationError")
+    expect_error(call("GET", "/cloud/v1/tasks?" .. q), 400, "ValidationError")
+  end
+  for _, q in ipairs({ "state=DONE", "is_acknowledged=maybe", "from_timestamp=yesterday", "to_timestamp=2026-12-02",
+      "order_by=sideways", "sorting=up", "project_id=one" }) do
+    expect_error(call("GET", "/cloud/v1/tasks?" .. q), 400, "ValidationError")
+  end
+  t.eq(call("GET", "/cloud/v1/tasks?state=FINISHED&state=ERROR&is_acknowledged=false&order_by=asc" ..
+    "&from_timestamp=2026-12-02T17:00:00Z&project_id=" .. P).status, 200)
+  expect_error(call("GET", V1 .. "?tag_key=a%3Db"), 400, "ValidationError")
+  expect_error(call("GET", V1 .. "?tag_key=a%20b"), 400, "ValidationError")
+  expect_error(call("GET", V1 .. '?tag_key_value={"a%20b":"demo"}'), 400, "ValidationError")
+  expect_error(call("GET", V1 .. '?tag_key_value={"environment":7}'), 400, "ValidationError")
+end)
+
 t.run()
