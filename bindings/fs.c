@@ -16,7 +16,7 @@
 
 #include "atomicfile.h"
 #include "regularfile.h"
-#include "schedule.h"
+#include "lock.h"
 
 /* fsync(path) -> true | nil, message. Works on directories too, which makes a rename durable. */
 static int l_fsync(lua_State *L) {

@@ -13,6 +13,7 @@
 #include "ext.h"
 #include "log.h"
 #include "repl.h"
+#include "lock.h"
 #include "schedule.h"
 #include "scheduler.h"
 #include "sim_server.h"

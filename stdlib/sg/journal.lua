@@ -1,7 +1,7 @@
 -- sg.journal: the intent journal of a roll-out, so that a killed run can be completed or undone
 -- by the next run of the same roll-out, or by `scripts/rollout.lua --recover`.
 --
--- One small file per roll-out, next to the playbook locks (the directory runtime/schedule.c
+-- One small file per roll-out, next to the playbook locks (the directory runtime/lock.c
 -- checks and uses), named after the roll-out's identity (its targets, mode and atomicity). It
 -- holds JSON lines, each flushed and (but "async") fsynced before the step it announces: "begin"
 -- with the roll-out's mode and every target's snapshot and plan, then per target "write" (its

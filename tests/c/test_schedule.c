@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "lock.h"
 #include "schedule.h"
 
 static time_t local(int y, int mon, int d, int h, int min) {
