@@ -55,7 +55,7 @@ PROVIDER MODULE INTERFACE (every sim/sgsim/<provider>.lua follows it exactly)
 
 THE CORE
   sgsim.new(opts) -> core; opts = { latency_ms, jitter_ms, task_duration_ms, faults (spec string),
-  seed (integer), clock (function -> epoch seconds) }. The C server (runtime/sim_server.c) calls,
+  seed (integer), clock (function -> epoch seconds) }. The C server (sim/sim_server.c) calls,
   always under its one mutex:
     core:request{method=, uri=, headers=, body=, oversized=} -> status, body, headers, delay_s,
         drop, seq   -- the server sleeps delay_s without the lock, then calls core:finish(seq)
