@@ -40,10 +40,7 @@ M.capabilities = {
 ---@return sg.Rule
 function M.decode(raw, _ctx)
   local protocol = rule.protocol(raw.protocol, "genesis rule")
-  local pmin, pmax
-  if rule.PORT_PROTOCOLS[protocol] then
-    pmin, pmax = codec.int(raw.port_range_min), codec.int(raw.port_range_max)
-  end
+  local pmin, pmax = codec.port_range(protocol, raw)
   return rule.normalize({
     direction = raw.direction,
     protocol = protocol,

@@ -134,6 +134,16 @@ function M.int(v)
   return math.tointeger(v) or v
 end
 
+---The port range of a rule in the OpenStack style (port_range_min, port_range_max), which only
+---the protocols with ports carry.
+---@param protocol string the rule's protocol, normalised
+---@param raw table the provider's rule object
+---@return integer? port_min, integer? port_max
+function M.port_range(protocol, raw)
+  if not rule.PORT_PROTOCOLS[protocol] then return nil, nil end
+  return M.int(raw.port_range_min), M.int(raw.port_range_max)
+end
+
 ---Why the provider's schema refuses a rule that its capabilities can otherwise say (a value past
 ---a documented limit: capabilities description_max, icmp_max), or nil. The message names the
 ---field, the limit and what to do; check makes it an "inexpressible" finding, so that a plan
