@@ -245,6 +245,35 @@ local function delete_group(conn, group)
   adapter.delete_group(conn, group)
 end
 
+-- Why a group a killed run had started writing can no longer be the state that run left, or nil.
+-- Its writes only added planned rules and removed rules it found, so what it left holds every
+-- rule both found and planned, and nothing it neither found nor planned: anything else is a
+-- change made since (a later roll-out, a person), which restoring or completing would undo.
+-- `target` is the journal's record of the target (before, exists, keep, add).
+local function changed_since_killed_run(target, group)
+  if target.exists and not group then return "it was deleted" end
+  local found, planned = {}, {}
+  for _, r in ipairs(target.before or {}) do found[rule.key(rule.normalize(r))] = true end
+  for _, list in ipairs({ target.keep, target.add or {} }) do
+    for _, r in ipairs(list) do planned[rule.key(rule.normalize(r))] = true end
+  end
+  local live = {}
+  for _, r in ipairs(group and group.rules or {}) do
+    local k = rule.key(r)
+    live[k] = true
+    if not found[k] and not planned[k] then
+      return string.format("it holds %s, which that run neither found nor planned", rule.tostring(r))
+    end
+  end
+  for _, r in ipairs(target.keep) do
+    local k = rule.key(rule.normalize(r))
+    if found[k] and not live[k] then
+      return string.format("it lacks %s, which that run found and kept", rule.tostring(rule.normalize(r)))
+    end
+  end
+  return nil
+end
+
 -- get_group as (group or nil when absent), raising on a failed read.
 ---@async
 local function read(conn, ref)
@@ -715,10 +744,28 @@ function M.rollout(source, targets, opts)
       return nil
     end
     recovering = prior
+    -- a started target changed since the killed run is left as it is (a journal from an older
+    -- sgrun, without the kept rules, cannot tell: it is recovered as before)
+    local changed, checks = {}, {}
+    for i, st in ipairs(states) do
+      local b = prior.begin.targets[i]
+      checks[i] = function()
+        if unsettled[i] or not (b and prior.started[i] and b.keep) then return end
+        changed[i] = changed_since_killed_run(b, read(st.conn, st.group_ref))
+      end
+    end
+    contained(checks, remaining(), "reading")
     for i, st in ipairs(states) do
       local b = prior.begin.targets[i]
       if unsettled[i] then
         st.touched = false
+      elseif changed[i] then
+        st.touched = false
+        local t = report_targets[i]
+        t.status, t.changes, t.added, t.removed = "failed", { add = {}, remove = {} }, 0, 0
+        t.error = string.format("left as it is: the group changed since the killed run (%s), and %s " ..
+          "would undo that change; check the group, then run the roll-out again", changed[i],
+          opts.atomic and "putting back its snapshot" or "completing its plan")
       elseif b and (prior.started[i] or not opts.atomic) then
         local rules = {}
         for j, r in ipairs(b.before or {}) do rules[j] = rule.normalize(r) end
@@ -781,9 +828,10 @@ function M.rollout(source, targets, opts)
     end
     local rep = settle(opts.atomic)
     leave_unsettled()
+    -- a target changed since is no longer the journal's to finish: it does not keep the journal
     local all_done = true
-    for _, t in ipairs(rep.targets) do
-      if t.status == "failed" then all_done = false end
+    for i, t in ipairs(rep.targets) do
+      if t.status == "failed" and not changed[i] then all_done = false end
     end
     rep.ok = rep.ok and all_done
     if all_done then

@@ -83,6 +83,33 @@ t.test("--recover undoes a killed atomic roll-out: targets it wrote to recovered
   t.eq(journal.list(), {}, "no journal left")
 end)
 
+-- A group changed after the killed run (by a later roll-out, or a person) is no longer what that
+-- run left: putting back its snapshot, or completing its plan, would silently undo the change.
+for _, atomic in ipairs({ true, false }) do
+  t.test(string.format("--recover leaves alone a group changed since the killed %s roll-out",
+    atomic and "atomic" or "per-target"), function()
+    fresh()
+    t.ok(cli.run_killed(atomic, 1, "after"), "killed at its first write")
+    local gc = sg.connect("gcore")
+    local later = { direction = "ingress", protocol = "tcp", port_min = 5432, port_max = 5432,
+      cidr = "10.9.0.0/16", ethertype = "IPv4", action = "accept" }
+    local r = sg.apply(sg.plan(gc, "web", { rules = { later } }, { mode = "additive" }))
+    t.ok(r.ok, "a later change to gcore web")
+    local changed = cli.state()
+    local code, text = cli.run(cli.command(false, { "--recover" }))
+    t.eq(code, 1, text)
+    t.ok(text:find("gcore%s+web%s+not recovered: left as it is: the group changed since the killed run " ..
+      "%(it holds ingress tcp 5432"), text)
+    local after = cli.state()
+    for i, tg in ipairs(matrix.TARGETS) do
+      if tg[1] == "gcore" and tg[2] == "web" then
+        t.ok(matrix.same(after[i], changed[i]), "gcore web keeps the later change")
+      end
+    end
+    t.eq(journal.list(), {}, "the journal is done: nothing left for it to finish")
+  end)
+end
+
 t.test("a journal that cannot be recovered: exit 1, the report says why, the journal is kept", function()
   fresh()
   local total = cli.writes_of_a_run(true)
