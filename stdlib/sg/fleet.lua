@@ -22,9 +22,11 @@
 -- Concurrency: at most `concurrency` accounts are worked on at once (default: per_provider times
 -- the number of providers, taken from each provider in turn), and at most `per_provider` requests
 -- are in flight to one provider. A 429 pauses that provider's requests for its
--- Retry-After and re-sends (a 429 was not processed), so a rate limit slows only that provider.
+-- Retry-After and re-sends (a 429 was not processed), so a rate limit slows only that provider;
+-- a request refused MAX_THROTTLED times fails its account.
 local cli = require "sg.cli"
 local connect = require "sg.connect"
+local errors = require "sg.errors"
 local json = require "sg.json"
 local providers = require "_sg.providers"
 local rule = require "sg.rule"
@@ -372,11 +374,15 @@ function Fleet:limiter(provider)
   return l
 end
 
--- A transport that holds one of the provider's slots per request and absorbs 429s.
+-- A transport that holds one of the provider's slots per send and absorbs 429s. A request still
+-- refused after MAX_THROTTLED tries raises instead of being sent once more outside the limit.
+-- It raises rather than hand back the 429: sg.retry would send that again, MAX_THROTTLED tries
+-- per attempt. Not retryable, so that sg.wait's polling does not start over either.
 function Fleet:transport(provider)
   local http = require "_sg.http"
   local retry = require "sg.retry"
   local limiter = self:limiter(provider)
+  ---@async
   return function(req)
     for _ = 1, MAX_THROTTLED do
       limiter:acquire()
@@ -384,10 +390,12 @@ function Fleet:transport(provider)
       limiter:release()
       if not ok then error(resp, 0) end
       if not resp or resp.status ~= 429 then return resp, err, code end
-      local after = retry.parse_retry_after(resp.headers and resp.headers["retry-after"])
-      limiter:pause(math.min(after or THROTTLE_PAUSE, THROTTLE_PAUSE_CAP))
+      limiter:pause(math.min(retry.retry_after(resp) or THROTTLE_PAUSE, THROTTLE_PAUSE_CAP))
     end
-    return http.request(req)
+    error(errors.new({ provider = provider, op = "request", status = 429, code = "throttled", retryable = false,
+      message = string.format("%s answered 429 (too many requests) to %d tries of one request, each sent " ..
+        "after the pause it asked for; run the fleet again later, or with a lower --per-provider " ..
+        "(now %d requests in flight) so that it is not throttled", provider, MAX_THROTTLED, limiter.limit) }), 0)
   end
 end
 
@@ -477,7 +485,7 @@ end
 ---------------------------------------------------------------------------------------------
 -- The actions.
 
-local error_text = require("sg.errors").text
+local error_text = errors.text
 
 local function rule_texts(list)
   local out = json.array()

@@ -122,7 +122,11 @@ local function body_retry_after(resp)
   return type(v) == "number" and v >= 0 and v or nil
 end
 
-local function retry_after_of(resp)
+---Seconds a response asks the caller to wait before sending again: its Retry-After header, else
+---the body's field where a provider puts it there. nil when it says nothing readable.
+---@param resp table {status, headers, body}
+---@return number|nil
+function M.retry_after(resp)
   return M.parse_retry_after(resp.headers and resp.headers["retry-after"]) or body_retry_after(resp)
 end
 
@@ -131,10 +135,10 @@ end
 function M.classify(resp, code)
   if resp then
     local s = resp.status
-    if s == 429 then return true, false, retry_after_of(resp) end
+    if s == 429 then return true, false, M.retry_after(resp) end
     if s >= 500 and s ~= 501 then
       -- 503 may carry Retry-After too; any 5xx may have been partly applied
-      return true, true, retry_after_of(resp)
+      return true, true, M.retry_after(resp)
     end
     return false, false, nil
   end

@@ -223,4 +223,85 @@ t.test("the inventory check refuses bad group references and connect options, na
   os.execute("rm -rf " .. shell_quote(dir))
 end)
 
+-- Runs `code` in a child sgrun with INVENTORY naming a file holding `inventory` and the given
+-- environment (NAME=value words); returns what it printed. Requests are answered by the code's
+-- own http.request: nothing is sent.
+local function fleet_child(inventory, env, code)
+  local path = os.tmpname()
+  local f = assert(io.open(path, "w"))
+  f:write(inventory)
+  f:close()
+  local p = assert(io.popen(string.format("SGRUN_PROFILES=/nonexistent %s INVENTORY=%s %s -e %s 2>&1", env,
+    shell_quote(path), shell_quote(arg[-1]), shell_quote(code))))
+  local out = p:read("a")
+  p:close()
+  os.remove(path)
+  return out
+end
+
+-- HostUp (like Exoscale) puts its 429's Retry-After in the body: the fleet pauses the provider for
+-- that long, not for its default pause meant for a 429 that says nothing.
+t.test("a Retry-After given only in a 429's body pauses the provider for that long", function()
+  local out = fleet_child('return { { name = "lab", provider = "hostup", env = { api_key = "LAB_KEY" }, ' ..
+    'groups = { { group = "vm=10000", source = "hostup:vm=10000" } } } }\n', "LAB_KEY=hostup-lab-key-0123", [[
+    local http = require "_sg.http"
+    local statuses = {}
+    http.request = function()
+      if #statuses == 0 then
+        statuses[1] = 429
+        return { status = 429, headers = {}, body = '{"error":"Too Many Requests","message":"slow down",' ..
+          '"retryAfter":2,"requestId":"r-1"}' }
+      end
+      statuses[#statuses + 1] = 200
+      return { status = 200, headers = {}, body = '{"firewall_rules":[]}' }
+    end
+    local f = require("sg.fleet").load(os.getenv("INVENTORY"))
+    local l, pauses = f:limiter("hostup"), {}
+    local pause = l.pause
+    l.pause = function(self, seconds) pauses[#pauses + 1] = seconds return pause(self, seconds) end
+    f:connection(f.accounts[1]):list_firewall_rules(10000)
+    print("sent " .. table.concat(statuses, " ") .. "; paused " .. table.concat(pauses, " "))]])
+  t.eq(out, "sent 429 200; paused 2\n")
+end)
+
+-- A provider that never stops answering 429: every send, the fleet's last try of a request
+-- included, holds one of the provider's slots, and each account fails with an error saying what
+-- happened and what to do, after exactly the fleet's tries (not re-sent again by sg.retry).
+t.test("a provider answering 429 for ever: never over the limit in flight, each account fails saying why", function()
+  local accounts, env = {}, {}
+  for i = 1, 4 do
+    accounts[i] = string.format('{ name = "lab-%d", provider = "hostup", env = { api_key = "LAB_KEY_%d" }, ' ..
+      'groups = { { group = "vm=10000", source = "hostup:vm=10000" } } },', i, i)
+    env[i] = string.format("LAB_KEY_%d=hostup-lab-key-%d000000", i, i)
+  end
+  local out = fleet_child("return {\n" .. table.concat(accounts, "\n") .. "\n}\n", table.concat(env, " "), [[
+    local sg, http = require "sg", require "_sg.http"
+    local in_flight, most, sent = 0, 0, {}
+    http.request = function(req)
+      local key = req.headers["X-API-Key"]
+      sent[key] = (sent[key] or 0) + 1
+      in_flight = in_flight + 1
+      most = math.max(most, in_flight)
+      for _ = 1, 3 do sg.sleep(0) end -- the others run while this one is in flight
+      in_flight = in_flight - 1
+      return { status = 429, headers = { ["retry-after"] = "0" }, body = '{"error":"Too Many Requests"}' }
+    end
+    local report = require("sg.fleet").load(os.getenv("INVENTORY")):run("drift", { per_provider = 2, concurrency = 4 })
+    print("most in flight " .. most)
+    for i, a in ipairs(report.accounts) do
+      print(a.name, a.status, sent["hostup-lab-key-" .. i .. "000000"], a.error)
+    end]])
+  local lines = {}
+  for line in out:gmatch("[^\n]+") do lines[#lines + 1] = line end
+  t.eq(lines[1], "most in flight 2", out)
+  t.eq(#lines, 5, out)
+  for i = 1, 4 do
+    local name, status, sent, err = (lines[i + 1] or ""):match("^(%S+)\t(%S+)\t(%S+)\t(.*)$")
+    t.eq({ name, status, sent }, { "lab-" .. i, "failed", "30" }, out)
+    t.ok(err and err:find("429 (too many requests) to 30 tries", 1, true)
+      and err:find("run the fleet again later, or with a lower --per-provider", 1, true), out)
+  end
+  t.ok(not out:find("lab-key", 1, true), "a credential is shown: " .. out)
+end)
+
 t.run()
