@@ -155,7 +155,9 @@ function M.apply(p)
   local result = { ok = false, added = 0, removed = 0 }
   -- what the adapter has done so far (sg.GroupChanges.done), reported when it raises part-way
   local done, applying = { added = 0, removed = 0 }, false
-  local ok, err = pcall(function()
+  local ok, err = pcall(
+  ---@async
+  function()
     local adapter = groups.get(b.conn.provider)
     local group = b.group
     if p.create_group then

@@ -616,11 +616,14 @@ end
 local function request(conn, ep, url, body, path_args, args)
   local p = private[conn]
   local body_text = body ~= nil and encode_json(body) or nil
-  local outcome = retry.run(p.policy, function(attempt)
+  ---@async
+  local function send(attempt)
     return send_once(p, ep, url, body_text, attempt)
-  end, {
+  end
+  local outcome = retry.run(p.policy, send, {
     idempotent = not ep.create,
     key = p.limit_key,
+    ---@async
     reconcile = ep.match_read and function()
       local item = reconcile_create(conn, ep, args, body, path_args)
       return item ~= nil, item
@@ -629,6 +632,7 @@ local function request(conn, ep, url, body, path_args, args)
   if outcome.recovered then return recovered_response(ep, outcome.value) end
   -- The lost first attempt landed after all, but its async work had not surfaced yet when we
   -- re-read: look again for a while.
+  ---@async
   local function look_again()
     local deadline, pause = task.now() + p.policy.cap * 2, 0.1
     while task.now() < deadline do
@@ -932,6 +936,7 @@ function M.internals(conn)
     scrub = function(s) return errors.scrub(s, p.secrets) end,
     origin = function(x) return origin[x] end,
     call = function(name, ...) return invoke(conn, p_endpoint(conn, name), ...) end,
+    ---@async
     find_created = function(o, ids) return find_created(conn, o.ep, o.args, o.body, o.nargs, ids) end,
   }
 end

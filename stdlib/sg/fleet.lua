@@ -471,7 +471,9 @@ function Fleet:source(s)
   local key = s.kind == "file" and ("file:" .. s.path) or ("live:" .. s.text)
   local entry = self.sources[key]
   if not entry then
-    entry = task.spawn(function()
+    entry = task.spawn(
+    ---@async
+    function()
       if s.kind == "file" then return snapshot.load(s.path) end
       return snapshot.snapshot(source_connection(self, s), s.ref)
     end)
@@ -514,7 +516,10 @@ end
 -- group's report entry), as its own read would have.
 local function group_reader(conn)
   local adapter = require("sg.groups").get(conn.provider)
-  if not adapter.group_reader then return function(ref) return adapter.get_group(conn, ref) end end
+  if not adapter.group_reader then
+    ---@async
+    return function(ref) return adapter.get_group(conn, ref) end
+  end
   local making
   ---@async
   return function(ref)
@@ -533,9 +538,12 @@ function ACTIONS.drift(self, a)
   local read = group_reader(conn)
   local fns = {}
   for i, g in ipairs(a.groups) do
+    ---@async
     fns[i] = function()
       local e = group_entry(g, "failed")
-      local ok, err = pcall(function()
+      local ok, err = pcall(
+      ---@async
+      function()
         local group, why = read(g.ref)
         local plan = require("sg.apply").plan_group(conn, g.ref, group, why, self:source(g.source),
           { lossy = "allow" })
@@ -556,9 +564,12 @@ function ACTIONS.audit(self, a)
   local read = group_reader(conn)
   local fns = {}
   for i, g in ipairs(a.groups) do
+    ---@async
     fns[i] = function()
       local e = group_entry(g, "failed")
-      local ok, err = pcall(function()
+      local ok, err = pcall(
+      ---@async
+      function()
         e.findings = finding_entries(require("sg.audit").check(snapshot.read_group(conn, g.ref, read).rules))
         e.status = #e.findings > 0 and "findings" or "clean"
       end)
@@ -584,9 +595,12 @@ function ACTIONS.rollout(self, a, opts)
   end
   local fns = {}
   for n, key in ipairs(order) do
+    ---@async
     fns[n] = function()
       local idx = by_source[key]
-      local ok, err = pcall(function()
+      local ok, err = pcall(
+      ---@async
+      function()
         local source = self:source(a.groups[idx[1]].source)
         local targets = {}
         for k, i in ipairs(idx) do targets[k] = { conn, a.groups[i].ref } end
@@ -671,6 +685,7 @@ function Fleet:run(action, opts)
   for _, l in pairs(self.limiters) do l.limit = self.per_provider end
   local fns = {}
   for i, a in ipairs(self.accounts) do
+    ---@async
     fns[i] = function()
       local entry = { name = a.name, provider = a.provider, index = a.index }
       local ok, groups = pcall(fn, self, a, opts)

@@ -78,6 +78,7 @@ function M.call_timeout(default)
 end
 
 ---Runs fn() with every provider call's timeout set to `seconds` (nil: unchanged).
+---@async
 ---@param seconds number|nil
 ---@param fn function
 function M.with_call_timeout(seconds, fn)

@@ -304,7 +304,9 @@ end
 -- fn(...) contained and bounded: true, or its error (a message when `seconds` ran out first).
 ---@async
 local function bounded(seconds, what, fn, ...)
-  local ok, done, err = pcall(task.timeout, seconds, function(...)
+  local ok, done, err = pcall(task.timeout, seconds,
+  ---@async
+  function(...)
     local fine, e = pcall(fn, ...)
     return fine, e
   end, ...)
@@ -534,6 +536,7 @@ function M.rollout(source, targets, opts)
   local function contained(fns, seconds, what)
     local wrapped = {}
     for i, fn in ipairs(fns) do
+      ---@async
       wrapped[i] = function() return bounded(seconds, what, fn) end
     end
     return task.all(wrapped, { limit = #wrapped })
@@ -550,6 +553,7 @@ function M.rollout(source, targets, opts)
     -- would land after the restore read the group. Work that cannot be seen to end leaves the
     -- target's state unknown: not restored, and the journal kept for --recover.
     local unsettled = {}
+    ---@async
     local function provider_work_done(i, st)
       local c = st.conn
       if unsettled[c] == nil then
@@ -569,6 +573,7 @@ function M.rollout(source, targets, opts)
     end
     local restores = {}
     for i, st in ipairs(states) do
+      ---@async
       restores[i] = function()
         if not st.touched or not (st.failed or (opts.atomic and any_failed)) then return end
         if not provider_work_done(i, st) then return end
@@ -599,11 +604,14 @@ function M.rollout(source, targets, opts)
     -- putting back and reading back are what make the report true: their calls get longer than
     -- the user's per-call timeout (still within the roll-out's deadline)
     local settle_timeout = opts.timeout and math.max(4 * opts.timeout, 5)
-    retry.with_call_timeout(settle_timeout, function() contained(restores, math.huge, "restoring") end)
+    retry.with_call_timeout(settle_timeout,
+      ---@async
+      function() contained(restores, math.huge, "restoring") end)
 
     -- 4. read every touched target back: its status and changes are what it now holds
     local finals = {}
     for i, st in ipairs(states) do
+      ---@async
       finals[i] = function()
         if not st.touched then return end
         progress(i, "verifying")
@@ -611,7 +619,9 @@ function M.rollout(source, targets, opts)
         st.final = group and group.rules or false
       end
     end
-    local read_back = retry.with_call_timeout(settle_timeout, function()
+    local read_back = retry.with_call_timeout(settle_timeout,
+    ---@async
+    function()
       return contained(finals, math.max(remaining(), 30), "reading back")
     end)
     for i, st in ipairs(states) do
@@ -794,6 +804,7 @@ function M.rollout(source, targets, opts)
     if not opts.atomic then
       local completes = {}
       for i, st in ipairs(states) do
+        ---@async
         completes[i] = function()
           if not st.complete then return end
           task.context({ guard = noting_guard(i) })
@@ -844,6 +855,7 @@ function M.rollout(source, targets, opts)
     return rep
   end
 
+  ---@async
   local function run()
     if opts.recover then return recover(opts.recover, true) end
     if not dry_run then
@@ -858,6 +870,7 @@ function M.rollout(source, targets, opts)
     -- 1. read and plan every target; nothing changes yet
     local planned = {}
     for i, st in ipairs(states) do
+      ---@async
       planned[i] = function()
         progress(i, "reading")
         local group, absent = read(st.conn, st.group_ref)
@@ -988,6 +1001,7 @@ function M.rollout(source, targets, opts)
     -- 2. apply every non-empty plan concurrently; keep a third of the deadline for putting back
     local applies = {}
     for i, st in ipairs(states) do
+      ---@async
       applies[i] = function()
         if not st.plan or st.plan:empty() then return end
         if interrupted() then
@@ -1170,6 +1184,7 @@ end
 function M.settle(fns)
   local out = {}
   for i, fn in ipairs(fns) do
+    ---@async
     out[i] = function()
       local ok, err = pcall(fn)
       if ok then return true end

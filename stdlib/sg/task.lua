@@ -106,6 +106,7 @@ function M.all(first, ...)
 
   local results, workers = {}, {}
   local next_index, failure = 0, nil
+  ---@async
   local function worker(me)
     while not failure do
       next_index = next_index + 1
@@ -124,7 +125,9 @@ function M.all(first, ...)
   end
   for w = 1, math.min(limit, n) do
     -- the handle is stored before the worker first runs: spawn only queues it
-    workers[w] = core.spawn(function() worker(workers[w]) end)
+    workers[w] = core.spawn(
+      ---@async
+      function() worker(workers[w]) end)
   end
   for _, w in ipairs(workers) do core.wait(w) end
   if failure then error(failure, 0) end
@@ -141,7 +144,9 @@ function M.timeout(seconds, fn, ...)
   if type(seconds) ~= "number" or seconds < 0 then
     error("sg.timeout: seconds must be a number >= 0", 2)
   end
-  local child = core.spawn(function(...)
+  local child = core.spawn(
+  ---@async
+  function(...)
     return table.pack(xpcall(fn, with_traceback, ...))
   end, ...)
   local ok, packed = core.wait(child, seconds)

@@ -93,7 +93,9 @@ function kinds.operation(c, x, origin, o, deadline)
     if type(id) ~= "string" then
       error("conn:wait: expected an operation (a table with '" .. id_field .. "') or its id", 3)
     end
-    op = poll(c, "operation " .. id, o, deadline, function()
+    op = poll(c, "operation " .. id, o, deadline,
+    ---@async
+    function()
       local v = c.call(a["operation.get"], id)
       if judge(v) then return true, v end
       return false, v[state_field]
@@ -121,8 +123,11 @@ function kinds.tasks(c, x, origin, o, deadline)
   local state_field = a["tasks.state"]
   local pending, success = set_of(a["tasks.pending"]), set_of(a["tasks.success"])
   local failure = set_of(a["tasks.failure"])
+  ---@async
   local function one(id)
-    return poll(c, "task " .. id, o, deadline, function()
+    return poll(c, "task " .. id, o, deadline,
+    ---@async
+    function()
       local t = c.call(a["tasks.get"], id)
       local state = t[state_field]
       if success[state] then return true, t end
@@ -143,7 +148,10 @@ function kinds.tasks(c, x, origin, o, deadline)
     done[1] = one(ids[1])
   elseif #ids > 1 then
     local fns = {}
-    for i, id in ipairs(ids) do fns[i] = function() return one(id) end end
+    for i, id in ipairs(ids) do
+      ---@async
+      fns[i] = function() return one(id) end
+    end
     done = task.all(fns)
   end
   if type(x) == "table" and x.recovered then return done, x.item end
@@ -184,7 +192,9 @@ function kinds.status(c, x, origin, o, deadline)
   local a, ep = c.def.async, origin.ep
   local success, failure = set_of(a["status.success"]), set_of(a["status.failure"])
   local arg = poll_arg(ep, origin, x)
-  return poll(c, ep.poll .. " " .. tostring(arg), o, deadline, function()
+  return poll(c, ep.poll .. " " .. tostring(arg), o, deadline,
+  ---@async
+  function()
     local v = c.call(ep.poll, arg)
     local state = errors.dig(v, a["status.state"])
     if success[state] then return true, v end
@@ -230,7 +240,9 @@ function kinds.activation(c, x, origin, o, deadline)
   if ep.poll_id and want == nil then
     error("conn:wait: the response has no " .. ep.poll_id .. " to wait for", 3)
   end
-  return poll(c, ep.name .. " on " .. tostring(arg), o, deadline, function()
+  return poll(c, ep.name .. " on " .. tostring(arg), o, deadline,
+  ---@async
+  function()
     local v = c.call(ep.poll, arg)
     local items = errors.dig(v, ep.poll_items)
     if type(items) ~= "table" then

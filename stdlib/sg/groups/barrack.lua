@@ -240,7 +240,9 @@ function M.group_reader(conn)
   ---@async
   return function(ref)
     if type(ref) == "table" then return find_group(conn, ref) end
-    listing = listing or task.spawn(function() return list_of(conn:list_firewalls().firewalls) end)
+    listing = listing or task.spawn(
+      ---@async
+      function() return list_of(conn:list_firewalls().firewalls) end)
     local ok, listed = task.wait(listing)
     if not ok then error(listed, 0) end
     return find_group(conn, ref, listed)
@@ -294,7 +296,9 @@ function M.create_group(conn, name, description)
   -- a create recovered after a lost response carries the listed item instead (sg.connect)
   local fw = resp.firewall or resp.item
   if fw.status ~= PENDING then return firewall_group(fw) end
-  return poll("firewall " .. id_text(fw.id), function()
+  return poll("firewall " .. id_text(fw.id),
+  ---@async
+  function()
     local now = conn:get_firewall(fw.id).firewall
     if now.status == FAILED then
       error(errors.new({ provider = "barrack", op = "create_group", code = FAILED, detail = now,
@@ -342,7 +346,9 @@ end
 -- would make the next add of the same rule a duplicate), then the error is raised.
 ---@async
 local function await_active(conn, k, id, what, ids, by_id, done)
-  poll(what .. ": added rules", function()
+  poll(what .. ": added rules",
+  ---@async
+  function()
     local current = {}
     for _, raw in ipairs(k.read(conn, id)) do current[id_text(raw.id)] = raw end
     local pending, failed = nil, {}
@@ -400,6 +406,7 @@ function M.repair(conn, group)
   local fns = {}
   for _, raw in ipairs(group.raw_rules) do
     if raw.status == FAILED then
+      ---@async
       fns[#fns + 1] = function() remove_one(conn, k, group.id, id_text(raw.id)) end
     end
   end
@@ -433,14 +440,20 @@ function M.apply(conn, group, changes)
   -- and is removed again (changes.done: what a failure part-way leaves done)
   local done = changes.done or { added = 0, removed = 0 }
   local fns = {}
-  for i, r in ipairs(adds) do fns[i] = function() return add_one(conn, k, group.id, r) end end
+  for i, r in ipairs(adds) do
+    ---@async
+    fns[i] = function() return add_one(conn, k, group.id, r) end
+  end
   local ids = common.writes(fns, CONCURRENCY, function() done.added = done.added + 1 end)
   local by_id = {}
   for i, rid in ipairs(ids) do by_id[rid] = adds[i] end
   if #ids > 0 then await_active(conn, k, group.id, what, ids, by_id, done) end
 
   fns = {}
-  for i, rid in ipairs(remove_ids) do fns[i] = function() remove_one(conn, k, group.id, rid) end end
+  for i, rid in ipairs(remove_ids) do
+    ---@async
+    fns[i] = function() remove_one(conn, k, group.id, rid) end
+  end
   common.writes(fns, CONCURRENCY, function() done.removed = done.removed + 1 end)
   return { added = #adds, removed = #removes }
 end

@@ -143,6 +143,7 @@ function M.writes(fns, limit, landed)
   local failed, first = false, nil
   local guarded = {}
   for i, fn in ipairs(fns) do
+    ---@async
     guarded[i] = function()
       if failed then return nil end
       local ok, value = pcall(fn)
@@ -446,6 +447,7 @@ function M.listing(provider, list_raw, to_group)
   local function group_reader(conn)
     local raws = list_raw(conn)
     local maps = M.maps(raws)
+    ---@async
     return function(ref)
       M.check_ref(provider, ref)
       local raw, err = M.find(provider, raws, ref)

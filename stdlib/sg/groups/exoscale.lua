@@ -90,7 +90,9 @@ end
 ---@param conn sg.Connection
 ---@return sg.Group
 local function to_group(raw, maps, conn)
-  local rules = common.listed_rules(raw, "rules", function() return conn:get_security_group(raw.id) end)
+  local rules = common.listed_rules(raw, "rules",
+    ---@async
+    function() return conn:get_security_group(raw.id) end)
   local group = common.group(C, { id = raw.id, name = raw.name, description = raw.description, raw = raw,
     ref = raw.id }, rules, maps)
   add_implicit_egress(group)
@@ -201,6 +203,7 @@ function M.apply(conn, group, changes)
   local steps = {}
   for i, r in ipairs(add) do
     local body = C.encode(r, ctx)
+    ---@async
     steps[i] = function() return conn:wait(conn:add_rule_to_security_group(group.id, body)) end
   end
   -- each rule counted once its operation has succeeded (changes.done: what a failure part-way
@@ -210,6 +213,7 @@ function M.apply(conn, group, changes)
   done.removed = done.removed + implicit_removed
   steps = {}
   for i, raw in ipairs(raws) do
+    ---@async
     steps[i] = function() return conn:wait(conn:delete_rule_from_security_group(group.id, raw.id)) end
   end
   common.writes(steps, CONCURRENCY, function() done.removed = done.removed + 1 end)

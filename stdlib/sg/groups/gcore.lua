@@ -51,6 +51,7 @@ end
 ---@return sg.Group
 local function to_group(raw, maps, conn)
   local rules = common.listed_rules(raw, "security_group_rules",
+    ---@async
     function() return conn:get_security_group(raw.id) end)
   return common.group(C, { id = raw.id, name = raw.name, description = raw.description, raw = raw,
     ref = raw.id }, rules, maps)

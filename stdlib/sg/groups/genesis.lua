@@ -117,7 +117,9 @@ function M.create_group(conn, name, description)
   -- retry does not meet it under the same name
   local id = type(resp) == "table" and type(resp.security_group) == "table" and resp.security_group.id
   if id and errors.is(final) and final.code == "error" then
-    local gone, derr = pcall(function() conn:wait(conn:delete_security_group(id)) end)
+    local gone, derr = pcall(
+      ---@async
+      function() conn:wait(conn:delete_security_group(id)) end)
     final.message = string.format("%s; group %q (id %s) %s", tostring(final.message), name, tostring(id),
       gone and "was deleted again: try again" or ("could not be deleted (" .. tostring(derr) ..
         "): delete it with conn:delete_security_group(\"" .. tostring(id) .. "\") and try again"))

@@ -421,21 +421,27 @@ local function writer(conn, vmid, list, done)
 
   ---@async
   function w.add(body, tally)
-    write("add_firewall_rule", function() conn:add_firewall_rule(vmid, body) end,
+    write("add_firewall_rule",
+      ---@async
+      function() conn:add_firewall_rule(vmid, body) end,
       function() table.insert(list, 1, body) end, body)
     count(tally)
   end
 
   ---@async
   function w.put(pos, body, tally)
-    write("update_firewall_rule", function() conn:update_firewall_rule(vmid, pos, body) end,
+    write("update_firewall_rule",
+      ---@async
+      function() conn:update_firewall_rule(vmid, pos, body) end,
       function() list[pos + 1] = body end, body)
     count(tally)
   end
 
   ---@async
   function w.delete(pos, tally)
-    write("delete_firewall_rule", function() conn:delete_firewall_rule(vmid, pos) end,
+    write("delete_firewall_rule",
+      ---@async
+      function() conn:delete_firewall_rule(vmid, pos) end,
       function() table.remove(list, pos + 1) end)
     count(tally)
   end
