@@ -15,8 +15,11 @@ local sg = {
   now = task.now,
 }
 
--- Provider connections (sg.connect, loaded on first use to keep start-up small) and the
--- Exoscale signer, callable for testing/debugging.
+-- Provider connections: sg.connect and the provider definitions are loaded on the first call,
+-- so that a script using only sg.json or the task helpers does not pay for them. The bindings
+-- above are not: requiring sg loads _sg.http (which sets up curl on the event loop), _sg.crypto
+-- and _sg.exoscale, whose signer is here for testing and debugging. `sgrun -e ''` and a script
+-- that never requires sg load none of them.
 ---@param provider string
 ---@param opts? table
 ---@return sg.Connection
@@ -59,7 +62,9 @@ function sg.plan(conn, ref, source, opts) return require("sg.apply").plan(conn, 
 ---@return sg.ApplyResult
 function sg.apply(plan) return require("sg.apply").apply(plan) end
 
----Rolls rules out to several {connection, group} targets, all or nothing; returns a report.
+---Rolls rules out to several {connection, group} targets; returns a report. A target that fails
+---is put back to its snapshot while the others keep their changes; with {atomic = true} any
+---failure puts every touched target back.
 ---@async
 ---@param source sg.Snapshot|sg.Rule[]
 ---@param targets table[]

@@ -15,6 +15,12 @@ out=$("$sgrun" "$tmp/args.lua" a b)
 check "script gets ... and arg like lua" [ "$out" = "2	a	b
 $tmp/args.lua	a	b	true" ]
 
+# what `bench/run.sh startup` times: code that never requires sg loads neither it nor curl
+out=$("$sgrun" -e 'print(package.loaded.sg == nil, package.loaded["_sg.http"] == nil)')
+check "-e loads neither sg nor the network library until required" [ "$out" = "true	true" ]
+out=$("$sgrun" -e 'require "sg" print(package.loaded["sg.connect"] == nil)')
+check "requiring sg leaves sg.connect for its first use" [ "$out" = true ]
+
 out=$(echo 'print("from stdin")' | "$sgrun" -)
 check "- runs stdin" [ "$out" = "from stdin" ]
 out=$(echo 'print("piped")' | "$sgrun")
