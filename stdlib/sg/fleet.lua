@@ -395,7 +395,7 @@ function Fleet:transport(provider)
     error(errors.new({ provider = provider, op = "request", status = 429, code = "throttled", retryable = false,
       message = string.format("%s answered 429 (too many requests) to %d tries of one request, each sent " ..
         "after the pause it asked for; run the fleet again later, or with a lower --per-provider " ..
-        "(now %d requests in flight) so that it is not throttled", provider, MAX_THROTTLED, limiter.limit) }), 0)
+        "(this run allowed %d in flight at once) so that it is not throttled", provider, MAX_THROTTLED, limiter.limit) }), 0)
   end
 end
 
