@@ -759,6 +759,7 @@ function M.rollout(source, targets, opts)
     local changed, checks = {}, {}
     for i, st in ipairs(states) do
       local b = prior.begin.targets[i]
+      ---@async
       checks[i] = function()
         if unsettled[i] or not (b and prior.started[i] and b.keep) then return end
         changed[i] = changed_since_killed_run(b, read(st.conn, st.group_ref))
