@@ -5,7 +5,7 @@
  * Every decoded array gets array_mt and every object object_mt (when given), so `[]` and `{}`
  * stay different; null is the same light userdata as cjson.null, distinct from an absent key;
  * a number written as an integer is a Lua integer and one with a fraction or exponent a float,
- * so `8080` and `8080.0` stay different. The emulator decodes request bodies with it, so it can
+ * so `8080` and `8080.0` stay different; an object with a key twice is refused. The emulator decodes request bodies with it, so it can
  * refuse what the vendors' schemas refuse. */
 #include <jansson.h>
 #include <lauxlib.h>
@@ -80,7 +80,8 @@ static int l_decode(lua_State *L) {
   if (!lua_isnil(L, MT_ARRAY)) luaL_checktype(L, MT_ARRAY, LUA_TTABLE);
   if (!lua_isnil(L, MT_OBJECT)) luaL_checktype(L, MT_OBJECT, LUA_TTABLE);
   json_error_t err;
-  json_t *root = json_loadb(text, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
+  /* a key twice has no one meaning: a reply's {"network": A, "network": B} must not be read as B */
+  json_t *root = json_loadb(text, len, JSON_DECODE_ANY | JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES, &err);
   if (!root) {
     lua_pushnil(L);
     lua_pushfstring(L, "%s at character %d", err.text, err.position);

@@ -32,6 +32,15 @@ t.test("decode returns values and says where bad JSON is bad", function()
   t.ok(err:find("invalid JSON"), err)
 end)
 
+-- a reply naming a field twice has no one meaning: with the last one winning,
+-- {"network": "10.0.0.0/8", "network": "0.0.0.0/0"} read as open to the world
+t.test("an object with a key twice is refused, not read as its last value", function()
+  local v, err = json.decode('{"network": "10.0.0.0/8", "network": "0.0.0.0/0"}')
+  t.eq(v, nil)
+  t.ok(err:find("invalid JSON: duplicate object key", 1, true), err)
+  t.eq(json.decode('{"a": {"k": 1}, "b": {"k": 2}}').b.k, 2, "the same key in two objects is fine")
+end)
+
 t.test("values JSON cannot hold raise a clear error", function()
   t.raises(function() json.encode({ f = print }) end, "sg.json.encode")
   local cyclic = {}
