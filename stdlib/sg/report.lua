@@ -84,6 +84,7 @@ end
 ---@param report sg.RolloutReport
 ---@return boolean
 function M.pending(report)
+  if report.unfinished and report.unfinished.atomic then return true end
   for _, t in ipairs(report.targets) do
     local add, remove = changes_of(t)
     if t.status == "planned" or #add > 0 or #remove > 0 or create_group_of(t) then return true end
@@ -120,6 +121,12 @@ function M.text(report, opts)
       superseded = "took over, planning anew from the source," }
     lines[#lines + 1] = string.format("%s the roll-out a killed run left unfinished (journal %s)",
       did[report.recovered.action], report.recovered.journal)
+  end
+  if report.unfinished then
+    lines[#lines + 1] = paint("yellow", string.format("a killed run left this roll-out unfinished (journal %s): %s",
+      report.unfinished.journal, report.unfinished.atomic and "the real run would first undo it, restoring every " ..
+      "target it had started writing, and stop there, not apply this plan (`sgrun scripts/rollout.lua --recover` " ..
+      "undoes it alone)" or "the real run takes it over, planning anew from the source as shown"))
   end
   for _, t in ipairs(report.targets) do
     lines[#lines + 1] = string.format("  %-9s %-22s %s +%d -%d%s", t.provider, group_text(t.group),
@@ -165,7 +172,8 @@ end
 ---The report as a JSON-able table: ok, interrupted, abandoned, aborted, per target its status,
 ---counts, changes {add, remove} (canonical rules), diff (the +/- lines), create_group, error,
 ---not_restored and, when interrupted, account (changed, restored, left untouched, unknown), and the findings once with the targets (1-based indices) they concern;
----journal_kept: the path of the journal kept for --recover, when a target was left failed.
+---journal_kept: the path of the journal kept for --recover, when a target was left failed;
+---unfinished {journal, atomic}: a dry run found a killed run's journal the real run would deal with first.
 ---@param report sg.RolloutReport
 ---@return table
 function M.json_table(report)
@@ -189,6 +197,7 @@ function M.json_table(report)
     targets = json.array({ table.unpack(report.recovered.targets) }) }
   return { ok = report.ok, interrupted = report.interrupted, abandoned = report.abandoned or nil,
     aborted = report.aborted or nil, recovered = recovered, journal_kept = report.journal_kept,
+    unfinished = report.unfinished,
     targets = targets, findings = findings }
 end
 

@@ -43,6 +43,8 @@ local M = {}
 ---@field abandoned boolean? a second signal ended the run at once: statuses are what was known then
 ---@field findings_once {rule: sg.Rule, kind: string, why: string, targets: integer[]}[]
 ---@field journal_kept string? the journal left for --recover: a touched target ended failed
+---@field unfinished {journal: string, atomic: boolean}? a dry run's finding: a killed run left this
+---roll-out unfinished, which the real run would deal with first
 
 local Report = {}
 Report.__index = Report
@@ -859,7 +861,11 @@ function M.rollout(source, targets, opts)
   ---@async
   local function run()
     if opts.recover then return recover(opts.recover, true) end
-    if not dry_run then
+    if dry_run then
+      -- previewed, not claimed: the real run deals with it first (see recover)
+      local left = journal.read(jpath)
+      if left and next(left.started) then report.unfinished = { journal = jpath, atomic = opts.atomic == true } end
+    else
       local prior, busy = journal.claim(jpath)
       -- the same roll-out running elsewhere: skipped, as a playbook whose lock is taken (75)
       if prior == false then require("sg.errors").raise_user(busy, 75) end

@@ -110,6 +110,29 @@ for _, atomic in ipairs({ true, false }) do
   end)
 end
 
+-- A dry run of a roll-out whose killed run left a journal: the real run would first deal with
+-- it, so the preview says so instead of "ok (unchanged)", and writes nothing.
+t.test("a dry run names the unfinished journal the real run would undo first, and exits 3", function()
+  fresh()
+  t.ok(cli.run_killed(true, 1, "after"), "killed at its first write")
+  local left = journal.list()
+  t.eq(#left, 1, "the killed run left its journal")
+  local after_kill = cli.state()
+  wire.control("DELETE", "/_sim/log")
+  local code, text = cli.run(cli.command(true, cli.roll_args(), { "--dry-run" }))
+  t.eq(code, 3, text)
+  t.ok(text:find("a killed run left this roll-out unfinished (journal " .. left[1] .. "): the real run would " ..
+    "first undo it", 1, true), text)
+  for _, e in ipairs(wire.control("GET", "/_sim/log").requests) do
+    t.ok(e.method == "GET" or e.method == "HEAD", "a dry run sends no write: " .. tostring(e.method))
+  end
+  t.eq(cli.state(), after_kill, "nothing changed")
+  t.eq(journal.list(), left, "the journal is left for the real run")
+  code, text = cli.run(cli.command(true, cli.roll_args(), { "--dry-run", "--json" }))
+  t.eq(code, 3, text)
+  t.eq(sg.json.decode(text).unfinished.journal, left[1], text)
+end)
+
 t.test("a journal that cannot be recovered: exit 1, the report says why, the journal is kept", function()
   fresh()
   local total = cli.writes_of_a_run(true)
