@@ -150,9 +150,13 @@ function M.unfinished(only)
     end
     local wanted = j ~= nil and only == nil
     for _, b in ipairs(j and j.begin.targets or {}) do
+      -- the group as the killed run named it, or by its id or name (gcore:web is gcore:<its id>)
+      local names = { snapshot.group_text(journal_ref(b.group)) }
+      if b.group_id ~= nil then names[#names + 1] = snapshot.group_text(journal_ref(b.group_id)) end
+      if b.group_name ~= nil then names[#names + 1] = snapshot.group_text(b.group_name) end
       for _, o in ipairs(only or {}) do
-        if o[1] == b.provider and snapshot.group_text(o[2]) == snapshot.group_text(journal_ref(b.group)) then
-          wanted = true
+        for _, name in ipairs(names) do
+          if o[1] == b.provider and snapshot.group_text(o[2]) == name then wanted = true end
         end
       end
     end
@@ -883,7 +887,7 @@ function M.rollout(source, targets, opts)
         local group, absent = read(st.conn, st.group_ref)
         -- snapshot-shaped, so that restoring puts back the provider's own form of each rule
         st.before = group and { rules = group.rules, raw = group.raw_rules, provider = st.conn.provider,
-          group = { id = group.id } } -- nil: the roll-out creates the group
+          group = { id = group.id, name = group.name } } -- nil: the roll-out creates the group
         progress(i, "planning")
         if opts.plan_file then
           st.plan = plan_from_file(st, opts.plan_file.targets[i], group, plan_opts)
@@ -995,7 +999,7 @@ function M.rollout(source, targets, opts)
         before = rules_array(st.before and st.before.rules),
         -- raw rules and group id: recovery restores the provider's own form as restore does
         raw = st.before and json.array({ table.unpack(st.before.raw or {}) }),
-        group_id = st.before and st.before.group.id,
+        group_id = st.before and st.before.group.id, group_name = st.before and st.before.group.name,
         -- what completing needs without the source: the plan's kept rules and additions
         keep = rules_array(st.plan and st.plan.keep),
         add = rules_array(st.plan and st.plan.add), remove = rules_array(st.plan and st.plan.remove) }
