@@ -678,6 +678,10 @@ local function request(conn, ep, url, body, path_args, args)
     return done_response(ep, { already_deleted = true })
   end
   local e = errors.from_response(p.def, ep.name, resp, p.secrets)
+  if outcome.attempts and outcome.attempts > 1 then
+    e.message = string.format("%s (after %d attempts%s)", e.message, outcome.attempts, resp.status == 429 and
+      ": the provider kept refusing for too many requests; try again later, or send fewer at once" or "")
+  end
   if (resp.status == 401 or resp.status == 403) and #p.credential_sources > 0 then
     e.message = string.format("%s; the provider did not accept the credentials for this call: check %s " ..
       "(a key of another account, revoked, mistyped, or without this permission)", e.message,

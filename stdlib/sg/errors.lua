@@ -201,12 +201,16 @@ function M.from_response(def, op, resp, secrets)
   local body = resp.body
   local decoded = type(body) == "string" and body ~= "" and json.decode(body) or nil
   local message = first(decoded, spec.message)
-  if not message then
-    -- not the documented shape: show the start of the body rather than nothing
-    message = (type(body) == "string" and body ~= "") and body:sub(1, 200)
-        or ("HTTP " .. tostring(resp.status) .. " with no body")
-  end
   local headers = resp.headers or {}
+  local status = tonumber(resp.status) or 0
+  if not message and status >= 300 and status < 400 then
+    -- sgrun follows no redirect: credentials would go wherever it points
+    message = string.format("a redirect%s, which sgrun does not follow: check the provider's base URL",
+      headers.location and (" to " .. tostring(headers.location)) or " without a Location")
+  elseif not message then
+    -- not the documented shape: show the start of the body rather than nothing
+    message = (type(body) == "string" and body ~= "") and body:sub(1, 200) or "(no body)"
+  end
   return M.new({
     provider = def.name, op = op, status = resp.status,
     code = first(decoded, spec.code),

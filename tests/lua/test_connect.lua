@@ -239,6 +239,28 @@ t.test("a connection prints no credential", function()
   end
 end)
 
+t.test("an answer without a body says what it was: a redirect not followed, retries spent", function()
+  local _, redirect = recorder("", 302)
+  local gc = sg.connect("gcore", { api_key = "k", project_id = 1, region_id = 1, base_url = "https://x.test",
+    transport = function(req)
+      local resp = redirect(req)
+      resp.headers.location = "https://elsewhere.test/"
+      return resp
+    end })
+  local ok, err = pcall(gc.list_security_groups, gc)
+  t.ok(not ok)
+  t.eq(tostring(err), "gcore list_security_groups: HTTP 302 a redirect to https://elsewhere.test/, which " ..
+    "sgrun does not follow: check the provider's base URL")
+  local log, throttled = recorder("", 429)
+  gc = sg.connect("gcore", { api_key = "k", project_id = 1, region_id = 1, base_url = "https://x.test",
+    transport = throttled, retry = { attempts = 3, base = 0.001, cap = 0.001, jitter = false } })
+  ok, err = pcall(gc.list_security_groups, gc)
+  t.ok(not ok)
+  t.eq(#log, 3)
+  t.eq(tostring(err), "gcore list_security_groups: HTTP 429 (no body) (after 3 attempts: the provider kept " ..
+    "refusing for too many requests; try again later, or send fewer at once)")
+end)
+
 t.test("each binding's auth hook adds its documented header", function()
   local cases = {
     { "gcore", { api_key = "4242_tok", project_id = 1, region_id = 2 }, "list_security_groups", {},
