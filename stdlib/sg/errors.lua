@@ -67,14 +67,20 @@ function M.is(v)
   return getmetatable(v) == Error
 end
 
--- Servers echo truncated tokens ("Bad permanent token: 4242_sgr"), so prefixes of a secret are
--- scrubbed too, down to MIN_PREFIX characters (shorter ones would hit ordinary words and paths).
--- A whole secret is scrubbed whatever its length, unless it is too short to mean anything.
-local MIN_PREFIX, MIN_SECRET = 8, 4
+-- Servers echo what they were sent cut at either end ("Bad permanent token: 4242_sgr", "bad
+-- token ...token minus its first character"), or a piece of it, so any run of WINDOW or more
+-- consecutive characters of a secret is scrubbed wherever it stands; shorter pieces would hit
+-- ordinary words and paths. A secret shorter than WINDOW is scrubbed whole, unless it is too short
+-- to mean anything.
+local WINDOW, MIN_SECRET = 8, 4
+-- Every WINDOW characters of a secret hold one of its ANCHOR-character pieces that start at
+-- 1, 1 + ANCHOR, 1 + 2 * ANCHOR...: a text is searched for those (C's memchr and memcmp), and
+-- only where one stands is it looked at window by window.
+local ANCHOR = WINDOW // 2
 
 -- The forms a secret takes on the wire: as is, JSON-escaped (cjson writes "/" as "\/"; other
 -- encoders escape quotes and backslashes), percent-encoded (in URLs and form bodies) and upper
--- case (servers that normalise what they echo).
+-- case (servers that normalise what they echo; a long secret is matched in any letter case).
 local function forms(secret)
   local out, seen = {}, {}
   local function add(f)
@@ -93,49 +99,70 @@ local function forms(secret)
   return out
 end
 
-local function replace_all(s, piece)
-  local i = s:find(piece, 1, true)
-  while i do
-    s = s:sub(1, i - 1) .. "[REDACTED]" .. s:sub(i + #piece)
-    i = s:find(piece, i + 10, true)
+-- The spans {first, last} of s that hold a secret: every occurrence of a short secret's forms,
+-- every WINDOW characters of a long secret's forms in any letter case. Unsorted, overlapping.
+local function secret_spans(s, secrets)
+  local spans = {}
+  local windows, anchors = {}, {}
+  for _, secret in ipairs(secrets) do
+    if type(secret) == "string" and #secret >= WINDOW then
+      for _, form in ipairs(forms(secret)) do
+        form = form:lower()
+        for i = 1, #form - WINDOW + 1 do windows[form:sub(i, i + WINDOW - 1)] = true end
+        for i = 1, #form - ANCHOR + 1, ANCHOR do anchors[form:sub(i, i + ANCHOR - 1)] = true end
+      end
+    elseif type(secret) == "string" and #secret >= MIN_SECRET then
+      for _, form in ipairs(forms(secret)) do
+        local i = s:find(form, 1, true)
+        while i do
+          spans[#spans + 1] = { i, i + #form - 1 }
+          i = s:find(form, i + 1, true)
+        end
+      end
+    end
   end
-  return s
+  if next(anchors) == nil then return spans end
+  local lower = s:lower()
+  for anchor in pairs(anchors) do
+    local at = lower:find(anchor, 1, true)
+    while at do
+      -- a window holding this anchor starts at most ANCHOR - 1 characters before it
+      for i = math.max(1, at - ANCHOR + 1), at do
+        if windows[lower:sub(i, i + WINDOW - 1)] then spans[#spans + 1] = { i, i + WINDOW - 1 } end
+      end
+      at = lower:find(anchor, at + 1, true)
+    end
+  end
+  return spans
 end
 
----Replaces every secret (and any echoed prefix of one), raw or JSON-escaped or percent-encoded,
----in s. Longer pieces go first, so that a prefix shared by two forms cannot cut the longer
----form's match short and leave its tail behind.
+---Replaces every secret, and any run of 8 or more consecutive characters of one (a prefix, a
+---suffix, a piece of the middle), raw, JSON-escaped or percent-encoded, in any letter case, with
+---[REDACTED]: once per run, however many pieces of however many secrets make it up. A secret
+---shorter than 8 characters is replaced only whole (raw, escaped, encoded or upper case).
 ---@param s string
 ---@param secrets string[]|nil
 ---@return string
 function M.scrub(s, secrets)
   if type(s) ~= "string" or not secrets then return s end
-  -- every piece starts with its form's shortest piece: a text holding none of those (almost
-  -- every response body) is returned after one search per form
-  local candidates = {}
-  for _, secret in ipairs(secrets) do
-    if type(secret) == "string" and #secret >= MIN_SECRET then
-      for _, form in ipairs(forms(secret)) do
-        if s:find(form:sub(1, math.min(#form, MIN_PREFIX)), 1, true) then candidates[#candidates + 1] = form end
-      end
+  local spans = secret_spans(s, secrets)
+  if #spans == 0 then return s end
+  table.sort(spans, function(a, b) return a[1] < b[1] end)
+  local out, kept = {}, 1
+  local first, last = spans[1][1], spans[1][2]
+  for i = 2, #spans + 1 do
+    local span = spans[i]
+    if span and span[1] <= last + 1 then
+      last = math.max(last, span[2])
+    else
+      out[#out + 1] = s:sub(kept, first - 1)
+      out[#out + 1] = "[REDACTED]"
+      kept = last + 1
+      if span then first, last = span[1], span[2] end
     end
   end
-  if #candidates == 0 then return s end
-  local pieces, seen = {}, {}
-  for _, form in ipairs(candidates) do
-    for len = #form, math.min(#form, MIN_PREFIX), -1 do
-      local piece = form:sub(1, len)
-      if not seen[piece] then
-        seen[piece] = true
-        pieces[#pieces + 1] = piece
-      end
-    end
-  end
-  table.sort(pieces, function(a, b) return #a > #b end)
-  for _, piece in ipairs(pieces) do
-    if s:find(piece, 1, true) then s = replace_all(s, piece) end
-  end
-  return s
+  out[#out + 1] = s:sub(kept)
+  return table.concat(out)
 end
 
 -- A copy of v with every string in it (keys too) scrubbed; tables are copied, not changed.
@@ -149,14 +176,19 @@ local function scrub_all(v, secrets, depth)
   return out
 end
 
----Makes an error object. Every string in it (message, code, request_id, detail...) is scrubbed
----of `secrets`: a server may echo a credential in any field.
+-- The fields sgrun fills from the provider's description, never from what a server says: kept as
+-- they are (a piece of a secret may spell a provider's name, as the emulator's Exoscale one does).
+local OWN = { provider = true, op = true }
+
+---Makes an error object. Every string in it (message, code, request_id, detail...) but the
+---provider and operation names is scrubbed of `secrets`: a server may echo a credential in any
+---field.
 ---@param fields table
 ---@param secrets string[]|nil
 ---@return sg.Error
 function M.new(fields, secrets)
   local e = setmetatable({}, Error)
-  for k, v in pairs(fields) do e[k] = scrub_all(v, secrets, 0) end
+  for k, v in pairs(fields) do e[k] = OWN[k] and v or scrub_all(v, secrets, 0) end
   e.message = M.scrub(tostring(e.message or "request failed"), secrets)
   e.retryable = e.retryable and true or false
   return e

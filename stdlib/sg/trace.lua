@@ -1,7 +1,7 @@
 -- sg.trace: the SGRUN_DEBUG=http trace of provider calls on stderr. Every header a provider
 -- declares as carrying a credential is shown as [REDACTED], and every credential value (and any
--- prefix of one a server echoes) is scrubbed from URLs and bodies, because a trace is exactly
--- what users paste into bug reports.
+-- 8 or more characters of one a server echoes) is scrubbed from URLs and bodies, because a trace
+-- is exactly what users paste into bug reports.
 local errors = require "sg.errors"
 
 local M = {}

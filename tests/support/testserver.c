@@ -10,6 +10,11 @@
  *   /echo-auth/...    (any path under it) a hostile server: 401 with the request's Authorization
  *                     and X-API-Key headers echoed in a JSON body {"message", "code", "detail"}
  *                     and in the response headers X-Echo-Authorization and X-Echo-Api-Key
+ *   /echo-tail/...    (any path under it) a hostile server that echoes pieces of the credential
+ *                     (the Authorization token after its scheme, or the X-API-Key value): 401
+ *                     {"code":"unauthorized","message":"bad token ...TAIL ...; did you mean UPPER?"}
+ *                     with TAIL the credential without its first character and UPPER it upper-cased
+ *                     without its last
  *   /drop             closes the connection without answering
  *   /redirect?to=URL  302 to URL
  *   /headers?n=N&size=S  N extra response headers of S bytes each
@@ -20,6 +25,7 @@
  * tests that need response headers larger than that. Only those tests set it: libmicrohttpd clears
  * the whole of that memory after every request, which at 2 MiB costs more than the rest of a
  * request and would make every benchmark measure the server's memset. */
+#include <ctype.h>
 #include <microhttpd.h>
 #include <pthread.h>
 #include <signal.h>
@@ -168,6 +174,26 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     enum MHD_Result ret = MHD_queue_response(c, 401, r);
     MHD_destroy_response(r);
     return ret;
+  }
+  if (strncmp(url, "/echo-tail/", 11) == 0) {
+    const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+    const char *key = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-API-Key");
+    const char *cred = auth ? auth : (key ? key : "");
+    if (auth && strchr(auth, ' ')) cred = strchr(auth, ' ') + 1;
+    char tail[1024], upper[1024];
+    json_escape(tail, sizeof tail, *cred ? cred + 1 : "");
+    size_t n = strlen(cred);
+    char raw[1024];
+    if (n >= sizeof raw) n = sizeof raw - 1;
+    for (size_t i = 0; i + 1 < n; i++) raw[i] = (char)toupper((unsigned char)cred[i]);
+    raw[n ? n - 1 : 0] = 0;
+    json_escape(upper, sizeof upper, raw);
+    char body[4096];
+    int len = snprintf(body, sizeof body,
+                       "{\"code\":\"unauthorized\",\"message\":\"bad token ...%s ...; did you mean %s?\"}", tail,
+                       upper);
+    if (len < 0 || (size_t)len >= sizeof body) return reply(c, 500, "", 0, NULL);
+    return reply(c, 401, body, (size_t)len, "application/json");
   }
   if (strcmp(url, "/drop") == 0) return MHD_NO;
   if (strcmp(url, "/idle-close") == 0) {
