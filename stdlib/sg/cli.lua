@@ -79,13 +79,16 @@ local function target_ref(text, group)
   return { [key] = value }
 end
 
----Whether text reads as a target of a known provider ("gcore:web"). Such an argument is a
----target always, never a file of that name in the current directory (which another user may
----have planted there, or an earlier command written): a file so named is given as ./gcore:web.
+---Whether text reads as a target of a known provider, its name in any letter case ("gcore:web",
+---"GCORE:web"). Such an argument is a target always, never a file of that name in the current
+---directory (which another user may have planted there, or an earlier command written): a file
+---so named is given as ./gcore:web, and a name in another case is the usage error parse_target
+---gives, not whatever file happens to be there.
 ---@param text string
 ---@return boolean
 function M.names_target(text)
-  return type(text) == "string" and is_provider(text:match("^([%w_]+):.")) or false
+  local provider = type(text) == "string" and text:match("^([%w_]+):.")
+  return provider and is_provider(provider:lower()) or false
 end
 
 ---Whether an argument that may be a target or a file is meant as a target: one that names_target,
@@ -114,8 +117,9 @@ function M.parse_target(text)
   end
   local known = providers()
   if not is_provider(provider) then
-    M.usage_error(string.format("target %q: unknown provider %q (known: %s)", text, provider,
-      table.concat(known, ", ")))
+    local lower = is_provider(provider:lower()) and provider:lower()
+    M.usage_error(string.format("target %q: unknown provider %q (known: %s)%s", text, provider,
+      table.concat(known, ", "), lower and ("; provider names are lower case: " .. lower) or ""))
   end
   local ref = target_ref(text, group)
   local why = require("sg.groups").ref_problem(provider, ref)

@@ -197,6 +197,21 @@ check "./gcore:web names the file" grep -q planted "$tmp/out"
 "$sgrun" "$root/scripts/drift.lua" gcore:web >"$tmp/out" 2>"$tmp/err"
 check "drift.lua does not read a file named like a target: exit 2" [ $? = 2 ]
 check "it says to name the file ./gcore:web" grep -q "given as ./gcore:web" "$tmp/err"
+# ... nor one named with a provider's name in another letter case: a typo of a target, which
+# without the file is the usage error naming the lower-case name, not a file that may be there
+cp gcore:web GCORE:web
+cp gcore:web Exoscale:web
+"$sgrun" "$root/scripts/audit.lua" GCORE:web >"$tmp/out" 2>"$tmp/err"
+check "a planted GCORE:web file: audit.lua exits 2" [ $? = 2 ]
+check "saying provider names are lower case" grep -q 'unknown provider "GCORE".*provider names are lower case: gcore' "$tmp/err"
+check "without reading the file" bash -c "! grep -q 'planted\|no exposure' '$tmp/out' '$tmp/err'"
+"$sgrun" --dry-run "$root/scripts/rollout.lua" --allow-lossy Exoscale:web gcore:web >"$tmp/out" 2>"$tmp/err"
+check "a planted Exoscale:web file is not the roll-out's source: exit 2" [ $? = 2 ]
+check "saying provider names are lower case: exoscale" \
+  grep -q 'unknown provider "Exoscale".*provider names are lower case: exoscale' "$tmp/err"
+check "and planning nothing from it" bash -c "! grep -q 'planted\|planned' '$tmp/out' '$tmp/err'"
+"$sgrun" "$root/scripts/audit.lua" ./GCORE:web >"$tmp/out" 2>&1
+check "./GCORE:web names the file" grep -q planted "$tmp/out"
 "$sgrun" "$root/scripts/snapshot.lua" exoscale:web gcore:db >"$tmp/out" 2>"$tmp/err"
 check "snapshot.lua refuses to write a file named like a target: exit 2" [ $? = 2 ]
 check "saying how to name one" grep -q "write ./gcore:db" "$tmp/err"
