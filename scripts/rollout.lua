@@ -166,11 +166,15 @@ local show_progress = progress.new(io.stderr, { tty = cli.isatty("stderr"),
   json_log = options.log_format == "json" })
 
 -- Asked once, after planning and before the first write, when some target would lose rules.
+-- No answer (end of input, or Ctrl-C or SIGTERM, which end the wait) is not a yes; sg.rollout
+-- ends a run a signal came to as interrupted, whatever this returns.
 local function confirm(report)
   io.stderr:write(render.text(report, { color = cli.color("stderr") }), "\n")
   io.stderr:write("These rules will be removed. Go ahead? [y/N] ")
   io.stderr:flush()
   local answer = io.stdin:read("l")
+  -- the report starts on a line of its own, not after the question
+  if answer == nil then io.stderr:write("\n") end
   show_progress(nil)
   return answer ~= nil and answer:lower():match("^%s*y") ~= nil
 end

@@ -28,7 +28,7 @@ local M = {}
 ---@field status "converged"|"unchanged"|"rolled_back"|"failed"|"planned"|"interrupted"|"unknown"
 ---@field added integer
 ---@field removed integer
----@field changes {add: sg.Rule[], remove: sg.Rule[]} done (or planned under dry_run)
+---@field changes {add: sg.Rule[], remove: sg.Rule[]} done (or planned: under dry_run, or not confirmed)
 ---@field create_group boolean the group does not exist and will be / was created
 ---@field findings sg.Finding[]
 ---@field error any?
@@ -38,7 +38,7 @@ local M = {}
 ---@class sg.RolloutReport
 ---@field ok boolean
 ---@field targets sg.RolloutTarget[]
----@field aborted boolean? confirm said no
+---@field aborted boolean? confirm said no: each target with changes is "planned", none written
 ---@field interrupted string? the signal that stopped the roll-out
 ---@field abandoned boolean? a second signal ended the run at once: statuses are what was known then
 ---@field findings_once {rule: sg.Rule, kind: string, why: string, targets: integer[]}[]
@@ -82,7 +82,9 @@ end
 ---@field deadline number? seconds for the whole roll-out, rollback included
 ---@field restore_deadline number? seconds restoring one target may take (default 120)
 ---@field on_progress fun(event: table?)? nil: something else was written below the progress
----@field confirm (fun(report: sg.RolloutReport): boolean)?
+---@field confirm (fun(report: sg.RolloutReport): boolean)? asked before the first write when a
+---target would lose rules; a SIGINT/SIGTERM while it asks ends the run as interrupted, whatever
+---it returns
 ---@field plan_file table? a plan read by read_plan: apply exactly it
 ---@field on_abandon fun(report: sg.RolloutReport)? prints the report when a second SIGINT/SIGTERM
 ---ends the run at once; it is called outside any task, so it must not wait
@@ -949,7 +951,7 @@ function M.rollout(source, targets, opts)
       for i, t in ipairs(report_targets) do
         if states[i].plan then
           t.status, t.error = "unchanged", why
-          t.changes, t.added, t.removed = { add = {}, remove = {} }, 0, 0
+          t.changes, t.added, t.removed, t.create_group = { add = {}, remove = {} }, 0, 0, false
         end
       end
     end
@@ -976,16 +978,26 @@ function M.rollout(source, targets, opts)
     for _, st in ipairs(states) do
       if st.plan and #st.plan.remove > 0 then removes = true end
     end
-    if removes and opts.confirm and not opts.confirm(as_planned(report)) then
-      report.aborted, report.ok = true, false
-      untouched(nil)
-      return finish()
-    end
+    local confirmed = not (removes and opts.confirm) or opts.confirm(as_planned(report))
+    -- a signal while planning, or while the question waited for an answer (it ends the wait
+    -- with no answer): an interruption, however the question took it
     if interrupted() then
       report.ok = false
-      untouched("interrupted before any write")
-      for _, t in ipairs(report_targets) do
-        if t.status == "unchanged" and t.error then t.status = "interrupted" end
+      for i, t in ipairs(report_targets) do
+        local plan = states[i].plan
+        if plan then
+          t.status = plan:empty() and "unchanged" or "interrupted"
+          t.error = not plan:empty() and "interrupted before any write: nothing was changed" or nil
+          t.changes, t.added, t.removed, t.create_group = { add = {}, remove = {} }, 0, 0, false
+        end
+      end
+      return finish()
+    end
+    if not confirmed then
+      -- each target as the question showed it: the changes it has are not made, not absent
+      report.aborted, report.ok = true, false
+      for i, t in ipairs(report_targets) do
+        if states[i].plan then t.status = planned_status(t) end
       end
       return finish()
     end

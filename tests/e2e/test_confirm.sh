@@ -1,8 +1,9 @@
 #!/bin/bash
 # What needs sg.rollout's side of the contract (opts.confirm, on_progress, write_plan/read_plan):
 # on a terminal a roll-out that would remove rules shows the plan and asks (tmux); "n" changes
-# nothing, "y" goes ahead, --yes and a stdin that is not a terminal never ask; live progress is
-# drawn on the terminal; --plan-out writes a plan without writing, --apply-plan applies it.
+# nothing, Ctrl-C or SIGTERM there ends the run as interrupted (130, 143) with nothing changed,
+# "y" goes ahead, --yes and a stdin that is not a terminal never ask; live progress is drawn on
+# the terminal; --plan-out writes a plan without writing, --apply-plan applies it.
 # Skipped (exit 77) while this tree's sg.rollout lacks those parts.
 set -u
 sgrun=$1
@@ -61,6 +62,33 @@ finish_terminal no
 check "answering n exits 1" [ "$(cat "$tmp/no.done")" = 1 ]
 check "and says nothing changed" grep -q "not confirmed, nothing changed" "$tmp/no.screen"
 check "and no write was sent" [ "$(writes)" = 0 ]
+check "the target not confirmed is shown as planned, not unchanged" \
+  grep -q "roll-out: not confirmed, nothing changed (1 planned)" "$tmp/no.screen"
+
+# Ctrl-C (SIGINT) or SIGTERM at the question ends the run as interrupted (130, 143), not as an
+# answer "no" (1); nothing was written, and the report says so
+for sig in INT TERM; do
+  curl -s -X DELETE "$url/_sim/log" >/dev/null
+  start_terminal "sig$sig" "$rollout"
+  check "SIG$sig: the roll-out asks" wait_for_screen "sig$sig" "Go ahead? [y/N]"
+  if [ $sig = INT ]; then
+    tmux -L $sock send-keys -t "sig$sig" C-c
+  else
+    shell=$(tmux -L $sock display-message -p -t "sig$sig" '#{pane_pid}')
+    kill -TERM "$(pgrep -P "$shell")"
+  fi
+  finish_terminal "sig$sig"
+  code=130
+  [ $sig = TERM ] && code=143
+  check "SIG$sig at the question exits $code" [ "$(cat "$tmp/sig$sig.done")" = $code ]
+  check "SIG$sig: the report says interrupted" grep -q "roll-out: INTERRUPTED by SIG$sig" "$tmp/sig$sig.screen"
+  check "SIG$sig: before anything changed" grep -q "interrupted before any write: nothing was changed" \
+    "$tmp/sig$sig.screen"
+  check "SIG$sig: not taken as an answer" bash -c "! grep -q 'not confirmed' '$tmp/sig$sig.screen'"
+  check "SIG$sig: the target with changes is not called unchanged" \
+    bash -c "! grep -qE '^ *gcore +web +unchanged' '$tmp/sig$sig.screen'"
+  check "SIG$sig: no write was sent" [ "$(writes)" = 0 ]
+done
 
 "$sgrun" "$root/scripts/rollout.lua" --allow-lossy exoscale:web gcore:web </dev/null >"$tmp/out" 2>&1 &
 pid=$!

@@ -431,7 +431,9 @@ t.test("confirm = false aborts before any write", function()
   local report = sg.rollout({ SSH }, { { conn("gcore"), "web" } }, { lossy = "allow",
     confirm = function(r) asked = r.targets[1].changes.remove; return false end })
   t.eq(report.aborted, true)
-  t.eq(report.targets[1].status, "unchanged")
+  -- not "unchanged": it has changes to make, which were not confirmed
+  t.eq(report.targets[1].status, "planned")
+  t.ok(report.targets[1].removed > 0, "the report keeps the changes not made")
   t.ok(#asked > 0, "confirm sees the removals")
   t.eq(mutations(), 0)
 end)
