@@ -608,6 +608,8 @@ local function decode_body(p, ep, resp)
     error(errors.new({ provider = p.def.name, op = ep.name, status = resp.status, code = "bad_response",
       message = "the response is not JSON (" .. tostring(err) .. "); is the base URL right?" }, p.secrets), 0)
   end
+  -- a \u escape spells a character the text above does not show ("\u0047CORE...")
+  if resp.body:find("\\u", 1, true) then v = errors.scrub_value(v, p.secrets) end
   return v
 end
 

@@ -176,6 +176,14 @@ local function scrub_all(v, secrets, depth)
   return out
 end
 
+---A copy of a decoded value with every string in it (keys too) scrubbed of `secrets`.
+---@param v any
+---@param secrets string[]|nil
+---@return any
+function M.scrub_value(v, secrets)
+  return scrub_all(v, secrets, 0)
+end
+
 -- The fields sgrun fills from the provider's description, never from what a server says: kept as
 -- they are (a piece of a secret may spell a provider's name, as the emulator's Exoscale one does).
 local OWN = { provider = true, op = true }

@@ -239,6 +239,21 @@ t.test("a connection prints no credential", function()
   end
 end)
 
+t.test("a credential spelt with JSON \\u escapes in a reply is scrubbed once decoded", function()
+  local key = "4242_escapedkey0123456789abcdef"
+  -- every fourth character as a \u escape: no 8 characters of the key stand together in the raw
+  -- text, while the decoded string holds it whole
+  local spelt = key:gsub("()(.)", function(i, c) return i % 4 == 0 and string.format("\\u%04x", c:byte()) or c end)
+  local _, transport = recorder('{"count":1,"results":[{"id":"g1","name":"web","description":"echo ' .. spelt ..
+    '","security_group_rules":[]}]}')
+  local gc = sg.connect("gcore", { api_key = key, project_id = 1, region_id = 1, base_url = "https://x.test",
+    transport = transport })
+  local listed = gc:list_security_groups()
+  local description = listed.results[1].description
+  t.ok(not description:find(key:sub(2, 9), 1, true), description)
+  t.eq(description, "echo [REDACTED]")
+end)
+
 t.test("an answer without a body says what it was: a redirect not followed, retries spent", function()
   local _, redirect = recorder("", 302)
   local gc = sg.connect("gcore", { api_key = "k", project_id = 1, region_id = 1, base_url = "https://x.test",
