@@ -905,15 +905,23 @@ function M.rollout(source, targets, opts)
     -- would undo or repeat the first; only the first is kept
     local by_group = {}
     for i, st in ipairs(states) do
-      local id = outcomes[i] == true and st.before and st.before.group.id
+      -- read, even if its planning failed: a plan file's copy of a target may fail its checks
+      local id = st.before and st.before.group.id
       if id then
         local key = account_key(st.conn) .. "\0" .. tostring(id)
         local first = by_group[key]
-        if first then
-          st.plan = nil
-          outcomes[i] = string.format("not changed: %s %s is the group target %d (%s) names, id %s; give " ..
-            "each group once", st.conn.provider, snapshot.group_text(st.group_ref), first,
-            snapshot.group_text(states[first].group_ref), tostring(id))
+        if first and opts.plan_file then
+          require("sg.errors").raise_user(string.format("the plan file names one group twice: targets %d (%s %s) " ..
+            "and %d (%s) are the same group, id %s; it is damaged or hand-edited: make the plan again with " ..
+            "--plan-out", first, st.conn.provider, snapshot.group_text(states[first].group_ref), i,
+            snapshot.group_text(st.group_ref), tostring(id)))
+        elseif first then
+          if outcomes[i] == true then
+            st.plan = nil
+            outcomes[i] = string.format("not changed: %s %s is the group target %d (%s) names, id %s; give " ..
+              "each group once", st.conn.provider, snapshot.group_text(st.group_ref), first,
+              snapshot.group_text(states[first].group_ref), tostring(id))
+          end
         else
           by_group[key] = i
         end

@@ -339,6 +339,32 @@ t.test("one group named twice, by name and by id, is written once", function()
   t.eq(keyset(assert(gc:group("web")).rules), keyset({ SSH }))
 end)
 
+t.test("a plan file naming one group twice, by name and by id, is refused whole (exit 2)", function()
+  reset()
+  local ro = require "sg.rollout"
+  local gc = conn("gcore")
+  local id = assert(gc:group("web")).id
+  local dry = sg.rollout({ SSH }, { { gc, "web" } }, { lossy = "allow", dry_run = true })
+  local path = os.tmpname()
+  ro.write_plan(dry, path)
+  -- the hand-edit: the same target again, naming the group by its id
+  local doc = sg.json.decode(assert(io.open(path)):read("a"))
+  local copy = {}
+  for k, v in pairs(doc.targets[1]) do copy[k] = v end
+  copy.group = id
+  doc.targets[2] = copy
+  local f = assert(io.open(path, "w"))
+  f:write(sg.json.encode(doc))
+  f:close()
+  control("DELETE", "/_sim/log")
+  local ok, err = pcall(sg.rollout, nil, { { gc, "web" }, { conn("gcore"), id } }, { plan_file = ro.read_plan(path) })
+  t.ok(not ok, "refused")
+  t.eq(type(err) == "table" and err.exit_code, 2, tostring(err))
+  t.ok(tostring(err):find("the plan file names one group twice: targets 1 (gcore web) and 2", 1, true), tostring(err))
+  t.eq(mutations(), 0)
+  os.remove(path)
+end)
+
 t.test("read_plan refuses a damaged plan, naming the place and what to do", function()
   local ro = require "sg.rollout"
   local F = string.format("%q", ro.PLAN_FORMAT)
