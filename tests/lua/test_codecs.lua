@@ -4,6 +4,7 @@ local t = require "testlib"
 local rule = require "sg.rule"
 local codecs = require "sg.codec"
 local cjson = require "cjson"
+local json = require "sg.json"
 
 local function n(r) return rule.normalize(r) end
 local function keys(rules)
@@ -91,6 +92,46 @@ t.test("exoscale: response quirks", function()
   t.eq(by_id.remote_group, "db")
 end)
 
+-- A rule's source is exactly one of network and security-group (reference §3.3, the CLI refuses
+-- neither); one that names no group, or none at all, is refused, never read as "from anywhere".
+t.test("exoscale: a rule without a readable source is refused, naming the rule", function()
+  local head = '{"id":"r1","flow-direction":"ingress","protocol":"tcp","start-port":22,"end-port":22'
+  for _, case in ipairs {
+    { ',"security-group":{}}', "names no group" },
+    { ',"security-group":[]}', "names no group" },
+    { ',"security-group":"g2"}', "names no group" },
+    { ',"security-group":{"name":""}}', "names no group" },
+    { ',"security-group":{"id":""}}', "names no group" },
+    { ',"security-group":{"id":7}}', "names no group" },
+    { '}', "has neither network nor security-group" },
+    { ',"network":null,"security-group":null}', "has neither network nor security-group" },
+    { ',"network":"10.0.0.0/8","security-group":{"name":""}}', "sets both network" },
+    { ',"network":"10.0.0.0/8","security-group":{"id":"g2"}}', "sets both network" },
+  } do
+    local err = t.raises(function() exo.decode(json.decode(head .. case[1])) end, case[2])
+    t.ok(err:find("exoscale rule r1", 1, true) and err:find("remove it", 1, true), err)
+  end
+  -- a group named by id or by name still reads
+  t.eq(exo.decode(json.decode(head .. ',"security-group":{"id":"g2"}}')).remote_group, "g2")
+  t.eq(exo.decode(json.decode(head .. ',"security-group":{"name":"public-sos-endpoints",' ..
+    '"visibility":"public"}}')).remote_group, "public-sos-endpoints")
+end)
+
+-- Ports are 1..65535 in the schema; a 0 or a null beside a real port has no exact reading (one
+-- port is narrower, every port wider), so it is refused. Both 0 is the responses' placeholder.
+t.test("exoscale: a port range with one end 0 or missing is refused", function()
+  local head = '{"id":"r1","flow-direction":"ingress","protocol":"tcp","network":"10.0.0.0/8"'
+  for _, ports in ipairs { '"start-port":0,"end-port":22', '"start-port":22,"end-port":0',
+    '"start-port":22', '"end-port":22', '"start-port":null,"end-port":22' } do
+    local err = t.raises(function() exo.decode(json.decode(head .. "," .. ports .. "}")) end,
+      "exoscale rule r1")
+    t.ok(err:find("start-port", 1, true) and err:find("both", 1, true), err)
+  end
+  t.eq(exo.decode(json.decode(head .. ',"start-port":0,"end-port":0}')).port_min, nil)
+  t.eq(rule.tostring(exo.decode(json.decode(head .. ',"start-port":20,"end-port":22}'))),
+    "ingress tcp 20-22 from 10.0.0.0/8")
+end)
+
 t.test("exoscale: encode", function()
   local body = exo.encode(n { direction = "ingress", protocol = "tcp", cidr = "10.0.0.0/8" })
   t.eq({ body["start-port"], body["end-port"] }, { 1, 65535 })
@@ -160,6 +201,35 @@ t.test("gcore: remote groups by id", function()
   t.raises(function()
     gcore.decode(raw('{"direction":"ingress","remote_group_id":"x","remote_ip_prefix":"10.0.0.0/8"}'))
   end, "sets both remote_ip_prefix 10.0.0.0/8 and remote_group_id x")
+end)
+
+-- remote_group_id names a group (uuid4 or null in the schema); "" names none, and an address
+-- group (remote_address_group_id, not in the schema) is a source a canonical rule cannot hold:
+-- both refused, never read as "from anywhere".
+t.test("gcore: an empty remote_group_id or an address-group source is refused", function()
+  local head = '{"id":"r1","direction":"ingress","ethertype":"IPv4","protocol":"tcp",' ..
+    '"port_range_min":22,"port_range_max":22'
+  local err = t.raises(function() gcore.decode(json.decode(head .. ',"remote_group_id":""}')) end,
+    "gcore rule r1")
+  t.ok(err:find("remote_group_id", 1, true) and err:find("remove it", 1, true), err)
+  t.raises(function() gcore.decode(json.decode(head .. ',"remote_group_id":5}')) end, "remote_group_id")
+  for _, extra in ipairs { ',"remote_address_group_id":"ag1"}',
+    ',"remote_address_group_id":"ag1","remote_ip_prefix":"10.0.0.0/8"}' } do
+    err = t.raises(function() gcore.decode(json.decode(head .. extra)) end, "gcore rule r1")
+    t.ok(err:find("remote_address_group_id ag1", 1, true) and err:find("address group", 1, true), err)
+  end
+  t.eq(gcore.decode(json.decode(head .. ',"remote_address_group_id":null}')).cidr, "0.0.0.0/0")
+end)
+
+t.test("gcore: a port range with one end 0 or null is refused", function()
+  local head = '{"id":"r1","direction":"ingress","ethertype":"IPv4","protocol":"tcp",' ..
+    '"remote_ip_prefix":"10.0.0.0/8",'
+  for _, ports in ipairs { '"port_range_min":0,"port_range_max":22', '"port_range_min":22,"port_range_max":0',
+    '"port_range_min":22,"port_range_max":null', '"port_range_min":null,"port_range_max":22' } do
+    local err = t.raises(function() gcore.decode(json.decode(head .. ports .. "}")) end, "gcore rule r1")
+    t.ok(err:find("port_range_min", 1, true) and err:find("both", 1, true), err)
+  end
+  t.eq(gcore.decode(json.decode(head .. '"port_range_min":null,"port_range_max":null}')).port_min, nil)
 end)
 
 -- Genesis ----------------------------------------------------------------------------------------

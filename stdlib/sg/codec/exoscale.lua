@@ -13,6 +13,7 @@
 -- Groups on the wire: stdlib/sg/groups/exoscale.lua.
 local rule = require "sg.rule"
 local codec = require "sg.codec"
+local json = require "sg.json"
 
 local M = { name = "exoscale" }
 
@@ -44,24 +45,59 @@ M.capabilities = {
     "public-sks-apiservers" },
 }
 
+-- Why a security-group field names no group, or nil: a reference is an object with an id or a
+-- name (reference §3.3), each a non-empty string where present.
+local function unnamed(sg)
+  if type(sg) ~= "table" or json.is_array(sg) then return "not an object" end
+  local named = false
+  for _, f in ipairs { "id", "name" } do
+    local v = sg[f]
+    if not rule.absent(v) then
+      if type(v) ~= "string" or v == "" then return f .. " " .. json.encode(v) .. " is not a group " .. f end
+      named = true
+    end
+  end
+  if not named then return "neither id nor name" end
+  return nil
+end
+
+-- The rule's remote group (a name where it can be told), or nil for a network rule. A rule has
+-- exactly one of network and security-group (reference §3.3: the CLI refuses a rule with neither,
+-- and the schema has no other source). Anything else has no exact reading, and taken for a rule
+-- without a source it would read as "from anywhere": refused, saying what to do.
+local function remote_of(raw, ctx, where)
+  local sg, has_network = raw["security-group"], not rule.absent(raw.network)
+  local problem
+  if rule.absent(sg) then
+    if has_network then return nil end
+    problem = "has neither network nor security-group"
+  elseif has_network then
+    problem = "sets both network and security-group"
+  else
+    local why = unnamed(sg)
+    if not why then
+      if not rule.absent(sg.name) then return sg.name end
+      return (ctx and ctx.group_names and ctx.group_names[sg.id]) or sg.id
+    end
+    problem = "has security-group " .. json.encode(sg) .. ", which names no group (" .. why .. ")"
+  end
+  error(string.format("%s %s, and Exoscale rules have exactly one of the two, so sgrun cannot tell " ..
+    "what it lets in: in Exoscale, replace the rule with one that sets a network or a security " ..
+    "group (or remove it), then read the group again", where, problem), 0)
+end
+
 ---@param raw table an Exoscale rule object
 ---@param ctx sg.GroupContext?
 ---@return sg.Rule
 function M.decode(raw, ctx)
   local protocol = rule.protocol(raw.protocol, "exoscale rule")
-  local remote
-  local sg = raw["security-group"]
-  if not rule.absent(sg) then
-    remote = not rule.absent(sg.name) and sg.name or
-      (ctx and ctx.group_names and ctx.group_names[sg.id]) or sg.id
-  end
+  local where = "exoscale rule " .. (rule.absent(raw.id) and "(no id)" or tostring(raw.id))
+  local remote = remote_of(raw, ctx, where)
   -- responses may carry placeholder ports or icmp on rules they do not apply to: read each only
-  -- where the protocol has it, and treat 0 ports as unset
+  -- where the protocol has it (both ports 0 is such a placeholder: codec.exact_ports)
   local pmin, pmax, itype, icode
   if rule.PORT_PROTOCOLS[protocol] then
-    pmin, pmax = codec.int(raw["start-port"]), codec.int(raw["end-port"])
-    if pmin == 0 then pmin = nil end
-    if pmax == 0 then pmax = nil end
+    pmin, pmax = codec.exact_ports(raw, "start-port", "end-port", where, M.capabilities.provider)
   end
   local icmp = raw.icmp
   if (protocol == "icmp" or protocol == "icmpv6") and not rule.absent(icmp) then

@@ -7,11 +7,13 @@
 --   has no "any", so encode leaves protocol out (null).
 -- * ICMP: as in Neutron, port_range_min/max carry the ICMP type/code [inferred for Gcore].
 -- * IPv6 ICMP is "ipv6-icmp" on the wire and "icmpv6" in the canonical rule.
--- * No remote means any address of the rule's ethertype (IPv4 when absent); ports 0 or null, and
---   1-65535, all mean every port (Neutron stores a full range as null).
+-- * No remote means any address of the rule's ethertype (IPv4 when absent); ports both 0 or both
+--   null, and 1-65535, all mean every port (Neutron stores a full range as null); one end alone is
+--   refused (codec.exact_ports).
 -- Groups on the wire: stdlib/sg/groups/gcore.lua.
 local rule = require "sg.rule"
 local codec = require "sg.codec"
+local json = require "sg.json"
 
 local M = { name = "gcore" }
 
@@ -42,12 +44,6 @@ M.capabilities = {
   description_max = 255,
 }
 
-local function port(v)
-  v = codec.int(v)
-  if v == 0 then return nil end
-  return v
-end
-
 -- Gcore lets a rule set remote_ip_prefix and remote_group_id together ("Both options can be
 -- combined", reference §7.2; the emulator holds such rules), but says nothing of what the pair
 -- matches: either source, or only the group's members inside the prefix (Neutron, underneath,
@@ -68,6 +64,26 @@ local function both_sources(raw, protocol, remote)
     tostring(raw.id), tostring(raw.direction), protocol, ports, tostring(raw.remote_ip_prefix), group)
 end
 
+-- A source the rule names but sgrun cannot read, raised before the rule would read as "from
+-- anywhere" (no remote): a remote_group_id that is not a group id (the schema: uuid4 or null), or
+-- an address group (remote_address_group_id, which the schema does not have: Neutron's address
+-- groups, a set of networks kept apart from the rule, which a canonical rule cannot hold).
+local function refuse_unreadable_source(raw, where)
+  local gid, agid = raw.remote_group_id, raw.remote_address_group_id
+  if not rule.absent(agid) then
+    error(string.format("%s takes its source from address group remote_address_group_id %s, which " ..
+      "sgrun cannot model (a rule's source is one network or one security group): in Gcore, " ..
+      "replace the rule with rules that set remote_ip_prefix for each network of the address group " ..
+      "(or remove it), then read the group again", where, tostring(agid)), 0)
+  end
+  if not rule.absent(gid) and (type(gid) ~= "string" or gid == "") then
+    error(string.format("%s has remote_group_id %s, which names no group, so sgrun cannot tell what " ..
+      "it lets in: in Gcore, replace the rule with one that sets remote_group_id to a group's id or " ..
+      "remote_ip_prefix to a network (or remove it), then read the group again", where,
+      json.encode(gid)), 0)
+  end
+end
+
 ---@param raw table a SecurityGroupRule object
 ---@param ctx sg.GroupContext?
 ---@return sg.Rule
@@ -75,13 +91,15 @@ function M.decode(raw, ctx)
   local protocol = raw.protocol
   if protocol == "0" or protocol == 0 then protocol = nil end -- legacy SDK spelling of "any"
   protocol = rule.protocol(protocol, "gcore rule")
+  local where = "gcore rule " .. (rule.absent(raw.id) and "(no id)" or tostring(raw.id))
   local pmin, pmax, itype, icode
   if protocol == "icmp" or protocol == "icmpv6" then
     itype, icode = codec.int(raw.port_range_min), codec.int(raw.port_range_max)
     if itype == nil then icode = nil end -- a code alone matches nothing narrower in Neutron
   elseif rule.PORT_PROTOCOLS[protocol] then
-    pmin, pmax = port(raw.port_range_min), port(raw.port_range_max)
+    pmin, pmax = codec.exact_ports(raw, "port_range_min", "port_range_max", where, M.capabilities.provider)
   end
+  refuse_unreadable_source(raw, where)
   local remote
   local gid = raw.remote_group_id
   if not rule.absent(gid) then

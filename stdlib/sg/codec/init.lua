@@ -134,6 +134,31 @@ function M.int(v)
   return math.tointeger(v) or v
 end
 
+---A provider rule's port range read exactly, or an error naming the rule and what to do. Both
+---ends unset (null or absent) or both 0 (the responses' placeholder on a rule without ports) mean
+---every port; both ends set is the range (sg.rule.normalize checks it). One end alone, or a 0
+---beside a real port (0-22), has no exact reading: as one port it would be narrower than the
+---provider's rule, as every port wider, and a snapshot or roll-out would carry the guess on.
+---@param raw table the provider's rule object
+---@param lo_field string the field of the low end ("start-port")
+---@param hi_field string the field of the high end ("end-port")
+---@param where string the rule, e.g. "exoscale rule <id>"
+---@param provider string display name ("Exoscale"), for what to do
+---@return integer|any|nil port_min
+---@return integer|any|nil port_max
+function M.exact_ports(raw, lo_field, hi_field, where, provider)
+  local lo, hi = M.int(raw[lo_field]), M.int(raw[hi_field])
+  local lo_set, hi_set = lo ~= nil and lo ~= 0, hi ~= nil and hi ~= 0
+  if lo_set and hi_set then return lo, hi end
+  if not (lo_set or hi_set) then return nil, nil end
+  error(string.format("%s: %s %s and %s %s give one end of a port range only (0 or null is no " ..
+    "port), and sgrun does not guess the other: read as one port the rule would be narrower than " ..
+    "%s's, as every port wider. In %s, replace the rule with one that sets both %s and %s (1 and " ..
+    "65535 for every port), or remove it, then read the group again", where, lo_field,
+    tostring(lo == nil and "null" or lo), hi_field, tostring(hi == nil and "null" or hi), provider,
+    provider, lo_field, hi_field), 0)
+end
+
 ---The port range of a rule in the OpenStack style (port_range_min, port_range_max), which only
 ---the protocols with ports carry.
 ---@param protocol string the rule's protocol, normalised
