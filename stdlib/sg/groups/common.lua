@@ -4,6 +4,7 @@
 -- here knows a provider; each adapter passes its own pieces (and its codec) in.
 local rule = require "sg.rule"
 local errors = require "sg.errors"
+local json = require "sg.json"
 
 local M = {}
 
@@ -409,19 +410,48 @@ function M.final_rules(provider, group, changes)
   return out
 end
 
+-- The rules field of a group is not a list of rule objects: a bad response, never an empty group.
+local function bad_rule_list(provider, raw, what)
+  return errors.new({ provider = provider, op = "read", code = "bad_response",
+    message = string.format("group %s (%s): the rule list %s; sgrun reads no group from such a list " ..
+      "(taken for an empty group, a snapshot of it would hold no rule, and restoring or applying it " ..
+      "would delete every rule). Try again; if it persists, check that SGRUN_%s_URL (or base_url) points at the " ..
+      "provider's API", tostring(raw.name), id_text(raw.id), what, provider:upper()) })
+end
+
 ---The raw rules of a listed group. A listing that leaves the rules field out says nothing about
 ---them (neither vendor lists it among the required fields; Exoscale's OpenAPI marks it write-only),
 ---so the group is then read alone, and only a group read alone without rules has none: taken for
----empty, a group would lose every rule to an authoritative apply.
+---empty, a group would lose every rule to an authoritative apply. For the same reason a rules
+---field that is not a list of objects (null, an object, a list holding something else) raises a
+---bad_response error: both schemas say a list of rule objects.
 ---@async
+---@param provider string
 ---@param raw table the listed group
 ---@param field string where the rules are
 ---@param read_alone fun(): table the group as its own read returns it
 ---@return table[]
-function M.listed_rules(raw, field, read_alone)
-  local rules = raw[field]
-  if rules == nil then rules = read_alone()[field] end
-  if rule.absent(rules) then return {} end
+function M.listed_rules(provider, raw, field, read_alone)
+  local rules, source = raw[field], "listed"
+  if rules == nil then
+    local alone = read_alone()
+    source = "read alone"
+    if type(alone) ~= "table" then
+      error(bad_rule_list(provider, raw, "cannot be found: the group read alone is not an object"), 0)
+    end
+    rules = alone[field]
+    if rules == nil then return {} end
+  end
+  if not json.is_array(rules) then
+    error(bad_rule_list(provider, raw, string.format("(%s, as %s) is %s, not a list", field, source,
+      rules == json.null and "null" or type(rules) == "table" and "an object" or type(rules))), 0)
+  end
+  for i, r in ipairs(rules) do
+    if type(r) ~= "table" or json.is_array(r) then
+      error(bad_rule_list(provider, raw, string.format("(%s, as %s) holds something that is not a " ..
+        "rule object at index %d", field, source, i - 1)), 0)
+    end
+  end
   return rules
 end
 

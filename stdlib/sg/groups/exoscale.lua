@@ -90,7 +90,7 @@ end
 ---@param conn sg.Connection
 ---@return sg.Group
 local function to_group(raw, maps, conn)
-  local rules = common.listed_rules(raw, "rules",
+  local rules = common.listed_rules("exoscale", raw, "rules",
     ---@async
     function() return conn:get_security_group(raw.id) end)
   local group = common.group(C, { id = raw.id, name = raw.name, description = raw.description, raw = raw,

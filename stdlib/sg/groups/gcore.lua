@@ -50,7 +50,7 @@ end
 ---@param conn sg.Connection
 ---@return sg.Group
 local function to_group(raw, maps, conn)
-  local rules = common.listed_rules(raw, "security_group_rules",
+  local rules = common.listed_rules("gcore", raw, "security_group_rules",
     ---@async
     function() return conn:get_security_group(raw.id) end)
   return common.group(C, { id = raw.id, name = raw.name, description = raw.description, raw = raw,
