@@ -11,6 +11,7 @@
 local task = require "sg.task"
 local errors = require "sg.errors"
 local optcheck = require "sg.optcheck"
+local json = require "sg.json"
 
 local M = {}
 
@@ -69,18 +70,44 @@ end
 
 local kinds = {}
 
+-- The provider's response an async handle came from was not one: a bad response naming the
+-- provider and the call, never a misuse of conn:wait (the playbook passed what the method returned).
+local function bad_handle(c, origin, what)
+  fail(c, "wait", { code = "bad_response",
+    message = string.format("the response of %s %s, so sgrun cannot wait for its work to end nor " ..
+      "tell whether it landed: read the group again to see what it holds; if this persists, check " ..
+      "that SGRUN_%s_URL (or base_url) points at the provider's API", origin.ep.name, what,
+      c.def.name:upper()) })
+end
+
+-- A state that is none of the provider's: sgrun cannot tell whether the work is over or will still
+-- land. Retryable, like a timeout: the poll reads it again a few times, and conn:settle (a roll-out
+-- before it restores) counts the work as still running, so the target's state is unknown and the
+-- journal is kept, rather than taken as failed and restored under work that may land after.
+local function unknown_state(c, what, state, known, detail)
+  fail(c, "wait", { code = "bad_response", retryable = true, detail = detail,
+    message = string.format("%s has state %s, which is none of %s's (%s), so sgrun cannot tell " ..
+      "whether it ended or is still running: wait for it again (conn:wait), or read the group to see " ..
+      "what landed", what, (state == nil or state == json.null) and "null" or json.encode(state),
+      c.def.name, known) })
+end
+
 ---Exoscale-style operations: pending -> success | failure | timeout.
 ---@async
 function kinds.operation(c, x, origin, o, deadline)
   local a = c.def.async
   local id_field, state_field = a["operation.id"], a["operation.state"]
   local pending, success = set_of(a["operation.pending"]), set_of(a["operation.success"])
+  local failure = set_of(a["operation.failure"])
+  local known = table.concat({ a["operation.pending"], a["operation.success"], a["operation.failure"] }, ",")
   local op = type(x) == "table" and x or nil
-  local id = op and op[id_field] or x
+  local id = x
+  if op then id = op[id_field] end
   local function judge(v)
-    local state = v[state_field]
+    local state = type(v) == "table" and v[state_field] or nil
     if success[state] then return true end
     if pending[state] then return false end
+    if not failure[state] then unknown_state(c, "operation " .. tostring(id), state, known, v) end
     local reason = {}
     for f in a["operation.reason"]:gmatch("[^,]+") do
       if v[f] ~= nil then reason[#reason + 1] = tostring(v[f]) end
@@ -89,8 +116,14 @@ function kinds.operation(c, x, origin, o, deadline)
       message = string.format("operation %s ended %s%s", tostring(v[id_field]), tostring(state),
         #reason > 0 and (": " .. table.concat(reason, ", ")) or "") })
   end
-  if not (op and judge(op)) then
-    if type(id) ~= "string" then
+  -- a response that already says how it ended needs no poll; any other state is polled
+  local ended = op and (success[op[state_field]] or failure[op[state_field]])
+  if not (ended and judge(op)) then
+    if type(id) ~= "string" or id == "" then
+      if origin then
+        bad_handle(c, origin, string.format("names no operation to wait for (%s %s is not an " ..
+          "operation id)", id_field, id == nil and "missing" or json.encode(id)))
+      end
       error("conn:wait: expected an operation (a table with '" .. id_field .. "') or its id", 3)
     end
     op = poll(c, "operation " .. id, o, deadline,
@@ -106,40 +139,68 @@ function kinds.operation(c, x, origin, o, deadline)
   return op
 end
 
+-- The task ids of a Gcore-style handle, or nil and why not: a list of non-empty strings (the
+-- schema's array of strings; in a response a JSON array, so that an object, even {}, is not taken
+-- for an empty list). An empty list is allowed (the schema sets no minimum): nothing to wait for.
+local function task_ids(list, response)
+  local is_list = type(list) == "table"
+  if is_list and response then
+    is_list = json.is_array(list)
+  elseif is_list then
+    local n = 0
+    for _ in pairs(list) do n = n + 1 end
+    is_list = n == #list
+  end
+  if not is_list then return nil, "is not a list" end
+  for i, id in ipairs(list) do
+    if type(id) ~= "string" or id == "" then
+      return nil, string.format("holds %s at index %d, which is not a task id", json.encode(id), i - 1)
+    end
+  end
+  return list
+end
+
 ---Gcore-style tasks: every id polled (concurrently) to FINISHED; ERROR raises with its reason.
 ---@async
 function kinds.tasks(c, x, origin, o, deadline)
   local a = c.def.async
-  local ids
+  local field = a["tasks.list"]
+  local ids, why
   if type(x) == "string" then
     ids = { x }
-  elseif type(x) == "table" and type(x[a["tasks.list"]]) == "table" then
-    ids = x[a["tasks.list"]]
-  elseif type(x) == "table" and type(x[1]) == "string" then
-    ids = x
+  elseif origin then
+    -- a method's response: the schema's {tasks: [ids]}
+    ids, why = task_ids(type(x) == "table" and x[field], true)
+    if not ids then
+      local v = type(x) == "table" and x[field]
+      bad_handle(c, origin, string.format("has '%s' %s (%s)", field,
+        v == nil and "missing" or json.encode(v), why))
+    end
+  elseif type(x) == "table" and (x[field] ~= nil or type(x[1]) == "string") then
+    -- hand-made: {tasks = {ids}} or the list itself
+    ids, why = task_ids(x[field] ~= nil and x[field] or x)
+    if not ids then error("conn:wait: the list of task ids " .. why, 3) end
   else
-    error("conn:wait: expected {" .. a["tasks.list"] .. " = {ids}}, a list of task ids or one id", 3)
+    error("conn:wait: expected {" .. field .. " = {ids}}, a list of task ids or one id", 3)
   end
   local state_field = a["tasks.state"]
   local pending, success = set_of(a["tasks.pending"]), set_of(a["tasks.success"])
   local failure = set_of(a["tasks.failure"])
+  local known = table.concat({ a["tasks.pending"], a["tasks.success"], a["tasks.failure"] }, ",")
   ---@async
   local function one(id)
     return poll(c, "task " .. id, o, deadline,
     ---@async
     function()
       local t = c.call(a["tasks.get"], id)
-      local state = t[state_field]
+      local state = type(t) == "table" and t[state_field] or nil
       if success[state] then return true, t end
       if failure[state] then
         fail(c, "wait", { code = "task_" .. tostring(state):lower(), detail = t,
           message = string.format("task %s (%s) ended %s: %s", id, tostring(t.task_type or "?"), tostring(state),
             tostring(t[a["tasks.reason"]] or "no reason given")) })
       end
-      if not pending[state] then
-        fail(c, "wait", { code = "bad_response", detail = t,
-          message = "task " .. id .. " has an unknown state " .. tostring(state) })
-      end
+      if not pending[state] then unknown_state(c, "task " .. id, state, known, t) end
       return false, state
     end)
   end
