@@ -25,12 +25,14 @@ static int open_lock_dir(const char *dir, int create, char *err, size_t errlen) 
   return dfd;
 }
 
-/* SGRUN_LOCK_DIR, else $XDG_RUNTIME_DIR, else /run/sgrun for root, else /tmp/sgrun-UID
- * (created 0700). Returns a descriptor of the checked directory and its path in `dir`. */
+/* SGRUN_LOCK_DIR, else /run/sgrun for root, else /tmp/sgrun-UID (created 0700). Returns a
+ * descriptor of the checked directory and its path in `dir`. The default depends on the user
+ * alone, never on the session's environment: XDG_RUNTIME_DIR is set in a login session and not
+ * under cron, and two directories would let the same job run twice at once and hide one run's
+ * roll-out journal from the other's --recover. */
 static int lock_dir(char *dir, size_t dirlen, char *err, size_t errlen) {
   const char *d = getenv("SGRUN_LOCK_DIR");
   int create = 0;
-  if (!d || !*d) d = getenv("XDG_RUNTIME_DIR");
   if (!d || !*d) {
     create = 1;
     if (geteuid() == 0) {

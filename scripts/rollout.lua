@@ -85,7 +85,8 @@ if flags.recover then
   if options.json then
     print(sg.json.encode(render.recovery_json(results)))
   else
-    print(render.recovery(results, only and "for these targets" or "in " .. require("sg.journal").dir()))
+    -- "nothing to do" names where it looked: a journal elsewhere (another SGRUN_LOCK_DIR) is not seen
+    print(render.recovery(results, (only and "for these targets " or "") .. "in " .. require("sg.journal").dir()))
   end
   if interrupted then os.exit(interrupted == "SIGTERM" and 143 or 130) end
   os.exit(render.recovery_ok(results) and 0 or 1)

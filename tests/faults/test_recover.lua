@@ -34,7 +34,7 @@ t.test("--recover with nothing to recover says so and exits 0", function()
   t.ok(text:find("no unfinished roll-out in " .. journal.dir() .. "; nothing to do", 1, true), text)
   code, text = cli.run(cli.command(false, { "--recover", "gcore:web" }))
   t.eq(code, 0, text)
-  t.ok(text:find("no unfinished roll-out for these targets; nothing to do", 1, true), text)
+  t.ok(text:find("no unfinished roll-out for these targets in " .. journal.dir() .. "; nothing to do", 1, true), text)
 end)
 
 t.test("--recover takes no mode of its own", function()
