@@ -186,6 +186,40 @@ static int l_try_lock(lua_State *L) {
   return 2;
 }
 
+#define LOCK_METATABLE "sg.fs.lock"
+
+/* lock(name) -> lock | false, holder | nil, message: the lock file `name` (a plain name) in the
+ * checked lock directory, taken without waiting and without following a symlink, as the
+ * playbook's lock is (runtime/lock.c); false when another process of this user holds it, with
+ * "pid N since TIME (lock PATH)". Held until lock:release(), the lock is collected, or the process
+ * ends (the kernel drops it then, a SIGKILL included). */
+static int l_lock(lua_State *L) {
+  const char *name = luaL_checkstring(L, 1);
+  /* made first: a failure to allocate it must not leak a taken lock */
+  int *held = (int *)lua_newuserdatauv(L, sizeof *held, 0);
+  *held = -1;
+  luaL_setmetatable(L, LOCK_METATABLE);
+  char holder[PATH_MAX + 512];
+  long stale_pid;
+  int fd = sg_lock_file(name, holder, sizeof holder, &stale_pid);
+  if (fd >= 0) {
+    *held = fd;
+    return 1;
+  }
+  if (fd == -1) lua_pushboolean(L, 0);
+  else luaL_pushfail(L);
+  lua_pushstring(L, holder);
+  return 2;
+}
+
+/* lock:release(): lets the lock go (once; later calls do nothing). */
+static int l_lock_release(lua_State *L) {
+  int *held = (int *)luaL_checkudata(L, 1, LOCK_METATABLE);
+  sg_unlock_file(*held);
+  *held = -1;
+  return 0;
+}
+
 /* is_at(file, path) -> whether path still names the open Lua file (same device and inode): a
  * lock taken on a file that was removed or replaced meanwhile guards nothing at that path. */
 static int l_is_at(lua_State *L) {
@@ -229,9 +263,19 @@ int luaopen__sg_fs(lua_State *L) {
                                  {"read_regular", l_read_regular},
                                  {"lock_dir", l_lock_dir},
                                  {"try_lock", l_try_lock},
+                                 {"lock", l_lock},
                                  {"is_at", l_is_at},
                                  {"list", l_list},
                                  {NULL, NULL}};
+  static const luaL_Reg lock_methods[] = {{"release", l_lock_release},
+                                          {"__gc", l_lock_release},
+                                          {"__close", l_lock_release},
+                                          {NULL, NULL}};
+  luaL_newmetatable(L, LOCK_METATABLE);
+  luaL_setfuncs(L, lock_methods, 0);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
   luaL_newlib(L, fns);
   return 1;
 }

@@ -128,13 +128,15 @@ static void release_at_exit(void) {
   }
 }
 
-int sg_lock_playbook(const char *playbook, char *const *args, int nargs, const char *name, const char *variant,
-                     char *holder, size_t holderlen, long *stale_pid) {
-  char dir[PATH_MAX], file[128], path[PATH_MAX + 160];
+int sg_lock_file(const char *file, char *holder, size_t holderlen, long *stale_pid) {
+  char dir[PATH_MAX], path[PATH_MAX + 160];
   *stale_pid = 0;
+  if (!*file || strchr(file, '/')) {
+    snprintf(holder, holderlen, "'%s' is not a lock file name (a name without '/')", file);
+    return -2;
+  }
   int dfd = lock_dir(dir, sizeof dir, holder, holderlen);
   if (dfd < 0) return -2;
-  lock_name(playbook, args, nargs, name, variant, file, sizeof file);
   snprintf(path, sizeof path, "%s/%s", dir, file);
   int fd = openat(dfd, file, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
   int open_errno = errno;
@@ -190,6 +192,23 @@ int sg_lock_playbook(const char *playbook, char *const *args, int nargs, const c
     close(fd);
     return -2;
   }
+  return fd;
+}
+
+void sg_unlock_file(int fd) {
+  if (fd < 0) return;
+  if (ftruncate(fd, 0) != 0) {
+    /* the lock is released with the descriptor either way; the next owner just sees a stale pid */
+  }
+  close(fd);
+}
+
+int sg_lock_playbook(const char *playbook, char *const *args, int nargs, const char *name, const char *variant,
+                     char *holder, size_t holderlen, long *stale_pid) {
+  char file[128];
+  lock_name(playbook, args, nargs, name, variant, file, sizeof file);
+  int fd = sg_lock_file(file, holder, holderlen, stale_pid);
+  if (fd < 0) return fd;
   static int registered;
   if (!registered) registered = atexit(release_at_exit) == 0;
   held_fd = fd;
@@ -197,10 +216,6 @@ int sg_lock_playbook(const char *playbook, char *const *args, int nargs, const c
 }
 
 void sg_unlock_playbook(int fd) {
-  if (fd < 0) return;
   if (fd == held_fd) held_fd = -1;
-  if (ftruncate(fd, 0) != 0) {
-    /* the lock is released with the descriptor either way; the next owner just sees a stale pid */
-  }
-  close(fd);
+  sg_unlock_file(fd);
 }

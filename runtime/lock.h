@@ -16,6 +16,14 @@
 int sg_lock_playbook(const char *playbook, char *const *args, int nargs, const char *name, const char *variant,
                      char *holder, size_t holderlen, long *stale_pid);
 
+/* Takes the lock named `file` (a plain name) in the lock directory, with the same checks, the
+ * same pid and start time recorded, and the same results (fd, -1 held by a live process of this
+ * user with holder "pid N since TIME (lock PATH)", -2 an error), for locks other than the
+ * playbook's (a roll-out's targets). Kept until sg_unlock_file or the process ends. */
+int sg_lock_file(const char *file, char *holder, size_t holderlen, long *stale_pid);
+/* Releases a lock taken by sg_lock_file, leaving the file empty. */
+void sg_unlock_file(int fd);
+
 /* Releases a lock taken by sg_lock_playbook, leaving the file empty so the next owner can tell a
  * clean release from a crash. */
 void sg_unlock_playbook(int fd);

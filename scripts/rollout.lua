@@ -33,12 +33,15 @@
 --   --recover            finish the roll-outs of killed runs (see above); takes only TARGETs,
 --                        --timeout and --deadline (the mode is the journal's)
 -- Exit status: 0 every target converged (or already was), 1 a target failed or the roll-out was
--- not confirmed, 2 usage, 3 a dry run or --plan-out found changes to make, 130/143 interrupted by
--- SIGINT/SIGTERM (the first signal starts no new write, restores what was mid-change (with
--- --atomic, every changed target) and reports what each target ended as; a second one stops at
--- once and reports what was known then). With --recover: 0 every journal recovered, left alone
--- because its run is alive, or none to recover; 1 a target could not be; 130/143 interrupted (the
--- journal being recovered is finished first, later ones are left for the next --recover).
+-- not confirmed, 2 usage, 3 a dry run or --plan-out found changes to make, 75 another roll-out is
+-- writing to a target (this run wrote nothing: run it again once that one ends), 130/143
+-- interrupted by SIGINT/SIGTERM (the first signal starts no new write, restores what was
+-- mid-change (with --atomic, every changed target) and reports what each target ended as; a
+-- second one stops at once and reports what was known then). With --recover: 0 every journal recovered, left alone
+-- because its run is alive, or none to recover; 1 a target could not be; 75 a journal was left alone
+-- because another roll-out is writing to one of its targets (run --recover again once it ends);
+-- 130/143 interrupted (the journal being recovered is finished first, later ones are left for the
+-- next --recover).
 local sg = require "sg"
 local cli = require "sg.cli"
 local progress = require "sg.progress"
@@ -78,7 +81,12 @@ if flags.recover then
     local ok, res = pcall(rollout.recover, path, function(provider)
       return cli.connect(provider, { timeout = flags.timeout })
     end, { timeout = flags.timeout, deadline = flags.deadline })
-    if not ok then res = { path = path, error = cli.is_usage_error(res) and res.message or tostring(res) } end
+    if not ok and type(res) == "table" and res.exit_code == 75 then
+      -- a target another roll-out is writing to: this journal waits for a later --recover
+      res = { path = path, busy = res.message, target_held = true }
+    elseif not ok then
+      res = { path = path, error = cli.is_usage_error(res) and res.message or tostring(res) }
+    end
     results[#results + 1] = res
     interrupted = res and res.report and res.report.interrupted
   end
@@ -89,7 +97,11 @@ if flags.recover then
     print(render.recovery(results, (only and "for these targets " or "") .. "in " .. require("sg.journal").dir()))
   end
   if interrupted then os.exit(interrupted == "SIGTERM" and 143 or 130) end
-  os.exit(render.recovery_ok(results) and 0 or 1)
+  if not render.recovery_ok(results) then os.exit(1) end
+  for _, res in ipairs(results) do
+    if res.target_held then os.exit(75) end
+  end
+  os.exit(0)
 end
 if flags["plan-out"] and flags["apply-plan"] then
   cli.usage_error("use --plan-out or --apply-plan, not both", USAGE)

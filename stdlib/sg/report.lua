@@ -224,7 +224,7 @@ end
 
 ---The report of a --recover run: per journal, what was done to each target.
 ---@param results sg.RecoverResult[]
----@param where string what was searched ("in DIR", "for these targets"), for the "nothing to do" line
+---@param where string what was searched ("in DIR", "for these targets in DIR"), for the "nothing to do" line
 ---@return string
 function M.recovery(results, where)
   if #results == 0 then return "recover: no unfinished roll-out " .. where .. "; nothing to do" end

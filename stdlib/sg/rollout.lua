@@ -110,6 +110,65 @@ local function account_id(conn)
   return crypto.hex_encode(crypto.sha256(account_key(conn))):sub(1, 16)
 end
 
+---The lock files that stand for a target group while a roll-out writes to it: one per name the
+---group goes by in its account (the account's digest, as journals record it): the reference
+---given and, once read, the group's id and name. So `gcore:web` and `gcore:<its id>` meet on the
+---id's lock once read, a run that reads the group by id meets on the name's lock a run creating
+---the group by that name, and two accounts' groups of one name never do.
+---@param conn sg.Connection
+---@param ref any the group reference the roll-out was given
+---@param ident {id: any, name: any}? the group as read (nil: not read yet, or it does not exist)
+---@return string[] names sorted
+function M.target_lock_names(conn, ref, ident)
+  local crypto = require "_sg.crypto"
+  local account = account_id(conn)
+  local names, seen = {}, {}
+  for _, text in ipairs({ snapshot.group_text(ref), ident and ident.id, ident and ident.name }) do
+    text = tostring(text)
+    if not seen[text] then
+      seen[text] = true
+      local digest = crypto.hex_encode(crypto.sha256(table.concat({ conn.provider, account, text }, "\0")))
+      names[#names + 1] = string.format("sgrun-target-%s-%s.lock", conn.provider, digest:sub(1, 16))
+    end
+  end
+  table.sort(names)
+  return names
+end
+
+---Takes, without waiting, the locks of `targets` (each {conn, ref, ident?}, as target_lock_names
+---takes them) that `held` (lock file name -> lock) does not hold yet, in one fixed order (their
+---names sorted); each stays in `held`. Another run holding one is a user error with exit 75 (as a
+---playbook whose lock is taken) naming the target and the holder; nothing of the caller's may
+---have been written yet.
+---@param held table<string, userdata>
+---@param targets {[1]: sg.Connection, [2]: any, [3]: table?}[]
+function M.lock_targets(held, targets)
+  local wanted, whose = {}, {}
+  for _, target in ipairs(targets) do
+    for _, name in ipairs(M.target_lock_names(target[1], target[2], target[3])) do
+      if not held[name] and not whose[name] then
+        wanted[#wanted + 1] = name
+        whose[name] = target
+      end
+    end
+  end
+  table.sort(wanted)
+  for _, name in ipairs(wanted) do
+    local lock, why = require("_sg.fs").lock(name)
+    if not lock then
+      local target = whose[name]
+      local what = string.format("%s %s", target[1].provider, snapshot.group_text(target[2]))
+      if lock == false then
+        require("sg.errors").raise_user(string.format("%s: another roll-out is writing to this group, %s; " ..
+          "this run wrote nothing: run it again once that one has ended", what, why), 75)
+      end
+      require("sg.errors").raise_local(string.format("%s: cannot take the lock of this target: %s; " ..
+        "nothing was written", what, why))
+    end
+    held[name] = lock
+  end
+end
+
 ---Where the journal of a roll-out lives: the same roll-out (targets, mode, atomicity) run again
 ---finds the journal a killed run left.
 ---@param targets table[] {connection, group reference} pairs, as sg.rollout takes them
@@ -169,7 +228,9 @@ end
 
 ---@class sg.RecoverResult
 ---@field path string the journal
----@field busy string? set when the journal's run is still alive: it was left alone
+---@field busy string? set when the journal was left alone: its run is still alive, or (target_held)
+---another roll-out is writing to one of its targets
+---@field target_held boolean? the playbook sets it
 ---@field report sg.RolloutReport? what recovering did (status per target)
 ---@field error string? why the journal could not be dealt with (the playbook sets it)
 
@@ -477,6 +538,23 @@ function M.rollout(source, targets, opts)
     report_targets[i] = new_target(conn, ref)
   end
   local report = setmetatable({ ok = false, targets = report_targets }, Report)
+  -- Each target group's locks (M.lock_targets), held from before anything of it is read until the
+  -- roll-out ends, so that no other roll-out writes to it meanwhile (its rollback would undo this
+  -- run's change) and nothing this run writes was planned from a read another run made stale.
+  -- The references given are locked first; the names a group turns out to go by (its id, its
+  -- name, as read or as a journal records them) before the first write. A dry run locks nothing.
+  local held = {}
+  ---@param idents table[]? per target, its identity as read ({id, name}) or journaled ({id})
+  local function lock_targets(idents)
+    local list = {}
+    for i, st in ipairs(states) do list[i] = { st.conn, st.group_ref, idents and idents[i] } end
+    M.lock_targets(held, list)
+  end
+  local function journaled_idents(j)
+    local out = {}
+    for i, b in ipairs(j.begin.targets) do out[i] = { id = b.group_id } end
+    return out
+  end
   -- the same roll-out (same targets, mode and atomicity) finds the journal of a killed run
   local jpath = opts.recover and opts.recover.path or M.journal_path(targets, opts)
   local jnl, recovering
@@ -866,7 +944,11 @@ function M.rollout(source, targets, opts)
 
   ---@async
   local function run()
-    if opts.recover then return recover(opts.recover, true) end
+    if not dry_run then lock_targets() end
+    if opts.recover then
+      lock_targets(journaled_idents(opts.recover))
+      return recover(opts.recover, true)
+    end
     if dry_run then
       -- previewed, not claimed: the real run deals with it first (see recover)
       local left = journal.read(jpath)
@@ -876,6 +958,8 @@ function M.rollout(source, targets, opts)
       -- the same roll-out running elsewhere: skipped, as a playbook whose lock is taken (75)
       if prior == false then require("sg.errors").raise_user(busy, 75) end
       if prior then
+        -- an atomic re-run undoes the killed run's writes first
+        lock_targets(journaled_idents(prior))
         local rep = recover(prior)
         if rep then return rep end
       end
@@ -890,6 +974,7 @@ function M.rollout(source, targets, opts)
         -- snapshot-shaped, so that restoring puts back the provider's own form of each rule
         st.before = group and { rules = group.rules, raw = group.raw_rules, provider = st.conn.provider,
           group = { id = group.id, name = group.name } } -- nil: the roll-out creates the group
+        st.ident = group and { id = group.id, name = group.name }
         progress(i, "planning")
         if opts.plan_file then
           st.plan = plan_from_file(st, opts.plan_file.targets[i], group, plan_opts)
@@ -1010,6 +1095,10 @@ function M.rollout(source, targets, opts)
       return finish()
     end
 
+    local idents = {}
+    for i, st in ipairs(states) do idents[i] = st.ident end
+    lock_targets(idents)
+
     -- every target's snapshot and plan go to the journal before the first write
     local json = require "sg.json"
     local jtargets = json.array()
@@ -1121,6 +1210,7 @@ function M.rollout(source, targets, opts)
   local ok, res = pcall(retry.with_call_timeout, opts.timeout, run)
   -- not replaced by this run's journal (it stopped before writing): kept for the next
   if superseded then superseded:release() end
+  for _, lock in pairs(held) do lock:release() end
   if not dry_run then
     local sig = running_end(on_signal)
     if ok and sig then

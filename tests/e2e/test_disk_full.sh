@@ -1,7 +1,8 @@
 #!/bin/bash
 # A roll-out whose lock directory is full (a 64 KiB tmpfs as SGRUN_LOCK_DIR; root only, for the
-# mount): it stops before anything is sent, with a message that says what to do, exit 1, no
-# traceback, and leaves no journal; the same run goes through once there is room. (A journal
+# mount): whether its lock, a target's lock or its journal cannot be written, it stops before
+# anything is sent, with a message that says what to do, exit 1, no traceback, and leaves no
+# journal; the same run goes through once there is room. (A journal
 # record that fails later, once writes are under way, is tests/sim/test_rollout's: a tmpfs fills
 # by whole pages, so when a small record fails is not a test's to choose.)
 set -u
@@ -45,15 +46,27 @@ fill 0
 run full
 check "full: the lock file is named" grep -q "cannot write the lock file" "$tmp/full.out"
 
-# 2. Room for the lock file only: the journal's first record cannot be written
+# 2. Room for the playbook's lock file only: a target group's lock cannot be written
 rm -f "$locks"/*.lock
 fill 1
+run target_lock
+check "target_lock: the target's lock file is named" \
+  grep -q "cannot take the lock of this target: cannot write the lock file" "$tmp/target_lock.out"
+
+# 3. Room for the lock files only: the journal's first record cannot be written. A held lock takes
+# a page (its holder's pid), a released one none: how many a run holds is counted after one with
+# room, on groups then reset to what they were
+rm -f "$locks"/*.lock "$locks/fill"
+"$sgrun" "$root/scripts/rollout.lua" --allow-lossy "$source" "${targets[@]}" >/dev/null 2>&1
+held=$(ls "$locks"/*.lock | wc -l)
+curl -s -X POST "$url/_sim/reset" >/dev/null
+fill "$held"
 run journal
 check "journal: the journal's write is named, and that nothing was sent" bash -c "
   grep -q 'roll-out journal .*: write failed: No space left on device' '$tmp/journal.out' &&
   grep -q 'nothing was sent to any provider' '$tmp/journal.out'"
 
-# 3. Room again: the same roll-out goes through
+# 4. Room again: the same roll-out goes through
 rm -f "$locks/fill"
 "$sgrun" "$root/scripts/rollout.lua" --allow-lossy "$source" "${targets[@]}" >"$tmp/room.out" 2>&1
 check "with room again: the roll-out converges (exit 0)" [ $? = 0 ]
