@@ -349,6 +349,31 @@ t.test("hostup: one Proxmox rule can be several canonical rules", function()
   t.eq(rule.tostring(flat[2]), "egress udp 53 to 9.9.9.9/32")
 end)
 
+t.test("hostup: a disabled rule is no rule, however it says so; a value that says neither is refused", function()
+  local function mysql(extra)
+    return raw('{"type":"in","action":"ACCEPT","proto":"tcp","dport":"3306","source":"0.0.0.0/0"' .. extra .. '}')
+  end
+  for _, off in ipairs { '"enable":0', '"enable":"0"', '"enable":false', '"enable":"false"', '"enabled":false',
+    '"enabled":0', '"enabled":"0"', '"enabled":"false"', '"enable":0,"enabled":false' } do
+    t.eq(#hostup.decode(mysql("," .. off)), 0, off)
+  end
+  for _, on in ipairs { "", ',"enable":1', ',"enable":"1"', ',"enable":true', ',"enabled":true',
+    ',"enabled":"true"', ',"enable":null', ',"enable":1,"enabled":true' } do
+    t.eq(#hostup.decode(mysql(on)), 1, on)
+  end
+  for _, case in ipairs {
+    { ',"enable":2', "enable 2 is neither 0/1 nor true/false" },
+    { ',"enable":"yes"', 'enable "yes" is neither 0/1 nor true/false' },
+    { ',"enabled":""', 'enabled "" is neither 0/1 nor true/false' },
+    { ',"enable":{}', "enable a list or object is neither" },
+    { ',"enable":1,"enabled":false', "enable 1 and enabled false disagree, so sgrun cannot tell whether the rule is active" },
+    { ',"enable":"0","enabled":true', 'enable "0" and enabled true disagree' },
+  } do
+    local err = t.raises(function() hostup.decode(mysql(case[1])) end, case[2])
+    t.ok(tostring(err):find("turn the rule off or on in HostUp's panel", 1, true), tostring(err))
+  end
+end)
+
 t.test("hostup: an icmp rule's dport is its ICMP type, as Proxmox stores it", function()
   local r = hostup.decode(raw('{"type":"in","action":"ACCEPT","proto":"icmp","dport":"echo-request",' ..
     '"source":"0.0.0.0/0","enable":1}'))

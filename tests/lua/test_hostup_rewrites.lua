@@ -170,6 +170,49 @@ for _, case in ipairs {
   end)
 end
 
+-- A disabled rule filters nothing: read as active, a roll-out from this VM would open its port
+-- elsewhere (reproduced: ACCEPT 3306 from 0.0.0.0/0 listed with "enable":"0" reached a Gcore group).
+for _, off in ipairs { { enable = "0" }, { enable = false }, { enabled = 0 }, { enabled = "false" },
+  { enable = 0, enabled = false } } do
+  local shown = {}
+  for k, v in pairs(off) do shown[#shown + 1] = k .. "=" .. tostring(v) end
+  table.sort(shown)
+  local label = table.concat(shown, ",")
+
+  t.test("a rule listed disabled as " .. label .. " is no rule, and is written again disabled", function()
+    local mysql = r("ACCEPT", "tcp", "3306", "0.0.0.0/0", off)
+    mysql.enable = off.enable
+    local vm = fake_vm { mysql, r("DROP", "tcp", "23", "0.0.0.0/0") }
+    local snap = sg.snapshot(vm.conn, { vm = 10000 })
+    t.eq(#snap.rules, 1)
+    t.eq(rule.tostring(snap.rules[1]), "drop ingress tcp 23 from 0.0.0.0/0")
+    -- the accept for 443 goes below the DROP: the disabled rule above it is copied one place down
+    local res = add_https(vm)
+    t.ok(res.ok, tostring(res.error))
+    t.eq(vm.writes, { "POST", "PUT pos=1", "PUT pos=2" })
+    t.eq({ vm.rules[1].dport, vm.rules[1].enable }, { "3306", 0 }, "still disabled")
+    t.eq({ vm.rules[2].dport, vm.rules[3].dport, #vm.rules }, { "23", "443", 3 })
+    t.eq(#sg.snapshot(vm.conn, { vm = 10000 }).rules, 2)
+  end)
+end
+
+t.test("an enable value that says neither on nor off is refused on read, naming the rule", function()
+  for _, case in ipairs {
+    { extra = { enable = "yes" }, says = 'enable "yes" is neither 0/1 nor true/false' },
+    { extra = { enable = 2 }, says = "enable 2 is neither 0/1 nor true/false" },
+    { extra = { enable = 1, enabled = false }, says = "enable 1 and enabled false disagree" },
+  } do
+    local mysql = r("ACCEPT", "tcp", "3306", "0.0.0.0/0", case.extra)
+    local vm = fake_vm { r("DROP", "tcp", "23", "0.0.0.0/0"), mysql }
+    local err = t.raises(function() sg.snapshot(vm.conn, { vm = 10000 }) end, case.says)
+    for _, needle in ipairs { "hostup vm 10000, rule at pos 1 (ACCEPT tcp port 3306 from 0.0.0.0/0)",
+      "cannot tell whether the rule is active", "turn the rule off or on in HostUp's panel" } do
+      t.ok(tostring(err):find(needle, 1, true), "the message says " .. needle .. ": " .. tostring(err))
+    end
+    t.eq(vm.writes, {})
+  end
+end)
+
 -- A connection whose every request is answered with `body` (status 200).
 local function answering(body)
   return sg.connect("hostup", { api_key = "k", base_url = "http://127.0.0.1:9/api", transport = function()

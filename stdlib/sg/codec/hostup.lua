@@ -10,7 +10,9 @@
 -- * One Proxmox rule may stand for several canonical ones: "80,443" port lists, comma-separated
 --   sources, and a rule with no source (any IPv4 and any IPv6 address; ICMP rules only the
 --   family of their protocol) [inferred from PVE].
--- * Disabled rules (enable 0) filter nothing, so they decode to no rule.
+-- * Disabled rules filter nothing, so they decode to no rule. Whether a rule is enabled is
+--   `enable` (v1, documented as integer 0|1) or `enabled` (v2, boolean), read in either form and
+--   as text ("0", "false"); any other value, or the two disagreeing, is refused (see M.enabled).
 -- * The VM-side address (dest of an "in" rule, source of an "out" one) is read only when it is
 --   0.0.0.0/0 or ::/0, which narrows the rule to that family: an "out" rule written through the
 --   v1 body must carry a source. Any other VM-side address is not modelled.
@@ -76,6 +78,45 @@ local function fail(fmt, ...)
   error(string.format("hostup rule: " .. fmt, ...), 0)
 end
 
+-- What `enable` and `enabled` may say, in either spelling and as text: on (true) or off (false).
+local SWITCH = { [0] = false, [1] = true, ["0"] = false, ["1"] = true, [false] = false, [true] = true,
+  ["false"] = false, ["true"] = true }
+
+-- A listed value as a message shows it.
+local function shown(v)
+  if type(v) == "string" then return string.format("%q", v) end
+  if type(v) == "table" then return "a list or object" end
+  return tostring(math.tointeger(v) or v)
+end
+
+---Whether a listed rule is enabled: `enable` (v1: 0|1) or `enabled` (v2: boolean), each taken as
+---a number, a boolean or their text. A rule that says neither is enabled, as Proxmox reads a rule
+---without its disabled mark (the documented v1 and v2 list items always carry one). Any other
+---value, or the two disagreeing, gives nil and why: guessed "on", a disabled rule would read as
+---one that lets traffic in, and a roll-out would copy it elsewhere as an active rule.
+---@param raw table a Proxmox rule object as HostUp lists it
+---@return boolean? enabled
+---@return string? why it cannot tell
+function M.enabled(raw)
+  local on, said
+  for _, field in ipairs { "enable", "enabled" } do
+    local v = raw[field]
+    if not rule.absent(v) then
+      local this = SWITCH[v]
+      if this == nil then
+        return nil, string.format("%s %s is neither 0/1 nor true/false, so sgrun cannot tell whether " ..
+          "the rule is active", field, shown(v))
+      end
+      if said and this ~= on then
+        return nil, string.format("%s and %s %s disagree, so sgrun cannot tell whether the rule is " ..
+          "active", said, field, shown(v))
+      end
+      on, said = this, field .. " " .. shown(v)
+    end
+  end
+  return on ~= false
+end
+
 -- "22", "80,443", "1000:2000" -> {{22, 22}}, ... ; nil for every port
 local function port_ranges(dport)
   if not dport then return { { nil, nil } } end
@@ -114,7 +155,11 @@ end
 ---@param _ctx sg.GroupContext? unused: HostUp rules reference nothing sgrun models
 ---@return sg.Rule[] zero (disabled rule), one or several canonical rules
 function M.decode(raw, _ctx)
-  if raw.enable == 0 or raw.enabled == false then return {} end
+  local enabled, unsure = M.enabled(raw)
+  if enabled == nil then
+    fail("%s; turn the rule off or on in HostUp's panel, so that it lists enable 0 or 1", unsure)
+  end
+  if not enabled then return {} end
   local direction = DIRECTION[raw.type]
   if not direction then
     if raw.type == "group" then

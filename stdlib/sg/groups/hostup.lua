@@ -66,8 +66,9 @@ local function vmid_of(ref)
 end
 
 -- Fields of a listed rule that no write has to carry: its place (positions come from the model),
--- Proxmox's config digest and the address family it derives from the addresses.
-local READ_ONLY = { pos = true, digest = true, ipversion = true }
+-- Proxmox's config digest, the address family it derives from the addresses, and v2's spelling
+-- of enable, which body_of writes as enable.
+local READ_ONLY = { pos = true, digest = true, ipversion = true, enabled = true }
 local IN_BODY = {}
 for _, f in ipairs(WRITE_FIELDS) do IN_BODY[f] = true end
 
@@ -101,13 +102,17 @@ local function lost_fields(raw)
   return out
 end
 
--- The write body that says what a listed rule says: Proxmox lists "" fields as absent.
+-- The write body that says what a listed rule says: Proxmox lists "" fields as absent, and
+-- whether the rule is enabled goes as the documented 0|1, however it was listed ("0", false,
+-- enabled = false), so that a rule written again is never switched on or off by the write. Only
+-- rules that decoded come here, so C.enabled knows.
 local function body_of(raw)
   local b = {}
   for _, f in ipairs(WRITE_FIELDS) do
     if not rule.absent(raw[f]) then b[f] = raw[f] end
   end
   b.dport, b.comment = b.dport or "", b.comment or ""
+  b.enable = C.enabled(raw) and 1 or 0
   read_as[b] = raw
   return b
 end
@@ -173,10 +178,16 @@ end
 
 -- A listed rule without a `comment` field says nothing of its comment: HostUp's documented list
 -- item has no `comment` (Proxmox's has one), and a comment does not change what a rule lets in.
+-- Enabled or not is compared by what it says (1, "1", true, enabled = true), and a value that
+-- says neither matches nothing.
 local function same_rule(a, b)
   for _, f in ipairs(WRITE_FIELDS) do
     local x, y = a[f], b[f]
     if f == "comment" and (x == nil or y == nil) then x, y = "", "" end
+    if f == "enable" then
+      x, y = C.enabled(a), C.enabled(b)
+      if x == nil then return false end
+    end
     if rule.absent(x) then x = "" end
     if rule.absent(y) then y = "" end
     if type(x) == "number" or type(y) == "number" then
@@ -233,8 +244,8 @@ local function vm_group(vmid, raws)
   for i, raw in ipairs(raws) do
     local ok, list = pcall(C.decode, raw)
     if not ok then
-      error(string.format("hostup vm %d, rule at pos %s: %s", vmid, tostring(raw.pos or i - 1),
-        tostring(list)), 0)
+      error(string.format("hostup vm %d, rule at pos %s (%s): %s", vmid, tostring(raw.pos or i - 1),
+        describe(raw), tostring(list)), 0)
     end
     for _, c in ipairs(list) do
       rules[#rules + 1] = c
