@@ -414,6 +414,12 @@ t.test("hostup: what it cannot model raises, naming it", function()
     "service names are not supported")
   t.raises(function() codecs.decode_all(hostup, { raw('{"type":"in","action":"ACCEPT","macro":"SSH"}') }) end,
     "hostup rule 1: hostup rule: macro SSH is not supported")
+  -- one interface only: read for every interface, it would be wider wherever it went
+  local ssh = '{"type":"in","action":"ACCEPT","proto":"tcp","dport":"22","source":"10.0.0.0/8"'
+  t.raises(function() hostup.decode(raw(ssh .. ',"iface":"net1"}')) end,
+    "iface net1: the rule applies only on interface net1, and sgrun's rules cannot say which interface")
+  t.eq(#hostup.decode(raw(ssh .. ',"iface":""}')), 1)
+  t.eq(#hostup.decode(raw(ssh .. ',"iface":"net1","enable":0}')), 0)
 end)
 
 t.test("hostup: encode and order", function()

@@ -10,6 +10,8 @@
 -- * One Proxmox rule may stand for several canonical ones: "80,443" port lists, comma-separated
 --   sources, and a rule with no source (any IPv4 and any IPv6 address; ICMP rules only the
 --   family of their protocol) [inferred from PVE].
+-- * A rule restricted to one interface (Proxmox's iface, "net1") is refused: the canonical model
+--   has no interface, and a rule read without it would be wider wherever it went.
 -- * Disabled rules filter nothing, so they decode to no rule. Whether a rule is enabled is
 --   `enable` (v1, documented as integer 0|1) or `enabled` (v2, boolean), read in either form and
 --   as text ("0", "false"); any other value, or the two disagreeing, is refused (see M.enabled).
@@ -170,6 +172,13 @@ function M.decode(raw, _ctx)
   end
   if text(raw.macro) then fail("macro %s is not supported; give proto and dport", raw.macro) end
   if text(raw.sport) then fail("sport %s: source ports are not modelled", raw.sport) end
+  if text(raw.iface) then
+    fail("iface %s: the rule applies only on interface %s, and sgrun's rules cannot say which " ..
+      "interface: read as a rule for every interface, it would be wider in a snapshot, a roll-out or " ..
+      "a plan. sgrun cannot manage this VM while the rule is there: in HostUp's panel, delete it or " ..
+      "replace it with rules that hold on every interface (narrower source addresses)",
+      raw.iface, raw.iface)
+  end
   local local_side, remote_side = "dest", "source"
   if direction == "egress" then local_side, remote_side = "source", "dest" end
   -- the VM-side address: "any address of a family" only narrows the family (the v1 body makes
