@@ -374,6 +374,27 @@ t.test("hostup: a disabled rule is no rule, however it says so; a value that say
   end
 end)
 
+t.test("hostup: a port or address list with an empty entry is refused, not read as no rule", function()
+  local function drop(dport, source)
+    return raw(string.format('{"type":"in","action":"DROP","proto":"tcp","dport":%q,"source":%q,"enable":1}',
+      dport, source))
+  end
+  for _, case in ipairs {
+    { ",", "0.0.0.0/0", 'dport "," has an empty entry' },
+    { " , ", "0.0.0.0/0", 'dport " , " has an empty entry' },
+    { "22,", "0.0.0.0/0", 'dport "22," has an empty entry' },
+    { "22,,80", "0.0.0.0/0", 'dport "22,,80" has an empty entry' },
+    { "22", ",,", 'source ",," has an empty entry' },
+    { "22", "10.0.0.0/8, ", 'source "10.0.0.0/8, " has an empty entry' },
+  } do
+    local err = t.raises(function() hostup.decode(drop(case[1], case[2])) end, case[3])
+    t.ok(tostring(err):find("correct the rule's", 1, true), tostring(err))
+  end
+  local out = raw('{"type":"out","action":"DROP","proto":"tcp","dport":"22","dest":",","enable":1}')
+  t.raises(function() hostup.decode(out) end, 'dest "," has an empty entry')
+  t.eq(#hostup.decode(drop("22, 80", "10.0.0.0/8 , 192.168.1.1")), 4)
+end)
+
 t.test("hostup: an icmp rule's dport is its ICMP type, as Proxmox stores it", function()
   local r = hostup.decode(raw('{"type":"in","action":"ACCEPT","proto":"icmp","dport":"echo-request",' ..
     '"source":"0.0.0.0/0","enable":1}'))

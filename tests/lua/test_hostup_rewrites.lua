@@ -204,6 +204,20 @@ t.test("an enable value that says neither on nor off is refused on read, naming 
   end
 end)
 
+t.test("a DROP whose port or address list is only commas is refused on read, not read as no rule", function()
+  for _, case in ipairs {
+    { rule = r("DROP", "tcp", ",", "0.0.0.0/0"), says = 'dport "," has an empty entry', names = "DROP tcp port , from 0.0.0.0/0" },
+    { rule = r("DROP", "tcp", "22", ",,"), says = 'source ",," has an empty entry', names = "DROP tcp port 22 from ,," },
+  } do
+    local vm = fake_vm { case.rule, r("ACCEPT", "tcp", "22", "198.51.100.0/24") }
+    local err = t.raises(function() sg.snapshot(vm.conn, { vm = 10000 }) end,
+      "hostup vm 10000, rule at pos 0 (" .. case.names .. "): hostup rule: " .. case.says)
+    t.ok(tostring(err):find("in HostUp's panel", 1, true), tostring(err))
+    t.raises(function() add_https(vm) end, case.says)
+    t.eq(vm.writes, {})
+  end
+end)
+
 -- A connection whose every request is answered with `body` (status 200).
 local function answering(body)
   return sg.connect("hostup", { api_key = "k", base_url = "http://127.0.0.1:9/api", transport = function()

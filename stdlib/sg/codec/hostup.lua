@@ -119,12 +119,26 @@ function M.enabled(raw)
   return on ~= false
 end
 
+-- The entries of a comma-separated list, trimmed. An empty entry ("22,", ",", " , ") is refused:
+-- skipped, a list of nothing but commas would read as no rule at all (a DROP gone).
+local function entries(list, field)
+  local out = {}
+  for item in (list .. ","):gmatch("([^,]*),") do
+    item = item:match("^%s*(.-)%s*$")
+    if item == "" then
+      fail("%s %q has an empty entry, so sgrun cannot tell what the rule matches; correct the rule's %s " ..
+        "in HostUp's panel", field, list, field)
+    end
+    out[#out + 1] = item
+  end
+  return out
+end
+
 -- "22", "80,443", "1000:2000" -> {{22, 22}}, ... ; nil for every port
 local function port_ranges(dport)
   if not dport then return { { nil, nil } } end
   local out = {}
-  for item in dport:gmatch("[^,]+") do
-    item = item:match("^%s*(.-)%s*$")
+  for _, item in ipairs(entries(dport, "dport")) do
     local a, b = item:match("^(%d+)[:%-](%d+)$")
     if not a then a = item:match("^%d+$") b = a end
     if not a then
@@ -136,15 +150,14 @@ local function port_ranges(dport)
 end
 
 -- "10.0.0.0/8,192.168.1.1" -> {"10.0.0.0/8", "192.168.1.1"}; no address -> any of both families
-local function networks(addr, ipversion)
+local function networks(addr, ipversion, field)
   if not addr then
     if ipversion == 4 then return { rule.ANY_V4 } end
     if ipversion == 6 then return { rule.ANY_V6 } end
     return { rule.ANY_V4, rule.ANY_V6 }
   end
   local out = {}
-  for item in addr:gmatch("[^,]+") do
-    item = item:match("^%s*(.-)%s*$")
+  for _, item in ipairs(entries(addr, field)) do
     if item:sub(1, 1) == "+" or item:find("-", 1, true) or not item:find("[%.:]") then
       fail("address %q: ipsets, aliases and address ranges are not supported, give CIDRs", addr)
     end
@@ -212,7 +225,7 @@ function M.decode(raw, _ctx)
   -- an address-less rule covers both families, except ICMP, whose protocol picks the family
   local family = vm_family or codec.int(raw.ipversion) or
     (protocol == "icmp" and 4) or (protocol == "icmpv6" and 6) or nil
-  for _, cidr in ipairs(networks(text(raw[remote_side]), family)) do
+  for _, cidr in ipairs(networks(text(raw[remote_side]), family, remote_side)) do
     for _, range in ipairs(ranges) do
       out[#out + 1] = rule.normalize({
         direction = direction,
