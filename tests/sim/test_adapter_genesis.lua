@@ -175,7 +175,7 @@ end)
 
 t.test("apply: a re-read that still shows the old rules is waited out", function()
   -- a stand-in connection: the first wait reads "created" with the rules from before the PATCH
-  local old = { { protocol = "tcp", direction = "ingress", port_range_min = 22, port_range_max = 22 } }
+  local old = json.array { { protocol = "tcp", direction = "ingress", port_range_min = 22, port_range_max = 22 } }
   local sent
   local waits = 0
   local fake = {
@@ -235,6 +235,66 @@ t.test("reserved names: a new group named default or standard is refused before 
   st.providers.genesis.groups[1].name = "standard"
   w.control("POST", "/_sim/load", st)
   t.eq(apply.plan(gen, "standard", demo.rules):empty(), true)
+end)
+
+-- A connection to the emulator whose GET replies carry `rules` replaced by `value` (in every
+-- group of a list, in the group of a single read), once `armed()` says so; and the writes it sent.
+local function rewriting(value, armed)
+  local sent = {}
+  local http = require "_sg.http"
+  local conn = require("sg").connect("genesis", { retry = { base = 0.05, cap = 1 }, transport = function(req)
+    if req.method ~= "GET" then sent[#sent + 1] = req.method end
+    local resp, err, code = http.request(req)
+    if resp and resp.status == 200 and req.method == "GET" and (not armed or armed(sent)) then
+      local body = json.decode(resp.body)
+      for _, g in ipairs(body.security_groups or { body.security_group }) do g.rules = value end
+      resp.body = json.encode(body)
+    end
+    return resp, err, code
+  end })
+  return conn, sent
+end
+
+for _, case in ipairs {
+  { value = json.null, says = "has 'rules': null" },
+  { value = { x = 1 }, says = "has a 'rules' that is not a list (an object)" },
+  { value = nil, says = "has no 'rules'" },
+  { value = json.array { json.null }, says = "not a rule object at rules[0]" },
+} do
+  t.test("a group read with " .. case.says .. " is a bad response: an additive apply writes nothing", function()
+    w.reset()
+    local apply = require "sg.apply"
+    local sg = require "sg"
+    local before = adapter.get_group(gen, "demo-ssh-web")
+    local conn, sent = rewriting(case.value)
+    local err = t.raises(function() sg.snapshot(conn, "demo-ssh-web") end, case.says)
+    t.eq({ err.provider, err.op, err.code }, { "genesis", "read", "bad_response" })
+    for _, needle in ipairs { "group demo-ssh-web (id " .. before.id .. ")", "not take that for an empty group",
+      "Nothing was sent", "SGRUN_GENESIS_URL" } do
+      t.ok(tostring(err):find(needle, 1, true), "the message says " .. needle .. ": " .. tostring(err))
+    end
+    -- reproduced: an additive roll-out PATCHed the full list without the group's egress rule
+    local seq = last_seq()
+    t.raises(function()
+      apply.plan(conn, "demo-ssh-web", rules { { direction = "ingress", protocol = "tcp", port = 3306 } },
+        { mode = "additive" })
+    end, case.says)
+    t.eq(sent, {})
+    t.eq(#mutations(seq), 0, "nothing written")
+    t.eq(keys(adapter.get_group(gen, "demo-ssh-web").rules), keys(before.rules))
+  end)
+end
+
+t.test("a PATCH read back with 'rules': null is a bad response after the update, not a settled group", function()
+  w.reset()
+  local group = adapter.get_group(gen, "demo-ssh-web")
+  local conn = rewriting(json.null, function(sent) return #sent > 0 end)
+  local desired = rules { { direction = "ingress", protocol = "tcp", port = 3306 } }
+  for _, r in ipairs(group.rules) do desired[#desired + 1] = r end
+  local err = t.raises(function() adapter.apply(conn, group, changes_for(group, desired)) end, "has 'rules': null")
+  t.eq({ err.provider, err.op, err.code }, { "genesis", "apply", "bad_response" })
+  t.ok(tostring(err):find("after the update sgrun sent, so sgrun cannot tell what the group holds now",
+    1, true), tostring(err))
 end)
 
 t.test("delete_group: a group created and deleted no longer reads", function()

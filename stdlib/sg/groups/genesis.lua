@@ -68,13 +68,43 @@ local function list_raw(conn)
   return groups
 end
 
+-- The rules of a SecurityGroup as read (listed, created or after a PATCH). The schema always
+-- carries a `rules` list: null, an object or no `rules` says nothing about the rules, and taken
+-- for an empty group it would make a snapshot hold no rule and an apply, which sends the full
+-- list (even an additive one), delete every rule there is.
+---@param raw table a SecurityGroup
+---@param after string? the write sgrun sent before this read ("create", "update"), if any
+---@return table[]
+local function rules_of(raw, after)
+  local rules = raw.rules
+  local what
+  if not json.is_array(rules) then
+    what = rules == nil and "has no 'rules'" or rules == json.null and "has 'rules': null"
+      or "has a 'rules' that is not a list (" .. (type(rules) == "table" and "an object" or type(rules)) .. ")"
+  else
+    for i, r in ipairs(rules) do
+      if type(r) ~= "table" or json.is_array(r) then
+        what = string.format("holds something that is not a rule object at rules[%d]", i - 1)
+        break
+      end
+    end
+  end
+  if not what then return rules end
+  local why = after and " after the " .. after .. " sgrun sent, so sgrun cannot tell what the group " ..
+    "holds now: read it again before anything else" or "; sgrun does not take that for an empty group (a " ..
+    "snapshot of it would hold no rule, and any apply to it, additive too, sends the full list and " ..
+    "would delete every rule). Nothing was sent: try again"
+  local op = after == "create" and "create_group" or after and "apply" or "read"
+  error(errors.new({ provider = "genesis", op = op, code = "bad_response",
+    message = string.format("group %s (id %s) %s%s. If it persists, check that SGRUN_GENESIS_URL (or " ..
+      "base_url) points at Genesis Cloud's API", tostring(raw.name), tostring(raw.id), what, why) }), 0)
+end
+
 ---@param raw table a SecurityGroup
 ---@return sg.Group
 local function to_group(raw)
-  local rules = raw.rules
-  if rule.absent(rules) then rules = {} end
   return common.group(C, { id = raw.id, name = raw.name, description = raw.description, raw = raw,
-    ref = raw.id }, rules)
+    ref = raw.id }, rules_of(raw))
 end
 
 -- list_groups(conn): every security group of the account (every page of the list).
@@ -112,7 +142,10 @@ function M.create_group(conn, name, description)
   local resp = conn:create_security_group({ name = name, description = description,
     region = region_for(conn, name), rules = json.array() })
   local ok, final = pcall(conn.wait, conn, resp)
-  if ok then return to_group(final.security_group) end
+  if ok then
+    rules_of(final.security_group, "create") -- refused as read after the create, not before a write
+    return to_group(final.security_group)
+  end
   -- a group whose creation failed (status error) is ours and useless: remove it, so that a
   -- retry does not meet it under the same name
   local id = type(resp) == "table" and type(resp.security_group) == "table" and resp.security_group.id
@@ -164,11 +197,11 @@ function M.apply(conn, group, changes)
   local resp = conn:update_security_group(group.id, { rules = list })
   local after = conn:wait(resp)
   for _, pause in ipairs(SETTLE_PAUSES) do
-    if same_counts(key_counts(after.security_group.rules), sent) then break end
+    if same_counts(key_counts(rules_of(after.security_group, "update")), sent) then break end
     task.sleep(pause)
     after = conn:wait(resp)
   end
-  if not same_counts(key_counts(after.security_group.rules), sent) then
+  if not same_counts(key_counts(rules_of(after.security_group, "update")), sent) then
     local waited = 0
     for _, pause in ipairs(SETTLE_PAUSES) do waited = waited + pause end
     error(string.format("genesis: group %s reads \"%s\" but not with the %d rules sent, %d s after the " ..
