@@ -218,6 +218,49 @@ t.test("ICMPv6: planned exact, sent as icmp + IPv6, read back as icmpv6", functi
   t.ok(apply.plan(brk, "demo-firewall", g.rules):empty(), "a plan against its own rules is empty")
 end)
 
+-- A connection to the emulator whose GET replies carry every firewall's `rules` and the
+-- instance's `security_rules` replaced by `value`.
+local function rewriting(value)
+  local http = require "_sg.http"
+  local json = require "sg.json"
+  return require("sg").connect("barrack", { retry = { base = 0.05, cap = 1 }, transport = function(req)
+    local resp, err, code = http.request(req)
+    if resp and resp.status == 200 and req.method == "GET" then
+      local body = json.decode(resp.body)
+      for _, fw in ipairs(body.firewalls or { body.firewall }) do fw.rules = value end
+      if body.instance then body.instance.security_rules = value end
+      resp.body = json.encode(body)
+    end
+    return resp, err, code
+  end })
+end
+
+for _, case in ipairs {
+  { value = require("sg.json").null, says = "'rules': null", inst = "'security_rules': null" },
+  { value = { x = 1 }, says = "a 'rules' that is not a list (an object)",
+    inst = "a 'security_rules' that is not a list (an object)" },
+  { value = require("sg.json").array { 5 }, says = "something that is not a rule object at rules[0]",
+    inst = "something that is not a rule object at security_rules[0]" },
+} do
+  t.test("a group read with " .. case.says .. " is a bad response, not an empty group", function()
+    w.reset()
+    local sg = require "sg"
+    local apply = require "sg.apply"
+    local conn = rewriting(case.value)
+    local since = last_seq()
+    local err = t.raises(function() sg.snapshot(conn, "demo-firewall") end,
+      "firewall demo-firewall (id 1) was read with " .. case.says)
+    t.eq({ err.provider, err.op, err.code }, { "barrack", "read", "bad_response" })
+    for _, needle in ipairs { "does not take it for an empty group", "Read it again", "SGRUN_BARRACK_URL" } do
+      t.ok(tostring(err):find(needle, 1, true), "the message says " .. needle .. ": " .. tostring(err))
+    end
+    t.raises(function() sg.snapshot(conn, 1) end, case.says)
+    t.raises(function() apply.plan(conn, "demo-firewall", { MYSQL }, { mode = "additive" }) end, case.says)
+    t.raises(function() sg.snapshot(conn, { instance = LEGACY }) end, "instance " .. LEGACY .. " was read with " .. case.inst)
+    t.eq(writes(since), {}, "nothing written")
+  end)
+end
+
 t.test("delete_group: a group created and deleted no longer reads", function()
   w.check_delete(t, barrack, brk, "adapter-barrack-deleted")
 end)

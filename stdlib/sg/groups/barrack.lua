@@ -5,6 +5,7 @@ local rule = require "sg.rule"
 local C = require "sg.codec.barrack"
 local common = require "sg.groups.common"
 local errors = require "sg.errors"
+local json = require "sg.json"
 local task = require "sg.task"
 local wait = require "sg.wait"
 
@@ -38,6 +39,35 @@ local function list_of(v)
   return type(v) == "table" and v or {}
 end
 
+-- The rules of a firewall (`rules`) or legacy instance (`security_rules`) as read, `holder` named
+-- by `what`. null, an object or anything else that is not a list of rule objects says nothing
+-- about the rules: taken for none, a snapshot would hold no rule, a roll-out from the group would
+-- remove every rule of its targets, and an apply would not see the rules there. A missing field
+-- is no rules [inferred: a create response may leave the list out; a listing that does is read
+-- alone, see list_groups].
+local function rules_of(holder, field, what)
+  local v = holder[field]
+  if v == nil then return {} end
+  local bad
+  if not json.is_array(v) then
+    bad = v == json.null and "'" .. field .. "': null" or string.format("a '%s' that is not a list (%s)", field,
+      type(v) == "table" and "an object" or type(v))
+  else
+    for i, r in ipairs(v) do
+      if type(r) ~= "table" or json.is_array(r) then
+        bad = string.format("something that is not a rule object at %s[%d]", field, i - 1)
+        break
+      end
+    end
+  end
+  if not bad then return v end
+  error(errors.new({ provider = "barrack", op = "read", code = "bad_response",
+    message = string.format("%s was read with %s, which says nothing about its rules: sgrun does not " ..
+      "take it for an empty group (a snapshot would keep no rule, and a roll-out or apply would act on " ..
+      "none). Read it again; if it persists, check that SGRUN_BARRACK_URL (or base_url) points at " ..
+      "Barrack's API", what, bad) }), 0)
+end
+
 local function not_found(err)
   return errors.is(err) and err.status == 404
 end
@@ -65,21 +95,23 @@ local function firewall_group(fw)
   local id = math.tointeger(fw.id) or fw.id
   local description = fw.description
   if rule.absent(description) or description == "" then description = nil end
-  return group_of("firewall", id, fw.name, description, fw, list_of(fw.rules), id)
+  return group_of("firewall", id, fw.name, description, fw,
+    rules_of(fw, "rules", string.format("firewall %s (id %s)", tostring(fw.name), id_text(fw.id))), id)
 end
 
 local function instance_group(inst)
   local id = inst.instance_id
   local name = inst.name
   if rule.absent(name) or name == "" then name = id end
-  return group_of("instance", id, name, nil, inst, list_of(inst.security_rules), { instance = id })
+  return group_of("instance", id, name, nil, inst, rules_of(inst, "security_rules", "instance " .. tostring(id)),
+    { instance = id })
 end
 
 -- What differs between the two kinds of group: the calls that read, add and remove rules.
 local KINDS = {
   firewall = {
     ---@async
-    read = function(conn, id) return list_of(conn:get_firewall(id).firewall.rules) end,
+    read = function(conn, id) return rules_of(conn:get_firewall(id).firewall, "rules", "firewall " .. id_text(id)) end,
     ---@async
     add = function(conn, id, body) return conn:add_firewall_rule(id, body) end,
     added_id = "firewall_rule.id",
@@ -88,7 +120,9 @@ local KINDS = {
   },
   instance = {
     ---@async
-    read = function(conn, id) return list_of(conn:get_instance(id).instance.security_rules) end,
+    read = function(conn, id)
+      return rules_of(conn:get_instance(id).instance, "security_rules", "instance " .. tostring(id))
+    end,
     ---@async
     add = function(conn, id, body) return conn:add_instance_security_rule(id, body) end,
     added_id = "security_rule.id",
