@@ -252,6 +252,22 @@ t.test("genesis: reference example round-trips", function()
   end
 end)
 
+-- one end of a range alone has no exact reading: as one port narrower, as every port wider
+t.test("genesis, barrack: a port range with one end only is refused, not read as one port", function()
+  for _, name in ipairs({ "genesis", "barrack" }) do
+    local c = require("sg.codec." .. name)
+    for _, ends in ipairs({ { nil, 22 }, { 22, nil } }) do
+      local ok, err = pcall(c.decode, { id = "r1", protocol = "tcp", direction = "ingress", ethertype = "IPv4",
+        remote_ip_prefix = "10.0.0.0/8", port_range_min = ends[1], port_range_max = ends[2] })
+      t.ok(not ok, name .. " refuses " .. tostring(ends[1]) .. "-" .. tostring(ends[2]))
+      t.ok(tostring(err):find(name .. " rule r1: port_range_min", 1, true) and
+        tostring(err):find("one end of a port range only", 1, true), tostring(err))
+    end
+    t.ok(pcall(c.decode, { id = "r2", protocol = "tcp", direction = "ingress", ethertype = "IPv4",
+      remote_ip_prefix = "10.0.0.0/8" }), name .. ": no ports at all is every port")
+  end
+end)
+
 t.test("genesis: translation states the CIDR loss", function()
   local tr = genesis.translate(n { direction = "ingress", protocol = "tcp", port = 22,
     cidr = "10.0.0.0/8", description = "ssh" })

@@ -42,7 +42,8 @@ M.capabilities = {
 ---@return sg.Rule
 function M.decode(raw, _ctx)
   local protocol = rule.protocol(raw.protocol, "barrack rule")
-  local pmin, pmax = codec.port_range(protocol, raw)
+  local pmin, pmax = codec.port_range(protocol, raw, "barrack rule " .. tostring(raw.id),
+    M.capabilities.provider)
   return rule.normalize({
     direction = raw.direction,
     protocol = protocol,

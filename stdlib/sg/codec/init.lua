@@ -160,13 +160,18 @@ function M.exact_ports(raw, lo_field, hi_field, where, provider)
 end
 
 ---The port range of a rule in the OpenStack style (port_range_min, port_range_max), which only
----the protocols with ports carry.
+---the protocols with ports carry. Both unset is every port; one end alone is refused as
+---exact_ports refuses it (a 0 is left to sg.rule.normalize, which refuses it as out of range).
 ---@param protocol string the rule's protocol, normalised
 ---@param raw table the provider's rule object
+---@param where string the rule, e.g. "genesis rule <id>"
+---@param provider string display name ("Genesis Cloud"), for what to do
 ---@return integer? port_min, integer? port_max
-function M.port_range(protocol, raw)
+function M.port_range(protocol, raw, where, provider)
   if not rule.PORT_PROTOCOLS[protocol] then return nil, nil end
-  return M.int(raw.port_range_min), M.int(raw.port_range_max)
+  local lo, hi = M.int(raw.port_range_min), M.int(raw.port_range_max)
+  if (lo == nil) ~= (hi == nil) then return M.exact_ports(raw, "port_range_min", "port_range_max", where, provider) end
+  return lo, hi
 end
 
 ---Why the provider's schema refuses a rule that its capabilities can otherwise say (a value past
