@@ -713,6 +713,7 @@ local function all_pages(conn, ep, url_base, query, path_args, args)
   local size = private[conn].page_size or tonumber(pg.size) or 100
   local items, first, n = json.array(), nil, 0
   local page = 1
+  local seen = {} -- item ids: a server that repeats a page (or ignores the page asked for) repeats them
   while true do
     local q = {}
     for k, v in pairs(query or {}) do q[k] = v end
@@ -725,7 +726,18 @@ local function all_pages(conn, ep, url_base, query, path_args, args)
       error(errors.new({ provider = private[conn].def.name, op = ep.name, code = "bad_response",
         message = "list response has no '" .. ep.items .. "' list" }, private[conn].secrets), 0)
     end
-    for _, item in ipairs(got) do items[#items + 1] = item end
+    for _, item in ipairs(got) do
+      local id = type(item) == "table" and item.id
+      if (type(id) == "string" or type(id) == "number") and seen[id] then
+        error(errors.new({ provider = private[conn].def.name, op = ep.name, code = "bad_response",
+          message = string.format("the listing gave item %s twice (again on page %d): the server repeats " ..
+            "pages or ignores the page asked for; check the base URL", tostring(id), page) },
+          private[conn].secrets), 0)
+      elseif type(id) == "string" or type(id) == "number" then
+        seen[id] = true
+      end
+      items[#items + 1] = item
+    end
     n = n + #got
     local total = tonumber(errors.dig(resp, pg.total))
     if #got == 0 or #got < size or (total and n >= total) then break end

@@ -254,6 +254,16 @@ t.test("a credential spelt with JSON \\u escapes in a reply is scrubbed once dec
   t.eq(description, "echo [REDACTED]")
 end)
 
+t.test("a listing whose server repeats a page is refused, not read as two groups of one", function()
+  local log, transport = recorder('{"security_groups":[{"id":"id1","name":"web","rules":[]}],"total_count":200}')
+  local gen = sg.connect("genesis", { token = "gtok", base_url = "https://x.test", page_size = 1,
+    transport = transport })
+  local ok, err = pcall(gen.list_security_groups, gen)
+  t.ok(not ok)
+  t.eq(#log, 2, "stopped at the first repeat")
+  t.ok(tostring(err):find("the listing gave item id1 twice (again on page 2)", 1, true), tostring(err))
+end)
+
 t.test("an answer without a body says what it was: a redirect not followed, retries spent", function()
   local _, redirect = recorder("", 302)
   local gc = sg.connect("gcore", { api_key = "k", project_id = 1, region_id = 1, base_url = "https://x.test",
@@ -507,10 +517,15 @@ t.test("a rule the provider sent that cannot be read is the provider's error, no
 end)
 
 t.test("a server that never stops sending full pages ends in an error, not in memory", function()
-  local groups = {}
-  for i = 1, 100 do groups[i] = { id = "sg" .. i, name = "g" .. i, rules = {} } end
-  local page = sg.json.encode { security_groups = groups, total_count = 1e12 }
-  local log, transport = recorder(page)
+  -- every page new items (a page sent again is refused sooner, see above)
+  local log = {}
+  local function transport(req)
+    log[#log + 1] = req
+    local groups = {}
+    for i = 1, 100 do groups[i] = { id = "sg" .. #log .. "-" .. i, name = "g" .. i, rules = {} } end
+    return { status = 200, headers = { ["content-type"] = "application/json" },
+      body = sg.json.encode { security_groups = groups, total_count = 1e12 }, time = 0 }
+  end
   local conn = sg.connect("genesis", { token = "gtok", base_url = "https://x.test", transport = transport })
   local ok, err = pcall(conn.list_security_groups, conn)
   t.ok(not ok, "refused")
