@@ -722,7 +722,8 @@ local function all_pages(conn, ep, url_base, query, path_args, args)
     local resp = request(conn, ep, url_base .. "?" .. encode_query(q), nil, path_args, args)
     first = first or resp
     local got = type(resp) == "table" and resp[ep.items]
-    if type(got) ~= "table" then
+    -- an object where the list should be says nothing of the items: not "none"
+    if type(got) ~= "table" or not json.is_array(got) then
       error(errors.new({ provider = private[conn].def.name, op = ep.name, code = "bad_response",
         message = "list response has no '" .. ep.items .. "' list" }, private[conn].secrets), 0)
     end

@@ -254,6 +254,14 @@ t.test("a credential spelt with JSON \\u escapes in a reply is scrubbed once dec
   t.eq(description, "echo [REDACTED]")
 end)
 
+t.test("a listing whose items are an object, not a list, is refused, not read as none", function()
+  local _, transport = recorder('{"firewalls":{}}')
+  local brk = sg.connect("barrack", { api_key = "btok", base_url = "https://x.test", transport = transport })
+  local ok, err = pcall(brk.list_firewalls, brk)
+  t.ok(not ok, "refused")
+  t.ok(tostring(err):find("list response has no 'firewalls' list", 1, true), tostring(err))
+end)
+
 t.test("a listing whose server repeats a page is refused, not read as two groups of one", function()
   local log, transport = recorder('{"security_groups":[{"id":"id1","name":"web","rules":[]}],"total_count":200}')
   local gen = sg.connect("genesis", { token = "gtok", base_url = "https://x.test", page_size = 1,
