@@ -544,7 +544,7 @@ function M.rollout(source, targets, opts)
   -- The references given are locked first; the names a group turns out to go by (its id, its
   -- name, as read or as a journal records them) before the first write. A dry run locks nothing.
   local held = {}
-  ---@param idents table[]? per target, its identity as read ({id, name}) or journaled ({id})
+  ---@param idents table[]? per target, its identity as read or journaled ({id, name})
   local function lock_targets(idents)
     local list = {}
     for i, st in ipairs(states) do list[i] = { st.conn, st.group_ref, idents and idents[i] } end
@@ -552,7 +552,7 @@ function M.rollout(source, targets, opts)
   end
   local function journaled_idents(j)
     local out = {}
-    for i, b in ipairs(j.begin.targets) do out[i] = { id = b.group_id } end
+    for i, b in ipairs(j.begin.targets) do out[i] = { id = b.group_id, name = b.group_name } end
     return out
   end
   -- the same roll-out (same targets, mode and atomicity) finds the journal of a killed run
