@@ -13,17 +13,7 @@ trap '[ -n "$holder" ] && kill $holder 2>/dev/null; rm -rf "$tmp"' EXIT
 . "$(dirname "${BASH_SOURCE[0]}")/../support/check.sh"
 mkdir -m 700 "$tmp/login" "$tmp/other"
 
-# hold.lua says it holds the playbook lock (HOLD_MARK) and keeps it until told (HOLD_RELEASE, at
-# most 30 s); without them it ends at once
-cat >"$tmp/hold.lua" <<'LUA'
-local mark, release = os.getenv("HOLD_MARK"), os.getenv("HOLD_RELEASE")
-if not mark then return end
-io.open(mark, "w"):close()
-for _ = 1, 300 do
-  if io.open(release) then return end
-  require("sg").sleep(0.1)
-end
-LUA
+cp "$(dirname "${BASH_SOURCE[0]}")/../support/hold_lock.lua" "$tmp/hold.lua"
 XDG_RUNTIME_DIR=$tmp/login HOLD_MARK=$tmp/held HOLD_RELEASE=$tmp/release "$sgrun" "$tmp/hold.lua" &
 holder=$!
 for _ in $(seq 300); do [ -e "$tmp/held" ] && break; sleep 0.1; done

@@ -156,17 +156,8 @@ check "a skipped run is a warning, not an error" bash -c \
    ! grep -h 'run_finished status=skipped' '$tmp/log1' '$tmp/log2' | grep -q ' error '"
 
 # A single run finding the lock taken exits 75; a lock left by a dead process is taken over.
-# hold.lua, given HOLD_MARK and HOLD_RELEASE, says it holds the lock and keeps it until told
-# (at most 30 s); without them it ends at once. The environment is not part of the lock key.
-cat >"$tmp/hold.lua" <<'LUA'
-local mark, release = os.getenv("HOLD_MARK"), os.getenv("HOLD_RELEASE")
-if not mark then return end
-io.open(mark, "w"):close()
-for _ = 1, 300 do
-  if io.open(release) then return end
-  require("sg").sleep(0.1)
-end
-LUA
+# (tests/support/hold_lock.lua: the environment is not part of the lock key)
+cp "$(dirname "${BASH_SOURCE[0]}")/../support/hold_lock.lua" "$tmp/hold.lua"
 # hold ARGS...: starts a holder (in the current directory) and returns once it holds the lock
 hold() {
   rm -f "$tmp/held" "$tmp/release"
