@@ -268,6 +268,23 @@ t.test("genesis, barrack: a port range with one end only is refused, not read as
   end
 end)
 
+t.test("hostup: a port or address of blanks is refused, not read as every port or any address", function()
+  local c = require "sg.codec.hostup"
+  local base = { type = "in", action = "ACCEPT", proto = "tcp", dport = "22", source = "10.0.0.0/8", enable = 1 }
+  local function with(field, value)
+    local listed = {}
+    for k, v in pairs(base) do listed[k] = v end
+    listed[field] = value
+    return listed
+  end
+  for field, blank in pairs({ dport = "  ", source = " " }) do
+    local ok, err = pcall(c.decode, with(field, blank))
+    t.ok(not ok, field .. " of blanks refused")
+    t.ok(tostring(err):find(field .. " " .. string.format("%q", blank) .. " is blank", 1, true), tostring(err))
+  end
+  t.eq(c.decode(with("comment", "   ")).description, nil, "a comment of blanks is no comment")
+end)
+
 t.test("genesis: translation states the CIDR loss", function()
   local tr = genesis.translate(n { direction = "ingress", protocol = "tcp", port = 22,
     cidr = "10.0.0.0/8", description = "ssh" })

@@ -69,15 +69,20 @@ local ICMP_TYPES = {
 
 local VM_SIDE_ANY = { ["0.0.0.0/0"] = 4, ["::/0"] = 6 }
 
-local function text(v)
-  if rule.absent(v) then return nil end
-  v = tostring(v)
-  if v:match("^%s*$") then return nil end
-  return v
-end
-
 local function fail(fmt, ...)
   error(string.format("hostup rule: " .. fmt, ...), 0)
+end
+
+-- A listed field as text; "" and null say nothing. Blanks alone in a field that decides what the
+-- rule matches (`field` names it) are refused: taken for nothing, a dport or source of spaces
+-- would read as every port or any address. In a comment they are no comment.
+local function text(v, field)
+  if rule.absent(v) or v == "" then return nil end
+  v = tostring(v)
+  if not v:match("^%s+$") then return v end
+  if not field then return nil end
+  fail("%s %q is blank, so sgrun cannot tell what the rule matches; correct the rule's %s in HostUp's " ..
+    "panel", field, v, field)
 end
 
 -- What `enable` and `enabled` may say, in either spelling and as text: on (true) or off (false).
@@ -183,9 +188,9 @@ function M.decode(raw, _ctx)
     end
     fail("type %s is not in or out", tostring(raw.type))
   end
-  if text(raw.macro) then fail("macro %s is not supported; give proto and dport", raw.macro) end
-  if text(raw.sport) then fail("sport %s: source ports are not modelled", raw.sport) end
-  if text(raw.iface) then
+  if text(raw.macro, "macro") then fail("macro %s is not supported; give proto and dport", raw.macro) end
+  if text(raw.sport, "sport") then fail("sport %s: source ports are not modelled", raw.sport) end
+  if text(raw.iface, "iface") then
     fail("iface %s: the rule applies only on interface %s, and sgrun's rules cannot say which " ..
       "interface: read as a rule for every interface, it would be wider in a snapshot, a roll-out or " ..
       "a plan. sgrun cannot manage this VM while the rule is there: in HostUp's panel, delete it or " ..
@@ -196,20 +201,20 @@ function M.decode(raw, _ctx)
   if direction == "egress" then local_side, remote_side = "source", "dest" end
   -- the VM-side address: "any address of a family" only narrows the family (the v1 body makes
   -- an "out" rule carry a source, which is this side); a real address is not modelled
-  local vm_side = text(raw[local_side])
+  local vm_side = text(raw[local_side], local_side)
   local vm_family = vm_side and (VM_SIDE_ANY[vm_side] or
     fail("%s %s: the VM-side address is not modelled; sgrun reads only 0.0.0.0/0 or ::/0 there " ..
       "(edit or remove this rule in HostUp's panel to manage the VM with sgrun)", local_side, vm_side))
 
-  local protocol = rule.protocol(text(raw.proto) and raw.proto:lower(), "hostup rule")
-  local dport = text(raw.dport)
+  local protocol = rule.protocol(text(raw.proto, "proto") and raw.proto:lower(), "hostup rule")
+  local dport = text(raw.dport, "dport")
   local ranges, itype = { { nil, nil } }, nil
   if rule.PORT_PROTOCOLS[protocol] then
     ranges = port_ranges(dport)
-  elseif (protocol == "icmp" or protocol == "icmpv6") and (text(raw["icmp-type"]) or dport) then
+  elseif (protocol == "icmp" or protocol == "icmpv6") and (text(raw["icmp-type"], "icmp-type") or dport) then
     -- Proxmox keeps an ICMP type in icmp-type, or in dport ("we re-use dport to store
     -- --icmp-type", PVE's verify_rule) [inferred]
-    local name = text(raw["icmp-type"]) or dport
+    local name = text(raw["icmp-type"], "icmp-type") or dport
     if name:lower() ~= "any" then
       itype = math.tointeger(tonumber(name)) or (protocol == "icmp" and ICMP_TYPES[name:lower()])
       if not itype then fail("icmp type %q is not a known ICMP type name or number", name) end
@@ -225,7 +230,7 @@ function M.decode(raw, _ctx)
   -- an address-less rule covers both families, except ICMP, whose protocol picks the family
   local family = vm_family or codec.int(raw.ipversion) or
     (protocol == "icmp" and 4) or (protocol == "icmpv6" and 6) or nil
-  for _, cidr in ipairs(networks(text(raw[remote_side]), family, remote_side)) do
+  for _, cidr in ipairs(networks(text(raw[remote_side], remote_side), family, remote_side)) do
     for _, range in ipairs(ranges) do
       out[#out + 1] = rule.normalize({
         direction = direction,
