@@ -729,12 +729,13 @@ local function all_pages(conn, ep, url_base, query, path_args, args)
     end
     for _, item in ipairs(got) do
       local id = type(item) == "table" and item.id
-      if (type(id) == "string" or type(id) == "number") and seen[id] then
-        error(errors.new({ provider = private[conn].def.name, op = ep.name, code = "bad_response",
-          message = string.format("the listing gave item %s twice (again on page %d): the server repeats " ..
-            "pages or ignores the page asked for; check the base URL", tostring(id), page) },
-          private[conn].secrets), 0)
-      elseif type(id) == "string" or type(id) == "number" then
+      if type(id) == "string" or type(id) == "number" then
+        if seen[id] then
+          error(errors.new({ provider = private[conn].def.name, op = ep.name, code = "bad_response",
+            message = string.format("the listing gave item %s twice (again on page %d): the server " ..
+              "repeats pages or ignores the page asked for; check the base URL", tostring(id), page) },
+            private[conn].secrets), 0)
+        end
         seen[id] = true
       end
       items[#items + 1] = item
