@@ -80,14 +80,14 @@ local function target_ref(text, group)
 end
 
 ---Whether text reads as a target of a known provider, its name in any letter case ("gcore:web",
----"GCORE:web"). Such an argument is a target always, never a file of that name in the current
+---"GCORE:web", and "gcore:" with no group). Such an argument is a target always, never a file of that name in the current
 ---directory (which another user may have planted there, or an earlier command written): a file
 ---so named is given as ./gcore:web, and a name in another case is the usage error parse_target
 ---gives, not whatever file happens to be there.
 ---@param text string
 ---@return boolean
 function M.names_target(text)
-  local provider = type(text) == "string" and text:match("^([%w_]+):.")
+  local provider = type(text) == "string" and text:match("^([%w_]+):")
   return provider and is_provider(provider:lower()) or false
 end
 

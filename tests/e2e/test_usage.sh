@@ -212,6 +212,16 @@ check "saying provider names are lower case: exoscale" \
 check "and planning nothing from it" bash -c "! grep -q 'planted\|planned' '$tmp/out' '$tmp/err'"
 "$sgrun" "$root/scripts/audit.lua" ./GCORE:web >"$tmp/out" 2>&1
 check "./GCORE:web names the file" grep -q planted "$tmp/out"
+# ... nor one named like a target with no group: gcore: is the malformed target README names
+cp gcore:web gcore:
+cp gcore:web HOSTUP:
+"$sgrun" --dry-run "$root/scripts/rollout.lua" --allow-lossy gcore: exoscale:web >"$tmp/out" 2>"$tmp/err"
+check "a planted gcore: file is not the roll-out's source: exit 2" [ $? = 2 ]
+check "saying what a target looks like" grep -q 'target "gcore:": ' "$tmp/err"
+check "and planning nothing from it" bash -c "! grep -q 'planted\|planned' '$tmp/out' '$tmp/err'"
+"$sgrun" "$root/scripts/audit.lua" HOSTUP: >"$tmp/out" 2>"$tmp/err"
+check "a planted HOSTUP: file: audit.lua exits 2" [ $? = 2 ]
+check "without reading the file" bash -c "! grep -q 'planted\|no exposure' '$tmp/out' '$tmp/err'"
 "$sgrun" "$root/scripts/snapshot.lua" exoscale:web gcore:db >"$tmp/out" 2>"$tmp/err"
 check "snapshot.lua refuses to write a file named like a target: exit 2" [ $? = 2 ]
 check "saying how to name one" grep -q "write ./gcore:db" "$tmp/err"
