@@ -14,6 +14,7 @@
 --   --shards N          N shards, this run's index from JOB_COMPLETION_INDEX (Kubernetes Indexed Jobs)
 --   --concurrency N     accounts worked on at once (default: --per-provider times the providers)
 --   --per-provider N    requests in flight to one provider at once (default 20)
+--   --timeout SECONDS   limit for each HTTP attempt of every account's provider calls
 --   --additive          rollout: only add rules
 --   --yes               rollout: go ahead on a terminal (there it asks for this: one run writes to
 --                       every account, so review it first with sgrun --dry-run)
@@ -24,7 +25,7 @@ local cli = require "sg.cli"
 local fleet = require "sg.fleet"
 
 local USAGE = "usage: sgrun scripts/fleet.lua drift|audit|rollout [--json] [--shard I/N | --shards N] " ..
-  "[--concurrency N] [--per-provider N] [--additive] [--yes] INVENTORY\n" ..
+  "[--concurrency N] [--per-provider N] [--timeout SECONDS] [--additive] [--yes] INVENTORY\n" ..
   "       sgrun scripts/fleet.lua merge [--json] REPORT...\n"
 
 local function usage(msg) cli.usage_error(msg or "an action and an inventory are needed", USAGE) end
@@ -33,7 +34,7 @@ local function file_error(msg) io.stderr:write("fleet: ", msg, "\n") os.exit(2) 
 
 local flags, positional = cli.parse_args({ ... }, { usage = USAGE, options = {
   json = "flag", additive = "flag", yes = "flag", shard = "I/N", shards = "N", concurrency = "N",
-  ["per-provider"] = "N",
+  ["per-provider"] = "N", timeout = "seconds",
 } })
 local json_out = flags.json or sg.options.json
 local action = table.remove(positional, 1)
@@ -102,6 +103,7 @@ if shard_count then inv:shard(shard_index, shard_count) end
 local report = inv:run(action, {
   concurrency = count("concurrency"),
   per_provider = count("per-provider"),
+  timeout = flags.timeout,
   mode = flags.additive and "additive" or "authoritative",
 })
 sg.log(report.totals.failed > 0 and "warn" or "info", "fleet_" .. action,

@@ -191,8 +191,10 @@ function M.parse_args(args, spec)
           end
         end
         if kind == "seconds" then
-          local n = tonumber(value)
-          if not n or n <= 0 or n ~= n or n == math.huge then
+          -- decimal only: tonumber would also read "0x10" as 16 and "1e3" as 1000
+          local decimal = value:match("^%d+%.?%d*$") or value:match("^%.%d+$")
+          local n = decimal and tonumber(value)
+          if not n or n <= 0 then
             M.usage_error(string.format("--%s takes a number of seconds greater than 0, not %q", name,
               value), spec.usage)
           end

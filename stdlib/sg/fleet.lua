@@ -412,7 +412,7 @@ local function profiles(self)
 end
 
 local function connect_opts(self, provider)
-  return { transport = self:transport(provider), profiles = profiles(self) }
+  return { transport = self:transport(provider), profiles = profiles(self), timeout = self.timeout }
 end
 
 ---The connection of an account (made on first use).
@@ -423,6 +423,8 @@ function Fleet:connection(a)
   if conn then return conn end
   local opts = connect_opts(self, a.provider)
   for k, v in pairs(a.connect or {}) do opts[k] = v end
+  -- the run's --timeout is the operator's word for this run, over what the inventory says
+  if self.timeout then opts.timeout = self.timeout end
   -- under --sim every account talks to the emulator
   if (package.loaded["sg.options"] or {}).sim then opts.base_url = nil end
   local creds = credential_defs(a.provider)
@@ -675,13 +677,14 @@ end
 ---Runs an action over every account and returns the report (a JSON-able table).
 ---@async
 ---@param action "drift"|"audit"|"rollout"
----@param opts {concurrency: integer?, per_provider: integer?, lossy: string?, mode: string?}?
+---@param opts {concurrency: integer?, per_provider: integer?, timeout: number?, lossy: string?, mode: string?}?
 ---@return table report {action, accounts, totals, shard?}
 function Fleet:run(action, opts)
   opts = opts or {}
   local fn = ACTIONS[action]
   if not fn then error("sg.fleet: unknown action " .. tostring(action) .. " (drift, audit, rollout)", 2) end
   self.per_provider = opts.per_provider or self.per_provider
+  self.timeout = opts.timeout
   for _, l in pairs(self.limiters) do l.limit = self.per_provider end
   local fns = {}
   for i, a in ipairs(self.accounts) do

@@ -96,6 +96,19 @@ check "rollout converged the changed accounts and left the others" report "$tmp/
 fleet drift "$tmp/fleet.lua" >/dev/null 2>>"$tmp/err"
 check "after the rollout, no drift" [ $? = 0 ]
 
+# --timeout reaches every account's calls: against a 5 s latency a 0.3 s limit fails them all on a
+# timeout (the default of 30 s would wait the latency out and report them clean)
+curl -s -X PUT -d '{"latency_ms": 5000}' "$url/_sim/knobs" >/dev/null
+fleet drift --json --timeout 0.3 "$tmp/fleet.lua" >"$tmp/timeout.json" 2>>"$tmp/err"
+check "fleet drift --timeout 0.3 against a 5 s latency exits 1" [ $? = 1 ]
+curl -s -X PUT -d '{"latency_ms": 0}' "$url/_sim/knobs" >/dev/null
+check "every account failed on the timeout" report "$tmp/timeout.json" "
+  assert(r.totals.by_status.failed == 50, require('sg').json.encode(r.totals))
+  for _, a in ipairs(r.accounts) do assert(a.error:lower():find('timeout'), a.error) end"
+fleet drift --timeout 0x10 "$tmp/fleet.lua" >/dev/null 2>"$tmp/usage.err"
+check "--timeout takes a plain number of seconds: 0x10 is a usage error (exit 2)" [ $? = 2 ]
+check "naming the option" grep -q -- "--timeout" "$tmp/usage.err"
+
 # the per-provider limit: never more than 3 requests to one provider at once (the emulator's log)
 curl -s -X DELETE "$url/_sim/log" >/dev/null
 curl -s -X PUT -d '{"latency_ms": 30}' "$url/_sim/knobs" >/dev/null

@@ -180,6 +180,12 @@ check "snapshot.lua --timeout 0.5 against a 5 s latency fails" [ $? = 1 ]
 check "with a timeout error" grep -qi "timeout" "$tmp/out"
 check "and writes no file" [ ! -e "$tmp/slow.json" ]
 kill $slow_pid 2>/dev/null
+# seconds are written in decimal: Lua's tonumber would read 0x10 as 16 s and 1e3 as 1000 s
+for t in 0x10 1e3 ' 5' inf; do
+  "$sgrun" "$root/scripts/snapshot.lua" --timeout "$t" exoscale:web "$tmp/slow.json" >/dev/null 2>"$tmp/err"
+  check "--timeout '$t' is a usage error (exit 2)" [ $? = 2 ]
+  check "saying it takes a number of seconds" grep -q -- "--timeout takes a number of seconds" "$tmp/err"
+done
 
 # A file named like a target (planted by another user in a shared directory, or written by an
 # earlier command) is never read in the target's place: PROVIDER:GROUP is the live group always,
