@@ -134,7 +134,7 @@ static int parse_args(int argc, char **argv, struct options *o, int *done) {
       if (!value) return usage_error(a[1] == 'e' ? "'-e' needs code to run" : "'-l' needs a library name", NULL);
       o->has_exec = 1;
     } else if (strcmp(a, "--profile") == 0) {
-      if (!value) return usage_error("'--profile' needs a profile name", NULL);
+      if (!value || !*value) return usage_error("'--profile' needs a profile name", NULL);
       o->profile = value;
     } else if (strcmp(a, "--lock-name") == 0) {
       if (!value || !*value) return usage_error("'--lock-name' needs a name", NULL);

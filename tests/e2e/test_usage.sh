@@ -234,5 +234,11 @@ check "saying how to name one" grep -q "write ./gcore:db" "$tmp/err"
 check "and writes none" [ ! -e gcore:db ]
 cd - >/dev/null || exit 1
 
+# an empty profile name is a typo (an unset variable in a script), not the profile "" of every account
+"$sgrun" --profile '' -e 'print("ran")' >"$tmp/out" 2>"$tmp/err"
+check "--profile '' is a usage error (exit 2)" [ $? = 2 ]
+check "saying a profile name is needed, before running anything" \
+  bash -c "grep -q \"'--profile' needs a profile name\" '$tmp/err' && ! grep -q ran '$tmp/out'"
+
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
