@@ -80,11 +80,43 @@ static int l_write_temp(lua_State *L) {
   return 1;
 }
 
-/* sg_open_regular with a Lua failure: the descriptor, or -1 with the pushed fail, message and kind
- * ("missing" or "read"). */
+#define OWNED_METATABLE "sg.fs.owned"
+
+/* A descriptor or directory stream held in a to-be-closed stack slot: closed when the function
+ * returns, and also when Lua raises while the content or the list is built (out of memory), which
+ * a C local would leak. Made before what it holds is opened, so that its own allocation failing
+ * leaks nothing either. __gc too: out of memory, Lua can fail to grow the stack to call __close,
+ * and then drops the slot without closing it. */
+struct owned {
+  int fd;
+  DIR *dir;
+};
+
+static struct owned *push_owner(lua_State *L) {
+  struct owned *owner = (struct owned *)lua_newuserdatauv(L, sizeof *owner, 0);
+  owner->fd = -1;
+  owner->dir = NULL;
+  luaL_setmetatable(L, OWNED_METATABLE);
+  lua_toclose(L, -1);
+  return owner;
+}
+
+static int l_owned_close(lua_State *L) {
+  struct owned *owner = (struct owned *)luaL_checkudata(L, 1, OWNED_METATABLE);
+  if (owner->fd >= 0) close(owner->fd);
+  if (owner->dir) closedir(owner->dir);
+  owner->fd = -1;
+  owner->dir = NULL;
+  return 0;
+}
+
+/* sg_open_regular with a Lua failure: the descriptor (owned by a to-be-closed slot pushed first,
+ * so the caller never closes it), or -1 with the pushed fail, message and kind ("missing" or
+ * "read"). */
 static int open_regular(lua_State *L, const char *path, struct stat *st) {
+  struct owned *owner = push_owner(L);
   int fd = sg_open_regular(path, st);
-  if (fd >= 0) return fd;
+  if (fd >= 0) return owner->fd = fd;
   int err = errno;
   luaL_pushfail(L);
   if (fd == SG_NOT_REGULAR)
@@ -95,7 +127,7 @@ static int open_regular(lua_State *L, const char *path, struct stat *st) {
   return -1;
 }
 
-/* Reads fd to its end and closes it: pushes the content, or fail, message and "read". */
+/* Reads fd to its end: pushes the content, or fail, message and "read". */
 static int read_all(lua_State *L, int fd, const char *path) {
   int err = sg_push_file(L, fd);
   if (err == 0) return 1;
@@ -126,7 +158,6 @@ static int l_read_private(lua_State *L) {
   int fd = open_regular(L, path, &st);
   if (fd < 0) return 3;
   if (st.st_uid != geteuid() && st.st_uid != 0) {
-    close(fd);
     struct passwd *pw = getpwuid(st.st_uid);
     luaL_pushfail(L);
     lua_pushfstring(L, "refusing to read %s: it holds credentials and belongs to %s%s (uid %d), not to "
@@ -142,7 +173,6 @@ static int l_read_private(lua_State *L) {
   int root_given_to_own_group = st.st_uid == 0 && geteuid() != 0 && st.st_gid == getegid() &&
                                 (st.st_mode & 077) == 040;
   if ((st.st_mode & 077) && !root_given_to_own_group) {
-    close(fd);
     luaL_pushfail(L);
     char mode[8];
     snprintf(mode, sizeof mode, "%o", (unsigned)(st.st_mode & 07777));
@@ -235,7 +265,8 @@ static int l_is_at(lua_State *L) {
 /* list(dir) -> array of the names in dir, in the file system's order (no "." and "..") | nil, message. */
 static int l_list(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
-  DIR *d = opendir(path);
+  struct owned *owner = push_owner(L);
+  DIR *d = owner->dir = opendir(path);
   if (!d) {
     int err = errno;
     luaL_pushfail(L);
@@ -250,7 +281,6 @@ static int l_list(lua_State *L) {
     lua_pushstring(L, e->d_name);
     lua_rawseti(L, -2, ++n);
   }
-  closedir(d);
   return 1;
 }
 
@@ -271,6 +301,12 @@ int luaopen__sg_fs(lua_State *L) {
                                           {"__gc", l_lock_release},
                                           {"__close", l_lock_release},
                                           {NULL, NULL}};
+  static const luaL_Reg owned_methods[] = {{"__close", l_owned_close},
+                                           {"__gc", l_owned_close},
+                                           {NULL, NULL}};
+  luaL_newmetatable(L, OWNED_METATABLE);
+  luaL_setfuncs(L, owned_methods, 0);
+  lua_pop(L, 1);
   luaL_newmetatable(L, LOCK_METATABLE);
   luaL_setfuncs(L, lock_methods, 0);
   lua_pushvalue(L, -1);

@@ -37,14 +37,12 @@ int sg_push_file(lua_State *L, int fd) {
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
       int err = errno;
-      close(fd);
       lua_settop(L, top);
       return err;
     }
     if (n == 0) break;
     luaL_addsize(&b, (size_t)n);
   }
-  close(fd);
   luaL_pushresult(&b);
   return 0;
 }

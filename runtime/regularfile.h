@@ -15,8 +15,9 @@ int sg_open_regular(const char *path, struct stat *st);
 /* "a directory", "a FIFO" or "a device or socket": what a non-regular file is, for messages. */
 const char *sg_file_kind(mode_t mode);
 
-/* Pushes fd's content, read to its end, as one string, and closes fd. 0, or an errno with
- * nothing pushed. */
+/* Pushes fd's content, read to its end, as one string. 0, or an errno with nothing pushed. fd
+ * stays open: it raises when out of memory, so a caller that can catch that error holds fd in
+ * something Lua closes on the way out (bindings/fs.c: a to-be-closed slot), or it leaks. */
 int sg_push_file(lua_State *L, int fd);
 
 #endif

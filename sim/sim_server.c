@@ -434,7 +434,9 @@ static int create_core(struct sg_sim *sim, const struct sg_sim_options *o, char 
     return 0;
   }
   if (fd >= 0) {
+    /* outside any protected call a memory error ends the process, so fd needs no Lua owner here */
     int read_err = sg_push_file(L, fd);
+    close(fd);
     if (read_err) {
       set_err(err, errlen, "invalid --state %s: cannot read it: %s", o->state_file, strerror(read_err));
       return 0;
