@@ -153,10 +153,13 @@ int sg_lock_file(const char *file, char *holder, size_t holderlen, long *stale_p
     close(fd);
     return -2;
   }
+  int locked = flock(fd, LOCK_EX | LOCK_NB) == 0;
+  /* the content is read once the flock is settled: read before it, the pid of a holder that
+   * released the lock cleanly in between was taken for a crashed run's, and a holder that took
+   * it in between went unnamed */
   char previous[128] = "";
   ssize_t n = pread(fd, previous, sizeof previous - 1, 0);
   if (n > 0) previous[n] = 0;
-  int locked = flock(fd, LOCK_EX | LOCK_NB) == 0;
   if (st.st_uid != geteuid()) {
     char owner[128];
     describe_owner(st.st_uid, owner, sizeof owner);
