@@ -400,23 +400,80 @@ static void set_flag(struct handle *h, unsigned flag, int on, CURLoption opt) {
   h->set ^= flag;
 }
 
+/* Edit distance (insertions, deletions, substitutions) between name and a known option name
+ * (shorter than 32 bytes), as sg.optcheck measures it. */
+static size_t edit_distance(const char *name, size_t len, const char *known) {
+  size_t klen = strlen(known), previous[32], row[32];
+  for (size_t j = 0; j <= klen; j++) previous[j] = j;
+  for (size_t i = 1; i <= len; i++) {
+    row[0] = i;
+    for (size_t j = 1; j <= klen; j++) {
+      size_t substitute = previous[j - 1] + (name[i - 1] != known[j - 1]);
+      size_t insert_or_delete = (previous[j] < row[j - 1] ? previous[j] : row[j - 1]) + 1;
+      row[j] = substitute < insert_or_delete ? substitute : insert_or_delete;
+    }
+    memcpy(previous, row, (klen + 1) * sizeof *row);
+  }
+  return previous[klen];
+}
+
+/* Whether name and known differ only in case, '_' and '-'. */
+static int same_but_case_and_separators(const char *name, size_t len, const char *known) {
+  size_t i = 0;
+  for (;;) {
+    while (i < len && (name[i] == '_' || name[i] == '-')) i++;
+    while (*known == '_' || *known == '-') known++;
+    if (i == len || !*known) return i == len && !*known;
+    if (tolower((unsigned char)name[i]) != tolower((unsigned char)*known)) return 0;
+    i++;
+    known++;
+  }
+}
+
+/* The known name a misspelt one most likely meant, by sg.optcheck's rule (stdlib/sg/optcheck.lua,
+ * so that every "did you mean" of sgrun guesses alike): a case or separator slip, or at most two
+ * edits away (a third of the known name, for short ones); the closest, the first of equals in
+ * known's (sorted) order. NULL when none is that close. */
+static const char *nearest_name(const char *name, size_t len, const char *const *known, size_t nknown) {
+  const char *best = NULL;
+  size_t best_distance = 0;
+  for (size_t k = 0; k < nknown; k++) {
+    size_t klen = strlen(known[k]), third = klen / 3;
+    size_t limit = third < 1 ? 1 : third > 2 ? 2 : third;
+    size_t distance;
+    if (same_but_case_and_separators(name, len, known[k])) distance = 0;
+    else if ((len > klen ? len - klen : klen - len) > limit) continue; /* as many edits at least */
+    else distance = edit_distance(name, len, known[k]);
+    if (distance <= limit && (!best || distance < best_distance)) {
+      best = known[k];
+      best_distance = distance;
+    }
+  }
+  return best;
+}
+
 /* A misspelt option would otherwise be dropped: {methd = "POST"} would send a GET. */
 static void check_option_names(lua_State *L) {
-  static const char *const known[] = {"url",      "method",  "headers", "body",    "timeout",
-                                      "max_size", "resolve", "ca_file", "ca_path", "max_connections"};
+  /* sorted: the message lists them so, and a tie between guesses goes to the first */
+  static const char *const known[] = {"body",     "ca_file", "ca_path", "headers", "max_connections",
+                                      "max_size", "method",  "resolve", "timeout", "url"};
   lua_pushnil(L);
   while (lua_next(L, 1)) {
     lua_pop(L, 1);
     int is_string = lua_type(L, -1) == LUA_TSTRING, found = 0;
+    const char *guess = NULL;
     if (is_string) {
-      const char *name = lua_tostring(L, -1);
+      size_t len;
+      const char *name = lua_tolstring(L, -1, &len);
       for (size_t i = 0; i < sizeof known / sizeof *known && !found; i++) found = strcmp(name, known[i]) == 0;
+      if (!found) guess = nearest_name(name, len, known, sizeof known / sizeof *known);
     }
     if (!found) {
       const char *quote = is_string ? "'" : "";
       const char *name = luaL_tolstring(L, -1, NULL);
-      luaL_error(L, "http.request: unknown option %s%s%s (known: body, ca_file, ca_path, headers, "
-                 "max_connections, max_size, method, resolve, timeout, url)", quote, name, quote);
+      luaL_error(L, "http.request: unknown option %s%s%s%s%s%s (known: body, ca_file, ca_path, headers, "
+                 "max_connections, max_size, method, resolve, timeout, url)", quote, name, quote,
+                 guess ? "; did you mean '" : "", guess ? guess : "", guess ? "'?" : "");
     }
   }
 }

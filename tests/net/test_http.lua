@@ -171,8 +171,50 @@ t.test("misuse raises before anything is sent", function()
     "line break")
   -- a misspelt option is not dropped: {methd = "POST"} would send a GET
   t.raises(function() sg.http.request { url = base, methd = "POST" } end,
-    "http.request: unknown option 'methd' (known: body,")
+    "http.request: unknown option 'methd'; did you mean 'method'? (known: body,")
   t.raises(function() sg.http.request { url = base, [1] = "x" } end, "unknown option 1 (known:")
+end)
+
+t.test("an unknown option names the likely one, as sg.optcheck guesses", function()
+  local function message(opts)
+    opts.url = base
+    local ok, err = pcall(sg.http.request, opts)
+    t.eq(ok, false)
+    return tostring(err)
+  end
+  local function guess(name)
+    return message({ [name] = 1 }):match("did you mean '([^']*)'%?")
+  end
+  -- a case or separator slip, however long the name
+  t.eq(guess("MaxConnections"), "max_connections")
+  t.eq(guess("max-size"), "max_size")
+  t.eq(guess("URL"), "url")
+  -- edits: at most two, and at most a third of the known name
+  t.eq(guess("timout"), "timeout")
+  t.eq(guess("ca_fiel"), "ca_file")
+  t.eq(guess("hedaers"), "headers")
+  t.eq(guess("ur"), "url")
+  t.eq(guess("bod"), "body")
+  t.eq(guess("resolv"), "resolve")
+  t.eq(guess("methodd"), "method")
+  t.eq(guess("ulr"), nil) -- two edits from a name of three letters
+  t.eq(guess("bdy"), "body")
+  t.eq(guess("by"), nil)
+  t.eq(guess("tiemuot"), nil) -- more than two edits
+  t.eq(guess("banana"), nil)
+  -- a tie goes to the first in the sorted list, as sg.optcheck's does
+  t.eq(guess("ca_fith"), "ca_file") -- two edits from ca_file and from ca_path
+  -- the same guesses as sg.optcheck's, for every name tried
+  local known = { "body", "ca_file", "ca_path", "headers", "max_connections", "max_size", "method",
+    "resolve", "timeout", "url" }
+  for _, name in ipairs({ "MaxConnections", "max-size", "URL", "timout", "ca_fiel", "hedaers", "ur", "bod",
+    "resolv", "methodd", "ulr", "bdy", "by", "tiemuot", "banana", "ca_fith", "ca_path_", "Timeout", "mx_size",
+    "max_connection", "heders", "u", "" }) do
+    local _, expected = require("sg.optcheck").first_unknown({ [name] = 1 }, known)
+    t.eq(guess(name), expected, name)
+  end
+  -- no guess, no "did you mean"
+  t.eq(message({ banana = 1 }):find("did you mean", 1, true), nil)
 end)
 
 t.test("blocking requests work inside pcall and coroutine.wrap", function()
