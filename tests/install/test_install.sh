@@ -26,6 +26,16 @@ for f in bin/sgrun lib/sgrun/libsgrun_net.so share/sgrun/scripts/rollout.lua \
   check "installed $f" [ -e "$root/$f" ]
 done
 check "shipped playbooks are executable" [ -x "$root/share/sgrun/scripts/rollout.lua" ]
+# The licence ships as Debian's copyright file (machine-readable: the text indented, blank lines
+# as " ."); it must say what LICENSE says, holder and text.
+copyright=$root/share/doc/sgrun/copyright
+check "installed share/doc/sgrun/copyright" [ -f "$copyright" ]
+holder=$(sed -n 's/^Copyright (c) //p' "$src/LICENSE")
+check "LICENSE names its copyright holder" [ -n "$holder" ]
+check "the installed copyright names LICENSE's holder" [ "$holder" = "$(sed -n 's/^Copyright: //p' "$copyright")" ]
+check "the installed copyright carries LICENSE's text" cmp -s \
+  <(sed -n '/^Permission is hereby granted/,$p' "$src/LICENSE") \
+  <(sed -n '/^License: MIT$/,$p' "$copyright" | tail -n +2 | sed 's/^ //; s/^\.$//')
 check "the man page renders" sh -c "man -l '$root/share/man/man1/sgrun.1.gz' 2>/dev/null | grep -q 'EXIT STATUS'"
 check "bash completion loads and completes options" bash -c "
   source '$root/share/bash-completion/completions/sgrun'
@@ -72,7 +82,8 @@ if command -v lintian >/dev/null && command -v dpkg-shlibdeps >/dev/null; then
   if [ -n "$deb" ]; then
     lint=$(lintian "$deb" 2>&1 | grep -v 'running with root privileges')
     check "lintian is clean apart from deploy/debian/lintian-overrides: $lint" [ -z "$lint" ]
-    check "the package installs sgrun into /usr/bin" sh -c "dpkg-deb -c '$deb' | grep -q ' ./usr/bin/sgrun$'"
+    check "the package installs sgrun into /usr/bin" sh -c "dpkg-deb -c '$deb' | grep ' ./usr/bin/sgrun$' >/dev/null"
+    check "the package ships the licence" sh -c "dpkg-deb -c '$deb' | grep ' ./usr/share/doc/sgrun/copyright$' >/dev/null"
   fi
 else
   skip "lintian or dpkg-dev is not installed"
