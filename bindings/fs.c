@@ -137,13 +137,34 @@ static int read_all(lua_State *L, int fd, const char *path) {
   return 3;
 }
 
-/* read_regular(path) -> content | nil, message, kind. For files a user names (snapshots,
- * plans, reports): a FIFO, device or directory there is refused at once. */
+/* read_regular(path) -> content | nil, message, kind. For files a user names that decide what
+ * sgrun does (snapshots, plans, inventories, reports): a FIFO, device or directory there is
+ * refused at once, and so is a file another user could have written (threat model: another local
+ * user cannot feed you settings), judged with fstat on the opened descriptor: kind "owner" (not
+ * the user's nor root's) or "mode" (others, or a group other than the user's own, may write). */
 static int l_read_regular(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   struct stat st;
   int fd = open_regular(L, path, &st);
   if (fd < 0) return 3;
+  if (st.st_uid != geteuid() && st.st_uid != 0) {
+    struct passwd *pw = getpwuid(st.st_uid);
+    luaL_pushfail(L);
+    lua_pushfstring(L, "refusing to read %s: it decides what sgrun writes and belongs to %s%s (uid %d), "
+                    "not to you or root, so that user could change it; review it and copy it to a file of "
+                    "your own", path, pw ? "user " : "", pw ? pw->pw_name : "another user", (int)st.st_uid);
+    lua_pushliteral(L, "owner");
+    return 3;
+  }
+  if ((st.st_mode & S_IWOTH) || ((st.st_mode & S_IWGRP) && st.st_gid != getegid())) {
+    char mode[8];
+    snprintf(mode, sizeof mode, "%o", (unsigned)(st.st_mode & 07777));
+    luaL_pushfail(L);
+    lua_pushfstring(L, "refusing to read %s: it decides what sgrun writes and others can change it (mode %s); "
+                    "check its content, then run: chmod go-w %s", path, mode, path);
+    lua_pushliteral(L, "mode");
+    return 3;
+  }
   return read_all(L, fd, path);
 }
 
