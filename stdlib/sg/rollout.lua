@@ -19,6 +19,13 @@ local rule = require "sg.rule"
 local snapshot = require "sg.snapshot"
 local task = require "sg.task"
 local signals = require "_sg.task"
+local common = require "sg.rollout.common"
+
+local error_text, rules_array, account_key, account_id = common.error_text, common.rules_array,
+  common.account_key, common.account_id
+local journal_ref, keyset, same_keys, minus = common.journal_ref, common.keyset, common.same_keys, common.minus
+local read, bounded, contained, findings_once = common.read, common.bounded, common.contained,
+  common.findings_once
 
 local M = {}
 
@@ -48,18 +55,6 @@ local M = {}
 
 local Report = {}
 Report.__index = Report
-
-local function error_text(err)
-  if err == nil then return nil end
-  return require("sg.errors").text(err)
-end
-
-local function rules_array(list)
-  local json = require "sg.json"
-  local out = json.array()
-  for i, r in ipairs(rule.sort({ table.unpack(list or {}) })) do out[i] = r end
-  return out
-end
 
 ---A JSON-able table of the report (sg.report renders it).
 ---@return table
@@ -95,20 +90,6 @@ M.RESTORE_DEADLINE = 120
 local ROLLOUT_OPTIONS = { "dry_run", "atomic", "timeout", "deadline", "restore_deadline", "on_progress",
   "confirm", "plan_file", "on_abandon", "recover" }
 for _, name in ipairs(apply.PLAN_OPTIONS) do ROLLOUT_OPTIONS[#ROLLOUT_OPTIONS + 1] = name end
-
--- The account a connection reaches (provider, endpoint and a digest of its credentials).
-local function account_key(conn)
-  local ok, internals = pcall(require("sg.connect").internals, conn)
-  return ok and internals.account_key or conn.provider
-end
-
--- What a journal records of a target's account: a digest of account_key, so that recovering
--- can tell it connects to the same account without the journal holding anything derived
--- directly from credentials.
-local function account_id(conn)
-  local crypto = require "_sg.crypto"
-  return crypto.hex_encode(crypto.sha256(account_key(conn))):sub(1, 16)
-end
 
 ---The lock files that stand for a target group while a roll-out writes to it: one per name the
 ---group goes by in its account (the account's digest, as journals record it): the reference
@@ -182,15 +163,6 @@ function M.journal_path(targets, opts)
     identity[#identity + 1] = account_key(pair[1]) .. ":" .. snapshot.group_text(pair[2])
   end
   return journal.path(table.concat(identity, "\n"))
-end
-
--- A group reference as read back from a journal: JSON numbers come back as floats, and
--- {vm = 10000.0} would name another group than {vm = 10000}.
-local function journal_ref(ref)
-  if type(ref) ~= "table" then return ref end
-  local out = {}
-  for k, v in pairs(ref) do out[k] = math.tointeger(v) or v end
-  return out
 end
 
 ---The unfinished roll-out journals in the journal directory, optionally only those that name
@@ -274,25 +246,6 @@ end
 -- /2: each target records its account
 M.PLAN_FORMAT = "sgrun.plan/2"
 
-local function keyset(rules)
-  local s = {}
-  for _, r in ipairs(rules or {}) do s[rule.key(r)] = r end
-  return s
-end
-
-local function same_keys(a, b)
-  for k in pairs(a) do if not b[k] then return false end end
-  for k in pairs(b) do if not a[k] then return false end end
-  return true
-end
-
--- Rules in `a` that are not in `b` (keysets), sorted.
-local function minus(a, b)
-  local out = {}
-  for k, r in pairs(a) do if not b[k] then out[#out + 1] = r end end
-  return rule.sort(out)
-end
-
 ---A fingerprint of a group's live rules: equal rule sets give equal fingerprints.
 ---@param rules sg.Rule[]|nil nil: the group does not exist
 ---@return string
@@ -343,15 +296,6 @@ local function changed_since_killed_run(target, group)
   return nil
 end
 
--- get_group as (group or nil when absent), raising on a failed read.
----@async
-local function read(conn, ref)
-  local group, err = groups.get(conn.provider).get_group(conn, ref)
-  if group then return group end
-  -- an absent group answers with a message; a failed read raises inside get_group
-  return nil, err
-end
-
 -- One attempt at putting a target back to its snapshot (deleting a group the roll-out created).
 ---@async
 local function restore_once(st)
@@ -368,21 +312,6 @@ local function restore_once(st)
   if p:empty() then return end
   local r = apply.apply(p)
   if not r.ok then error(r.error, 0) end
-end
-
--- fn(...) contained and bounded: true, or its error (a message when `seconds` ran out first).
----@async
-local function bounded(seconds, what, fn, ...)
-  local ok, done, err = pcall(task.timeout, seconds,
-  ---@async
-  function(...)
-    local fine, e = pcall(fn, ...)
-    return fine, e
-  end, ...)
-  if not ok then return done end
-  if done == nil then return string.format("%s did not finish within %g s", what, seconds) end
-  if done then return true end
-  return err
 end
 
 local function new_target(conn, ref)
@@ -405,24 +334,6 @@ local function as_planned(report)
       { __index = t })
   end
   return view
-end
-
--- findings de-duplicated across targets
-local function findings_once(targets)
-  local out, at = {}, {}
-  for i, t in ipairs(targets) do
-    for _, f in ipairs(t.findings or {}) do
-      local k = rule.key(f.rule) .. "\0" .. f.kind .. "\0" .. tostring(f.why)
-      local entry = at[k]
-      if not entry then
-        entry = { rule = f.rule, kind = f.kind, why = f.why, targets = {} }
-        at[k] = entry
-        out[#out + 1] = entry
-      end
-      entry.targets[#entry.targets + 1] = i
-    end
-  end
-  return out
 end
 
 -- The plan of a plan file's target, checked against the live group.
@@ -615,17 +526,6 @@ function M.rollout(source, targets, opts)
     for i, t in ipairs(report_targets) do progress(i, "done", { status = t.status }) end
     report.findings_once = findings_once(report_targets)
     return report
-  end
-
-  -- Runs fns concurrently, each contained and bounded by `seconds`: a list of true or the error.
-  ---@async
-  local function contained(fns, seconds, what)
-    local wrapped = {}
-    for i, fn in ipairs(fns) do
-      ---@async
-      wrapped[i] = function() return bounded(seconds, what, fn) end
-    end
-    return task.all(wrapped, { limit = #wrapped })
   end
 
   -- The first SIGINT/SIGTERM while the roll-out runs is handled here: no new writes, what is in
