@@ -20,6 +20,7 @@ local snapshot = require "sg.snapshot"
 local task = require "sg.task"
 local signals = require "_sg.task"
 local common = require "sg.rollout.common"
+local interrupt = require "sg.rollout.interrupt"
 
 local error_text, rules_array, account_key, account_id = common.error_text, common.rules_array,
   common.account_key, common.account_id
@@ -367,41 +368,6 @@ local function plan_from_file(st, entry, group, plan_opts)
   end
   p.findings = entry.findings or {}
   return p
-end
-
--- The roll-outs running in this process (sg.fleet runs many at once), by their signal handlers.
--- The signal state is the process's: the first to start makes the first SIGINT/SIGTERM Lua's
--- to handle, and the last to end takes the signal, so that none of the others misses it.
-local running = {}
-
--- Called from the loop outside any task (so nothing here waits) for each signal.
-local function running_signal(sig, count)
-  if count == 1 then
-    require("_sg.log").write("warn", "rollout_interrupted", "stopping: no new write starts; the writes " ..
-      "in flight finish, then each target is kept or restored by the mode (" .. sig ..
-      " again stops at once)", { signal = sig })
-  end
-  for _, handler in ipairs(running) do handler(count) end
-end
-
-local function running_start(handler)
-  running[#running + 1] = handler
-  if #running == 1 then
-    signals.graceful(true)
-    signals.on_signal(running_signal)
-  end
-end
-
--- The signal that interrupted the roll-out, or nil.
-local function running_end(handler)
-  for i, h in ipairs(running) do
-    if h == handler then table.remove(running, i) break end
-  end
-  if #running > 0 then return signals.signal() end
-  signals.graceful(false)
-  signals.on_signal(nil)
-  -- taken: the playbook decides how to end (exit 130/143), after printing the report
-  return signals.signal(true)
 end
 
 ---Rolls the rules of `source` out to every target: `targets` is a list of {conn, group_ref}.
@@ -1097,7 +1063,7 @@ function M.rollout(source, targets, opts)
     opts.on_abandon(report)
   end
 
-  -- This roll-out's part of a signal (see running_signal).
+  -- This roll-out's part of a signal (see sg.rollout.interrupt).
   local function on_signal(count)
     if count == 1 then
       if opts.on_progress then pcall(opts.on_progress, nil) end -- a line below the progress block
@@ -1106,13 +1072,13 @@ function M.rollout(source, targets, opts)
     end
   end
 
-  if not dry_run then running_start(on_signal) end
+  if not dry_run then interrupt.start(on_signal) end
   local ok, res = pcall(retry.with_call_timeout, opts.timeout, run)
   -- not replaced by this run's journal (it stopped before writing): kept for the next
   if superseded then superseded:release() end
   for _, lock in pairs(held) do lock:release() end
   if not dry_run then
-    local sig = running_end(on_signal)
+    local sig = interrupt.stop(on_signal)
     if ok and sig then
       res.interrupted, res.ok = sig, false
     end
