@@ -20,6 +20,10 @@ local function running_signal(sig, count)
   for _, handler in ipairs(running) do handler(count) end
 end
 
+---The signal that interrupted the roll-outs running, or nil.
+---@return string?
+function M.signal() return signals.signal() end
+
 ---Counts a roll-out in as running: `handler(count)` is called for each signal until M.stop.
 ---@param handler fun(count: integer) called outside any task: it must not wait
 function M.start(handler)
