@@ -152,6 +152,13 @@ function Run:remaining()
   return math.max(0, opts.deadline - (task.now() - self.started))
 end
 
+---Seconds that putting one target back, or waiting for a provider's work to end, may take:
+---opts.restore_deadline (default sg.rollout.RESTORE_DEADLINE), within the roll-out's deadline.
+---@return number
+function Run:restore_budget()
+  return math.min(self.opts.restore_deadline or rollout().RESTORE_DEADLINE, self:remaining())
+end
+
 -- Each target group's locks (sg.rollout.lock_targets), held from before anything of it is read
 -- until the roll-out ends, so that no other roll-out writes to it meanwhile (its rollback would
 -- undo this run's change) and nothing this run writes was planned from a read another run made
