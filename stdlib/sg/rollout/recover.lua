@@ -47,28 +47,13 @@ local function changed_since_killed_run(target, group)
   return nil
 end
 
----Takes over `prior`, the journal of a killed run of this roll-out.
+-- The killed run's async work may still be running at the provider: it would land after this
+-- run read the group and undo what this run does, so it is waited for first: what the journal
+-- names, and what the provider lists as running. A target whose account's work cannot be seen to
+-- end is left alone, its journal kept. The targets left so, by why.
 ---@async
----@param run sg.RolloutRun
----@param prior sg.ClaimedJournal
----@param standalone boolean? a recovery (opts.recover), not a re-run of the roll-out
----@return sg.RolloutReport? report nil: the re-run goes on, planning from its source
-function M.take_over(run, prior, standalone)
-  local opts, states, report, report_targets = run.opts, run.states, run.report, run.report_targets
-  local begun = {}
-  for i in pairs(prior.started) do begun[#begun + 1] = i end
-  table.sort(begun)
-  if not standalone and #begun == 0 then
-    -- killed before its first write: nothing of it to finish
-    prior:remove()
-    return nil
-  end
-  report.recovered = { journal = prior.path, targets = begun,
-    action = opts.atomic and "undone" or standalone and "completed" or "superseded" }
-  -- the killed run's async work may still be running at the provider: it would land after
-  -- this run read the group and undo what this run does, so it is waited for first: what the
-  -- journal names, and what the provider lists as running. A target whose account's work
-  -- cannot be seen to end is left alone, its journal kept.
+local function wait_for_killed_work(run, prior, begun)
+  local states = run.states
   local unsettled, settled = {}, {}
   for _, i in ipairs(begun) do
     for _, handle in ipairs(prior.async[i] or {}) do
@@ -80,43 +65,53 @@ function M.take_over(run, prior, standalone)
   for _, i in ipairs(begun) do
     local c = states[i].conn
     if settled[c] == nil then
-      settled[c] = bounded(math.min(opts.restore_deadline or rollout().RESTORE_DEADLINE, run:remaining()),
-        "waiting for the killed run's work at the provider", c.settle, c)
+      settled[c] = bounded(run:restore_budget(), "waiting for the killed run's work at the provider", c.settle, c)
     end
     if settled[c] ~= true then unsettled[i] = error_text(settled[c]) end
   end
-  local function leave_unsettled()
-    for i, why in pairs(unsettled) do
-      local t = report_targets[i]
-      t.status, t.changes, t.added, t.removed = "failed", { add = {}, remove = {} }, 0, 0
-      t.error = "left as it is: the killed run's work at the provider could not be seen to end: " .. why
-    end
+  return unsettled
+end
+
+-- The targets whose killed run's work did not end are reported failed, left as they are.
+local function leave_unsettled(run, unsettled)
+  for i, why in pairs(unsettled) do
+    local t = run.report_targets[i]
+    t.status, t.changes, t.added, t.removed = "failed", { add = {}, remove = {} }, 0, 0
+    t.error = "left as it is: the killed run's work at the provider could not be seen to end: " .. why
   end
-  if not standalone and not opts.atomic then
-    if next(unsettled) then
-      -- planning now would read groups that work still running is about to change
-      for i, t in ipairs(report_targets) do
-        if not unsettled[i] then
-          t.status, t.error = "unchanged", "not changed: another target's provider is still busy " ..
-            "with a killed run's work"
-        end
+end
+
+-- A re-run (not atomic) takes the killed run's journal over, to replace it with its own: the
+-- report if it cannot (a provider is still busy with the killed run's work), else nil.
+local function supersede(run, prior, unsettled)
+  local report = run.report
+  if next(unsettled) then
+    -- planning now would read groups that work still running is about to change
+    for i, t in ipairs(run.report_targets) do
+      if not unsettled[i] then
+        t.status, t.error = "unchanged", "not changed: another target's provider is still busy " ..
+          "with a killed run's work"
       end
-      leave_unsettled()
-      report.recovered = nil -- not taken over: the report names the journal it keeps
-      prior:release()
-      report.journal_kept = prior.path
-      return run:finish()
     end
-    -- this run plans every target from the source again, which finishes the killed run's
-    -- roll-out; the journal stays until this run's own replaces it (see run)
-    run.superseded = prior
-    return nil
+    leave_unsettled(run, unsettled)
+    report.recovered = nil -- not taken over: the report names the journal it keeps
+    prior:release()
+    report.journal_kept = prior.path
+    return run:finish()
   end
-  run.recovering = prior
-  -- a started target changed since the killed run is left as it is (a journal from an older
-  -- sgrun, without the kept rules, cannot tell: it is recovered as before)
+  -- this run plans every target from the source again, which finishes the killed run's
+  -- roll-out; the journal stays until this run's own replaces it (see sg.rollout.run)
+  run.superseded = prior
+  return nil
+end
+
+-- A started target changed since the killed run is left as it is (a journal from an older
+-- sgrun, without the kept rules, cannot tell: it is recovered as before). The targets changed
+-- since, by how.
+---@async
+local function changed_since(run, prior, unsettled)
   local changed, checks = {}, {}
-  for i, st in ipairs(states) do
+  for i, st in ipairs(run.states) do
     local b = prior.begin.targets[i]
     ---@async
     checks[i] = function()
@@ -125,7 +120,14 @@ function M.take_over(run, prior, standalone)
     end
   end
   contained(checks, run:remaining(), "reading")
-  for i, st in ipairs(states) do
+  return changed
+end
+
+-- Each target's state as the journal has it, and what is to be done with it: nothing (left as it
+-- is, or never started), putting it back (atomic), or completing the killed run's plan.
+local function take_targets(run, prior, standalone, unsettled, changed)
+  local opts, report_targets = run.opts, run.report_targets
+  for i, st in ipairs(run.states) do
     local b = prior.begin.targets[i]
     if unsettled[i] then
       st.touched = false
@@ -161,44 +163,77 @@ function M.take_over(run, prior, standalone)
       report_targets[i].status = "unchanged"
     end
   end
-  if not opts.atomic then
-    local completes = {}
-    for i, st in ipairs(states) do
-      ---@async
-      completes[i] = function()
-        if not st.complete then return end
-        task.context({ guard = run:noting_guard(i) })
-        run:progress(i, "reading")
-        local group = read(st.conn, st.group_ref)
-        if st.unwritten and rollout().fingerprint(group and group.rules) ~= rollout().fingerprint(st.before and st.before.rules) then
-          st.skip = "not written: the group changed since the killed run read it, so its plan is " ..
-            "stale; run the roll-out again to plan it anew"
-          return
-        end
-        local p = apply.plan_group(st.conn, st.group_ref, group, nil, st.complete,
-          { mode = "authoritative", lossy = "allow", create = true, description = opts.description })
-        run:progress(i, "applying", { done = 0, total = #p.add + #p.remove })
-        local r = apply.apply(p)
-        -- reading back judges the group against the killed run's plan, not this catch-up plan
-        st.plan = { keep = st.complete, add = {} }
-        if not r.ok then error(r.error, 0) end
-      end
-    end
-    local done = contained(completes, run:remaining(), "completing")
-    for i, st in ipairs(states) do
-      if st.skip then
-        -- left as it is: putting back the snapshot could undo whoever changed it since
-        st.touched = false
-        local t = report_targets[i]
-        t.status, t.error, t.changes, t.added, t.removed = "failed", st.skip, { add = {}, remove = {} }, 0, 0
-      elseif done[i] ~= true then
-        st.failed = true
-        report_targets[i].error = done[i]
-      end
+end
+
+-- Brings target i to the killed run's plan (st.complete), unless it is not to be.
+---@async
+local function complete_target(run, i, st)
+  if not st.complete then return end
+  task.context({ guard = run:noting_guard(i) })
+  run:progress(i, "reading")
+  local group = read(st.conn, st.group_ref)
+  if st.unwritten and rollout().fingerprint(group and group.rules) ~= rollout().fingerprint(st.before and st.before.rules) then
+    st.skip = "not written: the group changed since the killed run read it, so its plan is " ..
+      "stale; run the roll-out again to plan it anew"
+    return
+  end
+  local p = apply.plan_group(st.conn, st.group_ref, group, nil, st.complete,
+    { mode = "authoritative", lossy = "allow", create = true, description = run.opts.description })
+  run:progress(i, "applying", { done = 0, total = #p.add + #p.remove })
+  local r = apply.apply(p)
+  -- reading back judges the group against the killed run's plan, not this catch-up plan
+  st.plan = { keep = st.complete, add = {} }
+  if not r.ok then error(r.error, 0) end
+end
+
+-- Completes the killed run's plan on every target that is to be (not atomic).
+---@async
+local function complete_plans(run)
+  local completes = {}
+  for i, st in ipairs(run.states) do
+    ---@async
+    completes[i] = function() complete_target(run, i, st) end
+  end
+  local done = contained(completes, run:remaining(), "completing")
+  for i, st in ipairs(run.states) do
+    if st.skip then
+      -- left as it is: putting back the snapshot could undo whoever changed it since
+      st.touched = false
+      local t = run.report_targets[i]
+      t.status, t.error, t.changes, t.added, t.removed = "failed", st.skip, { add = {}, remove = {} }, 0, 0
+    elseif done[i] ~= true then
+      st.failed = true
+      run.report_targets[i].error = done[i]
     end
   end
+end
+
+---Takes over `prior`, the journal of a killed run of this roll-out.
+---@async
+---@param run sg.RolloutRun
+---@param prior sg.ClaimedJournal
+---@param standalone boolean? a recovery (opts.recover), not a re-run of the roll-out
+---@return sg.RolloutReport? report nil: the re-run goes on, planning from its source
+function M.take_over(run, prior, standalone)
+  local opts = run.opts
+  local begun = {}
+  for i in pairs(prior.started) do begun[#begun + 1] = i end
+  table.sort(begun)
+  if not standalone and #begun == 0 then
+    -- killed before its first write: nothing of it to finish
+    prior:remove()
+    return nil
+  end
+  run.report.recovered = { journal = prior.path, targets = begun,
+    action = opts.atomic and "undone" or standalone and "completed" or "superseded" }
+  local unsettled = wait_for_killed_work(run, prior, begun)
+  if not standalone and not opts.atomic then return supersede(run, prior, unsettled) end
+  run.recovering = prior
+  local changed = changed_since(run, prior, unsettled)
+  take_targets(run, prior, standalone, unsettled, changed)
+  if not opts.atomic then complete_plans(run) end
   local rep = settle.put_back_and_read(run, opts.atomic)
-  leave_unsettled()
+  leave_unsettled(run, unsettled)
   -- a target changed since is no longer the journal's to finish: it does not keep the journal
   local all_done = true
   for i, t in ipairs(rep.targets) do
