@@ -11,6 +11,10 @@
 -- backoff up to a deadline of its own, longer than one call's. At the end every touched target
 -- is read back, and its status and changes come from what was read, so the report says what
 -- the clouds hold, not what was intended.
+--
+-- This module is the public entry point: it checks a roll-out's arguments and holds what
+-- scripts and tests use on their own (plan files, target locks, journals, --recover). One
+-- roll-out as it runs is a Run (stdlib/sg/rollout/run.lua), its phases in stdlib/sg/rollout/.
 local apply = require "sg.apply"
 local groups = require "sg.groups"
 local journal = require "sg.journal"

@@ -105,12 +105,12 @@ function Run:restore_budget()
   return math.min(self.opts.restore_deadline or rollout().RESTORE_DEADLINE, self:remaining())
 end
 
--- Each target group's locks (sg.rollout.lock_targets), held from before anything of it is read
--- until the roll-out ends, so that no other roll-out writes to it meanwhile (its rollback would
--- undo this run's change) and nothing this run writes was planned from a read another run made
--- stale. The references given are locked first; the names a group turns out to go by (its id,
--- its name, as read or as a journal records them) before the first write. A dry run locks nothing.
----Takes the locks of every target not held yet.
+---Takes the locks of every target not held yet (sg.rollout.lock_targets). Each target group's
+---locks are held from before anything of it is read until the roll-out ends, so that no other
+---roll-out writes to it meanwhile (its rollback would undo this run's change) and nothing this
+---run writes was planned from a read another run made stale. The references given are locked
+---first; the names a group turns out to go by (its id, its name, as read or as a journal records
+---them) before the first write. A dry run locks nothing.
 ---@param idents table[]? per target, its identity as read or journaled ({id, name})
 function Run:lock_targets(idents)
   local list = {}
@@ -252,8 +252,8 @@ function Run:roll_out()
   return rep
 end
 
--- What is known when a second signal ends the run at once: each target says what it had
--- reached, unverified.
+---What is known when a second signal ends the run at once: each target says what it had
+---reached, unverified; opts.on_abandon gets that report.
 function Run:known_now()
   local opts, states, report, report_targets = self.opts, self.states, self.report, self.report_targets
   local again = "run the same roll-out again: it finds the journal and completes it (with --atomic, undoes it)"
