@@ -21,6 +21,16 @@ local bound = setmetatable({}, { __mode = "k" })
 ---@field description string? for a group that gets created
 
 M.PLAN_OPTIONS = { "mode", "lossy", "create", "description" }
+-- what each plan option may be (sg.optcheck.check_values)
+M.PLAN_OPTION_KINDS = { mode = { "authoritative", "additive" }, lossy = { "error", "allow" },
+  create = "boolean", description = "string" }
+
+-- Both checks of a plan's options, before anything is read.
+local function check_plan_options(opts, level)
+  local optcheck = require "sg.optcheck"
+  optcheck.check("sg.plan", opts, M.PLAN_OPTIONS, level + 1)
+  optcheck.check_values("sg.plan", opts, M.PLAN_OPTION_KINDS, level + 1)
+end
 
 local function rules_of(source)
   if type(source) ~= "table" then
@@ -38,7 +48,7 @@ end
 ---@return sg.Plan
 function M.plan(conn, ref, source, opts)
   require("sg.connect").check_connection("sg.plan", conn, 2)
-  require("sg.optcheck").check("sg.plan", opts, M.PLAN_OPTIONS, 2) -- before the group is read
+  check_plan_options(opts, 2) -- before the group is read
   local group, err = groups.get(conn.provider).get_group(conn, ref)
   return M.plan_group(conn, ref, group, err, source, opts)
 end
@@ -52,7 +62,7 @@ end
 ---@param opts sg.PlanOptions?
 ---@return sg.Plan
 function M.plan_group(conn, ref, group, err, source, opts)
-  require("sg.optcheck").check("sg.plan", opts, M.PLAN_OPTIONS, 2)
+  check_plan_options(opts, 2)
   opts = opts or {}
   local desired = rules_of(source)
   if not group and not (opts.create and type(ref) == "string") then

@@ -61,4 +61,40 @@ function M.check(where, opts, known, level)
     guess and ("; did you mean '" .. guess .. "'?") or "", table.concat(sorted, ", ")), level == 0 and 0 or (level or 1) + 1)
 end
 
+-- A value as a message shows it: strings quoted, others with their type ("the number 0").
+local function shown(v)
+  if type(v) == "string" then return string.format("the string %q", v) end
+  return string.format("the %s %s", type(v), tostring(v))
+end
+
+---Raises, naming `where`, when an option of `opts` has a value of the wrong kind: a string "false"
+---or a 0 is true in Lua, so {atomic = "false"} would be an atomic roll-out nobody asked for.
+---@param where string the function, as the caller knows it ("sg.rollout")
+---@param opts table|nil
+---@param kinds table<string, "boolean"|"string"|"function"|string[]> per option, its kind, or the
+---strings it may be
+---@param level integer? the error level, as error() takes it, seen from the caller of check_values
+function M.check_values(where, opts, kinds, level)
+  if opts == nil then return end
+  level = (level or 1) + 1
+  for name, kind in pairs(kinds) do
+    local v = opts[name]
+    if v ~= nil then
+      if type(kind) == "table" then
+        local ok = false
+        for _, allowed in ipairs(kind) do ok = ok or v == allowed end
+        if not ok then
+          local guess = type(v) == "string" and nearest(v, kind)
+          error(string.format("%s: %s must be \"%s\", not %s%s", where, name, table.concat(kind, "\" or \""),
+            type(v) == "string" and string.format("%q", v) or shown(v),
+            guess and string.format("; did you mean \"%s\"?", guess) or ""), level)
+        end
+      elseif type(v) ~= kind then
+        error(string.format("%s: %s must be %s, not %s", where, name,
+          kind == "boolean" and "true or false" or "a " .. kind, shown(v)), level)
+      end
+    end
+  end
+end
+
 return M

@@ -90,6 +90,9 @@ M.RESTORE_DEADLINE = 120
 local ROLLOUT_OPTIONS = { "dry_run", "atomic", "timeout", "deadline", "restore_deadline", "on_progress",
   "confirm", "plan_file", "on_abandon", "recover" }
 for _, name in ipairs(apply.PLAN_OPTIONS) do ROLLOUT_OPTIONS[#ROLLOUT_OPTIONS + 1] = name end
+local ROLLOUT_OPTION_KINDS = { dry_run = "boolean", atomic = "boolean", on_progress = "function",
+  confirm = "function", on_abandon = "function" }
+for name, kind in pairs(apply.PLAN_OPTION_KINDS) do ROLLOUT_OPTION_KINDS[name] = kind end
 
 ---The lock files that stand for a target group while a roll-out writes to it: one per name the
 ---group goes by in its account (the account's digest, as journals record it): the reference
@@ -265,6 +268,7 @@ end
 ---@return sg.RolloutReport
 function M.rollout(source, targets, opts)
   require("sg.optcheck").check("sg.rollout", opts, ROLLOUT_OPTIONS, 2)
+  require("sg.optcheck").check_values("sg.rollout", opts, ROLLOUT_OPTION_KINDS, 2)
   opts = opts or {}
   if type(targets) ~= "table" or #targets == 0 then
     error("sg.rollout: targets must be a list of {connection, group} pairs", 2)
@@ -285,6 +289,13 @@ function M.rollout(source, targets, opts)
     local conn, ref = pair[1], pair[2]
     if type(conn) ~= "table" or not conn.provider or ref == nil then
       error(string.format("sg.rollout: target %d must be {connection, group}", i), 2)
+    end
+    -- {conn, "web", mode = "additive"} would otherwise roll out authoritatively
+    for k in pairs(pair) do
+      if k ~= 1 and k ~= 2 then
+        error(string.format("sg.rollout: target %d has a field '%s'; a target is {connection, group}: " ..
+          "pass roll-out options (mode, atomic, ...) as the third argument", i, tostring(k)), 2)
+      end
     end
   end
   return Run.new(source, targets, opts, setmetatable({ ok = false, targets = {} }, Report)):run()

@@ -24,6 +24,51 @@ t.test("sg.rollout: an unknown option raises before any request, with the likely
   t.eq(sent, 0)
 end)
 
+-- t.raises, and the message names this file's line (the caller's), not sgrun's own code
+local function raises_here(fn, needle)
+  local err = t.raises(fn, needle)
+  t.ok(tostring(err):match("^[^:]*test_optcheck%.lua:%d+: "), tostring(err))
+end
+
+t.test("sg.rollout: an option's value is checked before any request, naming the caller's line", function()
+  sent = 0
+  -- a string "false" or a 0 is true in Lua: an atomic roll-out nobody asked for
+  raises_here(function() sg.rollout({}, { { conn(), "web" } }, { atomic = "false" }) end,
+    "sg.rollout: atomic must be true or false, not the string \"false\"")
+  raises_here(function() sg.rollout({}, { { conn(), "web" } }, { dry_run = 0 }) end,
+    "sg.rollout: dry_run must be true or false, not the number 0")
+  raises_here(function() sg.rollout({}, { { conn(), "web" } }, { mode = "additiv" }) end,
+    "sg.rollout: mode must be \"authoritative\" or \"additive\", not \"additiv\"; did you mean \"additive\"?")
+  raises_here(function() sg.rollout({}, { { conn(), "web" } }, { lossy = true }) end,
+    "sg.rollout: lossy must be \"error\" or \"allow\", not the boolean true")
+  raises_here(function() sg.rollout({}, { { conn(), "web" } }, { create = "yes" }) end,
+    "sg.rollout: create must be true or false")
+  raises_here(function() sg.rollout({}, { { conn(), "web" } }, { description = 5 }) end,
+    "sg.rollout: description must be a string")
+  raises_here(function() sg.rollout({}, { { conn(), "web" } }, { confirm = true }) end,
+    "sg.rollout: confirm must be a function")
+  t.eq(sent, 0)
+end)
+
+t.test("sg.rollout: a target is {connection, group} and nothing more: an option written inside one raises", function()
+  sent = 0
+  -- {conn, "web", mode = "additive"} rolled out authoritatively, removing rules
+  t.raises(function() sg.rollout({}, { { conn(), "web", mode = "additive" } }) end,
+    "sg.rollout: target 1 has a field 'mode'; a target is {connection, group}: pass roll-out " ..
+    "options (mode, atomic, ...) as the third argument")
+  t.raises(function() sg.rollout({}, { { conn(), "web", "extra" } }) end,
+    "sg.rollout: target 1 has a field '3'; a target is {connection, group}")
+  t.eq(sent, 0)
+end)
+
+t.test("sg.plan: an option's value is checked before the group is read", function()
+  sent = 0
+  raises_here(function() sg.plan(conn(), "web", {}, { mode = "additiv" }) end,
+    "sg.plan: mode must be \"authoritative\" or \"additive\"")
+  t.raises(function() sg.plan(conn(), "web", {}, { lossy = "yes" }) end, "sg.plan: lossy must be")
+  t.eq(sent, 0)
+end)
+
 t.test("sg.plan: checked before the group is read", function()
   sent = 0
   t.raises(function() sg.plan(conn(), "web", {}, { Mode = "additive" }) end,
