@@ -16,6 +16,7 @@
 local http = require "_sg.http"
 local provider_names = require "_sg.providers"
 local fs = require "_sg.fs"
+local profiles = require "sg.connect.profiles"
 local json = require "sg.json"
 local errors = require "sg.errors"
 local retry = require "sg.retry"
@@ -43,105 +44,13 @@ local function p_endpoint(conn, name)
   return ep
 end
 
----------------------------------------------------------------------------------------------
--- The profile file.
-
----@return string|nil path
-local function profile_path()
-  local p = os.getenv("SGRUN_PROFILES")
-  if p and p ~= "" then return p end
-  local home = os.getenv("HOME")
-  if home and home ~= "" then return home .. "/.config/sgrun/profiles" end
-end
-
----Reads every section of the profile file: {["profile.provider"] = {key = value}} (empty when
----the file does not exist) and its path (nil when neither SGRUN_PROFILES nor HOME names one).
----Raises when the file is readable by others or belongs to someone other than the invoking user
----or root (checked on the opened file, symlinks by target), or when a line is not
----`key = value`, `[profile.provider]`, blank or a comment. A caller that connects many accounts
----reads it once and passes the result as the `profiles` connect option.
----@return table<string, table<string, string>> sections, string|nil path
-function M.read_profiles()
-  local path = profile_path()
-  if not path then return {} end
-  local text, err, kind = fs.read_private(path)
-  if not text then
-    if kind == "missing" then return {}, path end
-    error("sg.connect: " .. err, 0)
-  end
-  local sections, values, lineno = {}, nil, 0
-  for line in (text .. "\n"):gmatch("(.-)\r?\n") do
-    lineno = lineno + 1
-    line = line:match("^%s*(.-)%s*$")
-    if line ~= "" and not line:match("^[#;]") then
-      local name = line:match("^%[%s*(.-)%s*%]$")
-      if name then
-        sections[name] = sections[name] or {}
-        values = sections[name]
-      else
-        local k, v = line:match("^([%w_%.%-]+)%s*=%s*(.-)$")
-        if not k then
-          error(string.format("sg.connect: %s line %d: expected 'key = value' or '[profile.provider]'",
-            path, lineno), 0)
-        end
-        if values then values[k] = v:match('^"(.*)"$') or v:match("^'(.*)'$") or v end
-      end
-    end
-  end
-  return sections, path
-end
-
----Reads [profile.provider] from the profile file: a table of key = value, or nil when the
----file or the section does not exist; raises as read_profiles does.
----@param profile string
----@param provider string
----@return table|nil values, string|nil path
-function M.read_profile(profile, provider)
-  local sections, path = M.read_profiles()
-  return sections[profile .. "." .. provider], path
-end
-
--- The connection's [profile.provider] section: from the `profiles` option (the sections
--- read_profiles returned) when given, else from the file.
-local function profile_section(opts, profile, provider)
-  local values, path
-  if opts.profiles ~= nil then
-    values = opts.profiles[profile .. "." .. provider]
-  else
-    values, path = M.read_profile(profile, provider)
-  end
-  if values then
-    -- a misspelt key would be dropped: a missing credential then says to add what is there, and a
-    -- misspelt ca_file would leave TLS trusting the system's CAs
-    local known = { "allow_insecure_http", "ca_file", "ca_path" }
-    for _, c in ipairs(M.describe(provider).credentials) do
-      known[#known + 1] = c.name
-      known[#known + 1] = c.env
-    end
-    local k, guess, sorted = require("sg.optcheck").first_unknown(values, known)
-    if k ~= nil then
-      -- a credential pasted on a line of its own reads as a key ("dG9rZW4=" is key = ""): a key
-      -- is named only when it looks like one, or like a known one misspelt
-      local named = (guess or (#k <= 32 and k:match("^[%l_][%l%d_]*$"))) and ("'" .. k .. "'")
-        or "(not shown: it does not look like a key name; a credential on a line of its own?)"
-      error(string.format("sg.connect('%s'): %s [%s.%s]: unknown key %s%s (known: %s)", provider,
-        path or profile_path() or "the profile file", profile, provider, named,
-        guess and ("; did you mean '" .. guess .. "'?") or "", table.concat(sorted, ", ")), 0)
-    end
-  end
-  return values, path
-end
+---The sections of the profile file (see sg.connect.profiles).
+M.read_profiles = profiles.read_profiles
+---One [profile.provider] section of the profile file (see sg.connect.profiles).
+M.read_profile = profiles.read_profile
 
 ---------------------------------------------------------------------------------------------
 -- Credentials and base URL.
-
--- The profile a connection reads, and whether it was chosen (the profile option or --profile)
--- rather than being "default".
-local function profile_name(opts)
-  local options = package.loaded["sg.options"]
-  local chosen = opts.profile or (options and options.profile)
-  return chosen or "default", chosen ~= nil
-end
 
 -- The value of an environment variable without the whitespace around it: a Kubernetes Secret
 -- made from a file, or a systemd EnvironmentFile, often ends it with a line break (or "\r\n").
@@ -188,7 +97,7 @@ end
 local function resolve_credentials(def, opts)
   local creds, secrets, missing, sources = {}, {}, {}, {}
   local profile_values, profile_file, profile_read = nil, nil, false
-  local profile, chosen = profile_name(opts)
+  local profile, chosen = profiles.name(opts)
   local who = "sg.connect('" .. def.name .. "')"
   for _, c in ipairs(def.credentials) do
     local v, source = opts[c.name], "the option " .. c.name
@@ -196,14 +105,14 @@ local function resolve_credentials(def, opts)
     if v == "" then v = nil end
     if v == nil then
       if not profile_read then
-        profile_values, profile_file = profile_section(opts, profile, def.name)
+        profile_values, profile_file = profiles.section(opts, profile, def)
         profile_read = true
       end
       local key = profile_values and (profile_values[c.name] and c.name or profile_values[c.env] and c.env)
       v = key and profile_values[key] or nil
       if v == "" and chosen then v = nil end -- `api_key =` left blank: said missing, not sent
       source = string.format("'%s' under [%s.%s] in %s", key, profile, def.name,
-        profile_file or profile_path() or "the profile file")
+        profile_file or profiles.path() or "the profile file")
     end
     if v ~= nil then
       if type(v) ~= "string" and type(v) ~= "number" then
@@ -224,7 +133,7 @@ local function resolve_credentials(def, opts)
     -- the names of what is missing, never a value; the environment variable is named as not used
     -- (set, it would otherwise look like the fix)
     local c = missing[1]
-    local file = profile_file or profile_path() or "~/.config/sgrun/profiles"
+    local file = profile_file or profiles.path() or "~/.config/sgrun/profiles"
     local fix = profile_values and string.format("add '%s = ...' under [%s.%s] in %s", c.name, profile, def.name, file)
       or string.format("%s has no section [%s.%s]: add it, with '%s = ...'", file, profile, def.name, c.name)
     errors.raise_user(string.format("sg.connect('%s'): profile '%s' has no %s: %s (or pass {%s = ...}); " ..
@@ -235,7 +144,7 @@ local function resolve_credentials(def, opts)
     local c = missing[1]
     errors.raise_user(string.format("sg.connect('%s'): no %s: pass {%s = ...}, set the environment variable %s, " ..
       "or add '%s = ...' under [%s.%s] in %s", def.name, c.name, c.name, c.env, c.name, profile,
-      def.name, profile_file or profile_path() or "~/.config/sgrun/profiles"))
+      def.name, profile_file or profiles.path() or "~/.config/sgrun/profiles"))
   end
   return creds, secrets, sources
 end
@@ -244,11 +153,11 @@ end
 -- profile's section. Profile values are strings: "true" opts in.
 local function transport_setting(def, opts, name, cache)
   if opts[name] ~= nil then return opts[name], "sg.connect option " .. name end
-  if cache.values == nil then cache.values = profile_section(opts, profile_name(opts), def.name) or false end
+  if cache.values == nil then cache.values = profiles.section(opts, profiles.name(opts), def) or false end
   local v = cache.values and cache.values[name] or nil
   if v == nil then return nil end
   if name == "allow_insecure_http" then v = v == "true" or v == "1" or v == "yes" end
-  return v, "profile " .. profile_name(opts) .. "." .. def.name
+  return v, "profile " .. profiles.name(opts) .. "." .. def.name
 end
 
 -- Loopback hosts: plain HTTP to them never leaves the machine.
@@ -271,7 +180,7 @@ local function check_scheme(def, url, source, opts, cache)
   error(string.format("sg.connect('%s'): refusing to send credentials in clear text: %s is %q, plain " ..
     "http:// to %s, which is not this machine. Use https://, or for a lab opt in with " ..
     "{allow_insecure_http = true} in the connect options or 'allow_insecure_http = true' under [%s.%s] " ..
-    "in the profile file", def.name, source, url, host, profile_name(opts), def.name), 0)
+    "in the profile file", def.name, source, url, host, profiles.name(opts), def.name), 0)
 end
 
 local function base_url(def, opts, cache)
@@ -974,7 +883,7 @@ function M.accounts()
     end
     if complete then found[#found + 1] = name .. " (environment)" end
   end
-  local path = profile_path()
+  local path = profiles.path()
   local text = path and fs.read_private(path)
   for line in (text or ""):gmatch("[^\n]+") do
     local profile, provider = line:match("^%s*%[%s*([^%]]-)%.([%w_]+)%s*%]")
