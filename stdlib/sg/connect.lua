@@ -17,6 +17,7 @@ local http = require "_sg.http"
 local provider_names = require "_sg.providers"
 local fs = require "_sg.fs"
 local profiles = require "sg.connect.profiles"
+local credentials = require "sg.connect.credentials"
 local json = require "sg.json"
 local errors = require "sg.errors"
 local retry = require "sg.retry"
@@ -48,106 +49,11 @@ end
 M.read_profiles = profiles.read_profiles
 ---One [profile.provider] section of the profile file (see sg.connect.profiles).
 M.read_profile = profiles.read_profile
+---Reads a credential from the environment as sg.connect does (see sg.connect.credentials).
+M.env_credential = credentials.env_credential
 
 ---------------------------------------------------------------------------------------------
--- Credentials and base URL.
-
--- The value of an environment variable without the whitespace around it: a Kubernetes Secret
--- made from a file, or a systemd EnvironmentFile, often ends it with a line break (or "\r\n").
--- nil when unset or blank.
----@param var string
----@return string|nil
-local function env_value(var)
-  local v = os.getenv(var)
-  v = v and v:match("^%s*(.-)%s*$")
-  if v == "" then return nil end
-  return v
-end
-
--- Raises a user error when a credential holds a control character, which no HTTP header may
--- carry (the request would fail deep inside with a traceback). The message names where the value
--- came from, never the value.
----@param v string
----@param who string what the message starts with: "sg.connect('gcore')", "account lab"
----@param source string "the environment variable GCORE_API_KEY", ...
-local function check_credential(v, who, source)
-  if not v:find("%c") then return end
-  errors.raise_user(string.format("%s: %s holds a control character (a line break or a tab inside " ..
-    "the credential, say), which cannot be sent: set it to the credential alone, on one line " ..
-    "(the value is not shown)", who, source))
-end
-
----Reads a credential from the environment variable `var` as sg.connect does: the whitespace
----around it trimmed, nil when unset or blank. Raises a user error naming `var` (never the value)
----when a control character is left inside it.
----@param var string
----@param who string what an error message starts with ("account lab-hostup")
----@return string|nil
-function M.env_credential(var, who)
-  local v = env_value(var)
-  if v then check_credential(v, who, "the environment variable " .. var) end
-  return v
-end
-
--- Credentials, first match wins: the connect options, then
---   with no profile chosen: the vendor's environment variable, then [default.provider];
---   with a profile chosen (the profile option or --profile): [profile.provider] only. The chosen
---   profile is the whole account: the environment never completes it key by key (its API key with
---   another account's project, say). A required credential it lacks is a user error naming both.
-local function resolve_credentials(def, opts)
-  local creds, secrets, missing, sources = {}, {}, {}, {}
-  local profile_values, profile_file, profile_read = nil, nil, false
-  local profile, chosen = profiles.name(opts)
-  local who = "sg.connect('" .. def.name .. "')"
-  for _, c in ipairs(def.credentials) do
-    local v, source = opts[c.name], "the option " .. c.name
-    if v == nil and not chosen then v, source = env_value(c.env), "the environment variable " .. c.env end
-    if v == "" then v = nil end
-    if v == nil then
-      if not profile_read then
-        profile_values, profile_file = profiles.section(opts, profile, def)
-        profile_read = true
-      end
-      local key = profile_values and (profile_values[c.name] and c.name or profile_values[c.env] and c.env)
-      v = key and profile_values[key] or nil
-      if v == "" and chosen then v = nil end -- `api_key =` left blank: said missing, not sent
-      source = string.format("'%s' under [%s.%s] in %s", key, profile, def.name,
-        profile_file or profiles.path() or "the profile file")
-    end
-    if v ~= nil then
-      if type(v) ~= "string" and type(v) ~= "number" then
-        error(string.format("sg.connect('%s'): %s must be a string or a number, not a %s",
-          def.name, c.name, type(v)), 0)
-      end
-      check_credential(tostring(v), who, source)
-      creds[c.name] = tostring(v)
-      if c.secret then
-        secrets[#secrets + 1] = tostring(v)
-        sources[#sources + 1] = source
-      end
-    elseif c.required then
-      missing[#missing + 1] = c
-    end
-  end
-  if #missing > 0 and chosen then
-    -- the names of what is missing, never a value; the environment variable is named as not used
-    -- (set, it would otherwise look like the fix)
-    local c = missing[1]
-    local file = profile_file or profiles.path() or "~/.config/sgrun/profiles"
-    local fix = profile_values and string.format("add '%s = ...' under [%s.%s] in %s", c.name, profile, def.name, file)
-      or string.format("%s has no section [%s.%s]: add it, with '%s = ...'", file, profile, def.name, c.name)
-    errors.raise_user(string.format("sg.connect('%s'): profile '%s' has no %s: %s (or pass {%s = ...}); " ..
-      "%s in the environment is not used with a profile chosen: a profile is one whole account",
-      def.name, profile, c.name, fix, c.name, c.env))
-  end
-  if #missing > 0 then
-    local c = missing[1]
-    errors.raise_user(string.format("sg.connect('%s'): no %s: pass {%s = ...}, set the environment variable %s, " ..
-      "or add '%s = ...' under [%s.%s] in %s", def.name, c.name, c.name, c.env, c.name, profile,
-      def.name, profile_file or profiles.path() or "~/.config/sgrun/profiles"))
-  end
-  return creds, secrets, sources
-end
+-- Base URL and transport settings.
 
 -- Transport settings (allow_insecure_http, ca_file, ca_path): connect options, else the
 -- profile's section. Profile values are strings: "true" opts in.
@@ -879,7 +785,7 @@ function M.accounts()
     local def = M.describe(name)
     local complete = true
     for _, c in ipairs(def.credentials) do
-      if c.required and not env_value(c.env) then complete = false end
+      if c.required and not credentials.env_value(c.env) then complete = false end
     end
     if complete then found[#found + 1] = name .. " (environment)" end
   end
@@ -911,15 +817,6 @@ function M.describe(provider)
       table.concat(provider_names, ", ")), 0)
   end
   return require("_sg." .. provider)
-end
-
--- A digest of a connection's credentials: equal accounts share a rate limit.
-local function limit_digest(creds)
-  local parts = {}
-  for k, v in pairs(creds) do parts[#parts + 1] = tostring(k) .. "=" .. tostring(v) end
-  table.sort(parts)
-  local crypto = require "_sg.crypto"
-  return crypto.hex_encode(crypto.sha256(table.concat(parts, "\n"))):sub(1, 16)
 end
 
 -- Every option sg.connect reads for a provider: the common ones, its credentials and scope, and
@@ -997,7 +894,7 @@ function M.connect(provider, opts)
   end
   local def = M.describe(provider)
   require("sg.optcheck").check("sg.connect('" .. def.name .. "')", opts, option_names(def), 2)
-  local creds, secrets, sources = resolve_credentials(def, opts)
+  local creds, secrets, sources = credentials.resolve(def, opts)
   local scope = {}
   for _, name in ipairs(def.scope) do scope[name] = creds[name] or opts[name] end
   -- region is not a credential but the neutral layer needs it where a provider's paths do not
@@ -1017,7 +914,7 @@ function M.connect(provider, opts)
     resolve = opts.resolve, max_connections = opts.max_connections,
     outstanding = {}, -- async responses of writes not yet waited to the end (settle)
     -- the rate limiter's key: one per provider endpoint and account (a digest: no secret kept in it)
-    limit_key = def.name .. " " .. conn.base_url .. " " .. limit_digest(creds),
+    limit_key = def.name .. " " .. conn.base_url .. " " .. credentials.digest(creds),
   }
   return conn
 end
