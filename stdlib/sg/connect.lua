@@ -18,6 +18,7 @@ local provider_names = require "_sg.providers"
 local fs = require "_sg.fs"
 local profiles = require "sg.connect.profiles"
 local credentials = require "sg.connect.credentials"
+local transport = require "sg.connect.transport"
 local json = require "sg.json"
 local errors = require "sg.errors"
 local retry = require "sg.retry"
@@ -51,63 +52,6 @@ M.read_profiles = profiles.read_profiles
 M.read_profile = profiles.read_profile
 ---Reads a credential from the environment as sg.connect does (see sg.connect.credentials).
 M.env_credential = credentials.env_credential
-
----------------------------------------------------------------------------------------------
--- Base URL and transport settings.
-
--- Transport settings (allow_insecure_http, ca_file, ca_path): connect options, else the
--- profile's section. Profile values are strings: "true" opts in.
-local function transport_setting(def, opts, name, cache)
-  if opts[name] ~= nil then return opts[name], "sg.connect option " .. name end
-  if cache.values == nil then cache.values = profiles.section(opts, profiles.name(opts), def) or false end
-  local v = cache.values and cache.values[name] or nil
-  if v == nil then return nil end
-  if name == "allow_insecure_http" then v = v == "true" or v == "1" or v == "yes" end
-  return v, "profile " .. profiles.name(opts) .. "." .. def.name
-end
-
--- Loopback hosts: plain HTTP to them never leaves the machine.
-local function is_loopback(host)
-  host = host:lower()
-  return host == "localhost" or host:match("%.localhost$") ~= nil or host == "[::1]"
-      or host:match("^127%.%d+%.%d+%.%d+$") ~= nil
-end
-
--- Credentials travel in headers: refuse to send them in clear text off this machine unless
--- asked to for a lab. (No redirect is ever followed, so they cannot be carried elsewhere.)
-local function check_scheme(def, url, source, opts, cache)
-  local rest = url:match("^http://(.*)$")
-  if not rest then return end
-  local authority = rest:match("^([^/?#]*)"):gsub("^.*@", "")
-  local host = authority:match("^(%[[^%]]*%])") or authority:match("^([^:]*)")
-  if is_loopback(host) then return end
-  local allowed = transport_setting(def, opts, "allow_insecure_http", cache)
-  if allowed then return end
-  error(string.format("sg.connect('%s'): refusing to send credentials in clear text: %s is %q, plain " ..
-    "http:// to %s, which is not this machine. Use https://, or for a lab opt in with " ..
-    "{allow_insecure_http = true} in the connect options or 'allow_insecure_http = true' under [%s.%s] " ..
-    "in the profile file", def.name, source, url, host, profiles.name(opts), def.name), 0)
-end
-
-local function base_url(def, opts, cache)
-  local source = opts.base_url and "the base_url option" or def.base_url_env
-  local url = opts.base_url or os.getenv(def.base_url_env)
-  if url == nil or url == "" then
-    url = def.default_base_url:gsub("{([%w_]+)}", function(name)
-      local v = opts[name] or def.defaults[name]
-      if v == nil then
-        error(string.format("sg.connect('%s'): %s is required to build the API URL", def.name, name), 0)
-      end
-      return tostring(v)
-    end)
-  end
-  if type(url) ~= "string" or not url:match("^https?://[^/]") then
-    error(string.format("sg.connect('%s'): base URL %q is not an http(s) URL (check opts.base_url or %s)",
-      def.name, tostring(url), def.base_url_env), 0)
-  end
-  check_scheme(def, url, source, opts, cache)
-  return (url:gsub("/+$", ""))
-end
 
 ---------------------------------------------------------------------------------------------
 -- Requests.
@@ -900,7 +844,7 @@ function M.connect(provider, opts)
   -- region is not a credential but the neutral layer needs it where a provider's paths do not
   -- carry one (Genesis Cloud creates groups in a region)
   local cache = {}
-  local conn = setmetatable({ provider = def.name, base_url = base_url(def, opts, cache), region = opts.region },
+  local conn = setmetatable({ provider = def.name, base_url = transport.base_url(def, opts, cache), region = opts.region },
     class_for(def))
   check_values(def, opts, "sg.connect: ", 3)
   private[conn] = {
@@ -909,8 +853,8 @@ function M.connect(provider, opts)
     policy = retry.policy(opts.retry), timeout = opts.timeout or DEFAULT_TIMEOUT,
     max_size = opts.max_size, transport = opts.transport or http.request,
     page_size = opts.page_size,
-    ca_file = transport_setting(def, opts, "ca_file", cache),
-    ca_path = transport_setting(def, opts, "ca_path", cache),
+    ca_file = transport.setting(def, opts, "ca_file", cache),
+    ca_path = transport.setting(def, opts, "ca_path", cache),
     resolve = opts.resolve, max_connections = opts.max_connections,
     outstanding = {}, -- async responses of writes not yet waited to the end (settle)
     -- the rate limiter's key: one per provider endpoint and account (a digest: no secret kept in it)
