@@ -19,6 +19,8 @@ local fs = require "_sg.fs"
 local profiles = require "sg.connect.profiles"
 local credentials = require "sg.connect.credentials"
 local transport = require "sg.connect.transport"
+local async = require "sg.connect.async"
+local reconcile = require "sg.connect.reconcile"
 local json = require "sg.json"
 local errors = require "sg.errors"
 local retry = require "sg.retry"
@@ -32,7 +34,7 @@ local M = {}
 ---@field provider string
 ---@field base_url string
 
--- Per connection, out of sight: {def, creds, secrets, scope, policy, timeout, transport}.
+-- Per connection, out of sight: {def, creds, secrets, scope, policy, timeout, transport, call}.
 local private = setmetatable({}, { __mode = "k" })
 -- What produced a response, for conn:wait: {ep, args, body}.
 local origin = setmetatable({}, { __mode = "k" })
@@ -209,155 +211,6 @@ local function send_once(p, ep, url, body_text, attempt)
   return resp, err, code
 end
 
--- Does `have` (an item the server lists) carry every scalar field `want` (see wanted) sets?
--- Lists are not compared (their order and shape differ between requests and responses);
--- null/"" in the request match an absent field. A field `want` leaves out is not compared: the
--- item's own fields (id, status) are not in the body; the body fields whose absence means the
--- provider's default are put in as null by wanted.
-local function matches(want, have)
-  if want == nil then return true end
-  if want == json.null or want == "" then
-    return have == nil or have == json.null or have == ""
-  end
-  if type(want) == "table" then
-    if want[1] ~= nil or json.is_array(want) then return true end
-    if type(have) ~= "table" then return false end
-    for k, v in pairs(want) do
-      if not matches(v, have[k]) then return false end
-    end
-    return true
-  end
-  if type(want) == "number" or type(have) == "number" then return tonumber(want) == tonumber(have) end
-  return want == have
-end
-
-local invoke
-
--- What a listed item must hold to be the one a create's body made: the body's fields that items
--- echo (all but ep.match_skip), and null for each of ep.match_absent the body leaves out. A left
--- out field asks for the provider's default (Barrack: no ports means all ports), so it must not
--- match an item that carries a value there: "tcp from X" is not "tcp 22 from X".
-local function wanted(ep, body)
-  if not ep.match_skip and not ep.match_absent then return body end
-  local want = {}
-  for k, v in pairs(body) do want[k] = v end
-  for k in (ep.match_skip or ""):gmatch("[^,]+") do want[k] = nil end
-  for k in (ep.match_absent or ""):gmatch("[^,]+") do
-    if want[k] == nil then want[k] = json.null end
-  end
-  return want
-end
-
--- Re-reads what a create would have made (ep.match_read with this call's path arguments) and
--- returns the first item equal to the request body. Used before re-sending a create whose
--- earlier attempt may have landed, and by conn:wait to find a created item.
--- With `ids` (what an async result says was created), the item is found by id instead.
----@async
-local function find_created(conn, ep, args, body, path_args, ids)
-  if not ep.match_read or type(body) ~= "table" then return nil end
-  local resp = invoke(conn, p_endpoint(conn, ep.match_read), table.unpack(args, 1, path_args))
-  local items = errors.dig(resp, ep.match_items)
-  if type(items) ~= "table" then return nil end
-  local want = wanted(ep, body)
-  for _, item in ipairs(items) do
-    if ids then
-      if ids[tostring(item.id)] then return item end
-    elseif matches(want, item) then
-      return item
-    end
-  end
-end
-
--- The tasks the provider lists as still running in this account (def.async "tasks.active").
----@async
-local function active_tasks(conn)
-  local active = p_endpoint(conn, private[conn].def.async["tasks.active"])
-  local tasks = invoke(conn, active)[active.items]
-  return type(tasks) == "table" and tasks or {}
-end
-
--- The pending tasks (def.async "tasks.active") whose request data matches this create's body, as
--- {tasks = ids}, or nil. A create whose response was lost may still be running as a task: its item
--- is not listed yet, and a re-send would make a second one where names are not unique (Gcore).
----@async
-local function pending_create(conn, ep, body)
-  local a = private[conn].def.async
-  if ep.async ~= "tasks" or not a["tasks.active"] or type(body) ~= "table" then return nil end
-  local want, ids = wanted(ep, body), json.array()
-  for _, t in ipairs(active_tasks(conn)) do
-    local data = t[a["tasks.data"]]
-    if type(data) == "table" and matches(want, data) then ids[#ids + 1] = t.id end
-  end
-  if #ids == 0 then return nil end
-  return { [a["tasks.list"]] = ids }
-end
-
--- Waits for the async work this connection started and nobody saw finish, then for every task
--- the provider lists as still running in this account (def.async "tasks.active", where the
--- provider has such a list: work a killed run started). Work that ended in failure is over too:
--- only a wait that cannot tell (a timeout, reads that keep failing) raises.
----@async
-local function settle(conn, opts)
-  local p = private[conn]
-  local started = {}
-  for x in pairs(p.outstanding) do started[#started + 1] = x end
-  for _, x in ipairs(started) do
-    local ok, err = pcall(wait.wait, M.internals(conn), x, opts)
-    if not ok and type(err) == "table" and err.status == 404 then
-      ok = true -- the work, or the provider's record of it, is gone: nothing runs under it any more
-    end
-    if not ok and type(err) == "table" and (err.code == "timeout" or err.retryable or err.op ~= "wait") then
-      error(err, 0)
-    elseif not ok and type(err) ~= "table" then
-      error(err, 0)
-    end
-    p.outstanding[x] = nil
-  end
-  local a = p.def.async
-  if not a["tasks.active"] then return end
-  local ids = json.array()
-  for _, t in ipairs(active_tasks(conn)) do ids[#ids + 1] = t.id end
-  if #ids == 0 then return end
-  local ok, err = pcall(conn.wait, conn, { [a["tasks.list"]] = ids }, opts)
-  if not ok and not (type(err) == "table" and tostring(err.code):match("^task_")) then error(err, 0) end
-end
-
--- Re-reads for a create whose earlier attempt may have landed: the item, or nil when re-sending is
--- safe. Pending matching tasks are listed BEFORE the re-read, so that one finishing in between is
--- seen by the re-read, and waited for when the item is not there yet; a task that ends in error
--- created nothing. Raises when it cannot tell.
----@async
-local function reconcile_create(conn, ep, args, body, path_args)
-  local pending = pending_create(conn, ep, body)
-  local item = find_created(conn, ep, args, body, path_args)
-  if item ~= nil or not pending then return item end
-  local ok, err = pcall(conn.wait, conn, pending)
-  if not ok and not (type(err) == "table" and tostring(err.code):match("^task_")) then error(err, 0) end
-  return find_created(conn, ep, args, body, path_args)
-end
-
--- A response that stands for async work already done, so that conn:wait on it returns at once.
-local function done_response(ep, r)
-  if ep.async == "operation" then
-    r.state = "success"
-  elseif ep.async == "tasks" then
-    r.tasks = json.array()
-  end
-  return r
-end
-
--- What a recovered create returns: the matched item, in the place where the async kind would
--- look for it, so that conn:wait on it works like on the real response.
-local function recovered_response(ep, item)
-  local r = done_response(ep, { recovered = true, item = item })
-  local at = (ep.poll_arg and ep.poll_arg:match("^@(.+)$")) or ep.poll_id
-  if at then
-    local parent = at:match("^(.*)%.[^.]+$")
-    if parent and not parent:find(".", 1, true) then r[parent] = item end
-  end
-  return r
-end
-
 local function decode_body(p, ep, resp)
   if resp.body == nil or resp.body == "" or resp.status == 204 then return {} end
   -- a server may echo a credential in any field it returns (a rule's description): what sgrun
@@ -386,19 +239,19 @@ local function request(conn, ep, url, body, path_args, args)
     key = p.limit_key,
     ---@async
     reconcile = ep.match_read and function()
-      local item = reconcile_create(conn, ep, args, body, path_args)
+      local item = reconcile.reconcile_create(conn, p, ep, args, body, path_args)
       return item ~= nil, item
     end or nil,
   })
-  if outcome.recovered then return recovered_response(ep, outcome.value) end
+  if outcome.recovered then return reconcile.recovered_response(ep, outcome.value) end
   -- The lost first attempt landed after all, but its async work had not surfaced yet when we
   -- re-read: look again for a while.
   ---@async
   local function look_again()
     local deadline, pause = task.now() + p.policy.cap * 2, 0.1
     while task.now() < deadline do
-      local ok, item = pcall(find_created, conn, ep, args, body, path_args)
-      if ok and item ~= nil then return recovered_response(ep, item) end
+      local ok, item = pcall(reconcile.find_created, p, ep, args, body, path_args)
+      if ok and item ~= nil then return reconcile.recovered_response(ep, item) end
       task.sleep(pause)
       pause = math.min(pause * 1.5, 2)
     end
@@ -411,14 +264,14 @@ local function request(conn, ep, url, body, path_args, args)
     -- while the first attempt's operation was still running: the thing was still there, so the
     -- second is accepted, and its operation fails once the first has deleted it.
     if outcome.maybe_delivered and ep.async == "operation" and (ep.match_read or ep.method == "DELETE") then
-      local async = p.def.async
+      local a = p.def.async
       local ok, err = pcall(conn.wait, conn, value)
       local reason = not ok and type(err) == "table" and err.code
-      if reason and ep.match_read and reason == async["operation.duplicate"] then
+      if reason and ep.match_read and reason == a["operation.duplicate"] then
         local found = look_again()
         if found then return found end
-      elseif reason and ep.method == "DELETE" and reason == async["operation.gone"] then
-        return done_response(ep, { already_deleted = true })
+      elseif reason and ep.method == "DELETE" and reason == a["operation.gone"] then
+        return async.done_response(ep, { already_deleted = true })
       end
     end
     return value
@@ -436,7 +289,7 @@ local function request(conn, ep, url, body, path_args, args)
   -- a delete re-sent after an attempt that may have landed finds nothing to delete: that attempt
   -- deleted it (the vendors' advice: a 404 on delete is success)
   if outcome.maybe_delivered and ep.method == "DELETE" and resp.status == 404 then
-    return done_response(ep, { already_deleted = true })
+    return async.done_response(ep, { already_deleted = true })
   end
   local e = errors.from_response(p.def, ep.name, resp, p.secrets)
   if outcome.attempts and outcome.attempts > 1 then
@@ -514,21 +367,9 @@ local function all_pages(conn, ep, url_base, query, path_args, args)
   return first
 end
 
--- The plain-data form of a write's async work (see conn:follow): what another process needs to
--- wait for it. Path arguments are strings or numbers; nil when one is not (nothing to re-read by).
-local function async_handle(ep, args, used, result)
-  local path_args = json.array()
-  for i = 1, used do
-    local v = args[i]
-    if type(v) ~= "string" and type(v) ~= "number" then return nil end
-    path_args[i] = v
-  end
-  return { endpoint = ep.name, args = path_args, value = result }
-end
-
 ---Calls an endpoint: path arguments, then the body (when it takes one), then a query table.
 ---@async
-invoke = function(conn, ep, ...)
+local function invoke(conn, ep, ...)
   local p = private[conn]
   if not p then error("call a connection method with ':' (conn:" .. ep.name .. "(...))", 2) end
   local n = select("#", ...)
@@ -580,7 +421,7 @@ invoke = function(conn, ep, ...)
     -- it: conn:settle waits for what is still outstanding (a roll-out cut short by its deadline)
     if ep.async and ep.method ~= "GET" then
       p.outstanding[result] = true
-      local handle = async_handle(ep, args, used, result)
+      local handle = async.handle(ep, args, used, result)
       if handle then task.started(handle) end
     end
   end
@@ -640,7 +481,7 @@ local function class_for(def)
   ---@async
   ---@param opts table|nil as conn:wait's
   function methods.settle(self, opts)
-    return settle(self, opts)
+    return async.settle(self, private[self], M.internals, opts)
   end
   ---Takes on async work that another run of this account started (its handle, journaled by
   ---sg.rollout from sg.task's guard): conn:settle then waits for it to end as for this
@@ -716,7 +557,7 @@ function M.internals(conn)
     origin = function(x) return origin[x] end,
     call = function(name, ...) return invoke(conn, p_endpoint(conn, name), ...) end,
     ---@async
-    find_created = function(o, ids) return find_created(conn, o.ep, o.args, o.body, o.nargs, ids) end,
+    find_created = function(o, ids) return reconcile.find_created(p, o.ep, o.args, o.body, o.nargs, ids) end,
   }
 end
 
@@ -859,6 +700,8 @@ function M.connect(provider, opts)
     outstanding = {}, -- async responses of writes not yet waited to the end (settle)
     -- the rate limiter's key: one per provider endpoint and account (a digest: no secret kept in it)
     limit_key = def.name .. " " .. conn.base_url .. " " .. credentials.digest(creds),
+    -- one of its endpoints called by name: the re-reads of sg.connect.reconcile and sg.connect.async
+    call = function(name, ...) return invoke(conn, p_endpoint(conn, name), ...) end,
   }
   return conn
 end
