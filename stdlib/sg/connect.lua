@@ -22,7 +22,7 @@ local transport = require "sg.connect.transport"
 local async = require "sg.connect.async"
 local reconcile = require "sg.connect.reconcile"
 local request = require "sg.connect.request"
-local json = require "sg.json"
+local paging = require "sg.connect.paging"
 local errors = require "sg.errors"
 local retry = require "sg.retry"
 local wait = require "sg.wait"
@@ -54,64 +54,6 @@ M.read_profiles = profiles.read_profiles
 M.read_profile = profiles.read_profile
 ---Reads a credential from the environment as sg.connect does (see sg.connect.credentials).
 M.env_credential = credentials.env_credential
-
-local function has_any(q, a, b)
-  return type(q) == "table" and (q[a] ~= nil or (b and q[b] ~= nil))
-end
-
--- A listing longer than this is a server that never stops (or ignores the page parameter and
--- sends page 1 again and again): every listing sgrun makes is of groups or their rules.
-local MAX_LISTED = 100000
-
--- Auto-paging: every page of a list, concatenated under the endpoint's items key; the rest of
--- the first page's envelope is kept (count / total_count stay what the server said).
----@async
-local function all_pages(conn, ep, url_base, query, path_args, args)
-  local pg = private[conn].def.paging
-  local size = private[conn].page_size or tonumber(pg.size) or 100
-  local items, first, n = json.array(), nil, 0
-  local page = 1
-  local seen = {} -- item ids: a server that repeats a page (or ignores the page asked for) repeats them
-  while true do
-    local q = {}
-    for k, v in pairs(query or {}) do q[k] = v end
-    q[pg.limit] = size
-    if pg.style == "offset" then q[pg.offset] = n else q[pg.page] = page end
-    local resp = request.send(conn, private[conn], ep, url_base .. "?" .. request.encode_query(q), nil, path_args, args)
-    first = first or resp
-    local got = type(resp) == "table" and resp[ep.items]
-    -- an object where the list should be says nothing of the items: not "none"
-    if type(got) ~= "table" or not json.is_array(got) then
-      error(errors.new({ provider = private[conn].def.name, op = ep.name, code = "bad_response",
-        message = "list response has no '" .. ep.items .. "' list" }, private[conn].secrets), 0)
-    end
-    for _, item in ipairs(got) do
-      local id = type(item) == "table" and item.id
-      if type(id) == "string" or type(id) == "number" then
-        if seen[id] then
-          error(errors.new({ provider = private[conn].def.name, op = ep.name, code = "bad_response",
-            message = string.format("the listing gave item %s twice (again on page %d): the server " ..
-              "repeats pages or ignores the page asked for; check the base URL", tostring(id), page) },
-            private[conn].secrets), 0)
-        end
-        seen[id] = true
-      end
-      items[#items + 1] = item
-    end
-    n = n + #got
-    local total = tonumber(errors.dig(resp, pg.total))
-    if #got == 0 or #got < size or (total and n >= total) then break end
-    if n >= MAX_LISTED then
-      error(errors.new({ provider = private[conn].def.name, op = ep.name, code = "bad_response",
-        message = string.format("the listing went on past %d items (%d pages) without ending: the " ..
-          "server keeps sending full pages; check the base URL, or ask for one page with an explicit " ..
-          "query", MAX_LISTED, page) }, private[conn].secrets), 0)
-    end
-    page = page + 1
-  end
-  first[ep.items] = items
-  return first
-end
 
 ---Calls an endpoint: path arguments, then the body (when it takes one), then a query table.
 ---@async
@@ -147,9 +89,8 @@ local function invoke(conn, ep, ...)
   end
   local url = p.base_url .. path
   local result
-  local pg = p.def.paging
-  if ep.items and pg.style and not has_any(query, pg.limit, pg.style == "offset" and pg.offset or pg.page) then
-    result = all_pages(conn, ep, url, query, used, args)
+  if paging.automatic(p, ep, query) then
+    result = paging.all_pages(conn, p, ep, url, query, used, args)
   else
     if query and next(query) then
       url = url .. (url:find("?", 1, true) and "&" or "?") .. request.encode_query(query)
