@@ -13,6 +13,12 @@
 -- (opts.profile, --profile) replaces the environment: opts, then that profile only. Base URL: opts.base_url, SGRUN_<PROVIDER>_URL, the
 -- documented default. Credentials are kept outside the connection table, so printing a
 -- connection (the REPL does) shows none of them.
+--
+-- This module is the entry point and makes the connection objects; the rest lives in
+-- sg/connect/: profiles (the profile file), credentials, transport (base URL, TLS settings),
+-- options (the connect options), request (one call on the wire, with its retries), reconcile (a
+-- create whose reply was lost), paging, async (async work, conn:settle) and stubs (LuaLS stubs).
+-- They are given a connection's private record as an argument and never require this module.
 local http = require "_sg.http"
 local provider_names = require "_sg.providers"
 local fs = require "_sg.fs"
@@ -23,6 +29,7 @@ local async = require "sg.connect.async"
 local reconcile = require "sg.connect.reconcile"
 local request = require "sg.connect.request"
 local paging = require "sg.connect.paging"
+local options = require "sg.connect.options"
 local errors = require "sg.errors"
 local retry = require "sg.retry"
 local wait = require "sg.wait"
@@ -54,6 +61,9 @@ M.read_profiles = profiles.read_profiles
 M.read_profile = profiles.read_profile
 ---Reads a credential from the environment as sg.connect does (see sg.connect.credentials).
 M.env_credential = credentials.env_credential
+
+---------------------------------------------------------------------------------------------
+-- Calls.
 
 ---Calls an endpoint: path arguments, then the body (when it takes one), then a query table.
 ---@async
@@ -120,19 +130,6 @@ end
 
 local classes = {}
 
--- The arguments a method takes: the path's placeholders the connection does not fill in from its
--- scope, then the body, then the optional query.
-local function params_of(def, ep)
-  local scope, params = {}, {}
-  for _, s in ipairs(def.scope) do scope[s] = true end
-  for p in ep.path:gmatch("{([%w_]+)}") do
-    if not scope[p] then params[#params + 1] = p end
-  end
-  if ep.body then params[#params + 1] = "body" end
-  params[#params + 1] = "query"
-  return params
-end
-
 -- help(conn.method) in the REPL: the method's signature, HTTP method and path, and its doc.
 local method_help = setmetatable({}, { __mode = "k" })
 
@@ -149,7 +146,7 @@ local function class_for(def)
   for _, ep in ipairs(def.endpoints) do
     local fn = function(self, ...) return invoke(self, ep, ...) end
     methods[ep.name] = fn
-    local params = params_of(def, ep)
+    local params = request.params_of(def, ep)
     params[#params] = "[query]"
     method_help[fn] = string.format("conn:%s(%s)\n  %s %s%s\n  %s", ep.name, table.concat(params, ", "),
       ep.method, ep.path, ep.async and (" (async: " .. ep.async .. ", see conn:wait)") or "", ep.doc or "")
@@ -291,53 +288,6 @@ function M.describe(provider)
   return require("_sg." .. provider)
 end
 
--- Every option sg.connect reads for a provider: the common ones, its credentials and scope, and
--- what its default base URL is built from (Exoscale's zone).
-local COMMON_OPTIONS = { "profile", "profiles", "base_url", "region", "timeout", "max_size", "page_size",
-  "ca_file", "ca_path", "allow_insecure_http", "resolve", "max_connections", "retry", "transport" }
-local function option_names(def)
-  local names, seen = {}, {}
-  local function add(name)
-    if not seen[name] then
-      seen[name] = true
-      names[#names + 1] = name
-    end
-  end
-  for _, name in ipairs(COMMON_OPTIONS) do add(name) end
-  for _, c in ipairs(def.credentials) do add(c.name) end
-  for _, name in ipairs(def.scope) do add(name) end
-  for name in def.default_base_url:gmatch("{([%w_]+)}") do add(name) end
-  for name in pairs(def.defaults) do add(name) end
-  return names
-end
-
--- Refuses the connect option values sg.connect cannot use, each message starting with `prefix`
--- and naming the option; `level` as error() takes it, 0 for no position (a file being checked).
-local function check_values(def, opts, prefix, level)
-  local function bad(text) error(prefix .. text, level == 0 and 0 or level + 1) end
-  -- "not (x > 0)" also catches NaN, which every comparison calls false
-  if opts.timeout ~= nil and (type(opts.timeout) ~= "number" or not (opts.timeout > 0 and opts.timeout <= 86400)) then
-    bad("timeout must be a number of seconds above 0 and at most 86400")
-  end
-  if opts.max_size ~= nil and (type(opts.max_size) ~= "number" or not (opts.max_size >= 0 and opts.max_size <= 1e15)) then
-    bad("max_size must be a number of bytes from 0 to 1e15")
-  end
-  if opts.max_connections ~= nil and (math.type(opts.max_connections) ~= "integer"
-      or opts.max_connections < 1 or opts.max_connections > 100000) then
-    bad("max_connections must be an integer from 1 to 100000")
-  end
-  if opts.page_size ~= nil and (math.type(opts.page_size) ~= "integer" or opts.page_size < 1) then
-    bad("page_size must be a positive integer")
-  end
-  -- a provider refuses a page larger than it documents (Genesis: per_page <= 100) on every list:
-  -- said here, once, instead of as an HTTP 400 from the first listing
-  local max_page = math.tointeger(tonumber(def.paging.max))
-  if opts.page_size ~= nil and max_page and opts.page_size > max_page then
-    bad(string.format("page_size %d is more than %s allows (at most %d per page): use 1 to %d, " ..
-      "or leave page_size out for the default", opts.page_size, def.name, max_page, max_page))
-  end
-end
-
 ---Opens a connection: credentials and base URL are resolved now; nothing is sent.
 ---opts: credentials by name, profile (the [profile.provider] section gives every credential the
 ---options do not: the environment is then not read), profiles (the sections read_profiles() returned, used
@@ -365,7 +315,7 @@ function M.connect(provider, opts)
     error("sg.connect: profiles must be the sections sg.connect.read_profiles() returned", 2)
   end
   local def = M.describe(provider)
-  require("sg.optcheck").check("sg.connect('" .. def.name .. "')", opts, option_names(def), 2)
+  require("sg.optcheck").check("sg.connect('" .. def.name .. "')", opts, options.names(def), 2)
   local creds, secrets, sources = credentials.resolve(def, opts)
   local scope = {}
   for _, name in ipairs(def.scope) do scope[name] = creds[name] or opts[name] end
@@ -374,7 +324,7 @@ function M.connect(provider, opts)
   local cache = {}
   local conn = setmetatable({ provider = def.name, base_url = transport.base_url(def, opts, cache), region = opts.region },
     class_for(def))
-  check_values(def, opts, "sg.connect: ", 3)
+  options.check_values(def, opts, "sg.connect: ", 3)
   private[conn] = {
     def = def, creds = creds, secrets = secrets, scope = scope, base_url = conn.base_url,
     credential_sources = sources, -- where each secret came from (names, never values), for a 401/403
@@ -400,84 +350,14 @@ end
 ---@param opts table
 ---@param name string how the file names the options table ("connect")
 function M.check_options(provider, opts, name)
-  local def = M.describe(provider)
-  -- a secret is never written in such a file: not offered as a known option
-  local secret, names = {}, {}
-  for _, c in ipairs(def.credentials) do secret[c.name] = c.secret end
-  for _, n in ipairs(option_names(def)) do
-    if not secret[n] then names[#names + 1] = n end
-  end
-  require("sg.optcheck").check(name, opts, names, 0)
-  check_values(def, opts, name .. ".", 0)
-  if opts.retry ~= nil then
-    if type(opts.retry) ~= "table" then error(name .. ".retry must be a table of retry policy fields", 0) end
-    local ok, err = pcall(retry.policy, opts.retry)
-    -- retry.policy blames its caller's caller: the position is this function's, not the file's
-    if not ok then error(name .. "." .. tostring(err):gsub("^[^\n]-:%d+: ", ""), 0) end
-  end
+  return options.check_file(M.describe(provider), opts, name)
 end
 
 ---The LuaLS annotation stubs (stdlib/meta/sg_providers.lua), generated from the endpoint tables:
 ---  sgrun -e 'io.write(require("sg.connect").stubs())' > stdlib/meta/sg_providers.lua
 ---@return string
 function M.stubs()
-  local out = {}
-  local function w(s) out[#out + 1] = s end
-  w("---@meta")
-  w("-- luacheck: ignore (stub bodies are empty by design)")
-  w("-- LuaLS annotations for the connection objects of sg.connect: one class per provider, one")
-  w("-- method per endpoint of its binding (bindings/<provider>.c). Generated from those tables;")
-  w("-- tests/lua/test_connect.lua checks that it lists every endpoint. Requiring it does nothing.")
-  w("")
-  w("---@class sg.Connection")
-  w("---@field provider string")
-  w("---@field base_url string")
-  w("local Connection = {}")
-  w("")
-  w("---Waits for the async work a method started: polls with backoff until done, failed (raises")
-  w("---an sg.Error) or the deadline passes (raises with code \"timeout\").")
-  w("---@async")
-  w("---@param x any the value an async method returned (or an operation/task id)")
-  w("---@param opts? {timeout?: number, interval?: number, max_interval?: number, factor?: number, max_errors?: integer}")
-  w("---@return any final, any created_item")
-  w("function Connection:wait(x, opts) end")
-  w("")
-  for _, name in ipairs(M.providers()) do
-    local def = M.describe(name)
-    local cls = "sg.conn." .. name
-    w("---@class " .. cls .. " : sg.Connection")
-    local var = name:gsub("^%l", string.upper) .. "Connection"
-    w("local " .. var .. " = {}")
-    w("")
-    for _, ep in ipairs(def.endpoints) do
-      w("---" .. ep.doc .. ".")
-      w("---`" .. ep.method .. " " .. ep.path .. "`" .. (ep.async and (" (async: " .. ep.async .. ")") or "")
-        .. (ep.create and " (not idempotent: never blindly re-sent)" or ""))
-      w("---@async")
-      local params = params_of(def, ep)
-      for i = 1, #params - 1 do
-        if params[i] ~= "body" then w("---@param " .. params[i] .. " string|integer") end
-      end
-      if ep.body then
-        w("---@param body table" .. (ep.body_key
-          and ("|string|integer|(string|integer)[] a bare value is sent as {" .. ep.body_key .. " = value}")
-          or " the JSON request body"))
-      end
-      w("---@param query? table query parameters" .. (ep.items and " (paging ones fetch a single page)" or ""))
-      w("---@return table response the decoded JSON response, envelope included")
-      w("function " .. var .. ":" .. ep.name .. "(" .. table.concat(params, ", ") .. ") end")
-      w("")
-    end
-  end
-  local names = {}
-  for i, name in ipairs(M.providers()) do names[i] = string.format("%q", name) end
-  w("---@param provider " .. table.concat(names, "|"))
-  w("---@param opts? table credentials by name, profile, base_url, zone, timeout, max_size, retry, transport")
-  w("---@return sg.Connection")
-  w("local function connect(provider, opts) end")
-  w("")
-  w("return { connect = connect }")
-  return table.concat(out, "\n") .. "\n"
+  return require("sg.connect.stubs").generate(M.providers(), M.describe)
 end
 
 return M

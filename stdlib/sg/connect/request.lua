@@ -62,6 +62,22 @@ function M.fill_path(p, ep, args)
   return path, used
 end
 
+---The arguments a method takes: the path's placeholders the connection does not fill in from its
+---scope, then the body, then the optional query.
+---@param def table the provider's description (sg.connect.describe)
+---@param ep table the endpoint
+---@return string[]
+function M.params_of(def, ep)
+  local scope, params = {}, {}
+  for _, s in ipairs(def.scope) do scope[s] = true end
+  for p in ep.path:gmatch("{([%w_]+)}") do
+    if not scope[p] then params[#params + 1] = p end
+  end
+  if ep.body then params[#params + 1] = "body" end
+  params[#params + 1] = "query"
+  return params
+end
+
 ---A bare value for an endpoint with body_key becomes {key = value} (dots nest).
 ---@param ep table the endpoint called
 ---@param body any
