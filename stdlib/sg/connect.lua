@@ -233,9 +233,9 @@ function M.internals(conn)
   -- no `secrets` here: a playbook can call this; it gets what scrubbing needs, not the values
   return {
     def = p.def,
-    -- which account this is (provider, base URL and a digest of the credentials): a key for
-    -- per-account state such as rate limits and roll-out journals, never a secret
-    account_key = p.limit_key,
+    -- which account this is (provider and a digest of the credentials and scope): a key for
+    -- per-account state such as roll-out locks, journals and plans, never a secret
+    account_key = p.account_key,
     new_error = function(fields) return errors.new(fields, p.secrets) end,
     scrub = function(s) return errors.scrub(s, p.secrets) end,
     origin = function(x) return origin[x] end,
@@ -337,6 +337,10 @@ function M.connect(provider, opts)
     outstanding = {}, -- async responses of writes not yet waited to the end (settle)
     -- the rate limiter's key: one per provider endpoint and account (a digest: no secret kept in it)
     limit_key = def.name .. " " .. conn.base_url .. " " .. credentials.digest(creds),
+    -- which account this is: its credentials and scope, not the endpoint's spelling (localhost or
+    -- 127.0.0.1, or the Exoscale zone that serves the organisation's groups), so that roll-outs'
+    -- target locks, journals and plans meet whichever way the account is reached
+    account_key = def.name .. " " .. credentials.digest(creds),
     -- one of its endpoints called by name: the re-reads of sg.connect.reconcile and sg.connect.async
     call = function(name, ...) return invoke(conn, p_endpoint(conn, name), ...) end,
   }

@@ -133,5 +133,17 @@ timeout 20 "$sgrun" "$root/scripts/rollout.lua" --yes --apply-plan "$tmp/plan-fi
 check "--apply-plan of a FIFO: exit 2 at once (124 would be a hang)" [ $? = 2 ]
 check "says it is a FIFO" grep -q "plan-fifo is not a regular file (a FIFO)" "$tmp/out"
 
+# the in-process emulator listens on another port each run: a plan made under --sim --state is
+# still its accounts' (an account is its credentials, not its endpoint's address)
+(
+  unset $(env | grep -o '^SGRUN_[A-Z]*_URL')
+  cd "$tmp" || exit 1
+  "$sgrun" --sim --state inproc.json "$root/scripts/rollout.lua" --allow-lossy --plan-out inproc-plan.json \
+    exoscale:web gcore:web >/dev/null 2>&1
+  "$sgrun" --sim --state inproc.json "$root/scripts/rollout.lua" --yes --apply-plan inproc-plan.json >inproc.out 2>&1
+)
+check "a plan made under --sim --state applies in the next --sim run: exit 0" [ $? = 0 ]
+check "converging both targets" [ "$(grep -c converged "$tmp/inproc.out")" -ge 2 ]
+
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

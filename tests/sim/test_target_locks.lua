@@ -39,6 +39,24 @@ t.test("a group by its name and by its id is one lock once read; another account
   t.ok(not shared(rollout.target_lock_names(sg.connect("exoscale"), "web"), by_name), "another provider, other locks")
 end)
 
+t.test("an account is its credentials and scope, not the spelling of its endpoint", function()
+  wire.reset()
+  -- the same account through another spelling of the same endpoint, and Exoscale through another
+  -- zone's endpoint (its groups are the organisation's, whatever zone serves them): one lock, so
+  -- two roll-outs cannot write to the group at once
+  local gcore = sg.connect("gcore")
+  local respelt = sg.connect("gcore", { base_url = gcore.base_url:gsub("127%.0%.0%.1", "localhost") })
+  t.ok(respelt.base_url ~= gcore.base_url, respelt.base_url)
+  t.eq(rollout.target_lock_names(respelt, "web"), rollout.target_lock_names(gcore, "web"), "localhost")
+  local geneva = sg.connect("exoscale", { base_url = "https://api-ch-gva-2.exoscale.com/v2" })
+  local frankfurt = sg.connect("exoscale", { base_url = "https://api-de-fra-1.exoscale.com/v2" })
+  t.eq(rollout.target_lock_names(geneva, "web"), rollout.target_lock_names(frankfurt, "web"), "zones")
+  -- Gcore's groups are a project's and a region's: another project with the same key is another account
+  local project = sg.connect("gcore", { project_id = 424242 })
+  t.ok(not shared(rollout.target_lock_names(project, "web"), rollout.target_lock_names(gcore, "web")),
+    "another project, other locks")
+end)
+
 t.test("a held target lock refuses another holder with 75, naming the target and the holder", function()
   wire.reset()
   local gcore = sg.connect("gcore")

@@ -25,7 +25,7 @@ function M.rules_array(list)
   return out
 end
 
----The account a connection reaches (provider, endpoint and a digest of its credentials).
+---The account a connection reaches (provider and a digest of its credentials and scope).
 ---@param conn sg.Connection
 ---@return string
 function M.account_key(conn)
