@@ -321,10 +321,10 @@ function M.connect(provider, opts)
   for _, name in ipairs(def.scope) do scope[name] = creds[name] or opts[name] end
   -- region is not a credential but the neutral layer needs it where a provider's paths do not
   -- carry one (Genesis Cloud creates groups in a region)
+  options.check_values(def, opts, "sg.connect: ", 3) -- allow_insecure_http among them: before the URL is judged
   local cache = {}
   local conn = setmetatable({ provider = def.name, base_url = transport.base_url(def, opts, cache), region = opts.region },
     class_for(def))
-  options.check_values(def, opts, "sg.connect: ", 3)
   private[conn] = {
     def = def, creds = creds, secrets = secrets, scope = scope, base_url = conn.base_url,
     credential_sources = sources, -- where each secret came from (names, never values), for a 401/403

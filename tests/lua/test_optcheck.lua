@@ -28,6 +28,7 @@ end)
 local function raises_here(fn, needle)
   local err = t.raises(fn, needle)
   t.ok(tostring(err):match("^[^:]*test_optcheck%.lua:%d+: "), tostring(err))
+  return err
 end
 
 t.test("sg.rollout: an option's value is checked before any request, naming the caller's line", function()
@@ -75,6 +76,24 @@ t.test("sg.plan: checked before the group is read", function()
     "sg.plan: unknown option 'Mode'; did you mean 'mode'?")
   t.raises(function() sg.plan(conn(), "web", {}, { lossey = "allow" }) end, "did you mean 'lossy'?")
   t.eq(sent, 0)
+end)
+
+t.test("sg.connect: allow_insecure_http is true or false: the string \"false\" is not an opt-in", function()
+  -- "false" is true in Lua: the API key went in clear text to a host off this machine
+  for _, v in ipairs { "false", 0, "no" } do
+    local err = raises_here(function()
+      sg.connect("gcore", { api_key = "k-12345678", project_id = 1, region_id = 9,
+        base_url = "http://api.gcore.example", allow_insecure_http = v })
+    end, "allow_insecure_http must be true or false, not the ")
+    t.ok(not tostring(err):find("refusing to send credentials", 1, true), err)
+  end
+  t.raises(function() sg.connect("gcore", { api_key = "k-12345678", project_id = 1, region_id = 9, ca_file = true }) end,
+    "ca_file must be a file name")
+  -- in an inventory too, before anything connects
+  t.raises(function() require("sg.connect").check_options("gcore", { allow_insecure_http = "false" }, "connect") end,
+    "connect.allow_insecure_http must be true or false")
+  t.ok(sg.connect("gcore", { api_key = "k-12345678", project_id = 1, region_id = 9,
+    base_url = "http://api.gcore.example", allow_insecure_http = true }))
 end)
 
 t.test("sg.connect: the provider's own credential and scope names are known, others are not", function()

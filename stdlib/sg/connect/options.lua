@@ -46,6 +46,17 @@ function M.check_values(def, opts, prefix, level)
       or opts.max_connections < 1 or opts.max_connections > 100000) then
     bad("max_connections must be an integer from 1 to 100000")
   end
+  -- the string "false" is true in Lua: an opt-in to clear text nobody meant
+  if opts.allow_insecure_http ~= nil and type(opts.allow_insecure_http) ~= "boolean" then
+    bad(string.format("allow_insecure_http must be true or false, not the %s %s", type(opts.allow_insecure_http),
+      type(opts.allow_insecure_http) == "string" and string.format("%q", opts.allow_insecure_http)
+        or tostring(opts.allow_insecure_http)))
+  end
+  for _, name in ipairs { "ca_file", "ca_path" } do
+    if opts[name] ~= nil and (type(opts[name]) ~= "string" or opts[name] == "") then
+      bad(name .. " must be a file name (a string)")
+    end
+  end
   if opts.page_size ~= nil and (math.type(opts.page_size) ~= "integer" or opts.page_size < 1) then
     bad("page_size must be a positive integer")
   end
