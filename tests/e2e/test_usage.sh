@@ -240,5 +240,18 @@ check "--profile '' is a usage error (exit 2)" [ $? = 2 ]
 check "saying a profile name is needed, before running anything" \
   bash -c "grep -q \"'--profile' needs a profile name\" '$tmp/err' && ! grep -q ran '$tmp/out'"
 
+# a profile file or base URL sgrun refuses is the user's to fix, in a playbook of their own too:
+# exit 2 with the message, no traceback into sgrun's library
+printf '[default.gcore]\napi_key = k-12345678\nproject_id = 1\nregion_id = 9\n' >"$tmp/open.profiles"
+chmod 644 "$tmp/open.profiles"
+for setting in "SGRUN_PROFILES=$tmp/open.profiles" "SGRUN_GCORE_URL=https://user:pw@api.example/cloud" \
+    "SGRUN_GCORE_URL=ftp://api.example/cloud" "SGRUN_GCORE_URL=http://api.example/cloud"; do
+  env -u GCORE_API_KEY SGRUN_PROFILES="$tmp/none.profiles" "$setting" \
+    "$sgrun" -e 'require("sg").connect("gcore", {api_key = "k-12345678", project_id = 1, region_id = 9})' \
+    >"$tmp/out" 2>&1
+  check "sg.connect with $setting: exit 2" [ $? = 2 ]
+  check "... without a traceback" bash -c "! grep -q 'stack traceback' '$tmp/out'"
+done
+
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

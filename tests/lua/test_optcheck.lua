@@ -96,6 +96,16 @@ t.test("sg.connect: allow_insecure_http is true or false: the string \"false\" i
     base_url = "http://api.gcore.example", allow_insecure_http = true }))
 end)
 
+t.test("sg.connect: a base URL with a user name or password in it is refused, without showing it", function()
+  -- it would be shown wherever the URL is: print(conn), the http trace, error messages
+  for _, url in ipairs { "http://admin:PwSecretXYZ123456@127.0.0.1:9/gcore", "https://PwSecretXYZ123456@api.example/x" } do
+    local err = t.raises(function()
+      sg.connect("gcore", { api_key = "k-12345678", project_id = 1, region_id = 9, base_url = url })
+    end, "the base_url option carries a user name or password")
+    t.ok(not tostring(err):find("PwSecret", 1, true), tostring(err))
+  end
+end)
+
 t.test("sg.connect: the provider's own credential and scope names are known, others are not", function()
   t.raises(function() sg.connect("gcore", { api_key = "k-12345678", project_id = 1, regionid = 99 }) end,
     "sg.connect('gcore'): unknown option 'regionid'; did you mean 'region_id'?")

@@ -1,6 +1,7 @@
 -- sg.connect.profiles: the profile file (SGRUN_PROFILES or ~/.config/sgrun/profiles;
 -- [profile.provider] sections of key = value; refused when group/other can read it or it is not
 -- the user's or root's), and which profile a connection reads.
+local errors = require "sg.errors"
 local fs = require "_sg.fs"
 
 local M = {}
@@ -26,7 +27,7 @@ function M.read_profiles()
   local text, err, kind = fs.read_private(path)
   if not text then
     if kind == "missing" then return {}, path end
-    error("sg.connect: " .. err, 0)
+    errors.raise_user("sg.connect: " .. err)
   end
   local sections, values, lineno = {}, nil, 0
   for line in (text .. "\n"):gmatch("(.-)\r?\n") do
@@ -40,8 +41,8 @@ function M.read_profiles()
       else
         local k, v = line:match("^([%w_%.%-]+)%s*=%s*(.-)$")
         if not k then
-          error(string.format("sg.connect: %s line %d: expected 'key = value' or '[profile.provider]'",
-            path, lineno), 0)
+          errors.raise_user(string.format("sg.connect: %s line %d: expected 'key = value' or '[profile.provider]'",
+            path, lineno))
         end
         if values then values[k] = v:match('^"(.*)"$') or v:match("^'(.*)'$") or v end
       end
@@ -89,9 +90,9 @@ function M.section(opts, profile, def)
       -- is named only when it looks like one, or like a known one misspelt
       local named = (guess or (#k <= 32 and k:match("^[%l_][%l%d_]*$"))) and ("'" .. k .. "'")
         or "(not shown: it does not look like a key name; a credential on a line of its own?)"
-      error(string.format("sg.connect('%s'): %s [%s.%s]: unknown key %s%s (known: %s)", provider,
+      errors.raise_user(string.format("sg.connect('%s'): %s [%s.%s]: unknown key %s%s (known: %s)", provider,
         path or M.path() or "the profile file", profile, provider, named,
-        guess and ("; did you mean '" .. guess .. "'?") or "", table.concat(sorted, ", ")), 0)
+        guess and ("; did you mean '" .. guess .. "'?") or "", table.concat(sorted, ", ")))
     end
   end
   return values, path

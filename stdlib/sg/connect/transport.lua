@@ -3,6 +3,7 @@
 -- and the transport settings (allow_insecure_http, ca_file, ca_path) from the connect options or
 -- the profile. `cache` is one table per connection being opened: the profile's section is read
 -- into it once.
+local errors = require "sg.errors"
 local profiles = require "sg.connect.profiles"
 
 local M = {}
@@ -40,10 +41,10 @@ local function check_scheme(def, url, source, opts, cache)
   if is_loopback(host) then return end
   local allowed = M.setting(def, opts, "allow_insecure_http", cache)
   if allowed then return end
-  error(string.format("sg.connect('%s'): refusing to send credentials in clear text: %s is %q, plain " ..
+  errors.raise_user(string.format("sg.connect('%s'): refusing to send credentials in clear text: %s is %q, plain " ..
     "http:// to %s, which is not this machine. Use https://, or for a lab opt in with " ..
     "{allow_insecure_http = true} in the connect options or 'allow_insecure_http = true' under [%s.%s] " ..
-    "in the profile file", def.name, source, url, host, profiles.name(opts), def.name), 0)
+    "in the profile file", def.name, source, url, host, profiles.name(opts), def.name))
 end
 
 ---The connection's base URL, without trailing slashes.
@@ -58,14 +59,21 @@ function M.base_url(def, opts, cache)
     url = def.default_base_url:gsub("{([%w_]+)}", function(name)
       local v = opts[name] or def.defaults[name]
       if v == nil then
-        error(string.format("sg.connect('%s'): %s is required to build the API URL", def.name, name), 0)
+        errors.raise_user(string.format("sg.connect('%s'): %s is required to build the API URL", def.name, name))
       end
       return tostring(v)
     end)
   end
   if type(url) ~= "string" or not url:match("^https?://[^/]") then
-    error(string.format("sg.connect('%s'): base URL %q is not an http(s) URL (check opts.base_url or %s)",
-      def.name, tostring(url), def.base_url_env), 0)
+    errors.raise_user(string.format("sg.connect('%s'): base URL %q is not an http(s) URL (check opts.base_url or %s)",
+      def.name, tostring(url), def.base_url_env))
+  end
+  -- a password there would be shown wherever the URL is (print(conn), the http trace, messages),
+  -- and no provider authenticates so: the URL is not shown here either
+  if url:match("^https?://[^/?#]*@") then
+    errors.raise_user(string.format("sg.connect('%s'): %s carries a user name or password (USER:PASSWORD@ before the " ..
+      "host; not shown here): remove it; credentials go in the connect options, the environment or the " ..
+      "profile file", def.name, source))
   end
   check_scheme(def, url, source, opts, cache)
   return (url:gsub("/+$", ""))
