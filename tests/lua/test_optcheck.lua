@@ -106,6 +106,13 @@ t.test("sg.connect: a base URL with a user name or password in it is refused, wi
   end
 end)
 
+t.test("sg.connect: Exoscale's zone is a name, not a way to put another host in the URL", function()
+  local err = t.raises(function()
+    sg.connect("exoscale", { key = "EXOabc", secret = "s", zone = "evil.example/x#" })
+  end, "zone \"evil.example/x#\" is not a name such as ch-gva-2")
+  t.ok(not tostring(err):find("api-evil", 1, true), tostring(err))
+end)
+
 t.test("sg.connect: the provider's own credential and scope names are known, others are not", function()
   t.raises(function() sg.connect("gcore", { api_key = "k-12345678", project_id = 1, regionid = 99 }) end,
     "sg.connect('gcore'): unknown option 'regionid'; did you mean 'region_id'?")

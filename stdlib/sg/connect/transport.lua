@@ -61,6 +61,11 @@ function M.base_url(def, opts, cache)
       if v == nil then
         errors.raise_user(string.format("sg.connect('%s'): %s is required to build the API URL", def.name, name))
       end
+      -- it becomes part of the host name: "evil.example/x#" would send the request elsewhere
+      if not tostring(v):match("^%w[%w%-]*$") then
+        errors.raise_user(string.format("sg.connect('%s'): %s %q is not a name such as %s (letters, digits " ..
+          "and '-')", def.name, name, tostring(v), tostring(def.defaults[name] or "ch-gva-2")))
+      end
       return tostring(v)
     end)
   end
