@@ -145,5 +145,23 @@ check "fleet: an account with a profile reaches the profile's account, not the e
 check "fleet: an account whose profile lacks a key is refused, naming it" \
   grep -q "profile 'half' has no project_id" <<<"$out"
 
+# lines that would be dropped or overridden without a word are refused, naming the line: a key
+# before any section (whose account?), and a key given twice in a section (which one is meant?)
+printf 'api_key = %s\n[prod.hostup]\napi_key = %s\n' "$key" "$key" >"$tmp/early.profiles"
+printf '[prod.hostup]\napi_key = %s\napi_key = other-key\n' "$key" >"$tmp/twice.profiles"
+chmod 600 "$tmp/early.profiles" "$tmp/twice.profiles"
+SGRUN_PROFILES="$tmp/early.profiles" "$sgrun" --profile prod -e "$probe" >"$tmp/out" 2>&1
+check "a key before any section is refused, naming line 1" grep -q "early.profiles line 1: key 'api_key' is before any \[profile.provider\] section" "$tmp/out"
+check "... without showing its value" bash -c "! grep -q -- '$key' '$tmp/out'"
+SGRUN_PROFILES="$tmp/twice.profiles" "$sgrun" --profile prod -e "$probe" >"$tmp/out" 2>&1
+check "a key given twice in a section is refused, naming both lines" \
+  grep -q "twice.profiles line 3: key 'api_key' is given again in \[prod.hostup\] (first on line 2)" "$tmp/out"
+check "... without showing either value" bash -c "! grep -q -- '$key\|other-key' '$tmp/out'"
+# a credential pasted twice on lines of its own reads as a key given twice: not named
+printf '[prod.hostup]\nZ2NvcmUtcHJvZC1zZWNyZXQ=\nZ2NvcmUtcHJvZC1zZWNyZXQ=\n' >"$tmp/twice.profiles"
+SGRUN_PROFILES="$tmp/twice.profiles" "$sgrun" --profile prod -e "$probe" >"$tmp/out" 2>&1
+check "a pasted credential given twice is refused without being shown" \
+  bash -c "grep -q 'line 3: key (not shown' '$tmp/out' && ! grep -q Z2NvcmUt '$tmp/out'"
+
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -14,6 +14,14 @@ function M.path()
   if home and home ~= "" then return home .. "/.config/sgrun/profiles" end
 end
 
+-- A key as a message names it: a credential pasted on a line of its own reads as a key
+-- ("dG9rZW4=" is key = ""), so a key is named only when it looks like one, or like a known one
+-- misspelt (`guess`).
+local function shown_key(k, guess)
+  return (guess or (#k <= 32 and k:match("^[%l_][%l%d_]*$"))) and ("'" .. k .. "'")
+    or "(not shown: it does not look like a key name; a credential on a line of its own?)"
+end
+
 ---Reads every section of the profile file: {["profile.provider"] = {key = value}} (empty when
 ---the file does not exist) and its path (nil when neither SGRUN_PROFILES nor HOME names one).
 ---Raises when the file is readable by others or belongs to someone other than the invoking user
@@ -29,14 +37,17 @@ function M.read_profiles()
     if kind == "missing" then return {}, path end
     errors.raise_user("sg.connect: " .. err)
   end
-  local sections, values, lineno = {}, nil, 0
+  local sections, values, name, lineno = {}, nil, nil, 0
+  local first_line = {} -- per section, the line each key was given on
   for line in (text .. "\n"):gmatch("(.-)\r?\n") do
     lineno = lineno + 1
     line = line:match("^%s*(.-)%s*$")
     if line ~= "" and not line:match("^[#;]") then
-      local name = line:match("^%[%s*(.-)%s*%]$")
-      if name then
+      local section = line:match("^%[%s*(.-)%s*%]$")
+      if section then
+        name = section
         sections[name] = sections[name] or {}
+        first_line[name] = first_line[name] or {}
         values = sections[name]
       else
         local k, v = line:match("^([%w_%.%-]+)%s*=%s*(.-)$")
@@ -44,7 +55,17 @@ function M.read_profiles()
           errors.raise_user(string.format("sg.connect: %s line %d: expected 'key = value' or '[profile.provider]'",
             path, lineno))
         end
-        if values then values[k] = v:match('^"(.*)"$') or v:match("^'(.*)'$") or v end
+        -- either would otherwise be dropped or overridden without a word (values never shown)
+        if not values then
+          errors.raise_user(string.format("sg.connect: %s line %d: key %s is before any [profile.provider] " ..
+            "section; put it under the section of the account it belongs to", path, lineno, shown_key(k)))
+        end
+        if first_line[name][k] then
+          errors.raise_user(string.format("sg.connect: %s line %d: key %s is given again in [%s] (first on line " ..
+            "%d); keep the one that is meant", path, lineno, shown_key(k), name, first_line[name][k]))
+        end
+        first_line[name][k] = lineno
+        values[k] = v:match('^"(.*)"$') or v:match("^'(.*)'$") or v
       end
     end
   end
@@ -86,10 +107,7 @@ function M.section(opts, profile, def)
     end
     local k, guess, sorted = require("sg.optcheck").first_unknown(values, known)
     if k ~= nil then
-      -- a credential pasted on a line of its own reads as a key ("dG9rZW4=" is key = ""): a key
-      -- is named only when it looks like one, or like a known one misspelt
-      local named = (guess or (#k <= 32 and k:match("^[%l_][%l%d_]*$"))) and ("'" .. k .. "'")
-        or "(not shown: it does not look like a key name; a credential on a line of its own?)"
+      local named = shown_key(k, guess)
       errors.raise_user(string.format("sg.connect('%s'): %s [%s.%s]: unknown key %s%s (known: %s)", provider,
         path or M.path() or "the profile file", profile, provider, named,
         guess and ("; did you mean '" .. guess .. "'?") or "", table.concat(sorted, ", ")))
