@@ -12,7 +12,7 @@ trap '[ -n "$sim_pid" ] && kill $sim_pid 2>/dev/null; rm -rf "$tmp"' EXIT
 
 "$sgrun" sim --port 0 --ready-file "$tmp/url" --env-file "$tmp/env" --quiet >/dev/null &
 sim_pid=$!
-for _ in $(seq 100); do [ -s "$tmp/env" ] && break; sleep 0.05; done
+for _ in $(seq 1200); do [ -s "$tmp/env" ] && break; sleep 0.05; done
 url=$(cat "$tmp/url")
 key=$(sed -n 's/^HOSTUP_API_KEY=//p' "$tmp/env")
 export SGRUN_HOSTUP_URL="$url/hostup/api"
@@ -54,7 +54,7 @@ check "saying it is not a regular file" grep -q "is not a regular file" <<<"$out
 "$sgrun" sim --port 0 --ready-file "$tmp/url2" --env-file "$tmp/env2" --accounts 1 \
   --fleet-file "$tmp/fleet.lua" --quiet >/dev/null &
 sim_pid="$sim_pid $!"
-for _ in $(seq 100); do [ -s "$tmp/env2" ] && break; sleep 0.05; done
+for _ in $(seq 1200); do [ -s "$tmp/env2" ] && break; sleep 0.05; done
 set -a
 . "$tmp/env2"
 set +a

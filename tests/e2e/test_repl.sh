@@ -36,7 +36,7 @@ type_line() { tmux -L "$sock" send-keys -t "$session" -l "$1"; tmux -L "$sock" s
 
 "$sgrun" sim --port 0 --ready-file "$tmp/url" --latency 4000 --quiet >/dev/null &
 sim_pid=$!
-for _ in $(seq 100); do [ -s "$tmp/url" ] && break; sleep 0.05; done
+for _ in $(seq 1200); do [ -s "$tmp/url" ] && break; sleep 0.05; done
 url=$(cat "$tmp/url")
 
 # start [HISTORY]: a session with that history file ($tmp/history by default)
@@ -110,7 +110,11 @@ check "Ctrl-C cancels the slow call" shows 'cancelled$'
 type_line '1 + 1'
 check "the session still works after Ctrl-C" shows '^2$'
 tmux -L "$sock" send-keys -t "$session" -l 'half typed line'
+shows '^sg> half typed line' # the keys are in the line editor, not still in the terminal's queue
+prompts=$(screen | grep -c '^sg>$')
 tmux -L "$sock" send-keys -t "$session" C-c
+# the next keys go to the fresh prompt, not to the line Ctrl-C is still clearing
+for _ in $(seq 300); do [ "$(screen | grep -c '^sg>$')" -gt "$prompts" ] && break; sleep 0.1; done
 type_line '"after clear"'
 check "Ctrl-C at the prompt clears the line" shows '^"after clear"'
 

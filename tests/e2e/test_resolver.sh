@@ -20,7 +20,7 @@ trap '[ -n "$server_pid" ] && kill $server_pid 2>/dev/null; rm -rf "$tmp"' EXIT
 for i in 1 2 3 4 5; do echo "127.0.0.1 sgrun-resolver-$i"; done >"$tmp/hosts"
 "$server" >"$tmp/port" &
 server_pid=$!
-for _ in $(seq 100); do [ -s "$tmp/port" ] && break; sleep 0.05; done
+for _ in $(seq 1200); do [ -s "$tmp/port" ] && break; sleep 0.05; done
 port=$(head -n1 "$tmp/port")
 
 # five names, each resolved once (curl caches a name for a minute), then each used again, and a

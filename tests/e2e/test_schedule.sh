@@ -120,7 +120,7 @@ check "SIGHUP ignored (nohup): a later SIGTERM is the stop" \
 # Two processes, one playbook: the emulator's log must never show two runs overlapping.
 "$sgrun" sim --port 0 --ready-file "$tmp/url" --quiet >/dev/null &
 sim_pid=$!
-for _ in $(seq 100); do [ -s "$tmp/url" ] && break; sleep 0.05; done
+for _ in $(seq 1200); do [ -s "$tmp/url" ] && break; sleep 0.05; done
 url=$(cat "$tmp/url")
 cat >"$tmp/marked.lua" <<LUA
 local sg = require "sg"

@@ -20,7 +20,7 @@ start_sim() {
   "$sgrun" sim --tls --tls-dir "$tmp/tls" --port 0 --ready-file "$tmp/url" --env-file "$tmp/env" \
     --task-delay 150 --quiet >"$tmp/sim.out" 2>&1 &
   sim_pid=$!
-  for _ in $(seq 100); do [ -s "$tmp/env" ] && [ -s "$tmp/url" ] && break; sleep 0.05; done
+  for _ in $(seq 1200); do [ -s "$tmp/env" ] && [ -s "$tmp/url" ] && break; sleep 0.05; done
 }
 env_value() { sed -n "s/^$1=//p" "$tmp/env"; }
 
@@ -82,7 +82,7 @@ check "--tls-dir is kept on exit" [ -s "$tmp/tls/ca.pem" ]
 # without --tls-dir the directory is private to the run and removed at exit
 TMPDIR=$tmp "$sgrun" sim --tls --port 0 --env-file "$tmp/env2" --quiet >/dev/null 2>&1 &
 sim_pid=$!
-for _ in $(seq 100); do [ -s "$tmp/env2" ] && break; sleep 0.05; done
+for _ in $(seq 1200); do [ -s "$tmp/env2" ] && break; sleep 0.05; done
 ca2=$(sed -n 's/^SGRUN_CA_FILE=//p' "$tmp/env2")
 check "a temporary CA directory is made" [ -s "$ca2" ]
 check "and is private" [ "$(stat -c %a "$(dirname "$ca2")")" = 700 ]
@@ -125,7 +125,7 @@ LD_PRELOAD=${SWAPDIR:?} SWAPDIR_TRIGGER=/ca.pem SWAPDIR_DIR="$tmp/parent/tls" SW
   ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0 \
   "$sgrun" sim --tls --tls-dir "$tmp/parent/tls" --port 0 --ready-file "$tmp/url" --quiet >"$tmp/out" 2>&1 &
 sim_pid=$!
-for _ in $(seq 100); do [ -s "$tmp/url" ] && break; sleep 0.05; done
+for _ in $(seq 1200); do [ -s "$tmp/url" ] && break; sleep 0.05; done
 stop_sim
 check "--tls-dir swapped for a link after its check: the link was planted" [ -L "$tmp/parent/tls" ]
 check "nothing is written where the link points" [ -z "$(ls -A "$tmp/theirs")" ]

@@ -169,7 +169,7 @@ check "a dry run with nothing to change exits 0" [ $? = 0 ]
 "$sgrun" sim --port 0 --ready-file "$tmp/slow.url" --env-file "$tmp/slow.env" --latency 5000 --quiet \
   >/dev/null &
 slow_pid=$!
-for _ in $(seq 100); do [ -s "$tmp/slow.env" ] && break; sleep 0.05; done
+for _ in $(seq 1200); do [ -s "$tmp/slow.env" ] && break; sleep 0.05; done
 (
   set -a
   . "$tmp/slow.env"

@@ -9,7 +9,7 @@ server=${TESTSERVER:?TESTSERVER names the test server binary (ctest sets it)}
 "$server" >"$tmp/port" &
 server_pid=$!
 cleanup_hooks+=("kill $server_pid 2>/dev/null")
-for _ in $(seq 100); do [ -s "$tmp/port" ] && break; sleep 0.05; done
+for _ in $(seq 1200); do [ -s "$tmp/port" ] && break; sleep 0.05; done
 base=http://127.0.0.1:$(head -n1 "$tmp/port")/echo-tail
 
 # leak FILE SECRET: prints the first 8-character window of SECRET found in FILE (any letter case)

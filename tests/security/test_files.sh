@@ -19,7 +19,7 @@ as sgrun-attacker bash -c "for p in \$(seq $next $((next + 400))); do
 planted=$(ls "$shared" | wc -l)
 "$sgrun" sim --port 0 --quiet --env-file "$shared/env" --ready-file "$shared/ready" --state "$shared/state" >/dev/null 2>"$tmp/sim.err" &
 sim=$!
-for _ in $(seq 100); do [ -s "$shared/ready" ] && break; sleep 0.05; done
+for _ in $(seq 1200); do [ -s "$shared/ready" ] && break; sleep 0.05; done
 kill -TERM $sim
 wait $sim
 check "the emulator ran with $planted symlinks planted around it" [ $? = 0 ]

@@ -11,7 +11,7 @@ command -v tmux >/dev/null || { echo "SKIP: tmux is missing (run .ci/setup)"; ex
 sim=$!
 tmx() { tmux -L "sgsec-$$" "$@"; } # a tmux server of our own: its environment is ours
 cleanup_hooks+=("kill $sim 2>/dev/null" "tmx kill-server 2>/dev/null")
-for _ in $(seq 100); do [ -s "$tmp/url" ] && break; sleep 0.05; done
+for _ in $(seq 1200); do [ -s "$tmp/url" ] && break; sleep 0.05; done
 set -a
 . "$tmp/env"
 set +a

@@ -14,7 +14,7 @@ openssl rehash capath 2>/dev/null || c_rehash capath >/dev/null
 openssl s_server -accept 127.0.0.1:0 -cert srv.pem -key srv.key -www >server.out 2>&1 &
 server=$!
 cleanup_hooks+=("kill $server 2>/dev/null")
-for _ in $(seq 100); do grep -q ACCEPT server.out && break; sleep 0.05; done
+for _ in $(seq 1200); do grep -q ACCEPT server.out && break; sleep 0.05; done
 port=$(sed -n 's/^ACCEPT .*:\([0-9]*\)$/\1/p' server.out)
 [ -n "$port" ] || { echo "the TLS server did not start"; cat server.out; exit 1; }
 url="https://localhost:$port/hostup/api"

@@ -12,13 +12,13 @@ trap '[ -n "$pid" ] && kill $pid 2>/dev/null && wait $pid 2>/dev/null; rm -rf "$
 
 "$sgrun" sim --tls --tls-dir "$tmp/tls" --port 0 --env-file "$tmp/env" --quiet >/dev/null 2>&1 &
 sim=$!
-for _ in $(seq 100); do [ -s "$tmp/env" ] && break; sleep 0.05; done
+for _ in $(seq 1200); do [ -s "$tmp/env" ] && break; sleep 0.05; done
 kill "$sim" && wait "$sim" 2>/dev/null
 [ -s "$tmp/tls/server.pem" ] || { echo "with_h2dropserver.sh: no certificate was made" >&2; exit 1; }
 
 "$server" "$tmp/tls/server.pem" "$tmp/tls/server.key" "$tmp/events.log" >"$tmp/port" &
 pid=$!
-for _ in $(seq 100); do [ -s "$tmp/port" ] && break; sleep 0.05; done
+for _ in $(seq 1200); do [ -s "$tmp/port" ] && break; sleep 0.05; done
 port=$(head -n1 "$tmp/port")
 [ -n "$port" ] || { echo "with_h2dropserver.sh: the server did not start" >&2; exit 1; }
 export H2DROP_URL="https://127.0.0.1:$port" H2DROP_LOG="$tmp/events.log" SGRUN_CA_FILE="$tmp/tls/ca.pem"

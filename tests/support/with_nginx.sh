@@ -24,7 +24,7 @@ trap 'exit 130' INT TERM
 # the emulator's CA and server certificate: made by starting it once with --tls-dir
 "$sgrun" sim --tls --tls-dir "$tmp/tls" --port 0 --env-file "$tmp/env" --quiet >/dev/null 2>&1 &
 sim=$!
-for _ in $(seq 100); do [ -s "$tmp/env" ] && break; sleep 0.05; done
+for _ in $(seq 1200); do [ -s "$tmp/env" ] && break; sleep 0.05; done
 kill "$sim" && wait "$sim" 2>/dev/null
 [ -s "$tmp/tls/server.pem" ] || { echo "with_nginx.sh: no certificate was made"; exit 1; }
 
@@ -81,7 +81,7 @@ CONF
   : >"$tmp/error.log"
   "$nginx" -c "$tmp/nginx.conf" -e "$tmp/error.log" >/dev/null 2>&1 &
   nginx_pid=$!
-  for _ in $(seq 50); do [ -s "$tmp/nginx.pid" ] && break; kill -0 "$nginx_pid" 2>/dev/null || break; sleep 0.05; done
+  for _ in $(seq 1200); do [ -s "$tmp/nginx.pid" ] && break; kill -0 "$nginx_pid" 2>/dev/null || break; sleep 0.05; done
   if [ -s "$tmp/nginx.pid" ] && kill -0 "$nginx_pid" 2>/dev/null; then break; fi
   wait "$nginx_pid" 2>/dev/null
   nginx_pid=

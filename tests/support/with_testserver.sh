@@ -8,7 +8,7 @@ portfile=$(mktemp)
 "$server" > "$portfile" &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -f "$portfile"' EXIT
-for _ in $(seq 100); do
+for _ in $(seq 1200); do
   [ -s "$portfile" ] && break
   sleep 0.05
 done
