@@ -18,8 +18,11 @@ local function distance(a, b)
   return previous[#b]
 end
 
--- The known name a misspelt one most likely meant: a case or underscore slip, or at most two
--- edits away (a third of the name, for short ones).
+---The known name a misspelt one most likely meant: a case or underscore slip, or at most two
+---edits away (a third of the name, for short ones); nil when none is that close.
+---@param name string
+---@param known string[]
+---@return string?
 local function nearest(name, known)
   local folded = name:lower():gsub("[_%-]", "")
   local best, best_d
@@ -29,6 +32,8 @@ local function nearest(name, known)
   end
   return best
 end
+
+M.nearest = nearest
 
 ---The first key of `t` that is not in `known` (nil when there is none), the known name it most
 ---likely meant (nil when none is close), and the known names sorted.

@@ -12,7 +12,7 @@ trap '[ -n "$sim_pid" ] && kill $sim_pid 2>/dev/null; rm -rf "$tmp"' EXIT
 
 "$sgrun" sim --port 0 --ready-file "$tmp/url" --env-file "$tmp/env" --quiet >/dev/null &
 sim_pid=$!
-for _ in $(seq 1200); do [ -s "$tmp/env" ] && break; sleep 0.05; done
+for _ in $(seq 1200); do [ -s "$tmp/env" ] && [ -s "$tmp/url" ] && break; sleep 0.05; done
 url=$(cat "$tmp/url")
 key=$(sed -n 's/^HOSTUP_API_KEY=//p' "$tmp/env")
 export SGRUN_HOSTUP_URL="$url/hostup/api"
@@ -144,6 +144,12 @@ check "fleet: an account with a profile reaches the profile's account, not the e
   [ "$(head -1 <<<"$out")" = "$gcore_001" ]
 check "fleet: an account whose profile lacks a key is refused, naming it" \
   grep -q "profile 'half' has no project_id" <<<"$out"
+
+# a misspelt profile name: the section it most likely meant is named
+printf '[prod.hostup]\napi_key = %s\n' "$key" >"$tmp/prod.profiles"
+chmod 600 "$tmp/prod.profiles"
+SGRUN_PROFILES="$tmp/prod.profiles" "$sgrun" --profile prdo -e "$probe" >"$tmp/out" 2>&1
+check "--profile prdo names the section it most likely meant" grep -q "no section \[prdo.hostup\].*did you mean \[prod.hostup\]?" "$tmp/out"
 
 # lines that would be dropped or overridden without a word are refused, naming the line: a key
 # before any section (whose account?), and a key given twice in a section (which one is meant?)

@@ -94,7 +94,8 @@ function M.resolve(def, opts)
     local c = missing[1]
     local file = profile_file or profiles.path() or "~/.config/sgrun/profiles"
     local fix = profile_values and string.format("add '%s = ...' under [%s.%s] in %s", c.name, profile, def.name, file)
-      or string.format("%s has no section [%s.%s]: add it, with '%s = ...'", file, profile, def.name, c.name)
+      or string.format("%s has no section [%s.%s]: add it, with '%s = ...'%s", file, profile, def.name, c.name,
+        profiles.guess_section(opts, profile .. "." .. def.name))
     errors.raise_user(string.format("sg.connect('%s'): profile '%s' has no %s: %s (or pass {%s = ...}); " ..
       "%s in the environment is not used with a profile chosen: a profile is one whole account",
       def.name, profile, c.name, fix, c.name, c.env))

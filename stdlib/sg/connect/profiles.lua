@@ -82,6 +82,24 @@ function M.read_profile(profile, provider)
   return sections[profile .. "." .. provider], path
 end
 
+---"; did you mean [name]?" for a section name that is not in the profile file but is close to
+---one that is (a misspelt --profile), else "".
+---@param opts table the connect options (their `profiles`, when given, are the file's sections)
+---@param name string "profile.provider"
+---@return string
+function M.guess_section(opts, name)
+  local sections = opts.profiles
+  if sections == nil then
+    local ok, read = pcall(M.read_profiles)
+    sections = ok and read or {}
+  end
+  local names = {}
+  for section in pairs(sections) do names[#names + 1] = section end
+  table.sort(names)
+  local guess = require("sg.optcheck").nearest(name, names)
+  return guess and string.format("; did you mean [%s]?", guess) or ""
+end
+
 ---The connection's [profile.provider] section: from the `profiles` option (the sections
 ---read_profiles returned) when given, else from the file. Raises on a key that is neither one of
 ---the provider's credentials (by name or environment variable) nor a transport setting.
