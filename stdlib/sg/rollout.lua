@@ -169,8 +169,9 @@ function M.journal_path(targets, opts)
 end
 
 ---The unfinished roll-out journals in the journal directory, optionally only those that name
----one of `only` (provider and group reference pairs).
----@param only {[1]: string, [2]: any}[]? nil: every journal
+---one of `only` (provider and group reference pairs, and optionally the account's id as journals
+---record it: then only that account's).
+---@param only {[1]: string, [2]: any, [3]: string?}[]? nil: every journal
 ---@return string[] paths
 function M.unfinished(only)
   local out = {}
@@ -191,8 +192,11 @@ function M.unfinished(only)
       if b.group_id ~= nil then names[#names + 1] = snapshot.group_text(journal_ref(b.group_id)) end
       if b.group_name ~= nil then names[#names + 1] = snapshot.group_text(b.group_name) end
       for _, o in ipairs(only or {}) do
+        -- o[3], when given: the account (as account_id); a journal from before accounts were
+        -- recorded matches any
+        local same_account = o[3] == nil or b.account == nil or o[3] == b.account
         for _, name in ipairs(names) do
-          if o[1] == b.provider and snapshot.group_text(o[2]) == name then wanted = true end
+          if o[1] == b.provider and same_account and snapshot.group_text(o[2]) == name then wanted = true end
         end
       end
     end

@@ -259,6 +259,36 @@ t.test("a write in flight when its sibling fails runs to its end, so the restore
   t.eq(wire.keys(assert(exo:group("web")).rules), wire.keys(snap.rules), "the snapshot holds")
 end)
 
+t.test("a roll-out naming a target of another killed run's journal writes nothing until --recover", function()
+  -- an atomic run killed mid-way, then the same groups rolled out in another order or mode: that
+  -- run converged and exited 0, and a later --recover undid it from the old journal
+  local exo, snap, target = exoscale_web(false)
+  target.account = require("sg.rollout.common").account_id(exo)
+  local jpath = rollout.journal_path({ { exo, "web" } }, { atomic = true })
+  killed_journal(jpath, true, target)
+  wire.control("DELETE", "/_sim/log")
+  local gcore = sg.connect("gcore")
+  local desired = { SSH, EXTRA }
+  for _, opts in ipairs { {}, { dry_run = true } } do
+    local report = rollout.rollout(desired, { { gcore, "web" }, { exo, "web" } }, opts)
+    t.eq(report.ok, false, tostring(report))
+    for _, tr in ipairs(report.targets) do
+      t.ok(tostring(tr.error):find(jpath, 1, true) and tostring(tr.error):find("--recover", 1, true), tostring(tr.error))
+    end
+  end
+  t.eq(#wire.mutations("exoscale") + #wire.mutations("gcore"), 0, "nothing written")
+  t.ok(exists(jpath), "the journal stays for --recover")
+  -- another account's journal of a group of the same name is not this one's
+  local other = sg.connect("exoscale", { key = "EXOother00000000000000000000", secret = "another-secret" })
+  target.account = require("sg.rollout.common").account_id(other)
+  os.remove(jpath)
+  killed_journal(jpath, true, target)
+  local report = rollout.rollout(desired, { { gcore, "web" }, { exo, "web" } }, { dry_run = true })
+  t.ok(not tostring(report.targets[2].error):find(jpath, 1, true), tostring(report))
+  os.remove(jpath)
+  t.ok(snap)
+end)
+
 t.test("conn:follow refuses what is not a handle of the provider's async work", function()
   local exo = sg.connect("exoscale")
   t.raises(function() exo:follow({ endpoint = "list_security_groups", args = {}, value = {} }) end,

@@ -61,7 +61,13 @@ function M.control(method, path, body)
   return json.decode(resp.body)
 end
 
-function M.reset() return M.control("POST", "/_sim/reset") end
+---A fresh emulator. The roll-out journals earlier cases left (kept for --recover) name groups of
+---the old one, so they go too: a journal naming a target stops other roll-outs of it.
+function M.reset()
+  local journal = require "sg.journal"
+  for _, path in ipairs(journal.list()) do os.remove(path) end
+  return M.control("POST", "/_sim/reset")
+end
 function M.knobs(k) return M.control("PUT", "/_sim/knobs", k) end
 
 ---The emulator's request log for one provider since `since` (seq).

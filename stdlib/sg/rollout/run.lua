@@ -200,6 +200,38 @@ function Run:finish()
   return report
 end
 
+-- Another roll-out (other targets, another order or mode) that a killed run left unfinished
+-- names one of this one's targets in the same account: this run would write over what that run
+-- left half-done, and that journal's --recover would later undo this run's success. Nothing is
+-- written until --recover has dealt with it (a dry run says so too). The report then, else nil.
+local function stop_for_other_journal(self)
+  local only = {}
+  for i, st in ipairs(self.states) do only[i] = { st.conn.provider, st.group_ref, common.account_id(st.conn) } end
+  local others = {}
+  for _, path in ipairs(rollout().unfinished(only)) do
+    -- a live run's journal is not a killed run's: its targets' locks keep this run off them (a
+    -- dry run plans beside it)
+    local claimed = path ~= self.jpath and journal.claim(path)
+    if claimed then
+      claimed:release()
+      others[#others + 1] = path
+    end
+  end
+  if #others == 0 then return nil end
+  local recover_args = {}
+  for _, st in ipairs(self.states) do
+    recover_args[#recover_args + 1] = st.conn.provider .. ":" .. require("sg.snapshot").group_text(st.group_ref)
+  end
+  for _, t in ipairs(self.report_targets) do
+    t.status = "unchanged"
+    t.error = string.format("not changed: a killed run left another roll-out of these groups unfinished " ..
+      "(journal %s); finish or undo it first with `sgrun scripts/rollout.lua --recover %s`, then run " ..
+      "this roll-out again", table.concat(others, ", "), table.concat(recover_args, " "))
+  end
+  self.report.ok = false
+  return self:finish()
+end
+
 ---The roll-out's phases, in order; the report.
 ---@async
 ---@return sg.RolloutReport
@@ -210,6 +242,8 @@ function Run:roll_out()
     self:lock_targets(journaled_idents(opts.recover))
     return recover.take_over(self, opts.recover, true)
   end
+  local stopped = stop_for_other_journal(self)
+  if stopped then return stopped end
   if self.dry_run then
     -- previewed, not claimed: the real run deals with it first (see sg.rollout.recover)
     local left = journal.read(self.jpath)
