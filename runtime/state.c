@@ -2,8 +2,12 @@
 #include "embedded.h"
 #include "ext.h"
 
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/vfs.h>
 
 int luaopen_cjson(lua_State *L);
 int luaopen_cjson_safe(lua_State *L);
@@ -157,6 +161,29 @@ static void refuse_debug(lua_State *L) {
   lua_pop(L, 2);
 }
 
+/* io.open under --dry-run: a /proc file opened for writing is closed again and refused, since
+ * /proc/self/mem writes into sgrun's own memory, where the dry run's switch lives. Judged on the
+ * opened descriptor (its file system and access mode), so a link to it or a mode spelt another
+ * way does not get round it. The original io.open is upvalue 1. */
+static int open_unless_proc_write(lua_State *L) {
+  int nargs = lua_gettop(L);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, nargs, LUA_MULTRET);
+  luaL_Stream *stream = (luaL_Stream *)luaL_testudata(L, 1, LUA_FILEHANDLE);
+  if (!stream || !stream->f) return lua_gettop(L);
+  int fd = fileno(stream->f), flags = fcntl(fd, F_GETFL);
+  struct statfs fs;
+  if (flags >= 0 && (flags & O_ACCMODE) == O_RDONLY) return lua_gettop(L);
+  if (flags >= 0 && fstatfs(fd, &fs) == 0 && fs.f_type != PROC_SUPER_MAGIC) return lua_gettop(L);
+  /* on /proc, or not known to be elsewhere */
+  lua_getfield(L, 1, "close");
+  lua_pushvalue(L, 1);
+  lua_call(L, 1, 0);
+  return luaL_error(L, "writing to /proc is off under --dry-run: /proc/self/mem reaches sgrun's own memory, "
+                       "where a dry run's guards live; run without --dry-run to use it");
+}
+
 /* Text chunks only: crafted Lua bytecode is a known way to run native code in the Lua VM. load,
  * loadfile, dofile and the Lua-file searcher (open_state's third) are replaced by versions that
  * pass mode "t". */
@@ -174,6 +201,11 @@ static const char text_only[] =
     "  local f = assert(raw_loadfile(file, 't'))\n"
     "  return f()\n"
     "end\n"
+    "local io_open, io_output, type = io.open, io.output, type\n"
+    "io.output = function(file)\n"
+    "  if type(file) == 'string' then file = assert(io_open(file, 'w')) end\n"
+    "  return io_output(file)\n"
+    "end\n"
     "package.searchers[3] = function(name)\n"
     "  local path, err = searchpath(name, package.path)\n"
     "  if not path then return err end\n"
@@ -187,6 +219,13 @@ int sg_state_forbid_native(lua_State *L) {
   refuse_global_field(L, "os", "execute");
   refuse_global_field(L, "io", "popen");
   refuse_debug(L);
+  /* io.output(name) opens through the library's own, unwrapped open: given a name, it goes
+   * through the wrapped io.open first */
+  lua_getglobal(L, "io");
+  lua_getfield(L, -1, "open");
+  lua_pushcclosure(L, open_unless_proc_write, 1);
+  lua_setfield(L, -2, "open");
+  lua_pop(L, 1);
   /* keep preload, sgrun's own and the Lua-file searcher (open_state's order); drop the C ones */
   lua_getglobal(L, "package");
   lua_getfield(L, -1, "searchers");

@@ -62,12 +62,18 @@ local tries = {
     end
   end,
   required = function() return require("debug").getregistry() end,
+  -- the process's own memory, where the switch is: through /proc, by name or by a link to it
+  mem = function() return assert(io.open("/proc/self/mem", "r+b")) end,
+  memlink = function() return assert(io.open("$tmp/mem-link", "r+b")) end, -- made below: /proc/self/mem
+  memout = function() return io.output("/proc/self/mem") end,
 }
-for _, name in ipairs { "loadlib", "cpath", "execute", "popen", "bytecode", "upvalue", "required" } do
+for _, name in ipairs { "loadlib", "cpath", "execute", "popen", "bytecode", "upvalue", "required", "mem",
+  "memlink", "memout" } do
   local ok, err = pcall(tries[name])
   print(name, ok and "ALLOWED" or err)
 end
 EOF
+ln -sf /proc/self/mem "$tmp/mem-link"
 "$sgrun" --dry-run "$tmp/bypass.lua" >"$tmp/out" 2>&1
 check "--dry-run: package.loadlib is refused" grep -q "^loadlib.*package.loadlib is off under --dry-run" "$tmp/out"
 check "--dry-run: require finds no C module" grep -q "^cpath.*module '_sg_http_copy' not found" "$tmp/out"
@@ -77,6 +83,9 @@ check "--dry-run: load takes no bytecode" grep -q "^bytecode.*attempt to load a 
 check "--dry-run: the debug library cannot reach load's insides" \
   grep -q "^upvalue.*debug.getupvalue is off under --dry-run" "$tmp/out"
 check "--dry-run: nor through require" grep -q "^required.*debug.getregistry is off under --dry-run" "$tmp/out"
+check "--dry-run: /proc/self/mem is not opened for writing" grep -q "^mem.*writing to /proc is off under --dry-run" "$tmp/out"
+check "--dry-run: nor through a link to it" grep -q "^memlink.*writing to /proc is off under --dry-run" "$tmp/out"
+check "--dry-run: nor as the default output" grep -q "^memout.*writing to /proc is off under --dry-run" "$tmp/out"
 check "--dry-run: nothing was allowed" bash -c "! grep -q ALLOWED '$tmp/out'"
 "$sgrun" -e "io.open('$tmp/compiled.lua', 'wb'):write(string.dump(load('print(\"ran\")')))"
 "$sgrun" --dry-run "$tmp/compiled.lua" >"$tmp/out" 2>&1
