@@ -82,7 +82,7 @@ function M.plan_group(conn, ref, group, err, source, opts)
   -- the implicit open egress), so that the plan says what the group will read back as. The
   -- authoritative mode then treats those rules as on an existing empty group: removed when the
   -- desired rules say otherwise, and a provider that cannot remove them refuses in
-  -- check_new_group before the group is created, not after.
+  -- check_plan before the group is created, not after.
   local current = group and group.rules or adapter.new_group_rules and adapter.new_group_rules() or {}
   local origin, raw_order
   if group then origin, raw_order = common.origin(target_codec, group, source) end
@@ -98,7 +98,7 @@ function M.plan_group(conn, ref, group, err, source, opts)
     lossy = opts.lossy,
     create_group = not group and ref or nil,
   }
-  if not group and adapter.check_new_group then adapter.check_new_group(ref, p) end
+  if not group and adapter.check_plan then adapter.check_plan(ref, p) end
   bound[p] = { conn = conn, group = group, description = opts.description, raw_order = raw_order }
   return p
 end

@@ -138,6 +138,21 @@ t.test("with atomic = true a failure puts every touched target back", function()
   t.eq(keyset(assert(conn("hostup"):group({ vm = 10000 })).rules), keyset(hostup_before.rules))
 end)
 
+t.test("a target its provider would refuse at apply is refused at plan: the dry run says so, atomic writes nothing", function()
+  -- HostUp's rules have no egress, and an Exoscale group left without egress rules lets all
+  -- egress out: Exoscale refuses that, and said so only when writing, after the dry run said ok
+  reset()
+  local snap = sg.snapshot(conn("hostup"), { vm = 10000 })
+  local targets_ = { { conn("exoscale"), "web" }, { conn("gcore"), "web" } }
+  local preview = sg.rollout(snap, targets_, { lossy = "allow", atomic = true, dry_run = true })
+  t.eq(preview.ok, false, tostring(preview))
+  t.ok(tostring(preview.targets[1].error):find("no egress rule", 1, true), tostring(preview))
+  local report = sg.rollout(snap, targets_, { lossy = "allow", atomic = true })
+  t.eq(report.ok, false, tostring(report))
+  t.ok(tostring(report.targets[1].error):find("no egress rule", 1, true), tostring(report))
+  t.eq(mutations(), 0, "the atomic roll-out stopped before touching any")
+end)
+
 -- A full disk under the journal once writes are under way (tests/e2e/test_disk_full covers a full
 -- one from the start): the journal's records fail where a full disk would make them fail.
 t.test("a journal record that cannot be written mid-run: that target is restored, the report is whole", function()

@@ -72,12 +72,13 @@ local function refuse_open_egress(name, remove, desired)
   end
 end
 
----Refuses, before anything is sent, a plan that would create a group left with no egress rule
----(an authoritative set without egress rules): the same refusal apply makes for an existing group,
----made early so that no group is created only to be deleted again.
----@param name string the group to be created
+---Refuses, before anything is sent, a plan that would leave a group with no egress rule (an
+---authoritative set without egress rules): the refusal apply makes, made early so that a dry run
+---says so, an atomic roll-out stops before touching any target, and no group is created only to
+---be deleted again.
+---@param name any the group
 ---@param p sg.Plan
-function M.check_new_group(name, p)
+function M.check_plan(name, p)
   local desired = {}
   for _, r in ipairs(p.keep) do desired[#desired + 1] = r end
   for _, r in ipairs(p.add) do desired[#desired + 1] = r end

@@ -41,7 +41,8 @@
 ---@field leftovers (fun(group: sg.Group): integer)?
 ---@field repair (fun(conn: sg.Connection, group: sg.Group): integer)?
 ---@field new_group_rules (fun(): sg.Rule[])? the rules a just-created group reads back with (default none)
----@field check_new_group (fun(name: string, p: sg.Plan))? raises when a plan creating a group cannot be carried out
+---@field check_plan (fun(name: any, p: sg.Plan))? raises when a plan cannot be carried out (what apply
+---would refuse), so that a plan, a dry run and an atomic roll-out say so before anything is sent
 ---@field name_problem (fun(name: string, description: string?): string?)? why the provider's schema
 ---refuses a new group's name or description (see name_problem)
 ---@field ref_problem (fun(ref: any): string?)? why ref cannot name a group (default: a name or id)

@@ -62,6 +62,9 @@ local function read_and_plan_target(run, i, st)
   else
     st.plan = apply.plan_group(st.conn, st.group_ref, group, absent, run.source, run.plan_opts)
   end
+  -- what apply would refuse fails the plan, before any target is written
+  local adapter = require("sg.groups").get(st.conn.provider)
+  if group and adapter.check_plan then adapter.check_plan(group.name or st.group_ref, st.plan) end
   st.fingerprint = rollout().fingerprint(group and group.rules)
 end
 
