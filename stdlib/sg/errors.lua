@@ -165,6 +165,22 @@ function M.scrub(s, secrets)
   return table.concat(out)
 end
 
+---Whether s carries a secret (or 8 characters of one) in a form scrub does not know: escaped
+---character by character as JSON \uXXXX or as %XX. Such a text is shown whole or not at all,
+---since scrubbing the decoded copy would not say where the escaped run stands in s.
+---@param s string
+---@param secrets string[]|nil
+---@return boolean
+function M.escapes_secret(s, secrets)
+  if type(s) ~= "string" or not secrets then return false end
+  local decoded = s
+  if s:find("\\u%x%x%x%x") then
+    decoded = decoded:gsub("\\u(%x%x%x%x)", function(h) return utf8.char(tonumber(h, 16)) end)
+  end
+  if s:find("%%%x%x") then decoded = decoded:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end) end
+  return decoded ~= s and #secret_spans(decoded, secrets) > 0
+end
+
 -- A copy of v with every string in it (keys too) scrubbed; tables are copied, not changed.
 local function scrub_all(v, secrets, depth)
   if type(v) == "string" then return M.scrub(v, secrets) end

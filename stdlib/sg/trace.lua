@@ -45,6 +45,9 @@ local function body_text(body, secrets)
   if type(body) ~= "string" or body == "" then return nil end
   local shown = body
   if #shown > BODY_LIMIT then shown = shown:sub(1, BODY_LIMIT) .. string.format("... (%d bytes)", #body) end
+  if errors.escapes_secret(shown, secrets) then
+    return string.format("[body not shown: it carries a credential in an escaped form (%d bytes)]", #body)
+  end
   return errors.scrub(shown, secrets)
 end
 

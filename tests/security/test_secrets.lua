@@ -66,6 +66,24 @@ t.test("the SGRUN_DEBUG=http trace scrubs raw, JSON-escaped and percent-encoded 
   t.ok(not leaks(text), "trace leaks: " .. text)
 end)
 
+t.test("the trace shows no body that carries a credential escaped character by character", function()
+  -- every character as JSON \uXXXX, or percent-encoded: no window of the raw secret is in the text
+  local as_unicode = SECRET:gsub(".", function(c) return string.format("\\u%04x", c:byte()) end)
+  local as_percent = SECRET:gsub(".", function(c) return string.format("%%%02X", c:byte()) end)
+  for _, escaped in ipairs { as_unicode, as_percent } do
+    local resp = { status = 401, headers = {}, body = '{"message":"bad token ' .. escaped .. '"}' }
+    local text = trace.format("hostup", "op", { method = "GET", url = "https://x.test/a", headers = {} }, resp, nil,
+      { secrets = { SECRET } })
+    t.ok(not text:find(escaped, 1, true), "the escaped echo is not in the trace: " .. text)
+    t.ok(text:find("body not shown", 1, true), text)
+  end
+  -- a body with escapes but no credential is shown as it is
+  local resp = { status = 200, headers = {}, body = '{"name":"caf\\u00e9 50%25"}' }
+  local text = trace.format("hostup", "op", { method = "GET", url = "https://x.test/a", headers = {} }, resp, nil,
+    { secrets = { SECRET } })
+  t.ok(text:find("caf\\u00e9 50%25", 1, true), text)
+end)
+
 t.test("connect internals give a playbook no secret", function()
   local conn = sg.connect("hostup", { api_key = SECRET, base_url = "https://api.example.test" })
   local i = connect.internals(conn)
