@@ -118,7 +118,8 @@ function M.text(report, opts)
   local lines = { paint("bold", headline(report)) }
   if report.recovered then
     local did = { undone = "first undid", completed = "first completed",
-      superseded = "took over, planning anew from the source," }
+      superseded = report.recovered.plan_file and "took over, applying the plan file anew to" or
+        "took over, planning anew from the source," }
     lines[#lines + 1] = string.format("%s the roll-out a killed run left unfinished (journal %s)",
       did[report.recovered.action], report.recovered.journal)
   end

@@ -289,6 +289,31 @@ t.test("a roll-out naming a target of another killed run's journal writes nothin
   t.ok(snap)
 end)
 
+t.test("--apply-plan after a run of the same plan was killed mid-way says to --recover", function()
+  -- the plan was made before the killed run wrote part of it: applying it anew fails the target
+  -- as changed since; what finishes the job is --recover, which completes the killed run's plan
+  local exo, _, target = exoscale_web(true)
+  local dir = os.tmpname()
+  local preview = rollout.rollout({ EXTRA }, { { exo, "web" } }, { mode = "additive", dry_run = true })
+  rollout.write_plan(preview, dir)
+  local plan = rollout.read_plan(dir)
+  os.remove(dir)
+  -- the killed run's write that landed
+  t.ok(rollout.rollout({ EXTRA }, { { exo, "web" } }, { mode = "additive" }).ok)
+  local jpath = rollout.journal_path({ { exo, "web" } }, {})
+  target.account = require("sg.rollout.common").account_id(exo)
+  killed_journal(jpath, false, target)
+  wire.control("DELETE", "/_sim/log")
+  local report = rollout.rollout(nil, { { exo, "web" } }, { plan_file = plan })
+  t.eq(report.ok, false, tostring(report))
+  local err = tostring(report.targets[1].error)
+  t.ok(err:find(jpath, 1, true) and err:find("--recover", 1, true), err)
+  t.ok(not tostring(report):find("from the source", 1, true), tostring(report))
+  t.eq(#wire.mutations("exoscale"), 0, "nothing written")
+  t.ok(exists(jpath), "the journal stays for --recover")
+  os.remove(jpath)
+end)
+
 t.test("conn:follow refuses what is not a handle of the provider's async work", function()
   local exo = sg.connect("exoscale")
   t.raises(function() exo:follow({ endpoint = "list_security_groups", args = {}, value = {} }) end,

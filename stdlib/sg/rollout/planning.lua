@@ -13,8 +13,9 @@ local M = {}
 -- sg.rollout requires this module: its fields are looked up when used (a caller may change them)
 local function rollout() return require "sg.rollout" end
 
--- The plan of a plan file's target, checked against the live group.
-local function plan_from_file(st, entry, group, plan_opts)
+-- The plan of a plan file's target, checked against the live group. `superseded`: the journal of
+-- a killed run of this roll-out this run takes over (its writes are why a group changed since).
+local function plan_from_file(st, entry, group, plan_opts, superseded)
   if entry.provider ~= st.conn.provider or snapshot.group_text(entry.group) ~= snapshot.group_text(st.group_ref) then
     error(string.format("the plan file's target is %s %s, not %s %s; make the plan again with the same targets",
       tostring(entry.provider), snapshot.group_text(entry.group), st.conn.provider,
@@ -27,8 +28,10 @@ local function plan_from_file(st, entry, group, plan_opts)
       st.conn.provider), 0)
   end
   if rollout().fingerprint(group and group.rules) ~= entry.fingerprint then
-    error(string.format("%s %s changed since the plan was made; make the plan again", st.conn.provider,
-      snapshot.group_text(st.group_ref)), 0)
+    error(string.format("%s %s changed since the plan was made; %s", st.conn.provider,
+      snapshot.group_text(st.group_ref), superseded and string.format("a killed run of this plan left it " ..
+        "half-written (journal %s): `sgrun scripts/rollout.lua --recover` completes that run", superseded.path)
+        or "make the plan again"), 0)
   end
   local removing = keyset(entry.remove)
   local desired = {}
@@ -58,7 +61,7 @@ local function read_and_plan_target(run, i, st)
   st.ident = group and { id = group.id, name = group.name }
   run:progress(i, "planning")
   if opts.plan_file then
-    st.plan = plan_from_file(st, opts.plan_file.targets[i], group, run.plan_opts)
+    st.plan = plan_from_file(st, opts.plan_file.targets[i], group, run.plan_opts, run.superseded)
   else
     st.plan = apply.plan_group(st.conn, st.group_ref, group, absent, run.source, run.plan_opts)
   end

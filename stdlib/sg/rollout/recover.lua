@@ -225,7 +225,8 @@ function M.take_over(run, prior, standalone)
     return nil
   end
   run.report.recovered = { journal = prior.path, targets = begun,
-    action = opts.atomic and "undone" or standalone and "completed" or "superseded" }
+    action = opts.atomic and "undone" or standalone and "completed" or "superseded",
+    plan_file = opts.plan_file ~= nil or nil }
   local unsettled = wait_for_killed_work(run, prior, begun)
   if not standalone and not opts.atomic then return supersede(run, prior, unsettled) end
   run.recovering = prior
