@@ -242,8 +242,8 @@ function Run:roll_out()
     self:lock_targets(journaled_idents(opts.recover))
     return recover.take_over(self, opts.recover, true)
   end
-  local stopped = stop_for_other_journal(self)
-  if stopped then return stopped end
+  local blocked = stop_for_other_journal(self)
+  if blocked then return blocked end
   if self.dry_run then
     -- previewed, not claimed: the real run deals with it first (see sg.rollout.recover)
     local left = journal.read(self.jpath)
