@@ -153,6 +153,19 @@ t.test("a target its provider would refuse at apply is refused at plan: the dry 
   t.eq(mutations(), 0, "the atomic roll-out stopped before touching any")
 end)
 
+t.test("a group whose creation was refused is not reported as created and deleted again", function()
+  reset()
+  local refusing = sg.connect("gcore", { retry = { attempts = 1 }, transport = function(req)
+    if req.method == "POST" then return { status = 400, headers = {}, body = '{"message":"refused by the test"}' } end
+    return sg.http.request(req)
+  end })
+  local ssh = rule.normalize { direction = "ingress", protocol = "tcp", port = 22, cidr = "198.51.100.0/24" }
+  local report = sg.rollout({ ssh }, { { refusing, "never-made" } }, { create = true })
+  t.eq(report.ok, false, tostring(report))
+  t.ok(not tostring(report):find("created group", 1, true), tostring(report))
+  t.eq(report.targets[1].create_group, false, tostring(report))
+end)
+
 -- A full disk under the journal once writes are under way (tests/e2e/test_disk_full covers a full
 -- one from the start): the journal's records fail where a full disk would make them fail.
 t.test("a journal record that cannot be written mid-run: that target is restored, the report is whole", function()

@@ -28,6 +28,7 @@ local function rollout() return require "sg.rollout" end
 ---@field interrupted boolean? left untouched: the run was interrupted before its first write
 ---@field touched boolean? its writes started (recovering: the killed run's had)
 ---@field applied boolean? its writes went through
+---@field created boolean? the group it was to create was created
 ---@field failed boolean? it is put back to its snapshot
 ---@field restoring boolean? putting it back started
 ---@field restored boolean? it was put back

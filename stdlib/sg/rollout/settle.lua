@@ -137,6 +137,8 @@ local function judge_read_back(t, st)
   if st.restoring then
     if absent_as_before or (st.before and st.final and same_keys(final, before)) then
       t.status = "rolled_back"
+      -- a group whose creation was refused was never there to delete again
+      if st.before == nil and not st.created then t.create_group = false end
     elseif st.final and same_keys(final, expected) then
       -- putting it back failed, but the failed apply had in fact reached the plan
       t.status = "converged"

@@ -142,6 +142,7 @@ local function apply_target(run, i, st)
   task.context({ guard = run:write_guard(i, total) })
   run:progress(i, "applying", { done = 0, total = total })
   local r = apply.apply(st.plan)
+  st.created = r.created
   run.jnl:record({ ev = "written", target = i })
   if not r.ok then error(r.error, 0) end
   st.applied = true
