@@ -81,6 +81,7 @@ static int l_write_temp(lua_State *L) {
 }
 
 #define OWNED_METATABLE "sg.fs.owned"
+#define PRIVATE_FILE_MAX (4 * 1024 * 1024)
 
 /* A descriptor or directory stream held in a to-be-closed stack slot: closed when the function
  * returns, and also when Lua raises while the content or the list is built (out of memory), which
@@ -172,7 +173,7 @@ static int l_read_regular(lua_State *L) {
  * checks are made with fstat on the opened descriptor (a symlink is judged by its target, and
  * nothing can be swapped between check and read). kind: "missing", "owner" (neither the
  * invoking user's nor root's), "mode" (group or others have any permission, except a root-owned
- * file only the user's own group may read), "read". */
+ * file only the user's own group may read), "size" (over PRIVATE_FILE_MAX), "read". */
 static int l_read_private(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   struct stat st;
@@ -200,6 +201,16 @@ static int l_read_private(lua_State *L) {
     lua_pushfstring(L, "refusing to read %s: it holds credentials and others can read it (mode %s); "
                     "run: chmod 600 %s", path, mode, path);
     lua_pushliteral(L, "mode");
+    return 3;
+  }
+  /* a profile file is a few lines per account: one this large is not one, and reading it whole
+   * would take as much memory */
+  if (st.st_size > PRIVATE_FILE_MAX) {
+    luaL_pushfail(L);
+    lua_pushfstring(L, "refusing to read %s: it is %I bytes, more than a profile file holds (at most %d); "
+                    "check that SGRUN_PROFILES names the profile file", path, (lua_Integer)st.st_size,
+                    PRIVATE_FILE_MAX);
+    lua_pushliteral(L, "size");
     return 3;
   }
   return read_all(L, fd, path);

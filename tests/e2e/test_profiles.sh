@@ -145,6 +145,13 @@ check "fleet: an account with a profile reaches the profile's account, not the e
 check "fleet: an account whose profile lacks a key is refused, naming it" \
   grep -q "profile 'half' has no project_id" <<<"$out"
 
+# a file far larger than a profile file is refused before it is read (not read whole into memory)
+truncate -s 100M "$tmp/huge.profiles"
+chmod 600 "$tmp/huge.profiles"
+SGRUN_PROFILES="$tmp/huge.profiles" "$sgrun" --profile prod -e "$probe" >"$tmp/out" 2>&1
+check "a 100 MB profile file is refused, saying it is too large" grep -q "more than a profile file holds" "$tmp/out"
+rm -f "$tmp/huge.profiles"
+
 # a misspelt profile name: the section it most likely meant is named
 printf '[prod.hostup]\napi_key = %s\n' "$key" >"$tmp/prod.profiles"
 chmod 600 "$tmp/prod.profiles"
