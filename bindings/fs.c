@@ -31,7 +31,7 @@ static int l_fsync(lua_State *L) {
   return 1;
 }
 
-/* mode(path) -> permission bits (integer) | nil, message. */
+/* mode(path) -> permission bits (integer), whether it is a regular file | nil, message. */
 static int l_mode(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   struct stat st;
@@ -42,7 +42,8 @@ static int l_mode(lua_State *L) {
     return 2;
   }
   lua_pushinteger(L, (lua_Integer)(st.st_mode & 07777));
-  return 1;
+  lua_pushboolean(L, S_ISREG(st.st_mode));
+  return 2;
 }
 
 /* create_private(path) -> true | nil, message: makes sure path is a regular file only its owner

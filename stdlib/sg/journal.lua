@@ -307,7 +307,11 @@ function M.list()
   if not names then error("roll-out journals: cannot list " .. tostring(err), 0) end
   local out = {}
   for _, name in ipairs(names) do
-    if name:match("^sgrun%-rollout%-%x+%.journal$") then out[#out + 1] = dir .. "/" .. name end
+    local path = dir .. "/" .. name
+    -- a FIFO or a directory so named is no journal: opening a FIFO would wait for a writer
+    if name:match("^sgrun%-rollout%-%x+%.journal$") and select(2, require("_sg.fs").mode(path)) then
+      out[#out + 1] = path
+    end
   end
   table.sort(out)
   return out

@@ -133,6 +133,15 @@ timeout 20 "$sgrun" "$root/scripts/rollout.lua" --yes --apply-plan "$tmp/plan-fi
 check "--apply-plan of a FIFO: exit 2 at once (124 would be a hang)" [ $? = 2 ]
 check "says it is a FIFO" grep -q "plan-fifo is not a regular file (a FIFO)" "$tmp/out"
 
+# a FIFO named like a journal in the journal directory is not a journal: --recover and a roll-out
+# pass it by instead of waiting forever to open it
+mkfifo "$tmp/sgrun-rollout-0123456789abcdef.journal"
+timeout 20 "$sgrun" "$root/scripts/rollout.lua" --recover >"$tmp/out" 2>&1
+check "--recover with a FIFO named like a journal: exit 0 at once (124 would be a hang)" [ $? = 0 ]
+timeout 20 "$sgrun" --dry-run "$root/scripts/rollout.lua" --allow-lossy exoscale:web gcore:web >"$tmp/out" 2>&1
+check "... and a dry run of a roll-out: exit 0 or 3 at once" bash -c "[ $? = 0 ] || [ $? = 3 ]"
+rm -f "$tmp/sgrun-rollout-0123456789abcdef.journal"
+
 # the in-process emulator listens on another port each run: a plan made under --sim --state is
 # still its accounts' (an account is its credentials, not its endpoint's address)
 (
