@@ -59,19 +59,8 @@ end
 -- Findings across targets, each once with the indices of the targets it concerns.
 local function findings_once(report)
   if report.findings_once then return report.findings_once end
-  local out, by_key = {}, {}
-  for i, t in ipairs(report.targets) do
-    for _, f in ipairs(t.findings or {}) do
-      local k = finding_key(f)
-      local entry = by_key[k]
-      if not entry then
-        entry = { rule = f.rule, kind = f.kind, why = f.why, targets = {} }
-        by_key[k] = entry
-        out[#out + 1] = entry
-      end
-      if entry.targets[#entry.targets] ~= i then entry.targets[#entry.targets + 1] = i end
-    end
-  end
+  -- a report sg.rollout did not finish (made by hand, or read back): the same list, sorted
+  local out = require("sg.rollout.common").findings_once(report.targets)
   table.sort(out, function(a, b) return finding_key(a) < finding_key(b) end)
   return out
 end

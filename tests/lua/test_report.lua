@@ -209,4 +209,12 @@ t.test("the JSON log stays valid JSON and UTF-8 whatever a message holds", funct
   t.eq(e.fields.k, ("\239\191\189"):rep(3), "a UTF-16 surrogate is not UTF-8")
 end)
 
+t.test("a finding a target has twice names that target once", function()
+  local f = { rule = rule.normalize { direction = "ingress", protocol = "icmp", cidr = "0.0.0.0/0" },
+    kind = "lossy", why = "no ICMP type" }
+  local once = require("sg.rollout.common").findings_once({ { findings = { f, f } }, { findings = { f } } })
+  t.eq(#once, 1)
+  t.eq(once[1].targets, { 1, 2 })
+end)
+
 t.run()

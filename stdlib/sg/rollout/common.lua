@@ -140,7 +140,8 @@ function M.findings_once(targets)
         at[k] = entry
         out[#out + 1] = entry
       end
-      entry.targets[#entry.targets + 1] = i
+      -- a target with the same finding twice (two source rules that translate alike) is named once
+      if entry.targets[#entry.targets] ~= i then entry.targets[#entry.targets + 1] = i end
     end
   end
   return out
