@@ -701,9 +701,24 @@ static int close_http(lua_State *L) {
   return 0;
 }
 
+/* SGRUN_TRANSPORT_THREADS: how many threads carry transfers, for a machine shared with other
+ * work or a benchmark's comparison; unset, the multiplexer's default. */
+static int transport_threads(lua_State *L) {
+  const char *v = getenv("SGRUN_TRANSPORT_THREADS");
+  if (!v || !*v) return sg_curlmux_default_threads();
+  char *end;
+  long n = strtol(v, &end, 10);
+  if (*end || n < 1 || n > SG_CURLMUX_MAX_THREADS)
+    luaL_error(L, "SGRUN_TRANSPORT_THREADS must be a whole number from 1 to %d: set one, or unset it for the "
+                  "default (%d here)", SG_CURLMUX_MAX_THREADS, sg_curlmux_default_threads());
+  return (int)n;
+}
+
 int luaopen__sg_http(lua_State *L) {
-  if (!sg_sched_loop() || sg_curlmux_init(sg_sched_loop()) != 0)
-    return luaL_error(L, "http: the event loop is not running in this Lua state");
+  if (!sg_sched_loop()) return luaL_error(L, "http: the event loop is not running in this Lua state");
+  if (sg_curlmux_init(sg_sched_loop(), transport_threads(L)) != 0)
+    return luaL_error(L, "http: could not start the transport threads (out of memory, threads or file "
+                         "descriptors): free some and run again");
   if (resolve_proxy_env() != 0) return luaL_error(L, "http: out of memory");
   if (luaL_newmetatable(L, REQUEST_MT)) {
     lua_pushcfunction(L, request_gc);

@@ -1,103 +1,208 @@
 #include "curlmux.h"
 
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+/* Transfers run on transport threads ("shards"), each with its own curl multi handle and event
+ * loop; Lua and everything above this file stay on the main thread. One libcurl event loop tops
+ * out well below what the machine can send (bench/README.md, "One thread against two"), and
+ * libcurl's per-transfer work is most of a request's cost.
+ *
+ * What a single loop guaranteed holds per shard, because it is a property of the handle's options
+ * (no write on a reused connection) or of one multi handle (HTTP/2 multiplexing, parked sockets),
+ * and across shards by construction:
+ * - an easy handle belongs to one thread at a time; it changes hands only through the queues
+ *   below, under `lock`, so the request's set-up and the response buffers the write callbacks fill
+ *   are seen whole by the next owner;
+ * - sg_curlmux_remove returns only once the shard has detached the handle (or it never reached
+ *   curl, or it already finished), so a cancelled handle is never reused while curl drives it;
+ * - the per-host limit is split between shards, so together they never open more than it allows;
+ * - no Lua runs off the main thread: completions wait in a queue for the main loop. */
+
+enum transfer_state { QUEUED, RUNNING, FINISHED, CANCELLED };
+
+struct shard;
 
 struct transfer {
   sg_curl_done_fn done;
   void *ud;
+  CURL *easy;
+  struct shard *shard;
+  CURLcode result;
+  enum transfer_state state; /* under lock */
+  int cancel_seen;           /* under lock: the shard is done with it as a cancel */
+  struct transfer *next;     /* in the shard's inbox or in finished */
+  struct transfer *next_cancel;
 };
 
-static struct {
+struct list {
+  struct transfer *head, *tail;
+};
+
+struct shard {
+  pthread_t thread;
+  int started;
+  sg_loop *loop; /* the shard's own; only its thread uses it while it runs */
   CURLM *multi;
-  sg_loop *loop;
   sg_timer *timer;
   /* By fd: 1 while it is a socket curl opened for a connection. Those are parked between
    * transfers; curl closes other sockets it watches (its threaded resolver's socketpair) without
    * calling close_socket, so a parked one of those could outlive its number. */
   unsigned char *connection;
   int connection_cap;
-} mux;
+  int wake_fd;
+  /* under lock */
+  struct list inbox;
+  struct transfer *cancels;
+  int wake_sent, stop;
+  long host_limit, applied_host_limit;
+  /* main thread only */
+  int outstanding;
+  long host_share; /* this shard's part of the per-host limit; 0 with a limit: takes no transfers */
+};
 
-static int is_connection(int fd) { return fd >= 0 && fd < mux.connection_cap && mux.connection[fd]; }
+static struct {
+  int nshards;
+  struct shard shards[SG_CURLMUX_MAX_THREADS];
+  pthread_mutex_t lock;
+  pthread_cond_t detached;
+  struct list finished; /* under lock */
+  int finished_wake_sent;
+  int finished_fd;
+  sg_loop *loop; /* the main thread's */
+  int outstanding;
+  long host_limit;
+  int next_shard;
+} mux = {.lock = PTHREAD_MUTEX_INITIALIZER, .detached = PTHREAD_COND_INITIALIZER, .finished_fd = -1};
 
-static int mark_connection(int fd, unsigned char on) {
-  if (fd < 0) return 0;
-  if (fd >= mux.connection_cap) {
-    if (!on) return 0;
-    int cap = mux.connection_cap ? mux.connection_cap : 64;
-    while (cap <= fd) cap *= 2;
-    unsigned char *p = realloc(mux.connection, (size_t)cap);
-    if (!p) return -1;
-    memset(p + mux.connection_cap, 0, (size_t)(cap - mux.connection_cap));
-    mux.connection = p;
-    mux.connection_cap = cap;
+static void push(struct list *l, struct transfer *tr) {
+  tr->next = NULL;
+  if (l->tail) l->tail->next = tr;
+  else l->head = tr;
+  l->tail = tr;
+}
+
+static struct transfer *pop(struct list *l) {
+  struct transfer *tr = l->head;
+  if (tr) {
+    l->head = tr->next;
+    if (!l->head) l->tail = NULL;
   }
-  mux.connection[fd] = on;
+  return tr;
+}
+
+static void unlink_from(struct list *l, struct transfer *tr) {
+  struct transfer *prev = NULL;
+  for (struct transfer *t = l->head; t; prev = t, t = t->next) {
+    if (t != tr) continue;
+    if (prev) prev->next = t->next;
+    else l->head = t->next;
+    if (l->tail == t) l->tail = prev;
+    return;
+  }
+}
+
+static void wake(int fd) {
+  uint64_t one = 1;
+  ssize_t ignored = write(fd, &one, sizeof one);
+  (void)ignored;
+}
+
+static void drain(int fd) {
+  uint64_t n;
+  ssize_t ignored = read(fd, &n, sizeof n);
+  (void)ignored;
+}
+
+/* ---- the shard's side ---- */
+
+static int is_connection(struct shard *s, int fd) { return fd >= 0 && fd < s->connection_cap && s->connection[fd]; }
+
+static int mark_connection(struct shard *s, int fd, unsigned char on) {
+  if (fd < 0) return 0;
+  if (fd >= s->connection_cap) {
+    if (!on) return 0;
+    int cap = s->connection_cap ? s->connection_cap : 64;
+    while (cap <= fd) cap *= 2;
+    unsigned char *p = realloc(s->connection, (size_t)cap);
+    if (!p) return -1;
+    memset(p + s->connection_cap, 0, (size_t)(cap - s->connection_cap));
+    s->connection = p;
+    s->connection_cap = cap;
+  }
+  s->connection[fd] = on;
   return 0;
 }
 
-static void check_done(void) {
+static void check_done(struct shard *s) {
   CURLMsg *msg;
   int left;
-  while ((msg = curl_multi_info_read(mux.multi, &left))) {
+  while ((msg = curl_multi_info_read(s->multi, &left))) {
     if (msg->msg != CURLMSG_DONE) continue;
     CURL *easy = msg->easy_handle;
     CURLcode result = msg->data.result;
     struct transfer *tr = NULL;
     curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&tr);
-    curl_multi_remove_handle(mux.multi, easy);
-    curl_easy_setopt(easy, CURLOPT_PRIVATE, NULL);
-    if (tr) {
-      sg_curl_done_fn done = tr->done;
-      void *ud = tr->ud;
-      free(tr);
-      done(ud, result);
-    }
+    curl_multi_remove_handle(s->multi, easy);
+    pthread_mutex_lock(&mux.lock);
+    tr->result = result;
+    tr->state = FINISHED;
+    push(&mux.finished, tr);
+    int send = !mux.finished_wake_sent;
+    mux.finished_wake_sent = 1;
+    pthread_mutex_unlock(&mux.lock);
+    if (send) wake(mux.finished_fd);
   }
 }
 
 static void on_socket_ready(void *ud, int fd, int events) {
-  (void)ud;
+  struct shard *s = ud;
   int flags = (events & SG_READ ? CURL_CSELECT_IN : 0) | (events & SG_WRITE ? CURL_CSELECT_OUT : 0);
   int running;
-  curl_multi_socket_action(mux.multi, fd, flags, &running);
-  check_done();
+  curl_multi_socket_action(s->multi, fd, flags, &running);
+  check_done(s);
 }
 
 static void on_timeout(void *ud) {
-  (void)ud;
-  mux.timer = NULL;
+  struct shard *s = ud;
+  s->timer = NULL;
   int running;
-  curl_multi_socket_action(mux.multi, CURL_SOCKET_TIMEOUT, 0, &running);
-  check_done();
+  curl_multi_socket_action(s->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+  check_done(s);
 }
 
 static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp) {
   (void)easy;
-  (void)userp;
   (void)socketp;
+  struct shard *s = userp;
   int events = 0;
   if (what == CURL_POLL_IN || what == CURL_POLL_INOUT) events |= SG_READ;
   if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT) events |= SG_WRITE;
   /* curl removes a kept-alive connection's socket after every transfer and adds it back for the
    * next one: parking it saves two epoll_ctl calls per request. */
-  if (what == CURL_POLL_REMOVE && is_connection(fd))
-    sg_loop_park(mux.loop, fd);
+  if (what == CURL_POLL_REMOVE && is_connection(s, fd))
+    sg_loop_park(s->loop, fd);
   else
-    sg_loop_watch(mux.loop, fd, what == CURL_POLL_REMOVE ? 0 : events, on_socket_ready, NULL);
+    sg_loop_watch(s->loop, fd, what == CURL_POLL_REMOVE ? 0 : events, on_socket_ready, s);
   return 0;
 }
 
 /* Every socket curl opens for a connection is made here and closed in close_socket, so a parked
- * one never outlives its number. Close-on-exec: a program a playbook starts inherits none. */
+ * one never outlives its number. Close-on-exec: a program a playbook starts inherits none. curl
+ * keeps the clientp of the handle that opened a connection with the connection, so the shard
+ * whose multi handle caches it is the one that closes it. */
 static curl_socket_t open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *address) {
-  (void)clientp;
   (void)purpose;
+  struct shard *s = clientp;
   int fd = socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
-  if (fd >= 0 && mark_connection(fd, 1) != 0) {
+  if (fd >= 0 && mark_connection(s, fd, 1) != 0) {
     close(fd);
     return CURL_SOCKET_BAD;
   }
@@ -105,9 +210,9 @@ static curl_socket_t open_socket(void *clientp, curlsocktype purpose, struct cur
 }
 
 static int close_socket(void *clientp, curl_socket_t fd) {
-  (void)clientp;
-  mark_connection(fd, 0);
-  sg_loop_watch(mux.loop, fd, 0, NULL, NULL);
+  struct shard *s = clientp;
+  mark_connection(s, fd, 0);
+  sg_loop_watch(s->loop, fd, 0, NULL, NULL);
   return close(fd);
 }
 
@@ -115,69 +220,282 @@ static int close_socket(void *clientp, curl_socket_t fd) {
  * calling back into curl from here. */
 static int timer_cb(CURLM *multi, long timeout_ms, void *userp) {
   (void)multi;
-  (void)userp;
-  if (mux.timer) {
-    sg_timer_stop(mux.loop, mux.timer);
-    mux.timer = NULL;
+  struct shard *s = userp;
+  if (s->timer) {
+    sg_timer_stop(s->loop, s->timer);
+    s->timer = NULL;
   }
-  if (timeout_ms >= 0) mux.timer = sg_timer_start(mux.loop, (double)timeout_ms / 1000.0, on_timeout, NULL);
+  if (timeout_ms >= 0) s->timer = sg_timer_start(s->loop, (double)timeout_ms / 1000.0, on_timeout, s);
   return 0;
 }
 
-int sg_curlmux_init(sg_loop *loop) {
-  if (mux.multi) return 0;
-  if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return -1;
-  mux.multi = curl_multi_init();
-  if (!mux.multi) return -1;
-  mux.loop = loop;
-  curl_multi_setopt(mux.multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
-  curl_multi_setopt(mux.multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-  curl_multi_setopt(mux.multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+/* Takes what the main thread sent: the host limit first, so that new transfers obey it. */
+static void on_wake(void *ud, int fd, int events) {
+  (void)events;
+  struct shard *s = ud;
+  drain(fd);
+  pthread_mutex_lock(&mux.lock);
+  s->wake_sent = 0;
+  struct list inbox = s->inbox;
+  struct transfer *cancels = s->cancels;
+  s->inbox = (struct list){0};
+  s->cancels = NULL;
+  long limit = s->host_limit;
+  for (struct transfer *tr = inbox.head; tr; tr = tr->next) tr->state = RUNNING;
+  pthread_mutex_unlock(&mux.lock);
+  if (limit != s->applied_host_limit) {
+    curl_multi_setopt(s->multi, CURLMOPT_MAX_HOST_CONNECTIONS, limit);
+    s->applied_host_limit = limit;
+  }
+  /* Only this thread finishes this shard's transfers, so one still RUNNING here is still in the
+   * multi handle; one that finished after its cancel was sent is the main thread's to collect.
+   * The canceller frees the transfer once it is seen, so it is not touched after. */
+  while (cancels) {
+    struct transfer *tr = cancels;
+    cancels = tr->next_cancel;
+    pthread_mutex_lock(&mux.lock);
+    int running = tr->state == RUNNING;
+    pthread_mutex_unlock(&mux.lock);
+    if (running) curl_multi_remove_handle(s->multi, tr->easy);
+    pthread_mutex_lock(&mux.lock);
+    if (running) tr->state = CANCELLED;
+    tr->cancel_seen = 1;
+    pthread_cond_broadcast(&mux.detached);
+    pthread_mutex_unlock(&mux.lock);
+  }
+  struct transfer *tr;
+  while ((tr = pop(&inbox))) {
+    CURLMcode rc = curl_multi_add_handle(s->multi, tr->easy);
+    if (rc != CURLM_OK) {
+      pthread_mutex_lock(&mux.lock);
+      tr->result = CURLE_OUT_OF_MEMORY;
+      tr->state = FINISHED;
+      push(&mux.finished, tr);
+      int send = !mux.finished_wake_sent;
+      mux.finished_wake_sent = 1;
+      pthread_mutex_unlock(&mux.lock);
+      if (send) wake(mux.finished_fd);
+    }
+  }
+  check_done(s);
+}
+
+static void *shard_main(void *arg) {
+  struct shard *s = arg;
+  for (;;) {
+    pthread_mutex_lock(&mux.lock);
+    int stop = s->stop;
+    pthread_mutex_unlock(&mux.lock);
+    if (stop) break;
+    sg_loop_run_once(s->loop, -1);
+  }
+  return NULL;
+}
+
+/* ---- the main thread's side ---- */
+
+/* Runs each finished transfer's callback, one at a time: a callback may remove another one. */
+static void on_finished(void *ud, int fd, int events) {
+  (void)ud;
+  (void)events;
+  drain(fd);
+  for (;;) {
+    pthread_mutex_lock(&mux.lock);
+    mux.finished_wake_sent = 0;
+    struct transfer *tr = pop(&mux.finished);
+    pthread_mutex_unlock(&mux.lock);
+    if (!tr) break;
+    curl_easy_setopt(tr->easy, CURLOPT_PRIVATE, NULL);
+    tr->shard->outstanding--;
+    mux.outstanding--;
+    sg_curl_done_fn done = tr->done;
+    void *done_ud = tr->ud;
+    CURLcode result = tr->result;
+    free(tr);
+    done(done_ud, result);
+  }
+  /* nothing in flight: the loop must not count this fd as something that can still wake it */
+  if (!mux.outstanding) sg_loop_park(mux.loop, mux.finished_fd);
+}
+
+static void stop_shards(void) {
+  pthread_mutex_lock(&mux.lock);
+  for (int i = 0; i < mux.nshards; i++) mux.shards[i].stop = 1;
+  pthread_mutex_unlock(&mux.lock);
+  for (int i = 0; i < mux.nshards; i++) {
+    struct shard *s = &mux.shards[i];
+    if (!s->started) continue;
+    wake(s->wake_fd);
+    pthread_join(s->thread, NULL);
+    s->started = 0;
+  }
+}
+
+/* exit() from a playbook may come with transfers in flight: the shards stop before OpenSSL's
+ * own exit handler (registered earlier, so run later) frees what they may be using. */
+static void stop_shards_at_exit(void) { stop_shards(); }
+
+static void free_shard(struct shard *s) {
+  if (s->timer) sg_timer_stop(s->loop, s->timer);
+  s->timer = NULL;
+  if (s->multi) curl_multi_cleanup(s->multi); /* closes its connections through close_socket */
+  s->multi = NULL;
+  if (s->wake_fd >= 0) close(s->wake_fd);
+  sg_loop_free(s->loop);
+  free(s->connection);
+  memset(s, 0, sizeof *s);
+  s->wake_fd = -1;
+}
+
+static int init_shard(struct shard *s) {
+  memset(s, 0, sizeof *s);
+  s->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  s->loop = sg_loop_new();
+  s->multi = curl_multi_init();
+  if (s->wake_fd < 0 || !s->loop || !s->multi) return -1;
+  if (sg_loop_watch(s->loop, s->wake_fd, SG_READ, on_wake, s) != 0) return -1;
+  curl_multi_setopt(s->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
+  curl_multi_setopt(s->multi, CURLMOPT_SOCKETDATA, s);
+  curl_multi_setopt(s->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+  curl_multi_setopt(s->multi, CURLMOPT_TIMERDATA, s);
+  curl_multi_setopt(s->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
   /* keep enough idle connections for a wide fan-out to reuse them on the next round */
-  curl_multi_setopt(mux.multi, CURLMOPT_MAXCONNECTS, 1024L);
+  curl_multi_setopt(s->multi, CURLMOPT_MAXCONNECTS, 1024L);
+  /* signals are the main thread's: its loop's self-pipe is what wakes a roll-out to stop */
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  int rc = pthread_create(&s->thread, NULL, shard_main, s);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (rc != 0) return -1;
+  s->started = 1;
   return 0;
 }
 
 void sg_curlmux_cleanup(void) {
-  if (!mux.multi) return;
-  if (mux.timer) sg_timer_stop(mux.loop, mux.timer);
-  mux.timer = NULL;
-  curl_multi_cleanup(mux.multi);
-  mux.multi = NULL;
-  free(mux.connection);
-  mux.connection = NULL;
-  mux.connection_cap = 0;
+  if (!mux.nshards) return;
+  stop_shards();
+  for (int i = 0; i < mux.nshards; i++) free_shard(&mux.shards[i]);
+  mux.nshards = 0;
+  /* transfers that finished but were never collected (their callers are gone with the state) */
+  struct transfer *tr;
+  while ((tr = pop(&mux.finished))) free(tr);
+  mux.finished_wake_sent = 0;
+  if (mux.finished_fd >= 0) {
+    sg_loop_watch(mux.loop, mux.finished_fd, 0, NULL, NULL);
+    close(mux.finished_fd);
+  }
+  mux.finished_fd = -1;
+  mux.outstanding = 0;
+  mux.host_limit = 0;
   curl_global_cleanup();
+}
+
+int sg_curlmux_default_threads(void) {
+  /* two was the most the benchmarks gained from on two cores; more threads only take turns */
+  return sysconf(_SC_NPROCESSORS_ONLN) >= 2 ? 2 : 1;
+}
+
+int sg_curlmux_init(sg_loop *loop, int threads) {
+  if (mux.nshards) return 0;
+  if (threads < 1 || threads > SG_CURLMUX_MAX_THREADS) return -1;
+  if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return -1;
+  static int at_exit_registered;
+  if (!at_exit_registered) at_exit_registered = atexit(stop_shards_at_exit) == 0;
+  mux.loop = loop;
+  mux.finished_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  int n = threads;
+  for (int i = 0; i < n; i++) mux.shards[i].wake_fd = -1;
+  mux.nshards = n;
+  int ok = mux.finished_fd >= 0;
+  for (int i = 0; ok && i < n; i++) ok = init_shard(&mux.shards[i]) == 0;
+  if (!ok) {
+    sg_curlmux_cleanup();
+    return -1;
+  }
+  return 0;
+}
+
+/* The shard with the fewest transfers among those the host limit lets take one; ties go round
+ * the shards. */
+static struct shard *pick_shard(void) {
+  struct shard *best = NULL;
+  for (int k = 0; k < mux.nshards; k++) {
+    struct shard *s = &mux.shards[(mux.next_shard + k) % mux.nshards];
+    if (mux.host_limit && !s->host_share) continue;
+    if (!best || s->outstanding < best->outstanding) best = s;
+  }
+  mux.next_shard = (mux.next_shard + 1) % mux.nshards;
+  return best;
 }
 
 int sg_curlmux_add(CURL *easy, sg_curl_done_fn done, void *ud) {
   struct transfer *tr = malloc(sizeof *tr);
   if (!tr) return CURLM_OUT_OF_MEMORY;
-  tr->done = done;
-  tr->ud = ud;
+  /* before the first transfer is queued, so its completion cannot find the fd parked */
+  if (!mux.outstanding && sg_loop_watch(mux.loop, mux.finished_fd, SG_READ, on_finished, NULL) != 0) {
+    free(tr);
+    return CURLM_INTERNAL_ERROR;
+  }
+  struct shard *s = pick_shard();
+  *tr = (struct transfer){.done = done, .ud = ud, .easy = easy, .shard = s, .state = QUEUED};
   curl_easy_setopt(easy, CURLOPT_PRIVATE, tr);
   curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+  curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, s);
   curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION, close_socket);
-  CURLMcode rc = curl_multi_add_handle(mux.multi, easy);
-  if (rc != CURLM_OK) {
-    curl_easy_setopt(easy, CURLOPT_PRIVATE, NULL);
-    free(tr);
-  }
-  return (int)rc;
+  curl_easy_setopt(easy, CURLOPT_CLOSESOCKETDATA, s);
+  s->outstanding++;
+  mux.outstanding++;
+  pthread_mutex_lock(&mux.lock);
+  push(&s->inbox, tr);
+  int send = !s->wake_sent;
+  s->wake_sent = 1;
+  pthread_mutex_unlock(&mux.lock);
+  if (send) wake(s->wake_fd);
+  return 0;
 }
 
 void sg_curlmux_set_host_limit(long n) {
-  static long current = 0;
-  if (!mux.multi || n == current) return;
-  current = n;
-  curl_multi_setopt(mux.multi, CURLMOPT_MAX_HOST_CONNECTIONS, n);
+  if (!mux.nshards || n == mux.host_limit) return;
+  mux.host_limit = n;
+  pthread_mutex_lock(&mux.lock);
+  for (int i = 0; i < mux.nshards; i++) {
+    struct shard *s = &mux.shards[i];
+    /* shares add up to n: with fewer connections than shards, some shards take no transfers */
+    s->host_share = n ? n / mux.nshards + (i < n % mux.nshards) : 0;
+    s->host_limit = s->host_share;
+    if (!s->wake_sent) {
+      s->wake_sent = 1;
+      wake(s->wake_fd);
+    }
+  }
+  pthread_mutex_unlock(&mux.lock);
 }
 
 void sg_curlmux_remove(CURL *easy) {
   struct transfer *tr = NULL;
   curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&tr);
   if (!tr) return;
-  curl_multi_remove_handle(mux.multi, easy);
+  struct shard *s = tr->shard;
+  pthread_mutex_lock(&mux.lock);
+  if (tr->state == QUEUED) {
+    unlink_from(&s->inbox, tr);
+  } else if (tr->state == RUNNING && s->stop) {
+    curl_multi_remove_handle(s->multi, easy); /* after exit() stopped the shards: no one else drives it */
+  } else if (tr->state == RUNNING) {
+    tr->next_cancel = s->cancels;
+    s->cancels = tr;
+    if (!s->wake_sent) {
+      s->wake_sent = 1;
+      wake(s->wake_fd);
+    }
+    while (!tr->cancel_seen) pthread_cond_wait(&mux.detached, &mux.lock);
+  }
+  if (tr->state == FINISHED) unlink_from(&mux.finished, tr);
+  pthread_mutex_unlock(&mux.lock);
   curl_easy_setopt(easy, CURLOPT_PRIVATE, NULL);
+  s->outstanding--;
+  mux.outstanding--;
   free(tr);
+  if (!mux.outstanding) sg_loop_park(mux.loop, mux.finished_fd);
 }

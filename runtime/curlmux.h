@@ -1,14 +1,23 @@
 #ifndef SG_CURLMUX_H
 #define SG_CURLMUX_H
-/* libcurl's multi interface driven by the event loop (socket and timer callbacks). Completion is
- * reported through a plain C callback after curl has returned, never from inside curl. */
+/* libcurl's multi interface, run on transport threads of its own, each with an event loop.
+ * Everything here is called from the main thread, and completion is reported there, through a
+ * plain C callback run by the main thread's loop, never from inside curl. */
 #include <curl/curl.h>
 
 #include "loop.h"
 
 typedef void (*sg_curl_done_fn)(void *ud, CURLcode result);
 
-int sg_curlmux_init(sg_loop *loop);
+#define SG_CURLMUX_MAX_THREADS 8
+
+/* How many transport threads to start when the user does not say: 2 on a machine of two cores
+ * or more, else 1. */
+int sg_curlmux_default_threads(void);
+
+/* Starts `threads` transport threads (1 to SG_CURLMUX_MAX_THREADS); completions are delivered
+ * through `loop`. Returns 0, or -1 when a thread, its loop or curl could not be set up. */
+int sg_curlmux_init(sg_loop *loop, int threads);
 void sg_curlmux_cleanup(void);
 
 /* Starts a transfer; done(ud, result) is called once it ends, unless it is removed first.
@@ -16,10 +25,12 @@ void sg_curlmux_cleanup(void);
 int sg_curlmux_add(CURL *easy, sg_curl_done_fn done, void *ud);
 
 /* At most n connections to any one host (0: no limit); transfers beyond it wait for one. libcurl
- * keeps one such limit for the whole multi handle, so the last value set governs every host. */
+ * keeps one such limit per multi handle, so the last value set governs every host; the threads
+ * share it out between them. */
 void sg_curlmux_set_host_limit(long n);
 
-/* Stops a transfer that has not completed (safe to call on a completed one). */
+/* Stops a transfer that has not completed (safe to call on a completed one). Returns once curl
+ * no longer holds the handle, so the caller may reuse or free it. */
 void sg_curlmux_remove(CURL *easy);
 
 #endif

@@ -18,8 +18,9 @@
  *   /drop             closes the connection without answering
  *   /redirect?to=URL  302 to URL
  *   /headers?n=N&size=S  N extra response headers of S bytes each
- *   /idle-close?s=N   answers {} and closes the connection once it has been idle N seconds
- *                     (a server's keep-alive timeout); /stats counts "connections" opened
+ *   /idle-close?s=N   answers {"connection":K} and closes the connection once it has been idle
+ *                     N seconds (a server's keep-alive timeout); K numbers the connection, 1 for
+ *                     the first the server accepted; /stats counts "connections" opened
  * usage: testserver [--port N]
  * TESTSERVER_CONNECTION_MEMORY=BYTES raises each connection's memory (MHD's default is 32 KiB) for
  * tests that need response headers larger than that. Only those tests set it: libmicrohttpd clears
@@ -29,6 +30,7 @@
 #include <microhttpd.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -198,7 +200,10 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
   if (strcmp(url, "/drop") == 0) return MHD_NO;
   if (strcmp(url, "/idle-close") == 0) {
     MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned)arg_long(c, "s", 1));
-    return reply(c, 200, "{}", 2, "application/json");
+    const union MHD_ConnectionInfo *info = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    char body[64];
+    int len = snprintf(body, sizeof body, "{\"connection\":%ld}", info ? (long)(intptr_t)info->socket_context : 0L);
+    return reply(c, 200, body, (size_t)len, "application/json");
   }
   if (strcmp(url, "/headers") == 0) {
     long n = arg_long(c, "n", 1), size = arg_long(c, "size", 10);
@@ -243,10 +248,9 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
                           enum MHD_ConnectionNotificationCode code) {
   (void)cls;
   (void)c;
-  (void)socket_context;
   if (code != MHD_CONNECTION_NOTIFY_STARTED) return;
   pthread_mutex_lock(&lock);
-  connections++;
+  *socket_context = (void *)(intptr_t)++connections;
   pthread_mutex_unlock(&lock);
 }
 
