@@ -51,6 +51,7 @@ struct handle {
 
 struct request {
   struct handle *h;
+  sg_transfer *transfer; /* while the transport has the handle */
   struct curl_slist *resolve;
   int done;
   CURLcode result;
@@ -131,6 +132,9 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud);
 static void configure(struct handle *h) {
   CURL *e = h->easy;
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  /* a request cancelled while its host name resolves leaves the resolver thread to finish alone:
+   * otherwise the transport thread, and the main thread waiting for it, wait for getaddrinfo */
+  curl_easy_setopt(e, CURLOPT_QUICK_EXIT, 1L);
   curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
@@ -246,8 +250,11 @@ static void release(struct request *r) {
     in_flight--;
     r->task = NULL;
   }
+  if (r->transfer) {
+    sg_curlmux_remove(r->transfer);
+    r->transfer = NULL;
+  }
   if (r->h) {
-    sg_curlmux_remove(r->h->easy);
     give_back_handle(r->h);
     r->h = NULL;
   }
@@ -262,6 +269,7 @@ static int request_gc(lua_State *L) {
 
 static void on_done(void *ud, CURLcode result) {
   struct request *r = ud;
+  r->transfer = NULL;
   r->done = 1;
   r->result = result;
   /* a Content-Length over the cap stops the transfer before the body arrives */
@@ -669,11 +677,11 @@ static int l_request(lua_State *L) {
   if (!sg_sched_current() || !lua_isyieldable(L)) return sg_sched_block(L, NULL, NULL, NULL, 0);
   r->task = sg_sched_current();
   in_flight++;
-  int rc = sg_curlmux_add(e, on_done, r);
-  if (rc != 0) {
+  r->transfer = sg_curlmux_add(e, url, on_done, r);
+  if (!r->transfer) {
     release(r);
     luaL_pushfail(L);
-    lua_pushfstring(L, "could not start the request: %s", curl_multi_strerror((CURLMcode)rc));
+    lua_pushliteral(L, "could not start the request: out of memory (or file descriptors); free some and retry");
     lua_pushliteral(L, "curl");
     return 3;
   }
@@ -682,6 +690,13 @@ static int l_request(lua_State *L) {
 
 static int l_in_flight(lua_State *L) {
   lua_pushinteger(L, in_flight);
+  return 1;
+}
+
+/* How many threads carry transfers: each keeps connections of its own, so a burst of HTTP/2
+ * requests to one host opens up to this many. */
+static int l_threads(lua_State *L) {
+  lua_pushinteger(L, sg_curlmux_threads());
   return 1;
 }
 
@@ -733,7 +748,7 @@ int luaopen__sg_http(lua_State *L) {
   lua_setmetatable(L, -2);
   lua_setfield(L, LUA_REGISTRYINDEX, "sg.http.pool");
   static const luaL_Reg fns[] = {{"request", l_request}, {"dry_run", l_dry_run},
-                                 {"in_flight", l_in_flight}, {NULL, NULL}};
+                                 {"in_flight", l_in_flight}, {"threads", l_threads}, {NULL, NULL}};
   luaL_newlib(L, fns);
   return 1;
 }

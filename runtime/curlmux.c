@@ -23,14 +23,16 @@
  *   are seen whole by the next owner;
  * - sg_curlmux_remove returns only once the shard has detached the handle (or it never reached
  *   curl, or it already finished), so a cancelled handle is never reused while curl drives it;
- * - the per-host limit is split between shards, so together they never open more than it allows;
+ * - while a per-host limit is set, each host's transfers go to one shard (by a hash of the URL's
+ *   scheme and authority), whose multi handle enforces the limit exactly; without one they go to
+ *   the least busy shard, and HTTP/2 to one host rides up to one connection per shard;
  * - no Lua runs off the main thread: completions wait in a queue for the main loop. */
 
 enum transfer_state { QUEUED, RUNNING, FINISHED, CANCELLED };
 
 struct shard;
 
-struct transfer {
+struct sg_transfer {
   sg_curl_done_fn done;
   void *ud;
   CURL *easy;
@@ -38,12 +40,12 @@ struct transfer {
   CURLcode result;
   enum transfer_state state; /* under lock */
   int cancel_seen;           /* under lock: the shard is done with it as a cancel */
-  struct transfer *next;     /* in the shard's inbox or in finished */
-  struct transfer *next_cancel;
+  struct sg_transfer *next;     /* in the shard's inbox or in finished */
+  struct sg_transfer *next_cancel;
 };
 
 struct list {
-  struct transfer *head, *tail;
+  struct sg_transfer *head, *tail;
 };
 
 struct shard {
@@ -60,12 +62,10 @@ struct shard {
   int wake_fd;
   /* under lock */
   struct list inbox;
-  struct transfer *cancels;
+  struct sg_transfer *cancels;
   int wake_sent, stop;
   long host_limit, applied_host_limit;
-  /* main thread only */
-  int outstanding;
-  long host_share; /* this shard's part of the per-host limit; 0 with a limit: takes no transfers */
+  int outstanding; /* main thread only */
 };
 
 static struct {
@@ -82,15 +82,15 @@ static struct {
   int next_shard;
 } mux = {.lock = PTHREAD_MUTEX_INITIALIZER, .detached = PTHREAD_COND_INITIALIZER, .finished_fd = -1};
 
-static void push(struct list *l, struct transfer *tr) {
+static void push(struct list *l, struct sg_transfer *tr) {
   tr->next = NULL;
   if (l->tail) l->tail->next = tr;
   else l->head = tr;
   l->tail = tr;
 }
 
-static struct transfer *pop(struct list *l) {
-  struct transfer *tr = l->head;
+static struct sg_transfer *pop(struct list *l) {
+  struct sg_transfer *tr = l->head;
   if (tr) {
     l->head = tr->next;
     if (!l->head) l->tail = NULL;
@@ -98,9 +98,9 @@ static struct transfer *pop(struct list *l) {
   return tr;
 }
 
-static void unlink_from(struct list *l, struct transfer *tr) {
-  struct transfer *prev = NULL;
-  for (struct transfer *t = l->head; t; prev = t, t = t->next) {
+static void unlink_from(struct list *l, struct sg_transfer *tr) {
+  struct sg_transfer *prev = NULL;
+  for (struct sg_transfer *t = l->head; t; prev = t, t = t->next) {
     if (t != tr) continue;
     if (prev) prev->next = t->next;
     else l->head = t->next;
@@ -148,7 +148,7 @@ static void check_done(struct shard *s) {
     if (msg->msg != CURLMSG_DONE) continue;
     CURL *easy = msg->easy_handle;
     CURLcode result = msg->data.result;
-    struct transfer *tr = NULL;
+    struct sg_transfer *tr = NULL;
     curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&tr);
     curl_multi_remove_handle(s->multi, easy);
     pthread_mutex_lock(&mux.lock);
@@ -186,7 +186,7 @@ static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *
   if (what == CURL_POLL_IN || what == CURL_POLL_INOUT) events |= SG_READ;
   if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT) events |= SG_WRITE;
   /* curl removes a kept-alive connection's socket after every transfer and adds it back for the
-   * next one: parking it saves two epoll_ctl calls per request. */
+   * next one: parking it makes that one epoll_ctl call per request instead of two. */
   if (what == CURL_POLL_REMOVE && is_connection(s, fd))
     sg_loop_park(s->loop, fd);
   else
@@ -194,8 +194,9 @@ static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *
   return 0;
 }
 
-/* Every socket curl opens for a connection is made here and closed in close_socket, so a parked
- * one never outlives its number. Close-on-exec: a program a playbook starts inherits none. curl
+/* Every socket curl opens for a connection is made here and, as a rule, closed in close_socket,
+ * which unregisters it (the few curl closes on its own are re-registered under their number when
+ * it comes back, see sg_loop_park). Close-on-exec: a program a playbook starts inherits none. curl
  * keeps the clientp of the handle that opened a connection with the connection, so the shard
  * whose multi handle caches it is the one that closes it. */
 static curl_socket_t open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *address) {
@@ -237,11 +238,11 @@ static void on_wake(void *ud, int fd, int events) {
   pthread_mutex_lock(&mux.lock);
   s->wake_sent = 0;
   struct list inbox = s->inbox;
-  struct transfer *cancels = s->cancels;
+  struct sg_transfer *cancels = s->cancels;
   s->inbox = (struct list){0};
   s->cancels = NULL;
   long limit = s->host_limit;
-  for (struct transfer *tr = inbox.head; tr; tr = tr->next) tr->state = RUNNING;
+  for (struct sg_transfer *tr = inbox.head; tr; tr = tr->next) tr->state = RUNNING;
   pthread_mutex_unlock(&mux.lock);
   if (limit != s->applied_host_limit) {
     curl_multi_setopt(s->multi, CURLMOPT_MAX_HOST_CONNECTIONS, limit);
@@ -251,7 +252,7 @@ static void on_wake(void *ud, int fd, int events) {
    * multi handle; one that finished after its cancel was sent is the main thread's to collect.
    * The canceller frees the transfer once it is seen, so it is not touched after. */
   while (cancels) {
-    struct transfer *tr = cancels;
+    struct sg_transfer *tr = cancels;
     cancels = tr->next_cancel;
     pthread_mutex_lock(&mux.lock);
     int running = tr->state == RUNNING;
@@ -263,12 +264,12 @@ static void on_wake(void *ud, int fd, int events) {
     pthread_cond_broadcast(&mux.detached);
     pthread_mutex_unlock(&mux.lock);
   }
-  struct transfer *tr;
+  struct sg_transfer *tr;
   while ((tr = pop(&inbox))) {
     CURLMcode rc = curl_multi_add_handle(s->multi, tr->easy);
     if (rc != CURLM_OK) {
       pthread_mutex_lock(&mux.lock);
-      tr->result = CURLE_OUT_OF_MEMORY;
+      tr->result = CURLE_FAILED_INIT;
       tr->state = FINISHED;
       push(&mux.finished, tr);
       int send = !mux.finished_wake_sent;
@@ -302,10 +303,9 @@ static void on_finished(void *ud, int fd, int events) {
   for (;;) {
     pthread_mutex_lock(&mux.lock);
     mux.finished_wake_sent = 0;
-    struct transfer *tr = pop(&mux.finished);
+    struct sg_transfer *tr = pop(&mux.finished);
     pthread_mutex_unlock(&mux.lock);
     if (!tr) break;
-    curl_easy_setopt(tr->easy, CURLOPT_PRIVATE, NULL);
     tr->shard->outstanding--;
     mux.outstanding--;
     sg_curl_done_fn done = tr->done;
@@ -378,7 +378,7 @@ void sg_curlmux_cleanup(void) {
   for (int i = 0; i < mux.nshards; i++) free_shard(&mux.shards[i]);
   mux.nshards = 0;
   /* transfers that finished but were never collected (their callers are gone with the state) */
-  struct transfer *tr;
+  struct sg_transfer *tr;
   while ((tr = pop(&mux.finished))) free(tr);
   mux.finished_wake_sent = 0;
   if (mux.finished_fd >= 0) {
@@ -416,29 +416,42 @@ int sg_curlmux_init(sg_loop *loop, int threads) {
   return 0;
 }
 
-/* The shard with the fewest transfers among those the host limit lets take one; ties go round
- * the shards. */
-static struct shard *pick_shard(void) {
+int sg_curlmux_threads(void) { return mux.nshards; }
+
+/* FNV-1a of the URL up to the end of its authority ("https://host:port"): the same host written
+ * the same way always lands on the same shard. */
+static unsigned long host_hash(const char *url) {
+  const char *p = strstr(url, "://");
+  p = p ? p + 3 : url;
+  size_t len = (size_t)(p - url) + strcspn(p, "/?#");
+  unsigned long h = 2166136261u;
+  for (size_t i = 0; i < len; i++) h = (h ^ (unsigned char)url[i]) * 16777619u;
+  return h;
+}
+
+/* With a per-host limit, the host's own shard; without, the one with the fewest transfers (ties go
+ * round the shards). */
+static struct shard *pick_shard(const char *url) {
+  if (mux.host_limit) return &mux.shards[host_hash(url) % (unsigned long)mux.nshards];
   struct shard *best = NULL;
   for (int k = 0; k < mux.nshards; k++) {
     struct shard *s = &mux.shards[(mux.next_shard + k) % mux.nshards];
-    if (mux.host_limit && !s->host_share) continue;
     if (!best || s->outstanding < best->outstanding) best = s;
   }
   mux.next_shard = (mux.next_shard + 1) % mux.nshards;
   return best;
 }
 
-int sg_curlmux_add(CURL *easy, sg_curl_done_fn done, void *ud) {
-  struct transfer *tr = malloc(sizeof *tr);
-  if (!tr) return CURLM_OUT_OF_MEMORY;
+sg_transfer *sg_curlmux_add(CURL *easy, const char *url, sg_curl_done_fn done, void *ud) {
+  struct sg_transfer *tr = malloc(sizeof *tr);
+  if (!tr) return NULL;
   /* before the first transfer is queued, so its completion cannot find the fd parked */
   if (!mux.outstanding && sg_loop_watch(mux.loop, mux.finished_fd, SG_READ, on_finished, NULL) != 0) {
     free(tr);
-    return CURLM_INTERNAL_ERROR;
+    return NULL;
   }
-  struct shard *s = pick_shard();
-  *tr = (struct transfer){.done = done, .ud = ud, .easy = easy, .shard = s, .state = QUEUED};
+  struct shard *s = pick_shard(url);
+  *tr = (struct sg_transfer){.done = done, .ud = ud, .easy = easy, .shard = s, .state = QUEUED};
   curl_easy_setopt(easy, CURLOPT_PRIVATE, tr);
   curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, open_socket);
   curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, s);
@@ -452,7 +465,7 @@ int sg_curlmux_add(CURL *easy, sg_curl_done_fn done, void *ud) {
   s->wake_sent = 1;
   pthread_mutex_unlock(&mux.lock);
   if (send) wake(s->wake_fd);
-  return 0;
+  return tr;
 }
 
 void sg_curlmux_set_host_limit(long n) {
@@ -461,9 +474,7 @@ void sg_curlmux_set_host_limit(long n) {
   pthread_mutex_lock(&mux.lock);
   for (int i = 0; i < mux.nshards; i++) {
     struct shard *s = &mux.shards[i];
-    /* shares add up to n: with fewer connections than shards, some shards take no transfers */
-    s->host_share = n ? n / mux.nshards + (i < n % mux.nshards) : 0;
-    s->host_limit = s->host_share;
+    s->host_limit = n;
     if (!s->wake_sent) {
       s->wake_sent = 1;
       wake(s->wake_fd);
@@ -472,16 +483,13 @@ void sg_curlmux_set_host_limit(long n) {
   pthread_mutex_unlock(&mux.lock);
 }
 
-void sg_curlmux_remove(CURL *easy) {
-  struct transfer *tr = NULL;
-  curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&tr);
-  if (!tr) return;
+void sg_curlmux_remove(sg_transfer *tr) {
   struct shard *s = tr->shard;
   pthread_mutex_lock(&mux.lock);
   if (tr->state == QUEUED) {
     unlink_from(&s->inbox, tr);
   } else if (tr->state == RUNNING && s->stop) {
-    curl_multi_remove_handle(s->multi, easy); /* after exit() stopped the shards: no one else drives it */
+    curl_multi_remove_handle(s->multi, tr->easy); /* after exit() stopped the shards: no one else drives it */
   } else if (tr->state == RUNNING) {
     tr->next_cancel = s->cancels;
     s->cancels = tr;
@@ -493,7 +501,6 @@ void sg_curlmux_remove(CURL *easy) {
   }
   if (tr->state == FINISHED) unlink_from(&mux.finished, tr);
   pthread_mutex_unlock(&mux.lock);
-  curl_easy_setopt(easy, CURLOPT_PRIVATE, NULL);
   s->outstanding--;
   mux.outstanding--;
   free(tr);

@@ -8,6 +8,7 @@
 #include "loop.h"
 
 typedef void (*sg_curl_done_fn)(void *ud, CURLcode result);
+typedef struct sg_transfer sg_transfer;
 
 #define SG_CURLMUX_MAX_THREADS 8
 
@@ -18,19 +19,24 @@ int sg_curlmux_default_threads(void);
 /* Starts `threads` transport threads (1 to SG_CURLMUX_MAX_THREADS); completions are delivered
  * through `loop`. Returns 0, or -1 when a thread, its loop or curl could not be set up. */
 int sg_curlmux_init(sg_loop *loop, int threads);
+
+/* The number of transport threads running (0 before init). */
+int sg_curlmux_threads(void);
 void sg_curlmux_cleanup(void);
 
-/* Starts a transfer; done(ud, result) is called once it ends, unless it is removed first.
- * CURLOPT_PRIVATE is used by the multiplexer. Returns 0 or a CURLMcode. */
-int sg_curlmux_add(CURL *easy, sg_curl_done_fn done, void *ud);
+/* Starts a transfer of easy, whose URL is url; done(ud, result) is called once it ends, unless it
+ * is removed first. The handle is the transport's until then: the caller touches neither it nor
+ * what its callbacks write. CURLOPT_PRIVATE is used by the multiplexer. Returns the transfer,
+ * valid until done is called or it is removed, or NULL when out of memory. */
+sg_transfer *sg_curlmux_add(CURL *easy, const char *url, sg_curl_done_fn done, void *ud);
 
 /* At most n connections to any one host (0: no limit); transfers beyond it wait for one. libcurl
- * keeps one such limit per multi handle, so the last value set governs every host; the threads
- * share it out between them. */
+ * keeps one such limit per multi handle, so the last value set governs every host. While a limit
+ * is set, each host's transfers go to one thread, which keeps it exactly. */
 void sg_curlmux_set_host_limit(long n);
 
-/* Stops a transfer that has not completed (safe to call on a completed one). Returns once curl
- * no longer holds the handle, so the caller may reuse or free it. */
-void sg_curlmux_remove(CURL *easy);
+/* Stops a transfer before done is called, and frees it. Returns once curl no longer holds the
+ * handle, so the caller may reuse or free it. */
+void sg_curlmux_remove(sg_transfer *transfer);
 
 #endif

@@ -124,8 +124,10 @@ int sg_loop_watch(sg_loop *loop, int fd, int events, sg_fd_fn fn, void *ud) {
     loop->nwatches++;
   } else {
     /* ENOENT: the fd was closed and its number reused without a word to the loop; the new file
-     * gets a registration of its own */
-    if (w->events != events && epoll_ctl(loop->epfd, EPOLL_CTL_MOD, fd, &ev) < 0 &&
+     * gets a registration of its own. A parked fd is always told to the kernel again: curl
+     * closes some sockets without telling, and a new file under the old number with the same
+     * events would otherwise never be registered. */
+    if ((w->events != events || w->parked) && epoll_ctl(loop->epfd, EPOLL_CTL_MOD, fd, &ev) < 0 &&
         (errno != ENOENT || epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, &ev) < 0))
       return -errno;
     if (w->parked) loop->nwatches++;

@@ -76,8 +76,15 @@ t.test("--recover undoes a killed atomic roll-out: targets it wrote to recovered
   t.ok(text:find("(atomic roll-out)", 1, true), text)
   local lines = outcomes(text)
   t.eq(#lines, #matrix.TARGETS, text)
-  -- every target had announced its writes before the first one reached the emulator
-  for _, what in ipairs(lines) do t.eq(what, "recovered: restored", text) end
+  -- the target of that first write was restored; the others either were too, or had not yet
+  -- announced a write when the kill came (the write goes out on a transport thread while the
+  -- playbook goes on announcing the next targets')
+  local restored = 0
+  for _, what in ipairs(lines) do
+    if what == "recovered: restored" then restored = restored + 1
+    else t.eq(what, "untouched: the killed run had not written to it", text) end
+  end
+  t.ok(restored >= 1, "no target restored\n" .. text)
   local after = cli.state()
   for i in ipairs(matrix.TARGETS) do
     t.ok(after[i] == before[i] or matrix.same(after[i], before[i]), matrix.TARGET_ARGS[i])

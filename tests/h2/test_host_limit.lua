@@ -5,8 +5,9 @@
 local t = require "testlib"
 local sg = require "sg"
 
+local nginx_log = require "nginx_log"
+
 local h1 = os.getenv("H1_URL")
-local log_path = assert(os.getenv("NGINX_LOG"), "run through with_nginx.sh")
 
 t.test("HTTP/1.1: at most max_connections connections per host, reused across bursts", function()
   for round = 1, 2 do
@@ -20,16 +21,10 @@ t.test("HTTP/1.1: at most max_connections connections per host, reused across bu
     local st = sg.all(fns, { limit = 40 })
     for i = 1, 40 do t.eq(st[i], 200, "round " .. round .. " request " .. i) end
   end
-  local seen, conns, n = {}, 0, 0
-  for line in io.lines(log_path) do
-    local conn, proto = line:match("^(%d+) %d+ GET /limit%S* (%S+)$")
-    if conn then
-      n = n + 1
-      t.eq(proto, "HTTP/1.1")
-      if not seen[conn] then seen[conn], conns = true, conns + 1 end
-    end
-  end
-  t.eq(n, 80)
+  local lines = nginx_log.served("/limit", 80)
+  t.eq(#lines, 80)
+  for _, l in ipairs(lines) do t.eq(l.proto, "HTTP/1.1") end
+  local conns = nginx_log.connections(lines)
   t.ok(conns <= 4, conns .. " connections for 2 x 40 requests")
 end)
 
