@@ -76,6 +76,13 @@ static void start_server(void) {
   pthread_detach(t);
 }
 
+static int requests_so_far(void) {
+  pthread_mutex_lock(&server.lock);
+  int n = server.requests;
+  pthread_mutex_unlock(&server.lock);
+  return n;
+}
+
 static void release_responses(int upto) {
   pthread_mutex_lock(&server.lock);
   server.released = upto;
@@ -148,7 +155,7 @@ static int nothing_left(sg_loop *loop) { return mux.outstanding == 0 && sg_loop_
 static void test_a_transfer_completes_on_the_main_loop(sg_loop *loop) {
   struct call c = {0};
   CURL *e = new_easy(&c);
-  release_responses(server.requests + 1);
+  release_responses(requests_so_far() + 1);
   start(e, &c);
   CHECK(sg_loop_pending(loop) > 0);
   run_until_done(loop, &c);
@@ -160,7 +167,7 @@ static void test_a_transfer_completes_on_the_main_loop(sg_loop *loop) {
 static void test_cancel_while_running(sg_loop *loop) {
   struct call c = {0};
   CURL *e = new_easy(&c);
-  int base = server.requests;
+  int base = requests_so_far();
   sg_transfer *tr = start(e, &c);
   wait_requests(base + 1); /* the server holds the response: the transfer is in the multi handle */
   CHECK(state_of(tr) == RUNNING);
@@ -179,7 +186,7 @@ static void test_cancel_while_running(sg_loop *loop) {
 static void test_cancel_after_it_finished(sg_loop *loop) {
   struct call c = {0};
   CURL *e = new_easy(&c);
-  release_responses(server.requests + 1);
+  release_responses(requests_so_far() + 1);
   sg_transfer *tr = start(e, &c);
   wait_state(tr, FINISHED); /* done on its thread, not yet seen by the main loop */
   sg_curlmux_remove(tr);
@@ -195,7 +202,7 @@ static void test_cancel_after_it_finished(sg_loop *loop) {
 static void test_cancel_before_a_thread_took_it(sg_loop *loop) {
   struct call c = {0};
   CURL *e = new_easy(&c);
-  int base = server.requests;
+  int base = requests_so_far();
   /* the threads are not woken while this says they were: the transfer stays queued */
   pthread_mutex_lock(&mux.lock);
   for (int i = 0; i < mux.nshards; i++) mux.shards[i].wake_sent = 1;
@@ -215,7 +222,7 @@ static void test_cancel_before_a_thread_took_it(sg_loop *loop) {
   release_responses(base + 1);
   start(e, &next);
   run_until_done(loop, &next);
-  CHECK(next.done == 1 && next.result == CURLE_OK && server.requests == base + 1);
+  CHECK(next.done == 1 && next.result == CURLE_OK && requests_so_far() == base + 1);
   CHECK(c.done == 0);
   curl_easy_cleanup(e);
 }
@@ -226,7 +233,7 @@ static void test_a_burst_spreads_and_cancels_cleanly(sg_loop *loop) {
   static struct call calls[N];
   CURL *easy[N];
   sg_transfer *tr[N];
-  int base = server.requests;
+  int base = requests_so_far();
   int used[SG_CURLMUX_MAX_THREADS] = {0};
   for (int i = 0; i < N; i++) {
     memset(&calls[i], 0, sizeof calls[i]);
@@ -257,7 +264,7 @@ static void test_a_host_limit_keeps_a_host_on_one_thread(sg_loop *loop) {
   enum { N = 16 };
   static struct call calls[N];
   CURL *easy[N];
-  release_responses(server.requests + N);
+  release_responses(requests_so_far() + N);
   int connections_before = server.connections;
   for (int i = 0; i < N; i++) {
     memset(&calls[i], 0, sizeof calls[i]);
@@ -276,26 +283,34 @@ static void test_a_host_limit_keeps_a_host_on_one_thread(sg_loop *loop) {
   CHECK(nothing_left(loop));
 }
 
-/* exit() from a playbook with transfers in flight: the threads are stopped and joined first. */
+/* exit() from a playbook with transfers in flight: the threads are stopped and joined first.
+ * The child is this program run afresh (a forked copy of a threaded process may not start
+ * threads of its own under ThreadSanitizer); this process's server holds its responses. */
+static int exit_with_transfers_in_flight(const char *url) {
+  snprintf(server_url, sizeof server_url, "%s", url);
+  sg_loop *loop = sg_loop_new();
+  if (sg_curlmux_init(loop, 2) != 0) return 3;
+  static struct call calls[8];
+  sg_transfer *tr[8];
+  for (int i = 0; i < 8; i++) tr[i] = start(new_easy(&calls[i]), &calls[i]);
+  for (int i = 0; i < 8; i++) wait_state(tr[i], RUNNING);
+  exit(7);
+}
+
 static void test_exit_with_transfers_in_flight(void) {
   fflush(NULL);
   pid_t pid = fork();
   if (pid == 0) {
-    sg_loop *loop = sg_loop_new();
-    if (sg_curlmux_init(loop, 2) != 0) _exit(3);
-    /* the server's threads stayed with the parent, which holds these responses for ever */
-    static struct call calls[8];
-    sg_transfer *tr[8];
-    for (int i = 0; i < 8; i++) tr[i] = start(new_easy(&calls[i]), &calls[i]);
-    for (int i = 0; i < 8; i++) wait_state(tr[i], RUNNING);
-    exit(7);
+    execl("/proc/self/exe", "test_curlmux", "--exit-with-transfers", server_url, (char *)NULL);
+    _exit(127);
   }
   int status = 0;
   CHECK(waitpid(pid, &status, 0) == pid);
   CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 7);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+  if (argc == 3 && strcmp(argv[1], "--exit-with-transfers") == 0) return exit_with_transfers_in_flight(argv[2]);
   start_server();
   sg_loop *loop = sg_loop_new();
   CHECK(sg_curlmux_init(loop, 2) == 0);
