@@ -141,6 +141,18 @@ static int mark_connection(struct shard *s, int fd, unsigned char on) {
   return 0;
 }
 
+/* Hands a transfer that ended (or never started) to the main thread. */
+static void finish(struct sg_transfer *tr, CURLcode result) {
+  pthread_mutex_lock(&mux.lock);
+  tr->result = result;
+  tr->state = FINISHED;
+  push(&mux.finished, tr);
+  int send = !mux.finished_wake_sent;
+  mux.finished_wake_sent = 1;
+  pthread_mutex_unlock(&mux.lock);
+  if (send) wake(mux.finished_fd);
+}
+
 static void check_done(struct shard *s) {
   CURLMsg *msg;
   int left;
@@ -151,14 +163,7 @@ static void check_done(struct shard *s) {
     struct sg_transfer *tr = NULL;
     curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&tr);
     curl_multi_remove_handle(s->multi, easy);
-    pthread_mutex_lock(&mux.lock);
-    tr->result = result;
-    tr->state = FINISHED;
-    push(&mux.finished, tr);
-    int send = !mux.finished_wake_sent;
-    mux.finished_wake_sent = 1;
-    pthread_mutex_unlock(&mux.lock);
-    if (send) wake(mux.finished_fd);
+    finish(tr, result);
   }
 }
 
@@ -266,17 +271,7 @@ static void on_wake(void *ud, int fd, int events) {
   }
   struct sg_transfer *tr;
   while ((tr = pop(&inbox))) {
-    CURLMcode rc = curl_multi_add_handle(s->multi, tr->easy);
-    if (rc != CURLM_OK) {
-      pthread_mutex_lock(&mux.lock);
-      tr->result = CURLE_FAILED_INIT;
-      tr->state = FINISHED;
-      push(&mux.finished, tr);
-      int send = !mux.finished_wake_sent;
-      mux.finished_wake_sent = 1;
-      pthread_mutex_unlock(&mux.lock);
-      if (send) wake(mux.finished_fd);
-    }
+    if (curl_multi_add_handle(s->multi, tr->easy) != CURLM_OK) finish(tr, CURLE_FAILED_INIT);
   }
   check_done(s);
 }

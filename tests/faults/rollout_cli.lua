@@ -65,13 +65,16 @@ function M.state()
 end
 
 -- A process that has ended but is not reaped yet (a zombie, whose parent shell is gone) counts
--- as ended.
+-- as ended, once its last thread has: a killed sgrun's main thread can be a zombie while its
+-- transport threads are still exiting, and until then its files (the journal's lock among them)
+-- stay open.
 local function alive(pid)
-  local f = io.open("/proc/" .. pid .. "/stat")
+  local f = io.open("/proc/" .. pid .. "/status")
   if not f then return os.execute("kill -0 " .. pid .. " 2>/dev/null") == true end
-  local stat = f:read("a") or ""
+  local status = f:read("a") or ""
   f:close()
-  return stat ~= "" and not stat:match("^%d+ %b() [ZX]")
+  local state, threads = status:match("\nState:%s*(%a)"), tonumber(status:match("\nThreads:%s*(%d+)"))
+  return status ~= "" and (not state:match("[ZX]") or (threads or 1) > 1)
 end
 
 local go_file = os.tmpname()
