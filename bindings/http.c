@@ -274,7 +274,7 @@ static void on_done(void *ud, CURLcode result) {
   r->result = result;
   /* a Content-Length over the cap stops the transfer before the body arrives */
   if (result == CURLE_FILESIZE_EXCEEDED) r->h->too_large = 1;
-  sg_sched_wake(r->task);
+  sg_sched_wake_keep_cancel(r->task);
 }
 
 static void on_cancel(void *ud) { release(ud); }
@@ -520,7 +520,9 @@ static int l_request(lua_State *L) {
   const char *body = NULL;
   if (bt == LUA_TSTRING) body = lua_tolstring(L, -1, &body_len);
   else if (bt != LUA_TNIL) return luaL_error(L, "http.request: 'body' must be a string (encode tables with sg.json.encode)");
-  lua_pop(L, 1);
+  /* the body string stays on this call's stack, where the task keeps it until the request is
+   * over (its continuation ran, or its cancel removed the transfer): curl reads it from there,
+   * on a transport thread, while the caller may drop its own reference (opts.body = nil) */
   /* libcurl would send a GET or HEAD with a body as a POST: the method on the wire must be the
    * one asked for, and --dry-run judges that method */
   if (body && (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0))
@@ -667,8 +669,8 @@ static int l_request(lua_State *L) {
     h->set &= ~(unsigned)SET_CUSTOM;
   }
   if (body) {
-    /* the body string is kept alive by the options table on this task's stack; the handle drops
-     * the pointer when it goes back to the pool */
+    /* the body string is kept alive on this call's stack (above); the handle drops the pointer
+     * when it goes back to the pool */
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
     h->set |= SET_BODY;
@@ -677,7 +679,7 @@ static int l_request(lua_State *L) {
   if (!sg_sched_current() || !lua_isyieldable(L)) return sg_sched_block(L, NULL, NULL, NULL, 0);
   r->task = sg_sched_current();
   in_flight++;
-  r->transfer = sg_curlmux_add(e, url, on_done, r);
+  r->transfer = sg_curlmux_add(e, url, proxy, on_done, r);
   if (!r->transfer) {
     release(r);
     luaL_pushfail(L);

@@ -1,5 +1,6 @@
 #include "curlmux.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -23,8 +24,8 @@
  *   are seen whole by the next owner;
  * - sg_curlmux_remove returns only once the shard has detached the handle (or it never reached
  *   curl, or it already finished), so a cancelled handle is never reused while curl drives it;
- * - while a per-host limit is set, each host's transfers go to one shard (by a hash of the URL's
- *   scheme and authority), whose multi handle enforces the limit exactly; without one they go to
+ * - while a per-host limit is set, each host's transfers go to one shard (by a hash of what curl
+ *   counts the limit against), whose multi handle enforces it exactly; without one they go to
  *   the least busy shard, and HTTP/2 to one host rides up to one connection per shard;
  * - no Lua runs off the main thread: completions wait in a queue for the main loop. */
 
@@ -413,21 +414,41 @@ int sg_curlmux_init(sg_loop *loop, int threads) {
 
 int sg_curlmux_threads(void) { return mux.nshards; }
 
-/* FNV-1a of the URL up to the end of its authority ("https://host:port"): the same host written
- * the same way always lands on the same shard. */
-static unsigned long host_hash(const char *url) {
-  const char *p = strstr(url, "://");
-  p = p ? p + 3 : url;
-  size_t len = (size_t)(p - url) + strcspn(p, "/?#");
-  unsigned long h = 2166136261u;
-  for (size_t i = 0; i < len; i++) h = (h ^ (unsigned char)url[i]) * 16777619u;
+static uint64_t hash_lower(const char *s, uint64_t h) {
+  for (; *s; s++) h = (h ^ (unsigned char)tolower((unsigned char)*s)) * 1099511628211u; /* FNV-1a */
   return h;
+}
+
+/* What libcurl counts a per-host limit against, hashed: the proxy when one is set (every
+ * connection through it counts against it; hosts that no_proxy sends around it are kept
+ * together with it, which is stricter, never looser), else the host name in any case and the
+ * port, the scheme's default when the URL gives none; no scheme, no user name. A URL curl cannot
+ * parse is hashed whole: its transfer fails on any shard. */
+static uint64_t limit_key_hash(const char *url, const char *proxy) {
+  uint64_t h = 14695981039346656037u;
+  if (proxy && *proxy) {
+    h = hash_lower(proxy, h);
+  } else {
+    CURLU *u = curl_url();
+    char *host = NULL, *port = NULL;
+    if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK)
+      h = hash_lower(port, hash_lower(":", hash_lower(host, h)));
+    else
+      h = hash_lower(url, h);
+    curl_free(host);
+    curl_free(port);
+    curl_url_cleanup(u);
+  }
+  /* FNV's low bits depend only on the low bits of each byte: take the well-mixed high ones */
+  return (h * 0x9E3779B97F4A7C15u) >> 32;
 }
 
 /* With a per-host limit, the host's own shard; without, the one with the fewest transfers (ties go
  * round the shards). */
-static struct shard *pick_shard(const char *url) {
-  if (mux.host_limit) return &mux.shards[host_hash(url) % (unsigned long)mux.nshards];
+static struct shard *pick_shard(const char *url, const char *proxy) {
+  if (mux.host_limit) return &mux.shards[limit_key_hash(url, proxy) % (uint64_t)mux.nshards];
   struct shard *best = NULL;
   for (int k = 0; k < mux.nshards; k++) {
     struct shard *s = &mux.shards[(mux.next_shard + k) % mux.nshards];
@@ -437,7 +458,7 @@ static struct shard *pick_shard(const char *url) {
   return best;
 }
 
-sg_transfer *sg_curlmux_add(CURL *easy, const char *url, sg_curl_done_fn done, void *ud) {
+sg_transfer *sg_curlmux_add(CURL *easy, const char *url, const char *proxy, sg_curl_done_fn done, void *ud) {
   struct sg_transfer *tr = malloc(sizeof *tr);
   if (!tr) return NULL;
   /* before the first transfer is queued, so its completion cannot find the fd parked */
@@ -445,7 +466,7 @@ sg_transfer *sg_curlmux_add(CURL *easy, const char *url, sg_curl_done_fn done, v
     free(tr);
     return NULL;
   }
-  struct shard *s = pick_shard(url);
+  struct shard *s = pick_shard(url, proxy);
   *tr = (struct sg_transfer){.done = done, .ud = ud, .easy = easy, .shard = s, .state = QUEUED};
   curl_easy_setopt(easy, CURLOPT_PRIVATE, tr);
   curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, open_socket);

@@ -24,11 +24,11 @@ int sg_curlmux_init(sg_loop *loop, int threads);
 int sg_curlmux_threads(void);
 void sg_curlmux_cleanup(void);
 
-/* Starts a transfer of easy, whose URL is url; done(ud, result) is called once it ends, unless it
- * is removed first. The handle is the transport's until then: the caller touches neither it nor
+/* Starts a transfer of easy, whose URL is url and CURLOPT_PROXY proxy (NULL or "" for none);
+ * done(ud, result) is called once it ends, unless it is removed first. The handle is the transport's until then: the caller touches neither it nor
  * what its callbacks write. CURLOPT_PRIVATE is used by the multiplexer. Returns the transfer,
  * valid until done is called or it is removed, or NULL when out of memory. */
-sg_transfer *sg_curlmux_add(CURL *easy, const char *url, sg_curl_done_fn done, void *ud);
+sg_transfer *sg_curlmux_add(CURL *easy, const char *url, const char *proxy, sg_curl_done_fn done, void *ud);
 
 /* At most n connections to any one host (0: no limit); transfers beyond it wait for one. libcurl
  * keeps one such limit per multi handle, so the last value set governs every host. While a limit

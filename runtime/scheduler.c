@@ -89,6 +89,12 @@ void sg_sched_wake(sg_task *t) {
   enqueue(t);
 }
 
+void sg_sched_wake_keep_cancel(sg_task *t) {
+  if (t->state != SG_BLOCKED) return;
+  t->state = SG_READY;
+  enqueue(t);
+}
+
 static void unlink_waiter(struct waiter *w) {
   if (!w->target) return;
   for (struct waiter **p = &w->target->waiters; *p; p = &(*p)->next) {
@@ -177,6 +183,9 @@ sg_task *sg_task_spawn(lua_State *L, int nargs) {
 static void resume(lua_State *L, sg_task *t) {
   lua_State *co = t->co;
   int nres = 0;
+  /* the continuation takes over what the wait held (sg_sched_wake_keep_cancel) */
+  t->cancel = NULL;
+  t->cancel_ctx = NULL;
   t->state = SG_RUNNING;
   sched.current = t;
   int status = lua_resume(co, L, t->nargs, &nres);
@@ -222,7 +231,7 @@ static void stop_task(lua_State *L, sg_task *t, enum sg_task_state state, const 
     else stop_task(L, c, SG_CANCELLED, "cancelled");
     c = next;
   }
-  if (t->state == SG_BLOCKED && t->cancel) t->cancel(t->cancel_ctx);
+  if ((t->state == SG_BLOCKED || t->state == SG_READY) && t->cancel) t->cancel(t->cancel_ctx);
   if (t->state == SG_READY) dequeue(t);
   t->observed = state == SG_CANCELLED;
   lua_pushstring(L, why);

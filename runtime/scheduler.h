@@ -38,6 +38,11 @@ int sg_sched_block(lua_State *L, sg_cancel_fn cancel, void *ctx, lua_KFunction k
 /* Makes a blocked task ready. Safe from any C callback; runs no Lua. */
 void sg_sched_wake(sg_task *t);
 
+/* The same, for a wait whose cancel(ctx) still has something to release once woken (a finished
+ * request's handle): a task cancelled after it is woken and before it runs again gets it called
+ * then, instead of leaving it to the garbage collector. */
+void sg_sched_wake_keep_cancel(sg_task *t);
+
 /* Cancels t and its live children: releases what they wait on and fails their waiters with
  * "cancelled". Cancelling the running task is not allowed (raise an error instead). */
 void sg_task_cancel(lua_State *L, sg_task *t);

@@ -129,7 +129,7 @@ static CURL *new_easy(struct call *c) {
 
 static sg_transfer *start(CURL *e, struct call *c) {
   curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
-  sg_transfer *tr = sg_curlmux_add(e, server_url, on_done, c);
+  sg_transfer *tr = sg_curlmux_add(e, server_url, NULL, on_done, c);
   CHECK(tr != NULL);
   return tr;
 }
@@ -257,10 +257,24 @@ static void test_a_burst_spreads_and_cancels_cleanly(sg_loop *loop) {
 /* With a per-host limit a host's transfers all go to one thread, whose multi handle keeps it. */
 static void test_a_host_limit_keeps_a_host_on_one_thread(sg_loop *loop) {
   sg_curlmux_set_host_limit(1);
-  struct shard *home = pick_shard(server_url);
-  char other_path[80];
-  snprintf(other_path, sizeof other_path, "%sother?x=1", server_url);
-  CHECK(pick_shard(other_path) == home);
+  struct shard *home = pick_shard(server_url, NULL);
+  char other[128];
+  /* one host to curl, however the URL spells it */
+  snprintf(other, sizeof other, "%sother?x=1", server_url);
+  CHECK(pick_shard(other, NULL) == home);
+  snprintf(other, sizeof other, "HTTP://someone@127.0.0.1:%d/x", server.port);
+  CHECK(pick_shard(other, NULL) == home);
+  CHECK(pick_shard("http://h.test/", NULL) == pick_shard("http://H.TEST:80/a", NULL));
+  CHECK(pick_shard("https://h.test/", NULL) == pick_shard("https://h.test:443/", NULL));
+  /* through a proxy every host counts against the proxy */
+  CHECK(pick_shard("http://a.test/", "http://proxy:3128") == pick_shard("http://b.test/", "http://proxy:3128"));
+  /* and hosts spread over the threads: node1..node8 do not all share one */
+  int on_home = 0;
+  for (int i = 1; i <= 8; i++) {
+    snprintf(other, sizeof other, "https://node%d.test/", i);
+    on_home += pick_shard(other, NULL) == home;
+  }
+  CHECK(on_home > 0 && on_home < 8);
   enum { N = 16 };
   static struct call calls[N];
   CURL *easy[N];

@@ -65,6 +65,49 @@ static void test_deadlock_is_detected(void) {
   sg_sched_shutdown(L);
 }
 
+/* A wait woken with sg_sched_wake_keep_cancel and cancelled before the task runs again still
+ * has its cancel hook called (an HTTP request's handle goes back at once, not at the next
+ * collection); once the task has run again, it is not. */
+static int hook_calls;
+static sg_task *parked;
+static void count_hook(void *ctx) {
+  (void)ctx;
+  hook_calls++;
+}
+static int parked_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)L, (void)status, (void)ctx;
+  return 0;
+}
+static int park(lua_State *L) {
+  parked = sg_sched_current();
+  return sg_sched_block(L, count_hook, NULL, parked_k, 0);
+}
+static int wake_parked(lua_State *L) {
+  (void)L;
+  sg_sched_wake_keep_cancel(parked);
+  return 0;
+}
+
+static void test_cancel_after_a_keep_cancel_wake(void) {
+  lua_register(L, "park", park);
+  lua_register(L, "wake_parked", wake_parked);
+  hook_calls = 0;
+  CHECK(run("local task = require '_sg.task'\n"
+            "local t = task.spawn(function() park() end)\n"
+            "task.sleep(0)\n"
+            "wake_parked()\n"
+            "task.cancel(t)\n"
+            "assert(task.status(t) == 'cancelled')") == SG_DONE);
+  CHECK(hook_calls == 1);
+  hook_calls = 0;
+  CHECK(run("local task = require '_sg.task'\n"
+            "local t = task.spawn(function() park() return 'ran' end)\n"
+            "task.sleep(0)\n"
+            "wake_parked()\n"
+            "assert(task.wait(t))") == SG_DONE);
+  CHECK(hook_calls == 0);
+}
+
 /* A stdlib module the scheduler needs that does not load is an error message, not a panic. */
 static void test_broken_stdlib_module_is_an_error(sg_loop *loop) {
   lua_State *B = sg_state_new();
@@ -85,6 +128,7 @@ int main(void) {
   test_results_are_kept();
   test_failure_has_a_traceback();
   test_cancel_releases_sleep();
+  test_cancel_after_a_keep_cancel_wake();
   test_deadlock_is_detected();
   sg_sched_shutdown(L);
   lua_close(L);

@@ -42,6 +42,47 @@ t.test("400 requests, half cancelled at scattered points, leave every handle reu
   for i, status in ipairs(sg.all(fns)) do t.eq(status, 200, "request " .. i .. " after the cancels") end
 end)
 
+t.test("a request cancelled after it finished and before it ran again gives its handle back at once", function()
+  -- the first of each pair to run cancels the other, which is then either waiting on the wire or
+  -- finished and queued to run; either way its handle must come back without a collection
+  collectgarbage("stop")
+  for round = 1, 20 do
+    local tasks = {}
+    for i = 1, 20 do
+      local me = i
+      tasks[i] = sg.spawn(function()
+        assert(sg.http.request { url = base .. "/delay?ms=0&id=" .. round .. "-" .. i })
+        local other = tasks[me % 2 == 1 and me + 1 or me - 1]
+        if other:status() ~= "done" then other:cancel() end
+      end)
+    end
+    for i = 1, 20 do sg.wait(tasks[i]) end
+    t.eq(sg.http.in_flight(), 0, "round " .. round .. ": requests left in flight")
+  end
+  collectgarbage("restart")
+end)
+
+t.test("a POST body the caller drops while it is sent goes out whole", function()
+  local size = 8 * 1024 * 1024
+  local opts = { method = "POST", url = base .. "/echo", body = string.rep("sgrun-body ", size // 11), timeout = 60 }
+  local want = opts.body
+  local len = #want
+  local task = sg.spawn(sg.http.request, opts)
+  sg.sleep(0) -- the task runs until its request is on the way
+  t.eq(sg.http.in_flight(), 1)
+  opts.body, want = nil, nil
+  -- overwrite what the collector frees with other bytes of the same size
+  local filler = {}
+  for i = 1, 4 do
+    collectgarbage()
+    filler[i] = string.rep("X", len - i)
+  end
+  local ok, res = sg.wait(task)
+  t.ok(ok and res, "the request failed: " .. tostring(res))
+  t.eq(#res.body, len)
+  t.ok(res.body == string.rep("sgrun-body ", size // 11), "the server received other bytes than the body")
+end)
+
 -- the connection each request went on, as the server numbers them
 local function connection_of(path_host, max_connections)
   local res = assert(sg.http.request { url = "http://" .. path_host .. ":" .. port .. "/idle-close?s=30",
