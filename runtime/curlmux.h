@@ -32,7 +32,8 @@ sg_transfer *sg_curlmux_add(CURL *easy, const char *url, const char *proxy, sg_c
 
 /* At most n connections to any one host (0: no limit); transfers beyond it wait for one. libcurl
  * keeps one such limit per multi handle, so the last value set governs every host. While a limit
- * is set, each host's transfers go to one thread, which keeps it exactly. */
+ * is set, each host's transfers go to one thread, which keeps it exactly; transfers to the host
+ * that other threads started before any limit was set are not counted until they end. */
 void sg_curlmux_set_host_limit(long n);
 
 /* Stops a transfer before done is called, and frees it. Returns once curl no longer holds the
