@@ -314,6 +314,9 @@ static void on_finished(void *ud, int fd, int events) {
   if (!mux.outstanding) sg_loop_park(mux.loop, mux.finished_fd);
 }
 
+/* Also run at exit: exit() from a playbook may come with transfers in flight, and the shards
+ * stop before OpenSSL's own exit handler (registered earlier, so run later) frees what they may
+ * be using. */
 static void stop_shards(void) {
   pthread_mutex_lock(&mux.lock);
   for (int i = 0; i < mux.nshards; i++) mux.shards[i].stop = 1;
@@ -326,10 +329,6 @@ static void stop_shards(void) {
     s->started = 0;
   }
 }
-
-/* exit() from a playbook may come with transfers in flight: the shards stop before OpenSSL's
- * own exit handler (registered earlier, so run later) frees what they may be using. */
-static void stop_shards_at_exit(void) { stop_shards(); }
 
 static void free_shard(struct shard *s) {
   if (s->timer) sg_timer_stop(s->loop, s->timer);
@@ -397,14 +396,13 @@ int sg_curlmux_init(sg_loop *loop, int threads) {
   if (threads < 1 || threads > SG_CURLMUX_MAX_THREADS) return -1;
   if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return -1;
   static int at_exit_registered;
-  if (!at_exit_registered) at_exit_registered = atexit(stop_shards_at_exit) == 0;
+  if (!at_exit_registered) at_exit_registered = atexit(stop_shards) == 0;
   mux.loop = loop;
   mux.finished_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  int n = threads;
-  for (int i = 0; i < n; i++) mux.shards[i].wake_fd = -1;
-  mux.nshards = n;
+  for (int i = 0; i < threads; i++) mux.shards[i].wake_fd = -1;
+  mux.nshards = threads;
   int ok = mux.finished_fd >= 0;
-  for (int i = 0; ok && i < n; i++) ok = init_shard(&mux.shards[i]) == 0;
+  for (int i = 0; ok && i < threads; i++) ok = init_shard(&mux.shards[i]) == 0;
   if (!ok) {
     sg_curlmux_cleanup();
     return -1;
