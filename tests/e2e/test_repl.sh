@@ -40,9 +40,15 @@ for _ in $(seq 1200); do [ -s "$tmp/url" ] && break; sleep 0.05; done
 url=$(cat "$tmp/url")
 
 # start [HISTORY]: a session with that history file ($tmp/history by default)
+# (again while the server a kill-session of the last session left is still exiting, which tmux
+# answers with "server exited unexpectedly")
 start() {
-  tmux -L "$sock" -f /dev/null new-session -d -s "$session" -x 160 -y 50 \
-    "env SGRUN_HISTORY=${1:-$tmp/history} HOME=$tmp EXOSCALE_API_KEY=EXOdemo EXOSCALE_API_SECRET=SECRETSAUCE123 $sgrun; sleep 30"
+  for _ in $(seq 50); do
+    tmux -L "$sock" -f /dev/null new-session -d -s "$session" -x 160 -y 50 \
+      "env SGRUN_HISTORY=${1:-$tmp/history} HOME=$tmp EXOSCALE_API_KEY=EXOdemo EXOSCALE_API_SECRET=SECRETSAUCE123 $sgrun; sleep 30" \
+      2>/dev/null && break
+    sleep 0.1
+  done
   shows '^sg>' # capture-pane drops the prompt's trailing space
 }
 
